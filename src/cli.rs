@@ -1,0 +1,207 @@
+//! The command line: clap definitions, and nothing else.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::digest::Algorithm;
+use crate::ledger::Head;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "custody",
+    version,
+    about = "Chain of custody for digital video and audio evidence",
+    long_about = "Chain of custody for digital video and audio evidence.\n\n\
+        custody keeps evidence in a write-once store, hashes it, and records every action in an \
+        append-only, tamper-evident ledger.",
+    after_help = "Examples:\n  custody init /evidence --agency \"Metro PD\"\n  \
+        custody --store /evidence ingest /media/usb/export --case 24-1234 --item 3\n  \
+        custody --store /evidence verify\n\n\
+        Exit codes: 0 success, 1 verification failed, 2 usage or input error, 3 environment error."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The evidence store. Default: CUSTODY_STORE, else the current directory or the nearest
+    /// parent that is a store.
+    #[arg(long, global = true, env = "CUSTODY_STORE", value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// Who is acting, as recorded in the ledger. Default: CUSTODY_EXAMINER, else the OS user.
+    #[arg(long, global = true, env = "CUSTODY_EXAMINER", value_name = "NAME")]
+    pub examiner: Option<String>,
+    /// Print one JSON document on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Seconds to wait for a store locked by another custody process before giving up (exit 3).
+    #[arg(long, global = true, env = "CUSTODY_LOCK_TIMEOUT", value_name = "SECONDS", default_value_t = 60)]
+    pub lock_timeout: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Init(InitArgs),
+    Ingest(IngestArgs),
+    Hash(HashArgs),
+    Verify(VerifyArgs),
+    Log(LogArgs),
+    Show(ShowArgs),
+    Transfer(TransferArgs),
+    Export(ExportArgs),
+}
+
+/// Create an evidence store (ledger.db + objects/).
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  custody init /evidence --agency \"Metro PD\"")]
+pub struct InitArgs {
+    /// Directory for the new store (created if missing). Default: the current directory.
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// The agency that holds the evidence, recorded in the store's first event.
+    #[arg(long, value_name = "NAME")]
+    pub agency: Option<String>,
+}
+
+/// Copy files into the store as evidence: hashed while copying, verified, probed, recorded.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    custody ingest /media/usb/export --case 24-1234 --item 3 --source \"DVR ch3 USB export\"\n  \
+    custody ingest cam.avi --case 24-1234 --item 4 --dvr-time 2024-05-01T14:03:10 --actual-time 2024-05-01T14:05:27 \\\n      \
+    --time-reference \"officer's phone (network time)\"\n  \
+    custody ingest overhear.wav --case 24-1234 --item 5 --clock-offset -00:00:42")]
+pub struct IngestArgs {
+    /// Files or directories (taken recursively) to take into custody.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// The case number.
+    #[arg(long, value_name = "CASE")]
+    pub case: String,
+    /// The agency's item (exhibit) number within the case. An exhibit may hold several files.
+    #[arg(long, value_name = "ITEM")]
+    pub item: String,
+    /// Where the evidence came from (device, location, how it was exported).
+    #[arg(long, value_name = "TEXT")]
+    pub source: Option<String>,
+    /// The time the DVR displayed at the moment of --actual-time (local, YYYY-MM-DDTHH:MM:SS[.mmm]).
+    #[arg(long, value_name = "T", requires = "actual_time", conflicts_with = "clock_offset")]
+    pub dvr_time: Option<String>,
+    /// The reference time at the moment the DVR showed --dvr-time.
+    #[arg(long, value_name = "T", requires = "dvr_time")]
+    pub actual_time: Option<String>,
+    /// The DVR clock's error directly: DVR time minus actual time, ±HH:MM:SS[.mmm].
+    #[arg(long, value_name = "±HH:MM:SS", allow_hyphen_values = true)]
+    pub clock_offset: Option<String>,
+    /// What the actual time was read from (e.g. "officer's phone, network time").
+    #[arg(long, value_name = "TEXT")]
+    pub time_reference: Option<String>,
+    /// The DVR time shown at the recording's first frame, if known (local, YYYY-MM-DDTHH:MM:SS[.mmm]).
+    #[arg(long, value_name = "T")]
+    pub recording_start: Option<String>,
+    /// Decode every stream completely and record the count and positions of decode errors.
+    #[arg(long)]
+    pub deep: bool,
+    /// Also compute these digests (md5, sha1), e.g. to match a DVR's own hash records.
+    #[arg(long = "also", value_name = "ALGO", value_delimiter = ',')]
+    pub also: Vec<Algorithm>,
+    /// A note recorded with the event.
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+}
+
+/// Hash files (SHA-256 and BLAKE3 by default) in one read each; check checksum lists.
+#[derive(Debug, Args)]
+#[command(after_help = "With one algorithm the output is exactly sha256sum's / b3sum's / md5sum's format;\n\
+    with several, each line is tagged (`SHA256 (name) = hex`). --sums writes one list per algorithm.\n\n\
+    Examples:\n  custody hash export/\n  custody hash -a sha256 export/ > SHA256SUMS && sha256sum -c SHA256SUMS\n  \
+    custody hash --sums lists/ export/\n  custody hash --check SHA256SUMS\n  \
+    custody hash --record --case 24-1234 export/")]
+pub struct HashArgs {
+    /// Files or directories (taken recursively) to hash.
+    #[arg(value_name = "PATH", required_unless_present = "check")]
+    pub paths: Vec<PathBuf>,
+    /// Digests to compute (sha256, blake3, md5, sha1). Default: sha256,blake3.
+    #[arg(short, long = "algo", value_name = "ALGO", value_delimiter = ',')]
+    pub algos: Vec<Algorithm>,
+    /// Verify the files named in a checksum list (sha256sum, b3sum, md5sum, sha1sum or tagged
+    /// format). 64-digit untagged lines are SHA-256 unless `-a blake3` is given.
+    #[arg(long, value_name = "LIST", conflicts_with_all = ["paths", "sums", "record"])]
+    pub check: Option<PathBuf>,
+    /// Also write one list per algorithm into DIR (SHA256SUMS, B3SUMS, MD5SUMS, SHA1SUMS).
+    #[arg(long, value_name = "DIR")]
+    pub sums: Option<PathBuf>,
+    /// Record the result in the store's ledger (needs --case).
+    #[arg(long, requires = "case")]
+    pub record: bool,
+    /// The case the recorded hashes belong to.
+    #[arg(long, value_name = "CASE")]
+    pub case: Option<String>,
+    /// A note recorded with the event (with --record).
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+}
+
+/// Check the store: the ledger chain, every object's digests, missing and unexpected files.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  custody verify\n  custody verify --against 42:3f1c…(64 hex digits)\n\n\
+    Exit 0: everything checked is intact. Exit 1: a problem was found (each is listed).\n\
+    See docs/verify.md for what a passing verify does not prove.")]
+pub struct VerifyArgs {
+    /// A head (SEQ:HASH) written down earlier, e.g. from a report or a bundle: detects a ledger
+    /// that was truncated or rewritten since.
+    #[arg(long, value_name = "SEQ:HASH")]
+    pub against: Option<Head>,
+}
+
+/// Print the custody history: all events, one item's, or one case's.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  custody log\n  custody log i3\n  custody log --case 24-1234")]
+pub struct LogArgs {
+    /// Only events concerning this item (short ID, CASE:ITEM[/path], or SHA-256 prefix).
+    #[arg(value_name = "ITEM", conflicts_with = "case")]
+    pub item: Option<String>,
+    /// Only events of this case.
+    #[arg(long, value_name = "CASE")]
+    pub case: Option<String>,
+}
+
+/// Show an item: its facts, hashes, lineage, holder and history.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  custody show i3\n  custody show 24-1234:3/ch01.h264\n  custody show 9f86d081")]
+pub struct ShowArgs {
+    /// Short ID (i3), CASE:ITEM or CASE:ITEM/path, or a SHA-256 prefix of 8+ hex digits.
+    #[arg(value_name = "ITEM")]
+    pub item: String,
+}
+
+/// Record a hand-off of an item to another person or place.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  custody transfer i3 --to \"Det. R. Alvarez\" --reason \"review for charging decision\"")]
+pub struct TransferArgs {
+    /// The item handed over.
+    #[arg(value_name = "ITEM")]
+    pub item: String,
+    /// Who (or where) receives it.
+    #[arg(long, value_name = "NAME")]
+    pub to: String,
+    /// Why.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+    /// A note recorded with the event.
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+}
+
+/// Export the ledger as JSON Lines, checkable without custody (docs/ledger.md).
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  custody export --out ledger.jsonl && python3 docs/verify_ledger.py ledger.jsonl")]
+pub struct ExportArgs {
+    /// Write to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}

@@ -1,0 +1,50 @@
+//! `custody export`: the ledger as JSON Lines, for checking without custody.
+//!
+//! Each line is `{"event":BODY,"hash":HASH}` where BODY is the stored canonical bytes, copied
+//! verbatim (never re-encoded), and HASH its event hash. docs/ledger.md says how to check it.
+
+use std::io::Write;
+
+use anyhow::Result;
+use serde_json::json;
+
+use super::{Ctx, Report};
+use crate::cli::ExportArgs;
+use crate::ledger::Ledger;
+use crate::store::env_io;
+
+/// Write the whole ledger as JSON Lines.
+pub fn write_jsonl(ledger: &Ledger, out: &mut dyn Write) -> Result<u64> {
+    let mut n = 0;
+    ledger.for_each_row(|row| {
+        writeln!(out, "{{\"event\":{},\"hash\":\"{}\"}}", row.body, row.hash)?;
+        n += 1;
+        Ok(())
+    })?;
+    Ok(n)
+}
+
+pub fn run(args: ExportArgs, ctx: &Ctx) -> Result<Report> {
+    let store = ctx.store()?;
+    let ledger = store.open_ledger()?;
+    let head = ledger.head()?;
+    match &args.out {
+        Some(path) => {
+            let tmp = tempfile::NamedTempFile::new_in(path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new(".")))
+                .map_err(|e| env_io(e, path, "cannot write"))?;
+            let mut w = std::io::BufWriter::new(tmp);
+            let n = write_jsonl(&ledger, &mut w)?;
+            let tmp = w.into_inner().map_err(|e| env_io(e.into_error(), path, "cannot write"))?;
+            tmp.as_file().sync_all().map_err(|e| env_io(e, path, "cannot write"))?;
+            tmp.persist(path).map_err(|e| env_io(e.error, path, "cannot write"))?;
+            let text = format!("Exported {n} events to {}{}", path.display(), head.as_ref().map(|h| format!("\nledger head: {h}")).unwrap_or_default());
+            Ok(Report::ok(text, json!({"schema_version": 1, "command": "export", "events": n, "out": path, "head": head})))
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut lock = stdout.lock();
+            write_jsonl(&ledger, &mut lock)?;
+            Ok(Report::ok(String::new(), json!(null)))
+        }
+    }
+}

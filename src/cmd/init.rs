@@ -1,0 +1,32 @@
+//! `custody init`: create a store and record its first event.
+
+use anyhow::Result;
+use serde_json::{Map, json};
+
+use super::{Ctx, Report, head_line};
+use crate::cli::InitArgs;
+use crate::ledger::Draft;
+use crate::store::Store;
+
+pub fn run(args: InitArgs, ctx: &Ctx) -> Result<Report> {
+    let dir = args.dir.clone().unwrap_or_else(|| ".".into());
+    let actor = ctx.actor();
+    let (store, mut ledger) = Store::create(&dir, ctx.lock_timeout)?;
+    let mut params = Map::new();
+    params.insert("agency".into(), json!(args.agency));
+    params.insert("store".into(), json!(store.root().display().to_string()));
+    let staging = store.stage()?;
+    let (head, _) = store.commit(&mut ledger, &actor, staging, |_| {
+        Ok(Draft { action: "init".into(), params, ..Draft::default() })
+    })?;
+    let text = format!(
+        "Created custody store {}{}\n{}\nUse it with `--store {}` or `export CUSTODY_STORE={}`.",
+        store.root().display(),
+        args.agency.as_deref().map(|a| format!(" for {a}")).unwrap_or_default(),
+        head_line(&head),
+        store.root().display(),
+        store.root().display()
+    );
+    let json = json!({"schema_version": 1, "command": "init", "store": store.root(), "agency": args.agency, "head": head});
+    Ok(Report::ok(text, json))
+}

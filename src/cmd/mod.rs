@@ -1,0 +1,137 @@
+//! One file per subcommand. Each orchestrates store, ledger and media through the library;
+//! none holds SQL or FFmpeg calls of its own.
+
+pub mod export;
+pub mod hash;
+pub mod ingest;
+pub mod init;
+pub mod log;
+pub mod show;
+pub mod transfer;
+pub mod verify;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::Value;
+
+use crate::cli::{Command, Global};
+use crate::error::Exit;
+use crate::ledger::{Actor, Head};
+use crate::store::Store;
+
+/// What every command is handed: the resolved global options.
+pub struct Ctx {
+    pub store: Option<PathBuf>,
+    pub examiner: Option<String>,
+    pub json: bool,
+    pub lock_timeout: Duration,
+}
+
+impl Ctx {
+    pub fn new(global: &Global) -> Ctx {
+        Ctx {
+            store: global.store.clone(),
+            examiner: global.examiner.clone().filter(|s| !s.trim().is_empty()),
+            json: global.json,
+            lock_timeout: Duration::from_secs(global.lock_timeout),
+        }
+    }
+
+    pub fn store(&self) -> Result<Store> {
+        Store::locate(self.store.as_deref(), self.lock_timeout)
+    }
+
+    /// Who is acting, where, with which tools.
+    pub fn actor(&self) -> Actor {
+        let os_user = os_user();
+        let mut tools = crate::media::library_versions();
+        tools.insert("custody".to_owned(), env!("CARGO_PKG_VERSION").to_owned());
+        tools.insert("sqlite".to_owned(), rusqlite::version().to_owned());
+        Actor { examiner: self.examiner.clone().unwrap_or_else(|| os_user.clone()), os_user, host: host_name(), tools }
+    }
+}
+
+/// What a command hands back to `main` to print.
+pub struct Report {
+    pub text: String,
+    pub json: Value,
+    pub exit: Exit,
+    /// Output that must be written byte for byte (checksum lines with non-UTF-8 names).
+    pub raw: Option<Vec<u8>>,
+}
+
+impl Report {
+    pub fn ok(text: String, json: Value) -> Report {
+        Report { text, json, exit: Exit::Success, raw: None }
+    }
+}
+
+/// Run the chosen command.
+pub fn run(command: Command, ctx: &Ctx) -> Result<Report> {
+    match command {
+        Command::Init(args) => init::run(args, ctx),
+        Command::Ingest(args) => ingest::run(args, ctx),
+        Command::Hash(args) => hash::run(args, ctx),
+        Command::Verify(args) => verify::run(args, ctx),
+        Command::Log(args) => log::run(args, ctx),
+        Command::Show(args) => show::run(args, ctx),
+        Command::Transfer(args) => transfer::run(args, ctx),
+        Command::Export(args) => export::run(args, ctx),
+    }
+}
+
+/// A byte progress bar on stderr, drawn only when stderr is a terminal.
+pub fn byte_progress(total: u64, message: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(
+        Some(total),
+        if std::io::stderr().is_terminal() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() },
+    );
+    bar.set_style(
+        ProgressStyle::with_template("{msg:12} [{bar:32}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(message.to_owned());
+    bar
+}
+
+/// The line every changing command ends with.
+pub fn head_line(head: &Head) -> String {
+    format!("ledger head: {head}   (write this down: `custody verify --against {head}` detects later truncation or rewriting)")
+}
+
+/// Sizes as people read them.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
+fn os_user() -> String {
+    for var in ["USER", "LOGNAME"] {
+        if let Ok(u) = std::env::var(var)
+            && !u.is_empty()
+        {
+            return u;
+        }
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    format!("uid {}", unsafe { libc::geteuid() })
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown-host".to_owned())
+}

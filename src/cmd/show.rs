@@ -1,0 +1,108 @@
+//! `custody show`: one item's facts, hashes, lineage, holder and history.
+
+use anyhow::Result;
+use serde_json::json;
+
+use super::{Ctx, Report, human_size};
+use crate::error;
+use crate::item;
+use crate::ledger::{Event, FileRef, ItemRow, Ledger};
+use crate::media::probe::MediaFacts;
+use crate::media::time::ClockOffset;
+
+/// Everything the ledger says about one item.
+pub struct ItemFacts {
+    pub row: ItemRow,
+    /// The item as its creating event recorded it.
+    pub file: FileRef,
+    pub created: Event,
+    /// Who holds it now: the last transfer's recipient, else who took it into custody.
+    pub holder: String,
+    pub clock: Option<ClockOffset>,
+    pub media: Option<MediaFacts>,
+    /// Every event that names the item, oldest first.
+    pub history: Vec<Event>,
+    pub children: Vec<ItemRow>,
+}
+
+pub fn item_facts(ledger: &Ledger, row: &ItemRow) -> Result<ItemFacts> {
+    let created = ledger
+        .event(row.seq as u64)?
+        .ok_or_else(|| error::mismatch(format!("item {} names event {}, which is missing; run `custody verify`", row.id, row.seq)))?;
+    let file = created
+        .outputs
+        .iter()
+        .find(|o| o.item.as_deref() == Some(row.id.as_str()))
+        .cloned()
+        .ok_or_else(|| error::mismatch(format!("event {} does not record item {}; run `custody verify`", row.seq, row.id)))?;
+    let clock = created.params.get("clock").and_then(|c| serde_json::from_value::<Option<ClockOffset>>(c.clone()).ok()).flatten();
+    let media = file.facts.get("media").and_then(|m| serde_json::from_value(m.clone()).ok());
+    let names = |refs: &[FileRef]| refs.iter().any(|r| r.item.as_deref() == Some(row.id.as_str()));
+    let history: Vec<Event> = ledger.events()?.into_iter().filter(|e| names(&e.inputs) || names(&e.outputs)).collect();
+    let holder = history
+        .iter()
+        .rev()
+        .find(|e| e.action == "transfer")
+        .and_then(|e| e.params.get("to").and_then(|v| v.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| created.examiner.clone());
+    let children = ledger.items()?.into_iter().filter(|i| i.parent.as_deref() == Some(row.id.as_str())).collect();
+    Ok(ItemFacts { row: row.clone(), file, created, holder, clock, media, history, children })
+}
+
+pub fn run(args: crate::cli::ShowArgs, ctx: &Ctx) -> Result<Report> {
+    let store = ctx.store()?;
+    let ledger = store.open_ledger()?;
+    let row = item::resolve(&ledger, &args.item)?;
+    let f = item_facts(&ledger, &row)?;
+    let mut t = format!("Item {}  {}:{}/{}\n", row.id, row.case, row.exhibit, row.name);
+    t.push_str(&format!("  SHA-256   {}\n  BLAKE3    {}\n  Size      {} ({} bytes)\n", f.file.sha256, f.file.blake3, human_size(f.file.size), f.file.size));
+    for algo in ["md5", "sha1"] {
+        if let Some(v) = f.file.facts.get(algo).and_then(|v| v.as_str()) {
+            t.push_str(&format!("  {:<9} {v}\n", algo.to_uppercase()));
+        }
+    }
+    t.push_str(&format!("  Acquired  {} by {} ({}@{}), event {}\n", f.created.time, f.created.examiner, f.created.os_user, f.created.host, f.created.seq));
+    if let Some(src) = f.created.params.get("source").and_then(|v| v.as_str()) {
+        t.push_str(&format!("  Source    {src}\n"));
+    }
+    if let Some(p) = f.file.facts.get("source_path").and_then(|v| v.as_str()) {
+        t.push_str(&format!("  From      {p}\n"));
+    }
+    match &f.clock {
+        Some(c) => t.push_str(&format!("  DVR clock {} — {}\n", c.offset, c.describe())),
+        None => t.push_str("  DVR clock not recorded\n"),
+    }
+    if let Some(start) = f.created.params.get("recording_start").and_then(|v| v.as_str()) {
+        t.push_str(&format!("  Rec start {start} (DVR time)"));
+        if let (Some(c), Ok(dt)) = (&f.clock, crate::media::time::parse_civil("recording start", start)) {
+            t.push_str(&format!(", {} corrected", crate::media::time::format_civil(c.correct(dt))));
+        }
+        t.push('\n');
+    }
+    if let Some(m) = &f.media {
+        t.push_str(&format!("  Media     {}\n", m.summary()));
+        for [k, v] in &m.tags {
+            t.push_str(&format!("            tag {k} = {v}\n"));
+        }
+    }
+    match &row.parent {
+        Some(p) => t.push_str(&format!("  Parent    {p}\n")),
+        None => t.push_str("  Parent    none (original)\n"),
+    }
+    if !f.children.is_empty() {
+        let kids: Vec<String> = f.children.iter().map(|c| format!("{} ({})", c.id, c.name)).collect();
+        t.push_str(&format!("  Derived   {}\n", kids.join(", ")));
+    }
+    t.push_str(&format!("  Held by   {}\n  History\n", f.holder));
+    for e in &f.history {
+        t.push_str(&format!("    {}\n", super::log::event_line(e)));
+    }
+    let json = json!({
+        "schema_version": 1, "command": "show", "item": row, "file": f.file,
+        "acquired": {"time": f.created.time, "examiner": f.created.examiner, "event": f.created.seq},
+        "clock": f.clock, "holder": f.holder,
+        "history": f.history.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        "derived": f.children.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
+    });
+    Ok(Report::ok(t, json))
+}

@@ -1,0 +1,237 @@
+//! `custody verify`: check the whole store. The chain is recomputed from the stored bytes
+//! (stored hashes are never trusted), the items index is rebuilt from the events and compared,
+//! every object is re-hashed against the digests its event recorded, and missing objects,
+//! unexpected files and orphans are listed separately. docs/verify.md says what a pass does
+//! not prove.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::Path;
+
+use anyhow::Result;
+use serde::Serialize;
+use serde_json::json;
+
+use super::{Ctx, Report, byte_progress, human_size};
+use crate::cli::VerifyArgs;
+use crate::digest::{self, Algorithm};
+use crate::error::Exit;
+use crate::ledger::chain::ChainVerifier;
+use crate::ledger::{ItemRow, Ledger, item_rows};
+use crate::store::{self, Store};
+
+/// One problem found, with what it concerns.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    /// schema, ledger, index, missing, modified, orphan or unexpected.
+    pub kind: &'static str,
+    pub subject: String,
+    pub message: String,
+}
+
+/// What the ledger says an object must be.
+struct Expected {
+    blake3: String,
+    size: u64,
+    items: Vec<String>,
+    seq: u64,
+}
+
+pub fn run(args: VerifyArgs, ctx: &Ctx) -> Result<Report> {
+    let store = ctx.store()?;
+    let (ledger, schema_problems) = Ledger::open_unchecked(&store.ledger_path(), store.lock_timeout())?;
+    let mut problems: Vec<Problem> = schema_problems
+        .iter()
+        .map(|p| Problem { kind: "schema", subject: "ledger.db".into(), message: format!("the ledger's schema was altered: {p}") })
+        .collect();
+    // Finish or undo what killed commands left behind, before looking (never on a ledger
+    // whose schema was tampered with: nothing is written into a store under suspicion).
+    let recovery = if problems.is_empty() { Some(store.recover(&ledger)?) } else { None };
+
+    let mut chain = ChainVerifier::new(args.against.clone());
+    let mut expected: BTreeMap<String, Expected> = BTreeMap::new();
+    let mut index: Vec<ItemRow> = Vec::new();
+    let read = ledger.for_each_row(|row| {
+        if let Some(ev) = chain.check(&row) {
+            for out in &ev.outputs {
+                let e = expected.entry(out.sha256.clone()).or_insert_with(|| Expected {
+                    blake3: out.blake3.clone(),
+                    size: out.size,
+                    items: Vec::new(),
+                    seq: ev.seq,
+                });
+                if let Some(id) = &out.item {
+                    e.items.push(id.clone());
+                }
+            }
+            index.extend(item_rows(&ev));
+        }
+        Ok(())
+    });
+    if let Err(e) = read {
+        problems.push(Problem { kind: "ledger", subject: "ledger.db".into(), message: format!("the events cannot be read: {e:#}") });
+    }
+    let head = chain.finish();
+    for p in &chain.problems {
+        problems.push(Problem { kind: "ledger", subject: event_subject(p), message: p.to_string() });
+    }
+    match ledger.items() {
+        Ok(mut actual) => {
+            actual.sort_by(|a, b| a.id.cmp(&b.id));
+            index.sort_by(|a, b| a.id.cmp(&b.id));
+            if actual != index {
+                let a: BTreeSet<_> = actual.iter().map(|r| format!("{r:?}")).collect();
+                let b: BTreeSet<_> = index.iter().map(|r| format!("{r:?}")).collect();
+                let first = a.symmetric_difference(&b).next().cloned().unwrap_or_default();
+                problems.push(Problem {
+                    kind: "index",
+                    subject: "items".into(),
+                    message: format!("the items index does not match the events (first difference: {first})"),
+                });
+            }
+        }
+        Err(e) => problems.push(Problem { kind: "index", subject: "items".into(), message: format!("the items index cannot be read: {e:#}") }),
+    }
+
+    // Objects on disk.
+    let (present, unexpected) = scan_objects(&store)?;
+    for u in unexpected {
+        problems.push(Problem { kind: "unexpected", subject: u.clone(), message: format!("{u} is not an object custody wrote") });
+    }
+    let total: u64 = expected.iter().filter(|(s, _)| present.contains(*s)).map(|(_, e)| e.size).sum();
+    let bar = byte_progress(total, "verifying");
+    let mut checked = 0u64;
+    let mut bytes = 0u64;
+    for (sha, exp) in &expected {
+        let who = describe(exp);
+        if !present.contains(sha) {
+            problems.push(Problem {
+                kind: "missing",
+                subject: sha.clone(),
+                message: format!("object {sha} ({who}) is missing from the store"),
+            });
+            continue;
+        }
+        let path = store.object_path(sha);
+        let result = fs::File::open(&path).map_err(|e| e.to_string()).and_then(|mut f| {
+            digest::digest_stream(&mut f, &[Algorithm::Sha256, Algorithm::Blake3], |c| {
+                bar.inc(c.len() as u64);
+                Ok(())
+            })
+            .map_err(|e| e.to_string())
+        });
+        checked += 1;
+        match result {
+            Err(e) => problems.push(Problem { kind: "modified", subject: sha.clone(), message: format!("object {sha} ({who}) cannot be read: {e}") }),
+            Ok(d) => {
+                bytes += d.size;
+                if !digest::hex_eq(d.sha256(), sha) || !digest::hex_eq(d.blake3(), &exp.blake3) || d.size != exp.size {
+                    problems.push(Problem {
+                        kind: "modified",
+                        subject: sha.clone(),
+                        message: format!(
+                            "object {sha} ({who}) was modified: it now has SHA-256 {}, {} bytes (recorded {} bytes)",
+                            d.sha256(),
+                            d.size,
+                            exp.size
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    bar.finish_and_clear();
+    for sha in present.iter().filter(|s| !expected.contains_key(*s)) {
+        // An object committed after the chain was read is not an orphan.
+        if ledger.references(sha).unwrap_or(false) {
+            continue;
+        }
+        problems.push(Problem {
+            kind: "orphan",
+            subject: sha.clone(),
+            message: format!("object {sha} is in the store but no event records it"),
+        });
+    }
+
+    let mut text = format!("Verified store {}\n", store.root().display());
+    match &head {
+        Some(h) => text.push_str(&format!("  ledger   {} events recomputed; head {h}\n", chain.count)),
+        None => text.push_str("  ledger   no events\n"),
+    }
+    text.push_str(&format!("  objects  {checked} re-hashed ({}), {} recorded\n", human_size(bytes), expected.len()));
+    if let Some(a) = &args.against {
+        text.push_str(&format!("  against  {a}\n"));
+    }
+    if let Some(r) = &recovery
+        && (r.directories > 0 || !r.completed.is_empty())
+    {
+        text.push_str(&format!(
+            "  recovery finished {} object(s) of committed events and removed {} leftover file(s) of interrupted commands\n",
+            r.completed.len(),
+            r.discarded
+        ));
+    }
+    let exit = if problems.is_empty() {
+        text.push_str("OK: the ledger chain is intact and every recorded object matches its digests.");
+        Exit::Success
+    } else {
+        text.push_str(&format!("FAILED: {} problem{} found\n", problems.len(), if problems.len() == 1 { "" } else { "s" }));
+        for p in &problems {
+            text.push_str(&format!("  {:<10} {}\n", p.kind, p.message));
+        }
+        text.push_str(&format!("First problem: {}", problems[0].message));
+        Exit::Mismatch
+    };
+    let json = json!({
+        "schema_version": 1, "command": "verify", "store": store.root(), "ok": problems.is_empty(),
+        "events": chain.count, "head": head, "against": args.against, "objects_checked": checked,
+        "bytes_checked": bytes, "problems": problems, "recovery": recovery,
+    });
+    Ok(Report { text, json, exit, raw: None })
+}
+
+fn describe(e: &Expected) -> String {
+    if e.items.is_empty() { format!("recorded by event {}", e.seq) } else { format!("item {}, event {}", e.items.join(", "), e.seq) }
+}
+
+fn event_subject(p: &crate::ledger::chain::ChainError) -> String {
+    let s = p.to_string();
+    s.split(':').next().unwrap_or("ledger").to_owned()
+}
+
+/// The objects present (by SHA-256) and every file or directory under `objects/` or at the
+/// store's top level that custody did not write.
+fn scan_objects(store: &Store) -> Result<(BTreeSet<String>, Vec<String>)> {
+    let mut present = BTreeSet::new();
+    let mut unexpected = Vec::new();
+    let known = [store::LEDGER_FILE, "ledger.db-wal", "ledger.db-shm", "ledger.db-journal", store::OBJECTS_DIR, store::TMP_DIR, store::LOCK_FILE];
+    for entry in fs::read_dir(store.root())? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !known.contains(&name.as_str()) {
+            unexpected.push(name);
+        }
+    }
+    let objects = store.objects_dir();
+    for entry in fs::read_dir(&objects)? {
+        let entry = entry?;
+        let fan = entry.file_name().to_string_lossy().into_owned();
+        let rel = Path::new(store::OBJECTS_DIR).join(&fan);
+        let fan_ok = fan.len() == 2 && fan.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !entry.file_type()?.is_dir() || !fan_ok {
+            unexpected.push(rel.display().to_string());
+            continue;
+        }
+        for obj in fs::read_dir(entry.path())? {
+            let obj = obj?;
+            let name = obj.file_name().to_string_lossy().into_owned();
+            let sha = format!("{fan}{name}");
+            if obj.file_type()?.is_file() && store::is_sha256(&sha) {
+                present.insert(sha);
+            } else {
+                unexpected.push(rel.join(&name).display().to_string());
+            }
+        }
+    }
+    Ok((present, unexpected))
+}

@@ -1,0 +1,339 @@
+//! Single-pass, multi-digest hashing: SHA-256 and BLAKE3 by default, MD5 and SHA-1 on request.
+//!
+//! Bytes are read once. The reading thread also feeds the caller's sink (the copy into the
+//! store) and BLAKE3; every other digest runs on its own thread over the same shared buffers.
+//! SHA-256 is the slowest digest, so it sets the pace: on two cores it gets a core to itself
+//! while reading, copying and BLAKE3 share the other. Bulk SHA-256 and SHA-1 use `ring`
+//! (SHA-NI accelerated), which is what lets both digests cost no more than SHA-256 alone.
+
+use std::collections::VecDeque;
+use std::io::{self, Read};
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use md5::Digest as _;
+use serde::{Deserialize, Serialize};
+
+/// Size of one read. Large enough that per-chunk overhead vanishes, small enough to stay in L2/L3.
+const CHUNK: usize = 1 << 20;
+/// Buffers in flight between the reader and the digest threads.
+const DEPTH: usize = 8;
+
+/// A digest algorithm custody can compute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Algorithm {
+    Sha256,
+    Blake3,
+    Md5,
+    Sha1,
+}
+
+impl Algorithm {
+    /// The name used in tagged (BSD-style) checksum lines, as coreutils and b3sum spell it.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Algorithm::Sha256 => "SHA256",
+            Algorithm::Blake3 => "BLAKE3",
+            Algorithm::Md5 => "MD5",
+            Algorithm::Sha1 => "SHA1",
+        }
+    }
+
+    /// The lowercase name used in JSON and in the ledger.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Sha256 => "sha256",
+            Algorithm::Blake3 => "blake3",
+            Algorithm::Md5 => "md5",
+            Algorithm::Sha1 => "sha1",
+        }
+    }
+
+    /// Length of the hex digest.
+    pub fn hex_len(self) -> usize {
+        match self {
+            Algorithm::Sha256 | Algorithm::Blake3 => 64,
+            Algorithm::Md5 => 32,
+            Algorithm::Sha1 => 40,
+        }
+    }
+
+    /// The list file name conventionally used for this algorithm's sums.
+    pub fn sums_file(self) -> &'static str {
+        match self {
+            Algorithm::Sha256 => "SHA256SUMS",
+            Algorithm::Blake3 => "B3SUMS",
+            Algorithm::Md5 => "MD5SUMS",
+            Algorithm::Sha1 => "SHA1SUMS",
+        }
+    }
+
+    pub fn from_tag(tag: &str) -> Option<Algorithm> {
+        match tag.to_ascii_uppercase().as_str() {
+            "SHA256" | "SHA2-256" | "SHA-256" => Some(Algorithm::Sha256),
+            "BLAKE3" => Some(Algorithm::Blake3),
+            "MD5" => Some(Algorithm::Md5),
+            "SHA1" | "SHA-1" => Some(Algorithm::Sha1),
+            _ => None,
+        }
+    }
+}
+
+/// The digests of one byte stream, lowercase hex, plus its length.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Digests {
+    pub size: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blake3: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub md5: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha1: Option<String>,
+}
+
+impl Digests {
+    pub fn get(&self, algo: Algorithm) -> Option<&str> {
+        match algo {
+            Algorithm::Sha256 => self.sha256.as_deref(),
+            Algorithm::Blake3 => self.blake3.as_deref(),
+            Algorithm::Md5 => self.md5.as_deref(),
+            Algorithm::Sha1 => self.sha1.as_deref(),
+        }
+    }
+
+    fn set(&mut self, algo: Algorithm, hex: String) {
+        match algo {
+            Algorithm::Sha256 => self.sha256 = Some(hex),
+            Algorithm::Blake3 => self.blake3 = Some(hex),
+            Algorithm::Md5 => self.md5 = Some(hex),
+            Algorithm::Sha1 => self.sha1 = Some(hex),
+        }
+    }
+
+    /// The SHA-256, which every store-side digest set has.
+    pub fn sha256(&self) -> &str {
+        self.sha256.as_deref().unwrap_or_default()
+    }
+
+    /// The BLAKE3, which every store-side digest set has.
+    pub fn blake3(&self) -> &str {
+        self.blake3.as_deref().unwrap_or_default()
+    }
+}
+
+/// Where a single-pass digest run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error("read error at byte offset {offset}: {source}")]
+    Read { offset: u64, source: io::Error },
+    #[error("write error at byte offset {offset}: {source}")]
+    Sink { offset: u64, source: io::Error },
+}
+
+impl StreamError {
+    pub fn io(&self) -> &io::Error {
+        match self {
+            StreamError::Read { source, .. } | StreamError::Sink { source, .. } => source,
+        }
+    }
+}
+
+enum Worker {
+    Ring(ring::digest::Context),
+    Md5(md5::Md5),
+}
+
+impl Worker {
+    fn new(algo: Algorithm) -> Worker {
+        match algo {
+            Algorithm::Sha256 => Worker::Ring(ring::digest::Context::new(&ring::digest::SHA256)),
+            Algorithm::Sha1 => Worker::Ring(ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY)),
+            Algorithm::Md5 => Worker::Md5(md5::Md5::new()),
+            Algorithm::Blake3 => unreachable!("BLAKE3 runs on the reading thread"),
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            Worker::Ring(c) => c.update(data),
+            Worker::Md5(c) => c.update(data),
+        }
+    }
+
+    fn finish(self) -> String {
+        match self {
+            Worker::Ring(c) => hex::encode(c.finish().as_ref()),
+            Worker::Md5(c) => hex::encode(c.finalize()),
+        }
+    }
+}
+
+type Chunk = (Arc<Vec<u8>>, usize);
+
+/// Read `reader` to its end once, computing every digest in `algos` and passing each chunk to
+/// `sink` (in order) as it is read. Digests other than BLAKE3 run on their own threads.
+pub fn digest_stream<R: Read>(
+    reader: &mut R,
+    algos: &[Algorithm],
+    mut sink: impl FnMut(&[u8]) -> io::Result<()>,
+) -> Result<Digests, StreamError> {
+    let want_blake3 = algos.contains(&Algorithm::Blake3);
+    let mut others: Vec<Algorithm> = algos.iter().copied().filter(|a| *a != Algorithm::Blake3).collect();
+    others.sort();
+    others.dedup();
+
+    std::thread::scope(|scope| {
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let mut senders = Vec::new();
+        let mut handles = Vec::new();
+        for &algo in &others {
+            let (tx, rx) = mpsc::sync_channel::<Chunk>(DEPTH);
+            let done = done_tx.clone();
+            senders.push(tx);
+            handles.push((
+                algo,
+                scope.spawn(move || {
+                    let mut w = Worker::new(algo);
+                    for (buf, len) in rx {
+                        w.update(&buf[..len]);
+                        drop(buf);
+                        // The reader may be waiting for this buffer to come free.
+                        let _ = done.send(());
+                    }
+                    w.finish()
+                }),
+            ));
+        }
+        drop(done_tx);
+
+        let mut blake = want_blake3.then(blake3::Hasher::new);
+        let mut in_flight: VecDeque<Arc<Vec<u8>>> = VecDeque::new();
+        let mut offset: u64 = 0;
+        let result: Result<(), StreamError> = (|| {
+            loop {
+                let mut buf = next_buffer(&mut in_flight, &done_rx, senders.is_empty());
+                let data = Arc::get_mut(&mut buf).expect("buffer is free");
+                let len = read_full(reader, data).map_err(|source| StreamError::Read { offset, source })?;
+                if len == 0 {
+                    return Ok(());
+                }
+                for tx in &senders {
+                    // A worker only stops when its sender is dropped, so this cannot fail.
+                    let _ = tx.send((Arc::clone(&buf), len));
+                }
+                sink(&buf[..len]).map_err(|source| StreamError::Sink { offset, source })?;
+                if let Some(h) = blake.as_mut() {
+                    h.update(&buf[..len]);
+                }
+                offset += len as u64;
+                in_flight.push_back(buf);
+            }
+        })();
+        drop(senders);
+        let mut digests = Digests { size: offset, ..Digests::default() };
+        for (algo, handle) in handles {
+            let hex = handle.join().expect("digest thread panicked");
+            digests.set(algo, hex);
+        }
+        result?;
+        if let Some(h) = blake {
+            digests.set(Algorithm::Blake3, h.finalize().to_hex().to_string());
+        }
+        Ok(digests)
+    })
+}
+
+/// Take a buffer no digest thread still holds, allocating up to `DEPTH` of them.
+fn next_buffer(in_flight: &mut VecDeque<Arc<Vec<u8>>>, done: &mpsc::Receiver<()>, alone: bool) -> Arc<Vec<u8>> {
+    loop {
+        if let Some(front) = in_flight.front()
+            && (alone || Arc::strong_count(front) == 1)
+        {
+            return in_flight.pop_front().expect("front exists");
+        }
+        if in_flight.len() < DEPTH {
+            return Arc::new(vec![0u8; CHUNK]);
+        }
+        // Every buffer is still being hashed; wait for a worker to finish one.
+        if done.recv().is_err() {
+            // All workers are gone; nothing else can free a buffer, so allocate.
+            return Arc::new(vec![0u8; CHUNK]);
+        }
+    }
+}
+
+/// Fill `buf` as far as the stream allows; returns 0 only at end of stream.
+fn read_full<R: Read>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Digest a byte slice held in memory (small inputs: ledger bodies, test vectors).
+pub fn digest_bytes(data: &[u8], algos: &[Algorithm]) -> Digests {
+    let mut cursor = io::Cursor::new(data);
+    digest_stream(&mut cursor, algos, |_| Ok(())).expect("reading memory cannot fail")
+}
+
+/// The SHA-256 of `data`, as raw bytes.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, data);
+    d.as_ref().try_into().expect("SHA-256 is 32 bytes")
+}
+
+/// Compare two hex digests without an early exit, so timing says nothing about where they
+/// differ (security-relevant: used when checking lists an adversary may have crafted).
+pub fn hex_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x.to_ascii_lowercase() ^ y.to_ascii_lowercase())) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_answers_for_abc() {
+        // FIPS 180-2 and RFC 1321 / the BLAKE3 reference implementation's published values.
+        let d = digest_bytes(b"abc", &[Algorithm::Sha256, Algorithm::Blake3, Algorithm::Md5, Algorithm::Sha1]);
+        assert_eq!(d.sha256.as_deref(), Some("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+        assert_eq!(d.md5.as_deref(), Some("900150983cd24fb0d6963f7d28e17f72"));
+        assert_eq!(d.sha1.as_deref(), Some("a9993e364706816aba3e25717850c26c9cd0d89d"));
+        assert_eq!(d.blake3.as_deref(), Some("6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85"));
+        assert_eq!(d.size, 3);
+    }
+
+    #[test]
+    fn many_chunks_match_one_shot() {
+        let data: Vec<u8> = (0..(CHUNK * 3 + 12345)).map(|i| (i * 31 % 251) as u8).collect();
+        let d = digest_bytes(&data, &[Algorithm::Sha256, Algorithm::Blake3]);
+        assert_eq!(d.sha256.unwrap(), hex::encode(sha256(&data)));
+        assert_eq!(d.blake3.unwrap(), blake3::hash(&data).to_hex().to_string());
+        assert_eq!(d.size, data.len() as u64);
+    }
+
+    #[test]
+    fn sink_sees_every_byte_in_order() {
+        let data: Vec<u8> = (0..(CHUNK * 2 + 7)).map(|i| (i % 256) as u8).collect();
+        let mut copy = Vec::new();
+        digest_stream(&mut io::Cursor::new(&data), &[Algorithm::Sha256], |c| {
+            copy.extend_from_slice(c);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(copy, data);
+    }
+}

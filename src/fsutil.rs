@@ -1,0 +1,84 @@
+//! Small filesystem primitives the store and ingest rely on for durability and for leaving
+//! sources untouched: open without touching atime, rename without overwriting, fsync a directory.
+
+use std::ffi::CString;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// Open a source file read-only without following a final symlink, and without updating its
+/// access time where the kernel allows it (O_NOATIME needs ownership or CAP_FOWNER; without
+/// them the open is retried plainly). Evidence sources must not change, not even atime.
+pub fn open_source(path: &Path) -> io::Result<File> {
+    let base = libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    match OpenOptions::new().read(true).custom_flags(base | libc::O_NOATIME).open(path) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+            OpenOptions::new().read(true).custom_flags(base).open(path)
+        }
+        other => other,
+    }
+}
+
+/// Rename `from` to `to` only if `to` does not exist. Returns `Ok(false)` when `to` exists
+/// (the caller decides what that means), never replacing it.
+pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<bool> {
+    let cfrom = cstring(from)?;
+    let cto = cstring(to)?;
+    // SAFETY: both pointers are valid NUL-terminated strings that outlive the call;
+    // renameat2 with AT_FDCWD only reads them.
+    let rc = unsafe {
+        libc::renameat2(libc::AT_FDCWD, cfrom.as_ptr(), libc::AT_FDCWD, cto.as_ptr(), libc::RENAME_NOREPLACE)
+    };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EEXIST) => Ok(false),
+        // Filesystems without RENAME_NOREPLACE: link() also refuses to replace.
+        Some(libc::EINVAL) | Some(libc::ENOSYS) => match std::fs::hard_link(from, to) {
+            Ok(()) => {
+                std::fs::remove_file(from)?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e),
+        },
+        _ => Err(err),
+    }
+}
+
+/// Flush a directory's entries to disk, so a rename into it survives a crash.
+pub fn fsync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn cstring(p: &Path) -> io::Result<CString> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
+}
+
+/// A path as text for messages and the ledger. Valid UTF-8 is kept as it is; any invalid byte
+/// is written `\xNN` (and the caller records the raw bytes separately where it matters).
+pub fn path_text(path: &Path) -> String {
+    let bytes = path.as_os_str().as_bytes();
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_owned(),
+        Err(_) => {
+            let mut out = String::new();
+            for chunk in bytes.utf8_chunks() {
+                out.push_str(chunk.valid());
+                for b in chunk.invalid() {
+                    out.push_str(&format!("\\x{b:02x}"));
+                }
+            }
+            out
+        }
+    }
+}
+
+/// True when the path's bytes are not valid UTF-8.
+pub fn path_is_utf8(path: &Path) -> bool {
+    std::str::from_utf8(path.as_os_str().as_bytes()).is_ok()
+}

@@ -1,0 +1,84 @@
+//! Naming items: validating case and exhibit numbers, and resolving what a user types
+//! (short ID, `CASE:ITEM[/path]`, or a SHA-256 prefix) to one item.
+
+use anyhow::Result;
+
+use crate::error;
+use crate::ledger::{ItemRow, Ledger};
+
+/// Check a case or exhibit number typed by the user. They become parts of names
+/// (`CASE:ITEM/path`) and of bundle file names, so separators and control characters are
+/// refused.
+pub fn validate_id(what: &str, value: &str) -> Result<()> {
+    let problem = if value.trim().is_empty() {
+        Some("is empty")
+    } else if value.contains('/') {
+        Some("contains '/'")
+    } else if value.contains(':') {
+        Some("contains ':' (it separates case and item when naming items)")
+    } else if value.contains('\0') {
+        Some("contains a NUL character")
+    } else if value.contains('\n') || value.contains('\r') {
+        Some("contains a line break")
+    } else if value.chars().any(char::is_control) {
+        Some("contains a control character")
+    } else if value.len() > 128 {
+        Some("is longer than 128 bytes")
+    } else {
+        None
+    };
+    match problem {
+        Some(p) => Err(error::input(format!("the {what} {value:?} {p}; use letters, digits, '-', '.' or '_'"))),
+        None => Ok(()),
+    }
+}
+
+/// Resolve what the user typed to exactly one item.
+pub fn resolve(ledger: &Ledger, spec: &str) -> Result<ItemRow> {
+    let spec = spec.trim();
+    if let Some(num) = spec.strip_prefix('i')
+        && !num.is_empty()
+        && num.bytes().all(|b| b.is_ascii_digit())
+    {
+        return ledger
+            .item(spec)?
+            .ok_or_else(|| error::input(format!("no item {spec} in this store; `custody log` lists the items")));
+    }
+    if let Some((case, rest)) = spec.split_once(':') {
+        let (exhibit, path) = match rest.split_once('/') {
+            Some((e, p)) => (e, Some(p)),
+            None => (rest, None),
+        };
+        let items = ledger.items_in_exhibit(case, exhibit)?;
+        if items.is_empty() {
+            return Err(error::input(format!("no exhibit {case}:{exhibit} in this store; `custody log --case {case}` lists its items")));
+        }
+        return match path {
+            Some(p) => items.into_iter().find(|i| i.name == p).ok_or_else(|| {
+                error::input(format!("exhibit {case}:{exhibit} holds no file named {p:?}; `custody log --case {case}` lists its files"))
+            }),
+            None if items.len() == 1 => Ok(items.into_iter().next().expect("one item")),
+            None => Err(error::input(format!(
+                "exhibit {case}:{exhibit} holds {} files; name one as {case}:{exhibit}/PATH or by its short ID: {}",
+                items.len(),
+                list(&items)
+            ))),
+        };
+    }
+    if spec.len() >= 8 && spec.len() <= 64 && spec.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let items = ledger.items_by_sha_prefix(spec)?;
+        return match items.len() {
+            0 => Err(error::input(format!("no item has a SHA-256 starting with {spec}"))),
+            1 => Ok(items.into_iter().next().expect("one item")),
+            _ => Err(error::input(format!("SHA-256 prefix {spec} matches {} items: {}; name one by its short ID", items.len(), list(&items)))),
+        };
+    }
+    Err(error::input(format!(
+        "{spec:?} does not name an item: use its short ID (i3), CASE:ITEM or CASE:ITEM/path, \
+         or 8 or more hex digits of its SHA-256"
+    )))
+}
+
+fn list(items: &[ItemRow]) -> String {
+    items.iter().map(|i| format!("{} ({}:{}/{})", i.id, i.case, i.exhibit, i.name)).collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,380 @@
+//! The custody ledger: an append-only, hash-chained SQLite table of events.
+//!
+//! Events are only ever appended, in a `BEGIN IMMEDIATE` transaction, so concurrent writers
+//! queue rather than fork the chain. The `items` table is an index derived from the events
+//! (short ID → object and name), written in the same transaction and checked against the events
+//! by `verify`. See docs/ledger.md for the format.
+
+pub mod canonical;
+pub mod chain;
+pub mod event;
+pub mod schema;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+pub use event::{Event, FileRef};
+
+use crate::error;
+
+/// The newest event: its sequence number and hash. Written down elsewhere, it lets anyone
+/// detect a truncated or rewritten ledger later (`custody verify --against SEQ:HASH`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Head {
+    pub seq: u64,
+    pub hash: String,
+}
+
+impl fmt::Display for Head {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.seq, self.hash)
+    }
+}
+
+impl std::str::FromStr for Head {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Head, String> {
+        let (seq, hash) = s.split_once(':').ok_or_else(|| format!("{s:?} is not SEQ:HASH"))?;
+        let seq = seq.parse().map_err(|_| format!("{seq:?} is not a sequence number"))?;
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("{hash:?} is not a 64-digit hex hash"));
+        }
+        Ok(Head { seq, hash: hash.to_ascii_lowercase() })
+    }
+}
+
+/// One stored row, exactly as it is on disk.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub seq: i64,
+    pub hash: String,
+    pub body: String,
+}
+
+/// Who is acting, where, with which tools: the part of every event the command does not choose.
+#[derive(Clone, Debug)]
+pub struct Actor {
+    pub examiner: String,
+    pub os_user: String,
+    pub host: String,
+    pub tools: std::collections::BTreeMap<String, String>,
+}
+
+/// What a command records: the event minus the chain fields and the actor.
+#[derive(Clone, Debug, Default)]
+pub struct Draft {
+    pub action: String,
+    pub case: Option<String>,
+    pub exhibit: Option<String>,
+    pub inputs: Vec<FileRef>,
+    pub outputs: Vec<FileRef>,
+    pub params: Map<String, Value>,
+    pub note: Option<String>,
+}
+
+/// An item as the index knows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ItemRow {
+    pub id: String,
+    pub seq: i64,
+    pub sha256: String,
+    pub case: String,
+    pub exhibit: String,
+    pub name: String,
+    pub parent: Option<String>,
+}
+
+pub struct Ledger {
+    conn: Connection,
+    path: PathBuf,
+    lock_timeout: Duration,
+}
+
+impl Ledger {
+    /// Create a new ledger file with custody's schema. Fails if the file exists.
+    pub fn create(path: &Path) -> Result<Ledger> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("cannot create the ledger {}", path.display()))?;
+        let mode: String = conn.pragma_update_and_check(None, "journal_mode", "wal", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(error::environment(format!(
+                "the filesystem holding {} does not support SQLite's WAL mode; put the store on a local disk",
+                path.display()
+            )));
+        }
+        let ledger = Ledger::configure(conn, path, Duration::from_secs(30))?;
+        schema::create(&ledger.conn)?;
+        Ok(ledger)
+    }
+
+    /// Open an existing ledger, refusing it unless its schema is exactly custody's.
+    pub fn open(path: &Path, lock_timeout: Duration) -> Result<Ledger> {
+        let (ledger, problems) = Ledger::open_unchecked(path, lock_timeout)?;
+        if !problems.is_empty() {
+            return Err(error::mismatch(format!(
+                "the ledger {} has been altered outside custody ({}); refusing to use it. \
+                 Run `custody verify` to see what changed, and restore the store from a trusted copy",
+                path.display(),
+                problems.join("; ")
+            )));
+        }
+        Ok(ledger)
+    }
+
+    /// Open a ledger and report how its schema differs, without refusing it (for `verify`).
+    pub fn open_unchecked(path: &Path, lock_timeout: Duration) -> Result<(Ledger, Vec<String>)> {
+        if !path.is_file() {
+            return Err(error::input(format!("the ledger {} does not exist", path.display())));
+        }
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .with_context(|| format!("cannot open the ledger {}", path.display()))?;
+        let ledger = Ledger::configure(conn, path, lock_timeout)?;
+        let problems = schema::differences(&ledger.conn).map_err(|e| {
+            error::mismatch(format!("{} is not a readable custody ledger: {e}", path.display()))
+        })?;
+        Ok((ledger, problems))
+    }
+
+    fn configure(conn: Connection, path: &Path, lock_timeout: Duration) -> Result<Ledger> {
+        // Security-relevant: never run SQL found inside the file (views, triggers) in a
+        // context it was not written for.
+        conn.pragma_update(None, "trusted_schema", false)?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.busy_timeout(lock_timeout)?;
+        Ok(Ledger { conn, path: path.to_owned(), lock_timeout })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Append one event. `build` runs inside the write transaction, so what it reads (item
+    /// numbers, existing names) cannot change before the event lands.
+    pub fn append(&mut self, actor: &Actor, build: impl FnOnce(&mut Txn<'_>) -> Result<Draft>) -> Result<(Head, Event)> {
+        let timeout = self.lock_timeout;
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| busy_or(e, &path, timeout))?;
+        let last: Option<(i64, String)> = tx
+            .query_row("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let (seq, prev) = match last {
+            Some((s, h)) => (s as u64 + 1, h),
+            None => (1, event::GENESIS_PREV.to_owned()),
+        };
+        let item_count: i64 = tx.query_row("SELECT count(*) FROM items", [], |r| r.get(0))?;
+        let mut txn = Txn { tx: &tx, next_item: item_count as u64 + 1 };
+        let draft = build(&mut txn)?;
+        let event = Event {
+            v: event::FORMAT_VERSION,
+            seq,
+            prev,
+            time: now_utc(),
+            examiner: actor.examiner.clone(),
+            os_user: actor.os_user.clone(),
+            host: actor.host.clone(),
+            tools: actor.tools.clone(),
+            action: draft.action,
+            case: draft.case,
+            exhibit: draft.exhibit,
+            inputs: draft.inputs,
+            outputs: draft.outputs,
+            params: draft.params,
+            note: draft.note,
+        };
+        let body = event.encode().context("cannot encode the ledger event")?;
+        let hash = event::event_hash(&body);
+        tx.execute("INSERT INTO events (seq, hash, body) VALUES (?1, ?2, ?3)", params![seq as i64, hash, body])
+            .map_err(|e| busy_or(e, &path, timeout))?;
+        for row in item_rows(&event) {
+            tx.execute(
+                "INSERT INTO items (id, seq, sha256, case_id, exhibit, name, parent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![row.id, row.seq, row.sha256, row.case, row.exhibit, row.name, row.parent],
+            )?;
+        }
+        tx.commit().map_err(|e| busy_or(e, &path, timeout))?;
+        Ok((Head { seq, hash }, event))
+    }
+
+    /// The newest event, if any.
+    pub fn head(&self) -> Result<Option<Head>> {
+        Ok(self
+            .conn
+            .query_row("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", [], |r| {
+                Ok(Head { seq: r.get::<_, i64>(0)? as u64, hash: r.get(1)? })
+            })
+            .optional()?)
+    }
+
+    /// Visit every stored row in sequence order, exactly as stored.
+    pub fn for_each_row(&self, mut f: impl FnMut(Row) -> Result<()>) -> Result<()> {
+        let mut stmt = self.conn.prepare("SELECT seq, hash, body FROM events ORDER BY seq")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            f(Row { seq: r.get(0)?, hash: r.get(1)?, body: r.get(2)? })?;
+        }
+        Ok(())
+    }
+
+    /// Every event, parsed, in order.
+    pub fn events(&self) -> Result<Vec<Event>> {
+        let mut out = Vec::new();
+        self.for_each_row(|row| {
+            out.push(parse_body(&row)?);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// One event by sequence number.
+    pub fn event(&self, seq: u64) -> Result<Option<Event>> {
+        let row = self
+            .conn
+            .query_row("SELECT seq, hash, body FROM events WHERE seq = ?1", [seq as i64], |r| {
+                Ok(Row { seq: r.get(0)?, hash: r.get(1)?, body: r.get(2)? })
+            })
+            .optional()?;
+        row.map(|r| parse_body(&r)).transpose()
+    }
+
+    /// Every row of the items index, in ID order of creation.
+    pub fn items(&self) -> Result<Vec<ItemRow>> {
+        self.query_items("SELECT id, seq, sha256, case_id, exhibit, name, parent FROM items ORDER BY seq, rowid", [])
+    }
+
+    pub fn item(&self, id: &str) -> Result<Option<ItemRow>> {
+        Ok(self
+            .query_items("SELECT id, seq, sha256, case_id, exhibit, name, parent FROM items WHERE id = ?1", [id])?
+            .pop())
+    }
+
+    pub fn items_by_sha_prefix(&self, prefix: &str) -> Result<Vec<ItemRow>> {
+        let pattern = format!("{}%", prefix.to_ascii_lowercase());
+        self.query_items(
+            "SELECT id, seq, sha256, case_id, exhibit, name, parent FROM items WHERE sha256 LIKE ?1 ORDER BY seq, rowid",
+            [pattern],
+        )
+    }
+
+    pub fn items_in_exhibit(&self, case: &str, exhibit: &str) -> Result<Vec<ItemRow>> {
+        self.query_items(
+            "SELECT id, seq, sha256, case_id, exhibit, name, parent FROM items WHERE case_id = ?1 AND exhibit = ?2 ORDER BY seq, rowid",
+            [case, exhibit],
+        )
+    }
+
+    pub fn items_in_case(&self, case: &str) -> Result<Vec<ItemRow>> {
+        self.query_items(
+            "SELECT id, seq, sha256, case_id, exhibit, name, parent FROM items WHERE case_id = ?1 ORDER BY seq, rowid",
+            [case],
+        )
+    }
+
+    fn query_items<P: rusqlite::Params>(&self, sql: &str, p: P) -> Result<Vec<ItemRow>> {
+        let mut stmt = self.conn.prepare(sql)?;
+        let rows = stmt.query_map(p, |r| {
+            Ok(ItemRow {
+                id: r.get(0)?,
+                seq: r.get(1)?,
+                sha256: r.get(2)?,
+                case: r.get(3)?,
+                exhibit: r.get(4)?,
+                name: r.get(5)?,
+                parent: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// True when any committed event references the object.
+    pub fn references(&self, sha256: &str) -> Result<bool> {
+        Ok(self.conn.query_row("SELECT EXISTS (SELECT 1 FROM items WHERE sha256 = ?1)", [sha256], |r| r.get(0))?)
+    }
+}
+
+/// What a command may consult while its event is being written.
+pub struct Txn<'a> {
+    tx: &'a rusqlite::Transaction<'a>,
+    next_item: u64,
+}
+
+impl Txn<'_> {
+    /// Allocate the next item short ID (`i1`, `i2`, …). IDs are never reused.
+    pub fn new_item_id(&mut self) -> String {
+        let id = format!("i{}", self.next_item);
+        self.next_item += 1;
+        id
+    }
+
+    /// The item already holding this name in this exhibit, if any.
+    pub fn item_named(&self, case: &str, exhibit: &str, name: &str) -> Result<Option<String>> {
+        Ok(self
+            .tx
+            .query_row(
+                "SELECT id FROM items WHERE case_id = ?1 AND exhibit = ?2 AND name = ?3",
+                [case, exhibit, name],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+}
+
+/// The items index rows an event implies: one per output that names an item.
+pub fn item_rows(event: &Event) -> Vec<ItemRow> {
+    event
+        .outputs
+        .iter()
+        .filter_map(|out| {
+            let id = out.item.clone()?;
+            Some(ItemRow {
+                id,
+                seq: event.seq as i64,
+                sha256: out.sha256.clone(),
+                case: event.case.clone().unwrap_or_default(),
+                exhibit: event.exhibit.clone().unwrap_or_default(),
+                name: out.name.clone().unwrap_or_default(),
+                parent: out.facts.get("parent").and_then(|v| v.as_str()).map(str::to_owned),
+            })
+        })
+        .collect()
+}
+
+/// Parse a stored body. Never used to compute hashes: those come from the stored bytes.
+pub fn parse_body(row: &Row) -> Result<Event> {
+    serde_json::from_str(&row.body).map_err(|e| error::mismatch(format!("ledger event {} is not a valid event: {e}", row.seq)))
+}
+
+fn busy_or(e: rusqlite::Error, path: &Path, timeout: Duration) -> anyhow::Error {
+    if matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)) {
+        return error::environment(format!(
+            "the ledger {} stayed locked by another process for more than {} s; \
+             wait for the other custody command to finish, or raise CUSTODY_LOCK_TIMEOUT",
+            path.display(),
+            timeout.as_secs()
+        ));
+    }
+    if matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DiskFull)) {
+        return error::environment(format!(
+            "the disk holding the ledger {} is full; nothing was recorded. Free space and run the command again",
+            path.display()
+        ));
+    }
+    anyhow::Error::new(e).context(format!("cannot write to the ledger {}", path.display()))
+}
+
+/// Now, as the ledger writes times: UTC, RFC 3339, milliseconds.
+pub fn now_utc() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}

@@ -1,0 +1,14 @@
+//! custody: chain-of-custody toolkit for digital video and audio evidence.
+//!
+//! The binary (`src/main.rs`) is a thin shell over this library; see `../shared/DESIGN.md`
+//! for the map of how the modules fit together.
+
+pub mod cli;
+pub mod cmd;
+pub mod digest;
+pub mod error;
+pub mod fsutil;
+pub mod item;
+pub mod ledger;
+pub mod media;
+pub mod store;

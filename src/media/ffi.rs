@@ -1,0 +1,104 @@
+//! The few FFmpeg fields ffmpeg-next does not expose, read through its raw pointers.
+//! Every `unsafe` block of the media layer lives here, each with its SAFETY note.
+
+use std::ffi::CStr;
+
+use ffmpeg_next as ffmpeg;
+use ffmpeg::ffi;
+
+/// Raw codec-parameter facts missing from the safe API.
+pub struct ExtraParams {
+    pub field_order: &'static str,
+    pub profile: Option<String>,
+    pub channel_layout: Option<String>,
+    pub bits_per_raw_sample: i32,
+}
+
+pub fn extra_params(params: &ffmpeg::codec::Parameters) -> ExtraParams {
+    // SAFETY: `params` wraps a valid AVCodecParameters owned by a live stream or by itself; we
+    // only read plain fields and pass them to FFmpeg's own pure lookup functions.
+    unsafe {
+        let p = params.as_ptr();
+        let field_order = match (*p).field_order {
+            ffi::AVFieldOrder::AV_FIELD_PROGRESSIVE => "progressive",
+            ffi::AVFieldOrder::AV_FIELD_TT => "tt",
+            ffi::AVFieldOrder::AV_FIELD_BB => "bb",
+            ffi::AVFieldOrder::AV_FIELD_TB => "tb",
+            ffi::AVFieldOrder::AV_FIELD_BT => "bt",
+            _ => "unknown",
+        };
+        let profile = if (*p).profile >= 0 {
+            let name = ffi::avcodec_profile_name((*p).codec_id, (*p).profile);
+            (!name.is_null()).then(|| CStr::from_ptr(name).to_string_lossy().into_owned())
+        } else {
+            None
+        };
+        let channel_layout = if (*p).ch_layout.nb_channels > 0 {
+            let mut buf = [0 as libc::c_char; 128];
+            let n = ffi::av_channel_layout_describe(&(*p).ch_layout, buf.as_mut_ptr(), buf.len());
+            (n > 0).then(|| CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned())
+        } else {
+            None
+        };
+        ExtraParams { field_order, profile, channel_layout, bits_per_raw_sample: (*p).bits_per_raw_sample }
+    }
+}
+
+/// Number of channels from the parameters' channel layout.
+pub fn channels(params: &ffmpeg::codec::Parameters) -> i32 {
+    // SAFETY: plain field read from a valid AVCodecParameters.
+    unsafe { (*params.as_ptr()).ch_layout.nb_channels }
+}
+
+/// Sample rate from the parameters.
+pub fn sample_rate(params: &ffmpeg::codec::Parameters) -> i32 {
+    // SAFETY: plain field read from a valid AVCodecParameters.
+    unsafe { (*params.as_ptr()).sample_rate }
+}
+
+/// Width, height and sample aspect ratio from the parameters.
+pub fn dimensions(params: &ffmpeg::codec::Parameters) -> (i32, i32, (i32, i32)) {
+    // SAFETY: plain field reads from a valid AVCodecParameters.
+    unsafe {
+        let p = params.as_ptr();
+        ((*p).width, (*p).height, ((*p).sample_aspect_ratio.num, (*p).sample_aspect_ratio.den))
+    }
+}
+
+// The same FFmpeg functions declared with plain `int` parameters, so a format number read from
+// a file can be passed without turning it into a Rust enum value it might not be.
+unsafe extern "C" {
+    #[link_name = "av_pix_fmt_desc_get"]
+    fn pix_fmt_desc_get(pix_fmt: libc::c_int) -> *const ffi::AVPixFmtDescriptor;
+    #[link_name = "av_get_sample_fmt_name"]
+    fn sample_fmt_name(sample_fmt: libc::c_int) -> *const libc::c_char;
+}
+
+/// Pixel or sample format name from the parameters' raw `format` field.
+pub fn format_name(params: &ffmpeg::codec::Parameters) -> Option<String> {
+    // SAFETY: reads plain fields of a valid AVCodecParameters; both lookups accept any int
+    // and return NULL for unknown values; returned names are static strings.
+    unsafe {
+        let p = params.as_ptr();
+        let fmt = (*p).format;
+        if fmt < 0 {
+            return None;
+        }
+        let name = match (*p).codec_type {
+            ffi::AVMediaType::AVMEDIA_TYPE_VIDEO => {
+                let desc = pix_fmt_desc_get(fmt);
+                if desc.is_null() { std::ptr::null() } else { (*desc).name }
+            }
+            ffi::AVMediaType::AVMEDIA_TYPE_AUDIO => sample_fmt_name(fmt),
+            _ => std::ptr::null(),
+        };
+        (!name.is_null()).then(|| CStr::from_ptr(name).to_string_lossy().into_owned())
+    }
+}
+
+/// The container's start time in microseconds, when FFmpeg knows it.
+pub fn start_time(input: &ffmpeg::format::context::Input) -> Option<i64> {
+    // SAFETY: plain field read from the valid AVFormatContext the Input owns.
+    let start = unsafe { (*input.as_ptr()).start_time };
+    (start != ffi::AV_NOPTS_VALUE).then_some(start)
+}

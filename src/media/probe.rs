@@ -1,0 +1,351 @@
+//! Media facts of an evidence file, as FFmpeg's libraries see them: container, streams,
+//! duration, tags; and, on request, a full decode that counts and locates decode errors.
+//!
+//! Facts are recorded in the ledger, so they contain no floating-point numbers: times are
+//! integers in microseconds or in a stated time base, rates are `num/den` strings.
+
+use std::path::Path;
+
+use ffmpeg_next as ffmpeg;
+use serde::{Deserialize, Serialize};
+
+use super::ffi;
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MediaFacts {
+    /// False when FFmpeg cannot open the file; the file is evidence all the same.
+    pub decodable: bool,
+    /// FFmpeg's reason when it cannot open the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_long: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_us: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_us: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bit_rate: Option<i64>,
+    /// Container tags as `[key, value]` pairs, in file order (keys may be any text).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<[String; 2]>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub streams: Vec<StreamFacts>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub chapters: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deep: Option<DeepCheck>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StreamFacts {
+    pub index: u64,
+    /// video, audio, subtitle, data, attachment or unknown.
+    pub kind: String,
+    pub codec: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    pub time_base: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_pts: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_pts: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frames: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<i64>,
+    /// Sample aspect ratio, `num:den`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sar: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_rate: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avg_frame_rate: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_order: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_rate: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_layout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bit_rate: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<[String; 2]>,
+}
+
+/// Result of decoding every packet of every audio and video stream.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeepCheck {
+    pub packets: u64,
+    pub frames: u64,
+    pub errors: u64,
+    /// The first errors (up to 100): stream, position in microseconds when known, FFmpeg's message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub error_positions: Vec<DecodeErrorAt>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DecodeErrorAt {
+    pub stream: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_us: Option<i64>,
+    pub message: String,
+}
+
+const MAX_ERROR_POSITIONS: usize = 100;
+
+/// Open `path` with FFmpeg and describe it. Never fails: a file FFmpeg cannot open is
+/// described as not decodable, with FFmpeg's reason.
+pub fn probe(path: &Path, deep: bool) -> MediaFacts {
+    super::init();
+    let mut input = match open_input(path) {
+        Ok(i) => i,
+        Err(e) => return MediaFacts { decodable: false, reason: Some(e.to_string()), ..MediaFacts::default() },
+    };
+    let format = input.format();
+    let duration = input.duration();
+    let start = ffi::start_time(&input);
+    let mut facts = MediaFacts {
+        decodable: true,
+        container: Some(format.name().to_owned()),
+        container_long: Some(format.description().to_owned()),
+        duration_us: (duration > 0).then_some(duration),
+        start_us: start,
+        bit_rate: (input.bit_rate() > 0).then(|| input.bit_rate()),
+        tags: input.metadata().iter().map(|(k, v)| [k.to_owned(), v.to_owned()]).collect(),
+        chapters: input.chapters().count() as u64,
+        ..MediaFacts::default()
+    };
+    for stream in input.streams() {
+        facts.streams.push(stream_facts(&stream));
+    }
+    if facts.streams.is_empty() {
+        facts.decodable = false;
+        facts.reason = Some("FFmpeg found no streams in the file".to_owned());
+    }
+    if deep {
+        facts.deep = Some(deep_check(&mut input));
+    }
+    facts
+}
+
+/// Open a local file for demuxing. Only the `file` protocol is allowed, so a crafted file
+/// (a playlist, a concat list) cannot make FFmpeg open network resources.
+pub fn open_input(path: &Path) -> Result<ffmpeg::format::context::Input, ffmpeg::Error> {
+    let mut opts = ffmpeg::Dictionary::new();
+    opts.set("protocol_whitelist", "file");
+    let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    // The `file:` prefix stops FFmpeg reading a name such as `http:x` as a URL.
+    let url = format!("file:{}", abs.display());
+    ffmpeg::format::input_with_dictionary(&url, opts)
+}
+
+fn stream_facts(stream: &ffmpeg::format::stream::Stream<'_>) -> StreamFacts {
+    let params = stream.parameters();
+    let medium = params.medium();
+    let kind = match medium {
+        ffmpeg::media::Type::Video => "video",
+        ffmpeg::media::Type::Audio => "audio",
+        ffmpeg::media::Type::Subtitle => "subtitle",
+        ffmpeg::media::Type::Data => "data",
+        ffmpeg::media::Type::Attachment => "attachment",
+        ffmpeg::media::Type::Unknown => "unknown",
+    };
+    let extra = ffi::extra_params(&params);
+    let tb = stream.time_base();
+    let nopts = ffmpeg::ffi::AV_NOPTS_VALUE;
+    let mut facts = StreamFacts {
+        index: stream.index() as u64,
+        kind: kind.to_owned(),
+        codec: params.id().name().to_owned(),
+        profile: extra.profile,
+        time_base: format!("{}/{}", tb.numerator(), tb.denominator()),
+        start_pts: (stream.start_time() != nopts).then(|| stream.start_time()),
+        duration_pts: (stream.duration() != nopts && stream.duration() > 0).then(|| stream.duration()),
+        frames: (stream.frames() > 0).then(|| stream.frames()),
+        format: ffi::format_name(&params),
+        bit_rate: (params.bit_rate() > 0).then(|| params.bit_rate()),
+        tags: stream.metadata().iter().map(|(k, v)| [k.to_owned(), v.to_owned()]).collect(),
+        ..StreamFacts::default()
+    };
+    match medium {
+        ffmpeg::media::Type::Video => {
+            let (w, h, (sn, sd)) = ffi::dimensions(&params);
+            facts.width = Some(w as i64);
+            facts.height = Some(h as i64);
+            if sn > 0 && sd > 0 {
+                facts.sar = Some(format!("{sn}:{sd}"));
+            }
+            facts.frame_rate = rational(stream.rate());
+            facts.avg_frame_rate = rational(stream.avg_frame_rate());
+            facts.field_order = Some(extra.field_order.to_owned());
+        }
+        ffmpeg::media::Type::Audio => {
+            facts.sample_rate = Some(ffi::sample_rate(&params) as i64);
+            facts.channels = Some(ffi::channels(&params) as i64);
+            facts.channel_layout = extra.channel_layout;
+        }
+        _ => {}
+    }
+    facts
+}
+
+fn rational(r: ffmpeg::Rational) -> Option<String> {
+    (r.numerator() > 0 && r.denominator() > 0).then(|| format!("{}/{}", r.numerator(), r.denominator()))
+}
+
+/// Decode every audio and video packet, counting frames and locating errors.
+fn deep_check(input: &mut ffmpeg::format::context::Input) -> DeepCheck {
+    use std::collections::HashMap;
+    let mut check = DeepCheck::default();
+    let mut decoders: HashMap<usize, (ffmpeg::decoder::Opened, ffmpeg::Rational)> = HashMap::new();
+    for stream in input.streams() {
+        let medium = stream.parameters().medium();
+        if !matches!(medium, ffmpeg::media::Type::Video | ffmpeg::media::Type::Audio) {
+            continue;
+        }
+        let opened = ffmpeg::codec::context::Context::from_parameters(stream.parameters())
+            .and_then(|c| {
+                let id = c.id();
+                let codec = ffmpeg::decoder::find(id).ok_or(ffmpeg::Error::DecoderNotFound)?;
+                c.decoder().open_as(codec)
+            });
+        match opened {
+            Ok(d) => {
+                decoders.insert(stream.index(), (d, stream.time_base()));
+            }
+            Err(e) => record_error(&mut check, stream.index() as i64, None, format!("no decoder: {e}")),
+        }
+    }
+    // A video frame works for audio too: both wrap the same AVFrame.
+    let mut frame = ffmpeg::frame::Video::empty();
+    let mut packet = ffmpeg::Packet::empty();
+    loop {
+        match packet.read(input) {
+            Ok(()) => {}
+            Err(ffmpeg::Error::Eof) => break,
+            Err(ffmpeg::Error::InvalidData) => {
+                record_error(&mut check, -1, None, "corrupt data in the container".to_owned());
+                continue;
+            }
+            Err(e) => {
+                record_error(&mut check, -1, None, format!("reading stopped: {e}"));
+                break;
+            }
+        }
+        check.packets += 1;
+        let index = packet.stream();
+        let Some((decoder, tb)) = decoders.get_mut(&index) else { continue };
+        let at = packet.pts().or(packet.dts()).map(|t| to_us(t, *tb));
+        if packet.is_corrupt() {
+            record_error(&mut check, index as i64, at, "packet flagged corrupt by the demuxer".to_owned());
+        }
+        if let Err(e) = decoder.send_packet(&packet) {
+            record_error(&mut check, index as i64, at, e.to_string());
+        }
+        drain(decoder, &mut frame, &mut check, index, *tb);
+    }
+    for (index, (decoder, tb)) in decoders.iter_mut() {
+        let _ = decoder.send_eof();
+        drain(decoder, &mut frame, &mut check, *index, *tb);
+    }
+    check
+}
+
+fn drain(decoder: &mut ffmpeg::decoder::Opened, frame: &mut ffmpeg::frame::Video, check: &mut DeepCheck, index: usize, tb: ffmpeg::Rational) {
+    loop {
+        match decoder.receive_frame(frame) {
+            Ok(()) => {
+                check.frames += 1;
+                if frame.is_corrupt() || frame.has_decode_errors() {
+                    let at = frame.timestamp().or(frame.pts()).map(|t| to_us(t, tb));
+                    record_error(check, index as i64, at, "frame decoded with errors".to_owned());
+                }
+            }
+            Err(ffmpeg::Error::Eof) => return,
+            Err(ffmpeg::Error::Other { errno }) if errno == libc::EAGAIN => return,
+            Err(e) => {
+                record_error(check, index as i64, None, e.to_string());
+                return;
+            }
+        }
+    }
+}
+
+fn record_error(check: &mut DeepCheck, stream: i64, at_us: Option<i64>, message: String) {
+    check.errors += 1;
+    if check.error_positions.len() < MAX_ERROR_POSITIONS {
+        check.error_positions.push(DecodeErrorAt { stream, at_us, message });
+    }
+}
+
+fn to_us(t: i64, tb: ffmpeg::Rational) -> i64 {
+    let num = tb.numerator() as i128;
+    let den = tb.denominator().max(1) as i128;
+    ((t as i128 * num * 1_000_000) / den) as i64
+}
+
+impl MediaFacts {
+    /// One line for people: container, streams, duration; or why FFmpeg cannot read the file.
+    pub fn summary(&self) -> String {
+        if !self.decodable {
+            return format!("not decodable by FFmpeg ({})", self.reason.as_deref().unwrap_or("no reason given"));
+        }
+        let mut parts = Vec::new();
+        if let Some(c) = &self.container {
+            parts.push(c.clone());
+        }
+        for s in &self.streams {
+            parts.push(match s.kind.as_str() {
+                "video" => {
+                    let mut v = format!("{} {}x{}", s.codec, s.width.unwrap_or(0), s.height.unwrap_or(0));
+                    if let Some(rate) = s.avg_frame_rate.as_ref().or(s.frame_rate.as_ref()) {
+                        v.push_str(&format!(" {} fps", rate_text(rate)));
+                    }
+                    if let Some(fo) = s.field_order.as_deref().filter(|f| !matches!(*f, "progressive" | "unknown")) {
+                        v.push_str(&format!(" interlaced ({fo})"));
+                    }
+                    v
+                }
+                "audio" => format!(
+                    "{} {} Hz {}",
+                    s.codec,
+                    s.sample_rate.unwrap_or(0),
+                    s.channel_layout.clone().unwrap_or_else(|| format!("{} ch", s.channels.unwrap_or(0)))
+                ),
+                kind => format!("{kind} {}", s.codec),
+            });
+        }
+        if let Some(d) = self.duration_us {
+            parts.push(super::time::format_us(d));
+        }
+        if let Some(deep) = &self.deep {
+            parts.push(format!("decoded {} frames, {} decode errors", deep.frames, deep.errors));
+        }
+        parts.join(", ")
+    }
+}
+
+/// `30000/1001` → `29.97`, `25/1` → `25`.
+fn rate_text(rate: &str) -> String {
+    match rate.split_once('/') {
+        Some((n, "1")) => n.to_owned(),
+        Some((n, d)) => match (n.parse::<f64>(), d.parse::<f64>()) {
+            (Ok(n), Ok(d)) if d > 0.0 => format!("{:.3}", n / d).trim_end_matches('0').trim_end_matches('.').to_owned(),
+            _ => rate.to_owned(),
+        },
+        None => rate.to_owned(),
+    }
+}

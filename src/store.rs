@@ -1,0 +1,448 @@
+//! The write-once, content-addressed object store, and the one data path every changing
+//! command goes through.
+//!
+//! Layout: `ledger.db` (the custody ledger), `objects/ab/cdef…` (one read-only file per
+//! object, named by its SHA-256), `tmp/` (staging directories, one per running command) and
+//! `lock` (held while an event is committed and its objects are moved into place).
+//!
+//! The data path: stage each output in the command's own staging directory, digesting it as
+//! it is written, fsync it and verify it by reading it back → take the store lock → append one
+//! event in one transaction → rename the staged files into `objects/` without overwriting and
+//! fsync the directories → release the lock. A command killed before the commit leaves only
+//! its staging directory, which the next writer or `verify` removes; one killed after the
+//! commit leaves complete staged files that are moved into place the same way ("recovery").
+//! Either way nothing half-written ever stands under an object name.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result};
+
+use crate::digest::{self, Algorithm, Digests};
+use crate::error;
+use crate::fsutil;
+use crate::ledger::{Actor, Draft, Event, Head, Ledger, Txn};
+
+pub const LEDGER_FILE: &str = "ledger.db";
+pub const OBJECTS_DIR: &str = "objects";
+pub const TMP_DIR: &str = "tmp";
+pub const LOCK_FILE: &str = "lock";
+
+/// Default time to wait for the store lock or the ledger before giving up with exit 3.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    root: PathBuf,
+    lock_timeout: Duration,
+}
+
+impl Store {
+    /// Create a new store in `dir` (created if missing; must not already be a store).
+    pub fn create(dir: &Path, lock_timeout: Duration) -> Result<(Store, Ledger)> {
+        if dir.join(LEDGER_FILE).exists() {
+            return Err(error::input(format!("{} is already a custody store; nothing was changed", dir.display())));
+        }
+        if dir.exists() && !dir.is_dir() {
+            return Err(error::input(format!("{} exists and is not a directory", dir.display())));
+        }
+        fs::create_dir_all(dir).map_err(|e| env_io(e, dir, "cannot create the store directory"))?;
+        let store = Store { root: dir.canonicalize()?, lock_timeout };
+        for sub in [OBJECTS_DIR, TMP_DIR] {
+            let p = store.root.join(sub);
+            fs::create_dir_all(&p).map_err(|e| env_io(e, &p, "cannot create"))?;
+        }
+        let lock = store.root.join(LOCK_FILE);
+        File::create(&lock).map_err(|e| env_io(e, &lock, "cannot create"))?;
+        let ledger = Ledger::create(&store.ledger_path()).map_err(|e| {
+            // A failed init leaves nothing behind.
+            let _ = fs::remove_file(store.ledger_path());
+            e
+        })?;
+        fsutil::fsync_dir(&store.root)?;
+        Ok((store, ledger))
+    }
+
+    /// Find the store: `--store`, then `CUSTODY_STORE`, then the current directory and its
+    /// ancestors, like git.
+    pub fn locate(explicit: Option<&Path>, lock_timeout: Duration) -> Result<Store> {
+        if let Some(dir) = explicit {
+            return Store::at(dir, lock_timeout);
+        }
+        let cwd = std::env::current_dir().context("cannot read the current directory")?;
+        let mut here = Some(cwd.as_path());
+        while let Some(dir) = here {
+            if is_store(dir) {
+                return Store::at(dir, lock_timeout);
+            }
+            here = dir.parent();
+        }
+        Err(error::input(format!(
+            "no custody store found (none given with --store or CUSTODY_STORE, and none in {} or above it). \
+             Create one with `custody init DIR`, then pass `--store DIR` or set CUSTODY_STORE=DIR",
+            cwd.display()
+        )))
+    }
+
+    /// Open the store at `dir`, which must be one.
+    pub fn at(dir: &Path, lock_timeout: Duration) -> Result<Store> {
+        if !is_store(dir) {
+            return Err(error::input(format!(
+                "{} is not a custody store (no {LEDGER_FILE} and {OBJECTS_DIR}/ in it). Create one with `custody init {}`",
+                dir.display(),
+                dir.display()
+            )));
+        }
+        Ok(Store { root: dir.canonicalize()?, lock_timeout })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn ledger_path(&self) -> PathBuf {
+        self.root.join(LEDGER_FILE)
+    }
+
+    pub fn objects_dir(&self) -> PathBuf {
+        self.root.join(OBJECTS_DIR)
+    }
+
+    pub fn lock_timeout(&self) -> Duration {
+        self.lock_timeout
+    }
+
+    /// Where the object with this SHA-256 lives: `objects/ab/cdef…`.
+    pub fn object_path(&self, sha256: &str) -> PathBuf {
+        self.objects_dir().join(&sha256[..2]).join(&sha256[2..])
+    }
+
+    pub fn has_object(&self, sha256: &str) -> bool {
+        self.object_path(sha256).is_file()
+    }
+
+    /// Open the ledger, refusing one whose schema was altered.
+    pub fn open_ledger(&self) -> Result<Ledger> {
+        Ledger::open(&self.ledger_path(), self.lock_timeout)
+    }
+
+    /// Take the store lock, waiting up to the lock timeout (exit 3 past it).
+    pub fn write_lock(&self) -> Result<StoreLock> {
+        let path = self.root.join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| env_io(e, &path, "cannot open the store lock"))?;
+        let start = Instant::now();
+        loop {
+            if try_flock(&file)? {
+                return Ok(StoreLock { _file: file });
+            }
+            if start.elapsed() >= self.lock_timeout {
+                return Err(error::environment(format!(
+                    "the store {} stayed locked by another custody process for more than {} s; \
+                     wait for it to finish, or raise CUSTODY_LOCK_TIMEOUT",
+                    self.root.display(),
+                    self.lock_timeout.as_secs()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A staging directory for one command's outputs.
+    pub fn stage(&self) -> Result<Staging> {
+        let tmp = self.root.join(TMP_DIR);
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{}-", std::process::id()))
+            .tempdir_in(&tmp)
+            .map_err(|e| env_io(e, &tmp, "cannot create a staging directory in"))?
+            .keep();
+        let lock = File::open(&dir).map_err(|e| env_io(e, &dir, "cannot open"))?;
+        if !try_flock(&lock)? {
+            return Err(error::environment(format!("cannot lock the staging directory {}", dir.display())));
+        }
+        Ok(Staging { dir, _lock: lock, staged: Vec::new(), next: 0, committed: false })
+    }
+
+    /// Commit: append one event built by `build` and move the staged objects into place, all
+    /// under the store lock. Returns the new head and the event as recorded.
+    pub fn commit(
+        &self,
+        ledger: &mut Ledger,
+        actor: &Actor,
+        mut staging: Staging,
+        build: impl FnOnce(&mut Txn<'_>) -> Result<Draft>,
+    ) -> Result<(Head, Event)> {
+        for staged in &staging.staged {
+            let parent = self.object_path(&staged.digests.sha256()).parent().expect("objects have a parent").to_owned();
+            fs::create_dir_all(&parent).map_err(|e| env_io(e, &parent, "cannot create"))?;
+        }
+        let _lock = self.write_lock()?;
+        let (head, event) = ledger.append(actor, build)?;
+        // From here on the event is durable: staged files must be kept until they are in place.
+        staging.committed = true;
+        let mut dirs = Vec::new();
+        for staged in &staging.staged {
+            if let Some(path) = &staged.move_from {
+                let dest = self.object_path(staged.digests.sha256());
+                let moved = fsutil::rename_noreplace(path, &dest).map_err(|e| {
+                    error::environment(format!(
+                        "event {} was recorded, but its object {} could not be moved into place ({e}); \
+                         run `custody verify` to complete it",
+                        head.seq,
+                        dest.display()
+                    ))
+                })?;
+                if !moved {
+                    // Another command stored the same bytes meanwhile; theirs stands.
+                    let _ = fs::remove_file(path);
+                }
+                dirs.push(dest.parent().expect("objects have a parent").to_owned());
+            }
+        }
+        dirs.sort();
+        dirs.dedup();
+        for dir in dirs {
+            fsutil::fsync_dir(&dir).map_err(|e| env_io(e, &dir, "cannot sync"))?;
+        }
+        staging.committed = false; // everything is in place: the staging directory may go
+        Ok((head, event))
+    }
+
+    /// Finish or undo what killed commands left in `tmp/`. Runs under the store lock.
+    pub fn recover(&self, ledger: &Ledger) -> Result<Recovery> {
+        let _lock = self.write_lock()?;
+        let mut report = Recovery::default();
+        let tmp = self.root.join(TMP_DIR);
+        let entries = match fs::read_dir(&tmp) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(report),
+            Err(e) => return Err(env_io(e, &tmp, "cannot read")),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let dir = entry.path();
+            if !entry.file_type()?.is_dir() {
+                continue;
+            }
+            let Ok(handle) = File::open(&dir) else { continue };
+            let young = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .is_some_and(|age| age < Duration::from_secs(5));
+            // A live command holds its staging directory's lock; a dead one's lock is gone.
+            if young || !try_flock(&handle)? {
+                continue;
+            }
+            for file in fs::read_dir(&dir)? {
+                let path = file?.path();
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+                if is_sha256(&name) && ledger.references(&name)? && !self.has_object(&name) {
+                    let dest = self.object_path(&name);
+                    fs::create_dir_all(dest.parent().expect("objects have a parent"))?;
+                    if fsutil::rename_noreplace(&path, &dest)? {
+                        fsutil::fsync_dir(dest.parent().expect("objects have a parent"))?;
+                        report.completed.push(name);
+                        continue;
+                    }
+                }
+                fs::remove_file(&path)?;
+                report.discarded += 1;
+            }
+            fs::remove_dir(&dir)?;
+            report.directories += 1;
+        }
+        Ok(report)
+    }
+}
+
+/// What recovery did.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Recovery {
+    /// Objects of committed events moved into place.
+    pub completed: Vec<String>,
+    /// Staged or partial files of uncommitted work removed.
+    pub discarded: usize,
+    /// Staging directories of dead commands removed.
+    pub directories: usize,
+}
+
+/// Held while committing; released on drop (and by the kernel if the process dies).
+pub struct StoreLock {
+    _file: File,
+}
+
+/// One file staged for the store.
+pub struct Staged {
+    pub digests: Digests,
+    /// Where the verified bytes can be read now: the staged copy, or the existing object.
+    pub location: PathBuf,
+    /// The staged copy to move into `objects/` at commit; `None` when the store already holds
+    /// the object or this command staged the same bytes before.
+    move_from: Option<PathBuf>,
+    /// True when the store already held this object before the command ran.
+    pub existed: bool,
+}
+
+/// A command's staging directory: its outputs wait here, complete and verified, for the commit.
+pub struct Staging {
+    dir: PathBuf,
+    _lock: File,
+    staged: Vec<Staged>,
+    next: u64,
+    committed: bool,
+}
+
+impl Staging {
+    /// Copy `reader` into the staging area in one pass, computing SHA-256 and BLAKE3 (plus
+    /// `extra` digests) as it is written; fsync it; then read the copy back and check its
+    /// BLAKE3 (the verified-copy practice of forensic imagers). When the store already holds
+    /// an object with the same SHA-256, that object is verified instead and the copy dropped.
+    /// `label` names the source in error messages.
+    pub fn write_from<R: Read>(
+        &mut self,
+        store: &Store,
+        reader: &mut R,
+        label: &str,
+        extra: &[Algorithm],
+        progress: &dyn Fn(u64),
+    ) -> Result<&Staged> {
+        let partial = self.dir.join(format!("partial-{}", self.next));
+        self.next += 1;
+        let mut out = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&partial)
+            .map_err(|e| env_io(e, &partial, "cannot create"))?;
+        let mut algos = vec![Algorithm::Sha256, Algorithm::Blake3];
+        algos.extend_from_slice(extra);
+        let result = digest::digest_stream(reader, &algos, |chunk| {
+            out.write_all(chunk)?;
+            progress(chunk.len() as u64);
+            Ok(())
+        });
+        let digests = match result {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = fs::remove_file(&partial);
+                return Err(stream_error(e, label, store));
+            }
+        };
+        let synced = out.sync_all().and_then(|_| out.set_permissions(fs::Permissions::from_mode(0o444)));
+        drop(out);
+        if let Err(e) = synced {
+            let _ = fs::remove_file(&partial);
+            return Err(env_io(e, &partial, "cannot sync the copy of"));
+        }
+        let sha = digests.sha256().to_owned();
+        let existing = store.object_path(&sha);
+        let staged = if existing.is_file() {
+            let _ = fs::remove_file(&partial);
+            verify_copy(&existing, &digests, label)?;
+            Staged { digests, location: existing, move_from: None, existed: true }
+        } else if let Some(first) = self.staged.iter().find(|s| s.digests.sha256() == sha) {
+            // The same bytes twice in one command (a hard link, a duplicate file).
+            let _ = fs::remove_file(&partial);
+            Staged { digests, location: first.location.clone(), move_from: None, existed: first.existed }
+        } else {
+            let dest = self.dir.join(&sha);
+            fs::rename(&partial, &dest).map_err(|e| env_io(e, &dest, "cannot stage"))?;
+            verify_copy(&dest, &digests, label)?;
+            Staged { digests, location: dest.clone(), move_from: Some(dest), existed: false }
+        };
+        self.staged.push(staged);
+        Ok(self.staged.last().expect("just pushed"))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.committed {
+            // Nothing here was recorded (or all of it is already in place): leave nothing behind.
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Read a stored or staged copy back and check it against the digests taken while writing it.
+fn verify_copy(path: &Path, expected: &Digests, label: &str) -> Result<()> {
+    let mut f = File::open(path).map_err(|e| env_io(e, path, "cannot re-read"))?;
+    let again = digest::digest_stream(&mut f, &[Algorithm::Blake3], |_| Ok(()))
+        .map_err(|e| error::environment(format!("cannot re-read the copy of {label} at {}: {e}", path.display())))?;
+    if again.size != expected.size || !digest::hex_eq(again.blake3(), expected.blake3()) {
+        return Err(error::environment(format!(
+            "the copy of {label} at {} does not read back as written (BLAKE3 {} instead of {}); \
+             the storage is faulty. Nothing was recorded",
+            path.display(),
+            again.blake3(),
+            expected.blake3()
+        )));
+    }
+    Ok(())
+}
+
+fn stream_error(e: digest::StreamError, label: &str, store: &Store) -> anyhow::Error {
+    match &e {
+        digest::StreamError::Read { offset, source } => error::environment(format!(
+            "cannot read {label} at byte offset {offset}: {source}; nothing was recorded. \
+             Check the source media and run the command again"
+        )),
+        digest::StreamError::Sink { source, .. } if error::is_disk_full(source) => error::environment(format!(
+            "the disk holding the store {} is full while copying {label}; nothing was recorded. \
+             Free space and run the command again",
+            store.root.display()
+        )),
+        digest::StreamError::Sink { offset, source } => error::environment(format!(
+            "cannot write the copy of {label} into the store {} at byte offset {offset}: {source}; nothing was recorded",
+            store.root.display()
+        )),
+    }
+}
+
+/// An environment error about a path.
+pub fn env_io(e: io::Error, path: &Path, what: &str) -> anyhow::Error {
+    if error::is_disk_full(&e) {
+        return error::environment(format!("{what} {}: the disk is full. Free space and run the command again", path.display()));
+    }
+    if e.raw_os_error() == Some(libc::EROFS) {
+        return error::environment(format!("{what} {}: the filesystem is read-only", path.display()));
+    }
+    error::environment(format!("{what} {}: {e}", path.display()))
+}
+
+fn is_store(dir: &Path) -> bool {
+    dir.join(LEDGER_FILE).is_file() && dir.join(OBJECTS_DIR).is_dir()
+}
+
+pub fn is_sha256(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn try_flock(file: &File) -> Result<bool> {
+    // SAFETY: flock on a valid, open file descriptor owned by `file`; no memory is involved.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(false)
+    } else {
+        Err(error::environment(format!("cannot take a file lock: {err}")))
+    }
+}
