@@ -15,8 +15,8 @@ fn main() -> Result<()> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     for kind in Fixture::ALL {
         let path = dir.join(kind.file_name());
-        let info = synth::generate(kind, &path)
-            .with_context(|| format!("generating {kind:?} at {}", path.display()))?;
+        let info =
+            synth::generate(kind, &path).with_context(|| format!("generating {kind:?} at {}", path.display()))?;
         let mut line = format!("{}\t{:?}\t{} bytes", path.display(), kind, info.file_size);
         if let Some(codec) = info.video_codec {
             line += &format!(

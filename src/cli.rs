@@ -179,13 +179,17 @@ pub struct ShowArgs {
     pub item: String,
 }
 
-/// Record a hand-off of an item to another person or place.
+/// Record a hand-off of items (or whole exhibits) to another person or place.
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  custody transfer i3 --to \"Det. R. Alvarez\" --reason \"review for charging decision\"")]
+#[command(
+    after_help = "Examples:\n  custody transfer i3 --to \"Det. R. Alvarez\" --reason \"review for charging decision\"\n  \
+    custody transfer 24-1234:3 --to \"Property room, locker 12\" --reason \"long-term storage\""
+)]
 pub struct TransferArgs {
-    /// The item handed over.
-    #[arg(value_name = "ITEM")]
-    pub item: String,
+    /// The items handed over: short IDs, CASE:ITEM/path, SHA-256 prefixes, or CASE:ITEM for
+    /// every file of an exhibit. One event records the whole hand-off.
+    #[arg(value_name = "ITEM", required = true)]
+    pub items: Vec<String>,
     /// Who (or where) receives it.
     #[arg(long, value_name = "NAME")]
     pub to: String,

@@ -75,9 +75,10 @@ pub fn exit_for(err: &anyhow::Error) -> Exit {
 fn sqlite_exit(e: &rusqlite::Error) -> Exit {
     use rusqlite::ErrorCode::*;
     match e.sqlite_error_code() {
-        Some(DatabaseBusy | DatabaseLocked | DiskFull | ReadOnly | SystemIoFailure | CannotOpen | PermissionDenied | OutOfMemory) => {
-            Exit::Environment
-        }
+        Some(
+            DatabaseBusy | DatabaseLocked | DiskFull | ReadOnly | SystemIoFailure | CannotOpen | PermissionDenied
+            | OutOfMemory,
+        ) => Exit::Environment,
         Some(DatabaseCorrupt | NotADatabase) => Exit::Mismatch,
         _ => Exit::Environment,
     }

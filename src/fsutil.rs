@@ -14,9 +14,7 @@ use std::path::Path;
 pub fn open_source(path: &Path) -> io::Result<File> {
     let base = libc::O_NOFOLLOW | libc::O_CLOEXEC;
     match OpenOptions::new().read(true).custom_flags(base | libc::O_NOATIME).open(path) {
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-            OpenOptions::new().read(true).custom_flags(base).open(path)
-        }
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => OpenOptions::new().read(true).custom_flags(base).open(path),
         other => other,
     }
 }
@@ -81,4 +79,21 @@ pub fn path_text(path: &Path) -> String {
 /// True when the path's bytes are not valid UTF-8.
 pub fn path_is_utf8(path: &Path) -> bool {
     std::str::from_utf8(path.as_os_str().as_bytes()).is_ok()
+}
+
+/// The name of the effective OS user (from the password database), else `uid N`.
+pub fn os_user() -> String {
+    // SAFETY: geteuid cannot fail. getpwuid_r writes only into the buffers we pass, sized as
+    // given; the returned pointer, when non-null, points into `pwd`/`buf`, which outlive its use.
+    unsafe {
+        let uid = libc::geteuid();
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut buf = vec![0 as libc::c_char; 4096];
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result);
+        if rc == 0 && !result.is_null() && !(*result).pw_name.is_null() {
+            return std::ffi::CStr::from_ptr((*result).pw_name).to_string_lossy().into_owned();
+        }
+        format!("uid {uid}")
+    }
 }

@@ -51,11 +51,15 @@ pub fn resolve(ledger: &Ledger, spec: &str) -> Result<ItemRow> {
         };
         let items = ledger.items_in_exhibit(case, exhibit)?;
         if items.is_empty() {
-            return Err(error::input(format!("no exhibit {case}:{exhibit} in this store; `custody log --case {case}` lists its items")));
+            return Err(error::input(format!(
+                "no exhibit {case}:{exhibit} in this store; `custody log --case {case}` lists its items"
+            )));
         }
         return match path {
             Some(p) => items.into_iter().find(|i| i.name == p).ok_or_else(|| {
-                error::input(format!("exhibit {case}:{exhibit} holds no file named {p:?}; `custody log --case {case}` lists its files"))
+                error::input(format!(
+                    "exhibit {case}:{exhibit} holds no file named {p:?}; `custody log --case {case}` lists its files"
+                ))
             }),
             None if items.len() == 1 => Ok(items.into_iter().next().expect("one item")),
             None => Err(error::input(format!(
@@ -70,7 +74,11 @@ pub fn resolve(ledger: &Ledger, spec: &str) -> Result<ItemRow> {
         return match items.len() {
             0 => Err(error::input(format!("no item has a SHA-256 starting with {spec}"))),
             1 => Ok(items.into_iter().next().expect("one item")),
-            _ => Err(error::input(format!("SHA-256 prefix {spec} matches {} items: {}; name one by its short ID", items.len(), list(&items)))),
+            _ => Err(error::input(format!(
+                "SHA-256 prefix {spec} matches {} items: {}; name one by its short ID",
+                items.len(),
+                list(&items)
+            ))),
         };
     }
     Err(error::input(format!(
@@ -81,4 +89,18 @@ pub fn resolve(ledger: &Ledger, spec: &str) -> Result<ItemRow> {
 
 fn list(items: &[ItemRow]) -> String {
     items.iter().map(|i| format!("{} ({}:{}/{})", i.id, i.case, i.exhibit, i.name)).collect::<Vec<_>>().join(", ")
+}
+
+/// Resolve a name that may stand for several items: `CASE:ITEM` names every file of the
+/// exhibit; anything else names one item as [`resolve`] does.
+pub fn resolve_many(ledger: &Ledger, spec: &str) -> Result<Vec<ItemRow>> {
+    if let Some((case, exhibit)) = spec.trim().split_once(':')
+        && !exhibit.contains('/')
+    {
+        let items = ledger.items_in_exhibit(case, exhibit)?;
+        if !items.is_empty() {
+            return Ok(items);
+        }
+    }
+    Ok(vec![resolve(ledger, spec)?])
 }

@@ -47,7 +47,8 @@ fn main() -> ExitCode {
         Err(err) => {
             let exit = error::exit_for(&err);
             if ctx.json {
-                let doc = serde_json::json!({"schema_version": 1, "error": format!("{err:#}"), "exit_code": exit.code()});
+                let doc =
+                    serde_json::json!({"schema_version": 1, "error": format!("{err:#}"), "exit_code": exit.code()});
                 println!("{}", serde_json::to_string_pretty(&doc).expect("errors serialize"));
             }
             eprintln!("custody: error: {err:#}");

@@ -15,8 +15,8 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -58,10 +58,9 @@ impl Store {
         }
         let lock = store.root.join(LOCK_FILE);
         File::create(&lock).map_err(|e| env_io(e, &lock, "cannot create"))?;
-        let ledger = Ledger::create(&store.ledger_path()).map_err(|e| {
+        let ledger = Ledger::create(&store.ledger_path()).inspect_err(|_| {
             // A failed init leaves nothing behind.
             let _ = fs::remove_file(store.ledger_path());
-            e
         })?;
         fsutil::fsync_dir(&store.root)?;
         Ok((store, ledger))
@@ -182,7 +181,7 @@ impl Store {
         build: impl FnOnce(&mut Txn<'_>) -> Result<Draft>,
     ) -> Result<(Head, Event)> {
         for staged in &staging.staged {
-            let parent = self.object_path(&staged.digests.sha256()).parent().expect("objects have a parent").to_owned();
+            let parent = self.object_path(staged.digests.sha256()).parent().expect("objects have a parent").to_owned();
             fs::create_dir_all(&parent).map_err(|e| env_io(e, &parent, "cannot create"))?;
         }
         let _lock = self.write_lock()?;
@@ -417,7 +416,10 @@ fn stream_error(e: digest::StreamError, label: &str, store: &Store) -> anyhow::E
 /// An environment error about a path.
 pub fn env_io(e: io::Error, path: &Path, what: &str) -> anyhow::Error {
     if error::is_disk_full(&e) {
-        return error::environment(format!("{what} {}: the disk is full. Free space and run the command again", path.display()));
+        return error::environment(format!(
+            "{what} {}: the disk is full. Free space and run the command again",
+            path.display()
+        ));
     }
     if e.raw_os_error() == Some(libc::EROFS) {
         return error::environment(format!("{what} {}: the filesystem is read-only", path.display()));

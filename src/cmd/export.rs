@@ -30,15 +30,24 @@ pub fn run(args: ExportArgs, ctx: &Ctx) -> Result<Report> {
     let head = ledger.head()?;
     match &args.out {
         Some(path) => {
-            let tmp = tempfile::NamedTempFile::new_in(path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new(".")))
-                .map_err(|e| env_io(e, path, "cannot write"))?;
+            let tmp = tempfile::NamedTempFile::new_in(
+                path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new(".")),
+            )
+            .map_err(|e| env_io(e, path, "cannot write"))?;
             let mut w = std::io::BufWriter::new(tmp);
             let n = write_jsonl(&ledger, &mut w)?;
             let tmp = w.into_inner().map_err(|e| env_io(e.into_error(), path, "cannot write"))?;
             tmp.as_file().sync_all().map_err(|e| env_io(e, path, "cannot write"))?;
             tmp.persist(path).map_err(|e| env_io(e.error, path, "cannot write"))?;
-            let text = format!("Exported {n} events to {}{}", path.display(), head.as_ref().map(|h| format!("\nledger head: {h}")).unwrap_or_default());
-            Ok(Report::ok(text, json!({"schema_version": 1, "command": "export", "events": n, "out": path, "head": head})))
+            let text = format!(
+                "Exported {n} events to {}{}",
+                path.display(),
+                head.as_ref().map(|h| format!("\nledger head: {h}")).unwrap_or_default()
+            );
+            Ok(Report::ok(
+                text,
+                json!({"schema_version": 1, "command": "export", "events": n, "out": path, "head": head}),
+            ))
         }
         None => {
             let stdout = std::io::stdout();

@@ -26,14 +26,23 @@ pub fn run(args: HashArgs, ctx: &Ctx) -> Result<Report> {
     if let Some(list) = &args.check {
         return check(list, &args.algos);
     }
-    let mut algos: Vec<Algorithm> = if args.algos.is_empty() { vec![Algorithm::Sha256, Algorithm::Blake3] } else { args.algos.clone() };
+    let mut algos: Vec<Algorithm> =
+        if args.algos.is_empty() { vec![Algorithm::Sha256, Algorithm::Blake3] } else { args.algos.clone() };
     if args.record {
         validate_id("case number", args.case.as_deref().unwrap_or_default())?;
         algos.extend([Algorithm::Sha256, Algorithm::Blake3]);
     }
     let mut seen = Vec::new();
-    algos.retain(|a| if seen.contains(a) { false } else { seen.push(*a); true });
-    let shown: Vec<Algorithm> = if args.algos.is_empty() { vec![Algorithm::Sha256, Algorithm::Blake3] } else { seen.clone() };
+    algos.retain(|a| {
+        if seen.contains(a) {
+            false
+        } else {
+            seen.push(*a);
+            true
+        }
+    });
+    let shown: Vec<Algorithm> =
+        if args.algos.is_empty() { vec![Algorithm::Sha256, Algorithm::Blake3] } else { seen.clone() };
     // With --record the store must exist before any work is done.
     let store = if args.record { Some(ctx.store()?) } else { None };
     let mut ledger = store.as_ref().map(|s| s.open_ledger()).transpose()?;
@@ -91,14 +100,28 @@ pub fn run(args: HashArgs, ctx: &Ctx) -> Result<Report> {
                     }
                 }
                 let abs = std::path::absolute(p).unwrap_or_else(|_| p.clone());
-                FileRef { item: None, name: Some(path_text(&abs)), sha256: d.sha256().into(), blake3: d.blake3().into(), size: d.size, facts }
+                FileRef {
+                    item: None,
+                    name: Some(path_text(&abs)),
+                    sha256: d.sha256().into(),
+                    blake3: d.blake3().into(),
+                    size: d.size,
+                    facts,
+                }
             })
             .collect();
         let mut params = Map::new();
         params.insert("algorithms".into(), json!(algos.iter().map(|a| a.name()).collect::<Vec<_>>()));
         let staging = store.stage()?;
         let (head, _) = store.commit(ledger, &actor, staging, |_| {
-            Ok(Draft { action: "hash".into(), case: args.case.clone(), inputs, params, note: args.note.clone(), ..Draft::default() })
+            Ok(Draft {
+                action: "hash".into(),
+                case: args.case.clone(),
+                inputs,
+                params,
+                note: args.note.clone(),
+                ..Draft::default()
+            })
         })?;
         let line = format!("recorded {} hashes in the ledger; {}\n", results.len(), head_line(&head));
         eprint!("{line}");
@@ -123,7 +146,10 @@ fn collect(paths: &[PathBuf]) -> Result<Vec<(PathBuf, u64)>> {
 }
 
 fn walk(dir: &Path, out: &mut Vec<(PathBuf, u64)>) -> Result<()> {
-    let mut entries: Vec<_> = fs::read_dir(dir).map_err(|e| read_error(dir, &e))?.collect::<Result<_, _>>().map_err(|e| read_error(dir, &e))?;
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .map_err(|e| read_error(dir, &e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| read_error(dir, &e))?;
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let path = e.path();
@@ -147,7 +173,9 @@ fn walk(dir: &Path, out: &mut Vec<(PathBuf, u64)>) -> Result<()> {
 fn read_error(path: &Path, e: &std::io::Error) -> anyhow::Error {
     match e.kind() {
         std::io::ErrorKind::NotFound => error::input(format!("{} does not exist", path.display())),
-        std::io::ErrorKind::PermissionDenied => error::input(format!("{} cannot be read (permission denied)", path.display())),
+        std::io::ErrorKind::PermissionDenied => {
+            error::input(format!("{} cannot be read (permission denied)", path.display()))
+        }
         _ => error::environment(format!("{} cannot be read: {e}", path.display())),
     }
 }
@@ -304,8 +332,10 @@ fn check(list: &Path, algos: &[Algorithm]) -> Result<Report> {
                     let status = if good { "OK" } else { "FAILED" };
                     let tag = if expected.len() > 1 { format!(" [{}]", algo.tag()) } else { String::new() };
                     out.extend(format!("{shown}{tag}: {status}\n").into_bytes());
-                    results.push(json!({"path": shown, "algorithm": algo.name(), "line": line, "status": status.to_lowercase(),
-                        "expected": hex, "actual": d.get(*algo)}));
+                    results.push(
+                        json!({"path": shown, "algorithm": algo.name(), "line": line, "status": status.to_lowercase(),
+                        "expected": hex, "actual": d.get(*algo)}),
+                    );
                 }
             }
         }

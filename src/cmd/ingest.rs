@@ -49,7 +49,9 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
     let files: Vec<&Found> = found.iter().filter(|f| matches!(f, Found::File { .. })).collect();
     if files.is_empty() {
         let given = args.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
-        return Err(error::input(format!("{given}: no files to ingest (only directories, links or special files); nothing was recorded")));
+        return Err(error::input(format!(
+            "{given}: no files to ingest (only directories, links or special files); nothing was recorded"
+        )));
     }
     let mut names = BTreeSet::new();
     for f in &found {
@@ -223,15 +225,25 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
     let mut items_json = Vec::new();
     for (out, c) in event.outputs.iter().zip(&copied) {
         let id = out.item.clone().unwrap_or_default();
-        let mut line = format!("  {id:<5} {}  sha256 {}  {}\n        {}", c.name, c.digests.sha256(), human_size(c.digests.size), c.media.summary());
+        let mut line = format!(
+            "  {id:<5} {}  sha256 {}  {}\n        {}",
+            c.name,
+            c.digests.sha256(),
+            human_size(c.digests.size),
+            c.media.summary()
+        );
         if c.existed {
-            line.push_str("\n        (these exact bytes were already in the store: recorded as a new acquisition, stored once)");
+            line.push_str(
+                "\n        (these exact bytes were already in the store: recorded as a new acquisition, stored once)",
+            );
         }
         if let Some(first) = &c.hardlink_of {
             line.push_str(&format!("\n        (hard link to {first}: one object, two names)"));
         }
         if !c.media.decodable {
-            line.push_str("\n        kept as evidence; it may need the vendor's player");
+            line.push_str(
+                "\n        kept as evidence exactly as it is (proprietary video may need the vendor's player)",
+            );
         }
         text.push_str(&line);
         text.push('\n');
@@ -243,7 +255,9 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
     }
     for f in &found {
         match f {
-            Found::Symlink { name, target, .. } => text.push_str(&format!("  link  {name} -> {target} (recorded, not followed)\n")),
+            Found::Symlink { name, target, .. } => {
+                text.push_str(&format!("  link  {name} -> {target} (recorded, not followed)\n"))
+            }
             Found::Skipped { path, kind, .. } => {
                 eprintln!("warning: skipped {} ({kind}): not a regular file", path.display());
                 text.push_str(&format!("  skip  {} ({kind})\n", path.display()));
@@ -269,7 +283,7 @@ fn walk(paths: &[PathBuf]) -> Result<Vec<Found>> {
         let meta = fs::symlink_metadata(path).map_err(|e| source_error(path, &e))?;
         if meta.is_dir() {
             let base = absolute(path);
-            let top = base.file_name().map(|n| PathBuf::from(n)).unwrap_or_else(|| PathBuf::from("root"));
+            let top = base.file_name().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("root"));
             walk_dir(path, &top, &mut found)?;
         } else {
             let name = path.file_name().map(PathBuf::from).unwrap_or_else(|| path.clone());
@@ -302,7 +316,13 @@ fn classify(path: &Path, name: &Path, meta: &fs::Metadata, found: &mut Vec<Found
     let name_text = path_text(name);
     let ft = meta.file_type();
     if ft.is_file() {
-        found.push(Found::File { path: path.to_owned(), name: name_text, size: meta.len(), dev: meta.dev(), ino: meta.ino() });
+        found.push(Found::File {
+            path: path.to_owned(),
+            name: name_text,
+            size: meta.len(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+        });
     } else if ft.is_symlink() {
         let target = fs::read_link(path).map_err(|e| source_error(path, &e))?;
         found.push(Found::Symlink { name: name_text, target: path_text(&target) });
@@ -324,7 +344,11 @@ fn classify(path: &Path, name: &Path, meta: &fs::Metadata, found: &mut Vec<Found
 }
 
 fn changed(a: &fs::Metadata, b: &fs::Metadata) -> bool {
-    a.len() != b.len() || a.mtime() != b.mtime() || a.mtime_nsec() != b.mtime_nsec() || a.ctime() != b.ctime() || a.ctime_nsec() != b.ctime_nsec()
+    a.len() != b.len()
+        || a.mtime() != b.mtime()
+        || a.mtime_nsec() != b.mtime_nsec()
+        || a.ctime() != b.ctime()
+        || a.ctime_nsec() != b.ctime_nsec()
 }
 
 fn mtime_text(meta: &fs::Metadata) -> String {

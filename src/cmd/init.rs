@@ -16,9 +16,8 @@ pub fn run(args: InitArgs, ctx: &Ctx) -> Result<Report> {
     params.insert("agency".into(), json!(args.agency));
     params.insert("store".into(), json!(store.root().display().to_string()));
     let staging = store.stage()?;
-    let (head, _) = store.commit(&mut ledger, &actor, staging, |_| {
-        Ok(Draft { action: "init".into(), params, ..Draft::default() })
-    })?;
+    let (head, _) = store
+        .commit(&mut ledger, &actor, staging, |_| Ok(Draft { action: "init".into(), params, ..Draft::default() }))?;
     let text = format!(
         "Created custody store {}{}\n{}\nUse it with `--store {}` or `export CUSTODY_STORE={}`.",
         store.root().display(),
@@ -27,6 +26,7 @@ pub fn run(args: InitArgs, ctx: &Ctx) -> Result<Report> {
         store.root().display(),
         store.root().display()
     );
-    let json = json!({"schema_version": 1, "command": "init", "store": store.root(), "agency": args.agency, "head": head});
+    let json =
+        json!({"schema_version": 1, "command": "init", "store": store.root(), "agency": args.agency, "head": head});
     Ok(Report::ok(text, json))
 }

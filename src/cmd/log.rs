@@ -20,7 +20,10 @@ pub fn run(args: LogArgs, ctx: &Ctx) -> Result<Report> {
             events.iter().filter(|e| names(&e.inputs) || names(&e.outputs)).collect(),
         )
     } else if let Some(case) = &args.case {
-        (format!("Custody history of case {case}"), events.iter().filter(|e| e.case.as_deref() == Some(case.as_str())).collect())
+        (
+            format!("Custody history of case {case}"),
+            events.iter().filter(|e| e.case.as_deref() == Some(case.as_str())).collect(),
+        )
     } else {
         (format!("Custody ledger of {}", store.root().display()), events.iter().collect())
     };
@@ -48,10 +51,20 @@ pub fn event_line(e: &Event) -> String {
 fn event_block(e: &Event) -> String {
     let mut s = format!("{}  ({}@{})\n", event_line(e), e.os_user, e.host);
     for i in &e.inputs {
-        s.push_str(&format!("        in   {} {}  sha256 {}\n", i.item.as_deref().unwrap_or("-"), i.name.as_deref().unwrap_or(""), i.sha256));
+        s.push_str(&format!(
+            "        in   {} {}  sha256 {}\n",
+            i.item.as_deref().unwrap_or("-"),
+            i.name.as_deref().unwrap_or(""),
+            i.sha256
+        ));
     }
     for o in &e.outputs {
-        s.push_str(&format!("        out  {} {}  sha256 {}\n", o.item.as_deref().unwrap_or("-"), o.name.as_deref().unwrap_or(""), o.sha256));
+        s.push_str(&format!(
+            "        out  {} {}  sha256 {}\n",
+            o.item.as_deref().unwrap_or("-"),
+            o.name.as_deref().unwrap_or(""),
+            o.sha256
+        ));
     }
     if e.action == "transfer" {
         let get = |k: &str| e.params.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();

@@ -47,7 +47,7 @@ impl Ctx {
 
     /// Who is acting, where, with which tools.
     pub fn actor(&self) -> Actor {
-        let os_user = os_user();
+        let os_user = crate::fsutil::os_user();
         let mut tools = crate::media::library_versions();
         tools.insert("custody".to_owned(), env!("CARGO_PKG_VERSION").to_owned());
         tools.insert("sqlite".to_owned(), rusqlite::version().to_owned());
@@ -101,7 +101,9 @@ pub fn byte_progress(total: u64, message: &str) -> ProgressBar {
 
 /// The line every changing command ends with.
 pub fn head_line(head: &Head) -> String {
-    format!("ledger head: {head}   (write this down: `custody verify --against {head}` detects later truncation or rewriting)")
+    format!(
+        "ledger head: {head}   (write this down: `custody verify --against {head}` detects later truncation or rewriting)"
+    )
 }
 
 /// Sizes as people read them.
@@ -114,18 +116,6 @@ pub fn human_size(bytes: u64) -> String {
         unit += 1;
     }
     if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
-}
-
-fn os_user() -> String {
-    for var in ["USER", "LOGNAME"] {
-        if let Ok(u) = std::env::var(var)
-            && !u.is_empty()
-        {
-            return u;
-        }
-    }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    format!("uid {}", unsafe { libc::geteuid() })
 }
 
 fn host_name() -> String {

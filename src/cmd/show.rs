@@ -26,16 +26,18 @@ pub struct ItemFacts {
 }
 
 pub fn item_facts(ledger: &Ledger, row: &ItemRow) -> Result<ItemFacts> {
-    let created = ledger
-        .event(row.seq as u64)?
-        .ok_or_else(|| error::mismatch(format!("item {} names event {}, which is missing; run `custody verify`", row.id, row.seq)))?;
-    let file = created
-        .outputs
-        .iter()
-        .find(|o| o.item.as_deref() == Some(row.id.as_str()))
-        .cloned()
-        .ok_or_else(|| error::mismatch(format!("event {} does not record item {}; run `custody verify`", row.seq, row.id)))?;
-    let clock = created.params.get("clock").and_then(|c| serde_json::from_value::<Option<ClockOffset>>(c.clone()).ok()).flatten();
+    let created = ledger.event(row.seq as u64)?.ok_or_else(|| {
+        error::mismatch(format!("item {} names event {}, which is missing; run `custody verify`", row.id, row.seq))
+    })?;
+    let file =
+        created.outputs.iter().find(|o| o.item.as_deref() == Some(row.id.as_str())).cloned().ok_or_else(|| {
+            error::mismatch(format!("event {} does not record item {}; run `custody verify`", row.seq, row.id))
+        })?;
+    let clock = created
+        .params
+        .get("clock")
+        .and_then(|c| serde_json::from_value::<Option<ClockOffset>>(c.clone()).ok())
+        .flatten();
     let media = file.facts.get("media").and_then(|m| serde_json::from_value(m.clone()).ok());
     let names = |refs: &[FileRef]| refs.iter().any(|r| r.item.as_deref() == Some(row.id.as_str()));
     let history: Vec<Event> = ledger.events()?.into_iter().filter(|e| names(&e.inputs) || names(&e.outputs)).collect();
@@ -55,13 +57,22 @@ pub fn run(args: crate::cli::ShowArgs, ctx: &Ctx) -> Result<Report> {
     let row = item::resolve(&ledger, &args.item)?;
     let f = item_facts(&ledger, &row)?;
     let mut t = format!("Item {}  {}:{}/{}\n", row.id, row.case, row.exhibit, row.name);
-    t.push_str(&format!("  SHA-256   {}\n  BLAKE3    {}\n  Size      {} ({} bytes)\n", f.file.sha256, f.file.blake3, human_size(f.file.size), f.file.size));
+    t.push_str(&format!(
+        "  SHA-256   {}\n  BLAKE3    {}\n  Size      {} ({} bytes)\n",
+        f.file.sha256,
+        f.file.blake3,
+        human_size(f.file.size),
+        f.file.size
+    ));
     for algo in ["md5", "sha1"] {
         if let Some(v) = f.file.facts.get(algo).and_then(|v| v.as_str()) {
             t.push_str(&format!("  {:<9} {v}\n", algo.to_uppercase()));
         }
     }
-    t.push_str(&format!("  Acquired  {} by {} ({}@{}), event {}\n", f.created.time, f.created.examiner, f.created.os_user, f.created.host, f.created.seq));
+    t.push_str(&format!(
+        "  Acquired  {} by {} ({}@{}), event {}\n",
+        f.created.time, f.created.examiner, f.created.os_user, f.created.host, f.created.seq
+    ));
     if let Some(src) = f.created.params.get("source").and_then(|v| v.as_str()) {
         t.push_str(&format!("  Source    {src}\n"));
     }

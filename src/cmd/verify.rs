@@ -42,7 +42,11 @@ pub fn run(args: VerifyArgs, ctx: &Ctx) -> Result<Report> {
     let (ledger, schema_problems) = Ledger::open_unchecked(&store.ledger_path(), store.lock_timeout())?;
     let mut problems: Vec<Problem> = schema_problems
         .iter()
-        .map(|p| Problem { kind: "schema", subject: "ledger.db".into(), message: format!("the ledger's schema was altered: {p}") })
+        .map(|p| Problem {
+            kind: "schema",
+            subject: "ledger.db".into(),
+            message: format!("the ledger's schema was altered: {p}"),
+        })
         .collect();
     // Finish or undo what killed commands left behind, before looking (never on a ledger
     // whose schema was tampered with: nothing is written into a store under suspicion).
@@ -69,7 +73,11 @@ pub fn run(args: VerifyArgs, ctx: &Ctx) -> Result<Report> {
         Ok(())
     });
     if let Err(e) = read {
-        problems.push(Problem { kind: "ledger", subject: "ledger.db".into(), message: format!("the events cannot be read: {e:#}") });
+        problems.push(Problem {
+            kind: "ledger",
+            subject: "ledger.db".into(),
+            message: format!("the events cannot be read: {e:#}"),
+        });
     }
     let head = chain.finish();
     for p in &chain.problems {
@@ -90,13 +98,21 @@ pub fn run(args: VerifyArgs, ctx: &Ctx) -> Result<Report> {
                 });
             }
         }
-        Err(e) => problems.push(Problem { kind: "index", subject: "items".into(), message: format!("the items index cannot be read: {e:#}") }),
+        Err(e) => problems.push(Problem {
+            kind: "index",
+            subject: "items".into(),
+            message: format!("the items index cannot be read: {e:#}"),
+        }),
     }
 
     // Objects on disk.
     let (present, unexpected) = scan_objects(&store)?;
     for u in unexpected {
-        problems.push(Problem { kind: "unexpected", subject: u.clone(), message: format!("{u} is not an object custody wrote") });
+        problems.push(Problem {
+            kind: "unexpected",
+            subject: u.clone(),
+            message: format!("{u} is not an object custody wrote"),
+        });
     }
     let total: u64 = expected.iter().filter(|(s, _)| present.contains(*s)).map(|(_, e)| e.size).sum();
     let bar = byte_progress(total, "verifying");
@@ -122,7 +138,11 @@ pub fn run(args: VerifyArgs, ctx: &Ctx) -> Result<Report> {
         });
         checked += 1;
         match result {
-            Err(e) => problems.push(Problem { kind: "modified", subject: sha.clone(), message: format!("object {sha} ({who}) cannot be read: {e}") }),
+            Err(e) => problems.push(Problem {
+                kind: "modified",
+                subject: sha.clone(),
+                message: format!("object {sha} ({who}) cannot be read: {e}"),
+            }),
             Ok(d) => {
                 bytes += d.size;
                 if !digest::hex_eq(d.sha256(), sha) || !digest::hex_eq(d.blake3(), &exp.blake3) || d.size != exp.size {
@@ -175,7 +195,11 @@ pub fn run(args: VerifyArgs, ctx: &Ctx) -> Result<Report> {
         text.push_str("OK: the ledger chain is intact and every recorded object matches its digests.");
         Exit::Success
     } else {
-        text.push_str(&format!("FAILED: {} problem{} found\n", problems.len(), if problems.len() == 1 { "" } else { "s" }));
+        text.push_str(&format!(
+            "FAILED: {} problem{} found\n",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" }
+        ));
         for p in &problems {
             text.push_str(&format!("  {:<10} {}\n", p.kind, p.message));
         }
@@ -191,7 +215,11 @@ pub fn run(args: VerifyArgs, ctx: &Ctx) -> Result<Report> {
 }
 
 fn describe(e: &Expected) -> String {
-    if e.items.is_empty() { format!("recorded by event {}", e.seq) } else { format!("item {}, event {}", e.items.join(", "), e.seq) }
+    if e.items.is_empty() {
+        format!("recorded by event {}", e.seq)
+    } else {
+        format!("item {}, event {}", e.items.join(", "), e.seq)
+    }
 }
 
 fn event_subject(p: &crate::ledger::chain::ChainError) -> String {
@@ -204,7 +232,15 @@ fn event_subject(p: &crate::ledger::chain::ChainError) -> String {
 fn scan_objects(store: &Store) -> Result<(BTreeSet<String>, Vec<String>)> {
     let mut present = BTreeSet::new();
     let mut unexpected = Vec::new();
-    let known = [store::LEDGER_FILE, "ledger.db-wal", "ledger.db-shm", "ledger.db-journal", store::OBJECTS_DIR, store::TMP_DIR, store::LOCK_FILE];
+    let known = [
+        store::LEDGER_FILE,
+        "ledger.db-wal",
+        "ledger.db-shm",
+        "ledger.db-journal",
+        store::OBJECTS_DIR,
+        store::TMP_DIR,
+        store::LOCK_FILE,
+    ];
     for entry in fs::read_dir(store.root())? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();

@@ -9,11 +9,17 @@ use super::{Head, Row, canonical};
 /// One way the chain is broken. Each names the event it concerns.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChainError {
-    #[error("event {seq}: its content does not match its hash (stored {stored}, recomputed {computed}): the event was edited")]
+    #[error(
+        "event {seq}: its content does not match its hash (stored {stored}, recomputed {computed}): the event was edited"
+    )]
     HashMismatch { seq: i64, stored: String, computed: String },
-    #[error("event {seq}: it does not link to event {prev_seq} (prev {found}, expected {expected}): events were removed, inserted or reordered")]
+    #[error(
+        "event {seq}: it does not link to event {prev_seq} (prev {found}, expected {expected}): events were removed, inserted or reordered"
+    )]
     BrokenLink { seq: i64, prev_seq: i64, found: String, expected: String },
-    #[error("event {seq}: the first event must link to the genesis value, not {found}: the start of the ledger was removed or replaced")]
+    #[error(
+        "event {seq}: the first event must link to the genesis value, not {found}: the start of the ledger was removed or replaced"
+    )]
     BadGenesis { seq: i64, found: String },
     #[error("event {expected} is missing (the next stored event is {found}): events were deleted or inserted")]
     Gap { expected: i64, found: i64 },
@@ -52,7 +58,11 @@ impl ChainVerifier {
             self.problems.push(ChainError::Gap { expected: expected_seq, found: row.seq });
         }
         if computed != row.hash {
-            self.problems.push(ChainError::HashMismatch { seq: row.seq, stored: row.hash.clone(), computed: computed.clone() });
+            self.problems.push(ChainError::HashMismatch {
+                seq: row.seq,
+                stored: row.hash.clone(),
+                computed: computed.clone(),
+            });
         }
         let parsed = match serde_json::from_str::<serde_json::Value>(&row.body) {
             Ok(value) => {
@@ -94,7 +104,11 @@ impl ChainVerifier {
         {
             self.against_seen = true;
             if computed != head.hash {
-                self.problems.push(ChainError::Rewritten { seq: head.seq, found: computed.clone(), expected: head.hash.clone() });
+                self.problems.push(ChainError::Rewritten {
+                    seq: head.seq,
+                    found: computed.clone(),
+                    expected: head.hash.clone(),
+                });
             }
         }
         self.last = Some((row.seq, computed));

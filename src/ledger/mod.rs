@@ -135,12 +135,12 @@ impl Ledger {
         if !path.is_file() {
             return Err(error::input(format!("the ledger {} does not exist", path.display())));
         }
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .with_context(|| format!("cannot open the ledger {}", path.display()))?;
+        let conn =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .with_context(|| format!("cannot open the ledger {}", path.display()))?;
         let ledger = Ledger::configure(conn, path, lock_timeout)?;
-        let problems = schema::differences(&ledger.conn).map_err(|e| {
-            error::mismatch(format!("{} is not a readable custody ledger: {e}", path.display()))
-        })?;
+        let problems = schema::differences(&ledger.conn)
+            .map_err(|e| error::mismatch(format!("{} is not a readable custody ledger: {e}", path.display())))?;
         Ok((ledger, problems))
     }
 
@@ -160,7 +160,11 @@ impl Ledger {
 
     /// Append one event. `build` runs inside the write transaction, so what it reads (item
     /// numbers, existing names) cannot change before the event lands.
-    pub fn append(&mut self, actor: &Actor, build: impl FnOnce(&mut Txn<'_>) -> Result<Draft>) -> Result<(Head, Event)> {
+    pub fn append(
+        &mut self,
+        actor: &Actor,
+        build: impl FnOnce(&mut Txn<'_>) -> Result<Draft>,
+    ) -> Result<(Head, Event)> {
         let timeout = self.lock_timeout;
         let path = self.path.clone();
         let tx = self
@@ -353,7 +357,8 @@ pub fn item_rows(event: &Event) -> Vec<ItemRow> {
 
 /// Parse a stored body. Never used to compute hashes: those come from the stored bytes.
 pub fn parse_body(row: &Row) -> Result<Event> {
-    serde_json::from_str(&row.body).map_err(|e| error::mismatch(format!("ledger event {} is not a valid event: {e}", row.seq)))
+    serde_json::from_str(&row.body)
+        .map_err(|e| error::mismatch(format!("ledger event {} is not a valid event: {e}", row.seq)))
 }
 
 fn busy_or(e: rusqlite::Error, path: &Path, timeout: Duration) -> anyhow::Error {

@@ -3,8 +3,8 @@
 
 use std::ffi::CStr;
 
-use ffmpeg_next as ffmpeg;
 use ffmpeg::ffi;
+use ffmpeg_next as ffmpeg;
 
 /// Raw codec-parameter facts missing from the safe API.
 pub struct ExtraParams {

@@ -216,12 +216,11 @@ fn deep_check(input: &mut ffmpeg::format::context::Input) -> DeepCheck {
         if !matches!(medium, ffmpeg::media::Type::Video | ffmpeg::media::Type::Audio) {
             continue;
         }
-        let opened = ffmpeg::codec::context::Context::from_parameters(stream.parameters())
-            .and_then(|c| {
-                let id = c.id();
-                let codec = ffmpeg::decoder::find(id).ok_or(ffmpeg::Error::DecoderNotFound)?;
-                c.decoder().open_as(codec)
-            });
+        let opened = ffmpeg::codec::context::Context::from_parameters(stream.parameters()).and_then(|c| {
+            let id = c.id();
+            let codec = ffmpeg::decoder::find(id).ok_or(ffmpeg::Error::DecoderNotFound)?;
+            c.decoder().open_as(codec)
+        });
         match opened {
             Ok(d) => {
                 decoders.insert(stream.index(), (d, stream.time_base()));
@@ -264,7 +263,13 @@ fn deep_check(input: &mut ffmpeg::format::context::Input) -> DeepCheck {
     check
 }
 
-fn drain(decoder: &mut ffmpeg::decoder::Opened, frame: &mut ffmpeg::frame::Video, check: &mut DeepCheck, index: usize, tb: ffmpeg::Rational) {
+fn drain(
+    decoder: &mut ffmpeg::decoder::Opened,
+    frame: &mut ffmpeg::frame::Video,
+    check: &mut DeepCheck,
+    index: usize,
+    tb: ffmpeg::Rational,
+) {
     loop {
         match decoder.receive_frame(frame) {
             Ok(()) => {

@@ -20,9 +20,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, anyhow, bail, ensure};
 use ffmpeg_next as ffmpeg;
-use ffmpeg_next::{
-    ChannelLayout, Dictionary, Packet, Rational, codec, encoder, filter, format, frame, picture,
-};
+use ffmpeg_next::{ChannelLayout, Dictionary, Packet, Rational, codec, encoder, filter, format, frame, picture};
 
 /// Number of cells in the frame-index band (2 calibration cells + [`INDEX_BITS`] data cells).
 pub const BAND_CELLS: usize = 20;
@@ -56,10 +54,7 @@ pub fn band_geometry(width: usize, height: usize) -> Option<BandGeometry> {
     if cell_width < 2 || band_height > height {
         return None;
     }
-    Some(BandGeometry {
-        band_height,
-        cell_width,
-    })
+    Some(BandGeometry { band_height, cell_width })
 }
 
 /// Whether band cell `cell` (0..BAND_CELLS) is white for frame `index`.
@@ -73,32 +68,13 @@ fn cell_is_white(cell: usize, index: u32) -> bool {
 }
 
 /// Paint the luma part of the band for frame `index` into a luma plane.
-fn paint_band_luma(
-    y: &mut [u8],
-    stride: usize,
-    width: usize,
-    height: usize,
-    index: u32,
-) -> Result<()> {
-    ensure!(
-        index <= MAX_FRAME_INDEX,
-        "frame index {index} does not fit in the {INDEX_BITS}-bit band"
-    );
+fn paint_band_luma(y: &mut [u8], stride: usize, width: usize, height: usize, index: u32) -> Result<()> {
+    ensure!(index <= MAX_FRAME_INDEX, "frame index {index} does not fit in the {INDEX_BITS}-bit band");
     let geo = band_geometry(width, height)
         .ok_or_else(|| anyhow!("a {width}x{height} frame is too small for a frame-index band"))?;
-    ensure!(
-        stride >= width && y.len() >= stride * (geo.band_height - 1) + width,
-        "luma plane too small for the band"
-    );
-    let row: Vec<u8> = (0..width)
-        .map(|x| {
-            if cell_is_white(x / geo.cell_width, index) {
-                BAND_WHITE
-            } else {
-                BAND_BLACK
-            }
-        })
-        .collect();
+    ensure!(stride >= width && y.len() >= stride * (geo.band_height - 1) + width, "luma plane too small for the band");
+    let row: Vec<u8> =
+        (0..width).map(|x| if cell_is_white(x / geo.cell_width, index) { BAND_WHITE } else { BAND_BLACK }).collect();
     for r in 0..geo.band_height {
         y[r * stride..r * stride + width].copy_from_slice(&row);
     }
@@ -175,18 +151,9 @@ pub fn read_frame_index(luma: &[u8], stride: usize, width: usize, height: usize)
     let (y0, y1) = (geo.band_height / 4, geo.band_height - geo.band_height / 4);
     let cell_mean = |cell: usize| -> f64 {
         let left = cell * geo.cell_width;
-        let (x0, x1) = (
-            left + geo.cell_width / 4,
-            left + geo.cell_width - geo.cell_width / 4,
-        );
-        let sum: u64 = (y0..y1)
-            .map(|r| {
-                luma[r * stride + x0..r * stride + x1]
-                    .iter()
-                    .map(|&p| u64::from(p))
-                    .sum::<u64>()
-            })
-            .sum();
+        let (x0, x1) = (left + geo.cell_width / 4, left + geo.cell_width - geo.cell_width / 4);
+        let sum: u64 =
+            (y0..y1).map(|r| luma[r * stride + x0..r * stride + x1].iter().map(|&p| u64::from(p)).sum::<u64>()).sum();
         sum as f64 / ((y1 - y0) * (x1 - x0)) as f64
     };
     let (white, black) = (cell_mean(0), cell_mean(1));
@@ -194,9 +161,7 @@ pub fn read_frame_index(luma: &[u8], stride: usize, width: usize, height: usize)
         return None;
     }
     let threshold = (white + black) / 2.0;
-    Some((2..BAND_CELLS).fold(0u32, |acc, cell| {
-        (acc << 1) | u32::from(cell_mean(cell) > threshold)
-    }))
+    Some((2..BAND_CELLS).fold(0u32, |acc, cell| (acc << 1) | u32::from(cell_mean(cell) > threshold)))
 }
 
 /// The kinds of synthetic evidence file [`generate`] can write.
@@ -245,10 +210,7 @@ impl Fixture {
 
     /// Whether the fixture has a video stream (with a frame-index band in every frame).
     pub fn has_video(self) -> bool {
-        matches!(
-            self,
-            Fixture::H264Mp4 | Fixture::RawH264 | Fixture::MjpegAvi | Fixture::VfrMp4
-        )
+        matches!(self, Fixture::H264Mp4 | Fixture::RawH264 | Fixture::MjpegAvi | Fixture::VfrMp4)
     }
 }
 
@@ -322,11 +284,7 @@ impl FixtureInfo {
 
     /// Audio duration in seconds (0 if there is no audio).
     pub fn audio_seconds(&self) -> f64 {
-        if self.audio_sample_rate == 0 {
-            0.0
-        } else {
-            self.audio_samples as f64 / f64::from(self.audio_sample_rate)
-        }
+        if self.audio_sample_rate == 0 { 0.0 } else { self.audio_samples as f64 / f64::from(self.audio_sample_rate) }
     }
 
     /// Video duration in seconds (0 if there is no video).
@@ -345,9 +303,7 @@ pub fn generate(kind: Fixture, path: &Path) -> Result<FixtureInfo> {
         Fixture::Proprietary => write_proprietary(path)?,
         _ => write_media(kind, path)?,
     };
-    info.file_size = fs::metadata(path)
-        .with_context(|| format!("reading the size of {}", path.display()))?
-        .len();
+    info.file_size = fs::metadata(path).with_context(|| format!("reading the size of {}", path.display()))?.len();
     Ok(info)
 }
 
@@ -358,8 +314,7 @@ pub fn generate_all(dir: &Path) -> Result<Vec<(Fixture, PathBuf)>> {
         .iter()
         .map(|&kind| {
             let path = dir.join(kind.file_name());
-            generate(kind, &path)
-                .with_context(|| format!("generating {kind:?} at {}", path.display()))?;
+            generate(kind, &path).with_context(|| format!("generating {kind:?} at {}", path.display()))?;
             Ok((kind, path))
         })
         .collect()
@@ -461,14 +416,7 @@ fn plan(kind: Fixture) -> Result<(&'static str, Option<VideoPlan>, Option<AudioP
     Ok(match kind {
         Fixture::H264Mp4 => (
             "mp4",
-            Some(VideoPlan::constant(
-                VideoCodec::X264 { crf: 30 },
-                (640, 360),
-                25,
-                75,
-                3,
-                25,
-            )),
+            Some(VideoPlan::constant(VideoCodec::X264 { crf: 30 }, (640, 360), 25, 75, 3, 25)),
             Some(AudioPlan {
                 encoder: "aac",
                 rate: 48_000,
@@ -478,28 +426,12 @@ fn plan(kind: Fixture) -> Result<(&'static str, Option<VideoPlan>, Option<AudioP
                 bit_rate: 64_000,
             }),
         ),
-        Fixture::RawH264 => (
-            "h264",
-            Some(VideoPlan::constant(
-                VideoCodec::X264 { crf: 30 },
-                (704, 480),
-                15,
-                30,
-                0,
-                15,
-            )),
-            None,
-        ),
+        Fixture::RawH264 => {
+            ("h264", Some(VideoPlan::constant(VideoCodec::X264 { crf: 30 }, (704, 480), 15, 30, 0, 15)), None)
+        }
         Fixture::MjpegAvi => (
             "avi",
-            Some(VideoPlan::constant(
-                VideoCodec::Mjpeg { q: 20 },
-                (704, 480),
-                15,
-                30,
-                0,
-                1,
-            )),
+            Some(VideoPlan::constant(VideoCodec::Mjpeg { q: 20 }, (704, 480), 15, 30, 0, 1)),
             Some(AudioPlan {
                 encoder: "pcm_mulaw",
                 rate: 8_000,
@@ -538,14 +470,7 @@ fn plan(kind: Fixture) -> Result<(&'static str, Option<VideoPlan>, Option<AudioP
             (
                 "mp4",
                 Some(video),
-                Some(AudioPlan {
-                    encoder: "aac",
-                    rate: 48_000,
-                    channels: 1,
-                    samples,
-                    tone_hz: 660,
-                    bit_rate: 48_000,
-                }),
+                Some(AudioPlan { encoder: "aac", rate: 48_000, channels: 1, samples, tone_hz: 660, bit_rate: 48_000 }),
             )
         }
         Fixture::Wav => (
@@ -616,9 +541,7 @@ impl Track {
         match &mut self.media {
             TrackMedia::Video { plan, next } => {
                 if *next == plan.frames() {
-                    self.encoder
-                        .send_eof()
-                        .context("flushing the video encoder")?;
+                    self.encoder.send_eof().context("flushing the video encoder")?;
                     self.finished = true;
                 } else {
                     let mut frame = frame::Video::empty();
@@ -633,9 +556,7 @@ impl Track {
                     frame.set_pts(Some(plan.pts[*next]));
                     // testsrc2 marks every picture as an I-frame; let the encoder decide.
                     frame.set_kind(picture::Type::None);
-                    self.encoder
-                        .send_frame(&frame)
-                        .with_context(|| format!("encoding video frame {index}"))?;
+                    self.encoder.send_frame(&frame).with_context(|| format!("encoding video frame {index}"))?;
                     *next += 1;
                 }
             }
@@ -656,19 +577,11 @@ impl Track {
                         }
                         frame.set_pts(Some(i64::try_from(*sent)?));
                         *sent += frame.samples() as u64;
-                        self.encoder
-                            .send_frame(&frame)
-                            .context("encoding an audio frame")?;
+                        self.encoder.send_frame(&frame).context("encoding an audio frame")?;
                     }
                     Err(ffmpeg::Error::Eof) => {
-                        ensure!(
-                            *sent == plan.samples,
-                            "sine ended after {sent} of {} samples",
-                            plan.samples
-                        );
-                        self.encoder
-                            .send_eof()
-                            .context("flushing the audio encoder")?;
+                        ensure!(*sent == plan.samples, "sine ended after {sent} of {} samples", plan.samples);
+                        self.encoder.send_eof().context("flushing the audio encoder")?;
                         self.finished = true;
                     }
                     Err(e) => return Err(e).context("pulling samples from sine"),
@@ -693,14 +606,9 @@ impl Track {
                     }
                     packet.set_stream(self.stream);
                     packet.rescale_ts(self.encoder_tb, self.stream_tb);
-                    packet
-                        .write_interleaved(octx)
-                        .context("writing a packet to the muxer")?;
+                    packet.write_interleaved(octx).context("writing a packet to the muxer")?;
                 }
-                Err(ffmpeg::Error::Other {
-                    errno: ffmpeg::error::EAGAIN,
-                })
-                | Err(ffmpeg::Error::Eof) => return Ok(()),
+                Err(ffmpeg::Error::Other { errno: ffmpeg::error::EAGAIN }) | Err(ffmpeg::Error::Eof) => return Ok(()),
                 Err(e) => return Err(e).context("receiving a packet from the encoder"),
             }
         }
@@ -709,8 +617,8 @@ impl Track {
 
 fn write_media(kind: Fixture, path: &Path) -> Result<FixtureInfo> {
     let (muxer, video, audio) = plan(kind)?;
-    let mut octx = format::output_as(path, muxer)
-        .with_context(|| format!("creating {muxer} output {}", path.display()))?;
+    let mut octx =
+        format::output_as(path, muxer).with_context(|| format!("creating {muxer} output {}", path.display()))?;
     let global_header = octx.format().flags().contains(format::Flags::GLOBAL_HEADER);
 
     let mut tracks = Vec::new();
@@ -728,16 +636,9 @@ fn write_media(kind: Fixture, path: &Path) -> Result<FixtureInfo> {
         info.variable_frame_rate = plan.is_variable();
         info.max_b_frames = plan.max_b_frames;
         info.gop = plan.gop;
-        let (tb_num, tb_den) = (
-            i64::from(plan.time_base.numerator()),
-            i64::from(plan.time_base.denominator()),
-        );
+        let (tb_num, tb_den) = (i64::from(plan.time_base.numerator()), i64::from(plan.time_base.denominator()));
         info.frame_times = plan.pts.iter().map(|&p| (p * tb_num, tb_den)).collect();
-        info.frame_durations = plan
-            .durations
-            .iter()
-            .map(|&d| (d * tb_num, tb_den))
-            .collect();
+        info.frame_durations = plan.durations.iter().map(|&d| (d * tb_num, tb_den)).collect();
         info.video_duration = (plan.total() * tb_num, tb_den);
         tracks.push(add_video_track(&mut octx, plan, global_header)?);
     }
@@ -756,37 +657,26 @@ fn write_media(kind: Fixture, path: &Path) -> Result<FixtureInfo> {
     // Bit-exact muxing: no library version strings, so output depends only on the inputs.
     let mut opts = Dictionary::new();
     opts.set("fflags", "+bitexact");
-    octx.write_header_with(opts)
-        .context("writing the container header")?;
+    octx.write_header_with(opts).context("writing the container header")?;
     for track in &mut tracks {
-        track.stream_tb = octx
-            .stream(track.stream)
-            .ok_or_else(|| anyhow!("stream {} vanished", track.stream))?
-            .time_base();
+        track.stream_tb =
+            octx.stream(track.stream).ok_or_else(|| anyhow!("stream {} vanished", track.stream))?.time_base();
     }
 
     // Feed whichever track is furthest behind so the muxer sees packets in time order.
-    while let Some(track) = tracks
-        .iter_mut()
-        .filter(|t| !t.finished)
-        .min_by(|a, b| a.next_time().total_cmp(&b.next_time()))
+    while let Some(track) =
+        tracks.iter_mut().filter(|t| !t.finished).min_by(|a, b| a.next_time().total_cmp(&b.next_time()))
     {
         track.step(&mut octx)?;
     }
-    octx.write_trailer()
-        .context("writing the container trailer")?;
+    octx.write_trailer().context("writing the container trailer")?;
     Ok(info)
 }
 
-fn add_video_track(
-    octx: &mut format::context::Output,
-    plan: VideoPlan,
-    global_header: bool,
-) -> Result<Track> {
+fn add_video_track(octx: &mut format::context::Output, plan: VideoPlan, global_header: bool) -> Result<Track> {
     let (codec, mut opts) = match plan.codec {
         VideoCodec::X264 { crf } => {
-            let codec = encoder::find_by_name("libx264")
-                .ok_or_else(|| anyhow!("FFmpeg has no libx264 encoder"))?;
+            let codec = encoder::find_by_name("libx264").ok_or_else(|| anyhow!("FFmpeg has no libx264 encoder"))?;
             let mut opts = Dictionary::new();
             opts.set("preset", "veryfast");
             opts.set("crf", &crf.to_string());
@@ -795,15 +685,11 @@ fn add_video_track(
             (codec, opts)
         }
         VideoCodec::Mjpeg { .. } => {
-            let codec = encoder::find(codec::Id::MJPEG)
-                .ok_or_else(|| anyhow!("FFmpeg has no MJPEG encoder"))?;
+            let codec = encoder::find(codec::Id::MJPEG).ok_or_else(|| anyhow!("FFmpeg has no MJPEG encoder"))?;
             (codec, Dictionary::new())
         }
     };
-    let mut enc = codec::Context::new_with_codec(codec)
-        .encoder()
-        .video()
-        .context("creating the video encoder")?;
+    let mut enc = codec::Context::new_with_codec(codec).encoder().video().context("creating the video encoder")?;
     enc.set_width(plan.width);
     enc.set_height(plan.height);
     enc.set_format(plan.pix_fmt);
@@ -824,9 +710,7 @@ fn add_video_track(
         opts.set("huffman", "optimal");
     }
     enc.set_flags(flags);
-    let encoder = enc
-        .open_with(opts)
-        .with_context(|| format!("opening the {} encoder", codec.name()))?;
+    let encoder = enc.open_with(opts).with_context(|| format!("opening the {} encoder", codec.name()))?;
 
     let mut stream = octx.add_stream(codec).context("adding the video stream")?;
     stream.set_parameters(&encoder);
@@ -842,10 +726,7 @@ fn add_video_track(
             plan.width,
             plan.height,
             plan.frame_rate,
-            plan.pix_fmt
-                .descriptor()
-                .ok_or_else(|| anyhow!("unknown pixel format"))?
-                .name(),
+            plan.pix_fmt.descriptor().ok_or_else(|| anyhow!("unknown pixel format"))?.name(),
         ),
         false,
     )?;
@@ -861,13 +742,8 @@ fn add_video_track(
     })
 }
 
-fn add_audio_track(
-    octx: &mut format::context::Output,
-    plan: AudioPlan,
-    global_header: bool,
-) -> Result<Track> {
-    let codec = encoder::find_by_name(plan.encoder)
-        .ok_or_else(|| anyhow!("FFmpeg has no {} encoder", plan.encoder))?;
+fn add_audio_track(octx: &mut format::context::Output, plan: AudioPlan, global_header: bool) -> Result<Track> {
+    let codec = encoder::find_by_name(plan.encoder).ok_or_else(|| anyhow!("FFmpeg has no {} encoder", plan.encoder))?;
     let sample_fmt = codec
         .audio()
         .context("not an audio codec")?
@@ -879,10 +755,7 @@ fn add_audio_track(
         2 => (ChannelLayout::STEREO, "stereo"),
         n => bail!("no channel layout for {n} channels"),
     };
-    let mut enc = codec::Context::new_with_codec(codec)
-        .encoder()
-        .audio()
-        .context("creating the audio encoder")?;
+    let mut enc = codec::Context::new_with_codec(codec).encoder().audio().context("creating the audio encoder")?;
     enc.set_rate(i32::try_from(plan.rate)?);
     enc.set_channel_layout(layout);
     enc.set_channels(i32::try_from(plan.channels)?);
@@ -896,9 +769,7 @@ fn add_audio_track(
         flags |= codec::Flags::GLOBAL_HEADER;
     }
     enc.set_flags(flags);
-    let encoder = enc
-        .open()
-        .with_context(|| format!("opening the {} encoder", plan.encoder))?;
+    let encoder = enc.open().with_context(|| format!("opening the {} encoder", plan.encoder))?;
     let frame_size = encoder.frame_size();
 
     let mut stream = octx.add_stream(codec).context("adding the audio stream")?;
@@ -918,16 +789,8 @@ fn add_audio_track(
         ),
         true,
     )?;
-    if frame_size > 0
-        && !codec
-            .capabilities()
-            .contains(codec::capabilities::Capabilities::VARIABLE_FRAME_SIZE)
-    {
-        graph
-            .get("out")
-            .ok_or_else(|| anyhow!("audio filter graph has no sink"))?
-            .sink()
-            .set_frame_size(frame_size);
+    if frame_size > 0 && !codec.capabilities().contains(codec::capabilities::Capabilities::VARIABLE_FRAME_SIZE) {
+        graph.get("out").ok_or_else(|| anyhow!("audio filter graph has no sink"))?.sink().set_frame_size(frame_size);
     }
     Ok(Track {
         graph,
@@ -947,13 +810,8 @@ fn source_graph(spec: &str, audio: bool) -> Result<filter::Graph> {
     let mut graph = filter::Graph::new();
     let sink = filter::find(sink_name).ok_or_else(|| anyhow!("FFmpeg has no {sink_name}"))?;
     graph.add(&sink, "out", "").context("adding the sink")?;
-    graph
-        .input("out", 0)
-        .and_then(|p| p.parse(spec))
-        .with_context(|| format!("parsing filter graph {spec:?}"))?;
-    graph
-        .validate()
-        .with_context(|| format!("configuring filter graph {spec:?}"))?;
+    graph.input("out", 0).and_then(|p| p.parse(spec)).with_context(|| format!("parsing filter graph {spec:?}"))?;
+    graph.validate().with_context(|| format!("configuring filter graph {spec:?}"))?;
     Ok(graph)
 }
 
@@ -1001,15 +859,7 @@ mod tests {
         let mut y = vec![90u8; width * height];
         let mut u = vec![60u8; cw * ch];
         let mut v = vec![200u8; cw * ch];
-        paint_frame_index_planes(
-            (&mut y, width),
-            (&mut u, cw),
-            (&mut v, cw),
-            width,
-            height,
-            index,
-        )
-        .unwrap();
+        paint_frame_index_planes((&mut y, width), (&mut u, cw), (&mut v, cw), width, height, index).unwrap();
         y
     }
 
@@ -1030,11 +880,7 @@ mod tests {
         for &(w, h) in &[(640, 360), (704, 480), (480, 270), (41, 17)] {
             for index in [0, 1, 2, 5, 74, 1000, 131_071, MAX_FRAME_INDEX] {
                 let y = painted(w, h, index);
-                assert_eq!(
-                    read_frame_index(&y, w, w, h),
-                    Some(index),
-                    "{w}x{h} #{index}"
-                );
+                assert_eq!(read_frame_index(&y, w, w, h), Some(index), "{w}x{h} #{index}");
             }
         }
     }
@@ -1057,10 +903,7 @@ mod tests {
 
     #[test]
     fn flat_or_short_planes_are_rejected() {
-        assert_eq!(
-            read_frame_index(&vec![128u8; 640 * 360], 640, 640, 360),
-            None
-        );
+        assert_eq!(read_frame_index(&vec![128u8; 640 * 360], 640, 640, 360), None);
         assert_eq!(read_frame_index(&[0u8; 100], 640, 640, 360), None);
         let y = painted(640, 360, 7);
         assert_eq!(read_frame_index(&y, 600, 640, 360), None);
@@ -1072,15 +915,7 @@ mod tests {
         let mut u = vec![0u8; 32 * 16];
         let mut v = vec![0u8; 32 * 16];
         assert!(
-            paint_frame_index_planes(
-                (&mut y, 64),
-                (&mut u, 32),
-                (&mut v, 32),
-                64,
-                32,
-                MAX_FRAME_INDEX + 1
-            )
-            .is_err()
+            paint_frame_index_planes((&mut y, 64), (&mut u, 32), (&mut v, 32), 64, 32, MAX_FRAME_INDEX + 1).is_err()
         );
     }
 

@@ -66,9 +66,9 @@ impl ClockOffset {
 /// for the `T`).
 pub fn parse_civil(flag: &str, text: &str) -> anyhow::Result<DateTime> {
     let normal = text.trim().replacen(' ', "T", 1);
-    normal.parse::<DateTime>().map_err(|e| {
-        error::input(format!("{flag} {text:?} is not a date and time like 2024-05-01T14:03:10 ({e})"))
-    })
+    normal
+        .parse::<DateTime>()
+        .map_err(|e| error::input(format!("{flag} {text:?} is not a date and time like 2024-05-01T14:03:10 ({e})")))
 }
 
 /// Write a civil date-time with milliseconds.

@@ -1,0 +1,15 @@
+# Recipes mirroring bins/ (https://github.com/casey/just).
+
+demo:
+    bins/demo
+
+test *ARGS:
+    bins/test {{ARGS}}
+
+bench:
+    bins/bench
+
+ci:
+    cargo fmt --check
+    cargo clippy --all-targets -- -D warnings
+    bins/test

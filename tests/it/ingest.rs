@@ -1,0 +1,383 @@
+//! `custody ingest`: verified write-once copies, digests that match the standard tools,
+//! sources left untouched, and refusals that record nothing.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use custody::media::synth::Fixture;
+use serde_json::Value;
+
+use crate::support::{Store, b3sum, digest_with, media, mode, sha256sum, tool, write};
+
+/// A DVR-style USB export: raw H.264 from channel 1, a WAV and a vendor blob FFmpeg cannot open.
+fn dvr_export(store: &Store) -> PathBuf {
+    let dir = store.work().join("export");
+    media(Fixture::RawH264, &dir.join("dvr_ch01.h264"));
+    media(Fixture::Wav, &dir.join("overhear.wav"));
+    media(Fixture::Proprietary, &dir.join("vendor_blob.bin"));
+    dir
+}
+
+/// `ingest --json` items keyed by name.
+fn items_by_name(json: &Value) -> BTreeMap<String, Value> {
+    json["items"].as_array().expect("items").iter().map(|i| (i["name"].as_str().unwrap().to_owned(), i.clone())).collect()
+}
+
+#[test]
+fn ingest_of_a_dvr_folder_stores_read_only_copies_whose_digests_match_sha256sum_and_b3sum() {
+    let store = Store::new();
+    let dir = dvr_export(&store);
+    let out = store.cmd(&["--json", "ingest", "--case", "24-1234", "--item", "3", "--source", "DVR ch1 USB export"]).arg(&dir).run();
+    let items = items_by_name(&out.status(0).json());
+    let names: Vec<&str> = items.keys().map(String::as_str).collect();
+    assert_eq!(names, ["export/dvr_ch01.h264", "export/overhear.wav", "export/vendor_blob.bin"]);
+    for (name, item) in &items {
+        let source = store.work().join(name);
+        let sha = sha256sum(&source);
+        assert_eq!(item["sha256"], sha, "{name}: SHA-256");
+        assert_eq!(item["blake3"], b3sum(&source), "{name}: BLAKE3");
+        assert_eq!(item["size"], fs::metadata(&source).unwrap().len(), "{name}: size");
+        let object = store.object_path(&sha);
+        assert!(object.is_file(), "{name}: no object at {}", object.display());
+        assert_eq!(mode(&object), 0o444, "{name}: object is not read-only");
+        assert!(fs::read(&object).unwrap() == fs::read(&source).unwrap(), "{name}: object bytes differ from the source");
+    }
+    assert_eq!(store.object_files().len(), 3);
+    store.verify_ok();
+}
+
+#[test]
+fn ingest_keeps_a_proprietary_blob_and_marks_it_not_decodable() {
+    let store = Store::new();
+    let dir = dvr_export(&store);
+    let out = store.cmd(&["--json", "ingest", "--case", "24-1234", "--item", "3"]).arg(&dir).run();
+    let items = items_by_name(&out.status(0).json());
+    let blob = &items["export/vendor_blob.bin"];
+    assert_eq!(blob["decodable"], false, "{blob:#}");
+    assert!(blob["media"]["reason"].as_str().is_some_and(|r| !r.is_empty()), "no reason recorded: {blob:#}");
+    assert!(store.object_path(blob["sha256"].as_str().unwrap()).is_file(), "the blob was not stored");
+    // The real media next to it are decodable.
+    assert_eq!(items["export/dvr_ch01.h264"]["decodable"], true);
+    assert_eq!(items["export/overhear.wav"]["decodable"], true);
+    // People are told too, by ingest's report and by show.
+    store.cmd(&["show", "24-1234:3/export/vendor_blob.bin"]).run().status(0).stdout_has("not decodable by FFmpeg");
+}
+
+#[test]
+fn ingest_leaves_the_source_files_unchanged_bytes_mtime_and_atime() {
+    let store = Store::new();
+    let dir = dvr_export(&store);
+    let files = crate::support::files_under(&dir);
+    let bytes: Vec<Vec<u8>> = files.iter().map(|f| fs::read(f).unwrap()).collect();
+    // Old, distinct times: a plain read moves an atime older than the mtime (relatime).
+    let atime = SystemTime::UNIX_EPOCH + Duration::from_secs(1_500_000_000);
+    let mtime = SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000);
+    let set_times = |p: &Path| {
+        let f = fs::File::options().write(true).open(p).unwrap();
+        f.set_times(fs::FileTimes::new().set_accessed(atime).set_modified(mtime)).unwrap();
+    };
+    // Precondition of the atime check: on this filesystem a plain read does move atime.
+    let control = write(&store.work().join("control.bin"), b"control");
+    set_times(&control);
+    let _ = fs::read(&control).unwrap();
+    let atime_moves = fs::metadata(&control).unwrap().atime() != 1_500_000_000;
+    for f in &files {
+        set_times(f);
+    }
+
+    store.cmd(&["ingest", "--case", "24-1234", "--item", "3"]).arg(&dir).run().status(0);
+
+    // Times first: reading the bytes back would move atime ourselves.
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    for f in &files {
+        let m = fs::metadata(f).unwrap();
+        assert_eq!((m.mtime(), m.mtime_nsec()), (1_600_000_000, 0), "{}: mtime changed", f.display());
+        if atime_moves && m.uid() == euid {
+            assert_eq!((m.atime(), m.atime_nsec()), (1_500_000_000, 0), "{}: atime changed (read without O_NOATIME)", f.display());
+        } else {
+            eprintln!("atime not checked: reads do not move atime here, or we do not own {}", f.display());
+        }
+    }
+    for (f, before) in files.iter().zip(&bytes) {
+        assert!(&fs::read(f).unwrap() == before, "{}: bytes changed", f.display());
+    }
+}
+
+#[test]
+fn ingest_takes_an_empty_file_as_evidence() {
+    let store = Store::new();
+    let empty = store.file("card/EMPTY.DAT", b"");
+    let out = store.cmd(&["--json", "ingest", "--case", "24-9", "--item", "1"]).arg(&empty).run();
+    let item = out.status(0).json()["items"][0].clone();
+    assert_eq!(item["size"], 0);
+    assert_eq!(item["sha256"], sha256sum(&empty));
+    assert_eq!(item["blake3"], b3sum(&empty));
+    let object = store.object_path(&sha256sum(&empty));
+    assert_eq!(fs::metadata(&object).expect("object of the empty file").len(), 0);
+    store.verify_ok();
+}
+
+#[test]
+fn reingesting_the_same_bytes_under_another_item_is_a_new_acquisition_stored_once() {
+    let store = Store::new();
+    let first = store.file("a/clip.bin", b"the same bytes twice");
+    let second = store.file("b/copy-of-clip.bin", b"the same bytes twice");
+    let one = store.cmd(&["--json", "ingest", "--case", "24-7", "--item", "1"]).arg(&first).run().status(0).json();
+    let two = store.cmd(&["ingest", "--case", "24-7", "--item", "2"]).arg(&second).run();
+    two.status(0).stdout_has("already in the store").stdout_has("i2");
+    let sha = sha256sum(&first);
+    assert_eq!(one["items"][0]["sha256"], sha);
+    assert_eq!(one["items"][0]["existing_object"], false);
+    assert_eq!(store.object_files(), vec![store.object_path(&sha)], "the bytes must be stored once");
+    let log = store.cmd(&["--json", "log", "--case", "24-7"]).run().status(0).json();
+    let events = log["events"].as_array().unwrap();
+    assert_eq!(events.len(), 2, "two acquisitions recorded");
+    assert_eq!(events[1]["outputs"][0]["sha256"], sha);
+    assert_eq!(events[1]["outputs"][0]["item"], "i2");
+    assert_eq!(events[1]["outputs"][0]["acquisition"], "existing object");
+    store.verify_ok();
+}
+
+#[test]
+fn the_same_name_twice_in_one_exhibit_exits_2_and_records_nothing() {
+    let store = Store::new();
+    store.ingest_text("24-5", "1", "cam.bin", "first acquisition");
+    let before = store.snapshot();
+    // Different bytes under the same name in the same exhibit.
+    let again = store.file("later/cam.bin", b"different bytes, same name");
+    store
+        .cmd(&["ingest", "--case", "24-5", "--item", "1"])
+        .arg(&again)
+        .run()
+        .status(2)
+        .stderr_has("already holds a file named \"cam.bin\"")
+        .stderr_has("i1");
+    store.assert_unchanged(&before);
+    assert!(!store.object_path(&sha256sum(&again)).exists());
+}
+
+#[test]
+fn two_paths_with_the_same_name_in_one_command_exit_2_and_record_nothing() {
+    let store = Store::new();
+    let a = store.file("a/ch01.h264", b"one");
+    let b = store.file("b/ch01.h264", b"two");
+    let before = store.snapshot();
+    store.cmd(&["ingest", "--case", "24-5", "--item", "2"]).arg(&a).arg(&b).run().status(2).stderr_has("ch01.h264");
+    store.assert_unchanged(&before);
+}
+
+#[test]
+fn a_missing_path_exits_2_naming_it_and_records_nothing() {
+    let store = Store::new();
+    let present = store.file("present.bin", b"here");
+    let missing = store.work().join("no-such-file.bin");
+    let before = store.snapshot();
+    store
+        .cmd(&["ingest", "--case", "24-5", "--item", "1"])
+        .arg(&present)
+        .arg(&missing)
+        .run()
+        .status(2)
+        .stderr_has(&missing.display().to_string())
+        .stderr_has("does not exist");
+    store.assert_unchanged(&before);
+}
+
+#[test]
+fn a_directory_without_files_exits_2() {
+    let store = Store::new();
+    let empty = store.work().join("empty-export");
+    fs::create_dir_all(empty.join("sub")).unwrap();
+    let before = store.snapshot();
+    store.cmd(&["ingest", "--case", "24-5", "--item", "1"]).arg(&empty).run().status(2).stderr_has("no files to ingest");
+    store.assert_unchanged(&before);
+}
+
+#[test]
+fn a_case_or_item_with_a_slash_or_line_break_exits_2() {
+    let store = Store::new();
+    let file = store.file("f.bin", b"x");
+    let before = store.snapshot();
+    for (case, item, why) in [
+        ("24/1234", "3", "contains '/'"),
+        ("24-1234", "3/4", "contains '/'"),
+        ("24\n1234", "3", "line break"),
+        ("24-1234", "3\n", "line break"),
+        ("24-1234", "", "is empty"),
+    ] {
+        store.cmd(&["ingest", "--case", case, "--item", item]).arg(&file).run().status(2).stderr_has(why);
+    }
+    store.assert_unchanged(&before);
+}
+
+#[test]
+fn a_symlink_is_recorded_and_not_followed() {
+    let store = Store::new();
+    let outside = store.file("outside/secret.txt", b"not part of the export");
+    let dir = store.work().join("export");
+    write(&dir.join("ch01.bin"), b"channel one");
+    std::os::unix::fs::symlink(&outside, dir.join("link-to-outside")).unwrap();
+    let out = store.cmd(&["--json", "ingest", "--case", "24-6", "--item", "1"]).arg(&dir).run();
+    let json = out.status(0).json();
+    let names: Vec<&str> = json["items"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["export/ch01.bin"]);
+    let links = json["symlinks"].as_array().unwrap();
+    assert_eq!(links.len(), 1, "{json:#}");
+    assert_eq!(links[0]["name"], "export/link-to-outside");
+    assert_eq!(links[0]["target"], outside.display().to_string());
+    assert!(!store.object_path(&sha256sum(&outside)).exists(), "the link's target was ingested");
+    assert_eq!(store.object_files().len(), 1);
+}
+
+#[test]
+fn a_fifo_is_skipped_with_a_warning() {
+    let store = Store::new();
+    let dir = store.work().join("export");
+    write(&dir.join("ch01.bin"), b"channel one");
+    let fifo = dir.join("pipe");
+    tool("mkfifo", &[fifo.as_os_str()], store.work()).status(0);
+    // If custody opened the FIFO it would block forever: the builder's timeout catches that.
+    let out = store.cmd(&["--json", "ingest", "--case", "24-6", "--item", "2"]).arg(&dir).run();
+    out.status(0).stderr_has("warning").stderr_has("pipe").stderr_has("FIFO");
+    let json = out.json();
+    assert_eq!(json["items"].as_array().unwrap().len(), 1);
+    assert_eq!(json["skipped"][0]["name"], "export/pipe");
+    assert_eq!(json["skipped"][0]["kind"], "FIFO");
+}
+
+#[test]
+fn hard_links_become_one_object_with_two_names() {
+    let store = Store::new();
+    let dir = store.work().join("export");
+    let a = write(&dir.join("a.bin"), b"linked twice");
+    fs::hard_link(&a, dir.join("b.bin")).unwrap();
+    let json = store.cmd(&["--json", "ingest", "--case", "24-8", "--item", "1"]).arg(&dir).run().status(0).json();
+    let items = items_by_name(&json);
+    let sha = sha256sum(&a);
+    assert_eq!(items["export/a.bin"]["sha256"], sha);
+    assert_eq!(items["export/b.bin"]["sha256"], sha);
+    assert_eq!(items["export/b.bin"]["hardlink_of"], "export/a.bin");
+    assert_ne!(items["export/a.bin"]["id"], items["export/b.bin"]["id"]);
+    assert_eq!(store.object_files(), vec![store.object_path(&sha)]);
+    store.verify_ok();
+}
+
+#[test]
+fn dvr_and_actual_time_record_the_clock_offset_as_dvr_minus_actual() {
+    let store = Store::new();
+    let file = store.file("cam.avi", b"pretend video");
+    // The DVR showed 14:03:10 when the phone showed 14:05:27.250: the DVR is 2 min 17.25 s behind.
+    let json = store
+        .cmd(&["--json", "ingest", "--case", "24-1", "--item", "4"])
+        .args(&["--dvr-time", "2024-05-01T14:03:10", "--actual-time", "2024-05-01T14:05:27.250"])
+        .args(&["--time-reference", "officer's phone (network time)"])
+        .arg(&file)
+        .run()
+        .status(0)
+        .json();
+    assert_eq!(json["clock"]["offset_ms"], -137_250);
+    let show = store.cmd(&["--json", "show", "i1"]).run().status(0).json();
+    assert_eq!(show["clock"]["offset_ms"], -137_250);
+    assert_eq!(show["clock"]["reference"], "officer's phone (network time)");
+    store.cmd(&["show", "i1"]).run().status(0).stdout_has("-00:02:17.250").stdout_has("behind");
+
+    // And a DVR that runs ahead gives a positive offset.
+    let file2 = store.file("cam2.avi", b"pretend video 2");
+    let json = store
+        .cmd(&["--json", "ingest", "--case", "24-1", "--item", "5"])
+        .args(&["--dvr-time", "2024-05-01 10:00:30", "--actual-time", "2024-05-01T10:00:00"])
+        .arg(&file2)
+        .run()
+        .status(0)
+        .json();
+    assert_eq!(json["clock"]["offset_ms"], 30_000);
+}
+
+#[test]
+fn a_malformed_clock_offset_exits_2() {
+    let store = Store::new();
+    let file = store.file("cam.avi", b"pretend video");
+    let before = store.snapshot();
+    for bad in ["00:02:17", "+1:2", "+00:61:00", "+00:00:60", "two minutes", "+00:02:17.1234", ""] {
+        store
+            .cmd(&["ingest", "--case", "24-1", "--item", "4", "--clock-offset", bad])
+            .arg(&file)
+            .run()
+            .status(2)
+            .stderr_has("--clock-offset");
+    }
+    store.assert_unchanged(&before);
+    // A good one works.
+    let json = store.cmd(&["--json", "ingest", "--case", "24-1", "--item", "4", "--clock-offset", "-00:00:42"]).arg(&file).run().status(0).json();
+    assert_eq!(json["clock"]["offset_ms"], -42_000);
+}
+
+#[test]
+fn also_md5_sha1_records_digests_matching_md5sum_and_sha1sum() {
+    let store = Store::new();
+    let file = store.file("dvr.bin", b"a DVR that lists MD5 and SHA-1 in its export log\n");
+    store.cmd(&["ingest", "--case", "24-2", "--item", "1", "--also", "md5,sha1"]).arg(&file).run().status(0);
+    let md5 = digest_with("md5sum", &file);
+    let sha1 = digest_with("sha1sum", &file);
+    let log = store.cmd(&["--json", "log", "i1"]).run().status(0).json();
+    let recorded = &log["events"][0]["outputs"][0];
+    assert_eq!(recorded["md5"], md5);
+    assert_eq!(recorded["sha1"], sha1);
+    store.cmd(&["show", "i1"]).run().status(0).stdout_has(&md5).stdout_has(&sha1);
+}
+
+#[test]
+fn every_changing_command_prints_the_new_ledger_head() {
+    let store = Store::new();
+    let check = |printed: String, seq: u64| {
+        let verified = store.cmd(&["--json", "verify"]).run().status(0).json();
+        let recomputed = format!("{}:{}", verified["head"]["seq"], verified["head"]["hash"].as_str().unwrap());
+        assert_eq!(printed, recomputed, "the printed head is not the ledger's head");
+        assert!(printed.starts_with(&format!("{seq}:")), "{printed}");
+    };
+    check(store.init.head(), 1);
+    let file = store.file("f.bin", b"evidence");
+    check(store.cmd(&["ingest", "--case", "24-3", "--item", "1"]).arg(&file).run().status(0).head(), 2);
+    check(store.cmd(&["transfer", "i1", "--to", "Det. Ruiz", "--reason", "review"]).run().status(0).head(), 3);
+    // hash --record keeps stdout a pure checksum list: its head goes to stderr.
+    let hashed = store.cmd(&["hash", "--record", "--case", "24-3"]).arg(&file).run();
+    hashed.status(0);
+    assert!(crate::support::head_in(&hashed.stderr()).is_some(), "no head on stderr: {}", hashed.stderr());
+    check(hashed.head(), 4);
+}
+
+#[test]
+fn deep_check_finds_no_errors_in_a_valid_file_and_errors_in_a_corrupted_one() {
+    let store = Store::new();
+    let good = media(Fixture::H264Mp4, &store.work().join("good/h264_bframes.mp4"));
+    // Flip every 97th byte of the middle tenth of the file (inside mdat: the index in moov
+    // stays intact, so the file still opens but its frames do not decode cleanly).
+    let mut bytes = fs::read(&good).unwrap();
+    let n = bytes.len();
+    for i in (n * 45 / 100..n * 55 / 100).step_by(97) {
+        bytes[i] ^= 0xff;
+    }
+    let bad = write(&store.work().join("bad/h264_bframes.mp4"), &bytes);
+    // Oracle: the ffmpeg CLI agrees the first is clean and the second is not.
+    let decode = |p: &Path| {
+        tool("ffmpeg", &[OsStr::new("-nostdin"), OsStr::new("-v"), OsStr::new("error"), OsStr::new("-i"), p.as_os_str(), OsStr::new("-f"), OsStr::new("null"), OsStr::new("-")], store.work())
+    };
+    assert!(decode(&good).stderr.is_empty(), "ffmpeg reports errors in the good file");
+    assert!(!decode(&bad).stderr.is_empty(), "ffmpeg reports no errors in the corrupted file");
+
+    let deep = |p: &Path, item: &str| -> Value {
+        let json = store.cmd(&["--json", "ingest", "--case", "24-4", "--item", item, "--deep"]).arg(p).run().status(0).json();
+        json["items"][0]["media"]["deep"].clone()
+    };
+    let clean = deep(&good, "1");
+    assert_eq!(clean["errors"], 0, "{clean:#}");
+    assert!(clean["frames"].as_u64().unwrap() >= 75, "{clean:#}");
+    let broken = deep(&bad, "2");
+    assert!(broken["errors"].as_u64().unwrap() > 0, "no decode errors recorded: {broken:#}");
+    assert!(!broken["error_positions"].as_array().unwrap().is_empty(), "{broken:#}");
+}

@@ -1,0 +1,456 @@
+//! The test builder: a fresh store in a temp dir, the real `custody` binary run with a fixed
+//! environment, and assertions on exit code, stdout and stderr that show both on failure.
+//! Independent oracles (`sha256sum`, `b3sum`, `md5sum`, `sha1sum`, SQLite) live here too.
+
+#![allow(dead_code)] // each test file uses a different part of the builder
+
+use std::ffi::{OsStr, OsString};
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use custody::media::synth::{self, Fixture};
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// The examiner every test acts as (CUSTODY_EXAMINER).
+pub const EXAMINER: &str = "Examiner Tess";
+
+/// Longest any one custody run may take before the test fails (a hang is a bug, e.g. a FIFO
+/// opened for reading).
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A fresh evidence store (`custody init`) in its own temp dir, with a `work/` directory beside
+/// it for source files.
+pub struct Store {
+    _dir: TempDir,
+    root: PathBuf,
+    work: PathBuf,
+    /// What `custody init` printed.
+    pub init: Output,
+}
+
+impl Store {
+    pub fn new() -> Store {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().join("store");
+        let work = dir.path().join("work");
+        fs::create_dir(&work).expect("work dir");
+        let init = cmd(&["init"]).arg(&root).args(&["--agency", "Test PD"]).current_dir(&work).run().status(0).clone();
+        let root = root.canonicalize().expect("store exists after init");
+        Store { _dir: dir, root, work, init }
+    }
+
+    /// The store directory (canonical).
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// A scratch directory outside the store, the default working directory of commands.
+    pub fn work(&self) -> &Path {
+        &self.work
+    }
+
+    /// `custody --store STORE ARGS…`, run from the work directory.
+    pub fn cmd(&self, args: &[&str]) -> Cmd {
+        cmd(&[]).arg("--store").arg(&self.root).args(args).current_dir(&self.work)
+    }
+
+    /// Write `bytes` to `work/REL` (parents created) and return the path.
+    pub fn file(&self, rel: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
+        write(&self.work.join(rel), bytes)
+    }
+
+    /// Ingest one new file with `content` as `CASE:ITEM`; returns the item's JSON from
+    /// `ingest --json` (id, name, sha256, …).
+    pub fn ingest_text(&self, case: &str, item: &str, name: &str, content: &str) -> Value {
+        let path = self.file(&format!("src-{case}-{item}/{name}"), content);
+        let out = self.cmd(&["--json", "ingest", "--case", case, "--item", item]).arg(&path).run().status(0).json();
+        out["items"][0].clone()
+    }
+
+    pub fn ledger_path(&self) -> PathBuf {
+        self.root.join("ledger.db")
+    }
+
+    /// The ledger opened directly with SQLite, read-write (for tampering).
+    pub fn sqlite(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.ledger_path()).expect("open ledger.db with SQLite")
+    }
+
+    /// The newest event as `SEQ:HASH`, read straight from SQLite (not through custody).
+    pub fn head(&self) -> String {
+        let conn =
+            rusqlite::Connection::open_with_flags(self.ledger_path(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .expect("open ledger.db read-only");
+        conn.query_row("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", [], |r| {
+            Ok(format!("{}:{}", r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })
+        .expect("the ledger has a head")
+    }
+
+    /// Number of events stored, read straight from SQLite.
+    pub fn event_count(&self) -> i64 {
+        let conn =
+            rusqlite::Connection::open_with_flags(self.ledger_path(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .expect("open ledger.db read-only");
+        conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).expect("count events")
+    }
+
+    /// Where custody keeps the object with this SHA-256: `objects/ab/cdef…`.
+    pub fn object_path(&self, sha256: &str) -> PathBuf {
+        self.root.join("objects").join(&sha256[..2]).join(&sha256[2..])
+    }
+
+    /// Every file under `objects/`, sorted.
+    pub fn object_files(&self) -> Vec<PathBuf> {
+        files_under(&self.root.join("objects"))
+    }
+
+    /// Every entry left in `tmp/` (staging directories of commands).
+    pub fn tmp_entries(&self) -> Vec<PathBuf> {
+        match fs::read_dir(self.root.join("tmp")) {
+            Ok(entries) => entries.map(|e| e.expect("tmp entry").path()).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// What a failed command must not have changed: the head, the event count and the objects.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot { head: self.head(), events: self.event_count(), objects: self.object_files() }
+    }
+
+    /// Assert nothing was recorded or stored since `before`, and nothing was left in `tmp/`.
+    #[track_caller]
+    pub fn assert_unchanged(&self, before: &Snapshot) {
+        assert_eq!(&self.snapshot(), before, "the store changed although the command failed");
+        assert_eq!(self.tmp_entries(), Vec::<PathBuf>::new(), "leftovers in the store's tmp/");
+    }
+
+    /// `custody verify`, expecting success.
+    #[track_caller]
+    pub fn verify_ok(&self) -> Output {
+        self.cmd(&["verify"]).run().status(0).stdout_has("OK").clone()
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    head: String,
+    events: i64,
+    objects: Vec<PathBuf>,
+}
+
+/// A custody command being built.
+pub struct Cmd {
+    args: Vec<OsString>,
+    env: Vec<(OsString, Option<OsString>)>,
+    dir: Option<PathBuf>,
+    stdin: Option<Vec<u8>>,
+    _scratch: Option<TempDir>,
+}
+
+/// `custody ARGS…` with no store given: CUSTODY_STORE is removed from the environment, the
+/// examiner is fixed, and the working directory is a fresh empty temp dir unless set.
+pub fn cmd(args: &[&str]) -> Cmd {
+    Cmd {
+        args: args.iter().map(OsString::from).collect(),
+        env: vec![
+            ("CUSTODY_STORE".into(), None),
+            ("CUSTODY_LOCK_TIMEOUT".into(), None),
+            ("CUSTODY_EXAMINER".into(), Some(EXAMINER.into())),
+            ("NO_COLOR".into(), Some("1".into())),
+        ],
+        dir: None,
+        stdin: None,
+        _scratch: None,
+    }
+}
+
+impl Cmd {
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Cmd {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    pub fn args<S: AsRef<OsStr>>(mut self, args: &[S]) -> Cmd {
+        self.args.extend(args.iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Cmd {
+        self.env.push((key.into(), Some(value.as_ref().to_owned())));
+        self
+    }
+
+    pub fn env_remove(mut self, key: &str) -> Cmd {
+        self.env.push((key.into(), None));
+        self
+    }
+
+    pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Cmd {
+        self.dir = Some(dir.as_ref().to_owned());
+        self
+    }
+
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Cmd {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
+    /// Run the binary to completion (failing the test if it runs past the timeout).
+    #[track_caller]
+    pub fn run(mut self) -> Output {
+        let dir = match &self.dir {
+            Some(d) => d.clone(),
+            None => {
+                let scratch = tempfile::tempdir().expect("temp dir");
+                let d = scratch.path().to_owned();
+                self._scratch = Some(scratch);
+                d
+            }
+        };
+        let mut command = Command::new(env!("CARGO_BIN_EXE_custody"));
+        command.args(&self.args).current_dir(&dir);
+        for (k, v) in &self.env {
+            match v {
+                Some(v) => command.env(k, v),
+                None => command.env_remove(k),
+            };
+        }
+        command.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let shown = format!(
+            "custody {} (in {})",
+            self.args.iter().map(|a| format!("{:?}", a)).collect::<Vec<_>>().join(" "),
+            dir.display()
+        );
+        let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start {shown}: {e}"));
+        if let Some(bytes) = self.stdin.take() {
+            let mut pipe = child.stdin.take().expect("stdin piped");
+            std::thread::spawn(move || {
+                let _ = pipe.write_all(&bytes);
+            });
+        }
+        let pid = child.id();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        let out = match rx.recv_timeout(TIMEOUT) {
+            Ok(out) => out.unwrap_or_else(|e| panic!("waiting for {shown}: {e}")),
+            Err(_) => {
+                // SAFETY: kill(2) on the pid of the child this test started and has not reaped.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                panic!("{shown} did not finish within {} s", TIMEOUT.as_secs());
+            }
+        };
+        Output { command: shown, code: out.status.code(), stdout: out.stdout, stderr: out.stderr }
+    }
+}
+
+/// What a run printed and how it exited.
+#[derive(Clone, Debug)]
+pub struct Output {
+    pub command: String,
+    pub code: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+
+    fn report(&self) -> String {
+        format!(
+            "{}\nexit: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}--------------",
+            self.command,
+            self.code,
+            self.stdout(),
+            self.stderr()
+        )
+    }
+
+    #[track_caller]
+    pub fn status(&self, code: i32) -> &Output {
+        assert_eq!(self.code, Some(code), "expected exit {code}\n{}", self.report());
+        self
+    }
+
+    #[track_caller]
+    pub fn stdout_has(&self, text: &str) -> &Output {
+        assert!(self.stdout().contains(text), "stdout lacks {text:?}\n{}", self.report());
+        self
+    }
+
+    #[track_caller]
+    pub fn stdout_lacks(&self, text: &str) -> &Output {
+        assert!(!self.stdout().contains(text), "stdout has {text:?}\n{}", self.report());
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr_has(&self, text: &str) -> &Output {
+        assert!(self.stderr().contains(text), "stderr lacks {text:?}\n{}", self.report());
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr_lacks(&self, text: &str) -> &Output {
+        assert!(!self.stderr().contains(text), "stderr has {text:?}\n{}", self.report());
+        self
+    }
+
+    /// stdout exactly equal to `bytes`.
+    #[track_caller]
+    pub fn stdout_is(&self, bytes: impl AsRef<[u8]>) -> &Output {
+        let want = bytes.as_ref();
+        assert!(
+            self.stdout == want,
+            "stdout differs\n--- expected ---\n{}\n{}",
+            String::from_utf8_lossy(want),
+            self.report()
+        );
+        self
+    }
+
+    /// stdout parsed as the one JSON document `--json` prints.
+    #[track_caller]
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e})\n{}", self.report()))
+    }
+
+    /// The `ledger head: SEQ:HASH` a changing command printed (stdout or stderr).
+    #[track_caller]
+    pub fn head(&self) -> String {
+        let all = format!("{}\n{}", self.stdout(), self.stderr());
+        head_in(&all).unwrap_or_else(|| panic!("no `ledger head: SEQ:HASH` line\n{}", self.report()))
+    }
+}
+
+/// The first `ledger head: SEQ:HASH` in `text`, checked for shape.
+pub fn head_in(text: &str) -> Option<String> {
+    let rest = &text[text.find("ledger head: ")? + "ledger head: ".len()..];
+    let head: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == ':').collect();
+    let (seq, hash) = head.split_once(':')?;
+    let ok = !seq.is_empty()
+        && seq.bytes().all(|b| b.is_ascii_digit())
+        && hash.len() == 64
+        && hash.bytes().all(|b| b.is_ascii_hexdigit());
+    ok.then_some(head)
+}
+
+/// Write `bytes` to `path`, creating parent directories.
+pub fn write(path: &Path, bytes: impl AsRef<[u8]>) -> PathBuf {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).expect("create parent dirs");
+    }
+    fs::write(path, bytes).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    path.to_owned()
+}
+
+/// Every file (not directory) under `dir`, recursively, sorted.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else { return out };
+    for e in entries {
+        let path = e.expect("dir entry").path();
+        if fs::symlink_metadata(&path).expect("metadata").is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Generate a synthetic media fixture at `path`.
+pub fn media(kind: Fixture, path: &Path) -> PathBuf {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).expect("create parent dirs");
+    }
+    synth::generate(kind, path).unwrap_or_else(|e| panic!("generating {kind:?}: {e:#}"));
+    path.to_owned()
+}
+
+/// Permission bits of a file.
+pub fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o7777
+}
+
+/// Run an external tool (an oracle); returns its output (any exit code).
+#[track_caller]
+pub fn tool(program: &str, args: &[&OsStr], dir: &Path) -> Output {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program} (is it installed?): {e}"));
+    Output {
+        command: format!("{program} {args:?} (in {})", dir.display()),
+        code: out.status.code(),
+        stdout: out.stdout,
+        stderr: out.stderr,
+    }
+}
+
+/// The digest `program` (sha256sum, b3sum, md5sum, sha1sum) prints for the file.
+#[track_caller]
+pub fn digest_with(program: &str, path: &Path) -> String {
+    // Read through stdin so odd file names cannot change the output format.
+    let bytes = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    digest_bytes_with(program, &bytes)
+}
+
+/// The digest `program` prints for `bytes` given on stdin.
+#[track_caller]
+pub fn digest_bytes_with(program: &str, bytes: &[u8]) -> String {
+    let mut child = Command::new(program)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {program} (is it installed?): {e}"));
+    let mut stdin = child.stdin.take().expect("stdin");
+    let data = bytes.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&data));
+    let out = child.wait_with_output().expect("wait");
+    writer.join().expect("writer").expect("write to stdin");
+    assert!(out.status.success(), "{program} failed");
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let hex = text.split_whitespace().next().expect("a digest").to_owned();
+    assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()), "{program} printed {text:?}");
+    hex
+}
+
+pub fn sha256sum(path: &Path) -> String {
+    digest_with("sha256sum", path)
+}
+
+pub fn b3sum(path: &Path) -> String {
+    digest_with("b3sum", path)
+}
+
+/// True when this process can write into a directory whose mode forbids it (root, or
+/// CAP_DAC_OVERRIDE): permission-based tests cannot work then.
+pub fn permissions_are_bypassed(dir: &Path) -> bool {
+    let probe = dir.join(".custody-permission-probe");
+    match fs::write(&probe, b"x") {
+        Ok(()) => {
+            let _ = fs::remove_file(&probe);
+            true
+        }
+        Err(_) => false,
+    }
+}
