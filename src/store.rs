@@ -32,6 +32,12 @@ pub const OBJECTS_DIR: &str = "objects";
 pub const TMP_DIR: &str = "tmp";
 pub const LOCK_FILE: &str = "lock";
 
+/// Name prefix of a staging directory that is not yet locked.
+const NEW_STAGING_PREFIX: &str = ".new-";
+
+/// Start writing a large copy to disk every this many bytes, so its final fsync is short.
+const WRITEBACK_STEP: u64 = 32 << 20;
+
 /// Default time to wait for the store lock or the ledger before giving up with exit 3.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -156,18 +162,23 @@ impl Store {
         }
     }
 
-    /// A staging directory for one command's outputs.
+    /// A staging directory for one command's outputs, locked for as long as the command runs.
     pub fn stage(&self) -> Result<Staging> {
         let tmp = self.root.join(TMP_DIR);
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("{}-", std::process::id()))
+        // Made under a name recovery ignores, locked, then renamed: recovery can never see an
+        // unlocked staging directory of a live command.
+        let fresh = tempfile::Builder::new()
+            .prefix(NEW_STAGING_PREFIX)
             .tempdir_in(&tmp)
             .map_err(|e| env_io(e, &tmp, "cannot create a staging directory in"))?
             .keep();
-        let lock = File::open(&dir).map_err(|e| env_io(e, &dir, "cannot open"))?;
+        let lock = File::open(&fresh).map_err(|e| env_io(e, &fresh, "cannot open"))?;
         if !try_flock(&lock)? {
-            return Err(error::environment(format!("cannot lock the staging directory {}", dir.display())));
+            return Err(error::environment(format!("cannot lock the staging directory {}", fresh.display())));
         }
+        let suffix = fresh.file_name().and_then(|n| n.to_str()).unwrap_or_default().trim_start_matches(NEW_STAGING_PREFIX);
+        let dir = tmp.join(format!("{}-{suffix}", std::process::id()));
+        fs::rename(&fresh, &dir).map_err(|e| env_io(e, &dir, "cannot create"))?;
         Ok(Staging { dir, _lock: lock, staged: Vec::new(), next: 0, committed: false })
     }
 
@@ -185,6 +196,9 @@ impl Store {
             fs::create_dir_all(&parent).map_err(|e| env_io(e, &parent, "cannot create"))?;
         }
         let _lock = self.write_lock()?;
+        // Tidy up after commands that were killed, while the lock is held anyway. A failure
+        // here must not stop this command: verify reports whatever is left.
+        let _ = self.recover_locked(ledger);
         let (head, event) = ledger.append(actor, build)?;
         // From here on the event is durable: staged files must be kept until they are in place.
         staging.committed = true;
@@ -219,6 +233,10 @@ impl Store {
     /// Finish or undo what killed commands left in `tmp/`. Runs under the store lock.
     pub fn recover(&self, ledger: &Ledger) -> Result<Recovery> {
         let _lock = self.write_lock()?;
+        self.recover_locked(ledger)
+    }
+
+    fn recover_locked(&self, ledger: &Ledger) -> Result<Recovery> {
         let mut report = Recovery::default();
         let tmp = self.root.join(TMP_DIR);
         let entries = match fs::read_dir(&tmp) {
@@ -233,14 +251,16 @@ impl Store {
                 continue;
             }
             let Ok(handle) = File::open(&dir) else { continue };
-            let young = entry
+            // A directory still being set up is left alone unless it is clearly abandoned.
+            let new = entry.file_name().to_string_lossy().starts_with(NEW_STAGING_PREFIX);
+            let old = entry
                 .metadata()
                 .and_then(|m| m.modified())
                 .ok()
                 .and_then(|t| SystemTime::now().duration_since(t).ok())
-                .is_some_and(|age| age < Duration::from_secs(5));
+                .is_some_and(|age| age > Duration::from_secs(3600));
             // A live command holds its staging directory's lock; a dead one's lock is gone.
-            if young || !try_flock(&handle)? {
+            if (new && !old) || !try_flock(&handle)? {
                 continue;
             }
             for file in fs::read_dir(&dir)? {
@@ -326,8 +346,14 @@ impl Staging {
             .map_err(|e| env_io(e, &partial, "cannot create"))?;
         let mut algos = vec![Algorithm::Sha256, Algorithm::Blake3];
         algos.extend_from_slice(extra);
+        let (mut written, mut flushed) = (0u64, 0u64);
         let result = digest::digest_stream(reader, &algos, |chunk| {
             out.write_all(chunk)?;
+            written += chunk.len() as u64;
+            if written - flushed >= WRITEBACK_STEP {
+                fsutil::start_writeback(&out, flushed, written - flushed);
+                flushed = written;
+            }
             progress(chunk.len() as u64);
             Ok(())
         });

@@ -91,6 +91,32 @@ fn names_with_a_line_break_or_backslash_are_escaped_exactly_as_sha256sum_and_b3s
     write(&dir.path().join("SHA256SUMS"), &sha.stdout);
     tool("sha256sum", &[os("-c"), os("SHA256SUMS")], dir.path()).status(0);
     cmd(&["hash", "--check", "SHA256SUMS"]).current_dir(dir.path()).run().status(0).stdout_lacks("FAILED");
+    write(&dir.path().join("B3SUMS"), &b3.stdout);
+    tool("b3sum", &[os("-c"), os("B3SUMS")], dir.path()).status(0);
+}
+
+#[test]
+fn a_carriage_return_in_a_name_is_escaped_as_sha256sum_does() {
+    // coreutils escapes CR too (b3sum only from 1.5 on, so it is not the oracle here).
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir.path().join("cr\rname.txt"), b"cr\n");
+    let out = cmd(&["hash", "-a", "sha256", "cr\rname.txt"]).current_dir(dir.path()).run();
+    out.status(0).stdout_is(tool("sha256sum", &[os("cr\rname.txt")], dir.path()).status(0).stdout.clone());
+    write(&dir.path().join("SHA256SUMS"), &out.stdout);
+    tool("sha256sum", &[os("-c"), os("SHA256SUMS")], dir.path()).status(0);
+    cmd(&["hash", "--check", "SHA256SUMS"]).current_dir(dir.path()).run().status(0);
+}
+
+#[test]
+fn names_that_are_not_utf8_are_written_byte_for_byte_as_sha256sum_does() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let name = OsStr::from_bytes(b"latin1-caf\xe9.avi");
+    write(&dir.path().join(name), b"bytes\n");
+    let out = cmd(&["hash", "-a", "sha256"]).arg(name).current_dir(dir.path()).run();
+    out.status(0).stdout_is(tool("sha256sum", &[name], dir.path()).status(0).stdout.clone());
+    write(&dir.path().join("SHA256SUMS"), &out.stdout);
+    cmd(&["hash", "--check", "SHA256SUMS"]).current_dir(dir.path()).run().status(0);
 }
 
 #[test]
@@ -159,9 +185,17 @@ fn check_accepts_a_b3sum_list_with_algo_blake3() {
     sample(dir.path());
     let list = tool("b3sum", &[os("a.txt"), os("b.bin")], dir.path());
     write(&dir.path().join("B3SUMS"), &list.stdout);
-    cmd(&["hash", "-a", "blake3", "--check", "B3SUMS"]).current_dir(dir.path()).run().status(0).stdout_is("a.txt: OK\nb.bin: OK\n");
+    cmd(&["hash", "-a", "blake3", "--check", "B3SUMS"])
+        .current_dir(dir.path())
+        .run()
+        .status(0)
+        .stdout_is("a.txt: OK\nb.bin: OK\n");
     write(&dir.path().join("a.txt"), b"changed\n");
-    cmd(&["hash", "-a", "blake3", "--check", "B3SUMS"]).current_dir(dir.path()).run().status(1).stdout_has("a.txt: FAILED");
+    cmd(&["hash", "-a", "blake3", "--check", "B3SUMS"])
+        .current_dir(dir.path())
+        .run()
+        .status(1)
+        .stdout_has("a.txt: FAILED");
 }
 
 #[test]
@@ -172,12 +206,20 @@ fn hash_md5_and_sha1_match_md5sum_and_sha1sum() {
     let mut want = String::new();
     for name in ["a.txt", "b.bin"] {
         let p = dir.path().join(name);
-        want.push_str(&format!("MD5 ({name}) = {}\nSHA1 ({name}) = {}\n", digest_with("md5sum", &p), digest_with("sha1sum", &p)));
+        want.push_str(&format!(
+            "MD5 ({name}) = {}\nSHA1 ({name}) = {}\n",
+            digest_with("md5sum", &p),
+            digest_with("sha1sum", &p)
+        ));
     }
     out.status(0).stdout_is(&want);
     // One algorithm alone is exactly md5sum's format.
     let md5 = cmd(&["hash", "-a", "md5", "a.txt", "b.bin"]).current_dir(dir.path()).run();
     md5.status(0).stdout_is(tool("md5sum", &[os("a.txt"), os("b.bin")], dir.path()).stdout.clone());
+    // --sums writes MD5SUMS and SHA1SUMS that md5sum -c and sha1sum -c accept.
+    cmd(&["hash", "-a", "md5,sha1", "--sums", ".", "a.txt", "b.bin"]).current_dir(dir.path()).run().status(0);
+    tool("md5sum", &[os("-c"), os("MD5SUMS")], dir.path()).status(0).stdout_has("b.bin: OK");
+    tool("sha1sum", &[os("-c"), os("SHA1SUMS")], dir.path()).status(0).stdout_has("b.bin: OK");
 }
 
 #[test]

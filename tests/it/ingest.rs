@@ -24,14 +24,22 @@ fn dvr_export(store: &Store) -> PathBuf {
 
 /// `ingest --json` items keyed by name.
 fn items_by_name(json: &Value) -> BTreeMap<String, Value> {
-    json["items"].as_array().expect("items").iter().map(|i| (i["name"].as_str().unwrap().to_owned(), i.clone())).collect()
+    json["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| (i["name"].as_str().unwrap().to_owned(), i.clone()))
+        .collect()
 }
 
 #[test]
 fn ingest_of_a_dvr_folder_stores_read_only_copies_whose_digests_match_sha256sum_and_b3sum() {
     let store = Store::new();
     let dir = dvr_export(&store);
-    let out = store.cmd(&["--json", "ingest", "--case", "24-1234", "--item", "3", "--source", "DVR ch1 USB export"]).arg(&dir).run();
+    let out = store
+        .cmd(&["--json", "ingest", "--case", "24-1234", "--item", "3", "--source", "DVR ch1 USB export"])
+        .arg(&dir)
+        .run();
     let items = items_by_name(&out.status(0).json());
     let names: Vec<&str> = items.keys().map(String::as_str).collect();
     assert_eq!(names, ["export/dvr_ch01.h264", "export/overhear.wav", "export/vendor_blob.bin"]);
@@ -44,9 +52,13 @@ fn ingest_of_a_dvr_folder_stores_read_only_copies_whose_digests_match_sha256sum_
         let object = store.object_path(&sha);
         assert!(object.is_file(), "{name}: no object at {}", object.display());
         assert_eq!(mode(&object), 0o444, "{name}: object is not read-only");
-        assert!(fs::read(&object).unwrap() == fs::read(&source).unwrap(), "{name}: object bytes differ from the source");
+        assert!(
+            fs::read(&object).unwrap() == fs::read(&source).unwrap(),
+            "{name}: object bytes differ from the source"
+        );
     }
     assert_eq!(store.object_files().len(), 3);
+    assert_eq!(store.tmp_entries(), Vec::<PathBuf>::new(), "staging left behind");
     store.verify_ok();
 }
 
@@ -98,7 +110,12 @@ fn ingest_leaves_the_source_files_unchanged_bytes_mtime_and_atime() {
         let m = fs::metadata(f).unwrap();
         assert_eq!((m.mtime(), m.mtime_nsec()), (1_600_000_000, 0), "{}: mtime changed", f.display());
         if atime_moves && m.uid() == euid {
-            assert_eq!((m.atime(), m.atime_nsec()), (1_500_000_000, 0), "{}: atime changed (read without O_NOATIME)", f.display());
+            assert_eq!(
+                (m.atime(), m.atime_nsec()),
+                (1_500_000_000, 0),
+                "{}: atime changed (read without O_NOATIME)",
+                f.display()
+            );
         } else {
             eprintln!("atime not checked: reads do not move atime here, or we do not own {}", f.display());
         }
@@ -194,7 +211,12 @@ fn a_directory_without_files_exits_2() {
     let empty = store.work().join("empty-export");
     fs::create_dir_all(empty.join("sub")).unwrap();
     let before = store.snapshot();
-    store.cmd(&["ingest", "--case", "24-5", "--item", "1"]).arg(&empty).run().status(2).stderr_has("no files to ingest");
+    store
+        .cmd(&["ingest", "--case", "24-5", "--item", "1"])
+        .arg(&empty)
+        .run()
+        .status(2)
+        .stderr_has("no files to ingest");
     store.assert_unchanged(&before);
 }
 
@@ -209,6 +231,8 @@ fn a_case_or_item_with_a_slash_or_line_break_exits_2() {
         ("24\n1234", "3", "line break"),
         ("24-1234", "3\n", "line break"),
         ("24-1234", "", "is empty"),
+        ("24:1234", "3", "contains ':'"),
+        ("24-1234", "3\t4", "control character"),
     ] {
         store.cmd(&["ingest", "--case", case, "--item", item]).arg(&file).run().status(2).stderr_has(why);
     }
@@ -313,7 +337,12 @@ fn a_malformed_clock_offset_exits_2() {
     }
     store.assert_unchanged(&before);
     // A good one works.
-    let json = store.cmd(&["--json", "ingest", "--case", "24-1", "--item", "4", "--clock-offset", "-00:00:42"]).arg(&file).run().status(0).json();
+    let json = store
+        .cmd(&["--json", "ingest", "--case", "24-1", "--item", "4", "--clock-offset", "-00:00:42"])
+        .arg(&file)
+        .run()
+        .status(0)
+        .json();
     assert_eq!(json["clock"]["offset_ms"], -42_000);
 }
 
@@ -365,13 +394,27 @@ fn deep_check_finds_no_errors_in_a_valid_file_and_errors_in_a_corrupted_one() {
     let bad = write(&store.work().join("bad/h264_bframes.mp4"), &bytes);
     // Oracle: the ffmpeg CLI agrees the first is clean and the second is not.
     let decode = |p: &Path| {
-        tool("ffmpeg", &[OsStr::new("-nostdin"), OsStr::new("-v"), OsStr::new("error"), OsStr::new("-i"), p.as_os_str(), OsStr::new("-f"), OsStr::new("null"), OsStr::new("-")], store.work())
+        tool(
+            "ffmpeg",
+            &[
+                OsStr::new("-nostdin"),
+                OsStr::new("-v"),
+                OsStr::new("error"),
+                OsStr::new("-i"),
+                p.as_os_str(),
+                OsStr::new("-f"),
+                OsStr::new("null"),
+                OsStr::new("-"),
+            ],
+            store.work(),
+        )
     };
     assert!(decode(&good).stderr.is_empty(), "ffmpeg reports errors in the good file");
     assert!(!decode(&bad).stderr.is_empty(), "ffmpeg reports no errors in the corrupted file");
 
     let deep = |p: &Path, item: &str| -> Value {
-        let json = store.cmd(&["--json", "ingest", "--case", "24-4", "--item", item, "--deep"]).arg(p).run().status(0).json();
+        let json =
+            store.cmd(&["--json", "ingest", "--case", "24-4", "--item", item, "--deep"]).arg(p).run().status(0).json();
         json["items"][0]["media"]["deep"].clone()
     };
     let clean = deep(&good, "1");

@@ -1,7 +1,10 @@
 //! The one integration-test binary: drives the real `custody` binary on real media.
 
 mod fixtures;
+mod hash;
+mod ingest;
+mod ledger;
 mod store;
 mod support;
-mod ingest;
-mod hash;
+mod verify;
+mod faults;

@@ -38,6 +38,11 @@ fn init_creates_a_ledger_and_an_empty_objects_directory() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["action"], "init");
     assert_eq!(events[0]["params"]["agency"], "Metro PD");
+    assert_eq!(events[0]["examiner"], crate::support::EXAMINER);
+    // UTC, RFC 3339 with milliseconds: 2024-05-01T15:02:03.456Z
+    let time = events[0]["time"].as_str().unwrap();
+    let shape: String = time.chars().map(|c| if c.is_ascii_digit() { 'd' } else { c }).collect();
+    assert_eq!(shape, "dddd-dd-ddTdd:dd:dd.dddZ", "event time {time}");
     assert_eq!(format!("{}:{}", log["head"]["seq"], log["head"]["hash"].as_str().unwrap()), head);
 }
 
