@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::digest::Algorithm;
 use crate::ledger::Head;
+use crate::media::time::Position;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -54,6 +55,7 @@ pub enum Command {
     Show(ShowArgs),
     Transfer(TransferArgs),
     Export(ExportArgs),
+    Still(StillArgs),
 }
 
 /// Create an evidence store (ledger.db + objects/).
@@ -208,4 +210,37 @@ pub struct ExportArgs {
     /// Write to FILE instead of standard output.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+}
+
+/// Export the exact frame at each position as a lossless PNG, recorded as a new item.
+#[derive(Debug, Args)]
+#[command(after_help = "Positions: HH:MM:SS.mmm, seconds (12.5), frame:N (0-based, presentation order), or a\n\
+    wall-clock time (2024-05-01T14:03:10) for items whose recording start and DVR clock offset are known.\n\n\
+    Examples:\n  custody still i3 --at 00:00:12.480 --caption\n  custody still i3 --at frame:372 --at frame:373 --out exhibits/\n  \
+    custody still i3 --every 10 --out contact/")]
+pub struct StillArgs {
+    /// The video item.
+    #[arg(value_name = "ITEM")]
+    pub item: String,
+    /// A position to export (repeatable): the frame on screen at that moment.
+    #[arg(long = "at", value_name = "POS")]
+    pub at: Vec<Position>,
+    /// Also export a frame every DURATION (HH:MM:SS.mmm or seconds), from the first frame.
+    #[arg(long, value_name = "DURATION")]
+    pub every: Option<Position>,
+    /// Add a banner below the picture (never over it): case, item, source hash, frame, media and wall-clock time.
+    #[arg(long)]
+    pub caption: bool,
+    /// Keep the coded size instead of applying the sample aspect ratio (non-square DVR pixels).
+    #[arg(long)]
+    pub no_sar: bool,
+    /// Deinterlace (keep the first field, interpolate the second); by default interlaced frames are kept as they are.
+    #[arg(long)]
+    pub deinterlace: bool,
+    /// Also copy the PNGs into DIR once they are recorded.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// A note recorded with the event.
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
 }

@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod cmd;
+pub mod derive;
 pub mod digest;
 pub mod error;
 pub mod fsutil;

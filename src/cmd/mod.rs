@@ -7,6 +7,7 @@ pub mod ingest;
 pub mod init;
 pub mod log;
 pub mod show;
+pub mod still;
 pub mod transfer;
 pub mod verify;
 
@@ -81,6 +82,7 @@ pub fn run(command: Command, ctx: &Ctx) -> Result<Report> {
         Command::Show(args) => show::run(args, ctx),
         Command::Transfer(args) => transfer::run(args, ctx),
         Command::Export(args) => export::run(args, ctx),
+        Command::Still(args) => still::run(args, ctx),
     }
 }
 

@@ -102,3 +102,42 @@ pub fn start_time(input: &ffmpeg::format::context::Input) -> Option<i64> {
     let start = unsafe { (*input.as_ptr()).start_time };
     (start != ffi::AV_NOPTS_VALUE).then_some(start)
 }
+
+/// True when the demuxer marked the packet to be decoded but not shown (edit lists).
+pub fn packet_discarded(packet: &ffmpeg::Packet) -> bool {
+    // SAFETY: plain field read from the valid AVPacket the Packet owns.
+    use ffmpeg::packet::Ref;
+    unsafe { (*packet.as_ptr()).flags & ffi::AV_PKT_FLAG_DISCARD != 0 }
+}
+
+/// Seek `stream` to the last keyframe at or before `ts` (in the stream's time base).
+pub fn seek_stream_backward(input: &mut ffmpeg::format::context::Input, stream: usize, ts: i64) -> Result<(), ffmpeg::Error> {
+    // SAFETY: av_seek_frame on the valid AVFormatContext the Input owns; the stream index was
+    // taken from this context.
+    let rc = unsafe { ffi::av_seek_frame(input.as_mut_ptr(), stream as i32, ts, ffi::AVSEEK_FLAG_BACKWARD) };
+    if rc < 0 { Err(ffmpeg::Error::from(rc)) } else { Ok(()) }
+}
+
+/// The clockwise rotation (0, 90, 180 or 270 degrees) a player applies to show the stream
+/// upright, from its display matrix (phones record rotated and say so there).
+pub fn display_rotation(stream: &ffmpeg::format::stream::Stream<'_>) -> i32 {
+    for sd in stream.side_data() {
+        if sd.kind() == ffmpeg::codec::packet::side_data::Type::DisplayMatrix && sd.data().len() >= 36 {
+            let mut matrix = [0i32; 9];
+            for (i, m) in matrix.iter_mut().enumerate() {
+                let b = &sd.data()[i * 4..i * 4 + 4];
+                *m = i32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+            }
+            // SAFETY: av_display_rotation_get reads exactly nine int32 values from the pointer,
+            // which points at our local array.
+            let ccw = unsafe { ffi::av_display_rotation_get(matrix.as_ptr()) };
+            if ccw.is_nan() {
+                return 0;
+            }
+            // FFmpeg's convention: the angle is counter-clockwise; players rotate by its negation.
+            let cw = (-ccw).round() as i32;
+            return ((cw % 360) + 360) % 360 / 90 * 90;
+        }
+    }
+    0
+}

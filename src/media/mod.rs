@@ -1,7 +1,9 @@
 //! Everything that touches FFmpeg: probing, decoding, test-source synthesis.
 
 pub mod ffi;
+pub mod index;
 pub mod probe;
+pub mod still;
 pub mod synth;
 pub mod time;
 

@@ -150,3 +150,100 @@ mod tests {
         assert_eq!(format_civil(c.correct(dvr)), "2024-05-01T14:05:27.250");
     }
 }
+
+/// A position in a recording, as the user wrote it. Positions count from the first frame as a
+/// player shows it (not from the container's start time).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Position {
+    /// Microseconds from the first frame (`HH:MM:SS.mmm`, `MM:SS`, or plain seconds).
+    Time(i64),
+    /// A 0-based frame index in presentation order (`frame:N`).
+    Frame(u64),
+    /// A wall-clock time on the corrected timeline (`2024-05-01T14:03:10[.mmm]`).
+    WallClock(DateTime),
+}
+
+/// Why a position could not be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{text:?} is not a position: {why}. Use HH:MM:SS.mmm, seconds (12.5), frame:N, or a wall-clock time 2024-05-01T14:03:10")]
+pub struct PositionError {
+    pub text: String,
+    pub why: &'static str,
+}
+
+impl std::str::FromStr for Position {
+    type Err = PositionError;
+
+    fn from_str(s: &str) -> Result<Position, PositionError> {
+        let text = s.trim();
+        let err = |why| PositionError { text: s.to_owned(), why };
+        if let Some(n) = text.strip_prefix("frame:") {
+            return n.parse::<u64>().map(Position::Frame).map_err(|_| err("the frame number must be a whole number ≥ 0"));
+        }
+        if text.len() >= 10 && text.as_bytes()[4] == b'-' {
+            return parse_civil("position", text).map(Position::WallClock).map_err(|_| err("not a valid date and time"));
+        }
+        if text.starts_with('-') {
+            return Err(err("positions cannot be negative"));
+        }
+        let parts: Vec<&str> = text.split(':').collect();
+        if parts.len() > 3 || parts.iter().any(|p| p.is_empty()) {
+            return Err(err("malformed time"));
+        }
+        let (secs_part, mut whole) = (parts[parts.len() - 1], 0i64);
+        for (i, p) in parts[..parts.len() - 1].iter().enumerate() {
+            let v: i64 = p.parse().map_err(|_| err("hours and minutes must be whole numbers"))?;
+            if i > 0 || parts.len() == 2 {
+                if !(0..60).contains(&v) {
+                    return Err(err("minutes must be below 60"));
+                }
+            }
+            whole = whole * 60 + v;
+        }
+        let (int, frac) = match secs_part.split_once('.') {
+            Some((i, f)) => (i, f),
+            None => (secs_part, ""),
+        };
+        if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) || frac.len() > 6 {
+            return Err(err("seconds must be digits with up to 6 decimals"));
+        }
+        let secs: i64 = int.parse().map_err(|_| err("seconds out of range"))?;
+        if parts.len() > 1 && secs >= 60 {
+            return Err(err("seconds must be below 60"));
+        }
+        let micros: i64 = format!("{frac:0<6}").parse().unwrap_or(0);
+        Ok(Position::Time((whole * 60 + secs) * 1_000_000 + micros))
+    }
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Position::Time(us) => f.write_str(&format_us(*us)),
+            Position::Frame(n) => write!(f, "frame:{n}"),
+            Position::WallClock(dt) => write!(f, "{} (wall clock)", format_civil(*dt)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod position_tests {
+    use super::*;
+
+    #[test]
+    fn every_documented_form_parses() {
+        assert_eq!("00:01:02.500".parse(), Ok(Position::Time(62_500_000)));
+        assert_eq!("1:02".parse(), Ok(Position::Time(62_000_000)));
+        assert_eq!("12.25".parse(), Ok(Position::Time(12_250_000)));
+        assert_eq!("0".parse(), Ok(Position::Time(0)));
+        assert_eq!("frame:17".parse(), Ok(Position::Frame(17)));
+        assert!(matches!("2024-05-01T14:03:10".parse(), Ok(Position::WallClock(_))));
+    }
+
+    #[test]
+    fn malformed_positions_are_refused() {
+        for bad in ["", "-1", "frame:-1", "frame:x", "1:60", "00:00:61", "1.2.3", "abc", "1:", "2024-13-01T00:00:00", "1.1234567"] {
+            assert!(bad.parse::<Position>().is_err(), "{bad:?} should be refused");
+        }
+    }
+}

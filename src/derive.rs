@@ -1,0 +1,173 @@
+//! The one data path for derived files (clips, stills, playback copies): resolve the parent
+//! item, re-verify its object against the recorded digests, stage the outputs, and record them
+//! as new items that name their parent, in one event.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use serde_json::{Map, Value, json};
+
+use crate::digest::{self, Algorithm};
+use crate::error;
+use crate::item;
+use crate::ledger::{Actor, Draft, Event, FileRef, Head, ItemRow, Ledger};
+use crate::media::index::Timeline;
+use crate::media::probe::MediaFacts;
+use crate::media::time::{ClockOffset, parse_civil};
+use crate::store::{Staging, Store};
+
+/// A parent item, ready to be read.
+pub struct Source {
+    pub row: ItemRow,
+    pub file: FileRef,
+    /// The object in the store.
+    pub path: PathBuf,
+    pub media: Option<MediaFacts>,
+    pub timeline: Timeline,
+    pub created: Event,
+}
+
+impl Source {
+    /// Resolve `spec` to an item whose object can be read.
+    pub fn open(store: &Store, ledger: &Ledger, spec: &str) -> Result<Source> {
+        let row = item::resolve(ledger, spec)?;
+        let created = ledger
+            .event(row.seq as u64)?
+            .ok_or_else(|| error::mismatch(format!("item {} names event {}, which is missing; run `custody verify`", row.id, row.seq)))?;
+        let file = created
+            .outputs
+            .iter()
+            .find(|o| o.item.as_deref() == Some(row.id.as_str()))
+            .cloned()
+            .ok_or_else(|| error::mismatch(format!("event {} does not record item {}; run `custody verify`", row.seq, row.id)))?;
+        let media: Option<MediaFacts> = file.facts.get("media").and_then(|m| serde_json::from_value(m.clone()).ok());
+        // A derived item inherits its original's timeline.
+        let clock = find_param(ledger, &row, "clock")?.and_then(|v| serde_json::from_value::<Option<ClockOffset>>(v).ok()).flatten();
+        let recording_start = find_param(ledger, &row, "recording_start")?
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .and_then(|s| parse_civil("recording start", &s).ok());
+        let path = store.object_path(&row.sha256);
+        Ok(Source { row, file, path, media, timeline: Timeline { recording_start, clock }, created })
+    }
+
+    /// Re-read the object and check it against the digests recorded when it entered custody.
+    pub fn verify(&self) -> Result<()> {
+        let mut f = std::fs::File::open(&self.path).map_err(|e| {
+            error::mismatch(format!("item {}: its object {} cannot be read ({e}); run `custody verify`", self.row.id, self.path.display()))
+        })?;
+        let d = digest::digest_stream(&mut f, &[Algorithm::Blake3], |_| Ok(()))
+            .map_err(|e| error::environment(format!("item {}: cannot read its object: {e}", self.row.id)))?;
+        if d.size != self.file.size || !digest::hex_eq(d.blake3(), &self.file.blake3) {
+            return Err(error::mismatch(format!(
+                "item {} no longer matches the digests recorded for it: the object was altered. Nothing was done; run `custody verify`",
+                self.row.id
+            )));
+        }
+        Ok(())
+    }
+
+    /// The item as an event input.
+    pub fn input_ref(&self) -> FileRef {
+        FileRef {
+            item: Some(self.row.id.clone()),
+            name: Some(self.row.name.clone()),
+            sha256: self.file.sha256.clone(),
+            blake3: self.file.blake3.clone(),
+            size: self.file.size,
+            facts: Map::new(),
+        }
+    }
+
+    /// Fail with exit 2 unless FFmpeg could read the item when it was ingested.
+    pub fn require_decodable(&self, what: &str) -> Result<&MediaFacts> {
+        match &self.media {
+            Some(m) if m.decodable => Ok(m),
+            Some(m) => Err(error::input(format!(
+                "item {} cannot be used for {what}: FFmpeg cannot read it ({}); nothing was done",
+                self.row.id,
+                m.reason.as_deref().unwrap_or("no reason given")
+            ))),
+            None => Err(error::input(format!("item {} has no media facts; {what} needs video or audio", self.row.id))),
+        }
+    }
+}
+
+/// Look for an ingest parameter on the item's original (walking up through parents).
+fn find_param(ledger: &Ledger, row: &ItemRow, key: &str) -> Result<Option<Value>> {
+    let mut current = row.clone();
+    for _ in 0..64 {
+        if let Some(ev) = ledger.event(current.seq as u64)?
+            && let Some(v) = ev.params.get(key)
+            && !v.is_null()
+        {
+            return Ok(Some(v.clone()));
+        }
+        match current.parent.as_deref().map(|p| ledger.item(p)).transpose()?.flatten() {
+            Some(parent) => current = parent,
+            None => break,
+        }
+    }
+    Ok(None)
+}
+
+/// One derived output, staged.
+pub struct Output {
+    /// Wanted name in the parent's exhibit; made unique at commit if taken.
+    pub name: String,
+    pub digests: digest::Digests,
+    pub facts: Map<String, Value>,
+}
+
+/// Record the outputs as new items of the parent's exhibit, each naming the parent.
+pub fn commit(
+    store: &Store,
+    ledger: &mut Ledger,
+    actor: &Actor,
+    staging: Staging,
+    source: &Source,
+    action: &str,
+    outputs: Vec<Output>,
+    params: Map<String, Value>,
+    note: Option<String>,
+) -> Result<(Head, Event)> {
+    let case = source.row.case.clone();
+    let exhibit = source.row.exhibit.clone();
+    store.commit(ledger, actor, staging, |txn| {
+        let mut refs = Vec::new();
+        for out in outputs {
+            let mut name = out.name.clone();
+            let mut n = 2;
+            while txn.item_named(&case, &exhibit, &name)?.is_some() {
+                name = versioned(&out.name, n);
+                n += 1;
+            }
+            let mut facts = out.facts;
+            facts.insert("parent".into(), json!(source.row.id));
+            refs.push(FileRef {
+                item: Some(txn.new_item_id()),
+                name: Some(name),
+                sha256: out.digests.sha256().to_owned(),
+                blake3: out.digests.blake3().to_owned(),
+                size: out.digests.size,
+                facts,
+            });
+        }
+        Ok(Draft {
+            action: action.to_owned(),
+            case: Some(case.clone()),
+            exhibit: Some(exhibit.clone()),
+            inputs: vec![source.input_ref()],
+            outputs: refs,
+            params,
+            note,
+        })
+    })
+}
+
+/// `dir/name.ext` → `dir/name_v2.ext`.
+fn versioned(name: &str, n: u32) -> String {
+    match name.rsplit_once('.') {
+        Some((stem, ext)) if !ext.contains('/') => format!("{stem}_v{n}.{ext}"),
+        _ => format!("{name}_v{n}"),
+    }
+}

@@ -1,0 +1,281 @@
+//! The exact frame at a position, decoded and turned into an upright RGB picture at its display
+//! aspect ratio, ready for a lossless PNG.
+//!
+//! Exactness: the frame is found by its presentation timestamp from the frame index. Decoding
+//! starts at the keyframe before it (seeking), and if the seek lands past the frame (some
+//! containers seek imprecisely), decoding restarts from the beginning, so the frame delivered is
+//! always the one asked for. Streams without timestamps are decoded from the start, counting.
+
+use std::path::Path;
+
+use anyhow::Result;
+use ffmpeg_next as ffmpeg;
+
+use super::ffi;
+use super::index::FrameIndex;
+use super::probe::open_input;
+use crate::error;
+
+/// An upright RGB picture and the facts of the frame it came from.
+pub struct Picture {
+    pub rgb: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+    pub coded_width: u32,
+    pub coded_height: u32,
+    /// Sample aspect ratio of the frame (`1:1` for square pixels).
+    pub sar: (i32, i32),
+    pub sar_applied: bool,
+    /// Clockwise rotation applied from the stream's display matrix.
+    pub rotation: i32,
+    pub interlaced: bool,
+    pub deinterlaced: bool,
+    pub pixel_format: String,
+}
+
+/// Decode frame `n` (presentation order) of the indexed stream.
+pub fn decode_frame(path: &Path, index: &FrameIndex, n: usize) -> Result<ffmpeg::frame::Video> {
+    super::init();
+    let target = index.frames[n].pts;
+    if !index.derived_timestamps {
+        let key = index.frames[..=n].iter().rev().find(|f| f.key).map_or(index.frames[0].pts, |f| f.pts);
+        if let Some(frame) = decode_until(path, index, |_, pts| pts == Some(target), Some(key), target)? {
+            return Ok(frame);
+        }
+        // The seek landed too late, or timestamps did not match: decode from the start.
+        if let Some(frame) = decode_until(path, index, |_, pts| pts == Some(target), None, target)? {
+            return Ok(frame);
+        }
+    }
+    decode_until(path, index, |count, _| count == n, None, i64::MAX)?
+        .ok_or_else(|| error::input(format!("{}: the decoder did not produce frame {n}", path.display())))
+}
+
+/// Decode the indexed stream, from `seek_to` (a keyframe pts) or the start, until `hit`
+/// accepts a frame (given the count of frames output so far and the frame's timestamp).
+/// Returns `None` once frames run past `past` without a hit.
+fn decode_until(
+    path: &Path,
+    index: &FrameIndex,
+    hit: impl Fn(usize, Option<i64>) -> bool,
+    seek_to: Option<i64>,
+    past: i64,
+) -> Result<Option<ffmpeg::frame::Video>> {
+    let mut input = open_input(path).map_err(|e| error::input(format!("FFmpeg cannot open {}: {e}", path.display())))?;
+    let stream = input.stream(index.stream).expect("indexed stream exists");
+    let ctx = ffmpeg::codec::context::Context::from_parameters(stream.parameters())?;
+    let mut decoder = ctx.decoder().video().map_err(|e| {
+        error::environment(format!("no decoder for the video of {} in this FFmpeg build: {e}", path.display()))
+    })?;
+    if let Some(ts) = seek_to
+        && ffi::seek_stream_backward(&mut input, index.stream, ts).is_err()
+    {
+        return Ok(None);
+    }
+    let mut frame = ffmpeg::frame::Video::empty();
+    let mut count = 0usize;
+    let mut packet = ffmpeg::Packet::empty();
+    let mut eof = false;
+    loop {
+        if !eof {
+            match packet.read(&mut input) {
+                Ok(()) => {
+                    if packet.stream() != index.stream {
+                        continue;
+                    }
+                    // A damaged packet is skipped; the frames around it still decode.
+                    let _ = decoder.send_packet(&packet);
+                }
+                Err(ffmpeg::Error::Eof) => {
+                    eof = true;
+                    decoder.send_eof()?;
+                }
+                Err(ffmpeg::Error::InvalidData) => continue,
+                Err(e) => return Err(error::input(format!("{}: reading stopped: {e}", path.display()))),
+            }
+        }
+        loop {
+            match decoder.receive_frame(&mut frame) {
+                Ok(()) => {
+                    let pts = frame.timestamp().or(frame.pts());
+                    if hit(count, pts) {
+                        return Ok(Some(frame));
+                    }
+                    if seek_to.is_some() && pts.is_some_and(|p| p > past) {
+                        return Ok(None);
+                    }
+                    count += 1;
+                }
+                Err(ffmpeg::Error::Other { errno }) if errno == libc::EAGAIN => break,
+                Err(ffmpeg::Error::Eof) => return Ok(None),
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+/// Options for turning a frame into a picture.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Render {
+    /// Keep the coded size instead of applying the sample aspect ratio.
+    pub no_sar: bool,
+    pub deinterlace: bool,
+}
+
+/// Turn a decoded frame into an upright RGB picture at its display size.
+pub fn render(frame: &ffmpeg::frame::Video, rotation: i32, opts: Render) -> Result<Picture> {
+    let (w, h) = (frame.width(), frame.height());
+    let ar = frame.aspect_ratio();
+    let sar = if ar.numerator() > 0 && ar.denominator() > 0 { (ar.numerator(), ar.denominator()) } else { (1, 1) };
+    let sar_applied = !opts.no_sar && sar.0 != sar.1;
+    let out_w = if sar_applied { (((w as i64 * sar.0 as i64) + sar.1 as i64 / 2) / sar.1 as i64).max(2) as u32 & !1 } else { w };
+    let mut scaler = ffmpeg::software::scaling::Context::get(
+        frame.format(),
+        w,
+        h,
+        ffmpeg::format::Pixel::RGB24,
+        out_w,
+        h,
+        ffmpeg::software::scaling::Flags::BICUBIC
+            | ffmpeg::software::scaling::Flags::ACCURATE_RND
+            | ffmpeg::software::scaling::Flags::FULL_CHR_H_INT,
+    )?;
+    let mut rgb = ffmpeg::frame::Video::empty();
+    scaler.run(frame, &mut rgb)?;
+    let stride = rgb.stride(0);
+    let mut pixels = Vec::with_capacity(out_w as usize * h as usize * 3);
+    for row in 0..h as usize {
+        pixels.extend_from_slice(&rgb.data(0)[row * stride..row * stride + out_w as usize * 3]);
+    }
+    let interlaced = frame.is_interlaced();
+    let deinterlaced = opts.deinterlace && interlaced;
+    if deinterlaced {
+        line_double_first_field(&mut pixels, out_w as usize, h as usize, frame.is_top_first());
+    }
+    let (pixels, fw, fh) = rotate(pixels, out_w, h, rotation);
+    Ok(Picture {
+        rgb: pixels,
+        width: fw,
+        height: fh,
+        coded_width: w,
+        coded_height: h,
+        sar,
+        sar_applied,
+        rotation,
+        interlaced,
+        deinterlaced,
+        pixel_format: frame.format().descriptor().map(|d| d.name().to_owned()).unwrap_or_default(),
+    })
+}
+
+/// Deinterlace by keeping the first field and interpolating the lines of the second.
+fn line_double_first_field(px: &mut [u8], w: usize, h: usize, top_first: bool) {
+    let row = w * 3;
+    let start = if top_first { 1 } else { 0 };
+    for y in (start..h).step_by(2) {
+        let above = if y > 0 { y - 1 } else { y + 1 };
+        let below = if y + 1 < h { y + 1 } else { above };
+        for x in 0..row {
+            let v = (px[above * row + x] as u16 + px[below * row + x] as u16).div_ceil(2);
+            px[y * row + x] = v as u8;
+        }
+    }
+}
+
+/// Rotate an RGB picture clockwise by 0, 90, 180 or 270 degrees.
+fn rotate(px: Vec<u8>, w: u32, h: u32, degrees: i32) -> (Vec<u8>, u32, u32) {
+    let (w, h) = (w as usize, h as usize);
+    let get = |x: usize, y: usize| &px[(y * w + x) * 3..(y * w + x) * 3 + 3];
+    match degrees {
+        90 | 270 => {
+            let mut out = Vec::with_capacity(px.len());
+            for ny in 0..w {
+                for nx in 0..h {
+                    // 90° clockwise: new (nx, ny) comes from old (ny, h-1-nx); 270°: (w-1-ny, nx).
+                    let p = if degrees == 90 { get(ny, h - 1 - nx) } else { get(w - 1 - ny, nx) };
+                    out.extend_from_slice(p);
+                }
+            }
+            (out, h as u32, w as u32)
+        }
+        180 => {
+            let mut out = Vec::with_capacity(px.len());
+            for i in (0..w * h).rev() {
+                out.extend_from_slice(&px[i * 3..i * 3 + 3]);
+            }
+            (out, w as u32, h as u32)
+        }
+        _ => (px, w as u32, h as u32),
+    }
+}
+
+/// Add a caption banner below the picture (never over it): white 8×8 text on black.
+pub fn add_caption(pic: &mut Picture, lines: &[String]) {
+    let scale = if pic.width >= 1280 { 3 } else if pic.width >= 480 { 2 } else { 1 };
+    let glyph = 8 * scale;
+    let line_h = glyph + 4 * scale;
+    let pad = 4 * scale;
+    let banner_h = pad * 2 + line_h * lines.len();
+    let w = pic.width as usize;
+    let mut banner = vec![0u8; w * banner_h * 3];
+    for (li, line) in lines.iter().enumerate() {
+        let y0 = pad + li * line_h;
+        for (ci, ch) in line.chars().enumerate() {
+            let x0 = pad + ci * glyph;
+            if x0 + glyph > w {
+                break;
+            }
+            let code = if ch.is_ascii() { ch as usize } else { b'?' as usize };
+            let bitmap = font8x8::legacy::BASIC_LEGACY[code];
+            for (gy, bits) in bitmap.iter().enumerate() {
+                for gx in 0..8 {
+                    if bits >> gx & 1 == 1 {
+                        for sy in 0..scale {
+                            for sx in 0..scale {
+                                let (x, y) = (x0 + gx * scale + sx, y0 + gy * scale + sy);
+                                banner[(y * w + x) * 3..(y * w + x) * 3 + 3].copy_from_slice(&[255, 255, 255]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    pic.rgb.extend_from_slice(&banner);
+    pic.height += banner_h as u32;
+}
+
+/// Encode an RGB picture as PNG (lossless) with text chunks of provenance.
+pub fn encode_png(pic: &Picture, text: &[(&str, String)]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, pic.width, pic.height);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        for (k, v) in text {
+            enc.add_itxt_chunk((*k).to_owned(), v.clone())?;
+        }
+        let mut writer = enc.write_header()?;
+        writer.write_image_data(&pic.rgb)?;
+        writer.finish()?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotation_moves_the_top_left_pixel_where_a_player_would() {
+        // 2×1 picture: red, green.
+        let px = vec![255, 0, 0, 0, 255, 0];
+        let (r90, w, h) = rotate(px.clone(), 2, 1, 90);
+        assert_eq!((w, h), (1, 2));
+        assert_eq!(&r90[..3], &[255, 0, 0], "90° cw: the left pixel ends on top");
+        let (r270, _, _) = rotate(px.clone(), 2, 1, 270);
+        assert_eq!(&r270[..3], &[0, 255, 0], "270° cw: the right pixel ends on top");
+        let (r180, _, _) = rotate(px, 2, 1, 180);
+        assert_eq!(&r180[..3], &[0, 255, 0]);
+    }
+}
