@@ -211,7 +211,19 @@ fn rotate(px: Vec<u8>, w: u32, h: u32, degrees: i32) -> (Vec<u8>, u32, u32) {
 
 /// Add a caption banner below the picture (never over it): white 8×8 text on black.
 pub fn add_caption(pic: &mut Picture, lines: &[String]) {
-    let scale = if pic.width >= 1280 { 3 } else if pic.width >= 480 { 2 } else { 1 };
+    // The largest text that fits the width, wrapping only when even the smallest does not.
+    let longest = lines.iter().map(|l| l.chars().count()).max().unwrap_or(1).max(1);
+    let fit = |scale: usize| 8 * scale * longest + 8 * scale <= pic.width as usize;
+    let scale = [3, 2, 1].into_iter().find(|s| fit(*s)).unwrap_or(1);
+    let per_line = ((pic.width as usize).saturating_sub(8 * scale) / (8 * scale)).max(1);
+    let wrapped: Vec<String> = lines
+        .iter()
+        .flat_map(|l| {
+            let chars: Vec<char> = l.chars().collect();
+            chars.chunks(per_line).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>()
+        })
+        .collect();
+    let lines = &wrapped;
     let glyph = 8 * scale;
     let line_h = glyph + 4 * scale;
     let pad = 4 * scale;
