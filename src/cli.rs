@@ -56,6 +56,7 @@ pub enum Command {
     Transfer(TransferArgs),
     Export(ExportArgs),
     Still(StillArgs),
+    Clip(ClipArgs),
 }
 
 /// Create an evidence store (ledger.db + objects/).
@@ -238,6 +239,40 @@ pub struct StillArgs {
     #[arg(long)]
     pub deinterlace: bool,
     /// Also copy the PNGs into DIR once they are recorded.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// A note recorded with the event.
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+}
+
+/// How a clip is cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClipMode {
+    /// Stream copy, no re-encoding: starts at the keyframe at or before --from; says what it really holds.
+    Copy,
+}
+
+/// Cut a clip from a video or audio item, recorded as a new item.
+#[derive(Debug, Args)]
+#[command(after_help = "The range runs from the frame on screen at --from to the frame on screen at --to\n\
+    (with frame:N positions both ends are included; a time --to that falls exactly on a frame's start\n\
+    ends the clip before that frame).\n\n\
+    Examples:\n  custody clip i3 --from 00:01:10 --to 00:02:05\n  custody clip i3 --from frame:250 --to frame:400 --out clips/")]
+pub struct ClipArgs {
+    /// The item to cut from.
+    #[arg(value_name = "ITEM")]
+    pub item: String,
+    /// Where the clip starts.
+    #[arg(long, value_name = "POS")]
+    pub from: Position,
+    /// Where the clip ends.
+    #[arg(long, value_name = "POS")]
+    pub to: Position,
+    /// How to cut.
+    #[arg(long, value_enum, default_value_t = ClipMode::Copy)]
+    pub mode: ClipMode,
+    /// Also copy the clip into DIR once it is recorded.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// A note recorded with the event.

@@ -390,6 +390,39 @@ impl Staging {
         Ok(self.staged.last().expect("just pushed"))
     }
 
+    /// A fresh path inside the staging directory for a tool that writes its own file (FFmpeg's
+    /// muxers); hand it to [`Staging::adopt`] once written.
+    pub fn scratch(&mut self, extension: &str) -> PathBuf {
+        self.next += 1;
+        self.dir.join(format!("scratch-{}.{extension}", self.next))
+    }
+
+    /// Take a file written at a [`Staging::scratch`] path: fsync it, digest it in one read
+    /// (which also reads it back), make it read-only and stage it like [`Staging::write_from`].
+    pub fn adopt(&mut self, store: &Store, path: &Path) -> Result<&Staged> {
+        let mut f = File::open(path).map_err(|e| env_io(e, path, "cannot open the output"))?;
+        f.sync_all().map_err(|e| env_io(e, path, "cannot sync"))?;
+        let digests = digest::digest_stream(&mut f, &[Algorithm::Sha256, Algorithm::Blake3], |_| Ok(()))
+            .map_err(|e| error::environment(format!("cannot read back {}: {e}", path.display())))?;
+        drop(f);
+        fs::set_permissions(path, fs::Permissions::from_mode(0o444)).map_err(|e| env_io(e, path, "cannot protect"))?;
+        let sha = digests.sha256().to_owned();
+        let existing = store.object_path(&sha);
+        let staged = if existing.is_file() {
+            let _ = fs::remove_file(path);
+            Staged { digests, location: existing, move_from: None, existed: true }
+        } else if let Some(first) = self.staged.iter().find(|s| s.digests.sha256() == sha) {
+            let _ = fs::remove_file(path);
+            Staged { digests, location: first.location.clone(), move_from: None, existed: first.existed }
+        } else {
+            let dest = self.dir.join(&sha);
+            fs::rename(path, &dest).map_err(|e| env_io(e, &dest, "cannot stage"))?;
+            Staged { digests, location: dest.clone(), move_from: Some(dest), existed: false }
+        };
+        self.staged.push(staged);
+        Ok(self.staged.last().expect("just pushed"))
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -1,6 +1,7 @@
 //! One file per subcommand. Each orchestrates store, ledger and media through the library;
 //! none holds SQL or FFmpeg calls of its own.
 
+pub mod clip;
 pub mod export;
 pub mod hash;
 pub mod ingest;
@@ -83,6 +84,7 @@ pub fn run(command: Command, ctx: &Ctx) -> Result<Report> {
         Command::Transfer(args) => transfer::run(args, ctx),
         Command::Export(args) => export::run(args, ctx),
         Command::Still(args) => still::run(args, ctx),
+        Command::Clip(args) => clip::run(args, ctx),
     }
 }
 

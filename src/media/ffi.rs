@@ -141,3 +141,11 @@ pub fn display_rotation(stream: &ffmpeg::format::stream::Stream<'_>) -> i32 {
     }
     0
 }
+
+/// Clear a copied stream's codec tag, so the output muxer picks its own (a tag valid in one
+/// container can be invalid in another).
+pub fn reset_codec_tag(params: &mut ffmpeg::codec::Parameters) {
+    // SAFETY: plain field write into the valid AVCodecParameters of an output stream that is
+    // not yet written.
+    unsafe { (*params.as_mut_ptr()).codec_tag = 0 }
+}

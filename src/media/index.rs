@@ -26,6 +26,9 @@ pub struct FrameEntry {
 #[derive(Clone, Debug, Serialize)]
 pub struct FrameIndex {
     pub stream: usize,
+    /// True when the indexed stream is audio (an audio-only item): its "frames" are audio
+    /// packets, and only time positions apply.
+    pub audio: bool,
     /// The stream's time base, `num/den` seconds.
     pub time_base: (i32, i32),
     /// Every frame, in presentation order.
@@ -43,14 +46,16 @@ pub struct Timeline {
 }
 
 impl FrameIndex {
-    /// Demux the best video stream of `path` and index its frames.
+    /// Demux the best video stream of `path` (else its best audio stream) and index its frames.
     pub fn build(path: &Path) -> Result<FrameIndex> {
         super::init();
         let mut input = open_input(path).map_err(|e| error::input(format!("FFmpeg cannot open {}: {e}", path.display())))?;
         let stream = input
             .streams()
             .best(ffmpeg::media::Type::Video)
-            .ok_or_else(|| error::input(format!("{} has no video stream", path.display())))?;
+            .or_else(|| input.streams().best(ffmpeg::media::Type::Audio))
+            .ok_or_else(|| error::input(format!("{} has neither video nor audio", path.display())))?;
+        let audio = stream.parameters().medium() == ffmpeg::media::Type::Audio;
         let index = stream.index();
         let tb = stream.time_base();
         let mut frames = Vec::new();
@@ -84,7 +89,7 @@ impl FrameIndex {
             return Err(error::input(format!("{} has a video stream without frames", path.display())));
         }
         frames.sort_by_key(|f| (f.pts, f.decode_index));
-        Ok(FrameIndex { stream: index, time_base: (tb.numerator(), tb.denominator()), frames, derived_timestamps: derived })
+        Ok(FrameIndex { stream: index, audio, time_base: (tb.numerator(), tb.denominator()), frames, derived_timestamps: derived })
     }
 
     pub fn len(&self) -> usize {
@@ -123,6 +128,9 @@ impl FrameIndex {
     /// the recording is an error, never clamped.
     pub fn resolve(&self, pos: &Position, timeline: &Timeline) -> Result<usize> {
         let us = match pos {
+            Position::Frame(_) if self.audio => {
+                return Err(error::input("frame:N positions need video; this item is audio-only: use a time (HH:MM:SS.mmm)"));
+            }
             Position::Frame(n) => {
                 let n = *n as usize;
                 if n >= self.len() {

@@ -3,6 +3,7 @@
 pub mod ffi;
 pub mod index;
 pub mod probe;
+pub mod remux;
 pub mod still;
 pub mod synth;
 pub mod time;

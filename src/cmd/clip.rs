@@ -1,0 +1,178 @@
+//! `custody clip`: a clip of an item. Copy mode moves packets untouched, so it can only start
+//! at a keyframe: it says which frames it really holds, and warns when that differs from the
+//! request.
+
+use anyhow::Result;
+use serde_json::{Map, json};
+
+use super::{Ctx, Report, head_line};
+use crate::cli::ClipArgs;
+
+
+use crate::derive::{self, Output, Source};
+use crate::error;
+use crate::media::index::FrameIndex;
+use crate::media::remux::{self, Selection};
+use crate::media::time::{Position, format_us};
+use crate::store::env_io;
+
+/// A resolved range of the indexed stream, in presentation order, both ends included.
+struct Range {
+    first: usize,
+    last: usize,
+}
+
+pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
+    let store = ctx.store()?;
+    let mut ledger = store.open_ledger()?;
+    let source = Source::open(&store, &ledger, &args.item)?;
+    let media = source.require_decodable("a clip")?.clone();
+    let actor = ctx.actor();
+    let index = FrameIndex::build(&source.path)?;
+    let asked = resolve_range(&index, &args, &source)?;
+
+    // Which packets a stream copy must take to show the asked frames.
+    let key = index.frames[..=asked.first].iter().rposition(|f| f.key).unwrap_or(0);
+    let wanted = &index.frames[asked.first..=asked.last];
+    let start = wanted.iter().map(|f| f.decode_index).min().unwrap_or(0).min(index.frames[key].decode_index);
+    let mut end = wanted.iter().map(|f| f.decode_index).max().unwrap_or(0);
+    // Close the range: every frame shown between the first and last copied frame must be
+    // copied too, or the clip would skip frames (B-frames decode after the frames they precede).
+    let produced = loop {
+        let taken: Vec<usize> = (0..index.len()).filter(|&i| (start..=end).contains(&index.frames[i].decode_index)).collect();
+        let (first, last) = (taken[0], taken[taken.len() - 1]);
+        let needed = index.frames[first..=last].iter().map(|f| f.decode_index).max().unwrap_or(end);
+        if (needed <= end && taken.len() == last - first + 1) || end + 1 >= index.len() {
+            break Range { first, last };
+        }
+        end = needed.max(end + 1);
+    };
+    let abs = |i: usize| index.to_us(index.frames[i].pts);
+    let end_us = abs(produced.last) + frame_len_us(&index, produced.last);
+    let selection = Selection { decode_range: Some((start, end)), window_us: Some((abs(produced.first), end_us)), shift_us: abs(produced.first) };
+
+    let has_video = !index.audio;
+    let (muxer, ext) = remux::output_format(media.container.as_deref().unwrap_or_default(), has_video);
+    let (copied, verified, staging) = {
+        let mut staging = store.stage()?;
+        let scratch = staging.scratch(ext);
+        let (copied, verified) = std::thread::scope(|scope| {
+            let check = scope.spawn(|| source.verify());
+            let copied = remux::copy(&source.path, &scratch, muxer, &index, &selection);
+            (copied, check.join().expect("verification thread"))
+        });
+        let copied = copied?;
+        verified?;
+        let staged = staging.adopt(&store, &scratch)?.digests.clone();
+        (copied, staged, staging)
+    };
+
+    let stem = source.row.name.rsplit_once('.').map_or(source.row.name.as_str(), |(s, _)| s).to_owned();
+    let name = if has_video {
+        format!("{stem}_clip_frames{}-{}.{ext}", produced.first, produced.last)
+    } else {
+        format!("{stem}_clip_{}ms-{}ms.{ext}", index.time_us(produced.first) / 1000, (end_us - abs(0)) / 1000)
+    };
+    let exact = produced.first == asked.first && produced.last == asked.last;
+    let describe = |r: &Range| {
+        if has_video {
+            format!("frames {}..{} ({} to {})", r.first, r.last, format_us(index.time_us(r.first)), format_us(index.time_us(r.last)))
+        } else {
+            format!("{} to {}", format_us(index.time_us(r.first)), format_us(index.time_us(r.last) + frame_len_us(&index, r.last)))
+        }
+    };
+    let mut facts = Map::new();
+    facts.insert("mode".into(), json!("copy"));
+    facts.insert(
+        "requested".into(),
+        json!({"from": args.from.to_string(), "to": args.to.to_string(), "first_frame": asked.first, "last_frame": asked.last}),
+    );
+    facts.insert(
+        "produced".into(),
+        json!({"first_frame": produced.first, "last_frame": produced.last, "frames": produced.last - produced.first + 1,
+               "first_time": format_us(index.time_us(produced.first)), "last_time": format_us(index.time_us(produced.last)),
+               "duration": format_us(end_us - abs(produced.first))}),
+    );
+    facts.insert("exact".into(), json!(exact));
+    facts.insert("container".into(), json!(muxer));
+    facts.insert("streams".into(), serde_json::to_value(&copied)?);
+    let mut params = Map::new();
+    params.insert("from".into(), json!(args.from.to_string()));
+    params.insert("to".into(), json!(args.to.to_string()));
+    params.insert("mode".into(), json!("copy"));
+    let outputs = vec![Output { name, digests: verified.clone(), facts }];
+    let (head, event) = derive::commit(&store, &mut ledger, &actor, staging, &source, "clip", outputs, params, args.note.clone())?;
+    let out = &event.outputs[0];
+    let id = out.item.clone().unwrap_or_default();
+    let mut text = format!(
+        "Clip {id} of {} ({}:{}/{}), stream copy (no re-encoding):\n  asked    {}\n  produced {}\n",
+        source.row.id,
+        source.row.case,
+        source.row.exhibit,
+        source.row.name,
+        describe(&asked),
+        describe(&produced)
+    );
+    if !exact {
+        let warning = format!(
+            "warning: a stream copy starts at a keyframe, so clip {id} holds {} instead of {}; use --mode exact for exactly the frames asked",
+            describe(&produced),
+            describe(&asked)
+        );
+        eprintln!("{warning}");
+    }
+    text.push_str(&format!("  {}  sha256 {}  {}\n", out.name.as_deref().unwrap_or_default(), out.sha256, super::human_size(out.size)));
+    for c in &copied {
+        text.push_str(&format!("  stream {} {} {}: {} packets copied bit for bit\n", c.input_index, c.kind, c.codec, c.packets));
+    }
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir).map_err(|e| env_io(e, dir, "cannot create"))?;
+        let file = dir.join(out.name.as_deref().unwrap_or("clip").rsplit('/').next().unwrap_or("clip"));
+        std::fs::copy(store.object_path(&out.sha256), &file).map_err(|e| env_io(e, &file, "cannot write"))?;
+        text.push_str(&format!("  copied to {}\n", file.display()));
+    }
+    text.push_str(&head_line(&head));
+    let json = json!({"schema_version": 1, "command": "clip", "parent": source.row.id, "item": id, "name": out.name,
+        "sha256": out.sha256, "size": out.size, "mode": "copy", "exact": exact,
+        "requested": {"first_frame": asked.first, "last_frame": asked.last},
+        "produced": {"first_frame": produced.first, "last_frame": produced.last}, "streams": copied, "head": head});
+    Ok(Report::ok(text, json))
+}
+
+/// How long frame `i` stays on screen.
+fn frame_len_us(index: &FrameIndex, i: usize) -> i64 {
+    if i + 1 < index.len() {
+        index.time_us(i + 1) - index.time_us(i)
+    } else {
+        index.duration_us() - index.time_us(i)
+    }
+}
+
+fn resolve_range(index: &FrameIndex, args: &ClipArgs, source: &Source) -> Result<Range> {
+    let first = index.resolve(&args.from, &source.timeline)?;
+    let mut last = index.resolve(&args.to, &source.timeline)?;
+    let times = |p: &Position| match p {
+        Position::Frame(_) => None,
+        Position::Time(us) => Some(*us),
+        Position::WallClock(dt) => index.wall_to_media_us(*dt, &source.timeline).ok(),
+    };
+    if let (Some(a), Some(b)) = (times(&args.from), times(&args.to))
+        && b <= a
+    {
+        return Err(error::input(format!(
+            "--to {} is not after --from {}: a clip needs a range of some length",
+            args.to, args.from
+        )));
+    }
+    // A time --to on a frame's exact start ends the clip before that frame.
+    if let Some(t) = times(&args.to)
+        && last > first
+        && index.time_us(last) == t
+    {
+        last -= 1;
+    }
+    if last < first {
+        return Err(error::input(format!("--to {} is before --from {}", args.to, args.from)));
+    }
+    Ok(Range { first, last })
+}

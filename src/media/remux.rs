@@ -1,0 +1,322 @@
+//! Stream copy: packets moved from one container to another untouched, for copy clips and
+//! playback copies. Timestamps are rescaled at every boundary and shifted so the output starts
+//! at zero; streams without timestamps (raw elementary streams) get them from their frame
+//! durations. Every copied packet is hashed, per stream, so the event can prove the copy's
+//! streams are bit-identical to the source's over the range.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Result;
+use ffmpeg_next as ffmpeg;
+use serde::Serialize;
+
+use super::ffi;
+use super::index::FrameIndex;
+use super::probe::open_input;
+use crate::error;
+
+/// Which packets to copy.
+pub struct Selection {
+    /// Decode-order range (inclusive) of the indexed stream's packets; `None` copies them all.
+    pub decode_range: Option<(usize, usize)>,
+    /// Other streams: packets whose start falls in this window, in microseconds on the
+    /// indexed stream's absolute timeline; `None` copies everything.
+    pub window_us: Option<(i64, i64)>,
+    /// Microseconds subtracted from every timestamp so the output starts at zero.
+    pub shift_us: i64,
+}
+
+/// Per-stream record of what was copied.
+#[derive(Clone, Debug, Serialize)]
+pub struct CopiedStream {
+    pub input_index: usize,
+    pub output_index: usize,
+    pub kind: String,
+    pub codec: String,
+    pub packets: u64,
+    pub bytes: u64,
+    /// SHA-256 over the copied packets' payloads in order (H.264/HEVC: over the NAL units
+    /// without their start codes or length prefixes, so the hash does not depend on the
+    /// container's framing).
+    pub packets_sha256: String,
+}
+
+/// The container to write a copy into: the source's own where it can hold the streams as
+/// they are, MP4 for raw H.264/HEVC, Matroska otherwise.
+pub fn output_format(input_format: &str, has_video: bool) -> (&'static str, &'static str) {
+    let first = input_format.split(',').next().unwrap_or_default();
+    match first {
+        "mov" if has_video => ("mp4", "mp4"),
+        "mov" => ("ipod", "m4a"),
+        "avi" => ("avi", "avi"),
+        "matroska" => ("matroska", "mkv"),
+        "mpegts" => ("mpegts", "ts"),
+        "h264" | "hevc" => ("mp4", "mp4"),
+        "wav" => ("wav", "wav"),
+        "mp3" => ("mp3", "mp3"),
+        "amr" => ("amr", "amr"),
+        "flac" => ("flac", "flac"),
+        _ => ("matroska", if has_video { "mkv" } else { "mka" }),
+    }
+}
+
+/// Copy the selected packets of `src` into `dst` with the `muxer` format.
+pub fn copy(src: &Path, dst: &Path, muxer: &str, index: &FrameIndex, sel: &Selection) -> Result<Vec<CopiedStream>> {
+    super::init();
+    let mut input = open_input(src).map_err(|e| error::input(format!("FFmpeg cannot open {}: {e}", src.display())))?;
+    let mut output = ffmpeg::format::output_as(&dst, muxer)
+        .map_err(|e| error::environment(format!("cannot create {} as {muxer}: {e}", dst.display())))?;
+    let mut map: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut in_tb = BTreeMap::new();
+    let mut copied: Vec<CopiedStream> = Vec::new();
+    let mut hashers = Vec::new();
+    for ist in input.streams() {
+        let params = ist.parameters();
+        let kind = match params.medium() {
+            ffmpeg::media::Type::Video => "video",
+            ffmpeg::media::Type::Audio => "audio",
+            ffmpeg::media::Type::Subtitle => "subtitle",
+            _ => continue,
+        };
+        // Attached pictures (cover art) are not part of the recording.
+        if ist.disposition().contains(ffmpeg::format::stream::Disposition::ATTACHED_PIC) {
+            continue;
+        }
+        let codec = params.id();
+        let mut ost = output.add_stream(ffmpeg::encoder::find(ffmpeg::codec::Id::None)).map_err(|e| {
+            error::environment(format!("cannot add a {kind} stream to {}: {e}", dst.display()))
+        })?;
+        ost.set_parameters(params);
+        let mut p = ost.parameters();
+        ffi::reset_codec_tag(&mut p);
+        map.insert(ist.index(), ost.index());
+        in_tb.insert(ist.index(), ist.time_base());
+        copied.push(CopiedStream {
+            input_index: ist.index(),
+            output_index: ost.index(),
+            kind: kind.to_owned(),
+            codec: codec.name().to_owned(),
+            packets: 0,
+            bytes: 0,
+            packets_sha256: String::new(),
+        });
+        hashers.push(ring::digest::Context::new(&ring::digest::SHA256));
+    }
+    if !map.contains_key(&index.stream) {
+        return Err(error::input(format!("{}: the indexed stream cannot be copied", src.display())));
+    }
+    let mut opts = ffmpeg::Dictionary::new();
+    if muxer == "mp4" || muxer == "ipod" {
+        // Players can start before the whole file is read: the index goes first.
+        opts.set("movflags", "+faststart");
+    }
+    output.write_header_with(opts).map_err(|e| {
+        error::input(format!("{} cannot hold these streams as they are ({e}); nothing was written", dst.display()))
+    })?;
+    let out_tb: BTreeMap<usize, ffmpeg::Rational> =
+        map.values().map(|&o| (o, output.stream(o).expect("added stream").time_base())).collect();
+
+    let mut decode_index = 0usize;
+    let mut packet = ffmpeg::Packet::empty();
+    let indexed_tb = ffmpeg::Rational::new(index.time_base.0, index.time_base.1);
+    let raw_duration = typical_duration(index);
+    loop {
+        match packet.read(&mut input) {
+            Ok(()) => {}
+            Err(ffmpeg::Error::Eof) => break,
+            Err(ffmpeg::Error::InvalidData) => continue,
+            Err(e) => return Err(error::input(format!("{}: reading stopped: {e}", src.display()))),
+        }
+        let ist = packet.stream();
+        let Some(&ost) = map.get(&ist) else { continue };
+        let tb = in_tb[&ist];
+        if ist == index.stream {
+            if ffi::packet_discarded(&packet) {
+                continue;
+            }
+            let n = decode_index;
+            decode_index += 1;
+            if let Some((a, b)) = sel.decode_range {
+                if n < a {
+                    continue;
+                }
+                if n > b {
+                    continue;
+                }
+            }
+            if index.derived_timestamps {
+                let base = sel.decode_range.map_or(0, |(a, _)| a) as i64;
+                let ts = (n as i64 - base) * raw_duration;
+                packet.set_pts(Some(ts));
+                packet.set_dts(Some(ts));
+                if packet.duration() <= 0 {
+                    packet.set_duration(raw_duration);
+                }
+            } else {
+                shift(&mut packet, sel.shift_us, indexed_tb);
+            }
+        } else {
+            if let Some((t0, t1)) = sel.window_us {
+                let Some(ts) = packet.pts().or(packet.dts()) else { continue };
+                let at = to_us(ts, tb);
+                if at < t0 || at >= t1 {
+                    continue;
+                }
+            }
+            shift(&mut packet, sel.shift_us, tb);
+        }
+        let slot = copied.iter().position(|c| c.input_index == ist).expect("mapped stream");
+        if let Some(data) = packet.data() {
+            hash_payload(&mut hashers[slot], &copied[slot].codec, data);
+            copied[slot].bytes += data.len() as u64;
+        }
+        copied[slot].packets += 1;
+        packet.rescale_ts(tb, out_tb[&ost]);
+        packet.set_position(-1);
+        packet.set_stream(ost);
+        packet.write_interleaved(&mut output).map_err(|e| {
+            error::environment(format!("cannot write to {}: {e}", dst.display()))
+        })?;
+    }
+    output.write_trailer().map_err(|e| error::environment(format!("cannot finish {}: {e}", dst.display())))?;
+    for (c, h) in copied.iter_mut().zip(hashers) {
+        c.packets_sha256 = hex::encode(h.finish().as_ref());
+    }
+    Ok(copied)
+}
+
+/// Hash every packet of every stream of a file, as [`copy`] hashes what it copies.
+pub fn stream_hashes(path: &Path) -> Result<Vec<CopiedStream>> {
+    super::init();
+    let mut input = open_input(path).map_err(|e| error::input(format!("FFmpeg cannot open {}: {e}", path.display())))?;
+    let mut out: Vec<CopiedStream> = Vec::new();
+    let mut hashers = Vec::new();
+    for s in input.streams() {
+        let kind = match s.parameters().medium() {
+            ffmpeg::media::Type::Video => "video",
+            ffmpeg::media::Type::Audio => "audio",
+            ffmpeg::media::Type::Subtitle => "subtitle",
+            ffmpeg::media::Type::Data => "data",
+            _ => "other",
+        };
+        out.push(CopiedStream {
+            input_index: s.index(),
+            output_index: s.index(),
+            kind: kind.to_owned(),
+            codec: s.parameters().id().name().to_owned(),
+            packets: 0,
+            bytes: 0,
+            packets_sha256: String::new(),
+        });
+        hashers.push(ring::digest::Context::new(&ring::digest::SHA256));
+    }
+    let mut packet = ffmpeg::Packet::empty();
+    loop {
+        match packet.read(&mut input) {
+            Ok(()) => {}
+            Err(ffmpeg::Error::Eof) => break,
+            Err(ffmpeg::Error::InvalidData) => continue,
+            Err(e) => return Err(error::input(format!("{}: reading stopped: {e}", path.display()))),
+        }
+        let i = packet.stream();
+        if ffi::packet_discarded(&packet) {
+            continue;
+        }
+        if let Some(data) = packet.data() {
+            hash_payload(&mut hashers[i], &out[i].codec, data);
+            out[i].bytes += data.len() as u64;
+        }
+        out[i].packets += 1;
+    }
+    for (c, h) in out.iter_mut().zip(hashers) {
+        c.packets_sha256 = hex::encode(h.finish().as_ref());
+    }
+    Ok(out)
+}
+
+/// Feed a packet to a hash: H.264/HEVC as NAL units (each prefixed by its 4-byte big-endian
+/// length), whatever the framing; everything else as it is.
+fn hash_payload(h: &mut ring::digest::Context, codec: &str, data: &[u8]) {
+    if codec == "h264" || codec == "hevc" {
+        for nal in nal_units(data) {
+            h.update(&(nal.len() as u32).to_be_bytes());
+            h.update(nal);
+        }
+    } else {
+        h.update(data);
+    }
+}
+
+/// Split a packet into NAL units: Annex B (start codes) or length-prefixed (4 bytes, as MP4 and
+/// Matroska store them).
+fn nal_units(data: &[u8]) -> Vec<&[u8]> {
+    let annex_b = data.starts_with(&[0, 0, 1]) || data.starts_with(&[0, 0, 0, 1]);
+    let mut out = Vec::new();
+    if annex_b {
+        let mut starts = Vec::new();
+        let mut i = 0;
+        while i + 3 <= data.len() {
+            if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
+                starts.push(i + 3);
+                i += 3;
+            } else {
+                i += 1;
+            }
+        }
+        for (k, &s) in starts.iter().enumerate() {
+            let mut end = if k + 1 < starts.len() { starts[k + 1] - 3 } else { data.len() };
+            // Trailing zero bytes belong to the next start code (00 00 00 01), not the NAL.
+            while end > s && data[end - 1] == 0 {
+                end -= 1;
+            }
+            out.push(&data[s..end]);
+        }
+    } else {
+        let mut i = 0;
+        while i + 4 <= data.len() {
+            let len = u32::from_be_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]) as usize;
+            let end = (i + 4 + len).min(data.len());
+            out.push(&data[i + 4..end]);
+            i = end;
+        }
+    }
+    out
+}
+
+fn shift(packet: &mut ffmpeg::Packet, shift_us: i64, tb: ffmpeg::Rational) {
+    let d = from_us(shift_us, tb);
+    if let Some(p) = packet.pts() {
+        packet.set_pts(Some(p - d));
+    }
+    if let Some(p) = packet.dts() {
+        packet.set_dts(Some(p - d));
+    }
+}
+
+fn typical_duration(index: &FrameIndex) -> i64 {
+    let mut d: Vec<i64> = index.frames.iter().map(|f| f.duration).filter(|d| *d > 0).collect();
+    d.sort_unstable();
+    d.get(d.len() / 2).copied().unwrap_or(1)
+}
+
+pub fn to_us(ts: i64, tb: ffmpeg::Rational) -> i64 {
+    ((ts as i128 * tb.numerator() as i128 * 1_000_000) / tb.denominator().max(1) as i128) as i64
+}
+
+pub fn from_us(us: i64, tb: ffmpeg::Rational) -> i64 {
+    ((us as i128 * tb.denominator() as i128) / (tb.numerator().max(1) as i128 * 1_000_000)) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nal_units_do_not_depend_on_framing() {
+        let annex_b = [0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 1, 0x65, 4, 5, 6];
+        let avcc = [0, 0, 0, 3, 0x67, 1, 2, 0, 0, 0, 2, 0x68, 3, 0, 0, 0, 4, 0x65, 4, 5, 6];
+        assert_eq!(nal_units(&annex_b), nal_units(&avcc));
+        assert_eq!(nal_units(&annex_b).len(), 3);
+    }
+}
