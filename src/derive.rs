@@ -31,18 +31,18 @@ impl Source {
     /// Resolve `spec` to an item whose object can be read.
     pub fn open(store: &Store, ledger: &Ledger, spec: &str) -> Result<Source> {
         let row = item::resolve(ledger, spec)?;
-        let created = ledger
-            .event(row.seq as u64)?
-            .ok_or_else(|| error::mismatch(format!("item {} names event {}, which is missing; run `custody verify`", row.id, row.seq)))?;
-        let file = created
-            .outputs
-            .iter()
-            .find(|o| o.item.as_deref() == Some(row.id.as_str()))
-            .cloned()
-            .ok_or_else(|| error::mismatch(format!("event {} does not record item {}; run `custody verify`", row.seq, row.id)))?;
+        let created = ledger.event(row.seq as u64)?.ok_or_else(|| {
+            error::mismatch(format!("item {} names event {}, which is missing; run `custody verify`", row.id, row.seq))
+        })?;
+        let file =
+            created.outputs.iter().find(|o| o.item.as_deref() == Some(row.id.as_str())).cloned().ok_or_else(|| {
+                error::mismatch(format!("event {} does not record item {}; run `custody verify`", row.seq, row.id))
+            })?;
         let media: Option<MediaFacts> = file.facts.get("media").and_then(|m| serde_json::from_value(m.clone()).ok());
         // A derived item inherits its original's timeline.
-        let clock = find_param(ledger, &row, "clock")?.and_then(|v| serde_json::from_value::<Option<ClockOffset>>(v).ok()).flatten();
+        let clock = find_param(ledger, &row, "clock")?
+            .and_then(|v| serde_json::from_value::<Option<ClockOffset>>(v).ok())
+            .flatten();
         let recording_start = find_param(ledger, &row, "recording_start")?
             .and_then(|v| v.as_str().map(str::to_owned))
             .and_then(|s| parse_civil("recording start", &s).ok());
@@ -53,7 +53,11 @@ impl Source {
     /// Re-read the object and check it against the digests recorded when it entered custody.
     pub fn verify(&self) -> Result<()> {
         let mut f = std::fs::File::open(&self.path).map_err(|e| {
-            error::mismatch(format!("item {}: its object {} cannot be read ({e}); run `custody verify`", self.row.id, self.path.display()))
+            error::mismatch(format!(
+                "item {}: its object {} cannot be read ({e}); run `custody verify`",
+                self.row.id,
+                self.path.display()
+            ))
         })?;
         let d = digest::digest_stream(&mut f, &[Algorithm::Blake3], |_| Ok(()))
             .map_err(|e| error::environment(format!("item {}: cannot read its object: {e}", self.row.id)))?;
@@ -119,6 +123,7 @@ pub struct Output {
 }
 
 /// Record the outputs as new items of the parent's exhibit, each naming the parent.
+#[allow(clippy::too_many_arguments)]
 pub fn commit(
     store: &Store,
     ledger: &mut Ledger,

@@ -176,7 +176,8 @@ impl Store {
         if !try_flock(&lock)? {
             return Err(error::environment(format!("cannot lock the staging directory {}", fresh.display())));
         }
-        let suffix = fresh.file_name().and_then(|n| n.to_str()).unwrap_or_default().trim_start_matches(NEW_STAGING_PREFIX);
+        let suffix =
+            fresh.file_name().and_then(|n| n.to_str()).unwrap_or_default().trim_start_matches(NEW_STAGING_PREFIX);
         let dir = tmp.join(format!("{}-{suffix}", std::process::id()));
         fs::rename(&fresh, &dir).map_err(|e| env_io(e, &dir, "cannot create"))?;
         Ok(Staging { dir, _lock: lock, staged: Vec::new(), next: 0, committed: false })

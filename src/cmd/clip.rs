@@ -8,7 +8,6 @@ use serde_json::{Map, json};
 use super::{Ctx, Report, head_line};
 use crate::cli::ClipArgs;
 
-
 use crate::derive::{self, Output, Source};
 use crate::error;
 use crate::media::index::FrameIndex;
@@ -39,7 +38,8 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
     // Close the range: every frame shown between the first and last copied frame must be
     // copied too, or the clip would skip frames (B-frames decode after the frames they precede).
     let produced = loop {
-        let taken: Vec<usize> = (0..index.len()).filter(|&i| (start..=end).contains(&index.frames[i].decode_index)).collect();
+        let taken: Vec<usize> =
+            (0..index.len()).filter(|&i| (start..=end).contains(&index.frames[i].decode_index)).collect();
         let (first, last) = (taken[0], taken[taken.len() - 1]);
         let needed = index.frames[first..=last].iter().map(|f| f.decode_index).max().unwrap_or(end);
         if (needed <= end && taken.len() == last - first + 1) || end + 1 >= index.len() {
@@ -49,7 +49,11 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
     };
     let abs = |i: usize| index.to_us(index.frames[i].pts);
     let end_us = abs(produced.last) + frame_len_us(&index, produced.last);
-    let selection = Selection { decode_range: Some((start, end)), window_us: Some((abs(produced.first), end_us)), shift_us: abs(produced.first) };
+    let selection = Selection {
+        decode_range: Some((start, end)),
+        window_us: Some((abs(produced.first), end_us)),
+        shift_us: abs(produced.first),
+    };
 
     let has_video = !index.audio;
     let (muxer, ext) = remux::output_format(media.container.as_deref().unwrap_or_default(), has_video);
@@ -76,9 +80,19 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
     let exact = produced.first == asked.first && produced.last == asked.last;
     let describe = |r: &Range| {
         if has_video {
-            format!("frames {}..{} ({} to {})", r.first, r.last, format_us(index.time_us(r.first)), format_us(index.time_us(r.last)))
+            format!(
+                "frames {}..{} ({} to {})",
+                r.first,
+                r.last,
+                format_us(index.time_us(r.first)),
+                format_us(index.time_us(r.last))
+            )
         } else {
-            format!("{} to {}", format_us(index.time_us(r.first)), format_us(index.time_us(r.last) + frame_len_us(&index, r.last)))
+            format!(
+                "{} to {}",
+                format_us(index.time_us(r.first)),
+                format_us(index.time_us(r.last) + frame_len_us(&index, r.last))
+            )
         }
     };
     let mut facts = Map::new();
@@ -101,7 +115,8 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
     params.insert("to".into(), json!(args.to.to_string()));
     params.insert("mode".into(), json!("copy"));
     let outputs = vec![Output { name, digests: verified.clone(), facts }];
-    let (head, event) = derive::commit(&store, &mut ledger, &actor, staging, &source, "clip", outputs, params, args.note.clone())?;
+    let (head, event) =
+        derive::commit(&store, &mut ledger, &actor, staging, &source, "clip", outputs, params, args.note.clone())?;
     let out = &event.outputs[0];
     let id = out.item.clone().unwrap_or_default();
     let mut text = format!(
@@ -121,9 +136,17 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
         );
         eprintln!("{warning}");
     }
-    text.push_str(&format!("  {}  sha256 {}  {}\n", out.name.as_deref().unwrap_or_default(), out.sha256, super::human_size(out.size)));
+    text.push_str(&format!(
+        "  {}  sha256 {}  {}\n",
+        out.name.as_deref().unwrap_or_default(),
+        out.sha256,
+        super::human_size(out.size)
+    ));
     for c in &copied {
-        text.push_str(&format!("  stream {} {} {}: {} packets copied bit for bit\n", c.input_index, c.kind, c.codec, c.packets));
+        text.push_str(&format!(
+            "  stream {} {} {}: {} packets copied bit for bit\n",
+            c.input_index, c.kind, c.codec, c.packets
+        ));
     }
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).map_err(|e| env_io(e, dir, "cannot create"))?;
@@ -141,11 +164,7 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
 
 /// How long frame `i` stays on screen.
 fn frame_len_us(index: &FrameIndex, i: usize) -> i64 {
-    if i + 1 < index.len() {
-        index.time_us(i + 1) - index.time_us(i)
-    } else {
-        index.duration_us() - index.time_us(i)
-    }
+    if i + 1 < index.len() { index.time_us(i + 1) - index.time_us(i) } else { index.duration_us() - index.time_us(i) }
 }
 
 fn resolve_range(index: &FrameIndex, args: &ClipArgs, source: &Source) -> Result<Range> {

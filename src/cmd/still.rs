@@ -21,14 +21,19 @@ pub fn run(args: StillArgs, ctx: &Ctx) -> Result<Report> {
     let every = match &args.every {
         None => None,
         Some(Position::Time(us)) if *us > 0 => Some(*us),
-        Some(other) => return Err(error::input(format!("--every needs a duration such as 10 or 00:00:10, not {other}"))),
+        Some(other) => {
+            return Err(error::input(format!("--every needs a duration such as 10 or 00:00:10, not {other}")));
+        }
     };
     let store = ctx.store()?;
     let mut ledger = store.open_ledger()?;
     let source = Source::open(&store, &ledger, &args.item)?;
     let media = source.require_decodable("a still")?;
     if !media.streams.iter().any(|s| s.kind == "video") {
-        return Err(error::input(format!("item {} has no video (it is audio-only); a still needs a picture", source.row.id)));
+        return Err(error::input(format!(
+            "item {} has no video (it is audio-only); a still needs a picture",
+            source.row.id
+        )));
     }
     let actor = ctx.actor();
 
@@ -57,7 +62,8 @@ pub fn run(args: StillArgs, ctx: &Ctx) -> Result<Report> {
     params.insert("no_sar".into(), json!(args.no_sar));
     params.insert("deinterlace".into(), json!(args.deinterlace));
     params.insert("format".into(), json!("png"));
-    let (head, event) = derive::commit(&store, &mut ledger, &actor, staging, &source, "still", outputs, params, args.note.clone())?;
+    let (head, event) =
+        derive::commit(&store, &mut ledger, &actor, staging, &source, "still", outputs, params, args.note.clone())?;
 
     let mut text = format!(
         "Exported {} still{} of {} ({}:{}/{}), lossless PNG:\n",
@@ -127,15 +133,21 @@ fn make_stills(args: &StillArgs, source: &Source, every: Option<i64>) -> Result<
         let entry = &index.frames[n];
         let time_us = index.time_us(n);
         let wall = match (&source.timeline.recording_start, &source.timeline.clock) {
-            (Some(start), Some(clock)) => {
-                Some(format_civil(clock.correct(*start).checked_add(jiff::SignedDuration::from_micros(time_us)).unwrap_or(*start)))
-            }
+            (Some(start), Some(clock)) => Some(format_civil(
+                clock.correct(*start).checked_add(jiff::SignedDuration::from_micros(time_us)).unwrap_or(*start),
+            )),
             _ => None,
         };
         let (w, h) = (pic.width, pic.height);
         if args.caption {
             let mut lines = vec![
-                format!("CASE {}  ITEM {}  {}  SHA-256 {}", source.row.case, source.row.exhibit, source.row.id, &source.file.sha256[..16]),
+                format!(
+                    "CASE {}  ITEM {}  {}  SHA-256 {}",
+                    source.row.case,
+                    source.row.exhibit,
+                    source.row.id,
+                    &source.file.sha256[..16]
+                ),
                 format!("FRAME {n}  MEDIA TIME {}  PTS {}", format_us(time_us), entry.pts),
             ];
             match &wall {
@@ -149,7 +161,10 @@ fn make_stills(args: &StillArgs, source: &Source, every: Option<i64>) -> Result<
         }
         let mut text = vec![
             ("Source-SHA256", source.file.sha256.clone()),
-            ("Source-Item", format!("{} {}:{}/{}", source.row.id, source.row.case, source.row.exhibit, source.row.name)),
+            (
+                "Source-Item",
+                format!("{} {}:{}/{}", source.row.id, source.row.case, source.row.exhibit, source.row.name),
+            ),
             ("Frame-Index", n.to_string()),
             ("PTS", format!("{} (time base {}/{})", entry.pts, index.time_base.0, index.time_base.1)),
             ("Media-Time", format_us(time_us)),
@@ -175,9 +190,19 @@ fn make_stills(args: &StillArgs, source: &Source, every: Option<i64>) -> Result<
         facts.insert("interlaced".into(), json!(pic.interlaced));
         facts.insert("deinterlaced".into(), json!(pic.deinterlaced));
         facts.insert("caption".into(), json!(args.caption));
-        let note = (pic.interlaced && !pic.deinterlaced)
-            .then(|| format!("frame {n} is interlaced and kept as it is (use --deinterlace for a single-field picture)"));
-        made.push(Made { name: format!("{stem}_frame{n:06}.png"), png, frame: n, time_us, width: w, height: h, facts, note });
+        let note = (pic.interlaced && !pic.deinterlaced).then(|| {
+            format!("frame {n} is interlaced and kept as it is (use --deinterlace for a single-field picture)")
+        });
+        made.push(Made {
+            name: format!("{stem}_frame{n:06}.png"),
+            png,
+            frame: n,
+            time_us,
+            width: w,
+            height: h,
+            facts,
+            note,
+        });
     }
     Ok(made)
 }

@@ -111,7 +111,11 @@ pub fn packet_discarded(packet: &ffmpeg::Packet) -> bool {
 }
 
 /// Seek `stream` to the last keyframe at or before `ts` (in the stream's time base).
-pub fn seek_stream_backward(input: &mut ffmpeg::format::context::Input, stream: usize, ts: i64) -> Result<(), ffmpeg::Error> {
+pub fn seek_stream_backward(
+    input: &mut ffmpeg::format::context::Input,
+    stream: usize,
+    ts: i64,
+) -> Result<(), ffmpeg::Error> {
     // SAFETY: av_seek_frame on the valid AVFormatContext the Input owns; the stream index was
     // taken from this context.
     let rc = unsafe { ffi::av_seek_frame(input.as_mut_ptr(), stream as i32, ts, ffi::AVSEEK_FLAG_BACKWARD) };

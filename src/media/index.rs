@@ -49,7 +49,8 @@ impl FrameIndex {
     /// Demux the best video stream of `path` (else its best audio stream) and index its frames.
     pub fn build(path: &Path) -> Result<FrameIndex> {
         super::init();
-        let mut input = open_input(path).map_err(|e| error::input(format!("FFmpeg cannot open {}: {e}", path.display())))?;
+        let mut input =
+            open_input(path).map_err(|e| error::input(format!("FFmpeg cannot open {}: {e}", path.display())))?;
         let stream = input
             .streams()
             .best(ffmpeg::media::Type::Video)
@@ -89,7 +90,13 @@ impl FrameIndex {
             return Err(error::input(format!("{} has a video stream without frames", path.display())));
         }
         frames.sort_by_key(|f| (f.pts, f.decode_index));
-        Ok(FrameIndex { stream: index, audio, time_base: (tb.numerator(), tb.denominator()), frames, derived_timestamps: derived })
+        Ok(FrameIndex {
+            stream: index,
+            audio,
+            time_base: (tb.numerator(), tb.denominator()),
+            frames,
+            derived_timestamps: derived,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -129,7 +136,9 @@ impl FrameIndex {
     pub fn resolve(&self, pos: &Position, timeline: &Timeline) -> Result<usize> {
         let us = match pos {
             Position::Frame(_) if self.audio => {
-                return Err(error::input("frame:N positions need video; this item is audio-only: use a time (HH:MM:SS.mmm)"));
+                return Err(error::input(
+                    "frame:N positions need video; this item is audio-only: use a time (HH:MM:SS.mmm)",
+                ));
             }
             Position::Frame(n) => {
                 let n = *n as usize;

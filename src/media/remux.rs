@@ -84,9 +84,9 @@ pub fn copy(src: &Path, dst: &Path, muxer: &str, index: &FrameIndex, sel: &Selec
             continue;
         }
         let codec = params.id();
-        let mut ost = output.add_stream(ffmpeg::encoder::find(ffmpeg::codec::Id::None)).map_err(|e| {
-            error::environment(format!("cannot add a {kind} stream to {}: {e}", dst.display()))
-        })?;
+        let mut ost = output
+            .add_stream(ffmpeg::encoder::find(ffmpeg::codec::Id::None))
+            .map_err(|e| error::environment(format!("cannot add a {kind} stream to {}: {e}", dst.display())))?;
         ost.set_parameters(params);
         let mut p = ost.parameters();
         ffi::reset_codec_tag(&mut p);
@@ -175,9 +175,9 @@ pub fn copy(src: &Path, dst: &Path, muxer: &str, index: &FrameIndex, sel: &Selec
         packet.rescale_ts(tb, out_tb[&ost]);
         packet.set_position(-1);
         packet.set_stream(ost);
-        packet.write_interleaved(&mut output).map_err(|e| {
-            error::environment(format!("cannot write to {}: {e}", dst.display()))
-        })?;
+        packet
+            .write_interleaved(&mut output)
+            .map_err(|e| error::environment(format!("cannot write to {}: {e}", dst.display())))?;
     }
     output.write_trailer().map_err(|e| error::environment(format!("cannot finish {}: {e}", dst.display())))?;
     for (c, h) in copied.iter_mut().zip(hashers) {
@@ -189,7 +189,8 @@ pub fn copy(src: &Path, dst: &Path, muxer: &str, index: &FrameIndex, sel: &Selec
 /// Hash every packet of every stream of a file, as [`copy`] hashes what it copies.
 pub fn stream_hashes(path: &Path) -> Result<Vec<CopiedStream>> {
     super::init();
-    let mut input = open_input(path).map_err(|e| error::input(format!("FFmpeg cannot open {}: {e}", path.display())))?;
+    let mut input =
+        open_input(path).map_err(|e| error::input(format!("FFmpeg cannot open {}: {e}", path.display())))?;
     let mut out: Vec<CopiedStream> = Vec::new();
     let mut hashers = Vec::new();
     for s in input.streams() {

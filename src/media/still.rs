@@ -61,7 +61,8 @@ fn decode_until(
     seek_to: Option<i64>,
     past: i64,
 ) -> Result<Option<ffmpeg::frame::Video>> {
-    let mut input = open_input(path).map_err(|e| error::input(format!("FFmpeg cannot open {}: {e}", path.display())))?;
+    let mut input =
+        open_input(path).map_err(|e| error::input(format!("FFmpeg cannot open {}: {e}", path.display())))?;
     let stream = input.stream(index.stream).expect("indexed stream exists");
     let ctx = ffmpeg::codec::context::Context::from_parameters(stream.parameters())?;
     let mut decoder = ctx.decoder().video().map_err(|e| {
@@ -128,7 +129,11 @@ pub fn render(frame: &ffmpeg::frame::Video, rotation: i32, opts: Render) -> Resu
     let ar = frame.aspect_ratio();
     let sar = if ar.numerator() > 0 && ar.denominator() > 0 { (ar.numerator(), ar.denominator()) } else { (1, 1) };
     let sar_applied = !opts.no_sar && sar.0 != sar.1;
-    let out_w = if sar_applied { (((w as i64 * sar.0 as i64) + sar.1 as i64 / 2) / sar.1 as i64).max(2) as u32 & !1 } else { w };
+    let out_w = if sar_applied {
+        (((w as i64 * sar.0 as i64) + sar.1 as i64 / 2) / sar.1 as i64).max(2) as u32 & !1
+    } else {
+        w
+    };
     let mut scaler = ffmpeg::software::scaling::Context::get(
         frame.format(),
         w,

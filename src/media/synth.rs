@@ -682,6 +682,8 @@ fn add_video_track(octx: &mut format::context::Output, plan: VideoPlan, global_h
             opts.set("crf", &crf.to_string());
             // Fixed GOP (no scene cuts) and a fixed B-frame pattern, so the structure is known.
             opts.set("x264-params", "scenecut=0:b-adapt=0");
+            // One thread: tiny files, many tests in parallel, and no doubt about repeatability.
+            opts.set("threads", "1");
             (codec, opts)
         }
         VideoCodec::Mjpeg { .. } => {

@@ -165,7 +165,9 @@ pub enum Position {
 
 /// Why a position could not be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{text:?} is not a position: {why}. Use HH:MM:SS.mmm, seconds (12.5), frame:N, or a wall-clock time 2024-05-01T14:03:10")]
+#[error(
+    "{text:?} is not a position: {why}. Use HH:MM:SS.mmm, seconds (12.5), frame:N, or a wall-clock time 2024-05-01T14:03:10"
+)]
 pub struct PositionError {
     pub text: String,
     pub why: &'static str,
@@ -178,10 +180,15 @@ impl std::str::FromStr for Position {
         let text = s.trim();
         let err = |why| PositionError { text: s.to_owned(), why };
         if let Some(n) = text.strip_prefix("frame:") {
-            return n.parse::<u64>().map(Position::Frame).map_err(|_| err("the frame number must be a whole number ≥ 0"));
+            return n
+                .parse::<u64>()
+                .map(Position::Frame)
+                .map_err(|_| err("the frame number must be a whole number ≥ 0"));
         }
         if text.len() >= 10 && text.as_bytes()[4] == b'-' {
-            return parse_civil("position", text).map(Position::WallClock).map_err(|_| err("not a valid date and time"));
+            return parse_civil("position", text)
+                .map(Position::WallClock)
+                .map_err(|_| err("not a valid date and time"));
         }
         if text.starts_with('-') {
             return Err(err("positions cannot be negative"));
@@ -193,10 +200,8 @@ impl std::str::FromStr for Position {
         let (secs_part, mut whole) = (parts[parts.len() - 1], 0i64);
         for (i, p) in parts[..parts.len() - 1].iter().enumerate() {
             let v: i64 = p.parse().map_err(|_| err("hours and minutes must be whole numbers"))?;
-            if i > 0 || parts.len() == 2 {
-                if !(0..60).contains(&v) {
-                    return Err(err("minutes must be below 60"));
-                }
+            if (i > 0 || parts.len() == 2) && !(0..60).contains(&v) {
+                return Err(err("minutes must be below 60"));
             }
             whole = whole * 60 + v;
         }
@@ -204,7 +209,11 @@ impl std::str::FromStr for Position {
             Some((i, f)) => (i, f),
             None => (secs_part, ""),
         };
-        if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) || frac.len() > 6 {
+        if int.is_empty()
+            || !int.bytes().all(|b| b.is_ascii_digit())
+            || !frac.bytes().all(|b| b.is_ascii_digit())
+            || frac.len() > 6
+        {
             return Err(err("seconds must be digits with up to 6 decimals"));
         }
         let secs: i64 = int.parse().map_err(|_| err("seconds out of range"))?;
@@ -242,7 +251,19 @@ mod position_tests {
 
     #[test]
     fn malformed_positions_are_refused() {
-        for bad in ["", "-1", "frame:-1", "frame:x", "1:60", "00:00:61", "1.2.3", "abc", "1:", "2024-13-01T00:00:00", "1.1234567"] {
+        for bad in [
+            "",
+            "-1",
+            "frame:-1",
+            "frame:x",
+            "1:60",
+            "00:00:61",
+            "1.2.3",
+            "abc",
+            "1:",
+            "2024-13-01T00:00:00",
+            "1.1234567",
+        ] {
             assert!(bad.parse::<Position>().is_err(), "{bad:?} should be refused");
         }
     }

@@ -19,12 +19,7 @@ fn custody(store: &Path, args: &[&str]) -> Output {
 #[track_caller]
 fn expect(out: &Output, code: i32) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "stdout:\n{}\nstderr:\n{stderr}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_eq!(out.status.code(), Some(code), "stdout:\n{}\nstderr:\n{stderr}", String::from_utf8_lossy(&out.stdout));
     stderr
 }
 
@@ -43,7 +38,10 @@ fn event_count(store: &Path) -> usize {
 }
 
 fn tmp_entries(store: &Path) -> Vec<String> {
-    std::fs::read_dir(store.join("tmp")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()
+    std::fs::read_dir(store.join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
 }
 
 fn object_count(store: &Path) -> usize {
@@ -69,7 +67,8 @@ fn a_store_locked_past_the_timeout_exits_3_and_records_nothing() {
     // Another process holds the store lock for longer than we are willing to wait.
     let mut holder = Command::new("flock").arg("-x").arg(store.join("lock")).args(["sleep", "3"]).spawn().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let out = custody(&store, &["--lock-timeout", "1", "ingest", evidence.to_str().unwrap(), "--case", "C1", "--item", "1"]);
+    let out =
+        custody(&store, &["--lock-timeout", "1", "ingest", evidence.to_str().unwrap(), "--case", "C1", "--item", "1"]);
     let stderr = expect(&out, 3);
     assert!(stderr.contains("locked by another custody process"), "{stderr}");
     holder.kill().unwrap();

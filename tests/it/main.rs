@@ -1,5 +1,6 @@
 //! The one integration-test binary: drives the real `custody` binary on real media.
 
+mod faults;
 mod fixtures;
 mod hash;
 mod ingest;
@@ -7,4 +8,3 @@ mod ledger;
 mod store;
 mod support;
 mod verify;
-mod faults;
