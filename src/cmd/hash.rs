@@ -53,11 +53,8 @@ pub fn run(args: HashArgs, ctx: &Ctx) -> Result<Report> {
     let mut results: Vec<(PathBuf, Digests)> = Vec::new();
     for (path, _) in &files {
         let mut f = crate::fsutil::open_source(path).map_err(|e| read_error(path, &e))?;
-        let d = digest::digest_stream(&mut f, &algos, |chunk| {
-            bar.inc(chunk.len() as u64);
-            Ok(())
-        })
-        .map_err(|e| error::environment(format!("{}: {e}", path.display())))?;
+        let d = digest::digest_file(&mut f, &algos, &|n| bar.inc(n))
+            .map_err(|e| error::environment(format!("{}: {e}", path.display())))?;
         results.push((path.clone(), d));
     }
     bar.finish_and_clear();
