@@ -57,6 +57,7 @@ pub enum Command {
     Export(ExportArgs),
     Still(StillArgs),
     Clip(ClipArgs),
+    Rewrap(RewrapArgs),
 }
 
 /// Create an evidence store (ledger.db + objects/).
@@ -123,7 +124,7 @@ pub struct IngestArgs {
     with several, each line is tagged (`SHA256 (name) = hex`). --sums writes one list per algorithm.\n\n\
     Examples:\n  custody hash export/\n  custody hash -a sha256 export/ > SHA256SUMS && sha256sum -c SHA256SUMS\n  \
     custody hash --sums lists/ export/\n  custody hash --check SHA256SUMS\n  \
-    custody hash --record --case 24-1234 export/")]
+    custody hash --record --case 24-1234 export/\n  custody hash --frames i3 > i3.framemd5")]
 pub struct HashArgs {
     /// Files or directories (taken recursively) to hash.
     #[arg(value_name = "PATH", required_unless_present = "check")]
@@ -147,6 +148,10 @@ pub struct HashArgs {
     /// A note recorded with the event (with --record).
     #[arg(long, value_name = "TEXT")]
     pub note: Option<String>,
+    /// Hash every decoded video frame (framemd5 format) and every stream's packets, of one
+    /// FILE or store ITEM.
+    #[arg(long, conflicts_with_all = ["check", "sums", "record", "algos"])]
+    pub frames: bool,
 }
 
 /// Check the store: the ledger chain, every object's digests, missing and unexpected files.
@@ -273,6 +278,23 @@ pub struct ClipArgs {
     #[arg(long, value_enum, default_value_t = ClipMode::Copy)]
     pub mode: ClipMode,
     /// Also copy the clip into DIR once it is recorded.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// A note recorded with the event.
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+}
+
+/// A lossless playback copy (stream copy into MP4, or MKV where MP4 cannot hold the codec) of
+/// a raw or proprietary stream, recorded as a new item with proof that its streams are the
+/// source's, bit for bit.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  custody rewrap 24-1234:3/CH01/ch01.h264 --out court/")]
+pub struct RewrapArgs {
+    /// The item to rewrap.
+    #[arg(value_name = "ITEM")]
+    pub item: String,
+    /// Also copy the result into DIR once it is recorded.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// A note recorded with the event.

@@ -7,6 +7,7 @@ pub mod hash;
 pub mod ingest;
 pub mod init;
 pub mod log;
+pub mod rewrap;
 pub mod show;
 pub mod still;
 pub mod transfer;
@@ -85,6 +86,7 @@ pub fn run(command: Command, ctx: &Ctx) -> Result<Report> {
         Command::Export(args) => export::run(args, ctx),
         Command::Still(args) => still::run(args, ctx),
         Command::Clip(args) => clip::run(args, ctx),
+        Command::Rewrap(args) => rewrap::run(args, ctx),
     }
 }
 

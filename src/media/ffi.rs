@@ -153,3 +153,34 @@ pub fn reset_codec_tag(params: &mut ffmpeg::codec::Parameters) {
     // not yet written.
     unsafe { (*params.as_mut_ptr()).codec_tag = 0 }
 }
+
+/// A decoded video frame's pixels packed without padding (align 1), exactly as FFmpeg's
+/// rawvideo encoder writes them, so frame hashes match `ffmpeg -f framemd5`.
+pub fn packed_frame(frame: &ffmpeg::frame::Video) -> Result<Vec<u8>, ffmpeg::Error> {
+    // SAFETY: the frame is a valid decoded AVFrame whose format, width and height describe its
+    // data planes; the destination buffer is sized by av_image_get_buffer_size for exactly
+    // those values and outlives the call.
+    unsafe {
+        let f = frame.as_ptr();
+        let fmt: ffi::AVPixelFormat = frame.format().into();
+        let size = ffi::av_image_get_buffer_size(fmt, (*f).width, (*f).height, 1);
+        if size < 0 {
+            return Err(ffmpeg::Error::from(size));
+        }
+        let mut buf = vec![0u8; size as usize];
+        let rc = ffi::av_image_copy_to_buffer(
+            buf.as_mut_ptr(),
+            size,
+            (*f).data.as_ptr() as *const *const u8,
+            (*f).linesize.as_ptr(),
+            fmt,
+            (*f).width,
+            (*f).height,
+            1,
+        );
+        if rc < 0 {
+            return Err(ffmpeg::Error::from(rc));
+        }
+        Ok(buf)
+    }
+}

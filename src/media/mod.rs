@@ -1,6 +1,7 @@
 //! Everything that touches FFmpeg: probing, decoding, test-source synthesis.
 
 pub mod ffi;
+pub mod frames;
 pub mod index;
 pub mod probe;
 pub mod remux;

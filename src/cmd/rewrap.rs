@@ -1,0 +1,114 @@
+//! `custody rewrap`: a lossless playback copy of a raw or proprietary stream. The file hashes
+//! differ from the source's; the event proves the streams do not: per-stream packet hashes of
+//! the source (as copied) and of the copy (as read back) must be equal, or nothing is recorded.
+
+use anyhow::Result;
+use serde_json::{Map, json};
+
+use super::{Ctx, Report, head_line};
+use crate::cli::RewrapArgs;
+use crate::derive::{self, Output, Source};
+use crate::error;
+use crate::media::index::FrameIndex;
+use crate::media::remux::{self, Selection};
+use crate::store::env_io;
+
+pub fn run(args: RewrapArgs, ctx: &Ctx) -> Result<Report> {
+    let store = ctx.store()?;
+    let mut ledger = store.open_ledger()?;
+    let source = Source::open(&store, &ledger, &args.item)?;
+    source.require_decodable("a playback copy")?;
+    let actor = ctx.actor();
+    let index = FrameIndex::build(&source.path)?;
+    let all = Selection { decode_range: None, window_us: None, shift_us: 0 };
+    let mut staging = store.stage()?;
+
+    let (copied, muxer, ext, scratch) = {
+        let mut attempt = None;
+        let mut last_err = None;
+        for (muxer, ext) in [("mp4", "mp4"), ("matroska", "mkv")] {
+            let scratch = staging.scratch(ext);
+            let result = std::thread::scope(|scope| {
+                let check = scope.spawn(|| source.verify());
+                let copied = remux::copy(&source.path, &scratch, muxer, &index, &all);
+                (copied, check.join().expect("verification thread"))
+            });
+            result.1?;
+            match result.0 {
+                Ok(c) => {
+                    attempt = Some((c, muxer, ext, scratch));
+                    break;
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_file(&scratch);
+                    last_err = Some(e);
+                }
+            }
+        }
+        match attempt {
+            Some(a) => a,
+            None => return Err(last_err.unwrap_or_else(|| error::input("no container can hold these streams"))),
+        }
+    };
+    // Read the copy back and hash its streams the same way.
+    let again = remux::stream_hashes(&scratch)?;
+    let mut streams = Vec::new();
+    for c in &copied {
+        let back = again.iter().find(|a| a.input_index == c.output_index);
+        let same = back.is_some_and(|b| b.packets_sha256 == c.packets_sha256 && b.packets == c.packets);
+        if !same {
+            return Err(error::environment(format!(
+                "the playback copy of {}'s stream {} ({}) does not read back with the same packets; nothing was recorded",
+                source.row.id, c.input_index, c.codec
+            )));
+        }
+        streams.push(json!({"source_stream": c.input_index, "copy_stream": c.output_index, "kind": c.kind, "codec": c.codec,
+            "packets": c.packets, "bytes": c.bytes, "packets_sha256": c.packets_sha256, "copy_packets_sha256": back.map(|b| b.packets_sha256.clone())}));
+    }
+    let digests = staging.adopt(&store, &scratch)?.digests.clone();
+    let stem = source.row.name.rsplit_once('.').map_or(source.row.name.as_str(), |(s, _)| s).to_owned();
+    let mut facts = Map::new();
+    facts.insert("container".into(), json!(muxer));
+    facts.insert("streams".into(), json!(streams));
+    facts.insert("streams_identical".into(), json!(true));
+    facts.insert("derived_timestamps".into(), json!(index.derived_timestamps));
+    let mut params = Map::new();
+    params.insert("container".into(), json!(muxer));
+    let outputs = vec![Output { name: format!("{stem}_playback.{ext}"), digests, facts }];
+    let (head, event) =
+        derive::commit(&store, &mut ledger, &actor, staging, &source, "rewrap", outputs, params, args.note.clone())?;
+    let out = &event.outputs[0];
+    let id = out.item.clone().unwrap_or_default();
+    let mut text = format!(
+        "Playback copy {id} of {} ({}:{}/{}) in {muxer}: streams copied bit for bit\n  {}  sha256 {}\n",
+        source.row.id,
+        source.row.case,
+        source.row.exhibit,
+        source.row.name,
+        out.name.as_deref().unwrap_or_default(),
+        out.sha256
+    );
+    for c in &copied {
+        text.push_str(&format!(
+            "  stream {} {} {}: {} packets, packet hash {} in both\n",
+            c.input_index,
+            c.kind,
+            c.codec,
+            c.packets,
+            &c.packets_sha256[..16]
+        ));
+    }
+    if index.derived_timestamps {
+        text.push_str("  the source had no timestamps (raw stream): the copy's come from its frame rate\n");
+    }
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir).map_err(|e| env_io(e, dir, "cannot create"))?;
+        let file = dir.join(out.name.as_deref().unwrap_or("playback").rsplit('/').next().unwrap_or("playback"));
+        std::fs::copy(store.object_path(&out.sha256), &file).map_err(|e| env_io(e, &file, "cannot write"))?;
+        text.push_str(&format!("  copied to {}\n", file.display()));
+    }
+    text.push_str(&head_line(&head));
+    let json = json!({"schema_version": 1, "command": "rewrap", "parent": source.row.id, "item": id, "name": out.name,
+        "sha256": out.sha256, "container": muxer, "streams": streams, "head": head});
+    Ok(Report::ok(text, json))
+}
