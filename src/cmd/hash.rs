@@ -359,31 +359,6 @@ fn check(list: &Path, algos: &[Algorithm]) -> Result<Report> {
     Ok(Report { text: String::new(), json, exit, raw: Some(out) })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escaped_names_round_trip() {
-        let path = PathBuf::from("odd\\name\nwith break");
-        let line = sum_line(Algorithm::Sha256, &"a".repeat(64), &path, false);
-        assert!(line.starts_with(b"\\"));
-        let parsed = parse_line(line.strip_suffix(b"\n").unwrap(), Algorithm::Sha256).unwrap();
-        assert_eq!(parsed.name, path.as_os_str().as_bytes());
-        let tagged = sum_line(Algorithm::Blake3, &"b".repeat(64), &path, true);
-        let parsed = parse_line(tagged.strip_suffix(b"\n").unwrap(), Algorithm::Sha256).unwrap();
-        assert_eq!(parsed.algo, Algorithm::Blake3);
-        assert_eq!(parsed.name, path.as_os_str().as_bytes());
-    }
-
-    #[test]
-    fn malformed_lines_are_refused() {
-        for bad in [&b"xyz  file"[..], b"abcd  file", b"SHA256 (f) = 12", &[b'a'; 64][..]] {
-            assert_eq!(parse_line(bad, Algorithm::Sha256), None, "{:?}", String::from_utf8_lossy(bad));
-        }
-    }
-}
-
 /// `--frames FILE|ITEM`: decoded-frame MD5s (framemd5 format) and per-stream packet hashes.
 fn frames(args: &HashArgs, ctx: &Ctx) -> Result<Report> {
     let [target] = args.paths.as_slice() else {
@@ -418,4 +393,29 @@ fn frames(args: &HashArgs, ctx: &Ctx) -> Result<Report> {
     }
     let json = json!({"schema_version": 1, "command": "hash-frames", "source": label, "streams": headers, "frames": hashes, "packets": packets});
     Ok(Report { text: String::new(), json, exit: Exit::Success, raw: Some(text.into_bytes()) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaped_names_round_trip() {
+        let path = PathBuf::from("odd\\name\nwith break");
+        let line = sum_line(Algorithm::Sha256, &"a".repeat(64), &path, false);
+        assert!(line.starts_with(b"\\"));
+        let parsed = parse_line(line.strip_suffix(b"\n").unwrap(), Algorithm::Sha256).unwrap();
+        assert_eq!(parsed.name, path.as_os_str().as_bytes());
+        let tagged = sum_line(Algorithm::Blake3, &"b".repeat(64), &path, true);
+        let parsed = parse_line(tagged.strip_suffix(b"\n").unwrap(), Algorithm::Sha256).unwrap();
+        assert_eq!(parsed.algo, Algorithm::Blake3);
+        assert_eq!(parsed.name, path.as_os_str().as_bytes());
+    }
+
+    #[test]
+    fn malformed_lines_are_refused() {
+        for bad in [&b"xyz  file"[..], b"abcd  file", b"SHA256 (f) = 12", &[b'a'; 64][..]] {
+            assert_eq!(parse_line(bad, Algorithm::Sha256), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
 }
