@@ -130,7 +130,7 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
     );
     if !exact {
         let warning = format!(
-            "warning: a stream copy starts at a keyframe, so clip {id} holds {} instead of {}; use --mode exact for exactly the frames asked",
+            "warning: a stream copy starts at a keyframe, so clip {id} holds {} instead of {} (a stream copy cannot start between keyframes)",
             describe(&produced),
             describe(&asked)
         );
