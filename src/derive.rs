@@ -31,13 +31,7 @@ impl Source {
     /// Resolve `spec` to an item whose object can be read.
     pub fn open(store: &Store, ledger: &Ledger, spec: &str) -> Result<Source> {
         let row = item::resolve(ledger, spec)?;
-        let created = ledger.event(row.seq as u64)?.ok_or_else(|| {
-            error::mismatch(format!("item {} names event {}, which is missing; run `custody verify`", row.id, row.seq))
-        })?;
-        let file =
-            created.outputs.iter().find(|o| o.item.as_deref() == Some(row.id.as_str())).cloned().ok_or_else(|| {
-                error::mismatch(format!("event {} does not record item {}; run `custody verify`", row.seq, row.id))
-            })?;
+        let (created, file) = ledger.item_origin(&row)?;
         let media: Option<MediaFacts> = file.facts.get("media").and_then(|m| serde_json::from_value(m.clone()).ok());
         // A derived item inherits its original's timeline.
         let clock = find_param(ledger, &row, "clock")?

@@ -13,7 +13,6 @@ use crate::error;
 use crate::media::index::FrameIndex;
 use crate::media::remux::{self, Selection};
 use crate::media::time::{Position, format_us};
-use crate::store::env_io;
 
 /// A resolved range of the indexed stream, in presentation order, both ends included.
 struct Range {
@@ -149,9 +148,7 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
         ));
     }
     if let Some(dir) = &args.out {
-        std::fs::create_dir_all(dir).map_err(|e| env_io(e, dir, "cannot create"))?;
-        let file = dir.join(out.name.as_deref().unwrap_or("clip").rsplit('/').next().unwrap_or("clip"));
-        std::fs::copy(store.object_path(&out.sha256), &file).map_err(|e| env_io(e, &file, "cannot write"))?;
+        let file = super::copy_out(&store, out, dir)?;
         text.push_str(&format!("  copied to {}\n", file.display()));
     }
     text.push_str(&head_line(&head));

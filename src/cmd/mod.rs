@@ -131,3 +131,13 @@ fn host_name() -> String {
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "unknown-host".to_owned())
 }
+
+/// Copy a recorded object out of the store into `dir`, named after its item's file name.
+pub fn copy_out(store: &crate::store::Store, out: &crate::ledger::FileRef, dir: &std::path::Path) -> Result<PathBuf> {
+    use crate::store::env_io;
+    std::fs::create_dir_all(dir).map_err(|e| env_io(e, dir, "cannot create"))?;
+    let name = out.name.as_deref().unwrap_or("output").rsplit('/').next().unwrap_or("output");
+    let file = dir.join(name);
+    std::fs::copy(store.object_path(&out.sha256), &file).map_err(|e| env_io(e, &file, "cannot write"))?;
+    Ok(file)
+}

@@ -11,7 +11,6 @@ use crate::derive::{self, Output, Source};
 use crate::error;
 use crate::media::index::FrameIndex;
 use crate::media::remux::{self, Selection};
-use crate::store::env_io;
 
 pub fn run(args: RewrapArgs, ctx: &Ctx) -> Result<Report> {
     let store = ctx.store()?;
@@ -102,9 +101,7 @@ pub fn run(args: RewrapArgs, ctx: &Ctx) -> Result<Report> {
         text.push_str("  the source had no timestamps (raw stream): the copy's come from its frame rate\n");
     }
     if let Some(dir) = &args.out {
-        std::fs::create_dir_all(dir).map_err(|e| env_io(e, dir, "cannot create"))?;
-        let file = dir.join(out.name.as_deref().unwrap_or("playback").rsplit('/').next().unwrap_or("playback"));
-        std::fs::copy(store.object_path(&out.sha256), &file).map_err(|e| env_io(e, &file, "cannot write"))?;
+        let file = super::copy_out(&store, out, dir)?;
         text.push_str(&format!("  copied to {}\n", file.display()));
     }
     text.push_str(&head_line(&head));

@@ -4,7 +4,6 @@ use anyhow::Result;
 use serde_json::json;
 
 use super::{Ctx, Report, human_size};
-use crate::error;
 use crate::item;
 use crate::ledger::{Event, FileRef, ItemRow, Ledger};
 use crate::media::probe::MediaFacts;
@@ -26,13 +25,7 @@ pub struct ItemFacts {
 }
 
 pub fn item_facts(ledger: &Ledger, row: &ItemRow) -> Result<ItemFacts> {
-    let created = ledger.event(row.seq as u64)?.ok_or_else(|| {
-        error::mismatch(format!("item {} names event {}, which is missing; run `custody verify`", row.id, row.seq))
-    })?;
-    let file =
-        created.outputs.iter().find(|o| o.item.as_deref() == Some(row.id.as_str())).cloned().ok_or_else(|| {
-            error::mismatch(format!("event {} does not record item {}; run `custody verify`", row.seq, row.id))
-        })?;
+    let (created, file) = ledger.item_origin(row)?;
     let clock = created
         .params
         .get("clock")

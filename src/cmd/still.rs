@@ -12,7 +12,6 @@ use crate::error;
 use crate::media::index::FrameIndex;
 use crate::media::still::{self, Render};
 use crate::media::time::{Position, format_civil, format_us};
-use crate::store::env_io;
 
 pub fn run(args: StillArgs, ctx: &Ctx) -> Result<Report> {
     if args.at.is_empty() && args.every.is_none() {
@@ -80,9 +79,7 @@ pub fn run(args: StillArgs, ctx: &Ctx) -> Result<Report> {
         text.push_str(&format!("  {id:<5}{}\n", line.trim_start()));
         items.push(json!({"id": id, "name": out.name, "sha256": out.sha256, "size": out.size, "facts": out.facts}));
         if let Some(dir) = &args.out {
-            std::fs::create_dir_all(dir).map_err(|e| env_io(e, dir, "cannot create"))?;
-            let file = dir.join(out.name.as_deref().unwrap_or("still.png").rsplit('/').next().unwrap_or("still.png"));
-            std::fs::copy(store.object_path(&out.sha256), &file).map_err(|e| env_io(e, &file, "cannot write"))?;
+            let file = super::copy_out(&store, out, dir)?;
             text.push_str(&format!("        copied to {}\n", file.display()));
         }
     }

@@ -302,6 +302,18 @@ impl Ledger {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The event that created an item, and the item as that event recorded it.
+    pub fn item_origin(&self, row: &ItemRow) -> Result<(Event, FileRef)> {
+        let created = self.event(row.seq as u64)?.ok_or_else(|| {
+            error::mismatch(format!("item {} names event {}, which is missing; run `custody verify`", row.id, row.seq))
+        })?;
+        let file =
+            created.outputs.iter().find(|o| o.item.as_deref() == Some(row.id.as_str())).cloned().ok_or_else(|| {
+                error::mismatch(format!("event {} does not record item {}; run `custody verify`", row.seq, row.id))
+            })?;
+        Ok((created, file))
+    }
+
     /// True when any committed event references the object.
     pub fn references(&self, sha256: &str) -> Result<bool> {
         Ok(self.conn.query_row("SELECT EXISTS (SELECT 1 FROM items WHERE sha256 = ?1)", [sha256], |r| r.get(0))?)
