@@ -256,6 +256,8 @@ pub struct StillArgs {
 pub enum ClipMode {
     /// Stream copy, no re-encoding: starts at the keyframe at or before --from; says what it really holds.
     Copy,
+    /// Exactly the frames asked, re-encoded as H.264 (visually lossless; see --crf, --lossless), audio cut to match.
+    Exact,
 }
 
 /// Cut a clip from a video or audio item, recorded as a new item.
@@ -277,6 +279,12 @@ pub struct ClipArgs {
     /// How to cut.
     #[arg(long, value_enum, default_value_t = ClipMode::Copy)]
     pub mode: ClipMode,
+    /// With --mode exact: x264 constant rate factor (lower is better; 18 is visually lossless).
+    #[arg(long, value_name = "N", default_value_t = 18, value_parser = clap::value_parser!(u8).range(0..=51))]
+    pub crf: u8,
+    /// With --mode exact: mathematically lossless H.264 (much larger files).
+    #[arg(long)]
+    pub lossless: bool,
     /// Also copy the clip into DIR once it is recorded.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,

@@ -32,7 +32,13 @@ impl Source {
     pub fn open(store: &Store, ledger: &Ledger, spec: &str) -> Result<Source> {
         let row = item::resolve(ledger, spec)?;
         let (created, file) = ledger.item_origin(&row)?;
-        let media: Option<MediaFacts> = file.facts.get("media").and_then(|m| serde_json::from_value(m.clone()).ok());
+        let path = store.object_path(&row.sha256);
+        // Derived items (clips, playback copies) carry no probe of their own: probe them now.
+        let media: Option<MediaFacts> = file
+            .facts
+            .get("media")
+            .and_then(|m| serde_json::from_value(m.clone()).ok())
+            .or_else(|| path.is_file().then(|| crate::media::probe::probe(&path, false)));
         // A derived item inherits its original's timeline.
         let clock = find_param(ledger, &row, "clock")?
             .and_then(|v| serde_json::from_value::<Option<ClockOffset>>(v).ok())
@@ -40,7 +46,6 @@ impl Source {
         let recording_start = find_param(ledger, &row, "recording_start")?
             .and_then(|v| v.as_str().map(str::to_owned))
             .and_then(|s| parse_civil("recording start", &s).ok());
-        let path = store.object_path(&row.sha256);
         Ok(Source { row, file, path, media, timeline: Timeline { recording_start, clock }, created })
     }
 
@@ -132,11 +137,14 @@ pub fn commit(
     let case = source.row.case.clone();
     let exhibit = source.row.exhibit.clone();
     store.commit(ledger, actor, staging, |txn| {
-        let mut refs = Vec::new();
+        let mut refs: Vec<FileRef> = Vec::new();
         for out in outputs {
             let mut name = out.name.clone();
             let mut n = 2;
-            while txn.item_named(&case, &exhibit, &name)?.is_some() {
+            // Unique in the exhibit, and among this event's own outputs.
+            while txn.item_named(&case, &exhibit, &name)?.is_some()
+                || refs.iter().any(|r| r.name.as_deref() == Some(name.as_str()))
+            {
                 name = versioned(&out.name, n);
                 n += 1;
             }

@@ -6,7 +6,7 @@ use anyhow::Result;
 use serde_json::{Map, json};
 
 use super::{Ctx, Report, head_line};
-use crate::cli::ClipArgs;
+use crate::cli::{ClipArgs, ClipMode};
 
 use crate::derive::{self, Output, Source};
 use crate::error;
@@ -28,6 +28,12 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
     let actor = ctx.actor();
     let index = FrameIndex::build(&source.path)?;
     let asked = resolve_range(&index, &args, &source)?;
+    if args.mode == ClipMode::Exact {
+        return exact(args, ctx, store, ledger, source, index, asked);
+    }
+    if args.lossless || args.crf != 18 {
+        return Err(error::input("--crf and --lossless apply to --mode exact; a copy clip is not re-encoded"));
+    }
 
     // Which packets a stream copy must take to show the asked frames.
     let key = index.frames[..=asked.first].iter().rposition(|f| f.key).unwrap_or(0);
@@ -52,6 +58,7 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
         decode_range: Some((start, end)),
         window_us: Some((abs(produced.first), end_us)),
         shift_us: abs(produced.first),
+        shift_ticks: index.frames[produced.first].pts,
     };
 
     let has_video = !index.audio;
@@ -191,4 +198,95 @@ fn resolve_range(index: &FrameIndex, args: &ClipArgs, source: &Source) -> Result
         return Err(error::input(format!("--to {} is before --from {}", args.to, args.from)));
     }
     Ok(Range { first, last })
+}
+
+/// `--mode exact`: exactly the frames asked, re-encoded; the audio cut to the same span.
+fn exact(
+    args: ClipArgs,
+    ctx: &Ctx,
+    store: crate::store::Store,
+    mut ledger: crate::ledger::Ledger,
+    source: Source,
+    index: FrameIndex,
+    asked: Range,
+) -> Result<Report> {
+    if index.audio {
+        return Err(error::input(format!(
+            "item {} is audio-only: --mode exact re-encodes video; use the default copy mode, which cuts audio at packet boundaries",
+            source.row.id
+        )));
+    }
+    let actor = ctx.actor();
+    let quality = crate::media::exact::Quality { crf: args.crf, lossless: args.lossless };
+    let mut staging = store.stage()?;
+    let scratch = staging.scratch("mp4");
+    let (made, verified) = std::thread::scope(|scope| {
+        let check = scope.spawn(|| source.verify());
+        let made = crate::media::exact::exact_clip(&source.path, &scratch, &index, asked.first, asked.last, quality);
+        (made, check.join().expect("verification thread"))
+    });
+    verified?;
+    let made = made?;
+    let digests = staging.adopt(&store, &scratch)?.digests.clone();
+    let start = index.time_us(asked.first);
+    let end = index.time_us(asked.last) + frame_len_us(&index, asked.last);
+    let stem = source.row.name.rsplit_once('.').map_or(source.row.name.as_str(), |(s, _)| s).to_owned();
+    let mut facts = Map::new();
+    facts.insert("mode".into(), json!("exact"));
+    facts.insert("requested".into(), json!({"from": args.from.to_string(), "to": args.to.to_string()}));
+    facts.insert(
+        "produced".into(),
+        json!({"first_frame": asked.first, "last_frame": asked.last, "frames": made.video_frames,
+               "first_time": format_us(start), "last_time": format_us(index.time_us(asked.last)), "duration": format_us(end - start)}),
+    );
+    facts.insert("exact".into(), json!(true));
+    facts.insert("container".into(), json!("mp4"));
+    facts.insert("encoding".into(), serde_json::to_value(&made)?);
+    let mut params = Map::new();
+    params.insert("from".into(), json!(args.from.to_string()));
+    params.insert("to".into(), json!(args.to.to_string()));
+    params.insert("mode".into(), json!("exact"));
+    params.insert("crf".into(), json!(args.crf));
+    params.insert("lossless".into(), json!(args.lossless));
+    let name = format!("{stem}_exact_frames{}-{}.mp4", asked.first, asked.last);
+    let outputs = vec![Output { name, digests, facts }];
+    let (head, event) =
+        derive::commit(&store, &mut ledger, &actor, staging, &source, "clip", outputs, params, args.note.clone())?;
+    let out = &event.outputs[0];
+    let id = out.item.clone().unwrap_or_default();
+    let mut text = format!(
+        "Clip {id} of {} ({}:{}/{}), frame-exact, re-encoded with {}:\n  frames {}..{} ({} to {}, {} frames)\n",
+        source.row.id,
+        source.row.case,
+        source.row.exhibit,
+        source.row.name,
+        made.encoder,
+        asked.first,
+        asked.last,
+        format_us(start),
+        format_us(index.time_us(asked.last)),
+        made.video_frames
+    );
+    if made.audio_samples > 0 {
+        text.push_str(&format!(
+            "  audio: {} samples at {} Hz, cut to the same span\n",
+            made.audio_samples, made.audio_sample_rate
+        ));
+    }
+    text.push_str(&format!(
+        "  {}  sha256 {}  {}\n",
+        out.name.as_deref().unwrap_or_default(),
+        out.sha256,
+        super::human_size(out.size)
+    ));
+    if let Some(dir) = &args.out {
+        let file = super::copy_out(&store, out, dir)?;
+        text.push_str(&format!("  copied to {}\n", file.display()));
+    }
+    text.push_str(&head_line(&head));
+    let json = json!({"schema_version": 1, "command": "clip", "parent": source.row.id, "item": id, "name": out.name,
+        "sha256": out.sha256, "size": out.size, "mode": "exact", "exact": true,
+        "requested": {"first_frame": asked.first, "last_frame": asked.last},
+        "produced": {"first_frame": asked.first, "last_frame": asked.last}, "encoding": made, "head": head});
+    Ok(Report::ok(text, json))
 }

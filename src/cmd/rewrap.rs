@@ -19,7 +19,7 @@ pub fn run(args: RewrapArgs, ctx: &Ctx) -> Result<Report> {
     source.require_decodable("a playback copy")?;
     let actor = ctx.actor();
     let index = FrameIndex::build(&source.path)?;
-    let all = Selection { decode_range: None, window_us: None, shift_us: 0 };
+    let all = Selection { decode_range: None, window_us: None, shift_us: 0, shift_ticks: 0 };
     let mut staging = store.stage()?;
 
     let (copied, muxer, ext, scratch) = {

@@ -23,8 +23,11 @@ pub struct Selection {
     /// Other streams: packets whose start falls in this window, in microseconds on the
     /// indexed stream's absolute timeline; `None` copies everything.
     pub window_us: Option<(i64, i64)>,
-    /// Microseconds subtracted from every timestamp so the output starts at zero.
+    /// Microseconds subtracted from every other stream's timestamps so the output starts at zero.
     pub shift_us: i64,
+    /// The same shift for the indexed stream, exactly, in its own ticks (no rounding through
+    /// microseconds, which would move every frame by a tick or a whole frame).
+    pub shift_ticks: i64,
 }
 
 /// Per-stream record of what was copied.
@@ -119,7 +122,6 @@ pub fn copy(src: &Path, dst: &Path, muxer: &str, index: &FrameIndex, sel: &Selec
 
     let mut decode_index = 0usize;
     let mut packet = ffmpeg::Packet::empty();
-    let indexed_tb = ffmpeg::Rational::new(index.time_base.0, index.time_base.1);
     let raw_duration = typical_duration(index);
     loop {
         match packet.read(&mut input) {
@@ -154,7 +156,7 @@ pub fn copy(src: &Path, dst: &Path, muxer: &str, index: &FrameIndex, sel: &Selec
                     packet.set_duration(raw_duration);
                 }
             } else {
-                shift(&mut packet, sel.shift_us, indexed_tb);
+                shift_by(&mut packet, sel.shift_ticks);
             }
         } else {
             if let Some((t0, t1)) = sel.window_us {
@@ -286,7 +288,10 @@ fn nal_units(data: &[u8]) -> Vec<&[u8]> {
 }
 
 fn shift(packet: &mut ffmpeg::Packet, shift_us: i64, tb: ffmpeg::Rational) {
-    let d = from_us(shift_us, tb);
+    shift_by(packet, from_us(shift_us, tb));
+}
+
+fn shift_by(packet: &mut ffmpeg::Packet, d: i64) {
     if let Some(p) = packet.pts() {
         packet.set_pts(Some(p - d));
     }
@@ -305,8 +310,11 @@ pub fn to_us(ts: i64, tb: ffmpeg::Rational) -> i64 {
     ((ts as i128 * tb.numerator() as i128 * 1_000_000) / tb.denominator().max(1) as i128) as i64
 }
 
+/// Microseconds to ticks of `tb`, rounded to the nearest tick.
 pub fn from_us(us: i64, tb: ffmpeg::Rational) -> i64 {
-    ((us as i128 * tb.denominator() as i128) / (tb.numerator().max(1) as i128 * 1_000_000)) as i64
+    let unit = tb.numerator().max(1) as i128 * 1_000_000;
+    let scaled = us as i128 * tb.denominator() as i128;
+    (if scaled >= 0 { (scaled + unit / 2) / unit } else { (scaled - unit / 2) / unit }) as i64
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
 //! The one integration-test binary: drives the real `custody` binary on real media.
 
+mod clip;
 mod faults;
 mod fixtures;
 mod hash;
 mod ingest;
 mod ledger;
+mod still;
 mod store;
 mod support;
 mod verify;

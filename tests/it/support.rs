@@ -454,3 +454,88 @@ pub fn permissions_are_bypassed(dir: &Path) -> bool {
         Err(_) => false,
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Media helpers for the still and clip tests: fixtures taken into custody, and the ffmpeg /
+// ffprobe command-line tools as oracles.
+
+/// A media file taken into custody by [`Store::ingest_media`].
+pub struct Ingested {
+    /// The item's short ID (i1, i2, …).
+    pub id: String,
+    /// The source file in the work directory.
+    pub path: PathBuf,
+    /// What the fixture generator wrote (`None` for files made some other way).
+    pub info: Option<synth::FixtureInfo>,
+}
+
+impl Ingested {
+    /// The fixture facts (panics for files not made by the generator).
+    pub fn info(&self) -> &synth::FixtureInfo {
+        self.info.as_ref().expect("a generated fixture")
+    }
+}
+
+impl Store {
+    /// Generate fixture `kind` into `work/media/` and ingest it (case 24-1234, item 9).
+    pub fn ingest_fixture(&self, kind: Fixture) -> Ingested {
+        let path = self.work.join("media").join(kind.file_name());
+        fs::create_dir_all(path.parent().expect("parent")).expect("create media dir");
+        let info = synth::generate(kind, &path).unwrap_or_else(|e| panic!("generating {kind:?}: {e:#}"));
+        let mut ingested = self.ingest_media(&path);
+        ingested.info = Some(info);
+        ingested
+    }
+
+    /// Ingest one media file (case 24-1234, item 9); returns its item.
+    #[track_caller]
+    pub fn ingest_media(&self, path: &Path) -> Ingested {
+        let out = self.cmd(&["--json", "ingest", "--case", "24-1234", "--item", "9"]).arg(path).run().status(0).json();
+        let id = out["items"][0]["id"].as_str().unwrap_or_else(|| panic!("no item id in {out:#}")).to_owned();
+        Ingested { id, path: path.to_owned(), info: None }
+    }
+}
+
+/// Run `ffprobe -v error -of json ARGS PATH`; panics unless it succeeds.
+#[track_caller]
+pub fn ffprobe_json(path: &Path, args: &[&str]) -> Value {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-of", "json"])
+        .args(args)
+        .arg(path)
+        .output()
+        .expect("running ffprobe (is it installed?)");
+    assert!(out.status.success(), "ffprobe {args:?} {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("ffprobe JSON")
+}
+
+/// Run `ffmpeg -nostdin ARGS` and return stdout; panics unless it succeeds.
+#[track_caller]
+pub fn ffmpeg_stdout(args: &[&OsStr]) -> Vec<u8> {
+    let out = Command::new("ffmpeg").arg("-nostdin").args(args).output().expect("running ffmpeg (is it installed?)");
+    assert!(out.status.success(), "ffmpeg {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+/// Decode every video frame of `path` with the ffmpeg CLI to 8-bit grey (no frame-rate
+/// conversion) and read each frame's index band.
+#[track_caller]
+pub fn decoded_frame_indices(path: &Path, width: usize, height: usize) -> Vec<Option<u32>> {
+    let raw = ffmpeg_stdout(&[
+        OsStr::new("-v"),
+        OsStr::new("error"),
+        OsStr::new("-i"),
+        path.as_os_str(),
+        OsStr::new("-map"),
+        OsStr::new("0:v:0"),
+        OsStr::new("-fps_mode"),
+        OsStr::new("passthrough"),
+        OsStr::new("-f"),
+        OsStr::new("rawvideo"),
+        OsStr::new("-pix_fmt"),
+        OsStr::new("gray"),
+        OsStr::new("-"),
+    ]);
+    assert_eq!(raw.len() % (width * height), 0, "decoded output is not whole {width}x{height} frames");
+    raw.chunks_exact(width * height).map(|f| synth::read_frame_index(f, width, width, height)).collect()
+}

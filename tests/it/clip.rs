@@ -1,0 +1,324 @@
+//! `custody clip` (stream copy): the clip decodes cleanly, holds the frames it says it holds
+//! (read back from the frame-index band), its packets are the source's bit for bit, audio stays
+//! in sync, raw DVR streams get real timestamps; bad requests record nothing.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use custody::media::synth::Fixture;
+use serde_json::Value;
+
+use crate::support::{Ingested, Output, Store, decoded_frame_indices, ffmpeg_stdout, ffprobe_json};
+
+/// A clip made by `custody --json clip ITEM --from A --to B --out DIR`.
+struct Clip {
+    out: Output,
+    json: Value,
+    /// The copy written by `--out`.
+    file: PathBuf,
+}
+
+impl Clip {
+    /// The produced range (first, last), both included.
+    fn produced(&self) -> (u64, u64) {
+        let p = &self.json["produced"];
+        (p["first_frame"].as_u64().expect("first_frame"), p["last_frame"].as_u64().expect("last_frame"))
+    }
+
+    fn requested(&self) -> (u64, u64) {
+        let p = &self.json["requested"];
+        (p["first_frame"].as_u64().expect("first_frame"), p["last_frame"].as_u64().expect("last_frame"))
+    }
+}
+
+#[track_caller]
+fn clip(store: &Store, item: &str, from: &str, to: &str) -> Clip {
+    let dir = store.work().join("clips");
+    let out = store.cmd(&["--json", "clip", item, "--from", from, "--to", to, "--out"]).arg(&dir).run();
+    let json = out.status(0).json();
+    let name = json["name"].as_str().unwrap_or_else(|| panic!("no name: {json:#}")).rsplit('/').next().unwrap();
+    let file = dir.join(name);
+    assert!(file.is_file(), "--out did not write {}", file.display());
+    let sha = json["sha256"].as_str().expect("sha256");
+    assert!(std::fs::read(&file).unwrap() == std::fs::read(store.object_path(sha)).unwrap(), "--out copy differs");
+    Clip { out, json, file }
+}
+
+/// What `ffmpeg -v error -i FILE -f null -` prints while decoding every stream.
+fn decode_errors(path: &Path) -> Vec<String> {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("running ffmpeg");
+    assert!(out.status.success(), "ffmpeg cannot decode {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stderr).lines().map(str::to_owned).collect()
+}
+
+/// Frames of the first video stream counted by decoding (ffprobe -count_frames).
+fn decoded_frame_count(path: &Path) -> u64 {
+    let p = ffprobe_json(path, &["-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames"]);
+    p["streams"][0]["nb_read_frames"].as_str().expect("nb_read_frames").parse().expect("a count")
+}
+
+/// Key-frame flags of the video frames in presentation order.
+fn key_frames(path: &Path) -> Vec<bool> {
+    let p = ffprobe_json(path, &["-select_streams", "v:0", "-show_entries", "frame=key_frame"]);
+    p["frames"].as_array().expect("frames").iter().map(|f| f["key_frame"] == 1).collect()
+}
+
+/// One packet as `framemd5` lists it: (pts, md5), in decode order, and the time base.
+fn packet_md5s(path: &Path, map: &str) -> (Vec<(i64, String)>, (i64, i64)) {
+    let out = ffmpeg_stdout(
+        &["-v", "error", "-i"]
+            .map(OsStr::new)
+            .into_iter()
+            .chain([path.as_os_str()])
+            .chain(["-map", map, "-c", "copy", "-f", "framemd5", "-"].map(OsStr::new))
+            .collect::<Vec<_>>(),
+    );
+    let text = String::from_utf8(out).expect("utf-8");
+    let mut tb = None;
+    let mut packets = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("#tb 0: ") {
+            let (n, d) = rest.trim().split_once('/').expect("a/b");
+            tb = Some((n.parse().unwrap(), d.parse().unwrap()));
+        } else if !line.starts_with('#') && !line.trim().is_empty() {
+            let f: Vec<&str> = line.split(',').map(str::trim).collect();
+            packets.push((f[2].parse().expect("pts"), f[5].to_owned()));
+        }
+    }
+    (packets, tb.expect("a #tb line"))
+}
+
+/// Packets of one stream: (pts_time, duration_time) in file order, as ffprobe reads them.
+fn packet_times(path: &Path, stream: &str) -> Vec<(f64, f64)> {
+    let p = ffprobe_json(path, &["-select_streams", stream, "-show_entries", "packet=pts_time,duration_time"]);
+    let num = |v: &Value| v.as_str().and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    p["packets"].as_array().expect("packets").iter().map(|k| (num(&k["pts_time"]), num(&k["duration_time"]))).collect()
+}
+
+/// The frame indices a clip's pictures carry, decoded by ffmpeg.
+fn clip_indices(clip: &Clip, item: &Ingested) -> Vec<Option<u32>> {
+    decoded_frame_indices(&clip.file, item.info().width as usize, item.info().height as usize)
+}
+
+#[test]
+fn a_copy_clip_of_the_h264_mp4_with_b_frames_starts_at_a_keyframe_says_so_and_holds_the_frames_it_states() {
+    let store = Store::new();
+    let item = store.ingest_fixture(Fixture::H264Mp4);
+    let clip = clip(&store, &item.id, "frame:30", "frame:60");
+    let (first, last) = clip.produced();
+    assert_eq!(clip.requested(), (30, 60));
+    // Starts at the last keyframe at or before frame 30, and holds all of 30..=60.
+    let keys = key_frames(&item.path);
+    let key = (0..=30).rev().find(|&n| keys[n]).expect("a keyframe");
+    assert_eq!(first, key as u64, "the clip should start at keyframe {key}: {:#}", clip.json);
+    assert!(last >= 60, "frame 60 is missing: {:#}", clip.json);
+    assert_eq!(clip.json["exact"], false);
+    clip.out.stderr_has("warning").stderr_has(&format!("frames {first}..{last}")).stderr_has("frames 30..60");
+
+    // Decodes cleanly. Cutting at this non-IDR keyframe makes FFmpeg's h264 decoder log
+    // "mmco: unref short failure" for references from before the cut, as it does for
+    // `ffmpeg -ss 1 -c copy`; the pictures are unaffected (checked below), so it is allowed.
+    let errors: Vec<String> =
+        decode_errors(&clip.file).into_iter().filter(|l| !l.contains("mmco: unref short failure")).collect();
+    assert_eq!(errors, Vec::<String>::new(), "ffmpeg reports errors decoding the clip");
+    assert_eq!(decoded_frame_count(&clip.file), last - first + 1, "ffprobe's frame count vs produced {first}..{last}");
+    let want: Vec<Option<u32>> = (first as u32..=last as u32).map(Some).collect();
+    assert_eq!(clip_indices(&clip, &item), want, "the clip's pictures, in order");
+}
+
+#[test]
+fn a_copy_clips_video_packets_are_the_sources_bit_for_bit() {
+    let store = Store::new();
+    let item = store.ingest_fixture(Fixture::H264Mp4);
+    let clip = clip(&store, &item.id, "frame:30", "frame:60");
+    let (first, last) = clip.produced();
+    let (clip_packets, _) = packet_md5s(&clip.file, "0:v");
+    let (src_packets, src_tb) = packet_md5s(&item.path, "0:v");
+    assert_eq!(clip_packets.len() as u64, last - first + 1, "one packet per frame");
+    // The source's packets in decode order, from the keyframe's packet on.
+    let probe = ffprobe_json(&item.path, &["-select_streams", "v:0", "-show_entries", "stream=time_base:frame=pts"]);
+    let key_pts = probe["frames"][first as usize]["pts"].as_i64().expect("pts");
+    assert_eq!(probe["streams"][0]["time_base"], format!("{}/{}", src_tb.0, src_tb.1));
+    let start = src_packets.iter().position(|p| p.0 == key_pts).expect("the keyframe's packet");
+    let want: Vec<&str> = src_packets[start..start + clip_packets.len()].iter().map(|p| p.1.as_str()).collect();
+    let got: Vec<&str> = clip_packets.iter().map(|p| p.1.as_str()).collect();
+    assert_eq!(got, want, "per-packet MD5s of the clip vs the source from its packet {start}");
+}
+
+#[test]
+fn a_copy_clips_audio_stays_in_sync_with_its_video() {
+    let store = Store::new();
+    let item = store.ingest_fixture(Fixture::H264Mp4);
+    let clip = clip(&store, &item.id, "frame:30", "frame:60");
+    let (first, _) = clip.produced();
+    let aac_frame = 1024.0 / 48_000.0;
+
+    let video_start = packet_times(&clip.file, "v:0").iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
+    let audio = packet_times(&clip.file, "a:0");
+    assert!(!audio.is_empty(), "the clip has no audio");
+    let audio_start = audio[0].0;
+    assert!(
+        (audio_start - video_start).abs() <= aac_frame,
+        "audio starts at {audio_start} s, video at {video_start} s: more than one AAC frame apart"
+    );
+
+    // The same sound at the same picture: the clip's first audio packet is a source packet
+    // (found by its MD5s) that sat as far from the clip's first frame as it does in the clip.
+    let (clip_md5, _) = packet_md5s(&clip.file, "0:a");
+    let (src_md5, _) = packet_md5s(&item.path, "0:a");
+    let head: Vec<&String> = clip_md5.iter().take(4).map(|p| &p.1).collect();
+    let at = (0..src_md5.len() - head.len())
+        .find(|&i| src_md5[i..i + head.len()].iter().map(|p| &p.1).eq(head.iter().copied()))
+        .expect("the clip's audio packets in the source");
+    let src_audio = packet_times(&item.path, "a:0");
+    let (num, den) = item.info().frame_times[first as usize];
+    let src_frame_time = num as f64 / den as f64;
+    let in_source = src_audio[at].0 - src_frame_time;
+    let in_clip = audio_start - video_start;
+    // MP4 edit lists count in the movie time scale (1/1000 s): allow one millisecond.
+    assert!(
+        (in_source - in_clip).abs() <= 0.001 + 1e-9,
+        "audio packet {at} starts {in_source} s after frame {first} in the source but {in_clip} s in the clip"
+    );
+}
+
+#[test]
+fn a_copy_clip_of_a_raw_h264_dvr_stream_is_an_mp4_with_regular_timestamps() {
+    let store = Store::new();
+    let item = store.ingest_fixture(Fixture::RawH264);
+    let clip = clip(&store, &item.id, "frame:17", "frame:25");
+    let (first, last) = clip.produced();
+    assert_eq!((first, last), (15, 25), "keyframes every 15 frames: {:#}", clip.json);
+    let format = ffprobe_json(&clip.file, &["-show_format"]);
+    assert!(format["format"]["format_name"].as_str().unwrap_or("").contains("mp4"), "{format:#}");
+
+    let probe = ffprobe_json(&clip.file, &["-select_streams", "v:0", "-show_entries", "stream=time_base:frame=pts"]);
+    let (num, den) = {
+        let tb = probe["streams"][0]["time_base"].as_str().expect("time base");
+        let (n, d) = tb.split_once('/').expect("a/b");
+        (n.parse::<i64>().unwrap(), d.parse::<i64>().unwrap())
+    };
+    let pts: Vec<i64> = probe["frames"]
+        .as_array()
+        .expect("frames")
+        .iter()
+        .map(|f| f["pts"].as_i64().unwrap_or_else(|| panic!("a frame without pts: {f}")))
+        .collect();
+    assert_eq!(pts.len() as u64, last - first + 1, "frame count");
+    assert_eq!(pts[0], 0, "the clip starts at zero");
+    for (i, w) in pts.windows(2).enumerate() {
+        // (w1 - w0) * num / den == 1/15 s
+        assert_eq!((w[1] - w[0]) * num * 15, den, "frames {i} and {}: pts {} -> {} at {num}/{den}", i + 1, w[0], w[1]);
+    }
+    assert_eq!(decoded_frame_count(&clip.file), last - first + 1);
+    let want: Vec<Option<u32>> = (first as u32..=last as u32).map(Some).collect();
+    assert_eq!(clip_indices(&clip, &item), want, "the clip's pictures, in order");
+}
+
+#[test]
+fn a_copy_clip_of_the_mjpeg_avi_is_exact_and_does_not_warn() {
+    let store = Store::new();
+    let item = store.ingest_fixture(Fixture::MjpegAvi);
+    let clip = clip(&store, &item.id, "frame:5", "frame:20");
+    assert_eq!(clip.produced(), (5, 20), "every MJPEG frame is a keyframe: {:#}", clip.json);
+    assert_eq!(clip.requested(), (5, 20));
+    assert_eq!(clip.json["exact"], true);
+    clip.out.stderr_lacks("warning");
+    assert_eq!(decoded_frame_count(&clip.file), 16);
+    let want: Vec<Option<u32>> = (5..=20).map(Some).collect();
+    assert_eq!(clip_indices(&clip, &item), want);
+}
+
+#[test]
+
+fn a_copy_clip_of_the_mjpeg_avi_keeps_the_sources_frame_timing() {
+    let store = Store::new();
+    let item = store.ingest_fixture(Fixture::MjpegAvi);
+    let clip = clip(&store, &item.id, "frame:5", "frame:20");
+    let probe = ffprobe_json(&clip.file, &["-select_streams", "v:0", "-show_entries", "stream=time_base:frame=pts"]);
+    let tb = probe["streams"][0]["time_base"].as_str().expect("time base");
+    let (num, den) = tb.split_once('/').map(|(n, d)| (n.parse::<i64>().unwrap(), d.parse::<i64>().unwrap())).unwrap();
+    let pts: Vec<i64> =
+        probe["frames"].as_array().expect("frames").iter().map(|f| f["pts"].as_i64().expect("pts")).collect();
+    // Frame i of the clip is on screen from i/15 s, as frame 5+i was 1/15 s apart in the source.
+    let want: Vec<String> = (0..16).map(|i| format!("{i}/15 s")).collect();
+    let got: Vec<String> = pts
+        .iter()
+        .map(
+            |&p| if (p * num * 15) % den == 0 { format!("{}/15 s", p * num * 15 / den) } else { format!("{p} x {tb}") },
+        )
+        .collect();
+    assert_eq!(got, want, "frame times of the clip");
+}
+
+/// Decode the first audio stream with ffmpeg as 16-bit PCM samples.
+fn pcm_s16(path: &Path) -> Vec<i16> {
+    let raw = ffmpeg_stdout(
+        &["-v", "error", "-i"]
+            .map(OsStr::new)
+            .into_iter()
+            .chain([path.as_os_str()])
+            .chain(["-map", "0:a:0", "-f", "s16le", "-acodec", "pcm_s16le", "-"].map(OsStr::new))
+            .collect::<Vec<_>>(),
+    );
+    raw.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect()
+}
+
+#[test]
+fn a_copy_clip_of_a_wav_holds_the_seconds_asked_for_within_one_packet() {
+    let store = Store::new();
+    let item = store.ingest_fixture(Fixture::Wav);
+    let clip = clip(&store, &item.id, "1", "2");
+    let format = ffprobe_json(&clip.file, &["-show_format"]);
+    assert_eq!(format["format"]["format_name"], "wav", "{format:#}");
+    let packet = packet_times(&item.path, "a:0")[0].1;
+    let rate = f64::from(item.info().audio_sample_rate);
+
+    // The clip's samples are the source's, from about 1 s, for about 1 s.
+    let source = pcm_s16(&item.path);
+    let samples = pcm_s16(&clip.file);
+    let duration = samples.len() as f64 / rate;
+    assert!((duration - 1.0).abs() <= packet, "the clip lasts {duration} s; one packet is {packet} s");
+    let probe: Vec<i16> = samples[..256].to_vec();
+    let offset = (0..source.len() - probe.len()).find(|&i| source[i..i + probe.len()] == probe[..]).expect("in source");
+    let start = offset as f64 / rate;
+    assert!((start - 1.0).abs() <= packet, "the clip starts at {start} s of the source");
+    assert!(source[offset..offset + samples.len()] == samples[..], "the clip's samples differ from the source's");
+}
+
+/// `custody clip ITEM ARGS…` must exit 2, saying `why`, and change nothing.
+#[track_caller]
+fn assert_refused(store: &Store, item: &str, args: &[&str], why: &str) {
+    let before = store.snapshot();
+    store.cmd(&["clip", item]).args(args).run().status(2).stderr_has(why);
+    store.assert_unchanged(&before);
+}
+
+#[test]
+fn a_frame_position_on_an_audio_only_item_exits_2_recording_nothing() {
+    let store = Store::new();
+    let wav = store.ingest_fixture(Fixture::Wav);
+    assert_refused(&store, &wav.id, &["--from", "frame:3", "--to", "2"], "audio-only");
+}
+
+#[test]
+fn a_backwards_empty_or_out_of_range_clip_or_one_of_an_undecodable_blob_exits_2_recording_nothing() {
+    let store = Store::new();
+    let video = store.ingest_fixture(Fixture::H264Mp4);
+    let blob = store.ingest_fixture(Fixture::Proprietary);
+    let id = video.id.as_str();
+    assert_refused(&store, id, &["--from", "2", "--to", "1"], "not after --from");
+    assert_refused(&store, id, &["--from", "frame:40", "--to", "frame:20"], "before --from");
+    assert_refused(&store, id, &["--from", "1", "--to", "1"], "not after --from");
+    assert_refused(&store, id, &["--from", "frame:10", "--to", "frame:75"], "past the end");
+    assert_refused(&store, id, &["--from", "frame:75", "--to", "frame:80"], "past the end");
+    assert_refused(&store, id, &["--from", "1", "--to", "00:00:04"], "outside the recording");
+    assert_refused(&store, id, &["--from", "00:00:03.000", "--to", "00:00:03.500"], "outside the recording");
+    assert_refused(&store, &blob.id, &["--from", "0", "--to", "1"], "FFmpeg cannot read it");
+}
