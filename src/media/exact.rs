@@ -139,6 +139,18 @@ pub fn exact_clip(
         let _ = ffi::seek_stream_backward(&mut input, index.stream, key);
     }
     let wanted: std::collections::HashSet<i64> = index.frames[first..=last].iter().map(|f| f.pts).collect();
+    // Each output frame's duration (from the index), so the muxer knows how long the last
+    // frame lasts; without it MP4 would cut the last frame off.
+    let durations: std::collections::HashMap<i64, i64> = (first..=last)
+        .map(|i| {
+            let d = if i + 1 < index.len() {
+                index.frames[i + 1].pts - index.frames[i].pts
+            } else {
+                index.frames[i].duration
+            };
+            (index.frames[i].pts - first_pts, d.max(1))
+        })
+        .collect();
     let mut video_frames = 0u64;
     let mut decoded = 0usize; // counts output frames, for streams without timestamps
     let mut vframe = frame::Video::empty();
@@ -183,7 +195,7 @@ pub fn exact_clip(
                     src_frame.set_kind(ffmpeg::picture::Type::None);
                     venc.send_frame(src_frame)?;
                     video_frames += 1;
-                    drain_video(&mut venc, &mut output, vout, vtb, vout_tb)?;
+                    drain_video(&mut venc, &mut output, vout, vtb, vout_tb, &durations)?;
                     if pts == last_pts {
                         done_video = true;
                     }
@@ -226,7 +238,7 @@ pub fn exact_clip(
         }
     }
     venc.send_eof()?;
-    drain_video(&mut venc, &mut output, vout, vtb, vout_tb)?;
+    drain_video(&mut venc, &mut output, vout, vtb, vout_tb, &durations)?;
     if let Some(a) = audio.as_mut() {
         a.encoder.send_eof()?;
         drain_audio_encoder(a, &mut output)?;
@@ -324,10 +336,14 @@ fn drain_video(
     stream: usize,
     from: Rational,
     to: Rational,
+    durations: &std::collections::HashMap<i64, i64>,
 ) -> Result<()> {
     let mut packet = ffmpeg::Packet::empty();
     while enc.receive_packet(&mut packet).is_ok() {
         packet.set_stream(stream);
+        if let Some(d) = packet.pts().and_then(|p| durations.get(&p)) {
+            packet.set_duration(*d);
+        }
         packet.rescale_ts(from, to);
         packet.write_interleaved(output)?;
     }

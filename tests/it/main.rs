@@ -1,6 +1,7 @@
 //! The one integration-test binary: drives the real `custody` binary on real media.
 
 mod clip;
+mod exact;
 mod faults;
 mod fixtures;
 mod hash;
