@@ -123,7 +123,12 @@ pub fn run(args: HashArgs, ctx: &Ctx) -> Result<Report> {
                 ..Draft::default()
             })
         })?;
-        let line = format!("recorded {} hashes in the ledger; {}\n", results.len(), head_line(&head));
+        let line = format!(
+            "recorded the digests of {} file{} in the ledger; {}\n",
+            results.len(),
+            if results.len() == 1 { "" } else { "s" },
+            head_line(&head)
+        );
         eprint!("{line}");
         json["head"] = json!(head);
     }

@@ -227,7 +227,7 @@ fn hash_record_appends_a_hash_event_to_the_ledger() {
     let store = Store::new();
     let file = store.file("export/a.txt", b"recorded hash\n");
     let out = store.cmd(&["hash", "--record", "--case", "24-1234", "--note", "hashed on site"]).arg(&file).run();
-    out.status(0).stderr_has("recorded 1 hashes");
+    out.status(0).stderr_has("recorded the digests of 1 file in the ledger");
     let log = store.cmd(&["--json", "log"]).run().status(0).json();
     let events = log["events"].as_array().unwrap();
     assert_eq!(events.len(), 2);
