@@ -1,5 +1,10 @@
 """The benchmark behind bins/bench: each custody command against the reference tools, in one
-run, on the same bytes in the page cache; reports medians and ratios against the targets."""
+run, on the same bytes in the page cache; reports medians and ratios against the targets.
+
+Two sections, both by default; BENCH_ONLY=hash or BENCH_ONLY=media runs one:
+  hash   custody hash / ingest against openssl, sha256sum, b3sum, cp
+  media  custody clip (copy and exact) / still against the ffmpeg CLI doing the same cut"""
+import json
 import os
 import shutil
 import statistics
@@ -9,22 +14,49 @@ import tempfile
 import time
 
 custody = sys.argv[1]
-mib = int(os.environ.get("BENCH_MIB", "1024"))
-runs = int(os.environ.get("BENCH_RUNS", "5"))
+only = os.environ.get("BENCH_ONLY", "").strip().lower()
+if only not in ("", "hash", "media"):
+    sys.exit(f"bench: BENCH_ONLY must be hash or media (or unset for both), not {only!r}")
+
+
+def env_int(name, default, minimum):
+    raw = os.environ.get(name, "").strip() or str(default)
+    try:
+        value = int(raw)
+    except ValueError:
+        sys.exit(f"bench: {name} must be a whole number, not {raw!r}")
+    if value < minimum:
+        sys.exit(f"bench: {name} must be at least {minimum}, not {value}")
+    return value
+
+
+mib = env_int("BENCH_MIB", 1024, 1)
+runs = env_int("BENCH_RUNS", 5, 1)
+media_seconds = env_int("BENCH_MEDIA_SECONDS", 300, 10)
+media_runs = env_int("BENCH_MEDIA_RUNS", 3, 1)
+keep = bool(os.environ.get("BENCH_DIR"))
 base = os.environ.get("BENCH_DIR") or tempfile.mkdtemp(prefix="custody-bench.")
 os.makedirs(base, exist_ok=True)
-src = os.path.join(base, "evidence.bin")
+
+
+class Failed(Exception):
+    pass
 
 
 def run(cmd, **kw):
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+    shell = isinstance(cmd, str)
+    p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, shell=shell, **kw)
+    if p.returncode != 0:
+        shown = cmd if shell else " ".join(cmd)
+        err = p.stderr.decode(errors="replace").strip()
+        raise Failed(f"`{shown}` failed with exit {p.returncode}" + (f":\n{err}" if err else ""))
 
 
-def timed(setup, cmd, cleanup=None):
+def timed(setup, cmd, cleanup=None, warm=()):
     if setup:
         setup()
     # Every command starts from the same state: the previous command's writeback finished,
-    # the page cache emptied where we may (root), and the evidence read back into it.
+    # the page cache emptied where we may (root), and the input read back into it.
     os.sync()
     if os.environ.get("BENCH_DROP_CACHES"):
         try:
@@ -32,70 +64,223 @@ def timed(setup, cmd, cleanup=None):
                 f.write("1\n")
         except OSError:
             pass
-    run(["cat", src])
+    for path in warm:
+        run(["cat", path])
     time.sleep(0.5)  # let the kernel's own follow-up work (writeback, freeing) settle
     start = time.perf_counter()
-    run(cmd, shell=isinstance(cmd, str))
+    run(cmd)
     elapsed = time.perf_counter() - start
     if cleanup:
         cleanup()
     return elapsed
 
 
-if not os.path.exists(src) or os.path.getsize(src) != mib << 20:
-    with open(src, "wb") as f:
-        for _ in range(mib):
-            f.write(os.urandom(1 << 20))
-run(["cat", src])  # into the page cache
-
-store = os.path.join(base, "store")
-copy = os.path.join(base, "copy.bin")
-
-
-def fresh_store():
-    shutil.rmtree(store, ignore_errors=True)
-    run([custody, "init", store])
+def measure(cases, n, warm):
+    """Each case n times, interleaved (case order within every round), so drift hits all alike."""
+    times = {name: [] for name in cases}
+    for _ in range(n):
+        for name, (setup, cmd, cleanup) in cases.items():
+            times[name].append(timed(setup, cmd, cleanup, warm))
+    return times, {name: statistics.median(t) for name, t in times.items()}
 
 
-def drop_store():
-    shutil.rmtree(store, ignore_errors=True)
+def table(times, med):
+    width = max(36, *(len(name) for name in times))
+    print(f"{'command':<{width}} {'median s':>9} {'min s':>7}")
+    for name, t in times.items():
+        print(f"{name:<{width}} {med[name]:9.3f} {min(t):7.3f}")
+    print()
 
 
-def drop_copy():
-    if os.path.exists(copy):
-        os.remove(copy)
-
-
-cases = {
-    "custody hash (SHA-256 + BLAKE3)": (None, [custody, "hash", src], None),
-    "openssl dgst -sha256": (None, ["openssl", "dgst", "-sha256", src], None),
-    "sha256sum": (None, ["sha256sum", src], None),
-    "b3sum": (None, ["b3sum", "--num-threads", "1", src], None),
-    "custody ingest": (fresh_store, [custody, "--store", store, "ingest", src, "--case", "BENCH", "--item", "1"], drop_store),
-    "cp, then openssl dgst -sha256": (None, f"cp '{src}' '{copy}' && openssl dgst -sha256 '{copy}'", drop_copy),
-}
-times = {name: [] for name in cases}
-for _ in range(runs):
-    for name, (setup, cmd, cleanup) in cases.items():
-        times[name].append(timed(setup, cmd, cleanup))
-med = {name: statistics.median(t) for name, t in times.items()}
-
-print(f"custody bench: {mib} MiB in the page cache, median of {runs} interleaved runs, {os.cpu_count()} cores")
-print(f"{'command':<36} {'median s':>9} {'min s':>7}")
-for name, t in times.items():
-    print(f"{name:<36} {med[name]:9.3f} {min(t):7.3f}")
-print()
-
-
-def ratio(a, b, target=None):
+def ratio(med, a, b, target=None):
     r = med[a] / med[b]
     verdict = "" if target is None else f" (target <= {target:.2f}x: {'meets' if r <= target else 'MISSES'})"
     print(f"{a} / {b}: {r:.2f}x{verdict}")
 
 
-ratio("custody hash (SHA-256 + BLAKE3)", "openssl dgst -sha256", 1.05)
-ratio("custody hash (SHA-256 + BLAKE3)", "sha256sum")
-ratio("custody hash (SHA-256 + BLAKE3)", "b3sum")
-ratio("custody ingest", "cp, then openssl dgst -sha256", 1.0)
-if not os.environ.get("BENCH_DIR"):
-    shutil.rmtree(base, ignore_errors=True)
+def remove(path):
+    if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        os.remove(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# hash / ingest
+
+
+def hash_section():
+    src = os.path.join(base, "evidence.bin")
+    if not os.path.exists(src) or os.path.getsize(src) != mib << 20:
+        with open(src, "wb") as f:
+            for _ in range(mib):
+                f.write(os.urandom(1 << 20))
+    run(["cat", src])  # into the page cache
+
+    store = os.path.join(base, "store")
+    copy = os.path.join(base, "copy.bin")
+
+    def fresh_store():
+        shutil.rmtree(store, ignore_errors=True)
+        run([custody, "init", store])
+
+    cases = {
+        "custody hash (SHA-256 + BLAKE3)": (None, [custody, "hash", src], None),
+        "openssl dgst -sha256": (None, ["openssl", "dgst", "-sha256", src], None),
+        "sha256sum": (None, ["sha256sum", src], None),
+        "b3sum": (None, ["b3sum", "--num-threads", "1", src], None),
+        "custody ingest": (
+            fresh_store,
+            [custody, "--store", store, "ingest", src, "--case", "BENCH", "--item", "1"],
+            lambda: remove(store),
+        ),
+        "cp, then openssl dgst -sha256": (None, f"cp '{src}' '{copy}' && openssl dgst -sha256 '{copy}'", lambda: remove(copy)),
+    }
+    times, med = measure(cases, runs, warm=(src,))
+
+    print(f"custody bench: {mib} MiB in the page cache, median of {runs} interleaved runs, {os.cpu_count()} cores")
+    table(times, med)
+    ratio(med, "custody hash (SHA-256 + BLAKE3)", "openssl dgst -sha256", 1.05)
+    ratio(med, "custody hash (SHA-256 + BLAKE3)", "sha256sum")
+    ratio(med, "custody hash (SHA-256 + BLAKE3)", "b3sum")
+    ratio(med, "custody ingest", "cp, then openssl dgst -sha256", 1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# media: clip (copy), still, clip (exact) against the ffmpeg CLI
+
+
+def ffmpeg_problem():
+    """Why the media section cannot run, or None."""
+    if not shutil.which("ffmpeg"):
+        return "the ffmpeg CLI is not on PATH (bins/setup installs it: apt-get install ffmpeg)"
+    p = subprocess.run(["ffmpeg", "-hide_banner", "-encoders"], capture_output=True, text=True)
+    if p.returncode != 0:
+        return f"`ffmpeg -encoders` failed: {p.stderr.strip()}"
+    for enc in ("libx264", "aac"):
+        if not any(line.split()[1:2] == [enc] for line in p.stdout.splitlines() if line.strip()):
+            return f"this ffmpeg has no {enc} encoder (the test video and the reference cut need it)"
+    return None
+
+
+def hms(seconds):
+    """A position as custody takes it: HH:MM:SS.mmm."""
+    ms = round(seconds * 1000)
+    return f"{ms // 3_600_000:02}:{ms // 60_000 % 60:02}:{ms // 1000 % 60:02}.{ms % 1000:03}"
+
+
+def secs(seconds):
+    """The same position as ffmpeg takes it: seconds, without needless digits."""
+    return f"{round(seconds, 3):g}"
+
+
+def make_media(path, seconds):
+    """A {seconds} s 1080p25 H.264 + AAC MP4, keyframe every 2 s; cached under a name that
+    holds the length, written under a temporary name first so a broken run leaves no cache."""
+    if os.path.exists(path) and os.path.getsize(path) > 0:
+        return
+    print(f"bench: making a {seconds} s 1080p25 H.264 + AAC test video (once; cached in BENCH_DIR) ...",
+          file=sys.stderr, flush=True)
+    part = path + ".part"
+    start = time.perf_counter()
+    try:
+        run(["ffmpeg", "-v", "error", "-nostdin",
+             "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=25",
+             "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",
+             "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "50",
+             "-c:a", "aac", "-shortest", "-f", "mp4", "-y", part])
+    except BaseException:
+        remove(part)
+        raise
+    os.replace(part, path)
+    print(f"bench: made {path} in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+
+
+def media_section():
+    T = media_seconds
+    media = os.path.join(base, f"media-{T}s.mp4")
+    make_media(media, T)
+    size_mib = os.path.getsize(media) / (1 << 20)
+
+    # Ingest once, outside the timings, into a store of its own (fresh on every invocation).
+    store = os.path.join(base, "media-store")
+    remove(store)
+    run([custody, "init", store])
+    p = subprocess.run([custody, "--store", store, "--json", "ingest", media, "--case", "BENCH", "--item", "1"],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        raise Failed(f"custody ingest of {media} failed with exit {p.returncode}:\n{p.stderr.strip()}")
+    try:
+        item = json.loads(p.stdout)["items"][0]["id"]
+    except (ValueError, KeyError, IndexError) as e:
+        raise Failed(f"cannot read the item ID from `custody --json ingest` ({e!r}):\n{p.stdout[:2000]}")
+    objects = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(store, "objects")) for f in fs]
+    # custody reads its own copy, ffmpeg the original: both go into the page cache before each command.
+    warm = (media, *objects)
+    for path in warm:
+        run(["cat", path])
+
+    # The positions asked for (at 300 s: clip 1:00-2:00, still at 2:30.5, exact clip 1:00-1:20);
+    # BENCH_MEDIA_SECONDS scales them all with the length.
+    c0, c1 = T / 5, 2 * T / 5
+    at = T / 2 + 0.5
+    e0, e1 = T / 5, T / 5 + T / 15
+    out_mp4 = os.path.join(base, "media-out.mp4")
+    out_png = os.path.join(base, "media-out.png")
+    ff = ["ffmpeg", "-v", "error", "-nostdin"]
+    cs = [custody, "--store", store]
+    copy_s, exact_s = f"{secs(c1 - c0)} s", f"{secs(e1 - e0)} s"
+    names = {
+        "clip": (f"custody clip ({copy_s}, copy)", f"ffmpeg -c copy ({copy_s})"),
+        "still": ("custody still (PNG)", "ffmpeg -frames:v 1 (PNG)"),
+        "exact": (f"custody clip --mode exact ({exact_s})", f"ffmpeg x264 medium crf 18 + aac ({exact_s})"),
+    }
+    cases = {
+        names["clip"][0]: (None, [*cs, "clip", item, "--from", hms(c0), "--to", hms(c1)], None),
+        names["clip"][1]: (None, [*ff, "-ss", secs(c0), "-i", media, "-t", secs(c1 - c0), "-c", "copy", "-y", out_mp4],
+                           lambda: remove(out_mp4)),
+        names["still"][0]: (None, [*cs, "still", item, "--at", hms(at)], None),
+        names["still"][1]: (None, [*ff, "-ss", secs(at), "-i", media, "-frames:v", "1", "-y", out_png],
+                            lambda: remove(out_png)),
+        names["exact"][0]: (None, [*cs, "clip", item, "--from", hms(e0), "--to", hms(e1), "--mode", "exact"], None),
+        names["exact"][1]: (None, [*ff, "-ss", secs(e0), "-i", media, "-t", secs(e1 - e0),
+                                   "-c:v", "libx264", "-preset", "medium", "-crf", "18", "-c:a", "aac", "-y", out_mp4],
+                            lambda: remove(out_mp4)),
+    }
+    try:
+        times, med = measure(cases, media_runs, warm)
+    finally:
+        remove(out_mp4)
+        remove(out_png)
+        remove(store)  # every custody clip/still added an item; the store is not reused
+
+    print(f"custody bench media: {T} s of 1080p25 H.264 + AAC ({size_mib:.0f} MiB) in the page cache, "
+          f"median of {media_runs} interleaved runs, {os.cpu_count()} cores")
+    table(times, med)
+    ratio(med, *names["clip"], 1.3)
+    ratio(med, *names["still"], 1.3)
+    ratio(med, *names["exact"], 1.05)
+
+
+# ---------------------------------------------------------------------------------------------
+
+status = 0
+try:
+    if only in ("", "hash"):
+        hash_section()
+    if only in ("", "media"):
+        if only == "":
+            print()
+        problem = ffmpeg_problem()
+        if problem:
+            print(f"bench: cannot run the media section: {problem}", file=sys.stderr)
+            status = 3
+        else:
+            media_section()
+except Failed as e:
+    print(f"bench: {e}", file=sys.stderr)
+    status = 1
+finally:
+    if not keep:
+        shutil.rmtree(base, ignore_errors=True)
+sys.exit(status)

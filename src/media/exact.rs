@@ -97,6 +97,8 @@ pub fn exact_clip(
     venc.set_flags(codec::Flags::GLOBAL_HEADER);
     let mut opts = ffmpeg::Dictionary::new();
     opts.set("preset", "medium");
+    // As many encoder threads as the machine has, as the ffmpeg tool does by default.
+    opts.set("threads", "auto");
     if q.lossless {
         opts.set("qp", "0");
     } else {
