@@ -42,9 +42,11 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
     let mut end = wanted.iter().map(|f| f.decode_index).max().unwrap_or(0);
     // Close the range: every frame shown between the first and last copied frame must be
     // copied too, or the clip would skip frames (B-frames decode after the frames they precede).
+    // Frames decoded after the keyframe but shown before it (open GOPs) depend on the group
+    // before and cannot be shown: they are not claimed.
     let produced = loop {
         let taken: Vec<usize> =
-            (0..index.len()).filter(|&i| (start..=end).contains(&index.frames[i].decode_index)).collect();
+            (key..index.len()).filter(|&i| (start..=end).contains(&index.frames[i].decode_index)).collect();
         let (first, last) = (taken[0], taken[taken.len() - 1]);
         let needed = index.frames[first..=last].iter().map(|f| f.decode_index).max().unwrap_or(end);
         if (needed <= end && taken.len() == last - first + 1) || end + 1 >= index.len() {

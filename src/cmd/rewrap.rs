@@ -56,8 +56,8 @@ pub fn run(args: RewrapArgs, ctx: &Ctx) -> Result<Report> {
         let back = again.iter().find(|a| a.input_index == c.output_index);
         let same = back.is_some_and(|b| b.packets_sha256 == c.packets_sha256 && b.packets == c.packets);
         if !same {
-            return Err(error::environment(format!(
-                "the playback copy of {}'s stream {} ({}) does not read back with the same packets; nothing was recorded",
+            return Err(error::mismatch(format!(
+                "the playback copy of {}'s stream {} ({}) does not read back with the same packets, so it would not be a faithful copy; nothing was recorded",
                 source.row.id, c.input_index, c.codec
             )));
         }

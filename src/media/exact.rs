@@ -109,6 +109,8 @@ pub fn exact_clip(
         let mut s = output.add_stream(x264)?;
         s.set_parameters(&venc);
         s.set_time_base(vtb);
+        // Pictures are encoded as coded; the rotation a player applies goes along.
+        ffi::copy_display_matrix(&vstream, &mut s);
         s.index()
     };
     let mut scaler = if out_fmt != in_fmt {
@@ -138,7 +140,10 @@ pub fn exact_clip(
 
     let key = index.frames[..=first].iter().rev().find(|f| f.key).map_or(index.frames[0].pts, |f| f.pts);
     if !index.derived_timestamps {
-        let _ = ffi::seek_stream_backward(&mut input, index.stream, key);
+        // Seek a second before the keyframe: some containers (MPEG-TS) seek by decode time,
+        // which runs ahead of presentation time; frames before the range are skipped anyway.
+        let margin = super::remux::from_us(1_000_000, vtb);
+        let _ = ffi::seek_stream_backward(&mut input, index.stream, key - margin);
     }
     let wanted: std::collections::HashSet<i64> = index.frames[first..=last].iter().map(|f| f.pts).collect();
     // Each output frame's duration (from the index), so the muxer knows how long the last

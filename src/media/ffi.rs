@@ -184,3 +184,27 @@ pub fn packed_frame(frame: &ffmpeg::frame::Video) -> Result<Vec<u8>, ffmpeg::Err
         Ok(buf)
     }
 }
+
+/// Give an output stream the input stream's display matrix (rotation), which in FFmpeg 5.1
+/// lives in stream side data rather than in the codec parameters a stream copy carries over.
+pub fn copy_display_matrix(from: &ffmpeg::format::stream::Stream<'_>, to: &mut ffmpeg::format::stream::StreamMut<'_>) {
+    for sd in from.side_data() {
+        if sd.kind() != ffmpeg::codec::packet::side_data::Type::DisplayMatrix {
+            continue;
+        }
+        let data = sd.data();
+        // SAFETY: av_stream_new_side_data allocates `data.len()` bytes owned by the output
+        // stream, which we fill completely before anything else reads them; the stream is not
+        // yet written (the header comes later).
+        unsafe {
+            let dst = ffi::av_stream_new_side_data(
+                to.as_mut_ptr(),
+                ffi::AVPacketSideDataType::AV_PKT_DATA_DISPLAYMATRIX,
+                data.len(),
+            );
+            if !dst.is_null() {
+                std::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len());
+            }
+        }
+    }
+}

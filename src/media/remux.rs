@@ -93,6 +93,7 @@ pub fn copy(src: &Path, dst: &Path, muxer: &str, index: &FrameIndex, sel: &Selec
         ost.set_parameters(params);
         let mut p = ost.parameters();
         ffi::reset_codec_tag(&mut p);
+        ffi::copy_display_matrix(&ist, &mut ost);
         map.insert(ist.index(), ost.index());
         in_tb.insert(ist.index(), ist.time_base());
         copied.push(CopiedStream {
@@ -134,7 +135,9 @@ pub fn copy(src: &Path, dst: &Path, muxer: &str, index: &FrameIndex, sel: &Selec
         let Some(&ost) = map.get(&ist) else { continue };
         let tb = in_tb[&ist];
         if ist == index.stream {
-            if ffi::packet_discarded(&packet) {
+            // Packets an edit list hides are not frames of the index: a range copy skips them,
+            // a whole-file copy keeps them (and the edit list's effect with them).
+            if ffi::packet_discarded(&packet) && sel.decode_range.is_some() {
                 continue;
             }
             let n = decode_index;
@@ -223,9 +226,6 @@ pub fn stream_hashes(path: &Path) -> Result<Vec<CopiedStream>> {
             Err(e) => return Err(error::input(format!("{}: reading stopped: {e}", path.display()))),
         }
         let i = packet.stream();
-        if ffi::packet_discarded(&packet) {
-            continue;
-        }
         if let Some(data) = packet.data() {
             hash_payload(&mut hashers[i], &out[i].codec, data);
             out[i].bytes += data.len() as u64;

@@ -4,6 +4,7 @@ mod clip;
 mod exact;
 mod faults;
 mod fixtures;
+mod formats;
 mod hash;
 mod ingest;
 mod ledger;
