@@ -4,12 +4,11 @@
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use custody::media::synth::Fixture;
 use serde_json::Value;
 
-use crate::support::{Ingested, Output, Store, decoded_frame_indices, ffmpeg_stdout, ffprobe_json};
+use crate::support::{Ingested, Output, Store, decode_errors, decoded_frame_indices, ffmpeg_stdout, ffprobe_json};
 
 /// A clip made by `custody --json clip ITEM --from A --to B --out DIR`.
 struct Clip {
@@ -43,18 +42,6 @@ fn clip(store: &Store, item: &str, from: &str, to: &str) -> Clip {
     let sha = json["sha256"].as_str().expect("sha256");
     assert!(std::fs::read(&file).unwrap() == std::fs::read(store.object_path(sha)).unwrap(), "--out copy differs");
     Clip { out, json, file }
-}
-
-/// What `ffmpeg -v error -i FILE -f null -` prints while decoding every stream.
-fn decode_errors(path: &Path) -> Vec<String> {
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(path)
-        .args(["-f", "null", "-"])
-        .output()
-        .expect("running ffmpeg");
-    assert!(out.status.success(), "ffmpeg cannot decode {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stderr).lines().map(str::to_owned).collect()
 }
 
 /// Frames of the first video stream counted by decoding (ffprobe -count_frames).

@@ -16,7 +16,7 @@ use std::process::Command;
 use custody::media::synth::{self, Fixture, FixtureInfo, read_frame_index};
 use serde_json::Value;
 
-use crate::support::{Ingested, Store, decoded_frame_indices, ffmpeg_stdout, ffprobe_json, tool};
+use crate::support::{Ingested, Store, decode_errors, decoded_frame_indices, ffmpeg_stdout, ffprobe_json, tool};
 
 // ---------------------------------------------------------------------------------------------
 // Making the media.
@@ -285,18 +285,6 @@ fn rotate_cw(px: &[u8], w: usize, h: usize, degrees: i64) -> (Vec<u8>, usize, us
 
 // ---------------------------------------------------------------------------------------------
 // Oracles: ffprobe and ffmpeg.
-
-/// What `ffmpeg -v error -i FILE -f null -` reports while decoding every stream.
-fn decode_errors(path: &Path) -> Vec<String> {
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(path)
-        .args(["-f", "null", "-"])
-        .output()
-        .expect("running ffmpeg");
-    assert!(out.status.success(), "ffmpeg cannot decode {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stderr).lines().map(str::to_owned).collect()
-}
 
 fn picture_types(path: &Path) -> Vec<String> {
     let p = ffprobe_json(path, &["-select_streams", "v:0", "-show_entries", "frame=pict_type"]);

@@ -539,3 +539,15 @@ pub fn decoded_frame_indices(path: &Path, width: usize, height: usize) -> Vec<Op
     assert_eq!(raw.len() % (width * height), 0, "decoded output is not whole {width}x{height} frames");
     raw.chunks_exact(width * height).map(|f| synth::read_frame_index(f, width, width, height)).collect()
 }
+
+/// What `ffmpeg -v error -i FILE -f null -` prints while decoding every stream.
+pub fn decode_errors(path: &Path) -> Vec<String> {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("running ffmpeg");
+    assert!(out.status.success(), "ffmpeg cannot decode {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stderr).lines().map(str::to_owned).collect()
+}
