@@ -167,7 +167,7 @@ pub fn exact_clip(
     let mut done_video = false;
     let mut eof = false;
     while !eof {
-        match packet.read(&mut input) {
+        match ffi::read_packet(&mut input, &mut packet) {
             Ok(()) => {}
             Err(ffmpeg::Error::Eof) => eof = true,
             Err(ffmpeg::Error::InvalidData) => continue,

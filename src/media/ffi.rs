@@ -208,3 +208,17 @@ pub fn copy_display_matrix(from: &ffmpeg::format::stream::Stream<'_>, to: &mut f
         }
     }
 }
+
+/// Read the next packet into `packet`, releasing the one it held first. (`av_read_frame`
+/// does not release it: reusing a packet without this leaks every packet read, so memory
+/// would grow with the size of the file.)
+pub fn read_packet(
+    input: &mut ffmpeg::format::context::Input,
+    packet: &mut ffmpeg::Packet,
+) -> Result<(), ffmpeg::Error> {
+    use ffmpeg::packet::Mut;
+    // SAFETY: `packet` owns a valid AVPacket; unreferencing it leaves it blank, which is what
+    // av_read_frame (called by Packet::read) requires.
+    unsafe { ffi::av_packet_unref(packet.as_mut_ptr()) };
+    packet.read(input)
+}

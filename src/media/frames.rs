@@ -66,7 +66,7 @@ pub fn frame_hashes(path: &Path) -> Result<(Vec<StreamHeader>, Vec<FrameHash>)> 
     let mut frame = ffmpeg::frame::Video::empty();
     let mut packet = ffmpeg::Packet::empty();
     loop {
-        let eof = match packet.read(&mut input) {
+        let eof = match ffi::read_packet(&mut input, &mut packet) {
             Ok(()) => false,
             Err(ffmpeg::Error::Eof) => true,
             Err(ffmpeg::Error::InvalidData) => continue,

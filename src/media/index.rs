@@ -65,7 +65,7 @@ impl FrameIndex {
         let mut packet = ffmpeg::Packet::empty();
         let mut decode_index = 0usize;
         loop {
-            match packet.read(&mut input) {
+            match ffi::read_packet(&mut input, &mut packet) {
                 Ok(()) => {}
                 Err(ffmpeg::Error::Eof) => break,
                 Err(ffmpeg::Error::InvalidData) => continue,

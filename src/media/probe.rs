@@ -232,7 +232,7 @@ fn deep_check(input: &mut ffmpeg::format::context::Input) -> DeepCheck {
     let mut frame = ffmpeg::frame::Video::empty();
     let mut packet = ffmpeg::Packet::empty();
     loop {
-        match packet.read(input) {
+        match ffi::read_packet(input, &mut packet) {
             Ok(()) => {}
             Err(ffmpeg::Error::Eof) => break,
             Err(ffmpeg::Error::InvalidData) => {

@@ -125,7 +125,7 @@ pub fn copy(src: &Path, dst: &Path, muxer: &str, index: &FrameIndex, sel: &Selec
     let mut packet = ffmpeg::Packet::empty();
     let raw_duration = typical_duration(index);
     loop {
-        match packet.read(&mut input) {
+        match ffi::read_packet(&mut input, &mut packet) {
             Ok(()) => {}
             Err(ffmpeg::Error::Eof) => break,
             Err(ffmpeg::Error::InvalidData) => continue,
@@ -219,7 +219,7 @@ pub fn stream_hashes(path: &Path) -> Result<Vec<CopiedStream>> {
     }
     let mut packet = ffmpeg::Packet::empty();
     loop {
-        match packet.read(&mut input) {
+        match ffi::read_packet(&mut input, &mut packet) {
             Ok(()) => {}
             Err(ffmpeg::Error::Eof) => break,
             Err(ffmpeg::Error::InvalidData) => continue,

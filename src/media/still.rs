@@ -79,7 +79,7 @@ fn decode_until(
     let mut eof = false;
     loop {
         if !eof {
-            match packet.read(&mut input) {
+            match ffi::read_packet(&mut input, &mut packet) {
                 Ok(()) => {
                     if packet.stream() != index.stream {
                         continue;
