@@ -69,6 +69,11 @@ impl Source {
         Ok(())
     }
 
+    /// The item's name without its extension: the start of every derived file's name.
+    pub fn stem(&self) -> &str {
+        self.row.name.rsplit_once('.').map_or(self.row.name.as_str(), |(s, _)| s)
+    }
+
     /// The item as an event input.
     pub fn input_ref(&self) -> FileRef {
         FileRef {

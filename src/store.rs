@@ -371,24 +371,7 @@ impl Staging {
             let _ = fs::remove_file(&partial);
             return Err(env_io(e, &partial, "cannot sync the copy of"));
         }
-        let sha = digests.sha256().to_owned();
-        let existing = store.object_path(&sha);
-        let staged = if existing.is_file() {
-            let _ = fs::remove_file(&partial);
-            verify_copy(&existing, &digests, label)?;
-            Staged { digests, location: existing, move_from: None, existed: true }
-        } else if let Some(first) = self.staged.iter().find(|s| s.digests.sha256() == sha) {
-            // The same bytes twice in one command (a hard link, a duplicate file).
-            let _ = fs::remove_file(&partial);
-            Staged { digests, location: first.location.clone(), move_from: None, existed: first.existed }
-        } else {
-            let dest = self.dir.join(&sha);
-            fs::rename(&partial, &dest).map_err(|e| env_io(e, &dest, "cannot stage"))?;
-            verify_copy(&dest, &digests, label)?;
-            Staged { digests, location: dest.clone(), move_from: Some(dest), existed: false }
-        };
-        self.staged.push(staged);
-        Ok(self.staged.last().expect("just pushed"))
+        self.place(store, &partial, digests, Some(label))
     }
 
     /// A fresh path inside the staging directory for a tool that writes its own file (FFmpeg's
@@ -407,25 +390,36 @@ impl Staging {
             .map_err(|e| error::environment(format!("cannot read back {}: {e}", path.display())))?;
         drop(f);
         fs::set_permissions(path, fs::Permissions::from_mode(0o444)).map_err(|e| env_io(e, path, "cannot protect"))?;
+        // Digesting it was the read-back: no second pass.
+        self.place(store, path, digests, None)
+    }
+
+    /// Stage a complete, digested file: drop it when the store (or this command) already holds
+    /// the same bytes, else move it to its final name in the staging directory. With
+    /// `verify`, the bytes that will stand for it are read back and checked first.
+    fn place(&mut self, store: &Store, file: &Path, digests: Digests, verify: Option<&str>) -> Result<&Staged> {
         let sha = digests.sha256().to_owned();
         let existing = store.object_path(&sha);
         let staged = if existing.is_file() {
-            let _ = fs::remove_file(path);
+            let _ = fs::remove_file(file);
+            if let Some(label) = verify {
+                verify_copy(&existing, &digests, label)?;
+            }
             Staged { digests, location: existing, move_from: None, existed: true }
         } else if let Some(first) = self.staged.iter().find(|s| s.digests.sha256() == sha) {
-            let _ = fs::remove_file(path);
+            // The same bytes twice in one command (a hard link, a duplicate file).
+            let _ = fs::remove_file(file);
             Staged { digests, location: first.location.clone(), move_from: None, existed: first.existed }
         } else {
             let dest = self.dir.join(&sha);
-            fs::rename(path, &dest).map_err(|e| env_io(e, &dest, "cannot stage"))?;
+            fs::rename(file, &dest).map_err(|e| env_io(e, &dest, "cannot stage"))?;
+            if let Some(label) = verify {
+                verify_copy(&dest, &digests, label)?;
+            }
             Staged { digests, location: dest.clone(), move_from: Some(dest), existed: false }
         };
         self.staged.push(staged);
         Ok(self.staged.last().expect("just pushed"))
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 }
 

@@ -36,7 +36,7 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
     }
 
     // Which packets a stream copy must take to show the asked frames.
-    let key = index.frames[..=asked.first].iter().rposition(|f| f.key).unwrap_or(0);
+    let key = index.keyframe_before(asked.first);
     let wanted = &index.frames[asked.first..=asked.last];
     let start = wanted.iter().map(|f| f.decode_index).min().unwrap_or(0).min(index.frames[key].decode_index);
     let mut end = wanted.iter().map(|f| f.decode_index).max().unwrap_or(0);
@@ -55,7 +55,7 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
         end = needed.max(end + 1);
     };
     let abs = |i: usize| index.to_us(index.frames[i].pts);
-    let end_us = abs(produced.last) + frame_len_us(&index, produced.last);
+    let end_us = abs(produced.last) + index.frame_len_us(produced.last);
     let selection = Selection {
         decode_range: Some((start, end)),
         window_us: Some((abs(produced.first), end_us)),
@@ -79,7 +79,7 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
         (copied, staged, staging)
     };
 
-    let stem = source.row.name.rsplit_once('.').map_or(source.row.name.as_str(), |(s, _)| s).to_owned();
+    let stem = source.stem().to_owned();
     let name = if has_video {
         format!("{stem}_clip_frames{}-{}.{ext}", produced.first, produced.last)
     } else {
@@ -99,7 +99,7 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
             format!(
                 "{} to {}",
                 format_us(index.time_us(r.first)),
-                format_us(index.time_us(r.last) + frame_len_us(&index, r.last))
+                format_us(index.time_us(r.last) + index.frame_len_us(r.last))
             )
         }
     };
@@ -168,11 +168,6 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
     Ok(Report::ok(text, json))
 }
 
-/// How long frame `i` stays on screen.
-fn frame_len_us(index: &FrameIndex, i: usize) -> i64 {
-    if i + 1 < index.len() { index.time_us(i + 1) - index.time_us(i) } else { index.duration_us() - index.time_us(i) }
-}
-
 fn resolve_range(index: &FrameIndex, args: &ClipArgs, source: &Source) -> Result<Range> {
     let first = index.resolve(&args.from, &source.timeline)?;
     let mut last = index.resolve(&args.to, &source.timeline)?;
@@ -231,8 +226,8 @@ fn exact(
     let made = made?;
     let digests = staging.adopt(&store, &scratch)?.digests.clone();
     let start = index.time_us(asked.first);
-    let end = index.time_us(asked.last) + frame_len_us(&index, asked.last);
-    let stem = source.row.name.rsplit_once('.').map_or(source.row.name.as_str(), |(s, _)| s).to_owned();
+    let end = index.time_us(asked.last) + index.frame_len_us(asked.last);
+    let stem = source.stem().to_owned();
     let mut facts = Map::new();
     facts.insert("mode".into(), json!("exact"));
     facts.insert("requested".into(), json!({"from": args.from.to_string(), "to": args.to.to_string()}));

@@ -65,7 +65,7 @@ pub fn run(args: RewrapArgs, ctx: &Ctx) -> Result<Report> {
             "packets": c.packets, "bytes": c.bytes, "packets_sha256": c.packets_sha256, "copy_packets_sha256": back.map(|b| b.packets_sha256.clone())}));
     }
     let digests = staging.adopt(&store, &scratch)?.digests.clone();
-    let stem = source.row.name.rsplit_once('.').map_or(source.row.name.as_str(), |(s, _)| s).to_owned();
+    let stem = source.stem().to_owned();
     let mut facts = Map::new();
     facts.insert("container".into(), json!(muxer));
     facts.insert("streams".into(), json!(streams));

@@ -122,7 +122,7 @@ fn make_stills(args: &StillArgs, source: &Source, every: Option<i64>) -> Result<
         let stream = input.stream(index.stream).expect("indexed stream");
         crate::media::ffi::display_rotation(&stream)
     };
-    let stem = source.row.name.rsplit_once('.').map_or(source.row.name.as_str(), |(s, _)| s).to_owned();
+    let stem = source.stem().to_owned();
     let mut made = Vec::new();
     for (n, asked) in frames {
         let frame = still::decode_frame(&source.path, &index, n)?;

@@ -67,7 +67,7 @@ pub fn exact_clip(
     let last_pts = index.frames[last].pts;
     let vtb = Rational::new(index.time_base.0, index.time_base.1);
     let t0 = index.to_us(first_pts);
-    let t1 = index.to_us(last_pts) + frame_us(index, last);
+    let t1 = index.to_us(last_pts) + index.frame_len_us(last);
 
     // Video: decoder → (scaler when x264 cannot take the format) → libx264.
     let vstream = input.stream(index.stream).expect("indexed stream");
@@ -138,11 +138,11 @@ pub fn exact_clip(
     output.write_header_with(header).map_err(|e| error::environment(format!("cannot write {}: {e}", dst.display())))?;
     let vout_tb = output.stream(vout).expect("video stream").time_base();
 
-    let key = index.frames[..=first].iter().rev().find(|f| f.key).map_or(index.frames[0].pts, |f| f.pts);
+    let key = index.frames[index.keyframe_before(first)].pts;
     if !index.derived_timestamps {
         // Seek a second before the keyframe: some containers (MPEG-TS) seek by decode time,
         // which runs ahead of presentation time; frames before the range are skipped anyway.
-        let margin = super::remux::from_us(1_000_000, vtb);
+        let margin = super::time::us_to_ticks(1_000_000, vtb.numerator(), vtb.denominator());
         let _ = ffi::seek_stream_backward(&mut input, index.stream, key - margin);
     }
     let wanted: std::collections::HashSet<i64> = index.frames[first..=last].iter().map(|f| f.pts).collect();
@@ -167,12 +167,7 @@ pub fn exact_clip(
     let mut done_video = false;
     let mut eof = false;
     while !eof {
-        match ffi::read_packet(&mut input, &mut packet) {
-            Ok(()) => {}
-            Err(ffmpeg::Error::Eof) => eof = true,
-            Err(ffmpeg::Error::InvalidData) => continue,
-            Err(e) => return Err(error::input(format!("{}: reading stopped: {e}", src.display()))),
-        }
+        eof = !super::probe::next_packet(&mut input, &mut packet, src)?;
         if eof || packet.stream() == index.stream {
             if done_video && !eof {
                 // Every wanted frame is encoded; keep reading only for the audio.
@@ -220,7 +215,7 @@ pub fn exact_clip(
             while a.decoder.receive_frame(&mut aframe).is_ok() {
                 let ts = aframe.timestamp().or(aframe.pts());
                 if let Some(t) = ts {
-                    a.last_us = super::remux::to_us(t, a.in_tb);
+                    a.last_us = super::time::ticks_to_us(t, a.in_tb.numerator(), a.in_tb.denominator());
                 }
                 aframe.set_pts(ts);
                 a.graph.get("in").expect("source").source().add(&aframe)?;
@@ -268,10 +263,6 @@ pub fn exact_clip(
             if q.lossless { "qp 0 (lossless)".to_owned() } else { format!("crf {}", q.crf) }
         ),
     })
-}
-
-fn frame_us(index: &FrameIndex, i: usize) -> i64 {
-    if i + 1 < index.len() { index.time_us(i + 1) - index.time_us(i) } else { index.duration_us() - index.time_us(i) }
 }
 
 fn audio_path(

@@ -66,12 +66,7 @@ pub fn frame_hashes(path: &Path) -> Result<(Vec<StreamHeader>, Vec<FrameHash>)> 
     let mut frame = ffmpeg::frame::Video::empty();
     let mut packet = ffmpeg::Packet::empty();
     loop {
-        let eof = match ffi::read_packet(&mut input, &mut packet) {
-            Ok(()) => false,
-            Err(ffmpeg::Error::Eof) => true,
-            Err(ffmpeg::Error::InvalidData) => continue,
-            Err(e) => return Err(error::input(format!("{}: reading stopped: {e}", path.display()))),
-        };
+        let eof = !super::probe::next_packet(&mut input, &mut packet, path)?;
         for (index, dec) in decoders.iter_mut() {
             if eof {
                 let _ = dec.send_eof();

@@ -64,13 +64,7 @@ impl FrameIndex {
         let mut next_ts = 0i64;
         let mut packet = ffmpeg::Packet::empty();
         let mut decode_index = 0usize;
-        loop {
-            match ffi::read_packet(&mut input, &mut packet) {
-                Ok(()) => {}
-                Err(ffmpeg::Error::Eof) => break,
-                Err(ffmpeg::Error::InvalidData) => continue,
-                Err(e) => return Err(error::input(format!("{}: reading stopped: {e}", path.display()))),
-            }
+        while super::probe::next_packet(&mut input, &mut packet, path)? {
             if packet.stream() != index || ffi::packet_discarded(&packet) {
                 continue;
             }
@@ -119,15 +113,30 @@ impl FrameIndex {
         self.to_us(last.pts + dur - self.frames[0].pts)
     }
 
-    fn typical_duration(&self) -> i64 {
-        let mut d: Vec<i64> = self.frames.windows(2).map(|w| w[1].pts - w[0].pts).filter(|d| *d > 0).collect();
-        d.sort_unstable();
-        d.get(d.len() / 2).copied().unwrap_or(1)
+    /// A frame's usual duration in ticks: the median packet duration, else the median spacing
+    /// of the timestamps.
+    pub fn typical_duration(&self) -> i64 {
+        let median = |mut d: Vec<i64>| {
+            d.sort_unstable();
+            d.get(d.len() / 2).copied()
+        };
+        median(self.frames.iter().map(|f| f.duration).filter(|d| *d > 0).collect())
+            .or_else(|| median(self.frames.windows(2).map(|w| w[1].pts - w[0].pts).filter(|d| *d > 0).collect()))
+            .unwrap_or(1)
+    }
+
+    /// The last keyframe at or before frame `n` in presentation order (frame 0 if none).
+    pub fn keyframe_before(&self, n: usize) -> usize {
+        self.frames[..=n].iter().rposition(|f| f.key).unwrap_or(0)
+    }
+
+    /// How long frame `i` stays on screen, in microseconds.
+    pub fn frame_len_us(&self, i: usize) -> i64 {
+        if i + 1 < self.len() { self.time_us(i + 1) - self.time_us(i) } else { self.duration_us() - self.time_us(i) }
     }
 
     pub fn to_us(&self, ticks: i64) -> i64 {
-        let (num, den) = self.time_base;
-        ((ticks as i128 * num as i128 * 1_000_000) / den.max(1) as i128) as i64
+        super::time::ticks_to_us(ticks, self.time_base.0, self.time_base.1)
     }
 
     /// The frame on screen at `pos`: `frame:N` exactly; a time → the last frame shown at or

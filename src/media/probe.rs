@@ -155,14 +155,7 @@ pub fn open_input(path: &Path) -> Result<ffmpeg::format::context::Input, ffmpeg:
 fn stream_facts(stream: &ffmpeg::format::stream::Stream<'_>) -> StreamFacts {
     let params = stream.parameters();
     let medium = params.medium();
-    let kind = match medium {
-        ffmpeg::media::Type::Video => "video",
-        ffmpeg::media::Type::Audio => "audio",
-        ffmpeg::media::Type::Subtitle => "subtitle",
-        ffmpeg::media::Type::Data => "data",
-        ffmpeg::media::Type::Attachment => "attachment",
-        ffmpeg::media::Type::Unknown => "unknown",
-    };
+    let kind = kind_name(medium);
     let extra = ffi::extra_params(&params);
     let tb = stream.time_base();
     let nopts = ffmpeg::ffi::AV_NOPTS_VALUE;
@@ -247,7 +240,7 @@ fn deep_check(input: &mut ffmpeg::format::context::Input) -> DeepCheck {
         check.packets += 1;
         let index = packet.stream();
         let Some((decoder, tb)) = decoders.get_mut(&index) else { continue };
-        let at = packet.pts().or(packet.dts()).map(|t| to_us(t, *tb));
+        let at = packet.pts().or(packet.dts()).map(|t| super::time::ticks_to_us(t, tb.numerator(), tb.denominator()));
         if packet.is_corrupt() {
             record_error(&mut check, index as i64, at, "packet flagged corrupt by the demuxer".to_owned());
         }
@@ -275,7 +268,10 @@ fn drain(
             Ok(()) => {
                 check.frames += 1;
                 if frame.is_corrupt() || frame.has_decode_errors() {
-                    let at = frame.timestamp().or(frame.pts()).map(|t| to_us(t, tb));
+                    let at = frame
+                        .timestamp()
+                        .or(frame.pts())
+                        .map(|t| super::time::ticks_to_us(t, tb.numerator(), tb.denominator()));
                     record_error(check, index as i64, at, "frame decoded with errors".to_owned());
                 }
             }
@@ -294,12 +290,6 @@ fn record_error(check: &mut DeepCheck, stream: i64, at_us: Option<i64>, message:
     if check.error_positions.len() < MAX_ERROR_POSITIONS {
         check.error_positions.push(DecodeErrorAt { stream, at_us, message });
     }
-}
-
-fn to_us(t: i64, tb: ffmpeg::Rational) -> i64 {
-    let num = tb.numerator() as i128;
-    let den = tb.denominator().max(1) as i128;
-    ((t as i128 * num * 1_000_000) / den) as i64
 }
 
 impl MediaFacts {
@@ -352,5 +342,35 @@ fn rate_text(rate: &str) -> String {
             _ => rate.to_owned(),
         },
         None => rate.to_owned(),
+    }
+}
+
+/// Read the next packet of an input opened with [`open_input`]: `Ok(false)` at the end of the
+/// file. A corrupt packet is skipped (the demuxer resyncs past it); any other read error ends
+/// the work with a message naming the file. Every demux loop goes through here.
+pub fn next_packet(
+    input: &mut ffmpeg::format::context::Input,
+    packet: &mut ffmpeg::Packet,
+    path: &Path,
+) -> anyhow::Result<bool> {
+    loop {
+        match ffi::read_packet(input, packet) {
+            Ok(()) => return Ok(true),
+            Err(ffmpeg::Error::Eof) => return Ok(false),
+            Err(ffmpeg::Error::InvalidData) => continue,
+            Err(e) => return Err(crate::error::input(format!("{}: reading stopped: {e}", path.display()))),
+        }
+    }
+}
+
+/// The name custody uses for a stream's kind.
+pub fn kind_name(medium: ffmpeg::media::Type) -> &'static str {
+    match medium {
+        ffmpeg::media::Type::Video => "video",
+        ffmpeg::media::Type::Audio => "audio",
+        ffmpeg::media::Type::Subtitle => "subtitle",
+        ffmpeg::media::Type::Data => "data",
+        ffmpeg::media::Type::Attachment => "attachment",
+        ffmpeg::media::Type::Unknown => "unknown",
     }
 }

@@ -76,12 +76,10 @@ pub fn copy(src: &Path, dst: &Path, muxer: &str, index: &FrameIndex, sel: &Selec
     let mut hashers = Vec::new();
     for ist in input.streams() {
         let params = ist.parameters();
-        let kind = match params.medium() {
-            ffmpeg::media::Type::Video => "video",
-            ffmpeg::media::Type::Audio => "audio",
-            ffmpeg::media::Type::Subtitle => "subtitle",
-            _ => continue,
-        };
+        let kind = super::probe::kind_name(params.medium());
+        if !matches!(kind, "video" | "audio" | "subtitle") {
+            continue;
+        }
         // Attached pictures (cover art) are not part of the recording.
         if ist.disposition().contains(ffmpeg::format::stream::Disposition::ATTACHED_PIC) {
             continue;
@@ -123,14 +121,8 @@ pub fn copy(src: &Path, dst: &Path, muxer: &str, index: &FrameIndex, sel: &Selec
 
     let mut decode_index = 0usize;
     let mut packet = ffmpeg::Packet::empty();
-    let raw_duration = typical_duration(index);
-    loop {
-        match ffi::read_packet(&mut input, &mut packet) {
-            Ok(()) => {}
-            Err(ffmpeg::Error::Eof) => break,
-            Err(ffmpeg::Error::InvalidData) => continue,
-            Err(e) => return Err(error::input(format!("{}: reading stopped: {e}", src.display()))),
-        }
+    let raw_duration = index.typical_duration();
+    while super::probe::next_packet(&mut input, &mut packet, src)? {
         let ist = packet.stream();
         let Some(&ost) = map.get(&ist) else { continue };
         let tb = in_tb[&ist];
@@ -199,13 +191,7 @@ pub fn stream_hashes(path: &Path) -> Result<Vec<CopiedStream>> {
     let mut out: Vec<CopiedStream> = Vec::new();
     let mut hashers = Vec::new();
     for s in input.streams() {
-        let kind = match s.parameters().medium() {
-            ffmpeg::media::Type::Video => "video",
-            ffmpeg::media::Type::Audio => "audio",
-            ffmpeg::media::Type::Subtitle => "subtitle",
-            ffmpeg::media::Type::Data => "data",
-            _ => "other",
-        };
+        let kind = super::probe::kind_name(s.parameters().medium());
         out.push(CopiedStream {
             input_index: s.index(),
             output_index: s.index(),
@@ -218,13 +204,7 @@ pub fn stream_hashes(path: &Path) -> Result<Vec<CopiedStream>> {
         hashers.push(ring::digest::Context::new(&ring::digest::SHA256));
     }
     let mut packet = ffmpeg::Packet::empty();
-    loop {
-        match ffi::read_packet(&mut input, &mut packet) {
-            Ok(()) => {}
-            Err(ffmpeg::Error::Eof) => break,
-            Err(ffmpeg::Error::InvalidData) => continue,
-            Err(e) => return Err(error::input(format!("{}: reading stopped: {e}", path.display()))),
-        }
+    while super::probe::next_packet(&mut input, &mut packet, path)? {
         let i = packet.stream();
         if let Some(data) = packet.data() {
             hash_payload(&mut hashers[i], &out[i].codec, data);
@@ -300,21 +280,12 @@ fn shift_by(packet: &mut ffmpeg::Packet, d: i64) {
     }
 }
 
-fn typical_duration(index: &FrameIndex) -> i64 {
-    let mut d: Vec<i64> = index.frames.iter().map(|f| f.duration).filter(|d| *d > 0).collect();
-    d.sort_unstable();
-    d.get(d.len() / 2).copied().unwrap_or(1)
+fn to_us(ts: i64, tb: ffmpeg::Rational) -> i64 {
+    super::time::ticks_to_us(ts, tb.numerator(), tb.denominator())
 }
 
-pub fn to_us(ts: i64, tb: ffmpeg::Rational) -> i64 {
-    ((ts as i128 * tb.numerator() as i128 * 1_000_000) / tb.denominator().max(1) as i128) as i64
-}
-
-/// Microseconds to ticks of `tb`, rounded to the nearest tick.
-pub fn from_us(us: i64, tb: ffmpeg::Rational) -> i64 {
-    let unit = tb.numerator().max(1) as i128 * 1_000_000;
-    let scaled = us as i128 * tb.denominator() as i128;
-    (if scaled >= 0 { (scaled + unit / 2) / unit } else { (scaled - unit / 2) / unit }) as i64
+fn from_us(us: i64, tb: ffmpeg::Rational) -> i64 {
+    super::time::us_to_ticks(us, tb.numerator(), tb.denominator())
 }
 
 #[cfg(test)]

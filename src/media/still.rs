@@ -38,7 +38,7 @@ pub fn decode_frame(path: &Path, index: &FrameIndex, n: usize) -> Result<ffmpeg:
     super::init();
     let target = index.frames[n].pts;
     if !index.derived_timestamps {
-        let key = index.frames[..=n].iter().rev().find(|f| f.key).map_or(index.frames[0].pts, |f| f.pts);
+        let key = index.frames[index.keyframe_before(n)].pts;
         if let Some(frame) = decode_until(path, index, |_, pts| pts == Some(target), Some(key), target)? {
             return Ok(frame);
         }
@@ -79,20 +79,14 @@ fn decode_until(
     let mut eof = false;
     loop {
         if !eof {
-            match ffi::read_packet(&mut input, &mut packet) {
-                Ok(()) => {
-                    if packet.stream() != index.stream {
-                        continue;
-                    }
-                    // A damaged packet is skipped; the frames around it still decode.
-                    let _ = decoder.send_packet(&packet);
-                }
-                Err(ffmpeg::Error::Eof) => {
-                    eof = true;
-                    decoder.send_eof()?;
-                }
-                Err(ffmpeg::Error::InvalidData) => continue,
-                Err(e) => return Err(error::input(format!("{}: reading stopped: {e}", path.display()))),
+            if !super::probe::next_packet(&mut input, &mut packet, path)? {
+                eof = true;
+                decoder.send_eof()?;
+            } else if packet.stream() != index.stream {
+                continue;
+            } else {
+                // A damaged packet is skipped; the frames around it still decode.
+                let _ = decoder.send_packet(&packet);
             }
         }
         loop {

@@ -118,6 +118,18 @@ pub fn format_offset(ms: i64) -> String {
     format!("{sign}{:02}:{:02}:{:02}.{:03}", a / 3_600_000, a / 60_000 % 60, a / 1000 % 60, a % 1000)
 }
 
+/// Ticks of a `num/den` time base to microseconds (truncated toward zero).
+pub fn ticks_to_us(ticks: i64, num: i32, den: i32) -> i64 {
+    ((ticks as i128 * num as i128 * 1_000_000) / den.max(1) as i128) as i64
+}
+
+/// Microseconds to ticks of a `num/den` time base, rounded to the nearest tick.
+pub fn us_to_ticks(us: i64, num: i32, den: i32) -> i64 {
+    let unit = num.max(1) as i128 * 1_000_000;
+    let scaled = us as i128 * den as i128;
+    (if scaled >= 0 { (scaled + unit / 2) / unit } else { (scaled - unit / 2) / unit }) as i64
+}
+
 /// Write microseconds as HH:MM:SS.mmm (media positions and durations).
 pub fn format_us(us: i64) -> String {
     let ms = us / 1000;
