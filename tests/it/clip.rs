@@ -2,13 +2,12 @@
 //! (read back from the frame-index band), its packets are the source's bit for bit, audio stays
 //! in sync, raw DVR streams get real timestamps; bad requests record nothing.
 
-use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use custody::media::synth::Fixture;
 use serde_json::Value;
 
-use crate::support::{Ingested, Output, Store, decode_errors, decoded_frame_indices, ffmpeg_stdout, ffprobe_json};
+use crate::support::{Ingested, Output, Store, decode_errors, decoded_frame_indices, ffmpeg_read, ffprobe_json};
 
 /// A clip made by `custody --json clip ITEM --from A --to B --out DIR`.
 struct Clip {
@@ -58,14 +57,7 @@ fn key_frames(path: &Path) -> Vec<bool> {
 
 /// One packet as `framemd5` lists it: (pts, md5), in decode order, and the time base.
 fn packet_md5s(path: &Path, map: &str) -> (Vec<(i64, String)>, (i64, i64)) {
-    let out = ffmpeg_stdout(
-        &["-v", "error", "-i"]
-            .map(OsStr::new)
-            .into_iter()
-            .chain([path.as_os_str()])
-            .chain(["-map", map, "-c", "copy", "-f", "framemd5", "-"].map(OsStr::new))
-            .collect::<Vec<_>>(),
-    );
+    let out = ffmpeg_read(path, &["-map", map, "-c", "copy", "-f", "framemd5", "-"]);
     let text = String::from_utf8(out).expect("utf-8");
     let mut tb = None;
     let mut packets = Vec::new();
@@ -246,14 +238,7 @@ fn a_copy_clip_of_the_mjpeg_avi_keeps_the_sources_frame_timing() {
 
 /// Decode the first audio stream with ffmpeg as 16-bit PCM samples.
 fn pcm_s16(path: &Path) -> Vec<i16> {
-    let raw = ffmpeg_stdout(
-        &["-v", "error", "-i"]
-            .map(OsStr::new)
-            .into_iter()
-            .chain([path.as_os_str()])
-            .chain(["-map", "0:a:0", "-f", "s16le", "-acodec", "pcm_s16le", "-"].map(OsStr::new))
-            .collect::<Vec<_>>(),
-    );
+    let raw = ffmpeg_read(path, &["-map", "0:a:0", "-f", "s16le", "-acodec", "pcm_s16le", "-"]);
     raw.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect()
 }
 

@@ -1,8 +1,6 @@
 //! `clip --mode exact`: exactly the frames asked, re-encoded, with the audio cut to match.
 //! Oracles: the frame-index band read from ffmpeg's decode, and ffprobe's durations.
 
-use std::ffi::OsStr;
-
 use custody::media::synth::Fixture;
 use serde_json::Value;
 
@@ -59,14 +57,7 @@ fn a_lossless_exact_clip_decodes_to_the_sources_pixels() {
     let (json, file) = exact(&store, &item.id, "frame:10", "frame:14", &["--lossless"]);
     assert!(json["encoding"]["encoder"].as_str().unwrap().contains("lossless"), "{json:#}");
     let frames = |path: &std::path::Path, select: &str| {
-        crate::support::ffmpeg_stdout(
-            &["-v", "error", "-i"]
-                .map(OsStr::new)
-                .into_iter()
-                .chain([path.as_os_str()])
-                .chain(["-vf", select, "-vsync", "0", "-pix_fmt", "yuv420p", "-f", "rawvideo", "-"].map(OsStr::new))
-                .collect::<Vec<_>>(),
-        )
+        crate::support::ffmpeg_read(path, &["-vf", select, "-vsync", "0", "-pix_fmt", "yuv420p", "-f", "rawvideo", "-"])
     };
     let source = frames(&item.path, "select=between(n\\,10\\,14)");
     let clip = frames(&file, "null");

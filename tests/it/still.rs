@@ -10,7 +10,7 @@ use std::path::Path;
 use custody::media::synth::{Fixture, read_frame_index};
 use serde_json::Value;
 
-use crate::support::{Ingested, Store, ffmpeg_stdout, ffprobe_json, sha256sum, tool};
+use crate::support::{Ingested, Store, ffmpeg_read, ffprobe_json, sha256sum, tool};
 
 /// A decoded PNG: 8-bit RGB pixels and its text chunks.
 struct Png {
@@ -107,25 +107,24 @@ fn picture_types(path: &Path) -> Vec<String> {
 fn ffmpeg_rgb_frame(path: &Path, n: u32, size: Option<(u32, u32)>) -> Vec<u8> {
     let size = size.map_or(String::new(), |(w, h)| format!("w={w}:h={h}:"));
     let filters = format!("select=eq(n\\,{n}),scale={size}flags=bicubic+accurate_rnd+full_chroma_int,format=rgb24");
-    ffmpeg_stdout(&[
-        OsStr::new("-v"),
-        OsStr::new("error"),
-        OsStr::new("-i"),
-        path.as_os_str(),
-        OsStr::new("-map"),
-        OsStr::new("0:v:0"),
-        OsStr::new("-vf"),
-        OsStr::new(&filters),
-        OsStr::new("-fps_mode"),
-        OsStr::new("passthrough"),
-        OsStr::new("-frames:v"),
-        OsStr::new("1"),
-        OsStr::new("-pix_fmt"),
-        OsStr::new("rgb24"),
-        OsStr::new("-f"),
-        OsStr::new("rawvideo"),
-        OsStr::new("-"),
-    ])
+    ffmpeg_read(
+        path,
+        &[
+            "-map",
+            "0:v:0",
+            "-vf",
+            &filters,
+            "-fps_mode",
+            "passthrough",
+            "-frames:v",
+            "1",
+            "-pix_fmt",
+            "rgb24",
+            "-f",
+            "rawvideo",
+            "-",
+        ],
+    )
 }
 
 /// Peak signal-to-noise ratio between two 8-bit buffers of the same length, in dB.

@@ -517,25 +517,20 @@ pub fn ffmpeg_stdout(args: &[&OsStr]) -> Vec<u8> {
     out.stdout
 }
 
+/// `ffmpeg -v error -i PATH OUTPUT_ARGS...`: what it writes on stdout.
+#[track_caller]
+pub fn ffmpeg_read(path: &Path, output_args: &[&str]) -> Vec<u8> {
+    let mut args = vec![OsStr::new("-v"), OsStr::new("error"), OsStr::new("-i"), path.as_os_str()];
+    args.extend(output_args.iter().map(OsStr::new));
+    ffmpeg_stdout(&args)
+}
+
 /// Decode every video frame of `path` with the ffmpeg CLI to 8-bit grey (no frame-rate
 /// conversion) and read each frame's index band.
 #[track_caller]
 pub fn decoded_frame_indices(path: &Path, width: usize, height: usize) -> Vec<Option<u32>> {
-    let raw = ffmpeg_stdout(&[
-        OsStr::new("-v"),
-        OsStr::new("error"),
-        OsStr::new("-i"),
-        path.as_os_str(),
-        OsStr::new("-map"),
-        OsStr::new("0:v:0"),
-        OsStr::new("-fps_mode"),
-        OsStr::new("passthrough"),
-        OsStr::new("-f"),
-        OsStr::new("rawvideo"),
-        OsStr::new("-pix_fmt"),
-        OsStr::new("gray"),
-        OsStr::new("-"),
-    ]);
+    let raw =
+        ffmpeg_read(path, &["-map", "0:v:0", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "gray", "-"]);
     assert_eq!(raw.len() % (width * height), 0, "decoded output is not whole {width}x{height} frames");
     raw.chunks_exact(width * height).map(|f| synth::read_frame_index(f, width, width, height)).collect()
 }
