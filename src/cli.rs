@@ -58,6 +58,7 @@ pub enum Command {
     Still(StillArgs),
     Clip(ClipArgs),
     Rewrap(RewrapArgs),
+    Redact(RedactArgs),
 }
 
 /// Create an evidence store (ledger.db + objects/).
@@ -302,6 +303,55 @@ pub struct RewrapArgs {
     /// The item to rewrap.
     #[arg(value_name = "ITEM")]
     pub item: String,
+    /// Also copy the result into DIR once it is recorded.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// A note recorded with the event.
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+}
+
+/// A redacted copy for release: regions hidden (fixed, moving, inverse), audio ranges muted or
+/// bleeped, every tag and extra stream of the source dropped, and the result checked.
+#[derive(Debug, Args)]
+#[command(after_help = "Coordinates are pixels of the picture as displayed (as `custody still` shows it).\n\
+Ranges are FROM-TO positions: 00:00:12.5-00:00:15, 12.5-15, frame:300-frame:420.\n\n\
+Examples:\n  \
+    custody redact i7 --box 820,410,160,90@00:00:12-00:00:19 --reason plate\n  \
+    custody redact i7 --spec release-24-1234.yaml\n  \
+    custody redact i7 --spec release-24-1234.yaml --preview\n  \
+    custody redact i9 --mute 00:01:02.300-00:01:04.950 --reason witness-name")]
+pub struct RedactArgs {
+    /// The item to redact.
+    #[arg(value_name = "ITEM")]
+    pub item: String,
+    /// Hide a rectangle X,Y,W,H (whole recording, or @FROM-TO). Repeatable.
+    #[arg(long = "box", value_name = "X,Y,W,H[@FROM-TO]")]
+    pub boxes: Vec<String>,
+    /// Hide the ellipse inside X,Y,W,H (whole recording, or @FROM-TO). Repeatable.
+    #[arg(long = "ellipse", value_name = "X,Y,W,H[@FROM-TO]")]
+    pub ellipses: Vec<String>,
+    /// Silence the audio over FROM-TO, sample-accurately. Repeatable.
+    #[arg(long, value_name = "FROM-TO")]
+    pub mute: Vec<String>,
+    /// Replace the audio over FROM-TO with a 1 kHz tone. Repeatable.
+    #[arg(long, value_name = "FROM-TO")]
+    pub bleep: Vec<String>,
+    /// A YAML spec with regions (boxes, ellipses, moving tracks, inverse areas) and audio ranges.
+    #[arg(long, value_name = "FILE.yaml")]
+    pub spec: Option<PathBuf>,
+    /// How regions are hidden. Pixelate and blur can be reversed when weak: solid is the default.
+    #[arg(long, value_enum)]
+    pub fill: Option<crate::media::redact::spec::Fill>,
+    /// The reason or exemption code for every region and range that has none of its own.
+    #[arg(long, value_name = "CODE")]
+    pub reason: Option<String>,
+    /// Keep this container tag of the source (every other tag is dropped). Repeatable.
+    #[arg(long = "keep-tag", value_name = "KEY")]
+    pub keep_tags: Vec<String>,
+    /// Write a contact sheet of the regions for review instead of the redacted copy.
+    #[arg(long)]
+    pub preview: bool,
     /// Also copy the result into DIR once it is recorded.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,

@@ -214,7 +214,7 @@ fn exact(
         )));
     }
     let actor = ctx.actor();
-    let quality = crate::media::exact::Quality { crf: args.crf, lossless: args.lossless };
+    let quality = crate::media::exact::Quality { crf: args.crf, lossless: args.lossless, in_order: false };
     let mut staging = store.stage()?;
     let scratch = staging.scratch("mp4");
     let (made, verified) = std::thread::scope(|scope| {

@@ -7,6 +7,7 @@ pub mod hash;
 pub mod ingest;
 pub mod init;
 pub mod log;
+pub mod redact;
 pub mod rewrap;
 pub mod show;
 pub mod still;
@@ -87,6 +88,7 @@ pub fn run(command: Command, ctx: &Ctx) -> Result<Report> {
         Command::Still(args) => still::run(args, ctx),
         Command::Clip(args) => clip::run(args, ctx),
         Command::Rewrap(args) => rewrap::run(args, ctx),
+        Command::Redact(args) => redact::run(args, ctx),
     }
 }
 

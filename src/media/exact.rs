@@ -26,6 +26,9 @@ pub struct Quality {
     pub crf: u8,
     /// Mathematically lossless (x264 qp 0) instead.
     pub lossless: bool,
+    /// No B-frames: frames are stored in the order they are shown, so the last one stored is
+    /// the last one shown and an MP4 track ends exactly where the source's does.
+    pub in_order: bool,
 }
 
 /// What the exact clip holds.
@@ -36,6 +39,46 @@ pub struct ExactReport {
     pub audio_sample_rate: u32,
     pub pixel_format: String,
     pub encoder: String,
+}
+
+/// Changes made to decoded pictures and sound before they are encoded (redaction).
+pub trait Edits {
+    /// Change frame `n` (presentation order in the source) shown at `t_us` from the first frame.
+    /// The frame is 8-bit planar YUV.
+    fn video(&mut self, _frame: &mut frame::Video, _n: usize, _t_us: i64) -> Result<()> {
+        Ok(())
+    }
+    /// Change audio samples; `first_sample` counts from the start of the span at `rate` Hz.
+    /// The frame is planar f32 (AAC) or packed s16 (PCM).
+    fn audio(&mut self, _frame: &mut frame::Audio, _first_sample: i64, _rate: u32) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// No changes: a plain frame-exact clip.
+pub struct Unchanged;
+impl Edits for Unchanged {}
+
+/// The audio codec of the output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AudioCodec {
+    Aac,
+    /// 16-bit PCM in WAV: lossless for PCM sources.
+    PcmS16,
+}
+
+/// What to encode, and how.
+pub struct Job<'a> {
+    pub index: &'a FrameIndex,
+    /// Frames `first..=last` (presentation order) of the indexed stream.
+    pub first: usize,
+    pub last: usize,
+    pub quality: Quality,
+    /// The muxer: `mp4` (H.264 + AAC; `.m4a` for audio alone) or `wav` (PCM audio alone).
+    pub container: &'static str,
+    pub audio: AudioCodec,
+    /// Container tags to write; nothing else of the source's metadata is carried.
+    pub tags: Vec<(String, String)>,
 }
 
 struct AudioPath {
@@ -59,9 +102,26 @@ pub fn exact_clip(
     last: usize,
     q: Quality,
 ) -> Result<ExactReport> {
+    let job = Job { index, first, last, quality: q, container: "mp4", audio: AudioCodec::Aac, tags: Vec::new() };
+    encode(src, dst, &job, &mut Unchanged)
+}
+
+/// The video side of an encode: decoder → (scaler when x264 cannot take the format) → libx264.
+struct VideoPath {
+    decoder: codec::decoder::Video,
+    encoder: encoder::Video,
+    scaler: Option<ffmpeg::software::scaling::Context>,
+    out: usize,
+    format: format::Pixel,
+}
+
+/// Encode `job` from `src` into `dst`, passing every picture and sound through `edits`. No
+/// metadata of the source is written (only `job.tags`), and the muxer adds no encoder tag.
+pub fn encode(src: &Path, dst: &Path, job: &Job, edits: &mut dyn Edits) -> Result<ExactReport> {
     super::init();
+    let (index, first, last, q) = (job.index, job.first, job.last, job.quality);
     let mut input = open_input(src).map_err(|e| error::input(format!("FFmpeg cannot open {}: {e}", src.display())))?;
-    let mut output = format::output_as(&dst, "mp4")
+    let mut output = format::output_as(&dst, job.container)
         .map_err(|e| error::environment(format!("cannot create {}: {e}", dst.display())))?;
     let first_pts = index.frames[first].pts;
     let last_pts = index.frames[last].pts;
@@ -69,91 +129,47 @@ pub fn exact_clip(
     let t0 = index.to_us(first_pts);
     let t1 = index.to_us(last_pts) + index.frame_len_us(last);
 
-    // Video: decoder → (scaler when x264 cannot take the format) → libx264.
-    let vstream = input.stream(index.stream).expect("indexed stream");
-    let mut vdec = codec::context::Context::from_parameters(vstream.parameters())?.decoder().video()?;
-    let rate = vstream.avg_frame_rate();
-    let x264 =
-        encoder::find_by_name("libx264").ok_or_else(|| error::environment("this FFmpeg has no libx264 encoder"))?;
-    let in_fmt = vdec.format();
-    let out_fmt = match in_fmt {
-        format::Pixel::YUV420P
-        | format::Pixel::YUVJ420P
-        | format::Pixel::YUV422P
-        | format::Pixel::YUVJ422P
-        | format::Pixel::YUV444P
-        | format::Pixel::YUVJ444P => in_fmt,
-        _ => format::Pixel::YUV420P,
-    };
-    let mut venc = codec::Context::new_with_codec(x264).encoder().video()?;
-    venc.set_width(vdec.width());
-    venc.set_height(vdec.height());
-    venc.set_format(out_fmt);
-    venc.set_time_base(vtb);
-    venc.set_aspect_ratio(vdec.aspect_ratio());
-    if rate.numerator() > 0 {
-        venc.set_frame_rate(Some(rate));
-    }
-    venc.set_flags(codec::Flags::GLOBAL_HEADER);
-    let mut opts = ffmpeg::Dictionary::new();
-    opts.set("preset", "medium");
-    // As many encoder threads as the machine has, as the ffmpeg tool does by default.
-    opts.set("threads", "auto");
-    if q.lossless {
-        opts.set("qp", "0");
-    } else {
-        opts.set("crf", &q.crf.to_string());
-    }
-    let mut venc = venc.open_as_with(x264, opts).context("opening libx264")?;
-    let vout = {
-        let mut s = output.add_stream(x264)?;
-        s.set_parameters(&venc);
-        s.set_time_base(vtb);
-        // Pictures are encoded as coded; the rotation a player applies goes along.
-        ffi::copy_display_matrix(&vstream, &mut s);
-        s.index()
-    };
-    let mut scaler = if out_fmt != in_fmt {
-        Some(ffmpeg::software::scaling::Context::get(
-            in_fmt,
-            vdec.width(),
-            vdec.height(),
-            out_fmt,
-            vdec.width(),
-            vdec.height(),
-            ffmpeg::software::scaling::Flags::BICUBIC,
-        )?)
-    } else {
-        None
-    };
+    let mut video = if index.audio { None } else { Some(video_path(&input, index, q, &mut output)?) };
 
-    // Audio: decoder → atrim to the span, reframed for AAC → aac.
-    let mut audio = match input.streams().best(media::Type::Audio) {
-        Some(a) => Some(audio_path(&a, &mut output, t0, t1)?),
+    // Audio: decoder → atrim to the span, reframed for the encoder → encoder.
+    let audio_stream = if index.audio { input.stream(index.stream) } else { input.streams().best(media::Type::Audio) };
+    let mut audio = match audio_stream {
+        Some(a) => Some(audio_path(&a, &mut output, t0, t1, job.audio)?),
         None => None,
     };
 
+    let mut tags = ffmpeg::Dictionary::new();
+    for (k, v) in &job.tags {
+        tags.set(k, v);
+    }
+    output.set_metadata(tags);
     let mut header = ffmpeg::Dictionary::new();
-    header.set("movflags", "+faststart");
+    if job.container == "mp4" {
+        header.set("movflags", "+faststart");
+    }
+    // Bit-exact: no `encoder` tag naming the library, nothing that varies between runs.
+    header.set("fflags", "+bitexact");
     output.write_header_with(header).map_err(|e| error::environment(format!("cannot write {}: {e}", dst.display())))?;
-    let vout_tb = output.stream(vout).expect("video stream").time_base();
+    let vout_tb = video.as_ref().map(|v| output.stream(v.out).expect("video stream").time_base());
 
     let key = index.frames[index.keyframe_before(first)].pts;
-    if !index.derived_timestamps {
+    if !index.derived_timestamps && first > 0 {
         // Seek a second before the keyframe: some containers (MPEG-TS) seek by decode time,
         // which runs ahead of presentation time; frames before the range are skipped anyway.
         let margin = super::time::us_to_ticks(1_000_000, vtb.numerator(), vtb.denominator());
         let _ = ffi::seek_stream_backward(&mut input, index.stream, key - margin);
     }
-    let wanted: std::collections::HashSet<i64> = index.frames[first..=last].iter().map(|f| f.pts).collect();
+    let wanted: std::collections::HashMap<i64, usize> = (first..=last).map(|n| (index.frames[n].pts, n)).collect();
     // Each output frame's duration (from the index), so the muxer knows how long the last
     // frame lasts; without it MP4 would cut the last frame off.
     let durations: std::collections::HashMap<i64, i64> = (first..=last)
         .map(|i| {
             let d = if i + 1 < index.len() {
                 index.frames[i + 1].pts - index.frames[i].pts
-            } else {
+            } else if index.frames[i].duration > 0 {
                 index.frames[i].duration
+            } else {
+                index.typical_duration()
             };
             (index.frames[i].pts - first_pts, d.max(1))
         })
@@ -164,43 +180,44 @@ pub fn exact_clip(
     let mut scaled = frame::Video::empty();
     let mut aframe = frame::Audio::empty();
     let mut packet = ffmpeg::Packet::empty();
-    let mut done_video = false;
+    let mut done_video = video.is_none();
     let mut eof = false;
     while !eof {
         eof = !super::probe::next_packet(&mut input, &mut packet, src)?;
-        if eof || packet.stream() == index.stream {
-            if done_video && !eof {
-                // Every wanted frame is encoded; keep reading only for the audio.
+        if let Some(v) = video.as_mut()
+            && (eof || packet.stream() == index.stream)
+            && (!done_video || eof)
+        {
+            if eof {
+                v.decoder.send_eof()?;
             } else {
-                if eof {
-                    vdec.send_eof()?;
+                let _ = v.decoder.send_packet(&packet);
+            }
+            while v.decoder.receive_frame(&mut vframe).is_ok() {
+                let n = if index.derived_timestamps {
+                    let n = decoded;
+                    decoded += 1;
+                    (first..=last).contains(&n).then_some(n)
                 } else {
-                    let _ = vdec.send_packet(&packet);
-                }
-                while vdec.receive_frame(&mut vframe).is_ok() {
-                    let pts = if index.derived_timestamps {
-                        let n = decoded;
-                        decoded += 1;
-                        (first..=last).contains(&n).then(|| index.frames[n].pts)
-                    } else {
-                        vframe.timestamp().or(vframe.pts()).filter(|p| wanted.contains(p))
-                    };
-                    let Some(pts) = pts else { continue };
-                    let src_frame = match scaler.as_mut() {
-                        Some(s) => {
-                            s.run(&vframe, &mut scaled)?;
-                            &mut scaled
-                        }
-                        None => &mut vframe,
-                    };
-                    src_frame.set_pts(Some(pts - first_pts));
-                    src_frame.set_kind(ffmpeg::picture::Type::None);
-                    venc.send_frame(src_frame)?;
-                    video_frames += 1;
-                    drain_video(&mut venc, &mut output, vout, vtb, vout_tb, &durations)?;
-                    if pts == last_pts {
-                        done_video = true;
+                    vframe.timestamp().or(vframe.pts()).and_then(|p| wanted.get(&p).copied())
+                };
+                let Some(n) = n else { continue };
+                let pts = index.frames[n].pts;
+                let src_frame = match v.scaler.as_mut() {
+                    Some(s) => {
+                        s.run(&vframe, &mut scaled)?;
+                        &mut scaled
                     }
+                    None => &mut vframe,
+                };
+                edits.video(src_frame, n, index.time_us(n))?;
+                src_frame.set_pts(Some(pts - first_pts));
+                src_frame.set_kind(ffmpeg::picture::Type::None);
+                v.encoder.send_frame(src_frame)?;
+                video_frames += 1;
+                drain_video(&mut v.encoder, &mut output, v.out, vtb, vout_tb.expect("video"), &durations)?;
+                if pts == last_pts {
+                    done_video = true;
                 }
             }
         }
@@ -219,35 +236,37 @@ pub fn exact_clip(
                 }
                 aframe.set_pts(ts);
                 a.graph.get("in").expect("source").source().add(&aframe)?;
-                drain_audio(a, &mut output)?;
+                drain_audio(a, &mut output, edits)?;
             }
             if eof {
                 a.graph.get("in").expect("source").source().flush()?;
-                drain_audio(a, &mut output)?;
+                drain_audio(a, &mut output, edits)?;
             }
         }
         // Stop reading once the video is done and the audio is well past the span.
-        if done_video && audio.as_ref().is_none_or(|a| a.last_us > t1 + 1_000_000) {
+        if !eof && done_video && audio.as_ref().is_none_or(|a| a.last_us > t1 + 1_000_000) {
             if let Some(a) = audio.as_mut() {
                 let _ = a.decoder.send_eof();
                 while a.decoder.receive_frame(&mut aframe).is_ok() {
                     a.graph.get("in").expect("source").source().add(&aframe)?;
                 }
                 a.graph.get("in").expect("source").source().flush()?;
-                drain_audio(a, &mut output)?;
+                drain_audio(a, &mut output, edits)?;
             }
             break;
         }
     }
-    venc.send_eof()?;
-    drain_video(&mut venc, &mut output, vout, vtb, vout_tb, &durations)?;
+    if let Some(v) = video.as_mut() {
+        v.encoder.send_eof()?;
+        drain_video(&mut v.encoder, &mut output, v.out, vtb, vout_tb.expect("video"), &durations)?;
+    }
     if let Some(a) = audio.as_mut() {
         a.encoder.send_eof()?;
         drain_audio_encoder(a, &mut output)?;
     }
     output.write_trailer().map_err(|e| error::environment(format!("cannot finish {}: {e}", dst.display())))?;
     let expected = (last - first + 1) as u64;
-    if video_frames != expected {
+    if video.is_some() && video_frames != expected {
         return Err(error::input(format!(
             "{}: decoded {video_frames} of the {expected} frames asked (the stream is damaged around them); nothing was recorded",
             src.display()
@@ -257,12 +276,87 @@ pub fn exact_clip(
         video_frames,
         audio_samples: audio.as_ref().map_or(0, |a| a.samples),
         audio_sample_rate: audio.as_ref().map_or(0, |a| a.encoder.rate()),
-        pixel_format: out_fmt.descriptor().map(|d| d.name().to_owned()).unwrap_or_default(),
-        encoder: format!(
-            "libx264 {}",
-            if q.lossless { "qp 0 (lossless)".to_owned() } else { format!("crf {}", q.crf) }
-        ),
+        pixel_format: video
+            .as_ref()
+            .and_then(|v| v.format.descriptor().map(|d| d.name().to_owned()))
+            .unwrap_or_default(),
+        encoder: match (&video, job.audio) {
+            (Some(_), _) => {
+                format!("libx264 {}", if q.lossless { "qp 0 (lossless)".to_owned() } else { format!("crf {}", q.crf) })
+            }
+            (None, AudioCodec::Aac) => "aac".to_owned(),
+            (None, AudioCodec::PcmS16) => "pcm_s16le".to_owned(),
+        },
     })
+}
+
+fn video_path(
+    input: &format::context::Input,
+    index: &FrameIndex,
+    q: Quality,
+    output: &mut format::context::Output,
+) -> Result<VideoPath> {
+    let vtb = Rational::new(index.time_base.0, index.time_base.1);
+    let vstream = input.stream(index.stream).expect("indexed stream");
+    let decoder = codec::context::Context::from_parameters(vstream.parameters())?.decoder().video()?;
+    let rate = vstream.avg_frame_rate();
+    let x264 =
+        encoder::find_by_name("libx264").ok_or_else(|| error::environment("this FFmpeg has no libx264 encoder"))?;
+    let in_fmt = decoder.format();
+    let out_fmt = match in_fmt {
+        format::Pixel::YUV420P
+        | format::Pixel::YUVJ420P
+        | format::Pixel::YUV422P
+        | format::Pixel::YUVJ422P
+        | format::Pixel::YUV444P
+        | format::Pixel::YUVJ444P => in_fmt,
+        _ => format::Pixel::YUV420P,
+    };
+    let mut venc = codec::Context::new_with_codec(x264).encoder().video()?;
+    venc.set_width(decoder.width());
+    venc.set_height(decoder.height());
+    venc.set_format(out_fmt);
+    venc.set_time_base(vtb);
+    venc.set_aspect_ratio(decoder.aspect_ratio());
+    if rate.numerator() > 0 {
+        venc.set_frame_rate(Some(rate));
+    }
+    venc.set_flags(codec::Flags::GLOBAL_HEADER);
+    let mut opts = ffmpeg::Dictionary::new();
+    opts.set("preset", "medium");
+    // As many encoder threads as the machine has, as the ffmpeg tool does by default.
+    opts.set("threads", "auto");
+    if q.in_order {
+        opts.set("bf", "0");
+    }
+    if q.lossless {
+        opts.set("qp", "0");
+    } else {
+        opts.set("crf", &q.crf.to_string());
+    }
+    let encoder = venc.open_as_with(x264, opts).context("opening libx264")?;
+    let out = {
+        let mut s = output.add_stream(x264)?;
+        s.set_parameters(&encoder);
+        s.set_time_base(vtb);
+        // Pictures are encoded as coded; the rotation a player applies goes along.
+        ffi::copy_display_matrix(&vstream, &mut s);
+        s.index()
+    };
+    let scaler = if out_fmt != in_fmt {
+        Some(ffmpeg::software::scaling::Context::get(
+            in_fmt,
+            decoder.width(),
+            decoder.height(),
+            out_fmt,
+            decoder.width(),
+            decoder.height(),
+            ffmpeg::software::scaling::Flags::BICUBIC,
+        )?)
+    } else {
+        None
+    };
+    Ok(VideoPath { decoder, encoder, scaler, out, format: out_fmt })
 }
 
 fn audio_path(
@@ -270,24 +364,31 @@ fn audio_path(
     output: &mut format::context::Output,
     t0: i64,
     t1: i64,
+    codec_choice: AudioCodec,
 ) -> Result<AudioPath> {
     let in_tb = stream.time_base();
     let mut decoder = codec::context::Context::from_parameters(stream.parameters())?.decoder().audio()?;
     decoder.set_packet_time_base(in_tb);
-    let aac = encoder::find(codec::Id::AAC).ok_or_else(|| error::environment("this FFmpeg has no AAC encoder"))?;
+    let (id, sample_format) = match codec_choice {
+        AudioCodec::Aac => (codec::Id::AAC, format::Sample::F32(format::sample::Type::Planar)),
+        AudioCodec::PcmS16 => (codec::Id::PCM_S16LE, format::Sample::I16(format::sample::Type::Packed)),
+    };
+    let codec = encoder::find(id).ok_or_else(|| error::environment(format!("this FFmpeg has no {id:?} encoder")))?;
     let channels = decoder.channels().max(1);
     let layout = if channels == 1 { ffmpeg::ChannelLayout::MONO } else { ffmpeg::ChannelLayout::STEREO };
-    let mut enc = codec::Context::new_with_codec(aac).encoder().audio()?;
+    let mut enc = codec::Context::new_with_codec(codec).encoder().audio()?;
     enc.set_rate(decoder.rate() as i32);
     enc.set_channel_layout(layout);
     enc.set_channels(layout.channels());
-    enc.set_format(format::Sample::F32(format::sample::Type::Planar));
+    enc.set_format(sample_format);
     enc.set_time_base(Rational::new(1, decoder.rate() as i32));
-    enc.set_bit_rate(if channels == 1 { 96_000 } else { 160_000 });
-    enc.set_flags(codec::Flags::GLOBAL_HEADER);
-    let encoder = enc.open_as(aac).context("opening the AAC encoder")?;
+    if codec_choice == AudioCodec::Aac {
+        enc.set_bit_rate(if channels == 1 { 96_000 } else { 160_000 });
+        enc.set_flags(codec::Flags::GLOBAL_HEADER);
+    }
+    let encoder = enc.open_as(codec).context("opening the audio encoder")?;
     let out = {
-        let mut s = output.add_stream(aac)?;
+        let mut s = output.add_stream(codec)?;
         s.set_parameters(&encoder);
         s.set_time_base(Rational::new(1, decoder.rate() as i32));
         s.index()
@@ -324,7 +425,9 @@ fn audio_path(
     let spec = format!("atrim=start={t0}us:end={t1}us,asetpts=PTS-{shift}");
     graph.output("in", 0)?.input("out", 0)?.parse(&spec)?;
     graph.validate()?;
-    graph.get("out").expect("sink").sink().set_frame_size(encoder.frame_size());
+    if encoder.frame_size() > 0 {
+        graph.get("out").expect("sink").sink().set_frame_size(encoder.frame_size());
+    }
     Ok(AudioPath { stream: stream.index(), decoder, graph, encoder, out, in_tb, samples: 0, last_us: i64::MIN })
 }
 
@@ -348,12 +451,13 @@ fn drain_video(
     Ok(())
 }
 
-fn drain_audio(a: &mut AudioPath, output: &mut format::context::Output) -> Result<()> {
+fn drain_audio(a: &mut AudioPath, output: &mut format::context::Output, edits: &mut dyn Edits) -> Result<()> {
     let mut filtered = frame::Audio::empty();
     let enc_tb = Rational::new(1, a.encoder.rate() as i32);
     while a.graph.get("out").expect("sink").sink().frame(&mut filtered).is_ok() {
-        a.samples += filtered.samples() as u64;
         let pts = filtered.pts().map(|p| ffmpeg::Rescale::rescale(&p, a.in_tb, enc_tb));
+        edits.audio(&mut filtered, pts.unwrap_or(a.samples as i64), a.encoder.rate())?;
+        a.samples += filtered.samples() as u64;
         filtered.set_pts(pts);
         a.encoder.send_frame(&filtered)?;
         drain_audio_encoder(a, output)?;

@@ -5,6 +5,7 @@ pub mod ffi;
 pub mod frames;
 pub mod index;
 pub mod probe;
+pub mod redact;
 pub mod remux;
 pub mod still;
 pub mod synth;

@@ -1,0 +1,311 @@
+//! `custody redact`: a redacted copy for release, with its decisions stored beside it as a spec
+//! that a reviewer can read and that renders the same redaction again; or, with `--preview`, a
+//! contact sheet of the regions for review.
+
+use std::io::Cursor;
+
+use anyhow::Result;
+use serde_json::{Map, json};
+
+use super::{Ctx, Report, head_line};
+use crate::cli::RedactArgs;
+use crate::derive::{self, Output, Source};
+use crate::error;
+use crate::ledger::canonical;
+use crate::media::exact::AudioCodec;
+use crate::media::index::FrameIndex;
+use crate::media::redact::spec::{self, AudioAction, Geometry, Shape, Spec, SpecSource, Subject};
+use crate::media::redact::{self, Entry};
+use crate::media::{ffi, probe, still};
+
+/// Tags whose loss or survival a records clerk must see named.
+const SENSITIVE: [&str; 8] = [
+    "location",
+    "location-eng",
+    "com.apple.quicktime.location.ISO6709",
+    "make",
+    "model",
+    "serial",
+    "creation_time",
+    "comment",
+];
+
+pub fn run(args: RedactArgs, ctx: &Ctx) -> Result<Report> {
+    let store = ctx.store()?;
+    let mut ledger = store.open_ledger()?;
+    let source = Source::open(&store, &ledger, &args.item)?;
+    source.require_decodable("a redaction")?;
+    let index = FrameIndex::build(&source.path)?;
+
+    // What the item offers: the picture the coordinates refer to, and whether it has sound.
+    crate::media::init();
+    let (geometry, rotation, audio_codec_name) = {
+        let input = probe::open_input(&source.path)
+            .map_err(|e| error::input(format!("FFmpeg cannot open item {}: {e}", source.row.id)))?;
+        let geometry = (!index.audio).then(|| {
+            let stream = input.stream(index.stream).expect("indexed stream");
+            let (w, h, sar) = ffi::dimensions(&stream.parameters());
+            (
+                Geometry::new((w.max(0) as u32, h.max(0) as u32), sar, ffi::display_rotation(&stream)),
+                ffi::display_rotation(&stream),
+            )
+        });
+        let audio =
+            input.streams().best(ffmpeg_next::media::Type::Audio).map(|s| s.parameters().id().name().to_owned());
+        (geometry.map(|g| g.0), geometry.map_or(0, |g| g.1), audio)
+    };
+
+    let mut spec = match &args.spec {
+        Some(path) => Spec::read(path)?,
+        None => Spec::default(),
+    };
+    for b in &args.boxes {
+        spec.regions.push(spec::parse_box_flag(b, Shape::Rect)?);
+    }
+    for b in &args.ellipses {
+        spec.regions.push(spec::parse_box_flag(b, Shape::Ellipse)?);
+    }
+    for r in &args.mute {
+        spec.audio.push(spec::parse_range_flag(r, AudioAction::Mute)?);
+    }
+    for r in &args.bleep {
+        spec.audio.push(spec::parse_range_flag(r, AudioAction::Bleep)?);
+    }
+    if let Some(f) = args.fill {
+        spec.fill = Some(f);
+    }
+    spec.fill = Some(spec.fill.unwrap_or_default());
+    for k in &args.keep_tags {
+        if !spec.keep_tags.contains(k) {
+            spec.keep_tags.push(k.clone());
+        }
+    }
+    spec.settle_reasons(args.reason.as_deref())?;
+    let subject =
+        Subject { index: &index, timeline: &source.timeline, geometry, has_audio: audio_codec_name.is_some() };
+    let plan = spec::resolve(&spec, &subject)?;
+    spec.source = Some(SpecSource {
+        item: source.row.id.clone(),
+        sha256: source.file.sha256.clone(),
+        picture: geometry.map(|g| format!("{}x{}", g.display().0, g.display().1)),
+    });
+    let spec_value = serde_json::to_value(&spec)?;
+    let spec_json = canonical::encode(&spec_value).map_err(|e| error::input(format!("the redaction spec: {e}")))?;
+
+    if redact::reversible(plan.fill) {
+        eprintln!(
+            "warning: --fill {} can be reversed when it is weak; custody uses large blocks and a heavy blur, \
+             but solid fill is the only one that leaves nothing to recover",
+            plan.fill.name()
+        );
+    }
+    for k in &spec.keep_tags {
+        if SENSITIVE.contains(&k.as_str()) {
+            eprintln!("warning: keeping the tag {k:?}: it can identify a place, a device or a time");
+        }
+    }
+
+    let actor = ctx.actor();
+    let stem = source.stem().to_owned();
+    let mut params = Map::new();
+    params.insert("spec".into(), spec_value.clone());
+    params.insert("spec_sha256".into(), json!(hex::encode(crate::digest::sha256(spec_json.as_bytes()))));
+    params.insert("preview".into(), json!(args.preview));
+
+    if args.preview {
+        let header = vec![
+            format!("REDACTION PREVIEW  CASE {}  ITEM {}  {}", source.row.case, source.row.exhibit, source.row.id),
+            format!("SOURCE SHA-256 {}", &source.file.sha256[..16]),
+        ];
+        let pic = redact::preview(&source.path, &index, &plan, rotation, &header)?;
+        let png = still::encode_png(
+            &pic,
+            &[
+                ("Source-SHA256", source.file.sha256.clone()),
+                (
+                    "Source-Item",
+                    format!("{} {}:{}/{}", source.row.id, source.row.case, source.row.exhibit, source.row.name),
+                ),
+                ("Redaction-Spec", spec_json.clone()),
+                ("Software", format!("custody {}", env!("CARGO_PKG_VERSION"))),
+            ],
+        )?;
+        let mut staging = store.stage()?;
+        source.verify()?;
+        let name = format!("{stem}_redaction_preview.png");
+        let digests = staging.write_from(&store, &mut Cursor::new(&png), &name, &[], &|_| {})?.digests.clone();
+        let mut facts = Map::new();
+        facts.insert("kind".into(), json!("redaction preview"));
+        facts.insert("width".into(), json!(pic.width));
+        facts.insert("height".into(), json!(pic.height));
+        let outputs = vec![Output { name, digests, facts }];
+        let (head, event) = derive::commit(
+            &store,
+            &mut ledger,
+            &actor,
+            staging,
+            &source,
+            "redact_preview",
+            outputs,
+            params,
+            args.note.clone(),
+        )?;
+        let out = &event.outputs[0];
+        let id = out.item.clone().unwrap_or_default();
+        let mut text = format!(
+            "Redaction preview {id} of {} ({}:{}/{}): {} region(s), {} audio range(s); nothing was redacted yet\n  {}  sha256 {}\n",
+            source.row.id,
+            source.row.case,
+            source.row.exhibit,
+            source.row.name,
+            plan.regions.len(),
+            plan.audio.len(),
+            out.name.as_deref().unwrap_or_default(),
+            out.sha256
+        );
+        if let Some(dir) = &args.out {
+            let file = super::copy_out(&store, out, dir)?;
+            text.push_str(&format!("  copied to {}\n", file.display()));
+        }
+        text.push_str(&head_line(&head));
+        let json = json!({"schema_version": 1, "command": "redact", "parent": source.row.id,
+            "preview": {"item": id, "name": out.name, "sha256": out.sha256, "size": out.size}, "head": head});
+        return Ok(Report::ok(text, json));
+    }
+
+    let (container, audio, ext) = match (index.audio, audio_codec_name.as_deref()) {
+        (true, Some(c)) if c.starts_with("pcm_") => ("wav", AudioCodec::PcmS16, "wav"),
+        (true, _) => ("mp4", AudioCodec::Aac, "m4a"),
+        (false, _) => ("mp4", AudioCodec::Aac, "mp4"),
+    };
+    let mut staging = store.stage()?;
+    let scratch = staging.scratch(ext);
+    let (made, verified) = std::thread::scope(|scope| {
+        let check = scope.spawn(|| source.verify());
+        let made = redact::render(&source.path, &scratch, &index, &plan, geometry, container, audio);
+        (made, check.join().expect("verification thread"))
+    });
+    verified?;
+    let outcome = made?;
+    let digests = staging.adopt(&store, &scratch)?.digests.clone();
+    let spec_name = format!("{stem}_redaction_spec.json");
+    let spec_digests =
+        staging.write_from(&store, &mut Cursor::new(spec_json.as_bytes()), &spec_name, &[], &|_| {})?.digests.clone();
+
+    let mut facts = Map::new();
+    facts.insert("kind".into(), json!("redacted copy"));
+    facts.insert("spec_sha256".into(), json!(spec_digests.sha256()));
+    facts.insert("fill".into(), json!(plan.fill.name()));
+    facts.insert("frames".into(), json!({"source": outcome.frames_source, "output": outcome.frames_output}));
+    facts.insert(
+        "duration_us".into(),
+        json!({"source": outcome.duration_source_us, "output": outcome.duration_output_us}),
+    );
+    facts.insert("frames_redacted".into(), json!(outcome.frames_redacted));
+    facts.insert("samples_redacted".into(), json!(outcome.samples_redacted));
+    facts.insert("encoding".into(), serde_json::to_value(&outcome.encoding)?);
+    facts.insert(
+        "metadata".into(),
+        json!({"before": outcome.before, "after": outcome.after, "removed": outcome.removed}),
+    );
+    let mut spec_facts = Map::new();
+    spec_facts.insert("kind".into(), json!("redaction spec"));
+    let outputs = vec![
+        Output { name: format!("{stem}_redacted.{ext}"), digests, facts },
+        Output { name: spec_name, digests: spec_digests, facts: spec_facts },
+    ];
+    let (head, event) =
+        derive::commit(&store, &mut ledger, &actor, staging, &source, "redact", outputs, params, args.note.clone())?;
+    let (out, spec_out) = (&event.outputs[0], &event.outputs[1]);
+    let id = out.item.clone().unwrap_or_default();
+    let spec_id = spec_out.item.clone().unwrap_or_default();
+
+    let mut text = format!(
+        "Redacted copy {id} of {} ({}:{}/{}), {} fill:\n",
+        source.row.id,
+        source.row.case,
+        source.row.exhibit,
+        source.row.name,
+        plan.fill.name()
+    );
+    for (i, r) in plan.regions.iter().enumerate() {
+        text.push_str(&format!(
+            "  region {}: {}{} {} to {}, reason {}\n",
+            i + 1,
+            if r.shape == Shape::Ellipse { "ellipse" } else { "box" },
+            if r.keys.len() > 1 { format!(" moving ({} keys)", r.keys.len()) } else { String::new() }
+                + if r.inverse { ", inverse (all else hidden)" } else { "" },
+            crate::media::time::format_us(r.from_us),
+            crate::media::time::format_us(r.to_us),
+            r.reason
+        ));
+    }
+    for (i, a) in plan.audio.iter().enumerate() {
+        text.push_str(&format!(
+            "  audio {}: {} {} to {}, reason {}\n",
+            i + 1,
+            if a.action == AudioAction::Mute { "muted" } else { "bleeped" },
+            crate::media::time::format_us(a.from_us),
+            crate::media::time::format_us(a.to_us),
+            a.reason
+        ));
+    }
+    if !index.audio {
+        text.push_str(&format!(
+            "  {} of {} frames redacted; {} frames lasting {}, as the source (checked)\n",
+            outcome.frames_redacted,
+            outcome.frames_source,
+            outcome.frames_output,
+            crate::media::time::format_us(outcome.duration_output_us)
+        ));
+    }
+    if outcome.samples_redacted > 0 {
+        text.push_str(&format!("  {} audio samples muted or bleeped\n", outcome.samples_redacted));
+    }
+    text.push_str(&removed_summary(&outcome.removed));
+    text.push_str(&format!(
+        "  {}  sha256 {}  {}\n  {}  sha256 {} (the decisions; renders again with --spec)\n",
+        out.name.as_deref().unwrap_or_default(),
+        out.sha256,
+        super::human_size(out.size),
+        spec_out.name.as_deref().unwrap_or_default(),
+        spec_out.sha256
+    ));
+    if let Some(dir) = &args.out {
+        let file = super::copy_out(&store, out, dir)?;
+        text.push_str(&format!("  copied to {}\n", file.display()));
+    }
+    text.push_str(&head_line(&head));
+    let json = json!({"schema_version": 1, "command": "redact", "parent": source.row.id, "item": id,
+        "name": out.name, "sha256": out.sha256, "size": out.size,
+        "spec": {"item": spec_id, "name": spec_out.name, "sha256": spec_out.sha256},
+        "fill": plan.fill.name(),
+        "frames": {"source": outcome.frames_source, "output": outcome.frames_output, "redacted": outcome.frames_redacted},
+        "duration_us": {"source": outcome.duration_source_us, "output": outcome.duration_output_us},
+        "samples_redacted": outcome.samples_redacted,
+        "metadata": {"before": outcome.before, "after": outcome.after, "removed": outcome.removed},
+        "head": head});
+    Ok(Report::ok(text, json))
+}
+
+/// Name what was dropped: sensitive tags one by one, the rest counted.
+fn removed_summary(removed: &[Entry]) -> String {
+    if removed.is_empty() {
+        return "  metadata: the source carried none\n".to_owned();
+    }
+    let sensitive: Vec<String> = removed
+        .iter()
+        .filter(|e| SENSITIVE.iter().any(|k| e.key.eq_ignore_ascii_case(k)))
+        .map(|e| format!("{} {}={}", e.scope, e.key, e.value))
+        .collect();
+    let streams: Vec<String> =
+        removed.iter().filter(|e| e.key == "stream").map(|e| format!("{} ({})", e.scope, e.value)).collect();
+    let mut text = format!("  metadata removed: {} entries (checked on the copy)\n", removed.len());
+    if !sensitive.is_empty() {
+        text.push_str(&format!("    identifying tags removed: {}\n", sensitive.join("; ")));
+    }
+    if !streams.is_empty() {
+        text.push_str(&format!("    streams dropped: {}\n", streams.join("; ")));
+    }
+    text
+}
