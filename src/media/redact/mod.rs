@@ -153,11 +153,20 @@ pub fn render(
             format_us(duration_source_us)
         )));
     }
+    // The streams carried over (re-encoded): the indexed one and the best audio stream.
+    let kept: Vec<String> = {
+        let input = open_input(src).map_err(|e| error::input(format!("FFmpeg cannot open {}: {e}", src.display())))?;
+        let audio = input.streams().best(ffmpeg::media::Type::Audio).map(|s| s.index());
+        [Some(index.stream), audio].into_iter().flatten().map(|i| format!("stream {i} ")).collect()
+    };
     let removed: Vec<Entry> = before
         .iter()
         .filter(|e| {
-            !after.iter().any(|a| a.key == e.key && a.value == e.value)
-                || (e.key == "stream" && !after.iter().any(|a| a.key == "stream" && a.scope == e.scope))
+            if e.key == "stream" {
+                !kept.iter().any(|k| e.scope.starts_with(k.as_str()))
+            } else {
+                !after.iter().any(|a| a.key == e.key && a.value == e.value)
+            }
         })
         .cloned()
         .collect();
