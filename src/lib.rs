@@ -3,6 +3,7 @@
 //! The binary (`src/main.rs`) is a thin shell over this library; see `../shared/DESIGN.md`
 //! for the map of how the modules fit together.
 
+pub mod bundle;
 pub mod cli;
 pub mod cmd;
 pub mod derive;

@@ -1,0 +1,1 @@
+//! CASE/UCO JSON-LD export of the custody graph (being written).

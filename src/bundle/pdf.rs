@@ -1,0 +1,1 @@
+//! A small PDF writer for the custody report (being written).
