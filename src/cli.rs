@@ -59,6 +59,7 @@ pub enum Command {
     Clip(ClipArgs),
     Rewrap(RewrapArgs),
     Redact(RedactArgs),
+    Package(PackageArgs),
 }
 
 /// Create an evidence store (ledger.db + objects/).
@@ -157,10 +158,15 @@ pub struct HashArgs {
 
 /// Check the store: the ledger chain, every object's digests, missing and unexpected files.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  custody verify\n  custody verify --against 42:3f1c…(64 hex digits)\n\n\
+#[command(
+    after_help = "Examples:\n  custody verify\n  custody verify --against 42:3f1c…(64 hex digits)\n  custody verify 24-1234_release.zip\n\n\
     Exit 0: everything checked is intact. Exit 1: a problem was found (each is listed).\n\
-    See docs/verify.md for what a passing verify does not prove.")]
+    See docs/verify.md for what a passing verify does not prove."
+)]
 pub struct VerifyArgs {
+    /// A bundle (ZIP file or unzipped folder) to check on its own, without any store.
+    #[arg(value_name = "BUNDLE")]
+    pub bundle: Option<PathBuf>,
     /// A head (SEQ:HASH) written down earlier, e.g. from a report or a bundle: detects a ledger
     /// that was truncated or rewritten since.
     #[arg(long, value_name = "SEQ:HASH")]
@@ -212,11 +218,27 @@ pub struct TransferArgs {
 
 /// Export the ledger as JSON Lines, checkable without custody (docs/ledger.md).
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  custody export --out ledger.jsonl && python3 docs/verify_ledger.py ledger.jsonl")]
+#[command(
+    after_help = "Examples:\n  custody export --out ledger.jsonl && python3 docs/verify_ledger.py ledger.jsonl\n  \
+    custody export --format case --out custody.jsonld\n  custody export --format hashdeep --out known.hashdeep\n  \
+    custody export --format sha256sum --out SHA256SUMS"
+)]
 pub struct ExportArgs {
     /// Write to FILE instead of standard output.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// What to write: the ledger (JSON Lines), the custody graph as CASE/UCO JSON-LD, or
+    /// known-hash lists of every item (hashdeep, or sha256sum's format).
+    #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+    pub format: ExportFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Jsonl,
+    Case,
+    Hashdeep,
+    Sha256sum,
 }
 
 /// Export the exact frame at each position as a lossless PNG, recorded as a new item.
@@ -355,6 +377,37 @@ pub struct RedactArgs {
     /// Also copy the result into DIR once it is recorded.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// A note recorded with the event.
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+}
+
+/// A court-ready bundle: one ZIP holding a BagIt bag with the evidence, the custody ledger
+/// excerpt, a report (PDF and HTML) and a checker, verifiable without custody.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    custody package --case 24-1234 --out 24-1234_prosecutor.zip --recipient \"ADA J. Moreno\" --purpose \"discovery\"\n  \
+    custody package i7 i9 --include derived --out release.zip --recipient \"records request 2024-118\"\n\n\
+    Check it anywhere: custody verify FILE.zip, or unzip and run sha256sum -c / bagit.py --validate / python3 verify_custody.py")]
+pub struct PackageArgs {
+    /// Items to package (short ID, CASE:ITEM[/path], or SHA-256 prefix); or use --case.
+    #[arg(value_name = "ITEM", required_unless_present = "case", conflicts_with = "case")]
+    pub items: Vec<String>,
+    /// Package every item of the case.
+    #[arg(long, value_name = "CASE")]
+    pub case: Option<String>,
+    /// The ZIP file to write (it must not exist).
+    #[arg(long, value_name = "FILE.zip")]
+    pub out: PathBuf,
+    /// Which items: as taken into custody, made from them, or both.
+    #[arg(long, value_enum, default_value_t = crate::bundle::package::Include::All)]
+    pub include: crate::bundle::package::Include,
+    /// Who receives the bundle.
+    #[arg(long, value_name = "TEXT")]
+    pub recipient: Option<String>,
+    /// Why it is given.
+    #[arg(long, value_name = "TEXT")]
+    pub purpose: Option<String>,
     /// A note recorded with the event.
     #[arg(long, value_name = "TEXT")]
     pub note: Option<String>,

@@ -1,4 +1,8 @@
 //! Court bundles: the BagIt zip, its report, and the standalone verifier.
 
 pub mod case;
+pub mod check;
+pub mod package;
 pub mod pdf;
+pub mod report;
+pub mod zip;

@@ -9,9 +9,51 @@ use anyhow::Result;
 use serde_json::json;
 
 use super::{Ctx, Report};
-use crate::cli::ExportArgs;
+use crate::cli::{ExportArgs, ExportFormat};
 use crate::ledger::Ledger;
 use crate::store::env_io;
+
+/// Write the export `format` of the ledger.
+fn write_format(ledger: &Ledger, format: ExportFormat, out: &mut dyn Write) -> Result<u64> {
+    match format {
+        ExportFormat::Jsonl => write_jsonl(ledger, out),
+        ExportFormat::Case => {
+            let mut events = Vec::new();
+            ledger.for_each_row(|row| {
+                events.push((crate::ledger::parse_body(&row)?, row.hash.clone()));
+                Ok(())
+            })?;
+            let agency = events
+                .first()
+                .filter(|(e, _)| e.action == "init")
+                .and_then(|(e, _)| e.params.get("agency").and_then(|a| a.as_str()).map(str::to_owned));
+            let graph = crate::bundle::case::case_graph(&events, agency.as_deref());
+            writeln!(out, "{}", serde_json::to_string_pretty(&graph)?)?;
+            Ok(events.len() as u64)
+        }
+        ExportFormat::Hashdeep | ExportFormat::Sha256sum => {
+            let items = ledger.items()?;
+            if format == ExportFormat::Hashdeep {
+                writeln!(out, "%%%% HASHDEEP-1.0\n%%%% size,sha256,filename\n## custody export --format hashdeep\n##")?;
+            }
+            for row in &items {
+                let (_, file) = ledger.item_origin(row)?;
+                // Names as CASE/ITEM/NAME, one per line: control characters would break the list.
+                let name: String = format!("{}/{}/{}", row.case, row.exhibit, row.name)
+                    .chars()
+                    .map(|c| if c.is_control() { '?' } else { c })
+                    .collect();
+                match format {
+                    ExportFormat::Hashdeep => {
+                        writeln!(out, "{},{},{}", file.size, file.sha256, name.replace(',', "%2C"))?
+                    }
+                    _ => writeln!(out, "{}  {name}", file.sha256)?,
+                }
+            }
+            Ok(items.len() as u64)
+        }
+    }
+}
 
 /// Write the whole ledger as JSON Lines.
 pub fn write_jsonl(ledger: &Ledger, out: &mut dyn Write) -> Result<u64> {
@@ -35,12 +77,13 @@ pub fn run(args: ExportArgs, ctx: &Ctx) -> Result<Report> {
             )
             .map_err(|e| env_io(e, path, "cannot write"))?;
             let mut w = std::io::BufWriter::new(tmp);
-            let n = write_jsonl(&ledger, &mut w)?;
+            let n = write_format(&ledger, args.format, &mut w)?;
             let tmp = w.into_inner().map_err(|e| env_io(e.into_error(), path, "cannot write"))?;
             tmp.as_file().sync_all().map_err(|e| env_io(e, path, "cannot write"))?;
             tmp.persist(path).map_err(|e| env_io(e.error, path, "cannot write"))?;
             let text = format!(
-                "Exported {n} events to {}{}",
+                "Exported {n} {} to {}{}",
+                if matches!(args.format, ExportFormat::Jsonl | ExportFormat::Case) { "events" } else { "items" },
                 path.display(),
                 head.as_ref().map(|h| format!("\nledger head: {h}")).unwrap_or_default()
             );
@@ -52,7 +95,7 @@ pub fn run(args: ExportArgs, ctx: &Ctx) -> Result<Report> {
         None => {
             let stdout = std::io::stdout();
             let mut lock = stdout.lock();
-            write_jsonl(&ledger, &mut lock)?;
+            write_format(&ledger, args.format, &mut lock)?;
             Ok(Report::ok(String::new(), json!(null)))
         }
     }

@@ -7,6 +7,7 @@ pub mod hash;
 pub mod ingest;
 pub mod init;
 pub mod log;
+pub mod package;
 pub mod redact;
 pub mod rewrap;
 pub mod show;
@@ -89,6 +90,7 @@ pub fn run(command: Command, ctx: &Ctx) -> Result<Report> {
         Command::Clip(args) => clip::run(args, ctx),
         Command::Rewrap(args) => rewrap::run(args, ctx),
         Command::Redact(args) => redact::run(args, ctx),
+        Command::Package(args) => package::run(args, ctx),
     }
 }
 

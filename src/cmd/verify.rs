@@ -38,6 +38,9 @@ struct Expected {
 }
 
 pub fn run(args: VerifyArgs, ctx: &Ctx) -> Result<Report> {
+    if let Some(bundle) = &args.bundle {
+        return verify_bundle(bundle, &args);
+    }
     let store = ctx.store()?;
     let (ledger, schema_problems) = Ledger::open_unchecked(&store.ledger_path(), store.lock_timeout())?;
     let mut problems: Vec<Problem> = schema_problems
@@ -270,4 +273,54 @@ fn scan_objects(store: &Store) -> Result<(BTreeSet<String>, Vec<String>)> {
         }
     }
     Ok((present, unexpected))
+}
+
+/// `custody verify BUNDLE`: a bundle on its own, no store needed.
+fn verify_bundle(path: &Path, args: &VerifyArgs) -> Result<Report> {
+    let outcome = crate::bundle::check::check(path)?;
+    let mut problems = outcome.problems.clone();
+    if let Some(a) = &args.against
+        && outcome.head.as_deref() != Some(a.to_string().as_str())
+    {
+        problems.push(crate::bundle::check::Finding {
+            kind: "ledger",
+            subject: "bag-info.txt".into(),
+            message: format!(
+                "the bundle was made at ledger head {}, not at the head written down ({a})",
+                outcome.head.as_deref().unwrap_or("none")
+            ),
+        });
+    }
+    let mut text = format!("Verified bundle {} (bag {})\n", path.display(), outcome.bag);
+    text.push_str(&format!(
+        "  payload  {} file(s), {} checked against manifest-sha256.txt\n",
+        outcome.files,
+        human_size(outcome.bytes)
+    ));
+    text.push_str(&format!(
+        "  ledger   {} event(s) re-hashed and chained to head {}\n",
+        outcome.events,
+        outcome.head.as_deref().unwrap_or("(none stated)")
+    ));
+    let exit = if problems.is_empty() {
+        text.push_str(
+            "OK: every file matches the manifests and the events that recorded it; the ledger excerpt is intact.",
+        );
+        Exit::Success
+    } else {
+        text.push_str(&format!(
+            "FAILED: {} problem{} found\n",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" }
+        ));
+        for p in &problems {
+            text.push_str(&format!("  {:<10} {}\n", p.kind, p.message));
+        }
+        text.push_str(&format!("First problem: {}", problems[0].message));
+        Exit::Mismatch
+    };
+    let json = json!({"schema_version": 1, "command": "verify", "bundle": path, "bag": outcome.bag, "ok": problems.is_empty(),
+        "files": outcome.files, "bytes_checked": outcome.bytes, "events": outcome.events, "head": outcome.head,
+        "against": args.against, "problems": problems});
+    Ok(Report { text, json, exit, raw: None })
 }

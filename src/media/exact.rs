@@ -44,7 +44,8 @@ pub struct ExactReport {
 /// Changes made to decoded pictures and sound before they are encoded (redaction).
 pub trait Edits {
     /// Change frame `n` (presentation order in the source) shown at `t_us` from the first frame.
-    /// The frame is 8-bit planar YUV.
+    /// The frame is 8-bit planar YUV, and may share its pictures with the decoder's reference
+    /// frames: call [`ffi::make_writable`] before changing it.
     fn video(&mut self, _frame: &mut frame::Video, _n: usize, _t_us: i64) -> Result<()> {
         Ok(())
     }
@@ -134,7 +135,18 @@ pub fn encode(src: &Path, dst: &Path, job: &Job, edits: &mut dyn Edits) -> Resul
     // Audio: decoder → atrim to the span, reframed for the encoder → encoder.
     let audio_stream = if index.audio { input.stream(index.stream) } else { input.streams().best(media::Type::Audio) };
     let mut audio = match audio_stream {
-        Some(a) => Some(audio_path(&a, &mut output, t0, t1, job.audio)?),
+        Some(a) => {
+            // Audio alone: media time 0 is the first sample a player plays. MP3 and AAC files
+            // start with encoder priming the decoder drops, so the stream's start time lies
+            // after its first packet's timestamp.
+            let start = if index.audio && first == 0 && a.start_time() != ffmpeg::ffi::AV_NOPTS_VALUE {
+                let tb = a.time_base();
+                super::time::ticks_to_us(a.start_time(), tb.numerator(), tb.denominator()).max(t0)
+            } else {
+                t0
+            };
+            Some(audio_path(&a, &mut output, start, t1, job.audio)?)
+        }
         None => None,
     };
 

@@ -110,6 +110,15 @@ pub fn packet_discarded(packet: &ffmpeg::Packet) -> bool {
     unsafe { (*packet.as_ptr()).flags & ffi::AV_PKT_FLAG_DISCARD != 0 }
 }
 
+/// Make the frame's pictures this frame's own before they are changed: a decoder's output
+/// frames share their buffers with the pictures later frames are predicted from.
+pub fn make_writable(frame: &mut ffmpeg::frame::Video) -> Result<(), ffmpeg::Error> {
+    // SAFETY: av_frame_make_writable on the valid AVFrame the Video owns; it copies the data
+    // into new buffers when they are shared, and leaves the frame valid either way.
+    let rc = unsafe { ffi::av_frame_make_writable(frame.as_mut_ptr()) };
+    if rc < 0 { Err(ffmpeg::Error::from(rc)) } else { Ok(()) }
+}
+
 /// Seek `stream` to the last keyframe at or before `ts` (in the stream's time base).
 pub fn seek_stream_backward(
     input: &mut ffmpeg::format::context::Input,

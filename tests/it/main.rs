@@ -8,6 +8,7 @@ mod formats;
 mod hash;
 mod ingest;
 mod ledger;
+mod redact;
 mod still;
 mod store;
 mod support;

@@ -139,7 +139,22 @@ pub fn render(
     }
     let out_index = FrameIndex::build(dst)?;
     let (frames_source, frames_output) = (index.len(), out_index.len());
-    let (duration_source_us, duration_output_us) = (index.duration_us(), out_index.duration_us());
+    // Audio alone plays from the stream's start time: priming samples before it are dropped.
+    let priming = if index.audio {
+        let input = open_input(src).map_err(|e| error::input(format!("FFmpeg cannot open {}: {e}", src.display())))?;
+        let s = input.stream(index.stream).expect("indexed stream");
+        let tb = s.time_base();
+        if s.start_time() == ffmpeg::ffi::AV_NOPTS_VALUE {
+            0
+        } else {
+            (super::time::ticks_to_us(s.start_time(), tb.numerator(), tb.denominator())
+                - index.to_us(index.frames[0].pts))
+            .max(0)
+        }
+    } else {
+        0
+    };
+    let (duration_source_us, duration_output_us) = (index.duration_us() - priming, out_index.duration_us());
     let tolerance = if index.audio {
         // Audio packets are reframed: the end may differ by less than one packet.
         index.frame_len_us(index.len() - 1).max(out_index.frame_len_us(out_index.len() - 1))
@@ -229,6 +244,8 @@ impl Edits for Redactor<'_> {
         if mask.is_empty() {
             return Ok(());
         }
+        // Never paint into the decoder's reference pictures: later frames are predicted from them.
+        super::ffi::make_writable(frame)?;
         let fmt = frame.format();
         let desc = fmt.descriptor().ok_or_else(|| error::environment("a picture format without a descriptor"))?;
         let full_range = matches!(fmt, format::Pixel::YUVJ420P | format::Pixel::YUVJ422P | format::Pixel::YUVJ444P);

@@ -1,0 +1,452 @@
+//! `custody verify BUNDLE.zip | DIR`: check a bundle without any store. The archive's structure
+//! first (a crafted archive is refused before anything in it is used), then the bag: the file
+//! set against the manifests (missing and unexpected files apart), every payload and tag file
+//! digest, the Payload-Oxum, the chain of the included ledger events up to the stated head, and
+//! each evidence file against the event that recorded it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::package::decode_path;
+use super::zip::{self, Entry};
+use crate::error;
+use crate::ledger::event::{Event, event_hash};
+
+/// One problem found in a bundle.
+#[derive(Clone, Debug, Serialize)]
+pub struct Finding {
+    /// missing, unexpected, modified, manifest, oxum, ledger, item or structure.
+    pub kind: &'static str,
+    pub subject: String,
+    pub message: String,
+}
+
+/// What a bundle check found.
+#[derive(Clone, Debug, Serialize)]
+pub struct Outcome {
+    pub bag: String,
+    pub files: usize,
+    pub bytes: u64,
+    pub events: usize,
+    pub head: Option<String>,
+    pub problems: Vec<Finding>,
+}
+
+/// Where the bag's files are.
+enum Bag<'a> {
+    Zip { zip: &'a [u8], entries: BTreeMap<String, Entry> },
+    Dir { root: PathBuf, files: BTreeSet<String> },
+}
+
+impl Bag<'_> {
+    fn files(&self) -> BTreeSet<String> {
+        match self {
+            Bag::Zip { entries, .. } => entries.keys().cloned().collect(),
+            Bag::Dir { files, .. } => files.clone(),
+        }
+    }
+
+    fn has(&self, rel: &str) -> bool {
+        match self {
+            Bag::Zip { entries, .. } => entries.contains_key(rel),
+            Bag::Dir { files, .. } => files.contains(rel),
+        }
+    }
+
+    /// Run `f` over the file's bytes (mapped, never copied when stored).
+    fn with<T>(&self, rel: &str, f: impl FnOnce(&[u8]) -> T) -> Result<T, String> {
+        match self {
+            Bag::Zip { zip, entries } => {
+                let e = entries.get(rel).ok_or_else(|| format!("{rel} is missing"))?;
+                let data = zip::entry_bytes(zip, e)?;
+                Ok(f(&data))
+            }
+            Bag::Dir { root, .. } => {
+                let path = root.join(rel);
+                let file = std::fs::File::open(&path).map_err(|e| format!("{rel}: {e}"))?;
+                let len = file.metadata().map_err(|e| format!("{rel}: {e}"))?.len();
+                if len == 0 {
+                    return Ok(f(&[]));
+                }
+                // SAFETY: a read-only private mapping of a file we only read; a concurrent
+                // truncation would raise SIGBUS, which ends the check without a false pass.
+                let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| format!("{rel}: {e}"))?;
+                Ok(f(&map))
+            }
+        }
+    }
+
+    fn text(&self, rel: &str) -> Result<String, String> {
+        self.with(rel, |b| String::from_utf8_lossy(b).into_owned())
+    }
+
+    /// The CRC-32 check of zip entries (dirs have none).
+    fn crc_ok(&self, rel: &str, data: &[u8]) -> bool {
+        match self {
+            Bag::Zip { entries, .. } => entries.get(rel).is_none_or(|e| zip::crc_ok(data, e)),
+            Bag::Dir { .. } => true,
+        }
+    }
+}
+
+/// Check the bundle at `path`: a ZIP file or an unzipped bag folder.
+pub fn check(path: &Path) -> Result<Outcome> {
+    let meta =
+        std::fs::symlink_metadata(path).map_err(|e| error::input(format!("cannot read {}: {e}", path.display())))?;
+    if meta.is_dir() {
+        let (root, files) = scan_dir(path)?;
+        let bag = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        return check_bag(&Bag::Dir { root, files }, bag);
+    }
+    let file = std::fs::File::open(path).map_err(|e| error::input(format!("cannot read {}: {e}", path.display())))?;
+    if meta.len() == 0 {
+        return Err(error::input(format!("{} is empty: not a bundle", path.display())));
+    }
+    // SAFETY: a read-only private mapping of the bundle, which this process only reads.
+    let map = unsafe { memmap2::Mmap::map(&file) }
+        .map_err(|e| error::input(format!("cannot read {}: {e}", path.display())))?;
+    let refuse = |why: String| error::input(format!("{} is refused: {why}; nothing was extracted", path.display()));
+    let entries = zip::read_entries(&map).map_err(|r| refuse(r.0))?;
+    // One top folder holds the whole bag.
+    let top = entries.first().and_then(|e| e.name.split('/').next()).unwrap_or_default().to_owned();
+    let mut files = BTreeMap::new();
+    for e in entries {
+        let Some(rel) = e.name.strip_prefix(&format!("{top}/")).map(str::to_owned) else {
+            return Err(refuse(format!("{} lies outside the bag's top folder {top}/", e.name)));
+        };
+        if !e.is_dir && !rel.is_empty() {
+            files.insert(rel, e);
+        }
+    }
+    // Sizes: what the archive declares must fit what the bag declares, before anything is
+    // inflated (a ZIP bomb declares little and inflates much, or declares much).
+    let oxum = files
+        .get("bag-info.txt")
+        .filter(|e| e.size <= 1 << 20)
+        .and_then(|e| zip::entry_bytes(&map, e).ok())
+        .and_then(|b| parse_info(&String::from_utf8_lossy(&b)).get("Payload-Oxum").cloned())
+        .and_then(|o| o.split_once('.').and_then(|(a, _)| a.parse::<u64>().ok()));
+    let declared: u64 = files.iter().filter(|(r, _)| r.starts_with("data/")).map(|(_, e)| e.size).sum();
+    if let Some(octets) = oxum
+        && declared > octets
+    {
+        return Err(refuse(format!(
+            "its entries declare {declared} bytes of payload, more than the {octets} its bag-info.txt states"
+        )));
+    }
+    for e in files.values() {
+        if e.method == 8 && e.size > 1024 * e.compressed.max(1) {
+            return Err(refuse(format!("{} would inflate {}-fold (a ZIP bomb)", e.name, e.size / e.compressed.max(1))));
+        }
+        if !e.name.starts_with(&format!("{top}/data/")) && e.size > 64 << 20 {
+            return Err(refuse(format!("the tag file {} declares {} bytes", e.name, e.size)));
+        }
+    }
+    check_bag(&Bag::Zip { zip: &map, entries: files }, top)
+}
+
+fn scan_dir(path: &Path) -> Result<(PathBuf, BTreeSet<String>)> {
+    let root = path.to_owned();
+    let mut files = BTreeSet::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        let rd = std::fs::read_dir(&dir).map_err(|e| error::input(format!("cannot read {}: {e}", dir.display())))?;
+        for entry in rd {
+            let entry = entry.map_err(|e| error::input(format!("cannot read {}: {e}", dir.display())))?;
+            let p = entry.path();
+            let ft = entry.file_type().map_err(|e| error::input(format!("cannot read {}: {e}", p.display())))?;
+            let rel = p.strip_prefix(&root).expect("under root").to_string_lossy().into_owned();
+            if ft.is_symlink() {
+                return Err(error::input(format!("{} is refused: {rel} is a symbolic link", path.display())));
+            } else if ft.is_dir() {
+                stack.push(p);
+            } else if ft.is_file() {
+                files.insert(rel);
+            } else {
+                return Err(error::input(format!("{} is refused: {rel} is not a regular file", path.display())));
+            }
+        }
+    }
+    Ok((root, files))
+}
+
+fn parse_info(text: &str) -> BTreeMap<String, String> {
+    text.lines().filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).collect()
+}
+
+/// `HASH  PATH` lines; `None` for a line that is not one.
+fn parse_manifest(text: &str) -> Vec<Option<(String, String)>> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let (hash, path) = l.split_once([' ', '\t'])?;
+            let path = path.trim_start_matches([' ', '\t', '*']);
+            (!hash.is_empty() && !path.is_empty()).then(|| (hash.to_ascii_lowercase(), decode_path(path)))
+        })
+        .collect()
+}
+
+fn add(problems: &mut Vec<Finding>, kind: &'static str, subject: &str, message: String) {
+    problems.push(Finding { kind, subject: subject.to_owned(), message });
+}
+
+fn check_bag(bag: &Bag, name: String) -> Result<Outcome> {
+    let mut problems = Vec::new();
+    let present = bag.files();
+    if !bag.text("bagit.txt").map(|t| t.contains("BagIt-Version:")).unwrap_or(false) {
+        add(
+            &mut problems,
+            "structure",
+            "bagit.txt",
+            "bagit.txt is missing or does not declare a BagIt version: not a bag".into(),
+        );
+    }
+    let info = bag.text("bag-info.txt").map(|t| parse_info(&t)).unwrap_or_default();
+    let head = info.get("Custody-Ledger-Head").cloned();
+
+    // Tag files.
+    match bag.text("tagmanifest-sha256.txt") {
+        Ok(t) => {
+            for line in parse_manifest(&t) {
+                let Some((want, rel)) = line else {
+                    add(
+                        &mut problems,
+                        "manifest",
+                        "tagmanifest-sha256.txt",
+                        "holds a line that is not HASH  PATH".into(),
+                    );
+                    continue;
+                };
+                match bag.with(&rel, |b| hex::encode(crate::digest::sha256(b))) {
+                    Ok(got) if got == want => {}
+                    Ok(_) => add(
+                        &mut problems,
+                        "modified",
+                        &rel,
+                        format!("{rel} does not match its SHA-256 in tagmanifest-sha256.txt"),
+                    ),
+                    Err(_) => add(
+                        &mut problems,
+                        "missing",
+                        &rel,
+                        format!("{rel} is listed in tagmanifest-sha256.txt but missing"),
+                    ),
+                }
+            }
+        }
+        Err(_) => add(&mut problems, "missing", "tagmanifest-sha256.txt", "tagmanifest-sha256.txt is missing".into()),
+    }
+
+    // Payload: the file set against each manifest, then every digest of the SHA-256 manifest.
+    let payload: BTreeSet<String> = present.iter().filter(|p| p.starts_with("data/")).cloned().collect();
+    let mut manifests: BTreeMap<&str, BTreeMap<String, String>> = BTreeMap::new();
+    for m in ["manifest-sha256.txt", "manifest-sha512.txt"] {
+        let Ok(t) = bag.text(m) else {
+            add(&mut problems, "missing", m, format!("{m} is missing"));
+            continue;
+        };
+        let mut entries = BTreeMap::new();
+        for line in parse_manifest(&t) {
+            match line {
+                Some((h, p)) if p.starts_with("data/") && !p.split('/').any(|c| c == "..") => {
+                    entries.insert(p, h);
+                }
+                Some((_, p)) => {
+                    add(&mut problems, "manifest", m, format!("{m} lists {p}, which is not a payload file under data/"))
+                }
+                None => add(&mut problems, "manifest", m, format!("{m} holds a line that is not HASH  PATH")),
+            }
+        }
+        manifests.insert(m, entries);
+    }
+    let listed: BTreeSet<String> = manifests.values().flat_map(|e| e.keys().cloned()).collect();
+    for p in listed.difference(&payload) {
+        add(&mut problems, "missing", p, format!("{p} is listed in the manifest but missing from the bundle"));
+    }
+    for p in payload.difference(&listed) {
+        add(&mut problems, "unexpected", p, format!("{p} is in the bundle but in no manifest (added?)"));
+    }
+    for (m, entries) in &manifests {
+        for p in listed.iter().filter(|p| !entries.contains_key(*p) && payload.contains(*p)) {
+            add(&mut problems, "manifest", p, format!("{p} is missing from {m}"));
+        }
+    }
+    let sha256 = manifests.get("manifest-sha256.txt").cloned().unwrap_or_default();
+    let mut bytes = 0u64;
+    let mut verified: BTreeMap<String, String> = BTreeMap::new();
+    for (rel, want) in &sha256 {
+        if !bag.has(rel) {
+            continue;
+        }
+        let result = bag.with(rel, |b| {
+            let (got, crc) = std::thread::scope(|s| {
+                let crc = s.spawn(|| bag.crc_ok(rel, b));
+                let got = hex::encode(crate::digest::sha256(b));
+                (got, crc.join().expect("crc thread"))
+            });
+            (got, crc, b.len() as u64)
+        });
+        match result {
+            Ok((got, crc, n)) => {
+                bytes += n;
+                if &got != want {
+                    add(
+                        &mut problems,
+                        "modified",
+                        rel,
+                        format!("{rel} does not match its SHA-256 in manifest-sha256.txt (it was changed)"),
+                    );
+                } else if !crc {
+                    add(&mut problems, "modified", rel, format!("{rel} fails the archive's own CRC-32 check"));
+                } else {
+                    verified.insert(rel.clone(), got);
+                }
+            }
+            Err(e) => add(&mut problems, "modified", rel, e),
+        }
+    }
+    if let Some(oxum) = info.get("Payload-Oxum") {
+        let actual = format!("{bytes}.{}", sha256.keys().filter(|p| bag.has(p)).count());
+        if oxum != &actual && problems.iter().all(|p| p.kind != "missing" && p.kind != "unexpected") {
+            add(&mut problems, "oxum", "bag-info.txt", format!("Payload-Oxum says {oxum}, the payload is {actual}"));
+        }
+    }
+
+    // The ledger excerpt and the items it vouches for.
+    let mut events: BTreeMap<u64, Event> = BTreeMap::new();
+    match bag.text("data/custody/ledger.jsonl") {
+        Ok(t) => {
+            let (mut prev, mut seq) = (crate::ledger::event::GENESIS_PREV.to_owned(), 0u64);
+            for (n, line) in t.lines().enumerate().map(|(i, l)| (i + 1, l)) {
+                let v: serde_json::Value = match serde_json::from_str(line) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        add(&mut problems, "ledger", "data/custody/ledger.jsonl", format!("line {n} is not JSON: {e}"));
+                        continue;
+                    }
+                };
+                if let Some(stub) = v.get("omitted") {
+                    let s = stub.get("seq").and_then(|s| s.as_u64()).unwrap_or(0);
+                    if s != seq + 1 {
+                        add(
+                            &mut problems,
+                            "ledger",
+                            &format!("event {s}"),
+                            format!("line {n}: event {s} follows event {seq}"),
+                        );
+                    }
+                    prev = stub.get("hash").and_then(|h| h.as_str()).unwrap_or_default().to_owned();
+                    seq = s;
+                    continue;
+                }
+                let (Some(body), Some(hash)) = (v.get("event"), v.get("hash").and_then(|h| h.as_str())) else {
+                    add(
+                        &mut problems,
+                        "ledger",
+                        "data/custody/ledger.jsonl",
+                        format!("line {n} is neither an event nor an omitted one"),
+                    );
+                    continue;
+                };
+                let ev: Event = match serde_json::from_value(body.clone()) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        add(
+                            &mut problems,
+                            "ledger",
+                            "data/custody/ledger.jsonl",
+                            format!("line {n}: not an event: {e}"),
+                        );
+                        continue;
+                    }
+                };
+                let subject = format!("event {}", ev.seq);
+                match ev.encode() {
+                    Ok(canonical) if event_hash(&canonical) == hash => {}
+                    _ => add(
+                        &mut problems,
+                        "ledger",
+                        &subject,
+                        format!("line {n}: {subject} does not match its hash: it was edited"),
+                    ),
+                }
+                if ev.seq != seq + 1 {
+                    add(
+                        &mut problems,
+                        "ledger",
+                        &subject,
+                        format!("line {n}: {subject} follows event {seq}: events missing or reordered"),
+                    );
+                }
+                if ev.prev != prev {
+                    add(
+                        &mut problems,
+                        "ledger",
+                        &subject,
+                        format!("line {n}: {subject} does not link to the event before it"),
+                    );
+                }
+                prev = hash.to_owned();
+                seq = ev.seq;
+                events.insert(ev.seq, ev);
+            }
+            let end = format!("{seq}:{prev}");
+            if head.as_deref() != Some(end.as_str()) {
+                add(
+                    &mut problems,
+                    "ledger",
+                    "bag-info.txt",
+                    format!(
+                        "the ledger excerpt ends at {end}, not at the head bag-info.txt states ({})",
+                        head.as_deref().unwrap_or("none")
+                    ),
+                );
+            }
+        }
+        Err(_) => {
+            add(&mut problems, "missing", "data/custody/ledger.jsonl", "data/custody/ledger.jsonl is missing".into())
+        }
+    }
+    let mut files = 0;
+    match bag.text("data/custody/items.jsonl") {
+        Ok(t) => {
+            for line in t.lines().filter(|l| !l.trim().is_empty()) {
+                let item: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+                let path = item.get("path").and_then(|p| p.as_str()).unwrap_or_default();
+                let id = item.get("item").and_then(|p| p.as_str()).unwrap_or_default();
+                let sha = item.get("sha256").and_then(|p| p.as_str()).unwrap_or_default();
+                let seq = item.get("event").and_then(|p| p.as_u64()).unwrap_or(0);
+                files += 1;
+                let recorded = events
+                    .get(&seq)
+                    .and_then(|e| e.outputs.iter().find(|o| o.item.as_deref() == Some(id)))
+                    .map(|o| o.sha256.clone());
+                if recorded.as_deref() != Some(sha) {
+                    add(
+                        &mut problems,
+                        "item",
+                        path,
+                        format!("{path}: event {seq} does not record item {id} with SHA-256 {sha}"),
+                    );
+                }
+                if let Some(got) = verified.get(path)
+                    && got != sha
+                {
+                    add(
+                        &mut problems,
+                        "item",
+                        path,
+                        format!("{path}: its SHA-256 differs from the one the ledger recorded for {id}"),
+                    );
+                }
+            }
+        }
+        Err(_) => {
+            add(&mut problems, "missing", "data/custody/items.jsonl", "data/custody/items.jsonl is missing".into())
+        }
+    }
+    Ok(Outcome { bag: name, files, bytes, events: events.len(), head, problems })
+}

@@ -1,0 +1,411 @@
+//! Writing a court bundle: a BagIt bag (RFC 8493) inside one ZIP file, holding the evidence, the
+//! custody ledger excerpt that concerns it, a human-readable report and the means to check all
+//! of it without custody.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde::Serialize;
+use serde_json::json;
+
+use super::report;
+use super::zip::ZipWriter;
+use crate::digest::{self, Algorithm};
+use crate::error;
+use crate::ledger::{Event, Head, ItemRow, Ledger, parse_body};
+use crate::store::{Store, env_io};
+
+/// The bundled checker: Python standard library only.
+pub const VERIFY_SCRIPT: &str = include_str!("../../docs/verify_bundle.py");
+
+/// Which items go in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Include {
+    /// Items as they were taken into custody.
+    Originals,
+    /// Items made from them (clips, stills, redacted copies, playback copies).
+    Derived,
+    All,
+}
+
+/// What the bundle is for.
+pub struct Request<'a> {
+    pub rows: Vec<ItemRow>,
+    pub include: Include,
+    pub recipient: Option<&'a str>,
+    pub purpose: Option<&'a str>,
+    pub examiner: &'a str,
+    pub out: &'a Path,
+}
+
+/// One evidence file in the bundle.
+#[derive(Clone, Debug, Serialize)]
+pub struct Packed {
+    pub path: String,
+    pub item: String,
+    pub case: String,
+    pub exhibit: String,
+    pub name: String,
+    pub parent: Option<String>,
+    pub sha256: String,
+    pub sha512: String,
+    pub blake3: String,
+    pub size: u64,
+    /// The event that created the item.
+    pub event: u64,
+}
+
+/// What was written.
+pub struct Written {
+    pub path: PathBuf,
+    pub bag: String,
+    pub files: Vec<Packed>,
+    pub events_full: usize,
+    pub events_total: u64,
+    pub head: Head,
+    pub digests: digest::Digests,
+}
+
+/// Make a bag path component readable and safe: no control characters, no separators.
+fn safe(component: &str) -> String {
+    let s: String = component.chars().map(|c| if c.is_control() || c == '\\' { '_' } else { c }).collect();
+    match s.as_str() {
+        "" | "." | ".." => "_".to_owned(),
+        _ => s,
+    }
+}
+
+/// BagIt manifest paths percent-encode CR, LF and `%` (RFC 8493 §2.1.3).
+pub fn encode_path(p: &str) -> String {
+    p.replace('%', "%25").replace('\n', "%0A").replace('\r', "%0D")
+}
+
+pub fn decode_path(p: &str) -> String {
+    p.replace("%0A", "\n").replace("%0a", "\n").replace("%0D", "\r").replace("%0d", "\r").replace("%25", "%")
+}
+
+/// Write the bundle for `req` at `req.out` (through a temporary name, renamed at the end).
+pub fn write(store: &Store, ledger: &Ledger, req: &Request) -> Result<Written> {
+    let head = ledger.head()?.ok_or_else(|| error::input("the ledger is empty: nothing to package"))?;
+    // The items, their ancestors, and every event that names any of them.
+    let all_items = ledger.items()?;
+    let by_id: BTreeMap<&str, &ItemRow> = all_items.iter().map(|r| (r.id.as_str(), r)).collect();
+    let chosen: Vec<&ItemRow> = req
+        .rows
+        .iter()
+        .filter(|r| match req.include {
+            Include::All => true,
+            Include::Originals => r.parent.is_none(),
+            Include::Derived => r.parent.is_some(),
+        })
+        .collect();
+    if chosen.is_empty() {
+        return Err(error::input(format!(
+            "no item to package: --include {} leaves none of the {} item(s) asked",
+            match req.include {
+                Include::All => "all",
+                Include::Originals => "originals",
+                Include::Derived => "derived",
+            },
+            req.rows.len()
+        )));
+    }
+    let mut concerned: BTreeSet<String> = BTreeSet::new();
+    for r in &chosen {
+        let mut cur = Some(r.id.as_str());
+        while let Some(id) = cur {
+            if !concerned.insert(id.to_owned()) {
+                break;
+            }
+            cur = by_id.get(id).and_then(|r| r.parent.as_deref());
+        }
+    }
+    let mut lines: Vec<String> = Vec::new();
+    let mut events: Vec<(Event, String)> = Vec::new();
+    ledger.for_each_row(|row| {
+        let ev = parse_body(&row)?;
+        let names = |refs: &[crate::ledger::FileRef]| {
+            refs.iter().any(|f| f.item.as_deref().is_some_and(|i| concerned.contains(i)))
+        };
+        if ev.seq == 1 || names(&ev.inputs) || names(&ev.outputs) {
+            lines.push(format!("{{\"event\":{},\"hash\":\"{}\"}}", row.body, row.hash));
+            events.push((ev, row.hash.clone()));
+        } else {
+            // Withheld (it concerns other evidence), but its hash keeps the chain checkable.
+            lines.push(format!("{{\"omitted\":{{\"seq\":{},\"hash\":\"{}\"}}}}", row.seq, row.hash));
+        }
+        Ok(())
+    })?;
+    let agency = events
+        .first()
+        .filter(|(e, _)| e.action == "init")
+        .and_then(|(e, _)| e.params.get("agency").and_then(|a| a.as_str()).map(str::to_owned));
+    let ledger_jsonl = lines.join("\n") + "\n";
+
+    let stem = req.out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "bundle".into());
+    let bag = safe(&stem);
+    let now = jiff::Zoned::now().with_time_zone(jiff::tz::TimeZone::UTC);
+    let dir = req.out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let partial = dir.join(format!(
+        ".{}.partial-{}",
+        req.out.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    let file = OpenOptions::new()
+        .write(true)
+        .read(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(&partial)
+        .map_err(|e| env_io(e, &partial, "cannot create"))?;
+    let guard = RemoveOnDrop(Some(partial.clone()));
+    let mut zip = ZipWriter::new(file, now.datetime());
+    let io = |e: std::io::Error| env_io(e, req.out, "cannot write the bundle");
+
+    // Payload: the evidence, read once each (CRC-32, SHA-256 to re-check it, SHA-512 for the
+    // manifest).
+    let mut files: Vec<Packed> = Vec::new();
+    let mut used: BTreeSet<String> = BTreeSet::new();
+    for r in &chosen {
+        let (created, file_ref) = ledger.item_origin(r)?;
+        let mut rel = format!(
+            "data/evidence/{}/{}/{}",
+            safe(&r.case),
+            safe(&r.exhibit),
+            r.name.split('/').map(safe).collect::<Vec<_>>().join("/")
+        );
+        if !used.insert(rel.clone()) {
+            rel = format!("{rel}.{}", r.id);
+            used.insert(rel.clone());
+        }
+        let object = store.object_path(&r.sha256);
+        let f = File::open(&object).map_err(|e| {
+            error::mismatch(format!(
+                "item {}: its object {} cannot be read ({e}); run `custody verify`",
+                r.id,
+                object.display()
+            ))
+        })?;
+        let size = f.metadata().map_err(io)?.len();
+        // SAFETY: store objects are read-only files nothing truncates; the mapping is private
+        // and read-only, and lives only for this loop iteration.
+        let map = if size > 0 { Some(unsafe { memmap2::Mmap::map(&f) }.map_err(io)?) } else { None };
+        let data: &[u8] = map.as_deref().unwrap_or(&[]);
+        let (sha512, sha256) = std::thread::scope(|s| {
+            let h512 = s.spawn(|| hex::encode(ring::digest::digest(&ring::digest::SHA512, data)));
+            let h256 = digest::digest_bytes(data, &[Algorithm::Sha256]).sha256().to_owned();
+            (h512.join().expect("SHA-512 thread"), h256)
+        });
+        if sha256 != file_ref.sha256 || size != file_ref.size {
+            return Err(error::mismatch(format!(
+                "item {} no longer matches the digests recorded for it: the object was altered. Nothing was packaged; run `custody verify`",
+                r.id
+            )));
+        }
+        zip.add_stream(&format!("{bag}/{rel}"), size, data).map_err(io)?;
+        files.push(Packed {
+            path: rel,
+            item: r.id.clone(),
+            case: r.case.clone(),
+            exhibit: r.exhibit.clone(),
+            name: r.name.clone(),
+            parent: r.parent.clone(),
+            sha256,
+            sha512,
+            blake3: file_ref.blake3.clone(),
+            size,
+            event: created.seq,
+        });
+    }
+
+    // The rest of the payload: custody records and the report.
+    let items_jsonl: String =
+        files.iter().map(|f| serde_json::to_string(f).expect("serializable") + "\n").collect::<String>();
+    let case_graph = super::case::case_graph(&events, agency.as_deref());
+    let case_json = serde_json::to_string_pretty(&case_graph)? + "\n";
+    let ctx = report::Context {
+        bag: &bag,
+        files: &files,
+        events: &events,
+        head: &head,
+        total_events: head.seq,
+        agency: agency.as_deref(),
+        examiner: req.examiner,
+        recipient: req.recipient,
+        purpose: req.purpose,
+        created: &now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        store,
+    };
+    let html = report::html(&ctx)?;
+    let pdf = report::pdf(&ctx)?;
+    let mut extra: Vec<(String, Vec<u8>)> = vec![
+        ("data/custody/ledger.jsonl".into(), ledger_jsonl.into_bytes()),
+        ("data/custody/items.jsonl".into(), items_jsonl.into_bytes()),
+        ("data/custody/case.jsonld".into(), case_json.into_bytes()),
+        ("data/report/report.html".into(), html.into_bytes()),
+        ("data/report/report.pdf".into(), pdf),
+    ];
+    for (rel, data) in &extra {
+        zip.add_bytes(&format!("{bag}/{rel}"), data).map_err(io)?;
+    }
+    let mut manifest256 = String::new();
+    let mut manifest512 = String::new();
+    for f in &files {
+        manifest256.push_str(&format!("{}  {}\n", f.sha256, encode_path(&f.path)));
+        manifest512.push_str(&format!("{}  {}\n", f.sha512, encode_path(&f.path)));
+    }
+    for (rel, data) in &extra {
+        manifest256.push_str(&format!("{}  {rel}\n", hex::encode(digest::sha256(data))));
+        manifest512.push_str(&format!("{}  {rel}\n", hex::encode(ring::digest::digest(&ring::digest::SHA512, data))));
+    }
+    let octets: u64 =
+        files.iter().map(|f| f.size).sum::<u64>() + extra.iter().map(|(_, d)| d.len() as u64).sum::<u64>();
+    let count = files.len() + extra.len();
+    let mut info = String::new();
+    if let Some(a) = &agency {
+        info.push_str(&format!("Source-Organization: {a}\n"));
+    }
+    info.push_str(&format!("Contact-Name: {}\n", req.examiner));
+    let cases: BTreeSet<&str> = files.iter().map(|f| f.case.as_str()).collect();
+    for c in &cases {
+        info.push_str(&format!("External-Identifier: {c}\n"));
+    }
+    info.push_str(&format!("Bagging-Date: {}\n", now.strftime("%Y-%m-%d")));
+    info.push_str(&format!("Payload-Oxum: {octets}.{count}\n"));
+    info.push_str(&format!("Bag-Size: {}\n", crate::cmd::human_size(octets)));
+    info.push_str(&format!("Custody-Ledger-Head: {head}\n"));
+    if let Some(r) = req.recipient {
+        info.push_str(&format!("Custody-Recipient: {}\n", one_line(r)));
+    }
+    if let Some(p) = req.purpose {
+        info.push_str(&format!("Custody-Purpose: {}\n", one_line(p)));
+    }
+    info.push_str(&format!("Bag-Software-Agent: custody {}\n", env!("CARGO_PKG_VERSION")));
+    let readme = readme(&bag, &head, &files);
+    let mut tags: Vec<(String, Vec<u8>)> = vec![
+        ("bagit.txt".into(), b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n".to_vec()),
+        ("bag-info.txt".into(), info.into_bytes()),
+        ("manifest-sha256.txt".into(), manifest256.into_bytes()),
+        ("manifest-sha512.txt".into(), manifest512.into_bytes()),
+        ("README.txt".into(), readme.into_bytes()),
+        ("verify_custody.py".into(), VERIFY_SCRIPT.as_bytes().to_vec()),
+    ];
+    let mut tagmanifest = String::new();
+    for (rel, data) in &tags {
+        tagmanifest.push_str(&format!("{}  {rel}\n", hex::encode(digest::sha256(data))));
+    }
+    tags.push(("tagmanifest-sha256.txt".into(), tagmanifest.into_bytes()));
+    for (rel, data) in &tags {
+        zip.add_bytes(&format!("{bag}/{rel}"), data).map_err(io)?;
+    }
+    let mut file = zip.finish().map_err(io)?;
+    use std::io::Seek;
+    file.seek(std::io::SeekFrom::Start(0)).map_err(io)?;
+    let digests = digest::digest_file(&mut file, &[Algorithm::Sha256, Algorithm::Blake3], &|_| {})
+        .map_err(|e| error::environment(format!("cannot read back {}: {e}", partial.display())))?;
+    drop(file);
+    crate::fsutil::rename_noreplace(&partial, req.out).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            error::input(format!("{} already exists; choose another --out or remove it", req.out.display()))
+        } else {
+            env_io(e, req.out, "cannot create")
+        }
+    })?;
+    guard.disarm();
+    let _ = crate::fsutil::fsync_dir(dir);
+    extra.clear();
+    Ok(Written {
+        path: req.out.to_owned(),
+        bag,
+        files,
+        events_full: events.len(),
+        events_total: head.seq,
+        head,
+        digests,
+    })
+}
+
+fn one_line(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
+struct RemoveOnDrop(Option<PathBuf>);
+
+impl RemoveOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+/// The plain-language README: what is in the bundle and how to check it with standard tools.
+fn readme(bag: &str, head: &Head, files: &[Packed]) -> String {
+    let mut s = format!(
+        "CUSTODY BUNDLE {bag}\n\
+         =====================\n\n\
+         This archive is a BagIt bag (RFC 8493). It holds evidence files and the record of\n\
+         their custody, and it can be checked without the program that made it.\n\n\
+         Contents\n\
+         --------\n\
+         data/evidence/...          the evidence files, by case, item (exhibit) and name\n\
+         data/custody/ledger.jsonl  the custody ledger events that concern these files and their\n\
+                                    sources (other events appear only as their hashes)\n\
+         data/custody/items.jsonl   which evidence file is which item, with its digests\n\
+         data/custody/case.jsonld   the same custody graph in CASE/UCO JSON-LD\n\
+         data/report/report.pdf     the custody and processing report (also report.html)\n\
+         manifest-sha256.txt        SHA-256 of every file under data/ (also manifest-sha512.txt)\n\
+         tagmanifest-sha256.txt     SHA-256 of the files at the top of the bag\n\
+         verify_custody.py          a checker of the ledger excerpt (Python 3, standard library)\n\n\
+         The custody ledger head when this bundle was made: {head}\n\
+         Compare it with the head the agency wrote down or reported.\n\n\
+         How to check it\n\
+         ---------------\n\
+         1. Unzip the archive and enter the bag:\n\
+         \x20     unzip BUNDLE.zip && cd {bag}\n\
+         2. Check every file against the manifests:\n\
+         \x20     sha256sum -c manifest-sha256.txt && sha256sum -c tagmanifest-sha256.txt\n\
+         \x20     sha512sum -c manifest-sha512.txt\n\
+         \x20  or validate the whole bag with the Library of Congress tool (pip install bagit):\n\
+         \x20     bagit.py --validate .\n\
+         3. Check the custody record: every event is re-hashed, the events are chained to each\n\
+         \x20  other and to the head above, and every evidence file matches the event that made it:\n\
+         \x20     python3 verify_custody.py .\n\
+         4. Or, with custody: custody verify BUNDLE.zip\n\n\
+         A pass shows the files are the ones the ledger recorded and the record was not edited\n\
+         after the head above was written. It does not show the head itself is genuine: compare\n\
+         it with an independent copy.\n\n\
+         Evidence files\n\
+         --------------\n"
+    );
+    for f in files {
+        s.push_str(&format!("{}  {}  ({} {}:{}/{})\n", f.sha256, f.path, f.item, f.case, f.exhibit, f.name));
+    }
+    s
+}
+
+/// The bundle as recorded in the package event.
+pub fn event_params(w: &Written, req: &Request) -> serde_json::Map<String, serde_json::Value> {
+    let mut p = serde_json::Map::new();
+    p.insert(
+        "bundle".into(),
+        json!({"name": w.path.file_name().map(|n| n.to_string_lossy().into_owned()), "sha256": w.digests.sha256(),
+               "blake3": w.digests.blake3(), "size": w.digests.size, "bag": w.bag}),
+    );
+    p.insert("include".into(), json!(req.include));
+    p.insert("recipient".into(), json!(req.recipient));
+    p.insert("purpose".into(), json!(req.purpose));
+    p.insert("ledger_head".into(), json!(w.head.to_string()));
+    p.insert("events_included".into(), json!(w.events_full));
+    p
+}

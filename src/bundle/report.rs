@@ -1,0 +1,299 @@
+//! The custody and processing report of a bundle, in HTML and PDF: each item with its hashes and
+//! acquisition facts, every event with its parameters and tools, the lineage from each original
+//! to each derived file, stills as thumbnails, and how to verify it all.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use anyhow::Result;
+
+use super::package::Packed;
+use super::pdf::Pdf;
+use crate::ledger::{Event, Head};
+use crate::store::Store;
+
+/// Everything the report shows.
+pub struct Context<'a> {
+    pub bag: &'a str,
+    pub files: &'a [Packed],
+    pub events: &'a [(Event, String)],
+    pub head: &'a Head,
+    pub total_events: u64,
+    pub agency: Option<&'a str>,
+    pub examiner: &'a str,
+    pub recipient: Option<&'a str>,
+    pub purpose: Option<&'a str>,
+    pub created: &'a str,
+    pub store: &'a Store,
+}
+
+/// A small picture of a still, when the file is a PNG custody made.
+struct Thumb {
+    rgb: Vec<u8>,
+    width: u32,
+    height: u32,
+    png: Vec<u8>,
+}
+
+fn thumbnail(ctx: &Context, f: &Packed) -> Option<Thumb> {
+    if !f.name.to_ascii_lowercase().ends_with(".png") {
+        return None;
+    }
+    let bytes = std::fs::read(ctx.store.object_path(&f.sha256)).ok()?;
+    let mut reader = png::Decoder::new(std::io::Cursor::new(bytes)).read_info().ok()?;
+    let mut buf = vec![0; reader.output_buffer_size()?];
+    let info = reader.next_frame(&mut buf).ok()?;
+    if info.bit_depth != png::BitDepth::Eight {
+        return None;
+    }
+    let channels = match info.color_type {
+        png::ColorType::Rgb => 3,
+        png::ColorType::Rgba => 4,
+        _ => return None,
+    };
+    let (w, h) = (info.width as usize, info.height as usize);
+    let tw = w.min(240);
+    let th = (h * tw / w.max(1)).max(1);
+    let mut rgb = Vec::with_capacity(tw * th * 3);
+    for y in 0..th {
+        for x in 0..tw {
+            let (sx, sy) = (x * w / tw, y * h / th);
+            let o = (sy * w + sx) * channels;
+            rgb.extend_from_slice(&buf[o..o + 3]);
+        }
+    }
+    let mut png_bytes = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut png_bytes, tw as u32, th as u32);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut wr = enc.write_header().ok()?;
+        wr.write_image_data(&rgb).ok()?;
+    }
+    Some(Thumb { rgb, width: tw as u32, height: th as u32, png: png_bytes })
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn base64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for c in data.chunks(3) {
+        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        out.push(T[(n >> 18) as usize & 63] as char);
+        out.push(T[(n >> 12) as usize & 63] as char);
+        out.push(if c.len() > 1 { T[(n >> 6) as usize & 63] as char } else { '=' });
+        out.push(if c.len() > 2 { T[n as usize & 63] as char } else { '=' });
+    }
+    out
+}
+
+/// The acquisition facts of an item, from the event that created it.
+fn acquisition(ctx: &Context, f: &Packed) -> Vec<(String, String)> {
+    let mut facts = Vec::new();
+    let Some((ev, _)) = ctx.events.iter().find(|(e, _)| e.seq == f.event) else { return facts };
+    facts.push((
+        "Recorded".into(),
+        format!("event {} ({}) at {} by {} on {}", ev.seq, ev.action, ev.time, ev.examiner, ev.host),
+    ));
+    if let Some(s) = ev.params.get("source").and_then(|v| v.as_str()) {
+        facts.push(("Source".into(), s.to_owned()));
+    }
+    if let Some(c) = ev.params.get("clock").filter(|c| !c.is_null()) {
+        let offset = c.get("offset").and_then(|v| v.as_str()).unwrap_or("?");
+        let reference = c.get("reference").and_then(|v| v.as_str()).unwrap_or("not stated");
+        facts.push(("DVR clock offset".into(), format!("{offset} (reference: {reference})")));
+    }
+    if let Some(out) = ev.outputs.iter().find(|o| o.item.as_deref() == Some(f.item.as_str())) {
+        if let Some(m) = out.facts.get("media").filter(|m| !m.is_null()) {
+            let container = m.get("container").and_then(|v| v.as_str()).unwrap_or("?");
+            let duration = m.get("duration").and_then(|v| v.as_str()).unwrap_or("");
+            facts.push(("Media".into(), format!("{container} {duration}").trim().to_owned()));
+        }
+        if let Some(src) = out.facts.get("source_path").and_then(|v| v.as_str()) {
+            facts.push(("Copied from".into(), src.to_owned()));
+        }
+    }
+    facts
+}
+
+/// Each file's line of descent: original → … → the file, with the action at each step.
+fn lineage(ctx: &Context, f: &Packed) -> Vec<String> {
+    let mut steps = Vec::new();
+    let mut item = f.item.clone();
+    for _ in 0..64 {
+        let Some((ev, _)) =
+            ctx.events.iter().find(|(e, _)| e.outputs.iter().any(|o| o.item.as_deref() == Some(item.as_str())))
+        else {
+            break;
+        };
+        let name = ev.outputs.iter().find(|o| o.item.as_deref() == Some(item.as_str())).and_then(|o| o.name.clone());
+        steps.push(format!("{item} {} (event {} {})", name.unwrap_or_default(), ev.seq, ev.action));
+        match ev.inputs.iter().find_map(|i| i.item.clone()) {
+            Some(parent) if ev.action != "ingest" && ev.action != "transfer" => item = parent,
+            _ => break,
+        }
+    }
+    steps.reverse();
+    steps
+}
+
+fn event_lines(ev: &Event, hash: &str) -> Vec<String> {
+    let mut l = vec![format!("Event {} - {} - {} UTC", ev.seq, ev.action, ev.time)];
+    l.push(format!("Examiner {} (OS user {}) on host {}", ev.examiner, ev.os_user, ev.host));
+    if let Some(c) = &ev.case {
+        l.push(format!("Case {c}{}", ev.exhibit.as_ref().map(|e| format!(", item {e}")).unwrap_or_default()));
+    }
+    let tools: Vec<String> = ev.tools.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    l.push(format!("Tools: {}", tools.join(", ")));
+    for i in &ev.inputs {
+        l.push(format!(
+            "In:  {} {} sha256 {}",
+            i.item.as_deref().unwrap_or("-"),
+            i.name.as_deref().unwrap_or(""),
+            i.sha256
+        ));
+    }
+    for o in &ev.outputs {
+        l.push(format!(
+            "Out: {} {} sha256 {}",
+            o.item.as_deref().unwrap_or("-"),
+            o.name.as_deref().unwrap_or(""),
+            o.sha256
+        ));
+    }
+    if !ev.params.is_empty() {
+        l.push(format!("Parameters: {}", serde_json::Value::Object(ev.params.clone())));
+    }
+    if let Some(n) = &ev.note {
+        l.push(format!("Note: {n}"));
+    }
+    l.push(format!("Event hash {hash} (previous {})", ev.prev));
+    l
+}
+
+const STEPS: [&str; 4] = [
+    "Unzip the bundle and enter its folder. Check every file against the manifests with standard tools: `sha256sum -c manifest-sha256.txt` and `sha256sum -c tagmanifest-sha256.txt` (or validate the bag with the Library of Congress tool: `bagit.py --validate .`). Any changed, missing or added file is named.",
+    "Check the custody record: `python3 verify_custody.py .` re-computes the hash of every event in data/custody/ledger.jsonl, checks that each event links to the one before it, that the last one is the ledger head stated in this report, and that every evidence file matches the event that recorded it.",
+    "Compare the ledger head stated here with the head the agency wrote down or reported independently: a match shows the record was not rewritten after the bundle was made.",
+    "With custody installed, `custody verify BUNDLE.zip` performs all of these checks at once, without access to the agency's store.",
+];
+
+pub fn html(ctx: &Context) -> Result<String> {
+    let mut h = String::new();
+    let title = format!("Custody and processing report - {}", ctx.bag);
+    write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\n<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}code,pre{{font-size:85%;word-break:break-all;white-space:pre-wrap}}table{{border-collapse:collapse}}td,th{{border:1px solid #999;padding:2px 6px;text-align:left;vertical-align:top}}</style></head><body>\n<h1>{}</h1>\n",
+        esc(&title),
+        esc(&title)
+    )?;
+    writeln!(h, "<table>")?;
+    let mut row = |k: &str, v: &str| writeln!(h, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(v));
+    if let Some(a) = ctx.agency {
+        row("Agency", a)?;
+    }
+    row("Prepared by", ctx.examiner)?;
+    row("Prepared at", ctx.created)?;
+    if let Some(r) = ctx.recipient {
+        row("Recipient", r)?;
+    }
+    if let Some(p) = ctx.purpose {
+        row("Purpose", p)?;
+    }
+    row("Ledger head", &ctx.head.to_string())?;
+    row(
+        "Events",
+        &format!(
+            "{} of the ledger's {} concern these files (the others appear only as hashes)",
+            ctx.events.len(),
+            ctx.total_events
+        ),
+    )?;
+    writeln!(h, "</table>\n<h2>Evidence files</h2>")?;
+    for f in ctx.files {
+        writeln!(h, "<h3>{} - {}:{}/{}</h3>\n<table>", esc(&f.item), esc(&f.case), esc(&f.exhibit), esc(&f.name))?;
+        let mut rows: Vec<(String, String)> = vec![
+            ("File in bundle".into(), f.path.clone()),
+            ("Size".into(), format!("{} bytes", f.size)),
+            ("SHA-256".into(), f.sha256.clone()),
+            ("SHA-512".into(), f.sha512.clone()),
+            ("BLAKE3".into(), f.blake3.clone()),
+        ];
+        rows.extend(acquisition(ctx, f));
+        rows.push(("Lineage".into(), lineage(ctx, f).join(" → ")));
+        for (k, v) in rows {
+            writeln!(h, "<tr><th>{}</th><td><code>{}</code></td></tr>", esc(&k), esc(&v))?;
+        }
+        writeln!(h, "</table>")?;
+        if let Some(t) = thumbnail(ctx, f) {
+            writeln!(
+                h,
+                "<p><img alt=\"{}\" width=\"{}\" height=\"{}\" src=\"data:image/png;base64,{}\"></p>",
+                esc(&f.name),
+                t.width,
+                t.height,
+                base64(&t.png)
+            )?;
+        }
+    }
+    writeln!(h, "<h2>Events</h2>")?;
+    for (ev, hash) in ctx.events {
+        writeln!(h, "<pre>{}</pre>", esc(&event_lines(ev, hash).join("\n")))?;
+    }
+    writeln!(h, "<h2>How to verify this bundle</h2>\n<ol>")?;
+    for s in STEPS {
+        writeln!(h, "<li>{}</li>", esc(s))?;
+    }
+    writeln!(h, "</ol>\n</body></html>")?;
+    Ok(h)
+}
+
+pub fn pdf(ctx: &Context) -> Result<Vec<u8>> {
+    let title = format!("Custody and processing report - {}", ctx.bag);
+    let mut p = Pdf::new(&title);
+    p.set_footer(&format!("{} - ledger head {}", ctx.bag, ctx.head));
+    p.heading(&title);
+    let mut facts: BTreeMap<&str, String> = BTreeMap::new();
+    if let Some(a) = ctx.agency {
+        facts.insert("Agency", a.to_owned());
+    }
+    facts.insert("Prepared by", ctx.examiner.to_owned());
+    facts.insert("Prepared at", ctx.created.to_owned());
+    if let Some(r) = ctx.recipient {
+        facts.insert("Recipient", r.to_owned());
+    }
+    if let Some(pp) = ctx.purpose {
+        facts.insert("Purpose", pp.to_owned());
+    }
+    facts.insert("Ledger head", ctx.head.to_string());
+    for (k, v) in facts {
+        p.paragraph(&format!("{k}: {v}"));
+    }
+    p.heading("Evidence files");
+    for f in ctx.files {
+        p.heading(&format!("{} - {}:{}/{}", f.item, f.case, f.exhibit, f.name));
+        p.mono(&format!(
+            "File in bundle: {}\nSize: {} bytes\nSHA-256: {}\nSHA-512: {}\nBLAKE3: {}",
+            f.path, f.size, f.sha256, f.sha512, f.blake3
+        ));
+        for (k, v) in acquisition(ctx, f) {
+            p.paragraph(&format!("{k}: {v}"));
+        }
+        p.paragraph(&format!("Lineage: {}", lineage(ctx, f).join(" -> ")));
+        if let Some(t) = thumbnail(ctx, f) {
+            p.image(&t.rgb, t.width, t.height, &format!("{} {}", f.item, f.name));
+        }
+    }
+    p.heading("Events");
+    for (ev, hash) in ctx.events {
+        p.mono(&event_lines(ev, hash).join("\n"));
+    }
+    p.heading("How to verify this bundle");
+    for (i, s) in STEPS.iter().enumerate() {
+        p.paragraph(&format!("{}. {s}", i + 1));
+    }
+    Ok(p.finish())
+}
