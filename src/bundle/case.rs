@@ -2,7 +2,7 @@
 //!
 //! [CASE](https://caseontology.org) (Cyber-investigation Analysis Standard Expression) is the
 //! investigation profile of UCO (Unified Cyber Ontology). [`case_graph`] writes the ledger as a
-//! CASE 1.3.0 / UCO 1.3.0 JSON-LD document (`@context` + `@graph`):
+//! CASE 1.5.0 / UCO 1.5.0 JSON-LD document (checked with case-utils 0.18.0) (`@context` + `@graph`):
 //!
 //! * each distinct file content (by SHA-256) that an event used or stored: a
 //!   `uco-observable:File` with a `FileFacet` (`fileName`, `filePath`, `sizeInBytes`) and a
@@ -54,7 +54,7 @@ use crate::ledger::{Event, FileRef, canonical};
 pub const KB_NAMESPACE: &str = "urn:custody:";
 
 /// The CASE/UCO release the vocabulary follows.
-pub const ONTOLOGY_VERSION: &str = "1.4.0";
+pub const ONTOLOGY_VERSION: &str = "1.5.0";
 
 /// The `@context`: every prefix the graph uses, and no other.
 const CONTEXT: [(&str, &str); 9] = [
