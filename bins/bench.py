@@ -1,9 +1,10 @@
 """The benchmark behind bins/bench: each custody command against the reference tools, in one
 run, on the same bytes in the page cache; reports medians and ratios against the targets.
 
-Two sections, both by default; BENCH_ONLY=hash or BENCH_ONLY=media runs one:
-  hash   custody hash / ingest against openssl, sha256sum, b3sum, cp
-  media  custody clip (copy and exact) / still against the ffmpeg CLI doing the same cut"""
+Three sections, all by default; BENCH_ONLY=hash, media or bundle runs one:
+  hash    custody hash / ingest against openssl, sha256sum, b3sum, cp
+  media   custody clip (copy and exact) / still against the ffmpeg CLI doing the same cut
+  bundle  custody package against zip -0 -r, custody verify FILE.zip against openssl dgst"""
 import json
 import os
 import shutil
@@ -15,8 +16,8 @@ import time
 
 custody = sys.argv[1]
 only = os.environ.get("BENCH_ONLY", "").strip().lower()
-if only not in ("", "hash", "media"):
-    sys.exit(f"bench: BENCH_ONLY must be hash or media (or unset for both), not {only!r}")
+if only not in ("", "hash", "media", "bundle"):
+    sys.exit(f"bench: BENCH_ONLY must be hash, media or bundle (or unset for all), not {only!r}")
 
 
 def env_int(name, default, minimum):
@@ -263,6 +264,56 @@ def media_section():
 
 
 # ---------------------------------------------------------------------------------------------
+# bundle: package and verify against zip -0 and openssl
+
+
+def bundle_section():
+    src = os.path.join(base, "evidence.bin")
+    if not os.path.exists(src) or os.path.getsize(src) != mib << 20:
+        with open(src, "wb") as f:
+            for _ in range(mib):
+                f.write(os.urandom(1 << 20))
+    store = os.path.join(base, "bundle-store")
+    remove(store)
+    run([custody, "init", store])
+    run([custody, "--store", store, "ingest", src, "--case", "BENCH", "--item", "1"])
+    obj = next(os.path.join(d, f) for d, _, fs in os.walk(os.path.join(store, "objects")) for f in fs)
+    tree = os.path.join(base, "zip-tree")
+    remove(tree)
+    os.makedirs(tree)
+    os.link(src, os.path.join(tree, "evidence.bin"))
+    ours, theirs = os.path.join(base, "bundle.zip"), os.path.join(base, "plain.zip")
+    made = os.path.join(base, "made.zip")
+    names = {
+        "package": ("custody package (1 GiB item)", "zip -0 -r (same file)"),
+        "verify": ("custody verify FILE.zip", "openssl dgst -sha256 FILE.zip"),
+    }
+    cases = {
+        names["package"][0]: (lambda: remove(ours), [custody, "--store", store, "package", "--case", "BENCH", "--out", ours],
+                              lambda: remove(ours)),
+        names["package"][1]: (lambda: remove(theirs), f"cd '{tree}' && zip -q -0 -r '{theirs}' .", lambda: remove(theirs)),
+    }
+    try:
+        times, med = measure(cases, runs, warm=(obj, src))
+        run([custody, "--store", store, "package", "--case", "BENCH", "--out", made])
+        vcases = {
+            names["verify"][0]: (None, [custody, "verify", made], None),
+            names["verify"][1]: (None, ["openssl", "dgst", "-sha256", made], None),
+        }
+        vtimes, vmed = measure(vcases, runs, warm=(made,))
+    finally:
+        for p in (ours, theirs, made, tree, store):
+            remove(p)
+    times.update(vtimes)
+    med.update(vmed)
+    print(f"custody bench bundle: {mib} MiB of evidence in the page cache, median of {runs} interleaved runs, "
+          f"{os.cpu_count()} cores")
+    table(times, med)
+    ratio(med, *names["package"], 0.5)
+    ratio(med, *names["verify"], 1.1)
+
+
+# ---------------------------------------------------------------------------------------------
 
 status = 0
 try:
@@ -277,6 +328,10 @@ try:
             status = 3
         else:
             media_section()
+    if only in ("", "bundle"):
+        if only == "":
+            print()
+        bundle_section()
 except Failed as e:
     print(f"bench: {e}", file=sys.stderr)
     status = 1

@@ -129,12 +129,14 @@ pub fn check(path: &Path) -> Result<Outcome> {
         .and_then(|e| zip::entry_bytes(&map, e).ok())
         .and_then(|b| parse_info(&String::from_utf8_lossy(&b)).get("Payload-Oxum").cloned())
         .and_then(|o| o.split_once('.').and_then(|(a, _)| a.parse::<u64>().ok()));
-    let declared: u64 = files.iter().filter(|(r, _)| r.starts_with("data/")).map(|(_, e)| e.size).sum();
+    // Stored entries hold their bytes in the archive itself; only deflated ones can expand.
+    let declared: u64 =
+        files.iter().filter(|(r, e)| r.starts_with("data/") && e.method == 8).map(|(_, e)| e.size).sum();
     if let Some(octets) = oxum
         && declared > octets
     {
         return Err(refuse(format!(
-            "its entries declare {declared} bytes of payload, more than the {octets} its bag-info.txt states"
+            "its compressed entries declare {declared} bytes of payload, more than the {octets} its bag-info.txt states"
         )));
     }
     for e in files.values() {

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::report;
 use super::zip::ZipWriter;
-use crate::digest::{self, Algorithm};
+use crate::digest;
 use crate::error;
 use crate::ledger::{Event, Head, ItemRow, Ledger, parse_body};
 use crate::store::{Store, env_io};
@@ -195,18 +195,23 @@ pub fn write(store: &Store, ledger: &Ledger, req: &Request) -> Result<Written> {
         // and read-only, and lives only for this loop iteration.
         let map = if size > 0 { Some(unsafe { memmap2::Mmap::map(&f) }.map_err(io)?) } else { None };
         let data: &[u8] = map.as_deref().unwrap_or(&[]);
-        let (sha512, sha256) = std::thread::scope(|s| {
+        // SHA-512 (for the manifest) and BLAKE3 (the re-check against the ledger) run on their
+        // own threads while this one takes the CRC-32 and copies the bytes in.
+        let name = format!("{bag}/{rel}");
+        let (sha512, blake3, added) = std::thread::scope(|s| {
             let h512 = s.spawn(|| hex::encode(ring::digest::digest(&ring::digest::SHA512, data)));
-            let h256 = digest::digest_bytes(data, &[Algorithm::Sha256]).sha256().to_owned();
-            (h512.join().expect("SHA-512 thread"), h256)
+            let b3 = s.spawn(|| blake3::hash(data).to_hex().to_string());
+            let added = zip.add(&name, crc32fast::hash(data), data);
+            (h512.join().expect("SHA-512 thread"), b3.join().expect("BLAKE3 thread"), added)
         });
-        if sha256 != file_ref.sha256 || size != file_ref.size {
+        added.map_err(io)?;
+        if !digest::hex_eq(&blake3, &file_ref.blake3) || size != file_ref.size {
             return Err(error::mismatch(format!(
                 "item {} no longer matches the digests recorded for it: the object was altered. Nothing was packaged; run `custody verify`",
                 r.id
             )));
         }
-        zip.add_stream(&format!("{bag}/{rel}"), size, data).map_err(io)?;
+        let sha256 = file_ref.sha256.clone();
         files.push(Packed {
             path: rel,
             item: r.id.clone(),
@@ -302,12 +307,14 @@ pub fn write(store: &Store, ledger: &Ledger, req: &Request) -> Result<Written> {
     for (rel, data) in &tags {
         zip.add_bytes(&format!("{bag}/{rel}"), data).map_err(io)?;
     }
-    let mut file = zip.finish().map_err(io)?;
-    use std::io::Seek;
-    file.seek(std::io::SeekFrom::Start(0)).map_err(io)?;
-    let digests = digest::digest_file(&mut file, &[Algorithm::Sha256, Algorithm::Blake3], &|_| {})
-        .map_err(|e| error::environment(format!("cannot read back {}: {e}", partial.display())))?;
-    drop(file);
+    let finished = zip.finish().map_err(io)?;
+    let digests = digest::Digests {
+        size: finished.size,
+        sha256: Some(finished.sha256),
+        blake3: Some(finished.blake3),
+        ..Default::default()
+    };
+    drop(finished.file);
     crate::fsutil::rename_noreplace(&partial, req.out).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             error::input(format!("{} already exists; choose another --out or remove it", req.out.display()))

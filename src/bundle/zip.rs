@@ -3,8 +3,7 @@
 //! strictly (names, links, duplicates, overlaps, sizes, truncation) before anything in it is used.
 
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
+use std::io::{self, Write};
 
 const LOCAL: u32 = 0x0403_4b50;
 const CENTRAL: u32 = 0x0201_4b50;
@@ -22,12 +21,23 @@ struct Written {
     offset: u64,
 }
 
-/// Writes a ZIP archive of stored (uncompressed) entries.
+/// Writes a ZIP archive of stored (uncompressed) entries, front to back (never seeking back),
+/// digesting the archive's own bytes as they are written.
 pub struct ZipWriter {
     file: File,
     offset: u64,
     entries: Vec<Written>,
     dos_time: (u16, u16),
+    sha256: ring::digest::Context,
+    blake3: blake3::Hasher,
+}
+
+/// A finished archive: its file (synced) and digests.
+pub struct Finished {
+    pub file: File,
+    pub sha256: String,
+    pub blake3: String,
+    pub size: u64,
 }
 
 fn le16(v: &mut Vec<u8>, x: u16) {
@@ -45,7 +55,29 @@ impl ZipWriter {
     pub fn new(file: File, time: jiff::civil::DateTime) -> ZipWriter {
         let date = (((time.year().max(1980) - 1980) as u16) << 9) | ((time.month() as u16) << 5) | time.day() as u16;
         let clock = ((time.hour() as u16) << 11) | ((time.minute() as u16) << 5) | (time.second() as u16 / 2);
-        ZipWriter { file, offset: 0, entries: Vec::new(), dos_time: (clock, date) }
+        ZipWriter {
+            file,
+            offset: 0,
+            entries: Vec::new(),
+            dos_time: (clock, date),
+            sha256: ring::digest::Context::new(&ring::digest::SHA256),
+            blake3: blake3::Hasher::new(),
+        }
+    }
+
+    fn put(&mut self, data: &[u8]) -> io::Result<()> {
+        self.file.write_all(data)?;
+        self.sha256.update(data);
+        self.blake3.update(data);
+        // Hand finished stretches to the disk as we go, so the final sync has little left.
+        const STEP: u64 = 32 << 20;
+        let end = self.offset + data.len() as u64;
+        if end / STEP > self.offset / STEP {
+            let from = (self.offset / STEP).saturating_sub(1) * STEP;
+            crate::fsutil::start_writeback(&self.file, from, end - from);
+        }
+        self.offset = end;
+        Ok(())
     }
 
     fn local_header(&self, name: &str, crc: u32, size: u64) -> Vec<u8> {
@@ -75,36 +107,23 @@ impl ZipWriter {
 
     /// Add `data` under `name`.
     pub fn add_bytes(&mut self, name: &str, data: &[u8]) -> io::Result<()> {
-        let crc = crc32fast::hash(data);
+        self.add(name, crc32fast::hash(data), data)
+    }
+
+    /// Add `data` under `name`, whose CRC-32 the caller computed (on another thread, say).
+    pub fn add(&mut self, name: &str, crc: u32, data: &[u8]) -> io::Result<()> {
         let header = self.local_header(name, crc, data.len() as u64);
-        self.file.write_all(&header)?;
-        self.file.write_all(data)?;
-        self.entries.push(Written { name: name.to_owned(), crc, size: data.len() as u64, offset: self.offset });
-        self.offset += header.len() as u64 + data.len() as u64;
+        let start = self.offset;
+        self.put(&header)?;
+        for piece in data.chunks(8 << 20) {
+            self.put(piece)?;
+        }
+        self.entries.push(Written { name: name.to_owned(), crc, size: data.len() as u64, offset: start });
         Ok(())
     }
 
-    /// Add `size` bytes read by `fill` (called with successive buffers to fill, in order; it
-    /// returns how many bytes it put in). The CRC is written into the header afterwards.
-    pub fn add_stream(&mut self, name: &str, size: u64, data: &[u8]) -> io::Result<u32> {
-        let header = self.local_header(name, 0, size);
-        let start = self.offset;
-        self.file.write_all(&header)?;
-        let mut crc = crc32fast::Hasher::new();
-        for piece in data.chunks(8 << 20) {
-            crc.update(piece);
-            self.file.write_all(piece)?;
-        }
-        let crc = crc.finalize();
-        // Patch the CRC into the local header (offset 14), then carry on at the end.
-        self.file.write_all_at(&crc.to_le_bytes(), start + 14)?;
-        self.entries.push(Written { name: name.to_owned(), crc, size, offset: start });
-        self.offset += header.len() as u64 + size;
-        Ok(crc)
-    }
-
-    /// Write the central directory and the end records; returns the file, synced.
-    pub fn finish(mut self) -> io::Result<File> {
+    /// Write the central directory and the end records; returns the file, synced, and digests.
+    pub fn finish(mut self) -> io::Result<Finished> {
         let cd_start = self.offset;
         let mut cd = Vec::new();
         for e in &self.entries {
@@ -170,11 +189,15 @@ impl ZipWriter {
         le32(&mut end, cd_size.min(MAX32) as u32);
         le32(&mut end, cd_start.min(MAX32) as u32);
         le16(&mut end, 0);
-        self.file.seek(SeekFrom::Start(cd_start))?;
-        self.file.write_all(&cd)?;
-        self.file.write_all(&end)?;
+        self.put(&cd)?;
+        self.put(&end)?;
         self.file.sync_all()?;
-        Ok(self.file)
+        Ok(Finished {
+            sha256: hex::encode(self.sha256.finish()),
+            blake3: self.blake3.finalize().to_hex().to_string(),
+            size: self.offset,
+            file: self.file,
+        })
     }
 }
 
@@ -371,18 +394,21 @@ pub fn crc_ok(data: &[u8], e: &Entry) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Seek, SeekFrom};
 
     fn build(entries: &[(&str, &[u8])]) -> Vec<u8> {
         let tmp = tempfile::tempfile().unwrap();
         let mut z = ZipWriter::new(tmp, jiff::civil::date(2026, 11, 22).at(10, 0, 0, 0));
         for (n, d) in entries {
             if d.len() > 4 {
-                z.add_stream(n, d.len() as u64, d).unwrap();
+                z.add(n, crc32fast::hash(d), d).unwrap();
             } else {
                 z.add_bytes(n, d).unwrap();
             }
         }
-        let mut f = z.finish().unwrap();
+        let done = z.finish().unwrap();
+        let mut f = done.file;
+        assert_eq!(done.size, f.metadata().unwrap().len());
         let mut out = Vec::new();
         f.seek(SeekFrom::Start(0)).unwrap();
         io::Read::read_to_end(&mut f, &mut out).unwrap();

@@ -99,7 +99,11 @@ pub fn run(args: PackageArgs, ctx: &Ctx) -> Result<Report> {
         written.head,
         written.digests.sha256()
     ));
-    text.push_str(&format!("  check it anywhere: custody verify {}\n", written.path.display()));
+    text.push_str(&format!(
+        "  check it anywhere: custody verify {} --against {}\n  (the bundle states the head before this package event)\n",
+        written.path.display(),
+        written.head
+    ));
     text.push_str(&head_line(&head));
     let json = json!({"schema_version": 1, "command": "package", "out": written.path, "bag": written.bag,
         "sha256": written.digests.sha256(), "blake3": written.digests.blake3(), "size": written.digests.size,
