@@ -60,6 +60,7 @@ pub enum Command {
     Rewrap(RewrapArgs),
     Redact(RedactArgs),
     Package(PackageArgs),
+    Batch(BatchArgs),
 }
 
 /// Create an evidence store (ledger.db + objects/).
@@ -411,4 +412,18 @@ pub struct PackageArgs {
     /// A note recorded with the event.
     #[arg(long, value_name = "TEXT")]
     pub note: Option<String>,
+}
+
+/// Run a job file: clips, stills, redactions and a package for a whole request. The job is
+/// checked as a whole first; a re-run skips every step already recorded.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  custody batch fixtures/jobs/records-request.yaml --dry-run\n  \
+    custody batch fixtures/jobs/records-request.yaml\n\nThe job format is in docs/batch.md.")]
+pub struct BatchArgs {
+    /// The job file (YAML).
+    #[arg(value_name = "JOB.yaml")]
+    pub job: PathBuf,
+    /// Check the job and print the plan with an estimate of the work; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }

@@ -54,6 +54,11 @@ pub fn mismatch(message: impl Into<String>) -> anyhow::Error {
     Failure { exit: Exit::Mismatch, message: message.into() }.into()
 }
 
+/// The same failure (same exit code) with a fuller message.
+pub fn with_exit(err: anyhow::Error, message: String) -> anyhow::Error {
+    Failure { exit: exit_for(&err), message: format!("{message}\nThe failing step: {err:#}") }.into()
+}
+
 /// Decide the exit code for an error chain.
 pub fn exit_for(err: &anyhow::Error) -> Exit {
     for cause in err.chain() {

@@ -150,11 +150,9 @@ pub fn write(store: &Store, ledger: &Ledger, req: &Request) -> Result<Written> {
     let bag = safe(&stem);
     let now = jiff::Zoned::now().with_time_zone(jiff::tz::TimeZone::UTC);
     let dir = req.out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let partial = dir.join(format!(
-        ".{}.partial-{}",
-        req.out.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
+    let stem_name = req.out.file_name().unwrap_or_default().to_string_lossy().into_owned();
+    remove_dead_partials(dir, &stem_name);
+    let partial = dir.join(format!(".{stem_name}.partial-{}", std::process::id()));
     let file = OpenOptions::new()
         .write(true)
         .read(true)
@@ -334,6 +332,23 @@ pub fn write(store: &Store, ledger: &Ledger, req: &Request) -> Result<Written> {
         head,
         digests,
     })
+}
+
+/// Remove what a killed `package` of the same bundle left: `.NAME.partial-PID` files whose
+/// process is gone.
+fn remove_dead_partials(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.partial-");
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file.strip_prefix(&prefix).and_then(|p| p.parse::<i32>().ok()) else { continue };
+        // SAFETY: kill with signal 0 only asks whether the process exists; nothing is sent.
+        let alive =
+            unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+        if !alive {
+            let _ = fs::remove_file(e.path());
+        }
+    }
 }
 
 fn one_line(s: &str) -> String {

@@ -1,6 +1,7 @@
 //! One file per subcommand. Each orchestrates store, ledger and media through the library;
 //! none holds SQL or FFmpeg calls of its own.
 
+pub mod batch;
 pub mod clip;
 pub mod export;
 pub mod hash;
@@ -34,6 +35,8 @@ pub struct Ctx {
     pub examiner: Option<String>,
     pub json: bool,
     pub lock_timeout: Duration,
+    /// Set while a batch job runs a step: recorded with the step's event.
+    pub job: Option<serde_json::Value>,
 }
 
 impl Ctx {
@@ -43,6 +46,7 @@ impl Ctx {
             examiner: global.examiner.clone().filter(|s| !s.trim().is_empty()),
             json: global.json,
             lock_timeout: Duration::from_secs(global.lock_timeout),
+            job: None,
         }
     }
 
@@ -56,7 +60,13 @@ impl Ctx {
         let mut tools = crate::media::library_versions();
         tools.insert("custody".to_owned(), env!("CARGO_PKG_VERSION").to_owned());
         tools.insert("sqlite".to_owned(), rusqlite::version().to_owned());
-        Actor { examiner: self.examiner.clone().unwrap_or_else(|| os_user.clone()), os_user, host: host_name(), tools }
+        Actor {
+            examiner: self.examiner.clone().unwrap_or_else(|| os_user.clone()),
+            os_user,
+            host: host_name(),
+            tools,
+            job: self.job.clone(),
+        }
     }
 }
 
@@ -91,6 +101,7 @@ pub fn run(command: Command, ctx: &Ctx) -> Result<Report> {
         Command::Rewrap(args) => rewrap::run(args, ctx),
         Command::Redact(args) => redact::run(args, ctx),
         Command::Package(args) => package::run(args, ctx),
+        Command::Batch(args) => batch::run(args, ctx),
     }
 }
 

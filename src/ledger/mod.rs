@@ -64,6 +64,9 @@ pub struct Actor {
     pub os_user: String,
     pub host: String,
     pub tools: std::collections::BTreeMap<String, String>,
+    /// The batch job step this action runs for (recorded as the `job` parameter), so a re-run
+    /// of the job can find what is already done.
+    pub job: Option<serde_json::Value>,
 }
 
 /// What a command records: the event minus the chain fields and the actor.
@@ -195,7 +198,13 @@ impl Ledger {
             exhibit: draft.exhibit,
             inputs: draft.inputs,
             outputs: draft.outputs,
-            params: draft.params,
+            params: {
+                let mut p = draft.params;
+                if let Some(job) = &actor.job {
+                    p.insert("job".into(), job.clone());
+                }
+                p
+            },
             note: draft.note,
         };
         let body = event.encode().context("cannot encode the ledger event")?;
