@@ -61,6 +61,8 @@ pub enum Command {
     Redact(RedactArgs),
     Package(PackageArgs),
     Batch(BatchArgs),
+    Completions(CompletionsArgs),
+    Man(ManArgs),
 }
 
 /// Create an evidence store (ledger.db + objects/).
@@ -426,4 +428,25 @@ pub struct BatchArgs {
     /// Check the job and print the plan with an estimate of the work; write nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// Print a shell completion script.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  custody completions bash > ~/.local/share/bash-completion/completions/custody\n  \
+    custody completions zsh > ~/.zfunc/_custody"
+)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// Print the manual page (roff), or write one page per command into a directory.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  custody man | man -l -\n  custody man --out /usr/local/share/man/man1")]
+pub struct ManArgs {
+    /// Write custody.1 and a page per command (custody-ingest.1, …) into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }

@@ -18,7 +18,13 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { Exit::Input.code() } else { 0 });
         }
     };
-    let ctx = Ctx::new(&cli.global);
+    let ctx = match Ctx::new(&cli.global) {
+        Ok(ctx) => ctx,
+        Err(err) => {
+            eprintln!("custody: error: {err:#}");
+            return ExitCode::from(error::exit_for(&err).code());
+        }
+    };
     match cmd::run(cli.command, &ctx) {
         Ok(report) => {
             let mut out = std::io::stdout().lock();

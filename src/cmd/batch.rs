@@ -115,6 +115,7 @@ pub fn run(args: BatchArgs, ctx: &Ctx) -> Result<Report> {
             json: true,
             lock_timeout: ctx.lock_timeout,
             job: Some(json!({"name": job.name, "file_sha256": job.sha256, "step": step.id, "key": key})),
+            agency: ctx.agency.clone(),
         };
         match run_step(step, &inputs, &step_ctx) {
             Ok(report) => {

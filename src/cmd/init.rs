@@ -8,7 +8,10 @@ use crate::cli::InitArgs;
 use crate::ledger::Draft;
 use crate::store::Store;
 
-pub fn run(args: InitArgs, ctx: &Ctx) -> Result<Report> {
+pub fn run(mut args: InitArgs, ctx: &Ctx) -> Result<Report> {
+    if args.agency.is_none() {
+        args.agency = ctx.agency.clone();
+    }
     let dir = args.dir.clone().unwrap_or_else(|| ".".into());
     let actor = ctx.actor();
     let (store, mut ledger) = Store::create(&dir, ctx.lock_timeout)?;

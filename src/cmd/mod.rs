@@ -8,6 +8,7 @@ pub mod hash;
 pub mod ingest;
 pub mod init;
 pub mod log;
+pub mod manual;
 pub mod package;
 pub mod redact;
 pub mod rewrap;
@@ -37,17 +38,64 @@ pub struct Ctx {
     pub lock_timeout: Duration,
     /// Set while a batch job runs a step: recorded with the step's event.
     pub job: Option<serde_json::Value>,
+    /// The agency `init` records when `--agency` is not given (from the config file).
+    pub agency: Option<String>,
+}
+
+/// The config file: `$CUSTODY_CONFIG`, else `$XDG_CONFIG_HOME/custody/config.yaml`, else
+/// `~/.config/custody/config.yaml`. Every key is optional.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub examiner: Option<String>,
+    pub agency: Option<String>,
+    pub store: Option<PathBuf>,
+}
+
+impl Config {
+    pub fn path() -> Option<PathBuf> {
+        if let Some(p) = std::env::var_os("CUSTODY_CONFIG") {
+            return Some(PathBuf::from(p));
+        }
+        let base = std::env::var_os("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+        Some(base.join("custody").join("config.yaml"))
+    }
+
+    pub fn load() -> Result<Config> {
+        let Some(path) = Config::path() else { return Ok(Config::default()) };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(e) => return Err(crate::error::input(format!("cannot read the config file {}: {e}", path.display()))),
+        };
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        serde_yaml_ng::from_str(&text).map_err(|e| {
+            let at = e.location().map(|l| format!(" at line {} column {}", l.line(), l.column())).unwrap_or_default();
+            let msg = e.to_string();
+            let msg = msg.split(" at line ").next().unwrap_or(&msg).to_owned();
+            crate::error::input(format!("config file {}{at}: {msg} (keys: examiner, agency, store)", path.display()))
+        })
+    }
 }
 
 impl Ctx {
-    pub fn new(global: &Global) -> Ctx {
-        Ctx {
-            store: global.store.clone(),
-            examiner: global.examiner.clone().filter(|s| !s.trim().is_empty()),
+    /// The global options, completed from the config file where neither the command line nor
+    /// the environment gave them (command line > environment > file).
+    pub fn new(global: &Global) -> Result<Ctx> {
+        let config = Config::load()?;
+        Ok(Ctx {
+            store: global.store.clone().or(config.store),
+            examiner: global.examiner.clone().filter(|s| !s.trim().is_empty()).or(config.examiner),
             json: global.json,
             lock_timeout: Duration::from_secs(global.lock_timeout),
             job: None,
-        }
+            agency: config.agency,
+        })
     }
 
     pub fn store(&self) -> Result<Store> {
@@ -102,6 +150,8 @@ pub fn run(command: Command, ctx: &Ctx) -> Result<Report> {
         Command::Redact(args) => redact::run(args, ctx),
         Command::Package(args) => package::run(args, ctx),
         Command::Batch(args) => batch::run(args, ctx),
+        Command::Completions(args) => manual::completions(args),
+        Command::Man(args) => manual::man(args),
     }
 }
 

@@ -137,3 +137,64 @@ fn init_in_a_directory_without_write_permission_exits_3() {
     assert!(!target.exists(), "a failed init left {} behind", target.display());
     fs::set_permissions(&locked, fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+/// The config file fills in what neither the command line nor the environment gives: command
+/// line > environment > file; a bad key is named with its line, exit 2.
+#[test]
+fn the_config_file_gives_examiner_agency_and_store_below_flags_and_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    let store = dir.path().join("st");
+    std::fs::write(&config, format!("examiner: Tech. K. Ruiz\nagency: Metro PD\nstore: {}\n", store.display()))
+        .unwrap();
+    let run = |args: &[&str], examiner: Option<&str>| {
+        let mut c = crate::support::cmd(args).env("CUSTODY_CONFIG", &config);
+        c = match examiner {
+            Some(e) => c.env("CUSTODY_EXAMINER", e),
+            None => c.env_remove("CUSTODY_EXAMINER"),
+        };
+        c.run()
+    };
+    run(&["init", store.to_str().unwrap()], None).status(0).stdout_has("for Metro PD");
+    // The store comes from the file; the examiner from the file, then the environment, then the flag.
+    let log = run(&["--json", "export"], None);
+    log.status(0);
+    let first: serde_json::Value = serde_json::from_str(log.stdout().lines().next().unwrap()).unwrap();
+    assert_eq!(first["event"]["examiner"], "Tech. K. Ruiz");
+    assert_eq!(first["event"]["params"]["agency"], "Metro PD");
+    let f = dir.path().join("note.txt");
+    std::fs::write(&f, "x").unwrap();
+    run(&["ingest", f.to_str().unwrap(), "--case", "C", "--item", "1"], Some("From Env")).status(0);
+    run(&["--examiner", "From Flag", "ingest", f.to_str().unwrap(), "--case", "C", "--item", "2"], Some("From Env"))
+        .status(0);
+    let out = run(&["export"], None);
+    let examiners: Vec<String> = out
+        .stdout()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["event"]["examiner"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(examiners, ["Tech. K. Ruiz", "From Env", "From Flag"]);
+    std::fs::write(&config, "examiner: x\nstor: /tmp\n").unwrap();
+    run(&["log"], None).status(2).stderr_has("line 2 column 1").stderr_has("stor");
+}
+
+/// Completions and manual pages come from the same definitions as the commands.
+#[test]
+fn completions_and_manual_pages_cover_every_command() {
+    let bash = crate::support::cmd(&["completions", "bash"]).run();
+    bash.status(0);
+    for sub in ["ingest", "redact", "package", "batch", "verify"] {
+        assert!(bash.stdout().contains(sub), "bash completion lacks {sub}");
+    }
+    crate::support::cmd(&["completions", "zsh"]).run().status(0).stdout_has("#compdef custody");
+    crate::support::cmd(&["man"]).run().status(0).stdout_has(".TH custody 1");
+    let dir = tempfile::tempdir().unwrap();
+    crate::support::cmd(&["man", "--out", dir.path().to_str().unwrap()]).run().status(0);
+    for page in ["custody.1", "custody-redact.1", "custody-package.1", "custody-batch.1"] {
+        let text = std::fs::read_to_string(dir.path().join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.contains(".TH"), "{page} is not a manual page");
+    }
+    crate::support::cmd(&["completions", "tcsh"]).run().status(2);
+}

@@ -155,7 +155,8 @@ pub struct Cmd {
 }
 
 /// `custody ARGS…` with no store given: CUSTODY_STORE is removed from the environment, the
-/// examiner is fixed, and the working directory is a fresh empty temp dir unless set.
+/// examiner is fixed, no config file is read, and the working directory is a fresh empty temp
+/// dir unless set.
 pub fn cmd(args: &[&str]) -> Cmd {
     Cmd {
         args: args.iter().map(OsString::from).collect(),
@@ -164,6 +165,8 @@ pub fn cmd(args: &[&str]) -> Cmd {
             ("CUSTODY_LOCK_TIMEOUT".into(), None),
             ("CUSTODY_EXAMINER".into(), Some(EXAMINER.into())),
             ("NO_COLOR".into(), Some("1".into())),
+            // No user config file: tests see only what they set.
+            ("CUSTODY_CONFIG".into(), Some("/nonexistent/custody-test-config.yaml".into())),
         ],
         dir: None,
         stdin: None,
@@ -545,4 +548,88 @@ pub fn decode_errors(path: &Path) -> Vec<String> {
         .expect("running ffmpeg");
     assert!(out.status.success(), "ffmpeg cannot decode {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stderr).lines().map(str::to_owned).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// A custody run in the background, to be killed part-way (the batch resume tests).
+
+/// A custody process started by [`Cmd::spawn`] and not yet waited for.
+pub struct Running {
+    pub command: String,
+    child: std::process::Child,
+    _scratch: Option<TempDir>,
+}
+
+impl Cmd {
+    /// Start the binary without waiting for it (stdin null, stdout and stderr piped).
+    #[track_caller]
+    pub fn spawn(mut self) -> Running {
+        let dir = match &self.dir {
+            Some(d) => d.clone(),
+            None => {
+                let scratch = tempfile::tempdir().expect("temp dir");
+                let d = scratch.path().to_owned();
+                self._scratch = Some(scratch);
+                d
+            }
+        };
+        let mut command = Command::new(env!("CARGO_BIN_EXE_custody"));
+        command.args(&self.args).current_dir(&dir);
+        for (k, v) in &self.env {
+            match v {
+                Some(v) => command.env(k, v),
+                None => command.env_remove(k),
+            };
+        }
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let shown = format!(
+            "custody {} (in {})",
+            self.args.iter().map(|a| format!("{:?}", a)).collect::<Vec<_>>().join(" "),
+            dir.display()
+        );
+        let child = command.spawn().unwrap_or_else(|e| panic!("cannot start {shown}: {e}"));
+        Running { command: shown, child, _scratch: self._scratch.take() }
+    }
+}
+
+impl Running {
+    /// Whether the process has exited (it is reaped then, but its output is still readable).
+    pub fn exited(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_some()
+    }
+
+    /// SIGKILL it (when still running) and collect what it printed.
+    pub fn kill(mut self) -> Output {
+        let _ = self.child.kill();
+        self.wait()
+    }
+
+    /// Wait for it to exit and collect what it printed.
+    pub fn wait(self) -> Output {
+        let out = self.child.wait_with_output().expect("wait for custody");
+        Output { command: self.command, code: out.status.code(), stdout: out.stdout, stderr: out.stderr }
+    }
+}
+
+impl Store {
+    /// Number of events, or `None` when SQLite cannot answer right now (polling while a custody
+    /// process writes).
+    pub fn try_event_count(&self) -> Option<i64> {
+        let conn =
+            rusqlite::Connection::open_with_flags(self.ledger_path(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .ok()?;
+        conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).ok()
+    }
+
+    /// Every event body, in order, parsed, read straight from SQLite.
+    pub fn event_bodies(&self) -> Vec<Value> {
+        let conn =
+            rusqlite::Connection::open_with_flags(self.ledger_path(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .expect("open ledger.db read-only");
+        let mut stmt = conn.prepare("SELECT body FROM events ORDER BY seq").expect("query events");
+        stmt.query_map([], |r| r.get::<_, String>(0))
+            .expect("read events")
+            .map(|b| serde_json::from_str(&b.expect("event row")).expect("event body is JSON"))
+            .collect()
+    }
 }
