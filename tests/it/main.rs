@@ -3,6 +3,7 @@
 mod batch;
 mod bundle;
 mod clip;
+mod docs;
 mod exact;
 mod faults;
 mod fixtures;

@@ -1,0 +1,135 @@
+//! The user guide's examples run as tests, so the docs cannot rot: every `console` block of
+//! docs/walkthroughs.md, in order, in one shell, on the sample DVR export `bins/demo` uses.
+//! `$ CMD` lines are run; the lines after one are expected in its output (`...` matches
+//! anything); `[exit: N]` gives the expected exit code (default 0).
+
+use std::path::Path;
+use std::process::Command;
+
+use custody::media::synth::{Fixture, generate};
+
+struct Example {
+    command: String,
+    expect: Vec<String>,
+    exit: i32,
+    line: usize,
+}
+
+fn examples(markdown: &str) -> Vec<Example> {
+    let mut out: Vec<Example> = Vec::new();
+    let mut in_block = false;
+    for (i, line) in markdown.lines().enumerate() {
+        if line.starts_with("```") {
+            in_block = line == "```console";
+            continue;
+        }
+        if !in_block {
+            continue;
+        }
+        if let Some(cmd) = line.strip_prefix("$ ") {
+            out.push(Example { command: cmd.to_owned(), expect: Vec::new(), exit: 0, line: i + 1 });
+        } else if let Some(code) = line.strip_prefix("[exit: ").and_then(|l| l.strip_suffix(']')) {
+            out.last_mut().expect("an exit code follows a command").exit = code.parse().expect("exit code");
+        } else if !line.trim().is_empty() {
+            out.last_mut().expect("output follows a command").expect.push(line.trim().to_owned());
+        }
+    }
+    out
+}
+
+/// Whether `text` holds `pattern`, where `...` in the pattern matches anything (within a line).
+fn holds(text: &str, pattern: &str) -> bool {
+    text.lines().any(|l| {
+        let mut rest = l;
+        pattern.split("...").all(|piece| match rest.find(piece) {
+            Some(at) => {
+                rest = &rest[at + piece.len()..];
+                true
+            }
+            None => false,
+        })
+    })
+}
+
+/// The sample export of bins/demo: channel 1 as AVI and raw H.264, a proprietary file, audio,
+/// and the DVR's MD5 list.
+fn sample_export(dir: &Path) {
+    let export = dir.join("usb/DVR_EXPORT");
+    std::fs::create_dir_all(export.join("CH01")).unwrap();
+    std::fs::create_dir_all(export.join("AUDIO")).unwrap();
+    generate(Fixture::RawH264, &export.join("CH01/ch01_20240501_140000.h264")).unwrap();
+    generate(Fixture::MjpegAvi, &export.join("CH01/ch01_20240501_140000.avi")).unwrap();
+    generate(Fixture::Proprietary, &export.join("CH01/ch01_20240501_140000.dvr")).unwrap();
+    generate(Fixture::Wav, &export.join("AUDIO/overhear.wav")).unwrap();
+    let md5 = Command::new("bash")
+        .arg("-c")
+        .arg("md5sum CH01/* AUDIO/* > MD5SUMS.txt")
+        .current_dir(&export)
+        .status()
+        .unwrap();
+    assert!(md5.success());
+}
+
+#[test]
+fn the_walkthroughs_run_as_written() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/walkthroughs.md")).unwrap();
+    let list = examples(&doc);
+    assert!(list.len() > 15, "the walkthroughs hold {} commands", list.len());
+    let work = tempfile::tempdir().unwrap();
+    sample_export(work.path());
+    let out_dir = work.path().join(".doc-run");
+    std::fs::create_dir(&out_dir).unwrap();
+    // One shell runs them all, so `export` and `cd` carry over as a reader's would.
+    let mut script = String::from("set +e\n");
+    for (n, ex) in list.iter().enumerate() {
+        script.push_str(&format!(
+            "{{ {} ; }} > '{}/{n}.out' 2>&1\necho $? > '{}/{n}.rc'\n",
+            ex.command,
+            out_dir.display(),
+            out_dir.display()
+        ));
+    }
+    let bin = Path::new(env!("CARGO_BIN_EXE_custody")).parent().unwrap().to_owned();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let status = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(work.path())
+        .env("PATH", path)
+        .env_remove("CUSTODY_STORE")
+        .env_remove("CUSTODY_EXAMINER")
+        .env("CUSTODY_CONFIG", "/nonexistent/custody-docs-config.yaml")
+        .env("NO_COLOR", "1")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for (n, ex) in list.iter().enumerate() {
+        let output = std::fs::read_to_string(out_dir.join(format!("{n}.out"))).unwrap();
+        let rc: i32 = std::fs::read_to_string(out_dir.join(format!("{n}.rc"))).unwrap().trim().parse().unwrap();
+        assert_eq!(
+            rc, ex.exit,
+            "docs/walkthroughs.md line {}: `{}` exited {rc}, expected {}:\n{output}",
+            ex.line, ex.command, ex.exit
+        );
+        for e in &ex.expect {
+            assert!(
+                holds(&output, e),
+                "docs/walkthroughs.md line {}: `{}` did not print\n  {e}\nIt printed:\n{output}",
+                ex.line,
+                ex.command
+            );
+        }
+    }
+}
+
+#[test]
+fn the_example_matcher_can_fail() {
+    assert!(holds("ledger head: 2:abc", "ledger head: ..."));
+    assert!(holds("  i6   frame 15  x.png", "i6   frame 15"));
+    assert!(!holds("ledger head: 2:abc", "ledger tail: ..."));
+    assert!(!holds("abc", "a...d"));
+    let ex = examples("```console\n$ true\nout\n$ false\n[exit: 1]\n```\n```sh\n$ not run\n```\n");
+    assert_eq!(ex.len(), 2);
+    assert_eq!((ex[0].expect.len(), ex[1].exit), (1, 1));
+}
