@@ -9,6 +9,9 @@ test *ARGS:
 bench:
     bins/bench
 
+torture *ARGS:
+    bins/torture {{ARGS}}
+
 ci:
     cargo fmt --check
     cargo clippy --all-targets -- -D warnings

@@ -77,7 +77,7 @@ impl Builder {
 
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
-        let at = |kind| Node { line: mark.line(), col: mark.col(), kind };
+        let at = |kind| Node { line: mark.line(), col: mark.col() + 1, kind };
         match ev {
             Event::Scalar(s, ..) => self.push(at(Kind::Scalar(s))),
             Event::SequenceStart(..) => self.stack.push((at(Kind::Seq(Vec::new())), None)),
@@ -187,7 +187,7 @@ pub fn load(path: &Path, ledger: &Ledger) -> Result<Result<Job, Vec<Problem>>> {
     if let Err(e) = Parser::new_from_str(&text).load(&mut b, false) {
         return Ok(Err(vec![Problem {
             line: e.marker().line(),
-            column: e.marker().col(),
+            column: e.marker().col() + 1,
             message: e.info().to_owned(),
         }]));
     }

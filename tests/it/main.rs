@@ -1,5 +1,6 @@
 //! The one integration-test binary: drives the real `custody` binary on real media.
 
+mod batch;
 mod bundle;
 mod clip;
 mod docs;

@@ -584,7 +584,7 @@ impl Cmd {
         command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let shown = format!(
             "custody {} (in {})",
-            self.args.iter().map(|a| format!("{:?}", a)).collect::<Vec<_>>().join(" "),
+            self.args.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(" "),
             dir.display()
         );
         let child = command.spawn().unwrap_or_else(|e| panic!("cannot start {shown}: {e}"));

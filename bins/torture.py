@@ -1,0 +1,230 @@
+"""The torture run behind bins/torture: crashes, concurrency and hostile media against the real
+binary, then the checks that nothing acknowledged was lost and nothing wrong passed silently.
+
+  TORTURE_KILLS     ingest/clip/package runs killed with SIGKILL at random moments (default 200)
+  TORTURE_PROCS     concurrent writer processes (default 8)
+  TORTURE_INGESTS   ingests per process (default 200)
+  TORTURE_SEED      random seed (default: time)
+  --short           the CI version: 24 kills, 4 x 10 ingests, every hostile file once
+
+Exit 0 when every check holds; 1 naming each failure."""
+import json
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+custody = sys.argv[1]
+synth = sys.argv[2]
+short = "--short" in sys.argv[3:]
+kills = 24 if short else int(os.environ.get("TORTURE_KILLS", "200"))
+procs = 4 if short else int(os.environ.get("TORTURE_PROCS", "8"))
+ingests = 10 if short else int(os.environ.get("TORTURE_INGESTS", "200"))
+seed = int(os.environ.get("TORTURE_SEED", str(int(time.time()))))
+rng = random.Random(seed)
+failures = []
+env = dict(os.environ, CUSTODY_EXAMINER="torture", CUSTODY_CONFIG="/nonexistent", NO_COLOR="1")
+env.pop("CUSTODY_STORE", None)
+
+
+def fail(msg):
+    failures.append(msg)
+    print(f"FAIL: {msg}", flush=True)
+
+
+def run(args, store=None, timeout=120, check=None):
+    cmd = [custody] + (["--store", store] if store else []) + args
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    if "panicked" in p.stderr or p.returncode not in (0, 1, 2, 3):
+        fail(f"`{' '.join(args)}` crashed (exit {p.returncode}): {p.stderr.strip()[:300]}")
+    if check is not None and p.returncode != check:
+        fail(f"`{' '.join(args)}` exited {p.returncode}, expected {check}: {p.stderr.strip()[:300]}")
+    return p
+
+
+def ledger_events(store):
+    db = sqlite3.connect(f"file:{store}/ledger.db?mode=ro", uri=True)
+    rows = db.execute("SELECT seq, body FROM events ORDER BY seq").fetchall()
+    db.close()
+    return [(s, json.loads(b)) for s, b in rows]
+
+
+def object_shas(store):
+    out = set()
+    for d, _, fs in os.walk(os.path.join(store, "objects")):
+        for f in fs:
+            out.add(os.path.basename(d) + f)
+    return out
+
+
+def check_store(store, acknowledged, what):
+    p = run(["verify"], store)
+    if p.returncode != 0:
+        fail(f"{what}: verify failed after the kills: {p.stdout.strip()[-500:]}")
+    events = ledger_events(store)
+    seqs = [s for s, _ in events]
+    if seqs != list(range(1, len(seqs) + 1)):
+        fail(f"{what}: event numbers are not contiguous")
+    recorded = {o["sha256"] for _, e in events for o in e["outputs"] if o.get("item")}
+    present = object_shas(store)
+    if recorded - present:
+        fail(f"{what}: {len(recorded - present)} event(s) without their object")
+    for sha in acknowledged:
+        if sha not in recorded or sha not in present:
+            fail(f"{what}: an acknowledged item {sha[:12]} is missing")
+    leftovers = [n for n in os.listdir(os.path.join(store, "tmp"))] if os.path.isdir(os.path.join(store, "tmp")) else []
+    if leftovers:
+        fail(f"{what}: leftovers in tmp/ after verify: {leftovers[:5]}")
+    return events
+
+
+def crash_section(work):
+    """Commands killed at random moments; afterwards nothing acknowledged is lost."""
+    store = os.path.join(work, "crash-store")
+    run(["init", store], check=0)
+    media = os.path.join(work, "gen", "h264_bframes.mp4")
+    p = run(["ingest", media, "--case", "C", "--item", "base", "--json"], store, check=0)
+    base = json.loads(p.stdout)["items"][0]["id"] if p.returncode == 0 else "i1"
+    acknowledged = set()
+    outcomes = {"killed": 0, "finished": 0}
+    for n in range(kills):
+        kind = rng.choice(["ingest", "clip", "package"])
+        if kind == "ingest":
+            src = os.path.join(work, f"src-{n}.bin")
+            with open(src, "wb") as f:
+                f.write(os.urandom(rng.randint(1, 8) << 20))
+            args = ["ingest", src, "--case", "C", "--item", f"k{n}", "--json"]
+        elif kind == "clip":
+            args = ["clip", base, "--from", "00:00:00.500", "--to", f"00:00:0{rng.randint(1, 2)}.500", "--json",
+                    "--mode", rng.choice(["copy", "exact"])]
+        else:
+            args = ["package", base, "--out", os.path.join(work, f"bundle-{n}.zip"), "--json"]
+        proc = subprocess.Popen([custody, "--store", store] + args, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        time.sleep(rng.uniform(0.0, 0.6))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            outcomes["killed"] += 1
+        out, err = proc.communicate()
+        if "panicked" in err:
+            fail(f"{kind} panicked: {err[:300]}")
+        if proc.returncode == 0:
+            outcomes["finished"] += 1
+            doc = json.loads(out)
+            for f in doc.get("items", []):
+                acknowledged.add(f["sha256"])
+            if doc.get("command") == "clip":
+                acknowledged.add(doc["sha256"])
+        if kind == "package":
+            # Nothing half-written under the final name: a bundle that exists verifies.
+            zpath = os.path.join(work, f"bundle-{n}.zip")
+            if os.path.exists(zpath) and run(["verify", zpath]).returncode != 0:
+                fail(f"bundle-{n}.zip exists but does not verify after a kill")
+    check_store(store, acknowledged, "crashes")
+    print(f"crashes: {kills} runs, {outcomes['killed']} killed, {outcomes['finished']} finished; "
+          f"{len(acknowledged)} acknowledged files all present", flush=True)
+
+
+def concurrency_section(work):
+    """Several writers at once: every event lands, the chain is contiguous, nobody sees a lock."""
+    store = os.path.join(work, "busy-store")
+    run(["init", store], check=0)
+    files = []
+    for p in range(procs):
+        d = os.path.join(work, f"w{p}")
+        os.makedirs(d)
+        for i in range(ingests):
+            path = os.path.join(d, f"f{i}.txt")
+            with open(path, "w") as f:
+                f.write(f"writer {p} file {i} {rng.random()}\n")
+            files.append(path)
+    script = "\n".join(
+        f"for f in {os.path.join(work, f'w{p}')}/*.txt; do '{custody}' --store '{store}' ingest \"$f\" --case C "
+        f"--item \"w{p}-$(basename $f)\" >/dev/null 2>>'{work}/w{p}.err' || echo \"$f $?\" >> '{work}/w{p}.failed'; done &"
+        for p in range(procs)) + "\nwait\n"
+    start = time.time()
+    subprocess.run(["bash", "-c", script], env=env, check=True)
+    elapsed = time.time() - start
+    for p in range(procs):
+        err_path = os.path.join(work, f"w{p}.err")
+        errs = open(err_path).read() if os.path.exists(err_path) else ""
+        if "locked" in errs.lower():
+            fail(f"writer {p} saw a locked database: {errs[:300]}")
+        if os.path.exists(os.path.join(work, f"w{p}.failed")):
+            fail(f"writer {p} had failed ingests: {open(os.path.join(work, f'w{p}.failed')).read()[:300]}")
+    events = check_store(store, set(), "concurrency")
+    if len(events) != 1 + procs * ingests:
+        fail(f"concurrency: {len(events)} events, expected {1 + procs * ingests}")
+    print(f"concurrency: {procs} x {ingests} ingests in {elapsed:.1f} s, {len(events)} events, chain contiguous",
+          flush=True)
+
+
+def flipped(data):
+    """40 bytes flipped inside the media data (the container's index left whole)."""
+    out = bytearray(data)
+    for k in range(40):
+        out[int(len(out) * 0.2) + k * 1500] ^= 0xFF
+    return bytes(out)
+
+
+def hostile_section(work):
+    """Hostile media: no panic, no hang, a clear error; decode errors counted, never passed over."""
+    store = os.path.join(work, "hostile-store")
+    run(["init", store], check=0)
+    good = open(os.path.join(work, "gen", "h264_bframes.mp4"), "rb").read()
+    cases = {
+        "empty.mp4": b"",
+        "random.mp4": os.urandom(200_000),
+        "truncated.mp4": good[: len(good) // 3],
+        "bitflipped.mp4": flipped(good),
+        "playlist.m3u8": b"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nfile:///etc/passwd\n#EXT-X-ENDLIST\n",
+        "concat.txt": b"ffconcat version 1.0\nfile '/etc/passwd'\n",
+        "huge-dims.y4m": b"YUV4MPEG2 W65535 H65535 F25:1 Ip A1:1 C420jpeg\nFRAME\n" + b"\x00" * 1000,
+    }
+    for name, data in cases.items():
+        path = os.path.join(work, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        p = run(["ingest", path, "--case", "H", "--item", name, "--deep", "--json"], store, timeout=120)
+        if p.returncode != 0:
+            fail(f"hostile {name}: ingest should keep any file as evidence, exited {p.returncode}: {p.stderr[:200]}")
+            continue
+        item = json.loads(p.stdout)["items"][0]["id"]
+        for args in (["still", item, "--at", "frame:1"], ["clip", item, "--from", "0", "--to", "1"],
+                     ["redact", item, "--box", "0,0,10,10", "--reason", "x"]):
+            q = run(args, store, timeout=120)
+            if q.returncode == 0 and name in ("empty.mp4", "random.mp4", "playlist.m3u8", "concat.txt"):
+                fail(f"hostile {name}: `{args[0]}` succeeded on a file that holds no usable media")
+            if q.returncode != 0 and not q.stderr.strip():
+                fail(f"hostile {name}: `{args[0]}` failed without a message")
+        if name == "bitflipped.mp4":
+            media = json.loads(p.stdout)["items"][0].get("media", {})
+            if not (media.get("deep") or {}).get("errors"):
+                fail(f"hostile bitflipped.mp4: the deep probe did not count its decode errors: {media}")
+    check_store(store, set(), "hostile")
+    print(f"hostile media: {len(cases)} files, no panic, no hang, every refusal explained", flush=True)
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="custody-torture.")
+    try:
+        subprocess.run([synth, os.path.join(work, "gen")], check=True, stdout=subprocess.DEVNULL)
+        print(f"torture: seed {seed}, {'short' if short else 'full'} run in {work}", flush=True)
+        crash_section(work)
+        concurrency_section(work)
+        hostile_section(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if failures:
+        print(f"torture: {len(failures)} failure(s) (seed {seed})")
+        return 1
+    print("torture: every check held")
+    return 0
+
+
+sys.exit(main())
