@@ -167,8 +167,11 @@ impl Store {
         let tmp = self.root.join(TMP_DIR);
         // Made under a name recovery ignores, locked, then renamed: recovery can never see an
         // unlocked staging directory of a live command.
+        // The name carries our PID, so recovery can tell a directory whose maker died before
+        // locking it from one a live command is setting up.
+        let prefix = format!("{NEW_STAGING_PREFIX}{}-", std::process::id());
         let fresh = tempfile::Builder::new()
-            .prefix(NEW_STAGING_PREFIX)
+            .prefix(&prefix)
             .tempdir_in(&tmp)
             .map_err(|e| env_io(e, &tmp, "cannot create a staging directory in"))?
             .keep();
@@ -176,8 +179,7 @@ impl Store {
         if !try_flock(&lock)? {
             return Err(error::environment(format!("cannot lock the staging directory {}", fresh.display())));
         }
-        let suffix =
-            fresh.file_name().and_then(|n| n.to_str()).unwrap_or_default().trim_start_matches(NEW_STAGING_PREFIX);
+        let suffix = fresh.file_name().and_then(|n| n.to_str()).unwrap_or_default().trim_start_matches(&prefix);
         let dir = tmp.join(format!("{}-{suffix}", std::process::id()));
         fs::rename(&fresh, &dir).map_err(|e| env_io(e, &dir, "cannot create"))?;
         Ok(Staging { dir, _lock: lock, staged: Vec::new(), next: 0, committed: false })
@@ -252,8 +254,10 @@ impl Store {
                 continue;
             }
             let Ok(handle) = File::open(&dir) else { continue };
-            // A directory still being set up is left alone unless it is clearly abandoned.
-            let new = entry.file_name().to_string_lossy().starts_with(NEW_STAGING_PREFIX);
+            // A directory still being set up is left alone unless it is clearly abandoned: its
+            // maker is gone, or it is an hour old.
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let new = name.starts_with(NEW_STAGING_PREFIX) && !maker_is_gone(&name[NEW_STAGING_PREFIX.len()..]);
             let old = entry
                 .metadata()
                 .and_then(|m| m.modified())
@@ -284,6 +288,16 @@ impl Store {
         }
         Ok(report)
     }
+}
+
+/// Whether the process whose PID starts `rest` (`PID-…`) no longer exists.
+fn maker_is_gone(rest: &str) -> bool {
+    let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()).filter(|p| *p > 0) else {
+        return false;
+    };
+    // SAFETY: kill with signal 0 sends nothing; it only asks whether the process exists.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
 }
 
 /// What recovery did.

@@ -180,7 +180,7 @@ pub fn run(args: BatchArgs, ctx: &Ctx) -> Result<Report> {
     {
         text.push_str(&head_line(h));
     }
-    let json = json!({"schema_version": 1, "command": "batch", "job": job.name, "file": args.job, "dry_run": args.dry_run,
+    let json = json!({"schema_version": 1, "command": "batch", "job": job.name, "file": crate::fsutil::path_text(&args.job), "dry_run": args.dry_run,
         "steps": outcomes, "estimate_media_us": estimate_us, "head": head});
     Ok(Report::ok(text, json))
 }

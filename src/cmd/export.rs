@@ -89,7 +89,7 @@ pub fn run(args: ExportArgs, ctx: &Ctx) -> Result<Report> {
             );
             Ok(Report::ok(
                 text,
-                json!({"schema_version": 1, "command": "export", "events": n, "out": path, "head": head}),
+                json!({"schema_version": 1, "command": "export", "events": n, "out": crate::fsutil::path_text(path), "head": head}),
             ))
         }
         None => {

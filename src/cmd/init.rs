@@ -29,7 +29,6 @@ pub fn run(mut args: InitArgs, ctx: &Ctx) -> Result<Report> {
         store.root().display(),
         store.root().display()
     );
-    let json =
-        json!({"schema_version": 1, "command": "init", "store": store.root(), "agency": args.agency, "head": head});
+    let json = json!({"schema_version": 1, "command": "init", "store": crate::fsutil::path_text(store.root()), "agency": args.agency, "head": head});
     Ok(Report::ok(text, json))
 }

@@ -37,7 +37,10 @@ pub fn man(args: ManArgs) -> Result<Report> {
             pages.retain(|p| p.starts_with("custody") && p.ends_with(".1"));
             pages.sort();
             let text = format!("Wrote {} manual pages into {}", pages.len(), dir.display());
-            Ok(Report::ok(text, json!({"schema_version": 1, "command": "man", "out": dir, "pages": pages})))
+            Ok(Report::ok(
+                text,
+                json!({"schema_version": 1, "command": "man", "out": crate::fsutil::path_text(dir), "pages": pages}),
+            ))
         }
     }
 }

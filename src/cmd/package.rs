@@ -105,7 +105,7 @@ pub fn run(args: PackageArgs, ctx: &Ctx) -> Result<Report> {
         written.head
     ));
     text.push_str(&head_line(&head));
-    let json = json!({"schema_version": 1, "command": "package", "out": written.path, "bag": written.bag,
+    let json = json!({"schema_version": 1, "command": "package", "out": crate::fsutil::path_text(&written.path), "bag": written.bag,
         "sha256": written.digests.sha256(), "blake3": written.digests.blake3(), "size": written.digests.size,
         "files": written.files, "ledger_head": written.head.to_string(), "events_included": written.events_full,
         "head": head});

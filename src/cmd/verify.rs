@@ -210,7 +210,7 @@ pub fn run(args: VerifyArgs, ctx: &Ctx) -> Result<Report> {
         Exit::Mismatch
     };
     let json = json!({
-        "schema_version": 1, "command": "verify", "store": store.root(), "ok": problems.is_empty(),
+        "schema_version": 1, "command": "verify", "store": crate::fsutil::path_text(store.root()), "ok": problems.is_empty(),
         "events": chain.count, "head": head, "against": args.against, "objects_checked": checked,
         "bytes_checked": bytes, "problems": problems, "recovery": recovery,
     });
@@ -319,7 +319,7 @@ fn verify_bundle(path: &Path, args: &VerifyArgs) -> Result<Report> {
         text.push_str(&format!("First problem: {}", problems[0].message));
         Exit::Mismatch
     };
-    let json = json!({"schema_version": 1, "command": "verify", "bundle": path, "bag": outcome.bag, "ok": problems.is_empty(),
+    let json = json!({"schema_version": 1, "command": "verify", "bundle": crate::fsutil::path_text(path), "bag": outcome.bag, "ok": problems.is_empty(),
         "files": outcome.files, "bytes_checked": outcome.bytes, "events": outcome.events, "head": outcome.head,
         "against": args.against, "problems": problems});
     Ok(Report { text, json, exit, raw: None })

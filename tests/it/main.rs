@@ -10,6 +10,7 @@ mod fixtures;
 mod formats;
 mod hash;
 mod ingest;
+mod json;
 mod ledger;
 mod redact;
 mod still;
