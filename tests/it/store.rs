@@ -198,3 +198,15 @@ fn completions_and_manual_pages_cover_every_command() {
     }
     crate::support::cmd(&["completions", "tcsh"]).run().status(2);
 }
+
+/// A store whose path is not UTF-8 works, and its JSON report names it as text (it crashed).
+#[test]
+fn a_store_path_that_is_not_utf8_is_reported_not_a_crash() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let odd = dir.path().join(std::ffi::OsStr::from_bytes(b"case\xff store"));
+    let out = crate::support::cmd(&["--json", "init"]).arg(&odd).run();
+    out.status(0);
+    assert!(out.json()["store"].as_str().unwrap().contains("case"), "{}", out.stdout());
+    crate::support::cmd(&["--json", "--store"]).arg(&odd).arg("verify").run().status(0);
+}
