@@ -411,6 +411,10 @@ pub struct PackageArgs {
     /// Why it is given.
     #[arg(long, value_name = "TEXT")]
     pub purpose: Option<String>,
+    /// A public release: the ledger excerpt holds only the events that made these files; the
+    /// events of their sources (which describe the unredacted originals) are withheld as hashes.
+    #[arg(long)]
+    pub release: bool,
     /// A note recorded with the event.
     #[arg(long, value_name = "TEXT")]
     pub note: Option<String>,

@@ -139,6 +139,7 @@ pub enum Action {
         recipient: Option<String>,
         purpose: Option<String>,
         include: String,
+        release: bool,
     },
 }
 
@@ -487,7 +488,12 @@ impl Checker<'_> {
     }
 
     fn package(&mut self, n: &Node) -> Option<Action> {
-        let f = self.fields(n, "package", &["items", "out", "recipient", "purpose", "include"], &["items", "out"]);
+        let f = self.fields(
+            n,
+            "package",
+            &["items", "out", "recipient", "purpose", "include", "release"],
+            &["items", "out"],
+        );
         let mut items = Vec::new();
         for (t, node) in self.list(f.get("items"), "items") {
             if let Some(r) = self.reference(&node, &t) {
@@ -505,6 +511,7 @@ impl Checker<'_> {
             recipient: self.text(f.get("recipient"), "recipient"),
             purpose: self.text(f.get("purpose"), "purpose"),
             include,
+            release: self.flag(f.get("release"), "release"),
         })
     }
 }
@@ -524,8 +531,9 @@ pub fn step_key(job: &Job, step: &Step, inputs: &[String]) -> String {
                 spec.as_ref().and_then(|p| std::fs::read(p).ok()).map(|b| hex::encode(crate::digest::sha256(&b)));
             json!({"spec": spec_sha, "boxes": boxes, "mute": mute, "fill": fill, "reason": reason})
         }
-        Action::Package { out, recipient, purpose, include, .. } => {
-            json!({"out": out.file_name().map(|n| n.to_string_lossy().into_owned()), "recipient": recipient, "purpose": purpose, "include": include})
+        Action::Package { out, recipient, purpose, include, release, .. } => {
+            json!({"out": out.file_name().map(|n| n.to_string_lossy().into_owned()), "recipient": recipient,
+                   "purpose": purpose, "include": include, "release": release})
         }
     };
     let body =

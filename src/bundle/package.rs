@@ -40,6 +40,10 @@ pub struct Request<'a> {
     pub purpose: Option<&'a str>,
     pub examiner: &'a str,
     pub out: &'a Path,
+    /// A release (public records) bundle: only the events that made the included files are in
+    /// full; their sources' events, which describe the unredacted originals, are withheld as
+    /// hashes.
+    pub release: bool,
 }
 
 /// One evidence file in the bundle.
@@ -118,7 +122,7 @@ pub fn write(store: &Store, ledger: &Ledger, req: &Request) -> Result<Written> {
     for r in &chosen {
         let mut cur = Some(r.id.as_str());
         while let Some(id) = cur {
-            if !concerned.insert(id.to_owned()) {
+            if !concerned.insert(id.to_owned()) || req.release {
                 break;
             }
             cur = by_id.get(id).and_then(|r| r.parent.as_deref());
@@ -131,7 +135,8 @@ pub fn write(store: &Store, ledger: &Ledger, req: &Request) -> Result<Written> {
         let names = |refs: &[crate::ledger::FileRef]| {
             refs.iter().any(|f| f.item.as_deref().is_some_and(|i| concerned.contains(i)))
         };
-        if ev.seq == 1 || names(&ev.inputs) || names(&ev.outputs) {
+        let wanted = if req.release { names(&ev.outputs) } else { names(&ev.inputs) || names(&ev.outputs) };
+        if ev.seq == 1 || wanted {
             lines.push(format!("{{\"event\":{},\"hash\":\"{}\"}}", row.body, row.hash));
             events.push((ev, row.hash.clone()));
         } else {
@@ -281,6 +286,11 @@ pub fn write(store: &Store, ledger: &Ledger, req: &Request) -> Result<Written> {
     info.push_str(&format!("Payload-Oxum: {octets}.{count}\n"));
     info.push_str(&format!("Bag-Size: {}\n", crate::cmd::human_size(octets)));
     info.push_str(&format!("Custody-Ledger-Head: {head}\n"));
+    info.push_str(if req.release {
+        "Custody-Excerpt: release (the events that made these files; the events of their sources are withheld, as hashes)\n"
+    } else {
+        "Custody-Excerpt: full (every event of these files and of the files they were made from)\n"
+    });
     if let Some(r) = req.recipient {
         info.push_str(&format!("Custody-Recipient: {}\n", one_line(r)));
     }
@@ -425,6 +435,7 @@ pub fn event_params(w: &Written, req: &Request) -> serde_json::Map<String, serde
                "blake3": w.digests.blake3(), "size": w.digests.size, "bag": w.bag}),
     );
     p.insert("include".into(), json!(req.include));
+    p.insert("release".into(), json!(req.release));
     p.insert("recipient".into(), json!(req.recipient));
     p.insert("purpose".into(), json!(req.purpose));
     p.insert("ledger_head".into(), json!(w.head.to_string()));

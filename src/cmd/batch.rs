@@ -270,7 +270,7 @@ fn run_step(step: &Step, inputs: &[String], ctx: &Ctx) -> Result<Report> {
             },
             ctx,
         ),
-        Action::Package { out, recipient, purpose, include, .. } => super::package::run(
+        Action::Package { out, recipient, purpose, include, release, .. } => super::package::run(
             PackageArgs {
                 items: inputs.to_vec(),
                 case: None,
@@ -282,6 +282,7 @@ fn run_step(step: &Step, inputs: &[String], ctx: &Ctx) -> Result<Report> {
                 },
                 recipient: recipient.clone(),
                 purpose: purpose.clone(),
+                release: *release,
                 note: step.note.clone(),
             },
             ctx,

@@ -43,6 +43,7 @@ pub fn run(args: PackageArgs, ctx: &Ctx) -> Result<Report> {
         purpose: args.purpose.as_deref(),
         examiner: &actor.examiner,
         out: &args.out,
+        release: args.release,
     };
     let written = package::write(&store, &ledger, &req)?;
     let params = package::event_params(&written, &req);

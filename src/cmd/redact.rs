@@ -206,7 +206,10 @@ pub fn run(args: RedactArgs, ctx: &Ctx) -> Result<Report> {
     facts.insert("encoding".into(), serde_json::to_value(&outcome.encoding)?);
     facts.insert(
         "metadata".into(),
-        json!({"before": outcome.before, "after": outcome.after, "removed": outcome.removed}),
+        // The event keeps what the source carried by SHA-256 only: ledger excerpts travel in
+        // bundles, and a release bundle must not disclose the very tags the redaction removed.
+        json!({"before": sealed(&outcome.before), "after": outcome.after, "removed": sealed(&outcome.removed),
+               "values": "tag values of the source are recorded as sha256:HEX of their UTF-8 text"}),
     );
     let mut spec_facts = Map::new();
     spec_facts.insert("kind".into(), json!("redaction spec"));
@@ -286,6 +289,22 @@ pub fn run(args: RedactArgs, ctx: &Ctx) -> Result<Report> {
         "metadata": {"before": outcome.before, "after": outcome.after, "removed": outcome.removed},
         "head": head});
     Ok(Report::ok(text, json))
+}
+
+/// Inventory entries with each tag's value replaced by its SHA-256 (streams keep their codec).
+fn sealed(entries: &[Entry]) -> Vec<Entry> {
+    entries
+        .iter()
+        .map(|e| Entry {
+            scope: e.scope.clone(),
+            key: e.key.clone(),
+            value: if e.key == "stream" || e.key == "chapter" {
+                e.value.clone()
+            } else {
+                format!("sha256:{}", hex::encode(crate::digest::sha256(e.value.as_bytes())))
+            },
+        })
+        .collect()
 }
 
 /// Name what was dropped: sensitive tags one by one, the rest counted.

@@ -1034,3 +1034,43 @@ fn verify_against_a_head_other_than_the_bundles_fails() {
         assert_eq!(j["ok"], false, "{j:#}");
     }
 }
+
+/// A release bundle of a redacted copy carries the redaction's event in full and the events of
+/// its source only as hashes, so nothing the redaction removed travels in its ledger excerpt;
+/// the redaction event itself holds the source's tag values only as SHA-256.
+#[test]
+fn a_release_bundle_withholds_the_events_of_the_unredacted_source() {
+    let store = Store::new();
+    let src = store.ingest_fixture(Fixture::H264Mp4);
+    let redacted =
+        store.cmd(&["--json", "redact", &src.id, "--box", "0,0,64,64", "--reason", "B6"]).run().status(0).json();
+    let copy = redacted["item"].as_str().expect("item").to_owned();
+    // The event keeps the source's tags by hash only (the command's own output shows them).
+    let events = stored_events(&store);
+    let (_, body) = events.values().find(|(_, b)| b.contains("\"action\":\"redact\"")).expect("a redact event").clone();
+    let ev: Value = serde_json::from_str(&body).unwrap();
+    let before = ev["outputs"][0]["metadata"]["before"].as_array().expect("before");
+    let tags: Vec<&Value> = before.iter().filter(|e| e["key"] != "stream" && e["key"] != "chapter").collect();
+    assert!(!tags.is_empty(), "the fixture carries stream tags: {before:?}");
+    assert!(tags.iter().all(|e| e["value"].as_str().unwrap().starts_with("sha256:")), "{tags:?}");
+
+    let p = package(&store, "release.zip", &[&copy, "--release"]);
+    let dir = store.work().join("release-unzipped");
+    let bag = unzip(&p.zip, &dir);
+    let ledger = fs::read_to_string(bag.join("data/custody/ledger.jsonl")).unwrap();
+    let full: Vec<Value> = ledger
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v.get("event").is_some())
+        .collect();
+    let actions: Vec<&str> = full.iter().map(|v| v["event"]["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["init", "redact"], "only the store's first event and the one that made the copy");
+    assert!(!ledger.contains(&src.path.display().to_string()), "the source's path must not travel");
+    let info = bag_info(&bag);
+    assert!(info_values(&info, "Custody-Excerpt")[0].starts_with("release"), "{info:?}");
+    verify_bundle(&p.zip, &[]).status(0);
+    // Without --release the source's ingest is there in full.
+    let q = package(&store, "court.zip", &[&copy]);
+    let court = unzip(&q.zip, &store.work().join("court-unzipped"));
+    assert!(fs::read_to_string(court.join("data/custody/ledger.jsonl")).unwrap().contains("\"action\":\"ingest\""));
+}
