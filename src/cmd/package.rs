@@ -108,7 +108,7 @@ pub fn run(args: PackageArgs, ctx: &Ctx) -> Result<Report> {
     text.push_str(&head_line(&head));
     let json = json!({"schema_version": 1, "command": "package", "out": crate::fsutil::path_text(&written.path), "bag": written.bag,
         "sha256": written.digests.sha256(), "blake3": written.digests.blake3(), "size": written.digests.size,
-        "files": written.files, "ledger_head": written.head.to_string(), "events_included": written.events_full,
+        "files": written.files, "ledger_head": written.head, "events_included": written.events_full,
         "head": head});
     Ok(Report::ok(text, json))
 }

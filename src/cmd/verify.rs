@@ -320,7 +320,8 @@ fn verify_bundle(path: &Path, args: &VerifyArgs) -> Result<Report> {
         Exit::Mismatch
     };
     let json = json!({"schema_version": 1, "command": "verify", "bundle": crate::fsutil::path_text(path), "bag": outcome.bag, "ok": problems.is_empty(),
-        "files": outcome.files, "bytes_checked": outcome.bytes, "events": outcome.events, "head": outcome.head,
+        "files": outcome.files, "bytes_checked": outcome.bytes, "events": outcome.events,
+        "head": outcome.head.as_deref().and_then(|h| h.parse::<crate::ledger::Head>().ok()),
         "against": args.against, "problems": problems});
     Ok(Report { text, json, exit, raw: None })
 }
