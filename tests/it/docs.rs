@@ -1,5 +1,6 @@
 //! The user guide's examples run as tests, so the docs cannot rot: every `console` block of
-//! docs/walkthroughs.md, in order, in one shell, on the sample DVR export `bins/demo` uses.
+//! docs/walkthroughs.md, then of every other page of docs/ (in name order), in one shell, on
+//! the sample DVR export `bins/demo` uses; the pages' examples build on the walkthroughs' store.
 //! `$ CMD` lines are run; the lines after one are expected in its output (`...` matches
 //! anything); `[exit: N]` gives the expected exit code (default 0).
 
@@ -9,13 +10,14 @@ use std::process::Command;
 use custody::media::synth::{Fixture, generate};
 
 struct Example {
+    page: String,
     command: String,
     expect: Vec<String>,
     exit: i32,
     line: usize,
 }
 
-fn examples(markdown: &str) -> Vec<Example> {
+fn examples(page: &str, markdown: &str) -> Vec<Example> {
     let mut out: Vec<Example> = Vec::new();
     let mut in_block = false;
     for (i, line) in markdown.lines().enumerate() {
@@ -27,7 +29,13 @@ fn examples(markdown: &str) -> Vec<Example> {
             continue;
         }
         if let Some(cmd) = line.strip_prefix("$ ") {
-            out.push(Example { command: cmd.to_owned(), expect: Vec::new(), exit: 0, line: i + 1 });
+            out.push(Example {
+                page: page.to_owned(),
+                command: cmd.to_owned(),
+                expect: Vec::new(),
+                exit: 0,
+                line: i + 1,
+            });
         } else if let Some(code) = line.strip_prefix("[exit: ").and_then(|l| l.strip_suffix(']')) {
             out.last_mut().expect("an exit code follows a command").exit = code.parse().expect("exit code");
         } else if !line.trim().is_empty() {
@@ -71,13 +79,28 @@ fn sample_export(dir: &Path) {
 }
 
 #[test]
-fn the_walkthroughs_run_as_written() {
+fn the_walkthroughs_and_every_pages_examples_run_as_written() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let doc = std::fs::read_to_string(root.join("docs/walkthroughs.md")).unwrap();
-    let list = examples(&doc);
-    assert!(list.len() > 15, "the walkthroughs hold {} commands", list.len());
+    let mut pages: Vec<String> = std::fs::read_dir(root.join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".md") && n != "walkthroughs.md")
+        .collect();
+    pages.sort();
+    pages.insert(0, "walkthroughs.md".to_owned());
+    let mut list = Vec::new();
+    let mut tested_pages = 0;
+    for page in &pages {
+        let doc = std::fs::read_to_string(root.join("docs").join(page)).unwrap();
+        let found = examples(page, &doc);
+        tested_pages += usize::from(!found.is_empty());
+        list.extend(found);
+    }
+    assert!(list.len() > 40 && tested_pages >= 12, "{} commands on {tested_pages} pages", list.len());
     let work = tempfile::tempdir().unwrap();
     sample_export(work.path());
+    // Pages name the repository's own scripts as docs/…
+    std::os::unix::fs::symlink(root.join("docs"), work.path().join("docs")).unwrap();
     let out_dir = work.path().join(".doc-run");
     std::fs::create_dir(&out_dir).unwrap();
     // One shell runs them all, so `export` and `cd` carry over as a reader's would.
@@ -109,13 +132,14 @@ fn the_walkthroughs_run_as_written() {
         let rc: i32 = std::fs::read_to_string(out_dir.join(format!("{n}.rc"))).unwrap().trim().parse().unwrap();
         assert_eq!(
             rc, ex.exit,
-            "docs/walkthroughs.md line {}: `{}` exited {rc}, expected {}:\n{output}",
-            ex.line, ex.command, ex.exit
+            "docs/{} line {}: `{}` exited {rc}, expected {}:\n{output}",
+            ex.page, ex.line, ex.command, ex.exit
         );
         for e in &ex.expect {
             assert!(
                 holds(&output, e),
-                "docs/walkthroughs.md line {}: `{}` did not print\n  {e}\nIt printed:\n{output}",
+                "docs/{} line {}: `{}` did not print\n  {e}\nIt printed:\n{output}",
+                ex.page,
                 ex.line,
                 ex.command
             );
@@ -129,7 +153,7 @@ fn the_example_matcher_can_fail() {
     assert!(holds("  i6   frame 15  x.png", "i6   frame 15"));
     assert!(!holds("ledger head: 2:abc", "ledger tail: ..."));
     assert!(!holds("abc", "a...d"));
-    let ex = examples("```console\n$ true\nout\n$ false\n[exit: 1]\n```\n```sh\n$ not run\n```\n");
+    let ex = examples("t.md", "```console\n$ true\nout\n$ false\n[exit: 1]\n```\n```sh\n$ not run\n```\n");
     assert_eq!(ex.len(), 2);
     assert_eq!((ex[0].expect.len(), ex[1].exit), (1, 1));
 }
