@@ -15,14 +15,27 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
+            // Scripts asked for JSON get a JSON error document for a bad command line too.
+            if e.use_stderr() && std::env::args_os().any(|a| a == "--json") {
+                let text = e.to_string();
+                let first = text.lines().next().unwrap_or_default().trim_start_matches("error: ").to_owned();
+                let doc = serde_json::json!({"schema_version": 1, "error": first, "exit_code": Exit::Input.code()});
+                println!("{}", serde_json::to_string_pretty(&doc).expect("errors serialize"));
+            }
             return ExitCode::from(if e.use_stderr() { Exit::Input.code() } else { 0 });
         }
     };
     let ctx = match Ctx::new(&cli.global) {
         Ok(ctx) => ctx,
         Err(err) => {
+            let exit = error::exit_for(&err);
+            if cli.global.json {
+                let doc =
+                    serde_json::json!({"schema_version": 1, "error": format!("{err:#}"), "exit_code": exit.code()});
+                println!("{}", serde_json::to_string_pretty(&doc).expect("errors serialize"));
+            }
             eprintln!("custody: error: {err:#}");
-            return ExitCode::from(error::exit_for(&err).code());
+            return ExitCode::from(exit.code());
         }
     };
     match cmd::run(cli.command, &ctx) {

@@ -117,7 +117,12 @@ pub fn run(args: BatchArgs, ctx: &Ctx) -> Result<Report> {
             job: Some(json!({"name": job.name, "file_sha256": job.sha256, "step": step.id, "key": key})),
             agency: ctx.agency.clone(),
         };
-        match run_step(step, &inputs, &step_ctx) {
+        // The step's own progress bars show while it runs; the overall bar returns after it.
+        let ran = match &bar {
+            Some(b) => b.suspend(|| run_step(step, &inputs, &step_ctx)),
+            None => run_step(step, &inputs, &step_ctx),
+        };
+        match ran {
             Ok(report) => {
                 let outs = outputs_of(&report.json);
                 let seq = report.json.get("head").and_then(|h| h.get("seq")).and_then(Value::as_u64);

@@ -186,6 +186,22 @@ pub fn encode(src: &Path, dst: &Path, job: &Job, edits: &mut dyn Edits) -> Resul
             (index.frames[i].pts - first_pts, d.max(1))
         })
         .collect();
+    // Frames encoded, on stderr when it is a terminal: redactions and exact clips take a while.
+    let bar = {
+        use std::io::IsTerminal;
+        let target = if std::io::stderr().is_terminal() {
+            indicatif::ProgressDrawTarget::stderr()
+        } else {
+            indicatif::ProgressDrawTarget::hidden()
+        };
+        let b = indicatif::ProgressBar::with_draw_target(Some((last - first + 1) as u64), target);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("encoding     [{bar:32}] {pos}/{len} frames, eta {eta}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        b
+    };
     let mut video_frames = 0u64;
     let mut decoded = 0usize; // counts output frames, for streams without timestamps
     let mut vframe = frame::Video::empty();
@@ -227,6 +243,7 @@ pub fn encode(src: &Path, dst: &Path, job: &Job, edits: &mut dyn Edits) -> Resul
                 src_frame.set_kind(ffmpeg::picture::Type::None);
                 v.encoder.send_frame(src_frame)?;
                 video_frames += 1;
+                bar.inc(1);
                 drain_video(&mut v.encoder, &mut output, v.out, vtb, vout_tb.expect("video"), &durations)?;
                 if pts == last_pts {
                     done_video = true;
@@ -276,6 +293,7 @@ pub fn encode(src: &Path, dst: &Path, job: &Job, edits: &mut dyn Edits) -> Resul
         a.encoder.send_eof()?;
         drain_audio_encoder(a, &mut output)?;
     }
+    bar.finish_and_clear();
     output.write_trailer().map_err(|e| error::environment(format!("cannot finish {}: {e}", dst.display())))?;
     let expected = (last - first + 1) as u64;
     if video.is_some() && video_frames != expected {
