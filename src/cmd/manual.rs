@@ -13,7 +13,9 @@ pub fn completions(args: CompletionsArgs) -> Result<Report> {
     let mut cmd = Cli::command();
     let mut out = Vec::new();
     clap_complete::generate(args.shell, &mut cmd, "custody", &mut out);
-    Ok(Report { raw: Some(out), ..Report::ok(String::new(), json!(null)) })
+    let json = json!({"schema_version": 1, "command": "completions", "shell": args.shell.to_string(),
+        "script": String::from_utf8_lossy(&out)});
+    Ok(Report { raw: Some(out), ..Report::ok(String::new(), json) })
 }
 
 pub fn man(args: ManArgs) -> Result<Report> {
@@ -24,7 +26,8 @@ pub fn man(args: ManArgs) -> Result<Report> {
             clap_mangen::Man::new(cmd)
                 .render(&mut out)
                 .map_err(|e| error::environment(format!("cannot render: {e}")))?;
-            Ok(Report { raw: Some(out), ..Report::ok(String::new(), json!(null)) })
+            let json = json!({"schema_version": 1, "command": "man", "page": String::from_utf8_lossy(&out)});
+            Ok(Report { raw: Some(out), ..Report::ok(String::new(), json) })
         }
         Some(dir) => {
             std::fs::create_dir_all(dir)

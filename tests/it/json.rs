@@ -18,7 +18,7 @@ use crate::support::{Output, Store, cmd, media, write};
 
 /// Every schema file docs/schemas must hold: one per command output, the export line format, and
 /// the error document.
-const SCHEMAS: [&str; 17] = [
+const SCHEMAS: [&str; 18] = [
     "init",
     "ingest",
     "hash",
@@ -35,6 +35,7 @@ const SCHEMAS: [&str; 17] = [
     "package",
     "batch",
     "man",
+    "completions",
     "error",
 ];
 
@@ -514,6 +515,10 @@ fn store_and_history_commands_print_documents_that_validate() {
         checks.add("ledger-line", &format!("export line {}", n + 1), value, "valid");
     }
     checks.doc("man", "man --out", &store.cmd(&["--json", "man", "--out", "man1"]).run(), 0);
+    let page = checks.doc("man", "man", &store.cmd(&["--json", "man"]).run(), 0);
+    assert!(page["page"].as_str().unwrap_or_default().contains(".TH custody"), "{page:#}");
+    let script = checks.doc("completions", "completions bash", &store.cmd(&["--json", "completions", "bash"]).run(), 0);
+    assert!(script["script"].as_str().unwrap_or_default().contains("_custody"), "{script:#}");
 
     // Failures: the error document with each exit code.
     checks.error(
