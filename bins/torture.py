@@ -177,13 +177,16 @@ def hostile_section(work):
     store = os.path.join(work, "hostile-store")
     run(["init", store], check=0)
     good = open(os.path.join(work, "gen", "h264_bframes.mp4"), "rb").read()
+    # A file outside the evidence that hostile playlists point at; no command may open it.
+    canary = os.path.join(work, "canary-outside-the-evidence.ts")
+    shutil.copy(os.path.join(work, "gen", "h264_bframes.mp4"), canary)
     cases = {
         "empty.mp4": b"",
         "random.mp4": os.urandom(200_000),
         "truncated.mp4": good[: len(good) // 3],
         "bitflipped.mp4": flipped(good),
-        "playlist.m3u8": b"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nfile:///etc/passwd\n#EXT-X-ENDLIST\n",
-        "concat.txt": b"ffconcat version 1.0\nfile '/etc/passwd'\n",
+        "playlist.m3u8": f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nfile://{canary}\n#EXTINF:10,\n{canary}\n#EXT-X-ENDLIST\n".encode(),
+        "concat.txt": f"ffconcat version 1.0\nfile '{canary}'\nfile 'canary-outside-the-evidence.ts'\n".encode(),
         "huge-dims.y4m": b"YUV4MPEG2 W65535 H65535 F25:1 Ip A1:1 C420jpeg\nFRAME\n" + b"\x00" * 1000,
     }
     for name, data in cases.items():
@@ -206,8 +209,49 @@ def hostile_section(work):
             media = json.loads(p.stdout)["items"][0].get("media", {})
             if not (media.get("deep") or {}).get("errors"):
                 fail(f"hostile bitflipped.mp4: the deep probe did not count its decode errors: {media}")
+    # Playlists and concat files must not make FFmpeg open what they point at.
+    if shutil.which("strace"):
+        for name in ("playlist.m3u8", "concat.txt"):
+            trace = os.path.join(work, f"{name}.strace")
+            subprocess.run(["strace", "-f", "-qq", "-e", "trace=open,openat", "-o", trace, custody, "--store", store,
+                            "ingest", os.path.join(work, name), "--case", "H", "--item", f"again-{name}", "--deep"],
+                           env=env, capture_output=True, timeout=120)
+            opened = [l for l in open(trace) if "canary-outside-the-evidence" in l]
+            if opened:
+                fail(f"hostile {name}: a file it points at was opened: {opened[0].strip()}")
+    else:
+        fail("strace is missing (bins/setup installs it): cannot check what hostile files make FFmpeg open")
     check_store(store, set(), "hostile")
-    print(f"hostile media: {len(cases)} files, no panic, no hang, every refusal explained", flush=True)
+    print(f"hostile media: {len(cases)} files, no panic, no hang, every refusal explained; "
+          "playlists and concat files opened nothing they point at", flush=True)
+
+
+def names_section(work):
+    """Hostile names and trees: newlines, invalid UTF-8, leading dashes, NFC/NFD twins, 255-byte
+    names, a symlink loop, a FIFO. All regular files are taken in, the rest skipped with a word."""
+    store = os.path.join(work, "names-store")
+    run(["init", store], check=0)
+    tree = os.path.join(work, "names").encode()
+    os.makedirs(tree)
+    names = [b"line\nbreak.txt", b"bad\xff\xfeutf8.txt", b"-leading-dash.txt", "caf\u00e9.txt".encode(),
+             "cafe\u0301.txt".encode(), b"x" * 251 + b".txt", b"back\\slash.txt", b"tab\tname.txt"]
+    for i, n in enumerate(names):
+        with open(os.path.join(tree, n), "wb") as f:
+            f.write(f"evidence {i}\n".encode())
+    os.symlink(b"loop", os.path.join(tree, b"loop"))
+    os.mkfifo(os.path.join(tree, b"fifo"))
+    p = subprocess.run([custody, "--store", store, "ingest", tree, "--case", "N", "--item", "1", "--json"], env=env,
+                       capture_output=True, timeout=120)
+    if p.returncode != 0 or b"panicked" in p.stderr:
+        fail(f"hostile names: ingest exited {p.returncode}: {p.stderr[:300]!r}")
+        return
+    doc = json.loads(p.stdout)
+    if len(doc["items"]) != len(names):
+        fail(f"hostile names: {len(doc['items'])} items ingested, expected {len(names)}")
+    if b"fifo" not in p.stderr:
+        fail("hostile names: the FIFO was not reported as skipped")
+    check_store(store, {i["sha256"] for i in doc["items"]}, "names")
+    print(f"hostile names: {len(names)} odd names taken in, a symlink loop recorded and a FIFO skipped", flush=True)
 
 
 def main():
@@ -218,6 +262,7 @@ def main():
         crash_section(work)
         concurrency_section(work)
         hostile_section(work)
+        names_section(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if failures:

@@ -119,6 +119,26 @@ pub fn make_writable(frame: &mut ffmpeg::frame::Video) -> Result<(), ffmpeg::Err
     if rc < 0 { Err(ffmpeg::Error::from(rc)) } else { Ok(()) }
 }
 
+/// The names of every demuxer this FFmpeg has (each may list several, comma-separated).
+pub fn demuxer_names() -> Vec<String> {
+    let mut names = Vec::new();
+    let mut opaque: *mut std::ffi::c_void = std::ptr::null_mut();
+    loop {
+        // SAFETY: av_demuxer_iterate walks FFmpeg's static list of demuxers; `opaque` is the
+        // iteration state it owns, and each returned pointer is a static AVInputFormat whose
+        // `name` is a static NUL-terminated string.
+        let fmt = unsafe { ffi::av_demuxer_iterate(&mut opaque) };
+        if fmt.is_null() {
+            break;
+        }
+        let name = unsafe { (*fmt).name };
+        if !name.is_null() {
+            names.push(unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned());
+        }
+    }
+    names
+}
+
 /// Seek `stream` to the last keyframe at or before `ts` (in the stream's time base).
 pub fn seek_stream_backward(
     input: &mut ffmpeg::format::context::Input,

@@ -146,6 +146,10 @@ pub fn probe(path: &Path, deep: bool) -> MediaFacts {
 pub fn open_input(path: &Path) -> Result<ffmpeg::format::context::Input, ffmpeg::Error> {
     let mut opts = ffmpeg::Dictionary::new();
     opts.set("protocol_whitelist", "file");
+    // Evidence is one file: demuxers that read *other* files named inside it (playlists,
+    // concat lists, manifests, numbered image sequences) are not allowed, so a hostile file
+    // can neither make custody read outside the evidence nor hang it on a playlist.
+    opts.set("format_whitelist", allowed_demuxers());
     let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
     // The `file:` prefix stops FFmpeg reading a name such as `http:x` as a URL.
     let url = format!("file:{}", abs.display());
@@ -361,6 +365,23 @@ pub fn next_packet(
             Err(e) => return Err(crate::error::input(format!("{}: reading stopped: {e}", path.display()))),
         }
     }
+}
+
+/// Demuxers that open files named inside the input: never used on evidence.
+const FOREIGN_READERS: [&str; 8] = ["hls", "applehttp", "concat", "dash", "webm_dash_manifest", "image2", "imf", "tee"];
+
+/// Every demuxer of this FFmpeg except [`FOREIGN_READERS`], as FFmpeg's `format_whitelist`.
+fn allowed_demuxers() -> &'static str {
+    static LIST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    LIST.get_or_init(|| {
+        super::init();
+        super::ffi::demuxer_names()
+            .iter()
+            .flat_map(|n| n.split(','))
+            .filter(|n| !FOREIGN_READERS.contains(n))
+            .collect::<Vec<_>>()
+            .join(",")
+    })
 }
 
 /// The name custody uses for a stream's kind.
