@@ -1,10 +1,12 @@
 """The benchmark behind bins/bench: each custody command against the reference tools, in one
 run, on the same bytes in the page cache; reports medians and ratios against the targets.
 
-Three sections, all by default; BENCH_ONLY=hash, media or bundle runs one:
+Four sections, all by default; BENCH_ONLY=hash, media, bundle or scale runs one:
   hash    custody hash / ingest against openssl, sha256sum, b3sum, cp
   media   custody clip (copy and exact) / still against the ffmpeg CLI doing the same cut
-  bundle  custody package against zip -0 -r, custody verify FILE.zip against openssl dgst"""
+  bundle  custody package against zip -0 -r, custody verify FILE.zip against openssl dgst
+  scale   custody verify of a 1,000,000-event ledger (time, peak memory); ingest of 10,000 small
+          files against 1,000 (peak memory)"""
 import json
 import os
 import shutil
@@ -16,8 +18,8 @@ import time
 
 custody = sys.argv[1]
 only = os.environ.get("BENCH_ONLY", "").strip().lower()
-if only not in ("", "hash", "media", "bundle"):
-    sys.exit(f"bench: BENCH_ONLY must be hash, media or bundle (or unset for all), not {only!r}")
+if only not in ("", "hash", "media", "bundle", "scale"):
+    sys.exit(f"bench: BENCH_ONLY must be hash, media, bundle or scale (or unset for all), not {only!r}")
 
 
 def env_int(name, default, minimum):
@@ -314,6 +316,73 @@ def bundle_section():
 
 
 # ---------------------------------------------------------------------------------------------
+# scale: a million-event ledger, ten thousand files
+
+
+def timed_peak(cmd):
+    """Wall time and peak resident memory (MiB) of one command, from GNU time."""
+    p = subprocess.run(["/usr/bin/time", "-f", "%e %M"] + cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       text=True)
+    if p.returncode != 0:
+        raise Failed(f"`{' '.join(cmd)}` failed with exit {p.returncode}: {p.stderr.strip()[-500:]}")
+    wall, kib = p.stderr.strip().splitlines()[-1].split()
+    return float(wall), int(kib) / 1024
+
+
+def scale_section():
+    import hashlib
+    import sqlite3
+
+    events = int(os.environ.get("BENCH_SCALE_EVENTS", "1000000"))
+    store = os.path.join(base, "scale-store")
+    remove(store)
+    run([custody, "init", store])
+    # Synthetic transfer events with their real hashes, as custody would have written them.
+    db = sqlite3.connect(os.path.join(store, "ledger.db"))
+    seq, prev = db.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+    rows = []
+    for i in range(events):
+        seq += 1
+        ev = {"v": 1, "seq": seq, "prev": prev, "time": "2026-11-22T10:00:00.000Z", "examiner": "scale",
+              "os_user": "bench", "host": "bench", "tools": {"custody": "bench"}, "action": "transfer", "case": "S",
+              "exhibit": "1", "inputs": [], "outputs": [], "params": {"from": "a", "to": "b", "reason": f"scale {i}"},
+              "note": None}
+        body = json.dumps(ev, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        prev = hashlib.sha256(b"custody-ledger-event-v1\x00" + body.encode()).hexdigest()
+        rows.append((seq, prev, body))
+        if len(rows) == 50000:
+            db.executemany("INSERT INTO events (seq, hash, body) VALUES (?, ?, ?)", rows)
+            rows = []
+    db.executemany("INSERT INTO events (seq, hash, body) VALUES (?, ?, ?)", rows)
+    db.commit()
+    db.close()
+    os.sync()
+    verify_s, verify_mib = timed_peak([custody, "--store", store, "verify"])
+    remove(store)
+
+    peaks = {}
+    for n in (1000, 10000):
+        tree = os.path.join(base, f"small-{n}")
+        remove(tree)
+        os.makedirs(tree)
+        for i in range(n):
+            with open(os.path.join(tree, f"f{i:05}.txt"), "w") as f:
+                f.write(f"small file {i}\n")
+        remove(store)
+        run([custody, "init", store])
+        peaks[n] = timed_peak([custody, "--store", store, "ingest", tree, "--case", "S", "--item", str(n)])
+        remove(store)
+        remove(tree)
+    print(f"custody bench scale: {os.cpu_count()} cores")
+    print(f"verify, {events + 1} events: {verify_s:.2f} s, peak {verify_mib:.0f} MiB "
+          f"(target <= 5 s and <= 256 MiB: {'meets' if verify_s <= 5 and verify_mib <= 256 else 'MISSES'})")
+    for n, (wall, mib) in peaks.items():
+        print(f"ingest of {n} small files in one command: {wall:.1f} s, peak {mib:.0f} MiB")
+    growth = peaks[10000][1] / peaks[1000][1]
+    print(f"peak memory, 10,000 files / 1,000 files: {growth:.2f}x (flat would be about 1.0x)")
+
+
+# ---------------------------------------------------------------------------------------------
 
 status = 0
 try:
@@ -332,6 +401,10 @@ try:
         if only == "":
             print()
         bundle_section()
+    if only in ("", "scale"):
+        if only == "":
+            print()
+        scale_section()
 except Failed as e:
     print(f"bench: {e}", file=sys.stderr)
     status = 1
