@@ -71,6 +71,23 @@ impl Source {
         Ok(())
     }
 
+    /// Run `work` while the object is re-verified on another thread; nothing the work made
+    /// counts unless the object still matches (a mismatch is reported first).
+    pub fn verified_while<T>(&self, work: impl FnOnce() -> Result<T>) -> Result<T> {
+        let (made, verified) = std::thread::scope(|scope| {
+            let check = scope.spawn(|| self.verify());
+            let made = work();
+            (made, check.join().expect("verification thread"))
+        });
+        verified?;
+        made
+    }
+
+    /// `i3 (24-1234:3/cam.avi)`: the item as reports name it.
+    pub fn label(&self) -> String {
+        format!("{} ({}:{}/{})", self.row.id, self.row.case, self.row.exhibit, self.row.name)
+    }
+
     /// The item's name without its extension: the start of every derived file's name.
     pub fn stem(&self) -> &str {
         self.row.name.rsplit_once('.').map_or(self.row.name.as_str(), |(s, _)| s)

@@ -91,7 +91,7 @@ pub fn case_graph(events: &[(Event, String)], agency: Option<&str>) -> Value {
 }
 
 /// The agency recorded by the first `init` event, when it names one.
-fn recorded_agency(events: &[(Event, String)]) -> Option<String> {
+pub fn recorded_agency(events: &[(Event, String)]) -> Option<String> {
     events
         .iter()
         .filter(|(e, _)| e.action == "init")

@@ -145,10 +145,7 @@ pub fn write(store: &Store, ledger: &Ledger, req: &Request) -> Result<Written> {
         }
         Ok(())
     })?;
-    let agency = events
-        .first()
-        .filter(|(e, _)| e.action == "init")
-        .and_then(|(e, _)| e.params.get("agency").and_then(|a| a.as_str()).map(str::to_owned));
+    let agency = super::case::recorded_agency(&events);
     let ledger_jsonl = lines.join("\n") + "\n";
 
     let stem = req.out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "bundle".into());

@@ -68,13 +68,7 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
     let (copied, verified, staging) = {
         let mut staging = store.stage()?;
         let scratch = staging.scratch(ext);
-        let (copied, verified) = std::thread::scope(|scope| {
-            let check = scope.spawn(|| source.verify());
-            let copied = remux::copy(&source.path, &scratch, muxer, &index, &selection);
-            (copied, check.join().expect("verification thread"))
-        });
-        let copied = copied?;
-        verified?;
+        let copied = source.verified_while(|| remux::copy(&source.path, &scratch, muxer, &index, &selection))?;
         let staged = staging.adopt(&store, &scratch)?.digests.clone();
         (copied, staged, staging)
     };
@@ -128,11 +122,8 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
     let out = &event.outputs[0];
     let id = out.item.clone().unwrap_or_default();
     let mut text = format!(
-        "Clip {id} of {} ({}:{}/{}), stream copy (no re-encoding):\n  asked    {}\n  produced {}\n",
-        source.row.id,
-        source.row.case,
-        source.row.exhibit,
-        source.row.name,
+        "Clip {id} of {}, stream copy (no re-encoding):\n  asked    {}\n  produced {}\n",
+        source.label(),
         describe(&asked),
         describe(&produced)
     );
@@ -156,10 +147,7 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
             c.input_index, c.kind, c.codec, c.packets
         ));
     }
-    if let Some(dir) = &args.out {
-        let file = super::copy_out(&store, out, dir)?;
-        text.push_str(&format!("  copied to {}\n", file.display()));
-    }
+    text.push_str(&super::copy_out_line(&store, out, args.out.as_deref(), "  ")?);
     text.push_str(&head_line(&head));
     let json = json!({"schema_version": 1, "command": "clip", "parent": source.row.id, "item": id, "name": out.name,
         "sha256": out.sha256, "size": out.size, "mode": "copy", "exact": exact,
@@ -217,13 +205,9 @@ fn exact(
     let quality = crate::media::exact::Quality { crf: args.crf, lossless: args.lossless, in_order: false };
     let mut staging = store.stage()?;
     let scratch = staging.scratch("mp4");
-    let (made, verified) = std::thread::scope(|scope| {
-        let check = scope.spawn(|| source.verify());
-        let made = crate::media::exact::exact_clip(&source.path, &scratch, &index, asked.first, asked.last, quality);
-        (made, check.join().expect("verification thread"))
-    });
-    verified?;
-    let made = made?;
+    let made = source.verified_while(|| {
+        crate::media::exact::exact_clip(&source.path, &scratch, &index, asked.first, asked.last, quality)
+    })?;
     let digests = staging.adopt(&store, &scratch)?.digests.clone();
     let start = index.time_us(asked.first);
     let end = index.time_us(asked.last) + index.frame_len_us(asked.last);
@@ -252,11 +236,8 @@ fn exact(
     let out = &event.outputs[0];
     let id = out.item.clone().unwrap_or_default();
     let mut text = format!(
-        "Clip {id} of {} ({}:{}/{}), frame-exact, re-encoded with {}:\n  frames {}..{} ({} to {}, {} frames)\n",
-        source.row.id,
-        source.row.case,
-        source.row.exhibit,
-        source.row.name,
+        "Clip {id} of {}, frame-exact, re-encoded with {}:\n  frames {}..{} ({} to {}, {} frames)\n",
+        source.label(),
         made.encoder,
         asked.first,
         asked.last,
@@ -276,10 +257,7 @@ fn exact(
         out.sha256,
         super::human_size(out.size)
     ));
-    if let Some(dir) = &args.out {
-        let file = super::copy_out(&store, out, dir)?;
-        text.push_str(&format!("  copied to {}\n", file.display()));
-    }
+    text.push_str(&super::copy_out_line(&store, out, args.out.as_deref(), "  ")?);
     text.push_str(&head_line(&head));
     let json = json!({"schema_version": 1, "command": "clip", "parent": source.row.id, "item": id, "name": out.name,
         "sha256": out.sha256, "size": out.size, "mode": "exact", "exact": true,

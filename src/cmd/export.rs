@@ -23,11 +23,8 @@ fn write_format(ledger: &Ledger, format: ExportFormat, out: &mut dyn Write) -> R
                 events.push((crate::ledger::parse_body(&row)?, row.hash.clone()));
                 Ok(())
             })?;
-            let agency = events
-                .first()
-                .filter(|(e, _)| e.action == "init")
-                .and_then(|(e, _)| e.params.get("agency").and_then(|a| a.as_str()).map(str::to_owned));
-            let graph = crate::bundle::case::case_graph(&events, agency.as_deref());
+            // The agency comes from the store's first event.
+            let graph = crate::bundle::case::case_graph(&events, None);
             writeln!(out, "{}", serde_json::to_string_pretty(&graph)?)?;
             Ok(events.len() as u64)
         }

@@ -377,10 +377,7 @@ fn frames(args: &HashArgs, ctx: &Ctx) -> Result<Report> {
         let source = crate::derive::Source::open(&store, &ledger, &target.to_string_lossy())?;
         source.require_decodable("frame hashes")?;
         source.verify()?;
-        (
-            source.path.clone(),
-            format!("{} ({}:{}/{})", source.row.id, source.row.case, source.row.exhibit, source.row.name),
-        )
+        (source.path.clone(), source.label())
     };
     let (headers, hashes) = crate::media::frames::frame_hashes(&path)?;
     let packets = crate::media::remux::stream_hashes(&path)?;

@@ -198,6 +198,20 @@ fn host_name() -> String {
 }
 
 /// Copy a recorded object out of the store into `dir`, named after its item's file name.
+/// With `--out DIR`: copy the output there and return the report line saying so (indented by
+/// `indent`); without it, an empty line.
+pub fn copy_out_line(
+    store: &crate::store::Store,
+    out: &crate::ledger::FileRef,
+    dir: Option<&std::path::Path>,
+    indent: &str,
+) -> Result<String> {
+    Ok(match dir {
+        Some(dir) => format!("{indent}copied to {}\n", copy_out(store, out, dir)?.display()),
+        None => String::new(),
+    })
+}
+
 pub fn copy_out(store: &crate::store::Store, out: &crate::ledger::FileRef, dir: &std::path::Path) -> Result<PathBuf> {
     use crate::store::env_io;
     std::fs::create_dir_all(dir).map_err(|e| env_io(e, dir, "cannot create"))?;

@@ -153,20 +153,14 @@ pub fn run(args: RedactArgs, ctx: &Ctx) -> Result<Report> {
         let out = &event.outputs[0];
         let id = out.item.clone().unwrap_or_default();
         let mut text = format!(
-            "Redaction preview {id} of {} ({}:{}/{}): {} region(s), {} audio range(s); nothing was redacted yet\n  {}  sha256 {}\n",
-            source.row.id,
-            source.row.case,
-            source.row.exhibit,
-            source.row.name,
+            "Redaction preview {id} of {}: {} region(s), {} audio range(s); nothing was redacted yet\n  {}  sha256 {}\n",
+            source.label(),
             plan.regions.len(),
             plan.audio.len(),
             out.name.as_deref().unwrap_or_default(),
             out.sha256
         );
-        if let Some(dir) = &args.out {
-            let file = super::copy_out(&store, out, dir)?;
-            text.push_str(&format!("  copied to {}\n", file.display()));
-        }
+        text.push_str(&super::copy_out_line(&store, out, args.out.as_deref(), "  ")?);
         text.push_str(&head_line(&head));
         let json = json!({"schema_version": 1, "command": "redact", "parent": source.row.id,
             "preview": {"item": id, "name": out.name, "sha256": out.sha256, "size": out.size}, "head": head});
@@ -180,13 +174,8 @@ pub fn run(args: RedactArgs, ctx: &Ctx) -> Result<Report> {
     };
     let mut staging = store.stage()?;
     let scratch = staging.scratch(ext);
-    let (made, verified) = std::thread::scope(|scope| {
-        let check = scope.spawn(|| source.verify());
-        let made = redact::render(&source.path, &scratch, &index, &plan, geometry, container, audio);
-        (made, check.join().expect("verification thread"))
-    });
-    verified?;
-    let outcome = made?;
+    let outcome =
+        source.verified_while(|| redact::render(&source.path, &scratch, &index, &plan, geometry, container, audio))?;
     let digests = staging.adopt(&store, &scratch)?.digests.clone();
     let spec_name = format!("{stem}_redaction_spec.json");
     let spec_digests =
@@ -223,14 +212,7 @@ pub fn run(args: RedactArgs, ctx: &Ctx) -> Result<Report> {
     let id = out.item.clone().unwrap_or_default();
     let spec_id = spec_out.item.clone().unwrap_or_default();
 
-    let mut text = format!(
-        "Redacted copy {id} of {} ({}:{}/{}), {} fill:\n",
-        source.row.id,
-        source.row.case,
-        source.row.exhibit,
-        source.row.name,
-        plan.fill.name()
-    );
+    let mut text = format!("Redacted copy {id} of {}, {} fill:\n", source.label(), plan.fill.name());
     for (i, r) in plan.regions.iter().enumerate() {
         text.push_str(&format!(
             "  region {}: {}{} {} to {}, reason {}\n",
@@ -274,10 +256,7 @@ pub fn run(args: RedactArgs, ctx: &Ctx) -> Result<Report> {
         spec_out.name.as_deref().unwrap_or_default(),
         spec_out.sha256
     ));
-    if let Some(dir) = &args.out {
-        let file = super::copy_out(&store, out, dir)?;
-        text.push_str(&format!("  copied to {}\n", file.display()));
-    }
+    text.push_str(&super::copy_out_line(&store, out, args.out.as_deref(), "  ")?);
     text.push_str(&head_line(&head));
     let json = json!({"schema_version": 1, "command": "redact", "parent": source.row.id, "item": id,
         "name": out.name, "sha256": out.sha256, "size": out.size,

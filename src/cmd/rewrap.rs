@@ -22,33 +22,21 @@ pub fn run(args: RewrapArgs, ctx: &Ctx) -> Result<Report> {
     let all = Selection { decode_range: None, window_us: None, shift_us: 0, shift_ticks: 0 };
     let mut staging = store.stage()?;
 
-    let (copied, muxer, ext, scratch) = {
-        let mut attempt = None;
+    // The object is verified once, alongside the copy (and the Matroska retry, if MP4 refuses).
+    let (copied, muxer, ext, scratch) = source.verified_while(|| {
         let mut last_err = None;
         for (muxer, ext) in [("mp4", "mp4"), ("matroska", "mkv")] {
             let scratch = staging.scratch(ext);
-            let result = std::thread::scope(|scope| {
-                let check = scope.spawn(|| source.verify());
-                let copied = remux::copy(&source.path, &scratch, muxer, &index, &all);
-                (copied, check.join().expect("verification thread"))
-            });
-            result.1?;
-            match result.0 {
-                Ok(c) => {
-                    attempt = Some((c, muxer, ext, scratch));
-                    break;
-                }
+            match remux::copy(&source.path, &scratch, muxer, &index, &all) {
+                Ok(c) => return Ok((c, muxer, ext, scratch)),
                 Err(e) => {
                     let _ = std::fs::remove_file(&scratch);
                     last_err = Some(e);
                 }
             }
         }
-        match attempt {
-            Some(a) => a,
-            None => return Err(last_err.unwrap_or_else(|| error::input("no container can hold these streams"))),
-        }
-    };
+        Err(last_err.unwrap_or_else(|| error::input("no container can hold these streams")))
+    })?;
     // Read the copy back and hash its streams the same way.
     let again = remux::stream_hashes(&scratch)?;
     let mut streams = Vec::new();
@@ -79,11 +67,8 @@ pub fn run(args: RewrapArgs, ctx: &Ctx) -> Result<Report> {
     let out = &event.outputs[0];
     let id = out.item.clone().unwrap_or_default();
     let mut text = format!(
-        "Playback copy {id} of {} ({}:{}/{}) in {muxer}: streams copied bit for bit\n  {}  sha256 {}\n",
-        source.row.id,
-        source.row.case,
-        source.row.exhibit,
-        source.row.name,
+        "Playback copy {id} of {} in {muxer}: streams copied bit for bit\n  {}  sha256 {}\n",
+        source.label(),
         out.name.as_deref().unwrap_or_default(),
         out.sha256
     );
@@ -100,10 +85,7 @@ pub fn run(args: RewrapArgs, ctx: &Ctx) -> Result<Report> {
     if index.derived_timestamps {
         text.push_str("  the source had no timestamps (raw stream): the copy's come from its frame rate\n");
     }
-    if let Some(dir) = &args.out {
-        let file = super::copy_out(&store, out, dir)?;
-        text.push_str(&format!("  copied to {}\n", file.display()));
-    }
+    text.push_str(&super::copy_out_line(&store, out, args.out.as_deref(), "  ")?);
     text.push_str(&head_line(&head));
     let json = json!({"schema_version": 1, "command": "rewrap", "parent": source.row.id, "item": id, "name": out.name,
         "sha256": out.sha256, "container": muxer, "streams": streams, "head": head});

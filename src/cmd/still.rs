@@ -36,15 +36,9 @@ pub fn run(args: StillArgs, ctx: &Ctx) -> Result<Report> {
     }
     let actor = ctx.actor();
 
-    let (stills, verified) = std::thread::scope(|scope| {
-        // Re-verify the parent's object while the frames are decoded; nothing is recorded
-        // unless it passes.
-        let check = scope.spawn(|| source.verify());
-        let work = make_stills(&args, &source, every);
-        (work, check.join().expect("verification thread"))
-    });
-    verified?;
-    let stills = stills?;
+    // Re-verify the parent's object while the frames are decoded; nothing is recorded unless it
+    // passes.
+    let stills = source.verified_while(|| make_stills(&args, &source, every))?;
 
     let mut staging = store.stage()?;
     let mut outputs = Vec::new();
@@ -65,23 +59,17 @@ pub fn run(args: StillArgs, ctx: &Ctx) -> Result<Report> {
         derive::commit(&store, &mut ledger, &actor, staging, &source, "still", outputs, params, args.note.clone())?;
 
     let mut text = format!(
-        "Exported {} still{} of {} ({}:{}/{}), lossless PNG:\n",
+        "Exported {} still{} of {}, lossless PNG:\n",
         stills.len(),
         if stills.len() == 1 { "" } else { "s" },
-        source.row.id,
-        source.row.case,
-        source.row.exhibit,
-        source.row.name
+        source.label()
     );
     let mut items = Vec::new();
     for (out, line) in event.outputs.iter().zip(&lines) {
         let id = out.item.clone().unwrap_or_default();
         text.push_str(&format!("  {id:<5}{}\n", line.trim_start()));
         items.push(json!({"id": id, "name": out.name, "sha256": out.sha256, "size": out.size, "facts": out.facts}));
-        if let Some(dir) = &args.out {
-            let file = super::copy_out(&store, out, dir)?;
-            text.push_str(&format!("        copied to {}\n", file.display()));
-        }
+        text.push_str(&super::copy_out_line(&store, out, args.out.as_deref(), "        ")?);
     }
     for s in stills.iter().filter(|s| s.note.is_some()) {
         text.push_str(&format!("  note: {}\n", s.note.as_deref().unwrap_or_default()));

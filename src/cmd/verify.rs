@@ -9,7 +9,6 @@ use std::fs;
 use std::path::Path;
 
 use anyhow::Result;
-use serde::Serialize;
 use serde_json::json;
 
 use super::{Ctx, Report, byte_progress, human_size};
@@ -20,13 +19,22 @@ use crate::ledger::chain::ChainVerifier;
 use crate::ledger::{ItemRow, Ledger, item_rows};
 use crate::store::{self, Store};
 
-/// One problem found, with what it concerns.
-#[derive(Debug, Clone, Serialize)]
-pub struct Problem {
-    /// schema, ledger, index, missing, modified, orphan or unexpected.
-    pub kind: &'static str,
-    pub subject: String,
-    pub message: String,
+/// One problem found, with what it concerns: the same record for a store (kinds schema, ledger,
+/// index, missing, modified, orphan, unexpected) and a bundle.
+pub use crate::bundle::check::Finding as Problem;
+
+/// End the report: `ok` when nothing was found, else every problem and the first one named.
+fn verdict(text: &mut String, problems: &[Problem], ok: &str) -> Exit {
+    if problems.is_empty() {
+        text.push_str(ok);
+        return Exit::Success;
+    }
+    text.push_str(&format!("FAILED: {} problem{} found\n", problems.len(), if problems.len() == 1 { "" } else { "s" }));
+    for p in problems {
+        text.push_str(&format!("  {:<10} {}\n", p.kind, p.message));
+    }
+    text.push_str(&format!("First problem: {}", problems[0].message));
+    Exit::Mismatch
 }
 
 /// What the ledger says an object must be.
@@ -194,21 +202,8 @@ pub fn run(args: VerifyArgs, ctx: &Ctx) -> Result<Report> {
             r.discarded
         ));
     }
-    let exit = if problems.is_empty() {
-        text.push_str("OK: the ledger chain is intact and every recorded object matches its digests.");
-        Exit::Success
-    } else {
-        text.push_str(&format!(
-            "FAILED: {} problem{} found\n",
-            problems.len(),
-            if problems.len() == 1 { "" } else { "s" }
-        ));
-        for p in &problems {
-            text.push_str(&format!("  {:<10} {}\n", p.kind, p.message));
-        }
-        text.push_str(&format!("First problem: {}", problems[0].message));
-        Exit::Mismatch
-    };
+    let exit =
+        verdict(&mut text, &problems, "OK: the ledger chain is intact and every recorded object matches its digests.");
     let json = json!({
         "schema_version": 1, "command": "verify", "store": crate::fsutil::path_text(store.root()), "ok": problems.is_empty(),
         "events": chain.count, "head": head, "against": args.against, "objects_checked": checked,
@@ -282,7 +277,7 @@ fn verify_bundle(path: &Path, args: &VerifyArgs) -> Result<Report> {
     if let Some(a) = &args.against
         && outcome.head.as_deref() != Some(a.to_string().as_str())
     {
-        problems.push(crate::bundle::check::Finding {
+        problems.push(Problem {
             kind: "ledger",
             subject: "bag-info.txt".into(),
             message: format!(
@@ -302,23 +297,11 @@ fn verify_bundle(path: &Path, args: &VerifyArgs) -> Result<Report> {
         outcome.events,
         outcome.head.as_deref().unwrap_or("(none stated)")
     ));
-    let exit = if problems.is_empty() {
-        text.push_str(
-            "OK: every file matches the manifests and the events that recorded it; the ledger excerpt is intact.",
-        );
-        Exit::Success
-    } else {
-        text.push_str(&format!(
-            "FAILED: {} problem{} found\n",
-            problems.len(),
-            if problems.len() == 1 { "" } else { "s" }
-        ));
-        for p in &problems {
-            text.push_str(&format!("  {:<10} {}\n", p.kind, p.message));
-        }
-        text.push_str(&format!("First problem: {}", problems[0].message));
-        Exit::Mismatch
-    };
+    let exit = verdict(
+        &mut text,
+        &problems,
+        "OK: every file matches the manifests and the events that recorded it; the ledger excerpt is intact.",
+    );
     let json = json!({"schema_version": 1, "command": "verify", "bundle": crate::fsutil::path_text(path), "bag": outcome.bag, "ok": problems.is_empty(),
         "files": outcome.files, "bytes_checked": outcome.bytes, "events": outcome.events,
         "head": outcome.head.as_deref().and_then(|h| h.parse::<crate::ledger::Head>().ok()),

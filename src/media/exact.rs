@@ -39,6 +39,13 @@ pub struct ExactReport {
     pub audio_sample_rate: u32,
     pub pixel_format: String,
     pub encoder: String,
+    /// The source's audio stream carried over, if any.
+    #[serde(skip)]
+    pub audio_stream: Option<usize>,
+    /// Microseconds of audio before media time 0 that the decoder drops (encoder priming of an
+    /// audio-only source), so the output starts that much later in the source.
+    #[serde(skip)]
+    pub audio_priming_us: i64,
 }
 
 /// Changes made to decoded pictures and sound before they are encoded (redaction).
@@ -134,6 +141,7 @@ pub fn encode(src: &Path, dst: &Path, job: &Job, edits: &mut dyn Edits) -> Resul
 
     // Audio: decoder → atrim to the span, reframed for the encoder → encoder.
     let audio_stream = if index.audio { input.stream(index.stream) } else { input.streams().best(media::Type::Audio) };
+    let mut audio_priming_us = 0;
     let mut audio = match audio_stream {
         Some(a) => {
             // Audio alone: media time 0 is the first sample a player plays. MP3 and AAC files
@@ -145,6 +153,7 @@ pub fn encode(src: &Path, dst: &Path, job: &Job, edits: &mut dyn Edits) -> Resul
             } else {
                 t0
             };
+            audio_priming_us = start - t0;
             Some(audio_path(&a, &mut output, start, t1, job.audio)?)
         }
         None => None,
@@ -303,6 +312,8 @@ pub fn encode(src: &Path, dst: &Path, job: &Job, edits: &mut dyn Edits) -> Resul
         )));
     }
     Ok(ExactReport {
+        audio_stream: audio.as_ref().map(|a| a.stream),
+        audio_priming_us,
         video_frames,
         audio_samples: audio.as_ref().map_or(0, |a| a.samples),
         audio_sample_rate: audio.as_ref().map_or(0, |a| a.encoder.rate()),

@@ -140,20 +140,7 @@ pub fn render(
     let out_index = FrameIndex::build(dst)?;
     let (frames_source, frames_output) = (index.len(), out_index.len());
     // Audio alone plays from the stream's start time: priming samples before it are dropped.
-    let priming = if index.audio {
-        let input = open_input(src).map_err(|e| error::input(format!("FFmpeg cannot open {}: {e}", src.display())))?;
-        let s = input.stream(index.stream).expect("indexed stream");
-        let tb = s.time_base();
-        if s.start_time() == ffmpeg::ffi::AV_NOPTS_VALUE {
-            0
-        } else {
-            (super::time::ticks_to_us(s.start_time(), tb.numerator(), tb.denominator())
-                - index.to_us(index.frames[0].pts))
-            .max(0)
-        }
-    } else {
-        0
-    };
+    let priming = encoding.audio_priming_us;
     let (duration_source_us, duration_output_us) = (index.duration_us() - priming, out_index.duration_us());
     let tolerance = if index.audio {
         // Audio packets are reframed: the end may differ by less than one packet.
@@ -168,12 +155,9 @@ pub fn render(
             format_us(duration_source_us)
         )));
     }
-    // The streams carried over (re-encoded): the indexed one and the best audio stream.
-    let kept: Vec<String> = {
-        let input = open_input(src).map_err(|e| error::input(format!("FFmpeg cannot open {}: {e}", src.display())))?;
-        let audio = input.streams().best(ffmpeg::media::Type::Audio).map(|s| s.index());
-        [Some(index.stream), audio].into_iter().flatten().map(|i| format!("stream {i} ")).collect()
-    };
+    // The streams carried over (re-encoded): the indexed one and the audio stream.
+    let kept: Vec<String> =
+        [Some(index.stream), encoding.audio_stream].into_iter().flatten().map(|i| format!("stream {i} ")).collect();
     let removed: Vec<Entry> = before
         .iter()
         .filter(|e| {

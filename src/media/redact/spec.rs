@@ -172,22 +172,13 @@ impl Spec {
     /// (`--reason`); fail naming the first one left without.
     pub fn settle_reasons(&mut self, fallback: Option<&str>) -> Result<()> {
         let default = self.reason.clone().or_else(|| fallback.map(str::to_owned));
-        for (i, r) in self.regions.iter_mut().enumerate() {
-            if r.reason.as_deref().is_none_or(|s| s.trim().is_empty()) {
-                r.reason = Some(default.clone().ok_or_else(|| {
+        let regions = self.regions.iter_mut().enumerate().map(|(i, r)| (format!("region {}", i + 1), &mut r.reason));
+        let ranges = self.audio.iter_mut().enumerate().map(|(i, a)| (format!("audio range {}", i + 1), &mut a.reason));
+        for (what, reason) in regions.chain(ranges) {
+            if reason.as_deref().is_none_or(|s| s.trim().is_empty()) {
+                *reason = Some(default.clone().ok_or_else(|| {
                     error::input(format!(
-                        "region {} has no reason: every redaction needs a reason or exemption code (--reason CODE, or reason: in the spec)",
-                        i + 1
-                    ))
-                })?);
-            }
-        }
-        for (i, a) in self.audio.iter_mut().enumerate() {
-            if a.reason.as_deref().is_none_or(|s| s.trim().is_empty()) {
-                a.reason = Some(default.clone().ok_or_else(|| {
-                    error::input(format!(
-                        "audio range {} has no reason: every redaction needs a reason or exemption code (--reason CODE, or reason: in the spec)",
-                        i + 1
+                        "{what} has no reason: every redaction needs a reason or exemption code (--reason CODE, or reason: in the spec)"
                     ))
                 })?);
             }
