@@ -1,14 +1,15 @@
 //! Single-pass, multi-digest hashing: SHA-256 and BLAKE3 by default, MD5 and SHA-1 on request.
 //!
-//! Bytes are read once. The reading thread also feeds the caller's sink (the copy into the
-//! store) and computes SHA-256, the slowest digest, on bytes still hot in its cache, exactly as
-//! `openssl dgst` does; BLAKE3 (and MD5/SHA-1 on request) run on other threads over the same
-//! shared buffers. BLAKE3 needs a quarter of the second core, so the pair costs SHA-256 alone. Bulk SHA-256 and SHA-1 use `ring`
-//! (SHA-NI accelerated), which is what lets both digests cost no more than SHA-256 alone.
+//! Bytes are read once. The reading thread computes SHA-256, the slowest digest, on bytes still
+//! hot in its cache, exactly as `openssl dgst` does (and through the same libcrypto code, SHA-NI
+//! accelerated); BLAKE3 (and MD5/SHA-1 on request) run on other threads over the same shared
+//! buffers, and so does the copy into the store ([`copy_stream`]). BLAKE3 needs a quarter of
+//! the second core, so the pair costs SHA-256 alone.
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 
 use md5::Digest as _;
@@ -22,6 +23,9 @@ const PIECE: usize = 64 << 10;
 const CHUNK: usize = 1 << 20;
 /// Buffers in flight between the reader and the digest threads.
 const DEPTH: usize = 8;
+/// Buffers in flight when copying: enough to ride out the writer stalling while the disk
+/// catches up (64 MiB), so reading and hashing never wait for it.
+const COPY_DEPTH: usize = 64;
 
 /// A digest algorithm custody can compute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
@@ -194,13 +198,55 @@ pub fn digest_stream<R: Read>(
     algos: &[Algorithm],
     sink: impl FnMut(&[u8]) -> io::Result<()>,
 ) -> Result<Digests, StreamError> {
-    run_pipeline(reader, algos, sink)
+    run_pipeline(reader, algos, sink, None)
+}
+
+/// A writer fed from its own thread by [`copy_stream`].
+pub type Writer<'a> = Box<dyn FnMut(&[u8]) -> io::Result<()> + Send + 'a>;
+
+/// Like [`digest_stream`], but `writer` (the copy into the store) runs on a thread of its own,
+/// beside the digest threads, so the reading thread's only work is reading and SHA-256: the
+/// copy costs what reading and hashing cost. On the writer's first error reading stops, and
+/// the error is returned with the offset of the chunk that failed.
+pub fn copy_stream<R: Read>(reader: &mut R, algos: &[Algorithm], writer: Writer<'_>) -> Result<Digests, StreamError> {
+    run_pipeline(reader, algos, |_| Ok(()), Some(writer))
+}
+
+/// Receive buffers in order until the sender hangs up, handing each to `each`, and tell the
+/// reader about freed buffers in batches and whenever this thread is about to wait: one
+/// wake-up per buffer costs more than hashing it.
+fn consume(rx: mpsc::Receiver<Chunk>, done: mpsc::Sender<()>, mut each: impl FnMut(&[u8])) {
+    let mut freed = 0;
+    loop {
+        let (buf, len) = match rx.try_recv() {
+            Ok(chunk) => chunk,
+            Err(mpsc::TryRecvError::Disconnected) => break,
+            Err(mpsc::TryRecvError::Empty) => {
+                if freed > 0 {
+                    let _ = done.send(());
+                    freed = 0;
+                }
+                match rx.recv() {
+                    Ok(chunk) => chunk,
+                    Err(_) => break,
+                }
+            }
+        };
+        each(&buf[..len]);
+        drop(buf);
+        freed += 1;
+        if freed >= DEPTH / 2 {
+            let _ = done.send(());
+            freed = 0;
+        }
+    }
 }
 
 fn run_pipeline<R: Read>(
     reader: &mut R,
     algos: &[Algorithm],
     mut sink: impl FnMut(&[u8]) -> io::Result<()>,
+    writer: Option<Writer<'_>>,
 ) -> Result<Digests, StreamError> {
     let mut wanted: Vec<Algorithm> = algos.to_vec();
     wanted.sort();
@@ -208,49 +254,47 @@ fn run_pipeline<R: Read>(
     // Algorithm's order puts SHA-256 first: the most expensive digest stays inline.
     let inline = wanted.first().copied();
     let others: Vec<Algorithm> = wanted.iter().skip(1).copied().collect();
+    let write_failed = AtomicBool::new(false);
+    let depth = if writer.is_some() { COPY_DEPTH } else { DEPTH };
 
     std::thread::scope(|scope| {
         let (done_tx, done_rx) = mpsc::channel::<()>();
         let mut senders = Vec::new();
         let mut handles = Vec::new();
         for &algo in &others {
-            let (tx, rx) = mpsc::sync_channel::<Chunk>(DEPTH);
+            let (tx, rx) = mpsc::sync_channel::<Chunk>(depth);
             let done = done_tx.clone();
             senders.push(tx);
             handles.push((
                 algo,
                 scope.spawn(move || {
                     let mut w = Worker::new(algo);
-                    // Tell the reader about freed buffers in batches, and whenever this thread
-                    // is about to wait: one wake-up per chunk costs more than hashing it.
-                    let mut freed = 0;
-                    loop {
-                        let (buf, len) = match rx.try_recv() {
-                            Ok(chunk) => chunk,
-                            Err(mpsc::TryRecvError::Disconnected) => break,
-                            Err(mpsc::TryRecvError::Empty) => {
-                                if freed > 0 {
-                                    let _ = done.send(());
-                                    freed = 0;
-                                }
-                                match rx.recv() {
-                                    Ok(chunk) => chunk,
-                                    Err(_) => break,
-                                }
-                            }
-                        };
-                        w.update(&buf[..len]);
-                        drop(buf);
-                        freed += 1;
-                        if freed >= DEPTH / 2 {
-                            let _ = done.send(());
-                            freed = 0;
-                        }
-                    }
+                    consume(rx, done, |data| w.update(data));
                     w.finish()
                 }),
             ));
         }
+        let write_handle = writer.map(|mut write| {
+            let (tx, rx) = mpsc::sync_channel::<Chunk>(depth);
+            let done = done_tx.clone();
+            senders.push(tx);
+            let failed = &write_failed;
+            scope.spawn(move || {
+                let (mut offset, mut error) = (0u64, None);
+                consume(rx, done, |data| {
+                    // After a failure, keep taking buffers (so the reader is never stuck
+                    // waiting for one) but write nothing more.
+                    if error.is_none()
+                        && let Err(e) = write(data)
+                    {
+                        error = Some(StreamError::Sink { offset, source: e });
+                        failed.store(true, Ordering::Relaxed);
+                    }
+                    offset += data.len() as u64;
+                });
+                error
+            })
+        });
         drop(done_tx);
 
         let mut own = inline.map(Worker::new);
@@ -258,7 +302,10 @@ fn run_pipeline<R: Read>(
         let mut offset: u64 = 0;
         let result: Result<(), StreamError> = (|| {
             loop {
-                let mut buf = next_buffer(&mut in_flight, &done_rx, senders.is_empty());
+                if write_failed.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                let mut buf = next_buffer(&mut in_flight, &done_rx, senders.is_empty(), depth);
                 let data = Arc::get_mut(&mut buf).expect("buffer is free");
                 // Fill the buffer a piece at a time, hashing and passing on each piece while it
                 // is still in this core's cache; other threads get the whole buffer at once,
@@ -286,7 +333,7 @@ fn run_pipeline<R: Read>(
                     return Ok(());
                 }
                 for tx in &senders {
-                    // A worker only stops when its sender is dropped, so this cannot fail.
+                    // A consumer only stops when its sender is dropped, so this cannot fail.
                     let _ = tx.send((Arc::clone(&buf), len));
                 }
                 in_flight.push_back(buf);
@@ -298,7 +345,11 @@ fn run_pipeline<R: Read>(
             let hex = handle.join().expect("digest thread panicked");
             digests.set(algo, hex);
         }
+        let write_error = write_handle.and_then(|h| h.join().expect("writer thread panicked"));
         result?;
+        if let Some(e) = write_error {
+            return Err(e);
+        }
         if let (Some(algo), Some(w)) = (inline, own) {
             digests.set(algo, w.finish());
         }
@@ -306,15 +357,20 @@ fn run_pipeline<R: Read>(
     })
 }
 
-/// Take a buffer no digest thread still holds, allocating up to `DEPTH` of them.
-fn next_buffer(in_flight: &mut VecDeque<Arc<Vec<u8>>>, done: &mpsc::Receiver<()>, alone: bool) -> Arc<Vec<u8>> {
+/// Take a buffer no digest thread still holds, allocating up to `depth` of them.
+fn next_buffer(
+    in_flight: &mut VecDeque<Arc<Vec<u8>>>,
+    done: &mpsc::Receiver<()>,
+    alone: bool,
+    depth: usize,
+) -> Arc<Vec<u8>> {
     loop {
         if let Some(front) = in_flight.front()
             && (alone || Arc::strong_count(front) == 1)
         {
             return in_flight.pop_front().expect("front exists");
         }
-        if in_flight.len() < DEPTH {
+        if in_flight.len() < depth {
             return Arc::new(vec![0u8; CHUNK]);
         }
         // Every buffer is still being hashed; wait for a worker to finish one.
@@ -337,6 +393,45 @@ fn read_full<R: Read>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(filled)
+}
+
+/// The BLAKE3 of a whole file, read back through a memory map with the two halves of the
+/// BLAKE3 tree hashed on two threads (the read-back check of a fresh copy, which has the
+/// machine to itself). Small files, and anything that cannot be mapped, are read plainly.
+/// Only for files nothing else writes to (a truncated mapping raises SIGBUS): the store's own
+/// staged and stored copies.
+pub fn blake3_file(file: &mut std::fs::File) -> Result<Digests, StreamError> {
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    // SAFETY: read-only, private mapping of a file only this store writes (see above).
+    let map = match size {
+        s if s < MAP_THRESHOLD => None,
+        _ => unsafe { memmap2::MmapOptions::new().map(&*file) }.ok(),
+    };
+    let Some(map) = map else {
+        return digest_stream(file, &[Algorithm::Blake3], |_| Ok(()));
+    };
+    let _ = map.advise(memmap2::Advice::Sequential);
+    let mut digests = Digests { size: map.len() as u64, ..Digests::default() };
+    digests.set(Algorithm::Blake3, blake3_two_threads(&map).to_hex().to_string());
+    Ok(digests)
+}
+
+/// BLAKE3 of `data` (more than one BLAKE3 chunk long) as its left and right subtrees, hashed
+/// on two threads and merged: the same hash as `blake3::hash`, in about half the time.
+fn blake3_two_threads(data: &[u8]) -> blake3::Hash {
+    use blake3::hazmat::{HasherExt, Mode, left_subtree_len, merge_subtrees_root};
+    if data.len() <= blake3::CHUNK_LEN {
+        return blake3::hash(data);
+    }
+    let split = left_subtree_len(data.len() as u64) as usize;
+    let (left, right) = data.split_at(split);
+    std::thread::scope(|scope| {
+        let right_cv =
+            scope.spawn(|| blake3::Hasher::new().set_input_offset(split as u64).update(right).finalize_non_root());
+        let left_cv = blake3::Hasher::new().update(left).finalize_non_root();
+        let right_cv = right_cv.join().expect("BLAKE3 thread panicked");
+        merge_subtrees_root(&left_cv, &right_cv, Mode::Hash)
+    })
 }
 
 /// Digest a byte slice held in memory (small inputs: ledger bodies, test vectors).
@@ -383,6 +478,52 @@ mod tests {
         assert_eq!(d.sha256.unwrap(), hex::encode(sha256(&data)));
         assert_eq!(d.blake3.unwrap(), blake3::hash(&data).to_hex().to_string());
         assert_eq!(d.size, data.len() as u64);
+    }
+
+    #[test]
+    fn two_thread_blake3_is_blake3() {
+        let data: Vec<u8> = (0..(3 * 1024 * 1024 + 4321)).map(|i| (i * 13 % 251) as u8).collect();
+        for len in [0, 1, 1024, 1025, 2048, 4096 + 1, 65536, 1 << 20, (1 << 20) + 1, data.len()] {
+            assert_eq!(blake3_two_threads(&data[..len]), blake3::hash(&data[..len]), "length {len}");
+        }
+    }
+
+    #[test]
+    fn writer_thread_sees_every_byte_in_order_and_its_error_stops_the_copy() {
+        let data: Vec<u8> = (0..(CHUNK * 5 + 7)).map(|i| (i % 256) as u8).collect();
+        let mut copy = Vec::new();
+        let d = copy_stream(
+            &mut io::Cursor::new(&data),
+            &[Algorithm::Sha256, Algorithm::Blake3],
+            Box::new(|c: &[u8]| {
+                copy.extend_from_slice(c);
+                Ok(())
+            }),
+        )
+        .unwrap();
+        assert_eq!(copy, data);
+        assert_eq!(d, digest_bytes(&data, &[Algorithm::Sha256, Algorithm::Blake3]));
+
+        let mut written = 0u64;
+        let err = copy_stream(
+            &mut io::Cursor::new(&data),
+            &[Algorithm::Sha256],
+            Box::new(|c: &[u8]| {
+                if written >= 2 * CHUNK as u64 {
+                    return Err(io::Error::other("disk full"));
+                }
+                written += c.len() as u64;
+                Ok(())
+            }),
+        )
+        .unwrap_err();
+        match err {
+            StreamError::Sink { offset, source } => {
+                assert_eq!(offset, 2 * CHUNK as u64);
+                assert_eq!(source.to_string(), "disk full");
+            }
+            other => panic!("expected a write error, got {other:?}"),
+        }
     }
 
     #[test]

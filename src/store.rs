@@ -349,7 +349,6 @@ impl Staging {
         reader: &mut R,
         label: &str,
         extra: &[Algorithm],
-        progress: &dyn Fn(u64),
     ) -> Result<&Staged> {
         let partial = self.dir.join(format!("partial-{}", self.next));
         self.next += 1;
@@ -362,16 +361,20 @@ impl Staging {
         let mut algos = vec![Algorithm::Sha256, Algorithm::Blake3];
         algos.extend_from_slice(extra);
         let (mut written, mut flushed) = (0u64, 0u64);
-        let result = digest::digest_stream(reader, &algos, |chunk| {
-            out.write_all(chunk)?;
-            written += chunk.len() as u64;
-            if written - flushed >= WRITEBACK_STEP {
-                fsutil::start_writeback(&out, flushed, written - flushed);
-                flushed = written;
-            }
-            progress(chunk.len() as u64);
-            Ok(())
-        });
+        let target = &mut out;
+        let result = digest::copy_stream(
+            reader,
+            &algos,
+            Box::new(move |chunk: &[u8]| {
+                target.write_all(chunk)?;
+                written += chunk.len() as u64;
+                if written - flushed >= WRITEBACK_STEP {
+                    fsutil::start_writeback(target, flushed, written - flushed);
+                    flushed = written;
+                }
+                Ok(())
+            }),
+        );
         let digests = match result {
             Ok(d) => d,
             Err(e) => {
@@ -449,7 +452,7 @@ impl Drop for Staging {
 /// Read a stored or staged copy back and check it against the digests taken while writing it.
 fn verify_copy(path: &Path, expected: &Digests, label: &str) -> Result<()> {
     let mut f = File::open(path).map_err(|e| env_io(e, path, "cannot re-read"))?;
-    let again = digest::digest_stream(&mut f, &[Algorithm::Blake3], |_| Ok(()))
+    let again = digest::blake3_file(&mut f)
         .map_err(|e| error::environment(format!("cannot re-read the copy of {label} at {}: {e}", path.display())))?;
     if again.size != expected.size || !digest::hex_eq(again.blake3(), expected.blake3()) {
         return Err(error::environment(format!(

@@ -108,7 +108,7 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
         let before = file.metadata().map_err(|e| source_error(path, &e))?;
         let staged = {
             let mut reader = Progress { inner: &mut file, bar: &bar };
-            staging.write_from(&store, &mut reader, &label, &args.also, &|_| {})?
+            staging.write_from(&store, &mut reader, &label, &args.also)?
         };
         let after = file.metadata().map_err(|e| source_error(path, &e))?;
         let now = fs::symlink_metadata(path).map_err(|e| source_error(path, &e))?;
