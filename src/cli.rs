@@ -115,7 +115,8 @@ pub struct IngestArgs {
     /// Decode every stream completely and record the count and positions of decode errors.
     #[arg(long)]
     pub deep: bool,
-    /// Also compute these digests (md5, sha1), e.g. to match a DVR's own hash records.
+    /// Also compute these digests (md5, sha1, sha512) in the same pass: md5/sha1 to match a
+    /// DVR's own hash records, sha512 so that bundles need not compute it again.
     #[arg(long = "also", value_name = "ALGO", value_delimiter = ',')]
     pub also: Vec<Algorithm>,
     /// A note recorded with the event.
@@ -134,14 +135,14 @@ pub struct HashArgs {
     /// Files or directories (taken recursively) to hash.
     #[arg(value_name = "PATH", required_unless_present = "check")]
     pub paths: Vec<PathBuf>,
-    /// Digests to compute (sha256, blake3, md5, sha1). Default: sha256,blake3.
+    /// Digests to compute (sha256, blake3, md5, sha1, sha512). Default: sha256,blake3.
     #[arg(short, long = "algo", value_name = "ALGO", value_delimiter = ',')]
     pub algos: Vec<Algorithm>,
-    /// Verify the files named in a checksum list (sha256sum, b3sum, md5sum, sha1sum or tagged
+    /// Verify the files named in a checksum list (sha256sum, b3sum, md5sum, sha1sum, sha512sum or tagged
     /// format). 64-digit untagged lines are SHA-256 unless `-a blake3` is given.
     #[arg(long, value_name = "LIST", conflicts_with_all = ["paths", "sums", "record"])]
     pub check: Option<PathBuf>,
-    /// Also write one list per algorithm into DIR (SHA256SUMS, B3SUMS, MD5SUMS, SHA1SUMS).
+    /// Also write one list per algorithm into DIR (SHA256SUMS, B3SUMS, MD5SUMS, SHA1SUMS, SHA512SUMS).
     #[arg(long, value_name = "DIR")]
     pub sums: Option<PathBuf>,
     /// Record the result in the store's ledger (needs --case).

@@ -35,6 +35,7 @@ pub enum Algorithm {
     Blake3,
     Md5,
     Sha1,
+    Sha512,
 }
 
 impl Algorithm {
@@ -45,6 +46,7 @@ impl Algorithm {
             Algorithm::Blake3 => "BLAKE3",
             Algorithm::Md5 => "MD5",
             Algorithm::Sha1 => "SHA1",
+            Algorithm::Sha512 => "SHA512",
         }
     }
 
@@ -55,6 +57,7 @@ impl Algorithm {
             Algorithm::Blake3 => "blake3",
             Algorithm::Md5 => "md5",
             Algorithm::Sha1 => "sha1",
+            Algorithm::Sha512 => "sha512",
         }
     }
 
@@ -64,6 +67,7 @@ impl Algorithm {
             Algorithm::Sha256 | Algorithm::Blake3 => 64,
             Algorithm::Md5 => 32,
             Algorithm::Sha1 => 40,
+            Algorithm::Sha512 => 128,
         }
     }
 
@@ -74,6 +78,7 @@ impl Algorithm {
             Algorithm::Blake3 => "B3SUMS",
             Algorithm::Md5 => "MD5SUMS",
             Algorithm::Sha1 => "SHA1SUMS",
+            Algorithm::Sha512 => "SHA512SUMS",
         }
     }
 
@@ -83,6 +88,7 @@ impl Algorithm {
             "BLAKE3" => Some(Algorithm::Blake3),
             "MD5" => Some(Algorithm::Md5),
             "SHA1" | "SHA-1" => Some(Algorithm::Sha1),
+            "SHA512" | "SHA2-512" | "SHA-512" => Some(Algorithm::Sha512),
             _ => None,
         }
     }
@@ -100,6 +106,8 @@ pub struct Digests {
     pub md5: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sha1: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha512: Option<String>,
 }
 
 impl Digests {
@@ -109,6 +117,7 @@ impl Digests {
             Algorithm::Blake3 => self.blake3.as_deref(),
             Algorithm::Md5 => self.md5.as_deref(),
             Algorithm::Sha1 => self.sha1.as_deref(),
+            Algorithm::Sha512 => self.sha512.as_deref(),
         }
     }
 
@@ -118,6 +127,7 @@ impl Digests {
             Algorithm::Blake3 => self.blake3 = Some(hex),
             Algorithm::Md5 => self.md5 = Some(hex),
             Algorithm::Sha1 => self.sha1 = Some(hex),
+            Algorithm::Sha512 => self.sha512 = Some(hex),
         }
     }
 
@@ -152,6 +162,7 @@ impl StreamError {
 enum Worker {
     /// SHA-256 through the system's libcrypto: the same code `openssl dgst` runs.
     Sha256(openssl::sha::Sha256),
+    Sha512(Box<openssl::sha::Sha512>),
     Ring(ring::digest::Context),
     Md5(md5::Md5),
     Blake3(Box<blake3::Hasher>),
@@ -163,6 +174,7 @@ impl Worker {
             Algorithm::Sha256 => Worker::Sha256(openssl::sha::Sha256::new()),
             Algorithm::Sha1 => Worker::Ring(ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY)),
             Algorithm::Md5 => Worker::Md5(md5::Md5::new()),
+            Algorithm::Sha512 => Worker::Sha512(Box::new(openssl::sha::Sha512::new())),
             Algorithm::Blake3 => Worker::Blake3(Box::new(blake3::Hasher::new())),
         }
     }
@@ -170,6 +182,7 @@ impl Worker {
     fn update(&mut self, data: &[u8]) {
         match self {
             Worker::Sha256(c) => c.update(data),
+            Worker::Sha512(c) => c.update(data),
             Worker::Ring(c) => c.update(data),
             Worker::Md5(c) => c.update(data),
             Worker::Blake3(c) => {
@@ -181,6 +194,7 @@ impl Worker {
     fn finish(self) -> String {
         match self {
             Worker::Sha256(c) => hex::encode(c.finish()),
+            Worker::Sha512(c) => hex::encode(c.finish()),
             Worker::Ring(c) => hex::encode(c.finish().as_ref()),
             Worker::Md5(c) => hex::encode(c.finalize()),
             Worker::Blake3(c) => c.finalize().to_hex().to_string(),
@@ -463,10 +477,20 @@ mod tests {
     #[test]
     fn known_answers_for_abc() {
         // FIPS 180-2 and RFC 1321 / the BLAKE3 reference implementation's published values.
-        let d = digest_bytes(b"abc", &[Algorithm::Sha256, Algorithm::Blake3, Algorithm::Md5, Algorithm::Sha1]);
+        let d = digest_bytes(
+            b"abc",
+            &[Algorithm::Sha256, Algorithm::Blake3, Algorithm::Md5, Algorithm::Sha1, Algorithm::Sha512],
+        );
         assert_eq!(d.sha256.as_deref(), Some("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
         assert_eq!(d.md5.as_deref(), Some("900150983cd24fb0d6963f7d28e17f72"));
         assert_eq!(d.sha1.as_deref(), Some("a9993e364706816aba3e25717850c26c9cd0d89d"));
+        assert_eq!(
+            d.sha512.as_deref(),
+            Some(
+                "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd\
+                 454d4423643ce80e2a9ac94fa54ca49f"
+            )
+        );
         assert_eq!(d.blake3.as_deref(), Some("6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85"));
         assert_eq!(d.size, 3);
     }
@@ -617,7 +641,7 @@ mod file_tests {
         let mut tmp = tempfile::NamedTempFile::new().unwrap();
         let data: Vec<u8> = (0..(MAP_THRESHOLD as usize + 12345)).map(|i| (i * 7 % 253) as u8).collect();
         std::io::Write::write_all(&mut tmp, &data).unwrap();
-        let all = [Algorithm::Sha256, Algorithm::Blake3, Algorithm::Md5, Algorithm::Sha1];
+        let all = [Algorithm::Sha256, Algorithm::Blake3, Algorithm::Md5, Algorithm::Sha1, Algorithm::Sha512];
         let seen = std::sync::atomic::AtomicU64::new(0);
         let mapped = digest_file(tmp.as_file_mut(), &all, &|n| {
             seen.fetch_add(n, std::sync::atomic::Ordering::Relaxed);

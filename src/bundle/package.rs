@@ -166,8 +166,8 @@ pub fn write(store: &Store, ledger: &Ledger, req: &Request) -> Result<Written> {
     let mut zip = ZipWriter::new(file, now.datetime());
     let io = |e: std::io::Error| env_io(e, req.out, "cannot write the bundle");
 
-    // Payload: the evidence, read once each (CRC-32, SHA-256 to re-check it, SHA-512 for the
-    // manifest).
+    // Payload: the evidence, read once each (CRC-32, BLAKE3 to re-check it against the ledger,
+    // SHA-512 for the manifest unless ingest recorded it).
     let mut files: Vec<Packed> = Vec::new();
     let mut used: BTreeSet<String> = BTreeSet::new();
     for r in &chosen {
@@ -193,16 +193,29 @@ pub fn write(store: &Store, ledger: &Ledger, req: &Request) -> Result<Written> {
         let size = f.metadata().map_err(io)?.len();
         // SAFETY: store objects are read-only files nothing truncates; the mapping is private
         // and read-only, and lives only for this loop iteration.
-        let map = if size > 0 { Some(unsafe { memmap2::Mmap::map(&f) }.map_err(io)?) } else { None };
+        let map =
+            if size > 0 { Some(unsafe { memmap2::MmapOptions::new().populate().map(&f) }.map_err(io)?) } else { None };
         let data: &[u8] = map.as_deref().unwrap_or(&[]);
         // SHA-512 (for the manifest) and BLAKE3 (the re-check against the ledger) run on their
-        // own threads while this one takes the CRC-32 and copies the bytes in.
+        // own threads while this one takes the CRC-32 and copies the bytes in. A SHA-512 taken
+        // at ingest (`--also sha512`) is used as it stands: the BLAKE3 re-check proves these
+        // are the bytes it was taken of.
+        let recorded512 = file_ref
+            .facts
+            .get("sha512")
+            .and_then(|v| v.as_str())
+            .filter(|h| h.len() == 128 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(str::to_ascii_lowercase);
         let name = format!("{bag}/{rel}");
         let (sha512, blake3, added) = std::thread::scope(|s| {
-            let h512 = s.spawn(|| hex::encode(ring::digest::digest(&ring::digest::SHA512, data)));
+            let h512 = recorded512.is_none().then(|| s.spawn(|| hex::encode(openssl::sha::sha512(data))));
             let b3 = s.spawn(|| blake3::hash(data).to_hex().to_string());
             let added = zip.add(&name, crc32fast::hash(data), data);
-            (h512.join().expect("SHA-512 thread"), b3.join().expect("BLAKE3 thread"), added)
+            let sha512 = match h512 {
+                Some(h) => h.join().expect("SHA-512 thread"),
+                None => recorded512.clone().unwrap_or_default(),
+            };
+            (sha512, b3.join().expect("BLAKE3 thread"), added)
         });
         added.map_err(io)?;
         if !digest::hex_eq(&blake3, &file_ref.blake3) || size != file_ref.size {

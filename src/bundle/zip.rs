@@ -21,6 +21,11 @@ struct Written {
     offset: u64,
 }
 
+/// Entries from this size on are written on their own thread while the archive is digested.
+const PARALLEL_FROM: usize = 8 << 20;
+/// How much is written before it is handed to the disk.
+const WRITEBACK_STEP: u64 = 32 << 20;
+
 /// Writes a ZIP archive of stored (uncompressed) entries, front to back (never seeking back),
 /// digesting the archive's own bytes as they are written.
 pub struct ZipWriter {
@@ -70,7 +75,7 @@ impl ZipWriter {
         self.sha256.update(data);
         self.blake3.update(data);
         // Hand finished stretches to the disk as we go, so the final sync has little left.
-        const STEP: u64 = 32 << 20;
+        const STEP: u64 = WRITEBACK_STEP;
         let end = self.offset + data.len() as u64;
         if end / STEP > self.offset / STEP {
             let from = (self.offset / STEP).saturating_sub(1) * STEP;
@@ -111,12 +116,35 @@ impl ZipWriter {
     }
 
     /// Add `data` under `name`, whose CRC-32 the caller computed (on another thread, say).
+    /// Large entries are written, and the archive's two digests taken, on three threads at once.
     pub fn add(&mut self, name: &str, crc: u32, data: &[u8]) -> io::Result<()> {
         let header = self.local_header(name, crc, data.len() as u64);
         let start = self.offset;
         self.put(&header)?;
-        for piece in data.chunks(8 << 20) {
-            self.put(piece)?;
+        if data.len() < PARALLEL_FROM {
+            self.put(data)?;
+        } else {
+            let ZipWriter { file, offset, sha256, blake3, .. } = self;
+            let base = *offset;
+            std::thread::scope(|s| {
+                let writer = s.spawn(|| {
+                    let mut done = 0u64;
+                    for piece in data.chunks(WRITEBACK_STEP as usize) {
+                        file.write_all(piece)?;
+                        done += piece.len() as u64;
+                        // Hand finished stretches to the disk as we go, so the final sync has
+                        // little left.
+                        crate::fsutil::start_writeback(file, base + done - piece.len() as u64, piece.len() as u64);
+                    }
+                    io::Result::Ok(())
+                });
+                s.spawn(|| {
+                    blake3.update(data);
+                });
+                sha256.update(data);
+                writer.join().expect("zip writer thread panicked")
+            })?;
+            self.offset += data.len() as u64;
         }
         self.entries.push(Written { name: name.to_owned(), crc, size: data.len() as u64, offset: start });
         Ok(())

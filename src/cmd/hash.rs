@@ -94,7 +94,7 @@ pub fn run(args: HashArgs, ctx: &Ctx) -> Result<Report> {
             .iter()
             .map(|(p, d)| {
                 let mut facts = Map::new();
-                for algo in [Algorithm::Md5, Algorithm::Sha1] {
+                for algo in [Algorithm::Md5, Algorithm::Sha1, Algorithm::Sha512] {
                     if let Some(h) = d.get(algo) {
                         facts.insert(algo.name().into(), json!(h));
                     }
@@ -250,6 +250,7 @@ pub fn parse_line(line: &[u8], default64: Algorithm) -> Option<Expected> {
         return None;
     }
     let algo = match first.len() {
+        128 => Algorithm::Sha512,
         64 => default64,
         40 => Algorithm::Sha1,
         32 => Algorithm::Md5,

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use custody::media::synth::Fixture;
 use serde_json::{Value, json};
 
-use crate::support::{EXAMINER, Output, Store, b3sum, cmd, files_under, sha256sum, tool};
+use crate::support::{EXAMINER, Output, Store, b3sum, cmd, digest_with, files_under, sha256sum, tool};
 
 // ---------------------------------------------------------------------------------------------
 // Oracles.
@@ -648,6 +648,35 @@ with zipfile.ZipFile(sys.argv[1]) as z:
         {"name": i.filename, "method": i.compress_type, "size": i.file_size, "csize": i.compress_size,
          "offset": i.header_offset} for i in z.infolist()]}))
 "#;
+
+#[test]
+fn a_sha512_taken_at_ingest_is_the_one_the_bundle_manifest_lists_and_sha512sum_accepts() {
+    let store = Store::new();
+    let body = "Recorded interview, channel 2.\n".repeat(5000);
+    let path = store.file("src/interview.txt", &body);
+    let ingested = store
+        .cmd(&["--json", "ingest", "--case", "24-88", "--item", "1", "--also", "sha512"])
+        .arg(&path)
+        .run()
+        .status(0)
+        .json();
+    let want = digest_with("sha512sum", &path);
+    // The ledger holds the SHA-512 sha512sum computes.
+    let event = stored_events(&store);
+    let (_, last_body) = event.values().last().expect("an event");
+    assert!(last_body.contains(&want), "the ingest event does not hold the SHA-512 {want}: {last_body}\n{ingested:#}");
+    let p = package(&store, "sha512.zip", &["--case", "24-88"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let bag = unzip(&p.zip, tmp.path());
+    let manifest = fs::read_to_string(bag.join("manifest-sha512.txt")).expect("manifest-sha512.txt");
+    let line = manifest
+        .lines()
+        .find(|l| l.ends_with("interview.txt"))
+        .unwrap_or_else(|| panic!("no line for interview.txt in manifest-sha512.txt:\n{manifest}"));
+    assert!(line.starts_with(&format!("{want}  ")), "manifest line {line:?}, sha512sum says {want}");
+    run_oracle(&system_oracle("sha512sum"), &["-c", "manifest-sha512.txt"], &bag).status(0);
+    verify_bundle(&p.zip, &[]).status(0);
+}
 
 #[test]
 fn the_zip_stores_media_unchanged_and_its_sha256_is_the_one_the_package_event_recorded() {

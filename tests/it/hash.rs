@@ -223,6 +223,21 @@ fn hash_md5_and_sha1_match_md5sum_and_sha1sum() {
 }
 
 #[test]
+fn hash_sha512_matches_sha512sum_and_its_lists_pass_sha512sum_check() {
+    let dir = tempfile::tempdir().unwrap();
+    sample(dir.path());
+    // One algorithm alone is exactly sha512sum's format.
+    let out = cmd(&["hash", "-a", "sha512", "a.txt", "b.bin"]).current_dir(dir.path()).run();
+    out.status(0).stdout_is(tool("sha512sum", &[os("a.txt"), os("b.bin")], dir.path()).stdout.clone());
+    cmd(&["hash", "-a", "sha256,sha512", "--sums", ".", "a.txt", "b.bin"]).current_dir(dir.path()).run().status(0);
+    tool("sha512sum", &[os("-c"), os("SHA512SUMS")], dir.path()).status(0).stdout_has("b.bin: OK");
+    // custody checks a sha512sum list too, and names a file that no longer matches.
+    cmd(&["hash", "--check", "SHA512SUMS"]).current_dir(dir.path()).run().status(0);
+    std::fs::write(dir.path().join("a.txt"), "changed").unwrap();
+    cmd(&["hash", "--check", "SHA512SUMS"]).current_dir(dir.path()).run().status(1).stdout_has("a.txt: FAILED");
+}
+
+#[test]
 fn hash_record_appends_a_hash_event_to_the_ledger() {
     let store = Store::new();
     let file = store.file("export/a.txt", b"recorded hash\n");
