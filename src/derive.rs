@@ -11,7 +11,7 @@ use crate::digest::{self, Algorithm};
 use crate::error;
 use crate::item;
 use crate::ledger::{Actor, Draft, Event, FileRef, Head, ItemRow, Ledger};
-use crate::media::index::Timeline;
+use crate::media::index::{FrameIndex, Timeline};
 use crate::media::probe::MediaFacts;
 use crate::media::time::{ClockOffset, parse_civil};
 use crate::store::{Staging, Store};
@@ -81,6 +81,11 @@ impl Source {
         });
         verified?;
         made
+    }
+
+    /// The frame index of the item's object, from the store's cache when it has a sound one.
+    pub fn frame_index(&self, store: &Store) -> Result<FrameIndex> {
+        crate::media::index::cache::load_or_build(store.root(), &self.file.sha256, &self.path)
     }
 
     /// `i3 (24-1234:3/cam.avi)`: the item as reports name it.

@@ -398,13 +398,20 @@ impl Staging {
         self.dir.join(format!("scratch-{}.{extension}", self.next))
     }
 
-    /// Take a file written at a [`Staging::scratch`] path: fsync it, digest it in one read
-    /// (which also reads it back), make it read-only and stage it like [`Staging::write_from`].
+    /// Take a file written at a [`Staging::scratch`] path: fsync it and, meanwhile, digest it
+    /// in one read (which also reads it back), make it read-only and stage it like
+    /// [`Staging::write_from`].
     pub fn adopt(&mut self, store: &Store, path: &Path) -> Result<&Staged> {
         let mut f = File::open(path).map_err(|e| env_io(e, path, "cannot open the output"))?;
-        f.sync_all().map_err(|e| env_io(e, path, "cannot sync"))?;
-        let digests = digest::digest_stream(&mut f, &[Algorithm::Sha256, Algorithm::Blake3], |_| Ok(()))
-            .map_err(|e| error::environment(format!("cannot read back {}: {e}", path.display())))?;
+        let syncing = f.try_clone().map_err(|e| env_io(e, path, "cannot open the output"))?;
+        let (synced, digests) = std::thread::scope(|s| {
+            let synced = s.spawn(move || syncing.sync_all());
+            // Our own file, which nothing else writes: it may be read mapped.
+            let digests = digest::digest_file(&mut f, &[Algorithm::Sha256, Algorithm::Blake3], &|_| {});
+            (synced.join().expect("sync thread panicked"), digests)
+        });
+        synced.map_err(|e| env_io(e, path, "cannot sync"))?;
+        let digests = digests.map_err(|e| error::environment(format!("cannot read back {}: {e}", path.display())))?;
         drop(f);
         fs::set_permissions(path, fs::Permissions::from_mode(0o444)).map_err(|e| env_io(e, path, "cannot protect"))?;
         // Digesting it was the read-back: no second pass.

@@ -26,7 +26,7 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
     let source = Source::open(&store, &ledger, &args.item)?;
     let media = source.require_decodable("a clip")?.clone();
     let actor = ctx.actor();
-    let index = FrameIndex::build(&source.path)?;
+    let index = source.frame_index(&store)?;
     let asked = resolve_range(&index, &args, &source)?;
     if args.mode == ClipMode::Exact {
         return exact(args, ctx, store, ledger, source, index, asked);
@@ -68,7 +68,9 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
     let (copied, verified, staging) = {
         let mut staging = store.stage()?;
         let scratch = staging.scratch(ext);
-        let copied = source.verified_while(|| remux::copy(&source.path, &scratch, muxer, &index, &selection))?;
+        let copied = source
+            .verified_while(|| remux::copy(&source.path, &scratch, muxer, &index, &selection))
+            .inspect_err(|_| crate::media::index::cache::forget(store.root(), &source.file.sha256))?;
         let staged = staging.adopt(&store, &scratch)?.digests.clone();
         (copied, staged, staging)
     };

@@ -13,7 +13,6 @@ use crate::derive::{self, Output, Source};
 use crate::error;
 use crate::ledger::canonical;
 use crate::media::exact::AudioCodec;
-use crate::media::index::FrameIndex;
 use crate::media::redact::spec::{self, AudioAction, Geometry, Shape, Spec, SpecSource, Subject};
 use crate::media::redact::{self, Entry};
 use crate::media::{ffi, probe, still};
@@ -35,7 +34,7 @@ pub fn run(args: RedactArgs, ctx: &Ctx) -> Result<Report> {
     let mut ledger = store.open_ledger()?;
     let source = Source::open(&store, &ledger, &args.item)?;
     source.require_decodable("a redaction")?;
-    let index = FrameIndex::build(&source.path)?;
+    let index = source.frame_index(&store)?;
 
     // What the item offers: the picture the coordinates refer to, and whether it has sound.
     crate::media::init();

@@ -9,7 +9,6 @@ use super::{Ctx, Report, head_line};
 use crate::cli::RewrapArgs;
 use crate::derive::{self, Output, Source};
 use crate::error;
-use crate::media::index::FrameIndex;
 use crate::media::remux::{self, Selection};
 
 pub fn run(args: RewrapArgs, ctx: &Ctx) -> Result<Report> {
@@ -18,7 +17,7 @@ pub fn run(args: RewrapArgs, ctx: &Ctx) -> Result<Report> {
     let source = Source::open(&store, &ledger, &args.item)?;
     source.require_decodable("a playback copy")?;
     let actor = ctx.actor();
-    let index = FrameIndex::build(&source.path)?;
+    let index = source.frame_index(&store)?;
     let all = Selection { decode_range: None, window_us: None, shift_us: 0, shift_ticks: 0 };
     let mut staging = store.stage()?;
 

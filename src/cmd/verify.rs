@@ -238,6 +238,7 @@ fn scan_objects(store: &Store) -> Result<(BTreeSet<String>, Vec<String>)> {
         store::OBJECTS_DIR,
         store::TMP_DIR,
         store::LOCK_FILE,
+        crate::media::index::cache::DIR,
     ];
     for entry in fs::read_dir(store.root())? {
         let entry = entry?;

@@ -196,3 +196,191 @@ impl FrameIndex {
         Ok(us)
     }
 }
+
+/// The frame index cache: `cache/frames/<SHA-256>` in the store, so that every clip, still and
+/// redaction of an item after the first starts without demuxing the whole file.
+///
+/// The cache is derived data, never evidence: each file carries the FFmpeg version that built
+/// it and ends with the BLAKE3 of everything before it, and anything unexpected (another
+/// FFmpeg, a torn or edited file) is ignored and rebuilt. What is read from it is checked again
+/// against the packets a command actually uses (see `remux::copy` and `still`), so a wrong
+/// index cannot make a clip or still claim frames it does not hold.
+pub mod cache {
+    use std::fs;
+    use std::io::Write;
+    use std::path::{Path, PathBuf};
+
+    use super::{FrameEntry, FrameIndex};
+
+    const MAGIC: &[u8] = b"custody frame index 1\n";
+    /// Where caches live, below the store's root.
+    pub const DIR: &str = "cache";
+
+    fn path(store_root: &Path, sha256: &str) -> PathBuf {
+        store_root.join(DIR).join("frames").join(sha256)
+    }
+
+    fn builder_version() -> u32 {
+        // SAFETY: a constant query of the linked library.
+        unsafe { ffmpeg_next::ffi::avformat_version() }
+    }
+
+    /// The index of object `sha256` at `object`: from the cache when it holds a sound one,
+    /// else built (and cached for next time; a cache that cannot be written is no error).
+    pub fn load_or_build(store_root: &Path, sha256: &str, object: &Path) -> anyhow::Result<FrameIndex> {
+        let file = path(store_root, sha256);
+        if let Some(index) = fs::read(&file).ok().and_then(|bytes| decode(&bytes, sha256)) {
+            return Ok(index);
+        }
+        let index = FrameIndex::build(object)?;
+        let _ = save(&file, &encode(&index, sha256));
+        Ok(index)
+    }
+
+    /// Forget the cached index of `sha256` (after it disagreed with the file).
+    pub fn forget(store_root: &Path, sha256: &str) {
+        let _ = fs::remove_file(path(store_root, sha256));
+    }
+
+    fn save(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        let dir = file.parent().expect("cache path has a parent");
+        fs::create_dir_all(dir)?;
+        let mut tmp = tempfile::Builder::new().prefix(".new-").tempfile_in(dir)?;
+        tmp.write_all(bytes)?;
+        tmp.persist(file).map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    pub(super) fn encode(index: &FrameIndex, sha256: &str) -> Vec<u8> {
+        let mut b = Vec::with_capacity(MAGIC.len() + 128 + index.frames.len() * 25);
+        b.extend_from_slice(MAGIC);
+        b.extend_from_slice(&builder_version().to_le_bytes());
+        b.extend_from_slice(sha256.as_bytes());
+        b.extend_from_slice(&(index.stream as u64).to_le_bytes());
+        b.push(index.audio as u8);
+        b.push(index.derived_timestamps as u8);
+        b.extend_from_slice(&index.time_base.0.to_le_bytes());
+        b.extend_from_slice(&index.time_base.1.to_le_bytes());
+        b.extend_from_slice(&(index.frames.len() as u64).to_le_bytes());
+        for f in &index.frames {
+            b.extend_from_slice(&f.pts.to_le_bytes());
+            b.extend_from_slice(&f.duration.to_le_bytes());
+            b.extend_from_slice(&(f.decode_index as u64).to_le_bytes());
+            b.push(f.key as u8);
+        }
+        let check = blake3::hash(&b);
+        b.extend_from_slice(check.as_bytes());
+        b
+    }
+
+    pub(super) fn decode(bytes: &[u8], sha256: &str) -> Option<FrameIndex> {
+        let (body, check) = bytes.split_at_checked(bytes.len().checked_sub(32)?)?;
+        if blake3::hash(body).as_bytes() != check {
+            return None;
+        }
+        let mut r = Reader(body);
+        if r.take(MAGIC.len())? != MAGIC
+            || u32::from_le_bytes(r.array()?) != builder_version()
+            || r.take(sha256.len())? != sha256.as_bytes()
+        {
+            return None;
+        }
+        let stream = usize::try_from(u64::from_le_bytes(r.array()?)).ok()?;
+        let audio = r.flag()?;
+        let derived_timestamps = r.flag()?;
+        let time_base = (i32::from_le_bytes(r.array()?), i32::from_le_bytes(r.array()?));
+        let count = usize::try_from(u64::from_le_bytes(r.array()?)).ok()?;
+        if count == 0 || count > r.0.len() / 25 || time_base.0 <= 0 || time_base.1 <= 0 {
+            return None;
+        }
+        let mut frames = Vec::with_capacity(count);
+        for _ in 0..count {
+            let pts = i64::from_le_bytes(r.array()?);
+            let duration = i64::from_le_bytes(r.array()?);
+            let decode_index = usize::try_from(u64::from_le_bytes(r.array()?)).ok()?;
+            let key = r.flag()?;
+            if decode_index >= count {
+                return None;
+            }
+            frames.push(FrameEntry { pts, duration, key, decode_index });
+        }
+        r.0.is_empty().then_some(FrameIndex { stream, audio, time_base, frames, derived_timestamps })
+    }
+
+    struct Reader<'a>(&'a [u8]);
+
+    impl<'a> Reader<'a> {
+        fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+            let (head, rest) = self.0.split_at_checked(n)?;
+            self.0 = rest;
+            Some(head)
+        }
+        fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+            self.take(N)?.try_into().ok()
+        }
+        fn flag(&mut self) -> Option<bool> {
+            match self.take(1)? {
+                [0] => Some(false),
+                [1] => Some(true),
+                _ => None,
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn sample() -> FrameIndex {
+            FrameIndex {
+                stream: 1,
+                audio: false,
+                time_base: (1, 12800),
+                frames: (0..50)
+                    .map(|i| FrameEntry { pts: i * 512, duration: 512, key: i % 25 == 0, decode_index: i as usize })
+                    .collect(),
+                derived_timestamps: false,
+            }
+        }
+
+        #[test]
+        fn an_index_reads_back_as_written_and_only_for_its_own_object() {
+            let sha = "ab".repeat(32);
+            let bytes = encode(&sample(), &sha);
+            let back = decode(&bytes, &sha).expect("decodes");
+            assert_eq!(format!("{:?}", back), format!("{:?}", sample()));
+            assert!(decode(&bytes, &"cd".repeat(32)).is_none(), "another object's index must not be used");
+        }
+
+        #[test]
+        fn a_torn_or_edited_cache_file_is_never_used() {
+            let sha = "ab".repeat(32);
+            let bytes = encode(&sample(), &sha);
+            for cut in [0, 1, 10, bytes.len() / 2, bytes.len() - 1] {
+                assert!(decode(&bytes[..cut], &sha).is_none(), "a file cut at {cut} bytes was used");
+            }
+            for at in [0, MAGIC.len() + 2, bytes.len() / 2, bytes.len() - 1] {
+                let mut edited = bytes.clone();
+                edited[at] ^= 1;
+                assert!(decode(&edited, &sha).is_none(), "a file with byte {at} flipped was used");
+            }
+        }
+
+        #[test]
+        fn a_cache_is_rebuilt_from_the_file_when_it_is_missing_or_broken() {
+            let store = tempfile::tempdir().unwrap();
+            let media = store.path().join("clip.mp4");
+            crate::media::synth::generate(crate::media::synth::Fixture::H264Mp4, &media).expect("fixture");
+            let sha = "ef".repeat(32);
+            let built = load_or_build(store.path(), &sha, &media).expect("built");
+            let file = path(store.path(), &sha);
+            assert!(file.is_file(), "the index was not cached");
+            let cached = load_or_build(store.path(), &sha, &media).expect("cached");
+            assert_eq!(format!("{cached:?}"), format!("{built:?}"));
+            fs::write(&file, b"garbage").unwrap();
+            let rebuilt = load_or_build(store.path(), &sha, &media).expect("rebuilt");
+            assert_eq!(format!("{rebuilt:?}"), format!("{built:?}"));
+            assert_eq!(decode(&fs::read(&file).unwrap(), &sha).map(|i| i.len()), Some(built.len()));
+        }
+    }
+}

@@ -119,7 +119,20 @@ pub fn copy(src: &Path, dst: &Path, muxer: &str, index: &FrameIndex, sel: &Selec
     let out_tb: BTreeMap<usize, ffmpeg::Rational> =
         map.values().map(|&o| (o, output.stream(o).expect("added stream").time_base())).collect();
 
+    // The pts of every indexed packet, by decode position: each packet copied is checked
+    // against it, so the clip holds the frames the index (perhaps a cached one) says it does.
+    let mut pts_by_decode = vec![i64::MIN; index.len()];
+    for f in &index.frames {
+        pts_by_decode[f.decode_index] = f.pts;
+    }
     let mut decode_index = 0usize;
+    if let Some((ts, first)) = seek_start(&mut input, index, sel, &map, &in_tb, &pts_by_decode, src)? {
+        ffi::seek_stream_backward(&mut input, index.stream, ts)
+            .map_err(|e| error::input(format!("{}: cannot seek: {e}", src.display())))?;
+        decode_index = first;
+    }
+    // Streams with nothing more to copy: reading stops when every stream is done.
+    let mut finished: BTreeMap<usize, bool> = map.keys().map(|&k| (k, false)).collect();
     let mut packet = ffmpeg::Packet::empty();
     let raw_duration = index.typical_duration();
     while super::probe::next_packet(&mut input, &mut packet, src)? {
@@ -139,7 +152,20 @@ pub fn copy(src: &Path, dst: &Path, muxer: &str, index: &FrameIndex, sel: &Selec
                     continue;
                 }
                 if n > b {
+                    if done(&mut finished, ist) {
+                        break;
+                    }
                     continue;
+                }
+                if !index.derived_timestamps && pts_by_decode.get(n) != Some(&packet.pts().unwrap_or(i64::MIN)) {
+                    return Err(error::environment(format!(
+                        "{}: packet {n} of the copied stream is not the frame the frame index lists \
+                         (pts {:?} instead of {:?}); nothing was recorded. The store's cached frame \
+                         index is dropped: run the command again",
+                        src.display(),
+                        packet.pts(),
+                        pts_by_decode.get(n)
+                    )));
                 }
             }
             if index.derived_timestamps {
@@ -157,6 +183,11 @@ pub fn copy(src: &Path, dst: &Path, muxer: &str, index: &FrameIndex, sel: &Selec
             if let Some((t0, t1)) = sel.window_us {
                 let Some(ts) = packet.pts().or(packet.dts()) else { continue };
                 let at = to_us(ts, tb);
+                // Packets of a stream arrive in (nearly) increasing time: well past the window,
+                // that stream is done.
+                if at >= t1 + SETTLED_US && done(&mut finished, ist) {
+                    break;
+                }
                 if at < t0 || at >= t1 {
                     continue;
                 }
@@ -182,6 +213,82 @@ pub fn copy(src: &Path, dst: &Path, muxer: &str, index: &FrameIndex, sel: &Selec
     }
     Ok(copied)
 }
+
+/// How far past a range's end another stream's packets must be before it counts as done
+/// (covers B-frame reordering in a second video stream).
+const SETTLED_US: i64 = 5_000_000;
+
+/// Mark `stream` done; true when every stream is.
+fn done(finished: &mut BTreeMap<usize, bool>, stream: usize) -> bool {
+    finished.insert(stream, true);
+    finished.values().all(|&d| d)
+}
+
+/// Where a range copy can start reading instead of the beginning: the seek target (a pts of
+/// the indexed stream) and the decode position of the first indexed packet found there. Tried
+/// by seeking and reading ahead: it is used only when the seek lands at or before the range's
+/// first packet and every other stream starts at or before the range's window, else `None`
+/// (read from the beginning). The input is left anywhere: the caller seeks again.
+fn seek_start(
+    input: &mut ffmpeg::format::context::Input,
+    index: &FrameIndex,
+    sel: &Selection,
+    map: &BTreeMap<usize, usize>,
+    in_tb: &BTreeMap<usize, ffmpeg::Rational>,
+    pts_by_decode: &[i64],
+    src: &Path,
+) -> Result<Option<(i64, usize)>> {
+    let (Some((a, _)), Some((t0, _))) = (sel.decode_range, sel.window_us) else { return Ok(None) };
+    // Only where the demuxer reads every timestamp, decode and presentation, from an exact
+    // sample index (MP4/MOV): elsewhere a seek can make timestamps up from byte positions (MP3,
+    // raw streams), and a made-up timestamp could match the wrong packet, or decode timestamps
+    // are guessed from the packets before (Matroska stores none), and a guess that starts
+    // elsewhere makes different ones, which muxers refuse.
+    let exact_index = input.format().name().split(',').any(|n| n == "mov");
+    if a == 0 || index.derived_timestamps || index.audio || !exact_index {
+        return Ok(None);
+    }
+    let target = pts_by_decode[a];
+    if ffi::seek_stream_backward(input, index.stream, target).is_err() {
+        return Ok(None);
+    }
+    let mut first_indexed = None;
+    let mut others_ok: BTreeMap<usize, bool> = BTreeMap::new();
+    let mut packet = ffmpeg::Packet::empty();
+    for _ in 0..LOOK_AHEAD {
+        if !super::probe::next_packet(input, &mut packet, src)? {
+            break;
+        }
+        let ist = packet.stream();
+        if !map.contains_key(&ist) {
+            continue;
+        }
+        if ist == index.stream {
+            if ffi::packet_discarded(&packet) {
+                continue;
+            }
+            if first_indexed.is_none() {
+                let Some(pts) = packet.pts() else { return Ok(None) };
+                let mut at = pts_by_decode.iter().enumerate().filter(|&(_, &p)| p == pts).map(|(i, _)| i);
+                match (at.next(), at.next()) {
+                    (Some(d), None) if d <= a => first_indexed = Some(d),
+                    _ => return Ok(None),
+                }
+            }
+        } else if let std::collections::btree_map::Entry::Vacant(e) = others_ok.entry(ist) {
+            let Some(ts) = packet.pts().or(packet.dts()) else { return Ok(None) };
+            e.insert(to_us(ts, in_tb[&ist]) <= t0);
+        }
+        if first_indexed.is_some() && others_ok.len() + 1 == map.len() {
+            break;
+        }
+    }
+    let complete = others_ok.len() + 1 == map.len() && others_ok.values().all(|&ok| ok);
+    Ok(first_indexed.filter(|_| complete).map(|d| (target, d)))
+}
+
+/// Packets read after a seek to see where every stream starts.
+const LOOK_AHEAD: usize = 2000;
 
 /// Hash every packet of every stream of a file, as [`copy`] hashes what it copies.
 pub fn stream_hashes(path: &Path) -> Result<Vec<CopiedStream>> {
