@@ -1,4 +1,5 @@
-"""The torture run behind bins/torture: crashes, concurrency and hostile media against the real
+"""The torture run behind bins/torture: crashes (random kills, and kills injected at every fsync,
+ledger write and rename), injected I/O faults, concurrency and hostile media against the real
 binary, then the checks that nothing acknowledged was lost and nothing wrong passed silently.
 
   TORTURE_KILLS     ingest/clip/package runs killed with SIGKILL at random moments (default 200)
@@ -11,6 +12,7 @@ Exit 0 when every check holds; 1 naming each failure."""
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import sqlite3
@@ -254,12 +256,152 @@ def names_section(work):
     print(f"hostile names: {len(names)} odd names taken in, a symlink loop recorded and a FIFO skipped", flush=True)
 
 
+def traced(args, store, inject, trace):
+    """custody under strace, with one syscall fault injected (strace's --inject syntax)."""
+    cmd = ["strace", "-f", "-qq", "-o", "/dev/null", "-e", f"trace={trace}", "-e", f"inject={inject}",
+           custody, "--store", store] + args
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def ledger_ok(store, what):
+    db = sqlite3.connect(f"file:{store}/ledger.db?mode=ro", uri=True)
+    verdict = db.execute("PRAGMA integrity_check").fetchone()[0]
+    db.close()
+    if verdict != "ok":
+        fail(f"{what}: SQLite integrity_check says {verdict!r}")
+
+
+def commit_kill_section(work):
+    """SIGKILL delivered at every fsync, write to the ledger and rename of an ingest (strace
+    fault injection): the kill lands inside the store's commit and SQLite's own. After each,
+    the ledger is consistent, verify passes, and the same ingest then succeeds."""
+    store = os.path.join(work, "commit-store")
+    run(["init", store], check=0)
+    cap = 12 if short else 60
+    kills_done, after_commit, acknowledged = 0, 0, set()
+    for sc in ["fsync", "fdatasync", "pwrite64", "write", "rename", "renameat2", "unlink"]:
+        for k in range(1, cap + 1):
+            src = os.path.join(work, f"commit-{sc}-{k}.bin")
+            with open(src, "wb") as f:
+                f.write(os.urandom(rng.randint(1, 4) << 16))
+            args = ["ingest", src, "--case", "K", "--item", f"{sc}{k}", "--json"]
+            p = traced(args, store, f"{sc}:signal=KILL:when={k}", sc)
+            if "panicked" in p.stderr:
+                fail(f"ingest with a kill at {sc} #{k} panicked: {p.stderr[:300]}")
+            if p.returncode == 0:
+                # Fewer than k such calls: this syscall is done with.
+                for f in json.loads(p.stdout)["items"]:
+                    acknowledged.add(f["sha256"])
+                break
+            kills_done += 1
+            what = f"kill at {sc} #{k}"
+            ledger_ok(store, what)
+            check_store(store, acknowledged, what)
+            committed = any(e["action"] == "ingest" and e.get("exhibit") == f"{sc}{k}" for _, e in ledger_events(store))
+            if committed:
+                # Killed after its commit: the ingest stands (verify passed on it above), and the
+                # same command now says the exhibit already holds the file.
+                after_commit += 1
+                run(args, store, check=2)
+                continue
+            again = run(args, store)
+            if again.returncode != 0:
+                fail(f"{what}: the same ingest then failed (exit {again.returncode}): {again.stderr.strip()[:300]}")
+            else:
+                for f in json.loads(again.stdout)["items"]:
+                    acknowledged.add(f["sha256"])
+    check_store(store, acknowledged, "commit kills")
+    print(f"commit kills: {kills_done} ingests killed at an fsync, ledger write or rename ({after_commit} after "
+          f"their commit, which stood); ledger consistent and verify passes after each, and every ingest killed "
+          f"before its commit then succeeded", flush=True)
+
+
+def call_number(args, store, syscall, wanted):
+    """Which call of `syscall`, counted in the thread that makes it (as strace's `when=` counts),
+    is the first one `wanted(fd_path, line)` picks, in a dry run of custody under strace."""
+    log = os.path.join(os.path.dirname(store), "dry-run.strace")
+    subprocess.run(["strace", "-f", "-qq", "-o", log, "-e", f"trace=openat,{syscall}", custody, "--store", store] + args,
+                   env=env, capture_output=True, timeout=120)
+    fds, counts = {}, {}
+    with open(log, errors="replace") as f:
+        for line in f:
+            pid, _, call = line.strip().partition(" ")
+            if call.startswith("openat(") and " = " in call:
+                ret = call.rsplit(" = ", 1)[1].split()[0]
+                if ret.isdigit():
+                    fds[(pid, int(ret))] = call.split('"')[1] if '"' in call else ""
+            elif call.startswith(f"{syscall}("):
+                counts[pid] = counts.get(pid, 0) + 1
+                m = re.match(r"\w+\((\d+)", call)
+                fd = m.group(1) if m else ""
+                path = fds.get((pid, int(fd)), "") if fd.isdigit() else ""
+                # Threads share descriptors: look the fd up under any pid.
+                path = path or next((p for (_, n), p in fds.items() if str(n) == fd), "")
+                if wanted(path, call):
+                    return pid, counts[pid]
+    return None, None
+
+
+def fault_section(work):
+    """Faults injected into system calls: a read error on the source, a failed fsync, a full
+    disk while the ledger is written. Each exits 3 naming what failed, records nothing, leaves
+    nothing behind, and the same command succeeds once the fault is gone."""
+    store = os.path.join(work, "fault-store")
+    run(["init", store], check=0)
+    src = os.path.join(work, "fault-source.bin")
+    with open(src, "wb") as f:
+        f.write(os.urandom(16 << 20))
+    # Where each fault goes is found in a dry run into a scratch store: the 50th read of the
+    # source (3 MiB in), the copy's fsync, the first write to the ledger's WAL, its first fsync.
+    dry = os.path.join(work, "fault-dry", "store")
+    os.makedirs(os.path.dirname(dry))
+    cases = [
+        ("a read error on the source", "read", "EIO", lambda path, _: path == src, 50, [src, "offset"]),
+        ("a failed fsync of the copy", "fsync", "EIO", lambda path, _: "/tmp/" in path and "partial" in path, 0,
+         ["sync"]),
+        ("a full disk while the ledger is written", "pwrite64", "ENOSPC", lambda path, _: path.endswith("-wal"), 0,
+         ["ledger"]),
+        ("a failed fsync of the ledger", "fsync", "EIO", lambda path, _: path.endswith("-wal"), 0, ["ledger"]),
+    ]
+    for n, (what, syscall, errno, wanted, later, words) in enumerate(cases):
+        before = len(ledger_events(store))
+        args = ["ingest", src, "--case", "F", "--item", str(n)]
+        shutil.rmtree(dry, ignore_errors=True)
+        run(["init", dry], check=0)
+        _, when = call_number(args, dry, syscall, wanted)
+        if when is None:
+            fail(f"{what}: the dry run made no such {syscall} call")
+            continue
+        p = traced(args, store, f"{syscall}:error={errno}:when={when + later}", syscall)
+        if p.returncode != 3:
+            fail(f"{what}: exit {p.returncode}, expected 3: {p.stderr.strip()[:300]}")
+        missing = [w for w in words if w.lower() not in p.stderr.lower()]
+        if missing:
+            fail(f"{what}: the message does not say {missing}: {p.stderr.strip()[:300]}")
+        if len(ledger_events(store)) != before:
+            fail(f"{what}: an event was recorded")
+        leftovers = os.listdir(os.path.join(store, "tmp"))
+        if leftovers:
+            fail(f"{what}: left {leftovers[:3]} in tmp/")
+        if object_shas(store) - {o["sha256"] for _, e in ledger_events(store) for o in e["outputs"]}:
+            fail(f"{what}: an object stands that no event records")
+        ledger_ok(store, what)
+        again = run(args, store)
+        if again.returncode != 0:
+            fail(f"{what}: the same ingest then failed (exit {again.returncode}): {again.stderr.strip()[:300]}")
+        print(f"fault: {what}: exit 3 ({p.stderr.strip().splitlines()[-1][:160] if p.stderr.strip() else ''})",
+              flush=True)
+    check_store(store, set(), "faults")
+
+
 def main():
     work = tempfile.mkdtemp(prefix="custody-torture.")
     try:
         subprocess.run([synth, os.path.join(work, "gen")], check=True, stdout=subprocess.DEVNULL)
         print(f"torture: seed {seed}, {'short' if short else 'full'} run in {work}", flush=True)
         crash_section(work)
+        commit_kill_section(work)
+        fault_section(work)
         concurrency_section(work)
         hostile_section(work)
         names_section(work)

@@ -108,3 +108,36 @@ pub fn start_writeback(file: &File, offset: u64, len: u64) {
         libc::sync_file_range(file.as_raw_fd(), offset as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE);
     }
 }
+
+/// Copy `len` bytes at `offset` of `src` to the same offset of `dst` inside the kernel
+/// (`copy_file_range`: page cache to page cache, no trip through this process's memory).
+pub fn copy_range(src: &File, dst: &File, offset: u64, len: usize) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (mut off_in, mut off_out) = (offset as i64, offset as i64);
+    let mut left = len;
+    while left > 0 {
+        // SAFETY: valid descriptors and offsets owned by this call.
+        let n = unsafe { libc::copy_file_range(src.as_raw_fd(), &mut off_in, dst.as_raw_fd(), &mut off_out, left, 0) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the source ended before the bytes already read from it (it changed during the copy)",
+            ));
+        }
+        left -= n as usize;
+    }
+    Ok(())
+}
+
+/// True when `copy_file_range` cannot copy between these files (another filesystem, an old
+/// kernel): the caller writes the bytes itself instead.
+pub fn copy_range_unsupported(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EXDEV | libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP | libc::EBADF))
+}

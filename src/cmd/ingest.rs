@@ -106,9 +106,11 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
         }
         let mut file = fsutil::open_source(path).map_err(|e| source_error(path, &e))?;
         let before = file.metadata().map_err(|e| source_error(path, &e))?;
+        // The copy itself is made by the kernel from the same file (see Staging::write_from).
+        let in_kernel = file.try_clone().map_err(|e| source_error(path, &e))?;
         let staged = {
             let mut reader = Progress { inner: &mut file, bar: &bar };
-            staging.write_from(&store, &mut reader, &label, &args.also)?
+            staging.write_from(&store, &mut reader, &label, &args.also, Some(&in_kernel))?
         };
         let after = file.metadata().map_err(|e| source_error(path, &e))?;
         let now = fs::symlink_metadata(path).map_err(|e| source_error(path, &e))?;

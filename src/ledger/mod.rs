@@ -397,7 +397,15 @@ fn busy_or(e: rusqlite::Error, path: &Path, timeout: Duration) -> anyhow::Error 
             path.display()
         ));
     }
-    anyhow::Error::new(e).context(format!("cannot write to the ledger {}", path.display()))
+    if matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)) {
+        // Exit 1 (a mismatch: the ledger was damaged or replaced), decided from the SQLite error.
+        return anyhow::Error::new(e).context(format!("cannot write to the ledger {}", path.display()));
+    }
+    error::environment(format!(
+        "cannot write to the ledger {}: {e}; nothing was recorded. Check the disk holding the store \
+         (`custody verify` checks the ledger) and run the command again",
+        path.display()
+    ))
 }
 
 /// Now, as the ledger writes times: UTC, RFC 3339, milliseconds.
