@@ -325,7 +325,9 @@ def call_number(args, store, syscall, wanted):
     fds, counts = {}, {}
     with open(log, errors="replace") as f:
         for line in f:
+            # strace pads the thread id to five columns: split on any run of spaces.
             pid, _, call = line.strip().partition(" ")
+            call = call.lstrip()
             if call.startswith("openat(") and " = " in call:
                 ret = call.rsplit(" = ", 1)[1].split()[0]
                 if ret.isdigit():
