@@ -183,14 +183,19 @@ pub struct Job {
 pub fn load(path: &Path, ledger: &Ledger) -> Result<Result<Job, Vec<Problem>>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| error::input(format!("cannot read the job file {}: {e}", path.display())))?;
+    Ok(parse(&text, path, ledger))
+}
+
+/// Check a job file's text (read from `path`, which relative paths in it start from).
+pub fn parse(text: &str, path: &Path, ledger: &Ledger) -> Result<Job, Vec<Problem>> {
     let sha256 = hex::encode(crate::digest::sha256(text.as_bytes()));
     let mut b = Builder::default();
-    if let Err(e) = Parser::new_from_str(&text).load(&mut b, false) {
-        return Ok(Err(vec![Problem {
+    if let Err(e) = Parser::new_from_str(text).load(&mut b, false) {
+        return Err(vec![Problem {
             line: e.marker().line(),
             column: e.marker().col() + 1,
             message: e.info().to_owned(),
-        }]));
+        }]);
     }
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_owned();
     let mut c = Checker { problems: Vec::new(), ledger, dir, ids: Vec::new() };
@@ -202,16 +207,16 @@ pub fn load(path: &Path, ledger: &Ledger) -> Result<Result<Job, Vec<Problem>>> {
         });
     }
     let Some(root) = b.root else {
-        return Ok(Err(vec![Problem { line: 1, column: 1, message: "the job file is empty".into() }]));
+        return Err(vec![Problem { line: 1, column: 1, message: "the job file is empty".into() }]);
     };
     let job = c.job(&root);
     let mut problems = c.problems;
     problems.sort_by_key(|p| (p.line, p.column));
     problems.dedup();
-    Ok(match job {
+    match job {
         Some((name, steps)) if problems.is_empty() => Ok(Job { name, path: path.to_owned(), sha256, steps }),
         _ => Err(problems),
-    })
+    }
 }
 
 struct Checker<'a> {

@@ -10,6 +10,7 @@ pub mod derive;
 pub mod digest;
 pub mod error;
 pub mod fsutil;
+pub mod fuzz;
 pub mod item;
 pub mod job;
 pub mod ledger;

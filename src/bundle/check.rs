@@ -108,8 +108,13 @@ pub fn check(path: &Path) -> Result<Outcome> {
     // SAFETY: a read-only private mapping of the bundle, which this process only reads.
     let map = unsafe { memmap2::Mmap::map(&file) }
         .map_err(|e| error::input(format!("cannot read {}: {e}", path.display())))?;
+    check_zip(&map, path)
+}
+
+/// Check a bundle ZIP held in `map` (`path` names it in messages). Nothing is written anywhere.
+pub fn check_zip(map: &[u8], path: &Path) -> Result<Outcome> {
     let refuse = |why: String| error::input(format!("{} is refused: {why}; nothing was extracted", path.display()));
-    let entries = zip::read_entries(&map).map_err(|r| refuse(r.0))?;
+    let entries = zip::read_entries(map).map_err(|r| refuse(r.0))?;
     // One top folder holds the whole bag.
     let top = entries.first().and_then(|e| e.name.split('/').next()).unwrap_or_default().to_owned();
     let mut files = BTreeMap::new();
@@ -126,7 +131,7 @@ pub fn check(path: &Path) -> Result<Outcome> {
     let oxum = files
         .get("bag-info.txt")
         .filter(|e| e.size <= 1 << 20)
-        .and_then(|e| zip::entry_bytes(&map, e).ok())
+        .and_then(|e| zip::entry_bytes(map, e).ok())
         .and_then(|b| parse_info(&String::from_utf8_lossy(&b)).get("Payload-Oxum").cloned())
         .and_then(|o| o.split_once('.').and_then(|(a, _)| a.parse::<u64>().ok()));
     // Stored entries hold their bytes in the archive itself; only deflated ones can expand.
@@ -147,7 +152,7 @@ pub fn check(path: &Path) -> Result<Outcome> {
             return Err(refuse(format!("the tag file {} declares {} bytes", e.name, e.size)));
         }
     }
-    check_bag(&Bag::Zip { zip: &map, entries: files }, top)
+    check_bag(&Bag::Zip { zip: map, entries: files }, top)
 }
 
 fn scan_dir(path: &Path) -> Result<(PathBuf, BTreeSet<String>)> {
@@ -318,100 +323,13 @@ fn check_bag(bag: &Bag, name: String) -> Result<Outcome> {
     }
 
     // The ledger excerpt and the items it vouches for.
-    let mut events: BTreeMap<u64, Event> = BTreeMap::new();
-    match bag.text("data/custody/ledger.jsonl") {
-        Ok(t) => {
-            let (mut prev, mut seq) = (crate::ledger::event::GENESIS_PREV.to_owned(), 0u64);
-            for (n, line) in t.lines().enumerate().map(|(i, l)| (i + 1, l)) {
-                let v: serde_json::Value = match serde_json::from_str(line) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        add(&mut problems, "ledger", "data/custody/ledger.jsonl", format!("line {n} is not JSON: {e}"));
-                        continue;
-                    }
-                };
-                if let Some(stub) = v.get("omitted") {
-                    let s = stub.get("seq").and_then(|s| s.as_u64()).unwrap_or(0);
-                    if s != seq + 1 {
-                        add(
-                            &mut problems,
-                            "ledger",
-                            &format!("event {s}"),
-                            format!("line {n}: event {s} follows event {seq}"),
-                        );
-                    }
-                    prev = stub.get("hash").and_then(|h| h.as_str()).unwrap_or_default().to_owned();
-                    seq = s;
-                    continue;
-                }
-                let (Some(body), Some(hash)) = (v.get("event"), v.get("hash").and_then(|h| h.as_str())) else {
-                    add(
-                        &mut problems,
-                        "ledger",
-                        "data/custody/ledger.jsonl",
-                        format!("line {n} is neither an event nor an omitted one"),
-                    );
-                    continue;
-                };
-                let ev: Event = match serde_json::from_value(body.clone()) {
-                    Ok(e) => e,
-                    Err(e) => {
-                        add(
-                            &mut problems,
-                            "ledger",
-                            "data/custody/ledger.jsonl",
-                            format!("line {n}: not an event: {e}"),
-                        );
-                        continue;
-                    }
-                };
-                let subject = format!("event {}", ev.seq);
-                match ev.encode() {
-                    Ok(canonical) if event_hash(&canonical) == hash => {}
-                    _ => add(
-                        &mut problems,
-                        "ledger",
-                        &subject,
-                        format!("line {n}: {subject} does not match its hash: it was edited"),
-                    ),
-                }
-                if ev.seq != seq + 1 {
-                    add(
-                        &mut problems,
-                        "ledger",
-                        &subject,
-                        format!("line {n}: {subject} follows event {seq}: events missing or reordered"),
-                    );
-                }
-                if ev.prev != prev {
-                    add(
-                        &mut problems,
-                        "ledger",
-                        &subject,
-                        format!("line {n}: {subject} does not link to the event before it"),
-                    );
-                }
-                prev = hash.to_owned();
-                seq = ev.seq;
-                events.insert(ev.seq, ev);
-            }
-            let end = format!("{seq}:{prev}");
-            if head.as_deref() != Some(end.as_str()) {
-                add(
-                    &mut problems,
-                    "ledger",
-                    "bag-info.txt",
-                    format!(
-                        "the ledger excerpt ends at {end}, not at the head bag-info.txt states ({})",
-                        head.as_deref().unwrap_or("none")
-                    ),
-                );
-            }
-        }
+    let events = match bag.text("data/custody/ledger.jsonl") {
+        Ok(t) => ledger_excerpt(&t, head.as_deref(), &mut problems),
         Err(_) => {
-            add(&mut problems, "missing", "data/custody/ledger.jsonl", "data/custody/ledger.jsonl is missing".into())
+            add(&mut problems, "missing", "data/custody/ledger.jsonl", "data/custody/ledger.jsonl is missing".into());
+            BTreeMap::new()
         }
-    }
+    };
     let mut files = 0;
     match bag.text("data/custody/items.jsonl") {
         Ok(t) => {
@@ -451,4 +369,81 @@ fn check_bag(bag: &Bag, name: String) -> Result<Outcome> {
         }
     }
     Ok(Outcome { bag: name, files, bytes, events: events.len(), head, problems })
+}
+
+/// Check a bundle's ledger excerpt (`data/custody/ledger.jsonl`): every line an event whose
+/// canonical form has the hash beside it, or an omitted event's stub; numbered without gaps;
+/// each linked to the one before; ending at `head`. Problems are added to `problems`; the
+/// events read are returned by number.
+pub fn ledger_excerpt(t: &str, head: Option<&str>, problems: &mut Vec<Finding>) -> BTreeMap<u64, Event> {
+    let mut events: BTreeMap<u64, Event> = BTreeMap::new();
+    let (mut prev, mut seq) = (crate::ledger::event::GENESIS_PREV.to_owned(), 0u64);
+    for (n, line) in t.lines().enumerate().map(|(i, l)| (i + 1, l)) {
+        let v: serde_json::Value = match serde_json::from_str(line) {
+            Ok(v) => v,
+            Err(e) => {
+                add(problems, "ledger", "data/custody/ledger.jsonl", format!("line {n} is not JSON: {e}"));
+                continue;
+            }
+        };
+        if let Some(stub) = v.get("omitted") {
+            let s = stub.get("seq").and_then(|s| s.as_u64()).unwrap_or(0);
+            if s != seq + 1 {
+                add(problems, "ledger", &format!("event {s}"), format!("line {n}: event {s} follows event {seq}"));
+            }
+            prev = stub.get("hash").and_then(|h| h.as_str()).unwrap_or_default().to_owned();
+            seq = s;
+            continue;
+        }
+        let (Some(body), Some(hash)) = (v.get("event"), v.get("hash").and_then(|h| h.as_str())) else {
+            add(
+                problems,
+                "ledger",
+                "data/custody/ledger.jsonl",
+                format!("line {n} is neither an event nor an omitted one"),
+            );
+            continue;
+        };
+        let ev: Event = match serde_json::from_value(body.clone()) {
+            Ok(e) => e,
+            Err(e) => {
+                add(problems, "ledger", "data/custody/ledger.jsonl", format!("line {n}: not an event: {e}"));
+                continue;
+            }
+        };
+        let subject = format!("event {}", ev.seq);
+        match ev.encode() {
+            Ok(canonical) if event_hash(&canonical) == hash => {}
+            _ => {
+                add(problems, "ledger", &subject, format!("line {n}: {subject} does not match its hash: it was edited"))
+            }
+        }
+        if ev.seq != seq + 1 {
+            add(
+                problems,
+                "ledger",
+                &subject,
+                format!("line {n}: {subject} follows event {seq}: events missing or reordered"),
+            );
+        }
+        if ev.prev != prev {
+            add(problems, "ledger", &subject, format!("line {n}: {subject} does not link to the event before it"));
+        }
+        prev = hash.to_owned();
+        seq = ev.seq;
+        events.insert(ev.seq, ev);
+    }
+    let end = format!("{seq}:{prev}");
+    if head != Some(end.as_str()) {
+        add(
+            problems,
+            "ledger",
+            "bag-info.txt",
+            format!(
+                "the ledger excerpt ends at {end}, not at the head bag-info.txt states ({})",
+                head.unwrap_or("none")
+            ),
+        );
+    }
+    events
 }

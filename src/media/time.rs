@@ -105,7 +105,13 @@ pub fn parse_offset(text: &str) -> anyhow::Result<i64> {
         None => (parts[2], 0),
     };
     let s: i64 = s.parse().map_err(|_| bad())?;
-    if !(0..60).contains(&m) || !(0..60).contains(&s) || h < 0 || parts[0].starts_with(['+', '-']) {
+    // Hours up to a million (114 years: a DVR reset to its factory date is decades off, never
+    // more), so the arithmetic below cannot overflow.
+    if !(0..60).contains(&m)
+        || !(0..60).contains(&s)
+        || !(0..=1_000_000).contains(&h)
+        || parts[0].starts_with(['+', '-'])
+    {
         return Err(bad());
     }
     Ok(sign * (((h * 60 + m) * 60 + s) * 1000 + ms))
@@ -215,7 +221,7 @@ impl std::str::FromStr for Position {
             if (i > 0 || parts.len() == 2) && !(0..60).contains(&v) {
                 return Err(err("minutes must be below 60"));
             }
-            whole = whole * 60 + v;
+            whole = whole.checked_mul(60).and_then(|w| w.checked_add(v)).ok_or_else(|| err("time out of range"))?;
         }
         let (int, frac) = match secs_part.split_once('.') {
             Some((i, f)) => (i, f),
@@ -233,7 +239,13 @@ impl std::str::FromStr for Position {
             return Err(err("seconds must be below 60"));
         }
         let micros: i64 = format!("{frac:0<6}").parse().unwrap_or(0);
-        Ok(Position::Time((whole * 60 + secs) * 1_000_000 + micros))
+        whole
+            .checked_mul(60)
+            .and_then(|w| w.checked_add(secs))
+            .and_then(|s| s.checked_mul(1_000_000))
+            .and_then(|us| us.checked_add(micros))
+            .map(Position::Time)
+            .ok_or_else(|| err("time out of range"))
     }
 }
 

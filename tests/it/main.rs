@@ -8,6 +8,7 @@ mod exact;
 mod faults;
 mod fixtures;
 mod formats;
+mod fuzz;
 mod hash;
 mod ingest;
 mod json;
