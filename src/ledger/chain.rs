@@ -64,7 +64,26 @@ impl ChainVerifier {
                 computed: computed.clone(),
             });
         }
-        let parsed = match serde_json::from_str::<serde_json::Value>(&row.body) {
+        // The fast path: a body shown canonical byte by byte is parsed straight into an event.
+        let parsed = if canonical::is_canonical(&row.body) {
+            match serde_json::from_str::<Event>(&row.body) {
+                Ok(ev) => Some(ev),
+                Err(e) => {
+                    self.problems.push(ChainError::Unreadable { seq: row.seq, reason: e.to_string() });
+                    None
+                }
+            }
+        } else {
+            self.slow_parse(row)
+        };
+        self.link(row, parsed.as_ref(), &computed);
+        self.last = Some((row.seq, computed));
+        parsed
+    }
+
+    /// Parse, re-encode and compare: decides whether the body is canonical (and readable).
+    fn slow_parse(&mut self, row: &Row) -> Option<Event> {
+        match serde_json::from_str::<serde_json::Value>(&row.body) {
             Ok(value) => {
                 if canonical::encode(&value).as_deref() != Ok(row.body.as_str()) {
                     self.problems.push(ChainError::NotCanonical { seq: row.seq });
@@ -81,8 +100,12 @@ impl ChainVerifier {
                 self.problems.push(ChainError::Unreadable { seq: row.seq, reason: e.to_string() });
                 None
             }
-        };
-        if let Some(ev) = &parsed {
+        }
+    }
+
+    /// The event's number, its link to the one before, and the written-down head.
+    fn link(&mut self, row: &Row, parsed: Option<&Event>, computed: &str) {
+        if let Some(ev) = parsed {
             if ev.seq as i64 != row.seq {
                 self.problems.push(ChainError::SeqMismatch { seq: row.seq, body_seq: ev.seq });
             }
@@ -106,13 +129,11 @@ impl ChainVerifier {
             if computed != head.hash {
                 self.problems.push(ChainError::Rewritten {
                     seq: head.seq,
-                    found: computed.clone(),
+                    found: computed.to_owned(),
                     expected: head.hash.clone(),
                 });
             }
         }
-        self.last = Some((row.seq, computed));
-        parsed
     }
 
     /// Finish: the recomputed head, and the truncation check against a written-down head.

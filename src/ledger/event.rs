@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::canonical;
-use crate::digest::sha256;
 
 /// Version of the event encoding. Bump it, and document the change in docs/ledger.md, if the
 /// set of fields or their meaning ever changes.
@@ -71,10 +70,16 @@ impl Event {
 
 /// The hash of an event, given its canonical body: SHA-256 over the prefix and the body.
 pub fn event_hash(body: &str) -> String {
-    let mut data = Vec::with_capacity(HASH_PREFIX.len() + body.len());
-    data.extend_from_slice(HASH_PREFIX);
-    data.extend_from_slice(body.as_bytes());
-    hex::encode(sha256(&data))
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(HASH_PREFIX);
+    ctx.update(body.as_bytes());
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(64);
+    for b in ctx.finish().as_ref() {
+        out.push(HEX[(b >> 4) as usize] as char);
+        out.push(HEX[(b & 15) as usize] as char);
+    }
+    out
 }
 
 #[cfg(test)]
