@@ -252,8 +252,24 @@ def names_section(work):
         fail(f"hostile names: {len(doc['items'])} items ingested, expected {len(names)}")
     if b"fifo" not in p.stderr:
         fail("hostile names: the FIFO was not reported as skipped")
-    check_store(store, {i["sha256"] for i in doc["items"]}, "names")
-    print(f"hostile names: {len(names)} odd names taken in, a symlink loop recorded and a FIFO skipped", flush=True)
+    # Odd names given as arguments: after `--`, a name that starts with a dash is a file, and
+    # one with a line break or invalid UTF-8 is taken byte for byte.
+    kept = {i["sha256"] for i in doc["items"]}
+    for n, name in enumerate([b"-leading-dash.txt", b"line\nbreak.txt", b"bad\xff\xfeutf8.txt"]):
+        arg = os.path.join(tree, name)
+        q = subprocess.run([custody, "--store", store, "--json", "ingest", "--case", "N", "--item", f"arg{n}", "--",
+                            name if name.startswith(b"-") else arg], env=env, capture_output=True, timeout=120,
+                           cwd=tree)
+        if q.returncode != 0:
+            fail(f"hostile names: ingest of the argument {name!r} exited {q.returncode}: {q.stderr[:300]!r}")
+            continue
+        items = json.loads(q.stdout)["items"]
+        if len(items) != 1:
+            fail(f"hostile names: the argument {name!r} gave {len(items)} items")
+        kept |= {i["sha256"] for i in items}
+    check_store(store, kept, "names")
+    print(f"hostile names: {len(names)} odd names taken in (and three more given as arguments after --), "
+          f"a symlink loop recorded and a FIFO skipped", flush=True)
 
 
 def traced(args, store, inject, trace):
