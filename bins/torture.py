@@ -332,7 +332,7 @@ def commit_kill_section(work):
           f"before its commit then succeeded", flush=True)
 
 
-def call_number(args, store, syscall, wanted):
+def call_number(args, store, syscall, wanted, at_least=1):
     """Which call of `syscall`, counted in the thread that makes it (as strace's `when=` counts),
     is the first one `wanted(fd_path, line)` picks, in a dry run of custody under strace."""
     log = os.path.join(os.path.dirname(store), "dry-run.strace")
@@ -355,7 +355,7 @@ def call_number(args, store, syscall, wanted):
                 path = fds.get((pid, int(fd)), "") if fd.isdigit() else ""
                 # Threads share descriptors: look the fd up under any pid.
                 path = path or next((p for (_, n), p in fds.items() if str(n) == fd), "")
-                if wanted(path, call):
+                if wanted(path, call) and counts[pid] >= at_least:
                     return pid, counts[pid]
     return None, None
 
@@ -379,14 +379,18 @@ def fault_section(work):
          ["sync"]),
         ("a full disk while the ledger is written", "pwrite64", "ENOSPC", lambda path, _: path.endswith("-wal"), 0,
          ["ledger"]),
+        # strace counts calls per thread and injects into every thread whose count reaches N:
+        # the copy is fsynced on a thread of its own (its first and only fsync), so the ledger's
+        # fsync is taken where the main thread has made more than one.
         ("a failed fsync of the ledger", "fsync", "EIO", lambda path, _: path.endswith("-wal"), 0, ["ledger"]),
     ]
     for n, (what, syscall, errno, wanted, later, words) in enumerate(cases):
+        at_least = 2 if what == "a failed fsync of the ledger" else 1
         before = len(ledger_events(store))
         args = ["ingest", src, "--case", "F", "--item", str(n)]
         shutil.rmtree(dry, ignore_errors=True)
         run(["init", dry], check=0)
-        _, when = call_number(args, dry, syscall, wanted)
+        _, when = call_number(args, dry, syscall, wanted, at_least)
         if when is None:
             fail(f"{what}: the dry run made no such {syscall} call")
             continue

@@ -429,13 +429,20 @@ impl Staging {
                 return Err(stream_error(e, label, store));
             }
         };
-        let synced = out.sync_all().and_then(|_| out.set_permissions(fs::Permissions::from_mode(0o444)));
-        drop(out);
+        // The fsync waits for the disk; the read-back check reads the same pages meanwhile.
+        // Nothing counts until both are done (a failure drops the whole staging area).
+        let (synced, placed) = std::thread::scope(|s| {
+            let sync =
+                s.spawn(move || out.sync_all().and_then(|_| out.set_permissions(fs::Permissions::from_mode(0o444))));
+            let placed = self.place(store, partial, digests, Some(label)).map(|_| ());
+            (sync.join().expect("sync thread panicked"), placed)
+        });
         if let Err(e) = synced {
             let _ = fs::remove_file(partial);
             return Err(env_io(e, partial, &format!("cannot sync the copy of {label} to the store's disk at")));
         }
-        self.place(store, partial, digests, Some(label))
+        placed?;
+        Ok(self.staged.last().expect("just placed"))
     }
 
     /// A fresh path inside the staging directory for a tool that writes its own file (FFmpeg's
