@@ -160,6 +160,9 @@ def hash_section():
             lambda: remove(store),
         ),
         "cp, then openssl dgst -sha256": (None, f"cp '{src}' '{copy}' && openssl dgst -sha256 '{copy}'", lambda: remove(copy)),
+        # For comparison only: the same copy made durable (ingest fsyncs before it acknowledges).
+        "cp, sync, then openssl dgst -sha256": (None, f"cp '{src}' '{copy}' && sync '{copy}' && openssl dgst -sha256 '{copy}'",
+                                                lambda: remove(copy)),
     }
     times, med = measure(cases, runs, warm=(src,))
 
@@ -169,6 +172,7 @@ def hash_section():
     ratio(med, "custody hash (SHA-256 + BLAKE3)", "sha256sum")
     ratio(med, "custody hash (SHA-256 + BLAKE3)", "b3sum")
     ratio(med, "custody ingest", "cp, then openssl dgst -sha256", 1.0)
+    ratio(med, "custody ingest", "cp, sync, then openssl dgst -sha256")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -331,6 +331,38 @@ def commit_kill_section(work):
           f"their commit, which stood); ledger consistent and verify passes after each, and every ingest killed "
           f"before its commit then succeeded", flush=True)
 
+    # The same for a copy clip and a package of a video item: their outputs are made by
+    # FFmpeg's muxer or the bundle writer, staged, and committed the same way.
+    media = os.path.join(work, "gen", "h264_bframes.mp4")
+    p = run(["ingest", media, "--case", "K", "--item", "video", "--json"], store, check=0)
+    if p.returncode != 0:
+        return
+    video = json.loads(p.stdout)["items"][0]["id"]
+    cap = 6 if short else 40
+    derived_kills = 0
+    for kind in ["clip", "package"]:
+        for sc in ["fsync", "pwrite64", "rename", "renameat2", "unlink"]:
+            for k in range(1, cap + 1):
+                out = os.path.join(work, f"commit-{kind}-{sc}-{k}.zip")
+                args = (["clip", video, "--from", "00:00:00.500", "--to", "00:00:01.500", "--json"] if kind == "clip"
+                        else ["package", video, "--out", out, "--json"])
+                p = traced(args, store, f"{sc}:signal=KILL:when={k}", sc)
+                if "panicked" in p.stderr:
+                    fail(f"{kind} with a kill at {sc} #{k} panicked: {p.stderr[:300]}")
+                if p.returncode == 0:
+                    if kind == "clip":
+                        acknowledged.add(json.loads(p.stdout)["sha256"])
+                    break
+                derived_kills += 1
+                what = f"{kind} killed at {sc} #{k}"
+                ledger_ok(store, what)
+                check_store(store, acknowledged, what)
+                if kind == "package" and os.path.exists(out) and run(["verify", out]).returncode != 0:
+                    fail(f"{what}: {os.path.basename(out)} stands under its final name but does not verify")
+    check_store(store, acknowledged, "commit kills (clip, package)")
+    print(f"commit kills: {derived_kills} copy clips and packages killed at an fsync, ledger write or rename; "
+          f"ledger consistent and verify passes after each, no bundle half-written under its name", flush=True)
+
 
 def call_number(args, store, syscall, wanted, at_least=1):
     """Which call of `syscall`, counted in the thread that makes it (as strace's `when=` counts),
