@@ -41,7 +41,9 @@ def fail(msg):
 
 def run(args, store=None, timeout=120, check=None):
     cmd = [custody] + (["--store", store] if store else []) + args
-    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    # A process killed mid-write can leave half a UTF-8 sequence on its stderr: never let that
+    # stop the run.
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, errors="replace", timeout=timeout)
     if "panicked" in p.stderr or p.returncode not in (0, 1, 2, 3):
         fail(f"`{' '.join(args)}` crashed (exit {p.returncode}): {p.stderr.strip()[:300]}")
     if check is not None and p.returncode != check:
@@ -107,7 +109,7 @@ def crash_section(work):
         else:
             args = ["package", base, "--out", os.path.join(work, f"bundle-{n}.zip"), "--json"]
         proc = subprocess.Popen([custody, "--store", store] + args, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+                                stderr=subprocess.PIPE, text=True, errors="replace")
         time.sleep(rng.uniform(0.0, 0.6))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
@@ -276,7 +278,7 @@ def traced(args, store, inject, trace):
     """custody under strace, with one syscall fault injected (strace's --inject syntax)."""
     cmd = ["strace", "-f", "-qq", "-o", "/dev/null", "-e", f"trace={trace}", "-e", f"inject={inject}",
            custody, "--store", store] + args
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, errors="replace", timeout=120)
 
 
 def ledger_ok(store, what):
