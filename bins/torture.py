@@ -407,19 +407,19 @@ def fault_section(work):
     # source (3 MiB in), the copy's fsync, the first write to the ledger's WAL, its first fsync.
     dry = os.path.join(work, "fault-dry", "store")
     os.makedirs(os.path.dirname(dry))
+    # (what, syscall, errno, which call, calls later, its per-thread count at least, words the
+    # message must hold)
     cases = [
-        ("a read error on the source", "read", "EIO", lambda path, _: path == src, 50, [src, "offset"]),
-        ("a failed fsync of the copy", "fsync", "EIO", lambda path, _: "/tmp/" in path and "partial" in path, 0,
-         ["sync"]),
-        ("a full disk while the ledger is written", "pwrite64", "ENOSPC", lambda path, _: path.endswith("-wal"), 0,
+        ("a read error on the source", "read", "EIO", lambda path, _: path == src, 50, 1, [src, "offset"]),
+        ("a failed fsync of the copy", "fsync", "EIO", lambda path, _: "partial" in path, 0, 1, ["sync"]),
+        ("a full disk while the ledger is written", "pwrite64", "ENOSPC", lambda path, _: path.endswith("-wal"), 0, 1,
          ["ledger"]),
         # strace counts calls per thread and injects into every thread whose count reaches N:
         # the copy is fsynced on a thread of its own (its first and only fsync), so the ledger's
         # fsync is taken where the main thread has made more than one.
-        ("a failed fsync of the ledger", "fsync", "EIO", lambda path, _: path.endswith("-wal"), 0, ["ledger"]),
+        ("a failed fsync of the ledger", "fsync", "EIO", lambda path, _: path.endswith("-wal"), 0, 2, ["ledger"]),
     ]
-    for n, (what, syscall, errno, wanted, later, words) in enumerate(cases):
-        at_least = 2 if what == "a failed fsync of the ledger" else 1
+    for n, (what, syscall, errno, wanted, later, at_least, words) in enumerate(cases):
         before = len(ledger_events(store))
         args = ["ingest", src, "--case", "F", "--item", str(n)]
         shutil.rmtree(dry, ignore_errors=True)

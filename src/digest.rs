@@ -260,8 +260,30 @@ fn run_pipeline<R: Read>(
     reader: &mut R,
     algos: &[Algorithm],
     mut sink: impl FnMut(&[u8]) -> io::Result<()>,
-    writer: Option<Writer<'_>>,
+    mut writer: Option<Writer<'_>>,
 ) -> Result<Digests, StreamError> {
+    // An input that fits one buffer (most of a DVR export's logs and snapshots, every still)
+    // is handled on this thread: starting threads for it costs more than the work.
+    let mut first = vec![0u8; CHUNK];
+    let mut filled = 0;
+    while filled < CHUNK {
+        match reader.read(&mut first[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(source) => return Err(StreamError::Read { offset: filled as u64, source }),
+        }
+    }
+    if filled < CHUNK {
+        let data = &first[..filled];
+        sink(data).map_err(|source| StreamError::Sink { offset: 0, source })?;
+        if let Some(write) = writer.as_mut() {
+            write(data).map_err(|source| StreamError::Sink { offset: 0, source })?;
+        }
+        return Ok(digest_bytes(data, algos));
+    }
+    let mut rest = io::Cursor::new(first).chain(reader);
+    let reader = &mut rest;
     let mut wanted: Vec<Algorithm> = algos.to_vec();
     wanted.sort();
     wanted.dedup();

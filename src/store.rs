@@ -37,8 +37,8 @@ const NEW_STAGING_PREFIX: &str = ".new-";
 
 /// Start writing a large copy to disk every this many bytes, so its final fsync is short.
 const WRITEBACK_STEP: u64 = 32 << 20;
-/// Files up to this size are copied on the calling thread, whole.
-const SMALL_FILE: u64 = 1 << 20;
+/// Copies from this size on are fsynced on a thread of their own while they are read back.
+const OVERLAP_SYNC_FROM: u64 = 16 << 20;
 
 /// Default time to wait for the store lock or the ledger before giving up with exit 3.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
@@ -369,20 +369,6 @@ impl Staging {
             .map_err(|e| env_io(e, &partial, "cannot create"))?;
         let mut algos = vec![Algorithm::Sha256, Algorithm::Blake3];
         algos.extend_from_slice(extra);
-        // Small files (most of a DVR export's logs and snapshots): read whole, digested and
-        // written on this thread; starting threads for them costs more than the work.
-        let small = source.and_then(|f| f.metadata().ok()).is_some_and(|m| m.is_file() && m.len() <= SMALL_FILE);
-        if small {
-            let mut data = Vec::new();
-            let result = match reader.take(SMALL_FILE + 1).read_to_end(&mut data) {
-                Err(e) => Err(digest::StreamError::Read { offset: data.len() as u64, source: e }),
-                Ok(_) => out
-                    .write_all(&data)
-                    .map(|_| digest::digest_bytes(&data, &algos))
-                    .map_err(|e| digest::StreamError::Sink { offset: 0, source: e }),
-            };
-            return self.finish_copy(store, out, &partial, result, label);
-        }
         let (mut written, mut flushed) = (0u64, 0u64);
         let target = &mut out;
         let mut in_kernel = source;
@@ -410,18 +396,7 @@ impl Staging {
                 Ok(())
             }),
         );
-        self.finish_copy(store, out, &partial, result, label)
-    }
-
-    /// The end of [`Staging::write_from`]: fsync the copy, make it read-only, read it back.
-    fn finish_copy(
-        &mut self,
-        store: &Store,
-        out: File,
-        partial: &Path,
-        result: Result<Digests, digest::StreamError>,
-        label: &str,
-    ) -> Result<&Staged> {
+        let partial = partial.as_path();
         let digests = match result {
             Ok(d) => d,
             Err(e) => {
@@ -429,14 +404,20 @@ impl Staging {
                 return Err(stream_error(e, label, store));
             }
         };
-        // The fsync waits for the disk; the read-back check reads the same pages meanwhile.
-        // Nothing counts until both are done (a failure drops the whole staging area).
-        let (synced, placed) = std::thread::scope(|s| {
-            let sync =
-                s.spawn(move || out.sync_all().and_then(|_| out.set_permissions(fs::Permissions::from_mode(0o444))));
-            let placed = self.place(store, partial, digests, Some(label)).map(|_| ());
-            (sync.join().expect("sync thread panicked"), placed)
-        });
+        // The fsync waits for the disk; for a large copy the read-back check reads the same
+        // pages meanwhile (a small one is not worth a thread). Nothing counts until both are
+        // done (a failure drops the whole staging area).
+        let sync = move || out.sync_all().and_then(|_| out.set_permissions(fs::Permissions::from_mode(0o444)));
+        let (synced, placed) = if digests.size < OVERLAP_SYNC_FROM {
+            let synced = sync();
+            (synced, self.place(store, partial, digests, Some(label)).map(|_| ()))
+        } else {
+            std::thread::scope(|s| {
+                let syncing = s.spawn(sync);
+                let placed = self.place(store, partial, digests, Some(label)).map(|_| ());
+                (syncing.join().expect("sync thread panicked"), placed)
+            })
+        };
         if let Err(e) = synced {
             let _ = fs::remove_file(partial);
             return Err(env_io(e, partial, &format!("cannot sync the copy of {label} to the store's disk at")));

@@ -205,9 +205,9 @@ impl Cmd {
         self
     }
 
-    /// Run the binary to completion (failing the test if it runs past the timeout).
-    #[track_caller]
-    pub fn run(mut self) -> Output {
+    /// The binary's command line (arguments, working directory, a scratch one if none was
+    /// given, environment; stdout and stderr piped) and how to show it in a failure.
+    fn command(&mut self) -> (Command, String) {
         let dir = match &self.dir {
             Some(d) => d.clone(),
             None => {
@@ -225,13 +225,20 @@ impl Cmd {
                 None => command.env_remove(k),
             };
         }
-        command.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
         let shown = format!(
             "custody {} (in {})",
-            self.args.iter().map(|a| format!("{:?}", a)).collect::<Vec<_>>().join(" "),
+            self.args.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(" "),
             dir.display()
         );
+        (command, shown)
+    }
+
+    /// Run the binary to completion (failing the test if it runs past the timeout).
+    #[track_caller]
+    pub fn run(mut self) -> Output {
+        let (mut command, shown) = self.command();
+        command.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
         let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start {shown}: {e}"));
         if let Some(bytes) = self.stdin.take() {
             let mut pipe = child.stdin.take().expect("stdin piped");
@@ -564,29 +571,8 @@ impl Cmd {
     /// Start the binary without waiting for it (stdin null, stdout and stderr piped).
     #[track_caller]
     pub fn spawn(mut self) -> Running {
-        let dir = match &self.dir {
-            Some(d) => d.clone(),
-            None => {
-                let scratch = tempfile::tempdir().expect("temp dir");
-                let d = scratch.path().to_owned();
-                self._scratch = Some(scratch);
-                d
-            }
-        };
-        let mut command = Command::new(env!("CARGO_BIN_EXE_custody"));
-        command.args(&self.args).current_dir(&dir);
-        for (k, v) in &self.env {
-            match v {
-                Some(v) => command.env(k, v),
-                None => command.env_remove(k),
-            };
-        }
-        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let shown = format!(
-            "custody {} (in {})",
-            self.args.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(" "),
-            dir.display()
-        );
+        let (mut command, shown) = self.command();
+        command.stdin(Stdio::null());
         let child = command.spawn().unwrap_or_else(|e| panic!("cannot start {shown}: {e}"));
         Running { command: shown, child, _scratch: self._scratch.take() }
     }
