@@ -333,37 +333,72 @@ def commit_kill_section(work):
           f"their commit, which stood); ledger consistent and verify passes after each, and every ingest killed "
           f"before its commit then succeeded", flush=True)
 
-    # The same for a copy clip and a package of a video item: their outputs are made by
-    # FFmpeg's muxer or the bundle writer, staged, and committed the same way.
-    media = os.path.join(work, "gen", "h264_bframes.mp4")
-    p = run(["ingest", media, "--case", "K", "--item", "video", "--json"], store, check=0)
-    if p.returncode != 0:
-        return
-    video = json.loads(p.stdout)["items"][0]["id"]
+    # The same for every command that derives outputs: a copy clip, a package, a redaction, a
+    # rewrap of a raw stream and a batch job (whose steps commit one by one). Their outputs are
+    # made by FFmpeg's muxers or the bundle writer, staged, and committed the same way.
+    gen = os.path.join(work, "gen")
+    ids = {}
+    for key, name in [("video", "h264_bframes.mp4"), ("raw", "dvr_ch01.h264")]:
+        p = run(["ingest", os.path.join(gen, name), "--case", "K", "--item", key, "--json"], store, check=0)
+        if p.returncode != 0:
+            return
+        ids[key] = json.loads(p.stdout)["items"][0]["id"]
+    video, raw = ids["video"], ids["raw"]
+
+    def derived_args(kind, sc, k):
+        if kind == "clip":
+            return ["clip", video, "--from", "00:00:00.500", "--to", "00:00:01.500", "--json"]
+        if kind == "package":
+            return ["package", video, "--out", os.path.join(work, f"commit-package-{sc}-{k}.zip"), "--json"]
+        if kind == "redact":
+            return ["redact", video, "--box", "10,10,40,30@0.5-1.0", "--reason", f"torture {sc} {k}", "--json"]
+        if kind == "rewrap":
+            return ["rewrap", raw, "--json"]
+        job = os.path.join(work, f"commit-job-{sc}-{k}.yaml")
+        with open(job, "w") as f:
+            # A new job name each time: a job already done would skip every step.
+            f.write(f"job: torture {sc} {k}\nsteps:\n  - id: c\n    clip: {{item: {video}, from: \"0.5\", to: \"1.5\"}}\n"
+                    f"  - still: {{item: c, at: [\"frame:3\"]}}\n  - rewrap: {{item: {raw}}}\n")
+        return ["batch", job, "--json"]
+
+    def digests_in(value):
+        if isinstance(value, dict):
+            for key, v in value.items():
+                if key == "sha256" and isinstance(v, str) and len(v) == 64:
+                    yield v
+                else:
+                    yield from digests_in(v)
+        elif isinstance(value, list):
+            for v in value:
+                yield from digests_in(v)
+
     cap = 6 if short else 40
-    derived_kills = 0
-    for kind in ["clip", "package"]:
+    derived_kills = {}
+    for kind in ["clip", "package", "redact", "rewrap", "batch"]:
+        derived_kills[kind] = 0
         for sc in ["fsync", "pwrite64", "rename", "renameat2", "unlink"]:
             for k in range(1, cap + 1):
-                out = os.path.join(work, f"commit-{kind}-{sc}-{k}.zip")
-                args = (["clip", video, "--from", "00:00:00.500", "--to", "00:00:01.500", "--json"] if kind == "clip"
-                        else ["package", video, "--out", out, "--json"])
+                args = derived_args(kind, sc, k)
                 p = traced(args, store, f"{sc}:signal=KILL:when={k}", sc)
                 if "panicked" in p.stderr:
                     fail(f"{kind} with a kill at {sc} #{k} panicked: {p.stderr[:300]}")
                 if p.returncode == 0:
-                    if kind == "clip":
-                        acknowledged.add(json.loads(p.stdout)["sha256"])
+                    # Fewer than k such calls: this syscall is done with. The items it reported
+                    # (not the bundle, which is a file outside the store) must stay.
+                    items = {o["sha256"] for _, e in ledger_events(store) for o in e["outputs"] if o.get("item")}
+                    acknowledged.update(set(digests_in(json.loads(p.stdout))) & items)
                     break
-                derived_kills += 1
+                derived_kills[kind] += 1
                 what = f"{kind} killed at {sc} #{k}"
                 ledger_ok(store, what)
                 check_store(store, acknowledged, what)
-                if kind == "package" and os.path.exists(out) and run(["verify", out]).returncode != 0:
+                out = args[args.index("--out") + 1] if "--out" in args else None
+                if out and os.path.exists(out) and run(["verify", out]).returncode != 0:
                     fail(f"{what}: {os.path.basename(out)} stands under its final name but does not verify")
-    check_store(store, acknowledged, "commit kills (clip, package)")
-    print(f"commit kills: {derived_kills} copy clips and packages killed at an fsync, ledger write or rename; "
-          f"ledger consistent and verify passes after each, no bundle half-written under its name", flush=True)
+    check_store(store, acknowledged, "commit kills (clip, package, redact, rewrap, batch)")
+    print("commit kills: " + ", ".join(f"{n} {kind}" for kind, n in derived_kills.items()) +
+          " commands killed at an fsync, ledger write or rename; ledger consistent and verify passes after each, "
+          "every output acknowledged before stays, no bundle half-written under its name", flush=True)
 
 
 def call_number(args, store, syscall, wanted, at_least=1):

@@ -87,8 +87,23 @@ pub fn resolve(ledger: &Ledger, spec: &str) -> Result<ItemRow> {
     )))
 }
 
+/// The candidates, as many as a message can usefully hold (`custody log` lists them all).
 fn list(items: &[ItemRow]) -> String {
-    items.iter().map(|i| format!("{} ({}:{}/{})", i.id, i.case, i.exhibit, i.name)).collect::<Vec<_>>().join(", ")
+    const SHOWN: usize = 10;
+    let mut text = items
+        .iter()
+        .take(SHOWN)
+        .map(|i| format!("{} ({}:{}/{})", i.id, i.case, i.exhibit, i.name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Some(first) = items.first().filter(|_| items.len() > SHOWN) {
+        text.push_str(&format!(
+            " and {} more (`custody log --case {}` lists them all)",
+            items.len() - SHOWN,
+            first.case
+        ));
+    }
+    text
 }
 
 /// Resolve a name that may stand for several items: `CASE:ITEM` names every file of the

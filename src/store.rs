@@ -13,6 +13,7 @@
 //! commit leaves complete staged files that are moved into place the same way ("recovery").
 //! Either way nothing half-written ever stands under an object name.
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
@@ -184,7 +185,7 @@ impl Store {
         let suffix = fresh.file_name().and_then(|n| n.to_str()).unwrap_or_default().trim_start_matches(&prefix);
         let dir = tmp.join(format!("{}-{suffix}", std::process::id()));
         fs::rename(&fresh, &dir).map_err(|e| env_io(e, &dir, "cannot create"))?;
-        Ok(Staging { dir, _lock: lock, staged: Vec::new(), next: 0, committed: false })
+        Ok(Staging { dir, _lock: lock, moves: Vec::new(), seen: HashMap::new(), last: None, next: 0, committed: false })
     }
 
     /// Commit: append one event built by `build` and move the staged objects into place, all
@@ -193,42 +194,57 @@ impl Store {
         &self,
         ledger: &mut Ledger,
         actor: &Actor,
-        mut staging: Staging,
+        staging: Staging,
         build: impl FnOnce(&mut Txn<'_>) -> Result<Draft>,
     ) -> Result<(Head, Event)> {
-        for staged in &staging.staged {
-            let parent = self.object_path(staged.digests.sha256()).parent().expect("objects have a parent").to_owned();
-            fs::create_dir_all(&parent).map_err(|e| env_io(e, &parent, "cannot create"))?;
+        let mut build = Some(build);
+        self.commit_each(ledger, actor, staging, |txn| build.take().map(|b| b(txn)).transpose())
+    }
+
+    /// Commit as [`Store::commit`] does, recording consecutive events in one transaction (see
+    /// [`Ledger::append_each`]): all of them, or none. Returns the head and the last event.
+    pub fn commit_each(
+        &self,
+        ledger: &mut Ledger,
+        actor: &Actor,
+        mut staging: Staging,
+        build: impl FnMut(&mut Txn<'_>) -> Result<Option<Draft>>,
+    ) -> Result<(Head, Event)> {
+        let mut parents: Vec<PathBuf> = staging
+            .moves
+            .iter()
+            .map(|sha| self.object_path(&hex::encode(sha)).parent().expect("objects have a parent").to_owned())
+            .collect();
+        parents.sort();
+        parents.dedup();
+        for parent in &parents {
+            fs::create_dir_all(parent).map_err(|e| env_io(e, parent, "cannot create"))?;
         }
         let _lock = self.write_lock()?;
         // Tidy up after commands that were killed, while the lock is held anyway. A failure
         // here must not stop this command: verify reports whatever is left.
         let _ = self.recover_locked(ledger);
-        let (head, event) = ledger.append(actor, build)?;
+        let (head, event) = ledger.append_each(actor, build)?;
         // From here on the event is durable: staged files must be kept until they are in place.
         staging.committed = true;
-        let mut dirs = Vec::new();
-        for staged in &staging.staged {
-            if let Some(path) = &staged.move_from {
-                let dest = self.object_path(staged.digests.sha256());
-                let moved = fsutil::rename_noreplace(path, &dest).map_err(|e| {
-                    error::environment(format!(
-                        "event {} was recorded, but its object {} could not be moved into place ({e}); \
-                         run `custody verify` to complete it",
-                        head.seq,
-                        dest.display()
-                    ))
-                })?;
-                if !moved {
-                    // Another command stored the same bytes meanwhile; theirs stands.
-                    let _ = fs::remove_file(path);
-                }
-                dirs.push(dest.parent().expect("objects have a parent").to_owned());
+        for sha in &staging.moves {
+            let sha = hex::encode(sha);
+            let path = staging.dir.join(&sha);
+            let dest = self.object_path(&sha);
+            let moved = fsutil::rename_noreplace(&path, &dest).map_err(|e| {
+                error::environment(format!(
+                    "event {} was recorded, but its object {} could not be moved into place ({e}); \
+                     run `custody verify` to complete it",
+                    head.seq,
+                    dest.display()
+                ))
+            })?;
+            if !moved {
+                // Another command stored the same bytes meanwhile; theirs stands.
+                let _ = fs::remove_file(&path);
             }
         }
-        dirs.sort();
-        dirs.dedup();
-        for dir in dirs {
+        for dir in parents {
             fsutil::fsync_dir(&dir).map_err(|e| env_io(e, &dir, "cannot sync"))?;
         }
         staging.committed = false; // everything is in place: the staging directory may go
@@ -323,9 +339,6 @@ pub struct Staged {
     pub digests: Digests,
     /// Where the verified bytes can be read now: the staged copy, or the existing object.
     pub location: PathBuf,
-    /// The staged copy to move into `objects/` at commit; `None` when the store already holds
-    /// the object or this command staged the same bytes before.
-    move_from: Option<PathBuf>,
     /// True when the store already held this object before the command ran.
     pub existed: bool,
 }
@@ -334,7 +347,13 @@ pub struct Staged {
 pub struct Staging {
     dir: PathBuf,
     _lock: File,
-    staged: Vec<Staged>,
+    /// The SHA-256 of every copy staged here (as `dir/<sha256>`), to move into `objects/` at
+    /// commit: 32 bytes a file, so thousands of files cost little memory.
+    moves: Vec<[u8; 32]>,
+    /// Every object this command has staged or found, and whether the store held it before.
+    seen: HashMap<[u8; 32], bool>,
+    /// What the last call staged.
+    last: Option<Staged>,
     next: u64,
     committed: bool,
 }
@@ -423,7 +442,7 @@ impl Staging {
             return Err(env_io(e, partial, &format!("cannot sync the copy of {label} to the store's disk at")));
         }
         placed?;
-        Ok(self.staged.last().expect("just placed"))
+        Ok(self.last.as_ref().expect("just placed"))
     }
 
     /// A fresh path inside the staging directory for a tool that writes its own file (FFmpeg's
@@ -458,27 +477,32 @@ impl Staging {
     /// `verify`, the bytes that will stand for it are read back and checked first.
     fn place(&mut self, store: &Store, file: &Path, digests: Digests, verify: Option<&str>) -> Result<&Staged> {
         let sha = digests.sha256().to_owned();
+        let mut key = [0u8; 32];
+        hex::decode_to_slice(&sha, &mut key).expect("SHA-256 digests are 64 hex digits");
         let existing = store.object_path(&sha);
-        let staged = if existing.is_file() {
+        let staged = if let Some(&existed) = self.seen.get(&key) {
+            // The same bytes twice in one command (a hard link, a duplicate file).
+            let _ = fs::remove_file(file);
+            let location = if existed { existing } else { self.dir.join(&sha) };
+            Staged { digests, location, existed }
+        } else if existing.is_file() {
             let _ = fs::remove_file(file);
             if let Some(label) = verify {
                 verify_copy(&existing, &digests, label)?;
             }
-            Staged { digests, location: existing, move_from: None, existed: true }
-        } else if let Some(first) = self.staged.iter().find(|s| s.digests.sha256() == sha) {
-            // The same bytes twice in one command (a hard link, a duplicate file).
-            let _ = fs::remove_file(file);
-            Staged { digests, location: first.location.clone(), move_from: None, existed: first.existed }
+            self.seen.insert(key, true);
+            Staged { digests, location: existing, existed: true }
         } else {
             let dest = self.dir.join(&sha);
             fs::rename(file, &dest).map_err(|e| env_io(e, &dest, "cannot stage"))?;
             if let Some(label) = verify {
                 verify_copy(&dest, &digests, label)?;
             }
-            Staged { digests, location: dest.clone(), move_from: Some(dest), existed: false }
+            self.seen.insert(key, false);
+            self.moves.push(key);
+            Staged { digests, location: dest, existed: false }
         };
-        self.staged.push(staged);
-        Ok(self.staged.last().expect("just pushed"))
+        Ok(self.last.insert(staged))
     }
 }
 

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -21,7 +21,7 @@ use crate::error;
 use crate::fsutil::{self, path_text};
 use crate::item::validate_id;
 use crate::ledger::{Draft, FileRef};
-use crate::media::probe::{self, MediaFacts};
+use crate::media::probe;
 use crate::media::time::{ClockOffset, format_civil, parse_civil};
 
 /// One thing found under the paths given.
@@ -58,7 +58,7 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
         let name = match f {
             Found::File { name, .. } | Found::Symlink { name, .. } | Found::Skipped { name, .. } => name,
         };
-        if !names.insert(name.clone()) {
+        if !names.insert(name.as_str()) {
             return Err(error::input(format!(
                 "two of the paths given would both be named {name:?} in exhibit {}:{}; ingest them as separate items",
                 args.case, args.item
@@ -73,35 +73,31 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
     let bar = byte_progress(total, "ingesting");
     let mut staging = store.stage()?;
 
-    // Copy, digest and verify every file; hard links are read once.
-    struct Copied {
-        name: String,
-        source: PathBuf,
-        digests: crate::digest::Digests,
-        existed: bool,
-        media: MediaFacts,
-        mtime: String,
-        hardlink_of: Option<String>,
-        utf8: bool,
-    }
-    let mut copied: Vec<Copied> = Vec::new();
-    let mut by_inode: HashMap<(u64, u64), usize> = HashMap::new();
+    // Copy, digest and verify every file; hard links are read once. Each file's ledger entry
+    // (its item ID still to be given) and report line go to a spool file in the staging
+    // directory as soon as the file is verified, so memory stays the same however many files
+    // there are; the events are written from the spool at commit.
+    let spool_path = staging.scratch("jsonl");
+    let mut spool = std::io::BufWriter::new(
+        fs::File::create_new(&spool_path)
+            .map_err(|e| error::environment(format!("cannot create {}: {e}", spool_path.display())))?,
+    );
+    let spool_error = |e: std::io::Error| error::environment(format!("cannot write {}: {e}", spool_path.display()));
+    let mut tally = Tally::default();
+    // Files with more than one link, by inode: a later name is the same object.
+    let mut linked: HashMap<(u64, u64), Spooled> = HashMap::new();
     for f in &files {
         let Found::File { path, name, dev, ino, .. } = f else { continue };
         let label = path.display().to_string();
-        if let Some(&first) = by_inode.get(&(*dev, *ino)) {
-            let c = &copied[first];
-            let dup = Copied {
-                name: name.clone(),
-                source: path.clone(),
-                digests: c.digests.clone(),
-                existed: c.existed,
-                media: c.media.clone(),
-                mtime: c.mtime.clone(),
-                hardlink_of: Some(c.name.clone()),
-                utf8: fsutil::path_is_utf8(path),
-            };
-            copied.push(dup);
+        if let Some(first) = linked.get(&(*dev, *ino)) {
+            let first_name = first.entry.name.clone().unwrap_or_default();
+            let mut entry = first.entry.clone();
+            entry.name = Some(name.clone());
+            source_facts(&mut entry.facts, path, None);
+            entry.facts.insert("hardlink_of".into(), json!(first_name));
+            let dup = Spooled { entry, hardlink_of: Some(first_name), ..first.clone() };
+            tally.add(&dup);
+            spool_line(&mut spool, &dup).map_err(spool_error)?;
             continue;
         }
         let mut file = fsutil::open_source(path).map_err(|e| source_error(path, &e))?;
@@ -128,19 +124,38 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
             )));
         }
         let media = probe::probe(&staged.location, args.deep);
-        by_inode.insert((*dev, *ino), copied.len());
-        copied.push(Copied {
-            name: name.clone(),
-            source: path.clone(),
-            digests: staged.digests.clone(),
+        let mut facts = Map::new();
+        source_facts(&mut facts, path, Some(json!(mtime_text(&before))));
+        facts.insert("acquisition".into(), json!(if staged.existed { "existing object" } else { "new object" }));
+        for algo in &args.also {
+            if let Some(hex) = staged.digests.get(*algo) {
+                facts.insert(algo.name().into(), json!(hex));
+            }
+        }
+        facts.insert("media".into(), serde_json::to_value(&media)?);
+        let spooled = Spooled {
+            entry: FileRef {
+                item: None,
+                name: Some(name.clone()),
+                sha256: staged.digests.sha256().to_owned(),
+                blake3: staged.digests.blake3().to_owned(),
+                size: staged.digests.size,
+                facts,
+            },
             existed: staged.existed,
-            media,
-            mtime: mtime_text(&before),
             hardlink_of: None,
-            utf8: fsutil::path_is_utf8(path),
-        });
+            summary: media.summary(),
+            decodable: media.decodable,
+        };
+        tally.add(&spooled);
+        spool_line(&mut spool, &spooled).map_err(spool_error)?;
+        if before.nlink() > 1 {
+            linked.insert((*dev, *ino), spooled);
+        }
     }
     bar.finish_and_clear();
+    drop(linked);
+    spool.into_inner().map_err(|e| spool_error(e.into_error()))?;
 
     let mut params = Map::new();
     params.insert("paths".into(), json!(args.paths.iter().map(|p| path_text(&absolute(p))).collect::<Vec<_>>()));
@@ -166,44 +181,46 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
     params.insert("symlinks".into(), json!(links));
     params.insert("skipped".into(), json!(skipped));
 
-    let case = args.case.clone();
-    let exhibit = args.item.clone();
-    let (head, event) = store.commit(&mut ledger, &actor, staging, |txn| {
+    // One event per FILES_PER_EVENT files, all in one transaction: every file is recorded, or
+    // none is. The spool is read twice: for the events, then (after the commit) for the report.
+    let open_spool = || {
+        fs::File::open(&spool_path)
+            .map(std::io::BufReader::new)
+            .map_err(|e| error::environment(format!("cannot read {}: {e}", spool_path.display())))
+    };
+    let mut entries = open_spool()?.lines();
+    let report_spool = open_spool()?;
+    let parts = tally.files.div_ceil(FILES_PER_EVENT);
+    let (case, exhibit) = (&args.case, &args.item);
+    let mut ids: Vec<String> = Vec::with_capacity(tally.files);
+    let mut part = 0;
+    let (head, _) = store.commit_each(&mut ledger, &actor, staging, |txn| {
         let mut outputs = Vec::new();
-        for c in &copied {
-            if let Some(existing) = txn.item_named(&case, &exhibit, &c.name)? {
+        while outputs.len() < FILES_PER_EVENT {
+            let Some(line) = entries.next() else { break };
+            let line = line.map_err(|e| error::environment(format!("cannot read {}: {e}", spool_path.display())))?;
+            let mut entry = serde_json::from_str::<Spooled>(&line)?.entry;
+            let name = entry.name.as_deref().unwrap_or_default();
+            if let Some(existing) = txn.item_named(case, exhibit, name)? {
                 return Err(error::input(format!(
-                    "exhibit {case}:{exhibit} already holds a file named {:?} (item {existing}); nothing was recorded. \
-                     Use another --item for a new acquisition",
-                    c.name
+                    "exhibit {case}:{exhibit} already holds a file named {name:?} (item {existing}); nothing was recorded. \
+                     Use another --item for a new acquisition"
                 )));
             }
-            let mut facts = Map::new();
-            facts.insert("source_path".into(), json!(path_text(&absolute(&c.source))));
-            if !c.utf8 {
-                facts.insert("source_path_hex".into(), json!(hex::encode(c.source.as_os_str().as_encoded_bytes())));
-            }
-            facts.insert("source_mtime".into(), json!(c.mtime));
-            facts.insert("acquisition".into(), json!(if c.existed { "existing object" } else { "new object" }));
-            if let Some(first) = &c.hardlink_of {
-                facts.insert("hardlink_of".into(), json!(first));
-            }
-            for algo in &args.also {
-                if let Some(hex) = c.digests.get(*algo) {
-                    facts.insert(algo.name().into(), json!(hex));
-                }
-            }
-            facts.insert("media".into(), serde_json::to_value(&c.media)?);
-            outputs.push(FileRef {
-                item: Some(txn.new_item_id()),
-                name: Some(c.name.clone()),
-                sha256: c.digests.sha256().to_owned(),
-                blake3: c.digests.blake3().to_owned(),
-                size: c.digests.size,
-                facts,
-            });
+            let id = txn.new_item_id();
+            ids.push(id.clone());
+            entry.item = Some(id);
+            outputs.push(entry);
         }
-        Ok(Draft {
+        if outputs.is_empty() {
+            return Ok(None);
+        }
+        part += 1;
+        let mut params = params.clone();
+        if parts > 1 {
+            params.insert("part".into(), json!([part, parts]));
+        }
+        Ok(Some(Draft {
             action: "ingest".into(),
             case: Some(case.clone()),
             exhibit: Some(exhibit.clone()),
@@ -211,49 +228,83 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
             outputs,
             params,
             note: args.note.clone(),
-        })
+        }))
     })?;
 
-    // The report.
-    let bytes: u64 = copied.iter().filter(|c| c.hardlink_of.is_none()).map(|c| c.digests.size).sum();
+    // The report: every file when there are few, a summary when there are many.
     let mut text = format!(
         "Ingested {} file{} ({}) into exhibit {}:{}; every copy verified by reading it back.\n",
-        copied.len(),
-        if copied.len() == 1 { "" } else { "s" },
-        human_size(bytes),
+        tally.files,
+        if tally.files == 1 { "" } else { "s" },
+        human_size(tally.bytes),
         args.case,
         args.item
     );
     let mut items_json = Vec::new();
-    for (out, c) in event.outputs.iter().zip(&copied) {
-        let id = out.item.clone().unwrap_or_default();
-        let mut line = format!(
-            "  {id:<5} {}  sha256 {}  {}\n        {}",
-            c.name,
-            c.digests.sha256(),
-            human_size(c.digests.size),
-            c.media.summary()
-        );
-        if c.existed {
-            line.push_str(
-                "\n        (these exact bytes were already in the store: recorded as a new acquisition, stored once)",
-            );
+    let listed = if tally.files <= LIST_ALL { tally.files } else { LIST_FIRST };
+    for (n, line) in report_spool.lines().enumerate() {
+        if n >= listed && !ctx.json {
+            break;
         }
-        if let Some(first) = &c.hardlink_of {
-            line.push_str(&format!("\n        (hard link to {first}: one object, two names)"));
+        let line = line.map_err(|e| error::environment(format!("cannot read {}: {e}", spool_path.display())))?;
+        let c: Spooled = serde_json::from_str(&line)?;
+        let out = &c.entry;
+        let id = ids.get(n).cloned().unwrap_or_default();
+        let name = out.name.as_deref().unwrap_or_default();
+        if n < listed {
+            text.push_str(&format!(
+                "  {id:<5} {name}  sha256 {}  {}\n        {}",
+                out.sha256,
+                human_size(out.size),
+                c.summary
+            ));
+            if c.existed {
+                text.push_str(
+                    "\n        (these exact bytes were already in the store: recorded as a new acquisition, stored once)",
+                );
+            }
+            if let Some(first) = &c.hardlink_of {
+                text.push_str(&format!("\n        (hard link to {first}: one object, two names)"));
+            }
+            if !c.decodable {
+                text.push_str(
+                    "\n        kept as evidence exactly as it is (proprietary video may need the vendor's player)",
+                );
+            }
+            text.push('\n');
         }
-        if !c.media.decodable {
-            line.push_str(
-                "\n        kept as evidence exactly as it is (proprietary video may need the vendor's player)",
-            );
+        if ctx.json {
+            items_json.push(json!({
+                "id": id, "name": name, "sha256": out.sha256, "blake3": out.blake3,
+                "size": out.size, "existing_object": c.existed, "hardlink_of": c.hardlink_of,
+                "decodable": c.decodable, "media": out.facts.get("media"),
+            }));
         }
-        text.push_str(&line);
-        text.push('\n');
-        items_json.push(json!({
-            "id": id, "name": c.name, "sha256": c.digests.sha256(), "blake3": c.digests.blake3(),
-            "size": c.digests.size, "existing_object": c.existed, "hardlink_of": c.hardlink_of,
-            "decodable": c.media.decodable, "media": c.media,
-        }));
+    }
+    if listed < tally.files {
+        text.push_str(&format!(
+            "  … and {} more files, items {} to {}: `custody log --case {}` lists every file, --json prints them all\n",
+            tally.files - listed,
+            ids.get(listed).map(String::as_str).unwrap_or_default(),
+            ids.last().map(String::as_str).unwrap_or_default(),
+            args.case
+        ));
+        text.push_str(&format!(
+            "  in all: {} new object{}, {} already in the store, {} hard link{}; {} not decodable by FFmpeg \
+             (kept as evidence exactly as {})\n",
+            tally.new_objects,
+            if tally.new_objects == 1 { "" } else { "s" },
+            tally.existing,
+            tally.hardlinks,
+            if tally.hardlinks == 1 { "" } else { "s" },
+            tally.undecodable,
+            if tally.undecodable == 1 { "it is" } else { "they are" },
+        ));
+    }
+    if parts > 1 {
+        text.push_str(&format!(
+            "Recorded as {parts} consecutive ingest events of up to {FILES_PER_EVENT} files each, in one transaction.\n"
+        ));
     }
     for f in &found {
         match f {
@@ -276,6 +327,72 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
         "items": items_json, "symlinks": links, "skipped": skipped, "clock": clock, "head": head,
     });
     Ok(Report::ok(text, json))
+}
+
+/// Files recorded per ingest event. A larger ingest is recorded as consecutive events in one
+/// transaction, so no event (and no ledger row) grows without bound.
+pub const FILES_PER_EVENT: usize = 1000;
+/// Up to this many files, the report lists every one; beyond it, the first [`LIST_FIRST`].
+const LIST_ALL: usize = 100;
+const LIST_FIRST: usize = 10;
+
+/// One verified file waiting for its event: its ledger entry and what the report says of it.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct Spooled {
+    entry: FileRef,
+    existed: bool,
+    hardlink_of: Option<String>,
+    summary: String,
+    decodable: bool,
+}
+
+fn spool_line(spool: &mut impl std::io::Write, s: &Spooled) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *spool, s)?;
+    spool.write_all(b"\n")
+}
+
+/// Counts for the report.
+#[derive(Default)]
+struct Tally {
+    files: usize,
+    bytes: u64,
+    new_objects: usize,
+    existing: usize,
+    hardlinks: usize,
+    undecodable: usize,
+}
+
+impl Tally {
+    fn add(&mut self, s: &Spooled) {
+        self.files += 1;
+        if s.hardlink_of.is_some() {
+            self.hardlinks += 1;
+        } else {
+            self.bytes += s.entry.size;
+            if s.existed {
+                self.existing += 1;
+            } else {
+                self.new_objects += 1;
+            }
+        }
+        if !s.decodable {
+            self.undecodable += 1;
+        }
+    }
+}
+
+/// Where a file came from: its absolute path (and its bytes in hex when the name is not UTF-8)
+/// and its modification time.
+fn source_facts(facts: &mut Map<String, Value>, path: &Path, mtime: Option<Value>) {
+    facts.insert("source_path".into(), json!(path_text(&absolute(path))));
+    if fsutil::path_is_utf8(path) {
+        facts.remove("source_path_hex");
+    } else {
+        facts.insert("source_path_hex".into(), json!(hex::encode(path.as_os_str().as_encoded_bytes())));
+    }
+    if let Some(m) = mtime {
+        facts.insert("source_mtime".into(), m);
+    }
 }
 
 /// Collect what is under the given paths, without following symlinks.

@@ -22,6 +22,8 @@ pub enum CanonicalError {
     Range(String),
     #[error("object key {0:?} is not ASCII")]
     Key(String),
+    #[error("object key {0:?} appears twice")]
+    Duplicate(String),
 }
 
 /// Encode `value` canonically.
@@ -31,7 +33,43 @@ pub fn encode(value: &Value) -> Result<String, CanonicalError> {
     Ok(out)
 }
 
-fn write_value(value: &Value, out: &mut String) -> Result<(), CanonicalError> {
+/// One member of an object being written by [`write_object`].
+pub enum Field<'a> {
+    Str(&'a str),
+    U64(u64),
+    Value(&'a Value),
+}
+
+/// Append the canonical encoding of the object with these members to `out`, without building
+/// a [`Value`] for it first (an event with thousands of outputs would otherwise exist twice).
+/// Keys must be ASCII and distinct; they are sorted here.
+pub fn write_object(fields: &mut [(&str, Field<'_>)], out: &mut String) -> Result<(), CanonicalError> {
+    if let Some((bad, _)) = fields.iter().find(|(k, _)| !k.is_ascii()) {
+        return Err(CanonicalError::Key((*bad).to_owned()));
+    }
+    fields.sort_by(|a, b| a.0.cmp(b.0));
+    if let Some(w) = fields.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(CanonicalError::Duplicate(w[0].0.to_owned()));
+    }
+    out.push('{');
+    for (i, (key, field)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_string(key, out);
+        out.push(':');
+        match field {
+            Field::Str(s) => write_string(s, out),
+            Field::U64(n) => write_value(&Value::from(*n), out)?,
+            Field::Value(v) => write_value(v, out)?,
+        }
+    }
+    out.push('}');
+    Ok(())
+}
+
+/// Append the canonical encoding of `value` to `out`.
+pub fn write_value(value: &Value, out: &mut String) -> Result<(), CanonicalError> {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(true) => out.push_str("true"),
@@ -89,7 +127,7 @@ fn write_value(value: &Value, out: &mut String) -> Result<(), CanonicalError> {
 }
 
 /// String escaping as ECMAScript's JSON.stringify does it (RFC 8785 §3.2.2.2).
-fn write_string(s: &str, out: &mut String) {
+pub fn write_string(s: &str, out: &mut String) {
     out.push('"');
     // Every character that is escaped is ASCII: copy the runs between them as they are.
     let mut run = 0;

@@ -62,9 +62,82 @@ pub struct Event {
 
 impl Event {
     /// The canonical bytes of this event: the only input to its hash.
+    /// Written field by field: the same bytes as `canonical::encode(&serde_json::to_value(self))`
+    /// (a test holds the two together), without a second copy of the event in memory.
     pub fn encode(&self) -> Result<String, canonical::CanonicalError> {
-        let value = serde_json::to_value(self).expect("events always serialize");
-        canonical::encode(&value)
+        use canonical::Field;
+        let mut out = String::with_capacity(512 + 512 * (self.inputs.len() + self.outputs.len()));
+        let files = |refs: &[FileRef], out: &mut String| -> Result<(), canonical::CanonicalError> {
+            out.push('[');
+            for (i, file) in refs.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                file.write(out)?;
+            }
+            out.push(']');
+            Ok(())
+        };
+        // The members in key order, the arrays and maps spliced in as they come.
+        let head = |out: &mut String, key: &str| {
+            out.push(if out.is_empty() { '{' } else { ',' });
+            out.push('"');
+            out.push_str(key);
+            out.push_str("\":");
+        };
+        let text = |out: &mut String, key: &str, value: Option<&str>| {
+            head(out, key);
+            match value {
+                Some(v) => canonical::write_string(v, out),
+                None => out.push_str("null"),
+            }
+            Ok::<(), canonical::CanonicalError>(())
+        };
+        text(&mut out, "action", Some(&self.action))?;
+        text(&mut out, "case", self.case.as_deref())?;
+        text(&mut out, "examiner", Some(&self.examiner))?;
+        text(&mut out, "exhibit", self.exhibit.as_deref())?;
+        text(&mut out, "host", Some(&self.host))?;
+        head(&mut out, "inputs");
+        files(&self.inputs, &mut out)?;
+        text(&mut out, "note", self.note.as_deref())?;
+        text(&mut out, "os_user", Some(&self.os_user))?;
+        head(&mut out, "outputs");
+        files(&self.outputs, &mut out)?;
+        head(&mut out, "params");
+        let mut params: Vec<(&str, Field<'_>)> =
+            self.params.iter().map(|(k, v)| (k.as_str(), Field::Value(v))).collect();
+        canonical::write_object(&mut params, &mut out)?;
+        text(&mut out, "prev", Some(&self.prev))?;
+        head(&mut out, "seq");
+        canonical::write_value(&Value::from(self.seq), &mut out)?;
+        text(&mut out, "time", Some(&self.time))?;
+        head(&mut out, "tools");
+        let mut tools: Vec<(&str, Field<'_>)> = self.tools.iter().map(|(k, v)| (k.as_str(), Field::Str(v))).collect();
+        canonical::write_object(&mut tools, &mut out)?;
+        head(&mut out, "v");
+        canonical::write_value(&Value::from(self.v), &mut out)?;
+        out.push('}');
+        Ok(out)
+    }
+}
+
+impl FileRef {
+    /// Append this file's canonical encoding: its fixed members and its facts, in key order.
+    fn write(&self, out: &mut String) -> Result<(), canonical::CanonicalError> {
+        use canonical::Field;
+        let mut fields: Vec<(&str, Field<'_>)> = Vec::with_capacity(5 + self.facts.len());
+        if let Some(item) = &self.item {
+            fields.push(("item", Field::Str(item)));
+        }
+        if let Some(name) = &self.name {
+            fields.push(("name", Field::Str(name)));
+        }
+        fields.push(("sha256", Field::Str(&self.sha256)));
+        fields.push(("blake3", Field::Str(&self.blake3)));
+        fields.push(("size", Field::U64(self.size)));
+        fields.extend(self.facts.iter().map(|(k, v)| (k.as_str(), Field::Value(v))));
+        canonical::write_object(&mut fields, out)
     }
 }
 
@@ -106,5 +179,48 @@ mod tests {
             count += 1;
         }
         assert_eq!(count, 3);
+    }
+
+    /// The field-by-field encoder writes exactly what encoding the serde value of the event
+    /// writes, facts, inputs, nested parameters and escapes included.
+    #[test]
+    fn direct_encoding_matches_value_encoding() {
+        let file = |item: Option<&str>, name: Option<&str>, facts: Value| FileRef {
+            item: item.map(str::to_owned),
+            name: name.map(str::to_owned),
+            sha256: "ab".repeat(32),
+            blake3: "cd".repeat(32),
+            size: 9_007_199_254_740_991,
+            facts: facts.as_object().unwrap().clone(),
+        };
+        let event = Event {
+            v: FORMAT_VERSION,
+            seq: 42,
+            prev: GENESIS_PREV.into(),
+            time: "2026-11-22T10:00:00.000Z".into(),
+            examiner: "Det. \"Q\" O'Neil\n".into(),
+            os_user: "é".into(),
+            host: "h".into(),
+            tools: [("custody".to_owned(), "1".to_owned()), ("avcodec".to_owned(), "59.37.100".to_owned())].into(),
+            action: "clip".into(),
+            case: None,
+            exhibit: Some("3".into()),
+            inputs: vec![file(Some("i1"), None, serde_json::json!({"parent": "i0", "zz": [1, {"b": null, "a": -3}]}))],
+            outputs: vec![
+                file(
+                    None,
+                    Some("a/b\u{1}.mp4"),
+                    serde_json::json!({"acquisition": "new", "media": {"decodable": true}}),
+                ),
+                file(Some("i7"), Some("x"), serde_json::json!({})),
+            ],
+            params: serde_json::json!({"to": "frame:9", "from": {"s": "1.5"}, "list": []}).as_object().unwrap().clone(),
+            note: None,
+        };
+        let via_value = canonical::encode(&serde_json::to_value(&event).unwrap()).unwrap();
+        assert_eq!(event.encode().unwrap(), via_value);
+        let mut clash = event.clone();
+        clash.outputs[1].facts.insert("size".into(), 1.into());
+        assert_eq!(clash.encode(), Err(canonical::CanonicalError::Duplicate("size".into())));
     }
 }

@@ -168,6 +168,18 @@ impl Ledger {
         actor: &Actor,
         build: impl FnOnce(&mut Txn<'_>) -> Result<Draft>,
     ) -> Result<(Head, Event)> {
+        let mut build = Some(build);
+        self.append_each(actor, |txn| build.take().map(|b| b(txn)).transpose())
+    }
+
+    /// Append consecutive events in one transaction: all of them land, or none. `build` is
+    /// called until it returns `None`; each draft is encoded and written before the next is
+    /// asked for, so only one event is in memory at a time. Returns the last event.
+    pub fn append_each(
+        &mut self,
+        actor: &Actor,
+        mut build: impl FnMut(&mut Txn<'_>) -> Result<Option<Draft>>,
+    ) -> Result<(Head, Event)> {
         let timeout = self.lock_timeout;
         let path = self.path.clone();
         let tx = self
@@ -177,48 +189,55 @@ impl Ledger {
         let last: Option<(i64, String)> = tx
             .query_row("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
-        let (seq, prev) = match last {
+        let (mut seq, mut prev) = match last {
             Some((s, h)) => (s as u64 + 1, h),
             None => (1, event::GENESIS_PREV.to_owned()),
         };
         let item_count: i64 = tx.query_row("SELECT count(*) FROM items", [], |r| r.get(0))?;
         let mut txn = Txn { tx: &tx, next_item: item_count as u64 + 1 };
-        let draft = build(&mut txn)?;
-        let event = Event {
-            v: event::FORMAT_VERSION,
-            seq,
-            prev,
-            time: now_utc(),
-            examiner: actor.examiner.clone(),
-            os_user: actor.os_user.clone(),
-            host: actor.host.clone(),
-            tools: actor.tools.clone(),
-            action: draft.action,
-            case: draft.case,
-            exhibit: draft.exhibit,
-            inputs: draft.inputs,
-            outputs: draft.outputs,
-            params: {
-                let mut p = draft.params;
-                if let Some(job) = &actor.job {
-                    p.insert("job".into(), job.clone());
-                }
-                p
-            },
-            note: draft.note,
-        };
-        let body = event.encode().context("cannot encode the ledger event")?;
-        let hash = event::event_hash(&body);
-        tx.execute("INSERT INTO events (seq, hash, body) VALUES (?1, ?2, ?3)", params![seq as i64, hash, body])
-            .map_err(|e| busy_or(e, &path, timeout))?;
-        for row in item_rows(&event) {
-            tx.execute(
-                "INSERT INTO items (id, seq, sha256, case_id, exhibit, name, parent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![row.id, row.seq, row.sha256, row.case, row.exhibit, row.name, row.parent],
-            )?;
+        let mut recorded = None;
+        while let Some(draft) = build(&mut txn)? {
+            let event = Event {
+                v: event::FORMAT_VERSION,
+                seq,
+                prev: std::mem::take(&mut prev),
+                time: now_utc(),
+                examiner: actor.examiner.clone(),
+                os_user: actor.os_user.clone(),
+                host: actor.host.clone(),
+                tools: actor.tools.clone(),
+                action: draft.action,
+                case: draft.case,
+                exhibit: draft.exhibit,
+                inputs: draft.inputs,
+                outputs: draft.outputs,
+                params: {
+                    let mut p = draft.params;
+                    if let Some(job) = &actor.job {
+                        p.insert("job".into(), job.clone());
+                    }
+                    p
+                },
+                note: draft.note,
+            };
+            let body = event.encode().context("cannot encode the ledger event")?;
+            let hash = event::event_hash(&body);
+            tx.execute("INSERT INTO events (seq, hash, body) VALUES (?1, ?2, ?3)", params![seq as i64, hash, body])
+                .map_err(|e| busy_or(e, &path, timeout))?;
+            drop(body);
+            for row in item_rows(&event) {
+                tx.execute(
+                    "INSERT INTO items (id, seq, sha256, case_id, exhibit, name, parent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![row.id, row.seq, row.sha256, row.case, row.exhibit, row.name, row.parent],
+                )?;
+            }
+            prev = hash.clone();
+            seq += 1;
+            recorded = Some((Head { seq: event.seq, hash }, event));
         }
+        let recorded = recorded.ok_or_else(|| anyhow::anyhow!("internal error: a command recorded no event"))?;
         tx.commit().map_err(|e| busy_or(e, &path, timeout))?;
-        Ok((Head { seq, hash }, event))
+        Ok(recorded)
     }
 
     /// The newest event, if any.

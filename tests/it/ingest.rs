@@ -424,3 +424,68 @@ fn deep_check_finds_no_errors_in_a_valid_file_and_errors_in_a_corrupted_one() {
     assert!(broken["errors"].as_u64().unwrap() > 0, "no decode errors recorded: {broken:#}");
     assert!(!broken["error_positions"].as_array().unwrap().is_empty(), "{broken:#}");
 }
+
+/// An ingest of more files than one event holds is recorded as consecutive events, written in
+/// one transaction: every file is recorded, in order, with contiguous item IDs; the report
+/// summarises instead of printing a thousand lines; and a refusal found in the last part
+/// records none of the earlier parts either.
+#[test]
+fn an_ingest_of_many_files_is_recorded_in_parts_all_or_nothing() {
+    const FILES: usize = custody::cmd::ingest::FILES_PER_EVENT + 5;
+    let store = Store::new();
+    let dir = store.work().join("phone");
+    // The last file, by name, is ingested first, so the big ingest collides on it at the end.
+    let last = write(&dir.join(format!("f{:05}.txt", FILES - 1)), b"the last file\n");
+    store.cmd(&["ingest", "--case", "24-77", "--item", "1"]).arg(&dir).run().status(0);
+    fs::remove_file(&last).unwrap();
+    for i in 0..FILES {
+        write(&dir.join(format!("f{i:05}.txt")), format!("file {i}\n"));
+    }
+
+    let before = store.snapshot();
+    let out = store.cmd(&["ingest", "--case", "24-77", "--item", "1"]).arg(&dir).run();
+    out.status(2).stderr_has(&format!("already holds a file named \"phone/f{:05}.txt\"", FILES - 1));
+    out.stderr_has("nothing was recorded");
+    store.assert_unchanged(&before);
+
+    let out = store.cmd(&["ingest", "--case", "24-77", "--item", "2"]).arg(&dir).run();
+    out.status(0)
+        .stdout_has(&format!("Ingested {FILES} files"))
+        .stdout_has(&format!("… and {} more files, items i12 to i{}", FILES - 10, FILES + 1))
+        .stdout_has(&format!("in all: {FILES} new objects, 0 already in the store, 0 hard links"))
+        .stdout_has("Recorded as 2 consecutive ingest events of up to 1000 files each, in one transaction");
+    assert!(out.stdout().lines().count() < 40, "the report lists every file:\n{}", out.stdout());
+    assert_eq!(store.event_count(), 4, "init, the first ingest and two parts");
+
+    // The two events: parts 1 and 2 of 2, the files in order, item IDs contiguous.
+    let conn = store.sqlite();
+    let mut stmt = conn.prepare("SELECT body FROM events ORDER BY seq DESC LIMIT 2").unwrap();
+    let mut events: Vec<Value> = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|b| serde_json::from_str(&b.unwrap()).unwrap())
+        .collect();
+    events.reverse();
+    let mut n = 0;
+    for (part, event) in events.iter().enumerate() {
+        assert_eq!(event["action"], "ingest");
+        assert_eq!(event["params"]["part"], serde_json::json!([part + 1, 2]));
+        for out in event["outputs"].as_array().unwrap() {
+            assert_eq!(out["name"], format!("phone/f{n:05}.txt"));
+            assert_eq!(out["item"], format!("i{}", n + 2));
+            assert_eq!(out["sha256"], sha256sum(&dir.join(format!("f{n:05}.txt"))));
+            n += 1;
+        }
+    }
+    assert_eq!(n, FILES);
+    store.verify_ok();
+
+    // Scripts still get every file.
+    let dir2 = store.work().join("again");
+    fs::rename(&dir, &dir2).unwrap();
+    let out = store.cmd(&["--json", "ingest", "--case", "24-77", "--item", "3"]).arg(&dir2).run();
+    let items = out.status(0).json()["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), FILES);
+    assert!(items.iter().all(|i| i["existing_object"] == true), "the same bytes again are existing objects");
+    assert_eq!(items[FILES - 1]["name"], format!("again/f{:05}.txt", FILES - 1));
+}
