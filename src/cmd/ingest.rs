@@ -45,31 +45,44 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
     };
     let recording_start = args.recording_start.as_deref().map(|t| parse_civil("--recording-start", t)).transpose()?;
 
-    let found = walk(&args.paths)?;
-    let files: Vec<&Found> = found.iter().filter(|f| matches!(f, Found::File { .. })).collect();
-    if files.is_empty() {
+    // A first walk checks the tree and sizes the progress bar; the second, below, ingests.
+    // Neither keeps the list of paths, so memory does not grow with the number of files.
+    // Names can only clash between paths given whose last components are equal (a file is
+    // named by its file name, a directory's files by the directory's name and their path in
+    // it): only their names are collected to look for a clash.
+    let tops: Vec<PathBuf> = args.paths.iter().map(|p| top_name(p)).collect();
+    let mut names = BTreeSet::new();
+    let (mut file_count, mut total) = (0u64, 0u64);
+    for (i, path) in args.paths.iter().enumerate() {
+        let shared = tops.iter().enumerate().any(|(j, t)| j != i && *t == tops[i]);
+        walk(path, &mut |f| {
+            if let Found::File { size, .. } = &f {
+                file_count += 1;
+                total += size;
+            }
+            let name = match f {
+                Found::File { name, .. } | Found::Symlink { name, .. } | Found::Skipped { name, .. } => name,
+            };
+            if shared && !names.insert(name.clone()) {
+                return Err(error::input(format!(
+                    "two of the paths given would both be named {name:?} in exhibit {}:{}; ingest them as separate items",
+                    args.case, args.item
+                )));
+            }
+            Ok(())
+        })?;
+    }
+    drop(names);
+    if file_count == 0 {
         let given = args.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
         return Err(error::input(format!(
             "{given}: no files to ingest (only directories, links or special files); nothing was recorded"
         )));
     }
-    let mut names = BTreeSet::new();
-    for f in &found {
-        let name = match f {
-            Found::File { name, .. } | Found::Symlink { name, .. } | Found::Skipped { name, .. } => name,
-        };
-        if !names.insert(name.as_str()) {
-            return Err(error::input(format!(
-                "two of the paths given would both be named {name:?} in exhibit {}:{}; ingest them as separate items",
-                args.case, args.item
-            )));
-        }
-    }
 
     let store = ctx.store()?;
     let mut ledger = store.open_ledger()?;
     let actor = ctx.actor();
-    let total: u64 = files.iter().map(|f| if let Found::File { size, .. } = f { *size } else { 0 }).sum();
     let bar = byte_progress(total, "ingesting");
     let mut staging = store.stage()?;
 
@@ -86,8 +99,22 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
     let mut tally = Tally::default();
     // Files with more than one link, by inode: a later name is the same object.
     let mut linked: HashMap<(u64, u64), Spooled> = HashMap::new();
-    for f in &files {
-        let Found::File { path, name, dev, ino, .. } = f else { continue };
+    let (mut links, mut skipped): (Vec<Value>, Vec<(PathBuf, &'static str)>) = (Vec::new(), Vec::new());
+    let mut skipped_names: Vec<Value> = Vec::new();
+    let mut ingest_one = |f: Found| -> Result<()> {
+        let (path, name, dev, ino) = match f {
+            Found::File { path, name, dev, ino, .. } => (path, name, dev, ino),
+            Found::Symlink { name, target } => {
+                links.push(json!({"name": name, "target": target}));
+                return Ok(());
+            }
+            Found::Skipped { path, name, kind } => {
+                skipped_names.push(json!({"name": name, "kind": kind}));
+                skipped.push((path, kind));
+                return Ok(());
+            }
+        };
+        let (path, dev, ino) = (&path, &dev, &ino);
         let label = path.display().to_string();
         if let Some(first) = linked.get(&(*dev, *ino)) {
             let first_name = first.entry.name.clone().unwrap_or_default();
@@ -98,7 +125,7 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
             let dup = Spooled { entry, hardlink_of: Some(first_name), ..first.clone() };
             tally.add(&dup);
             spool_line(&mut spool, &dup).map_err(spool_error)?;
-            continue;
+            return Ok(());
         }
         let mut file = fsutil::open_source(path).map_err(|e| source_error(path, &e))?;
         let before = file.metadata().map_err(|e| source_error(path, &e))?;
@@ -152,8 +179,18 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
         if before.nlink() > 1 {
             linked.insert((*dev, *ino), spooled);
         }
+        Ok(())
+    };
+    for path in &args.paths {
+        walk(path, &mut ingest_one)?;
     }
     bar.finish_and_clear();
+    if tally.files == 0 {
+        return Err(error::input(format!(
+            "the files under {} went away while they were being ingested; nothing was recorded",
+            args.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        )));
+    }
     drop(linked);
     spool.into_inner().map_err(|e| spool_error(e.into_error()))?;
 
@@ -164,22 +201,8 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
     params.insert("recording_start".into(), json!(recording_start.map(format_civil)));
     params.insert("deep".into(), json!(args.deep));
     params.insert("also".into(), json!(args.also.iter().map(|a| a.name()).collect::<Vec<_>>()));
-    let links: Vec<Value> = found
-        .iter()
-        .filter_map(|f| match f {
-            Found::Symlink { name, target, .. } => Some(json!({"name": name, "target": target})),
-            _ => None,
-        })
-        .collect();
-    let skipped: Vec<Value> = found
-        .iter()
-        .filter_map(|f| match f {
-            Found::Skipped { name, kind, .. } => Some(json!({"name": name, "kind": kind})),
-            _ => None,
-        })
-        .collect();
     params.insert("symlinks".into(), json!(links));
-    params.insert("skipped".into(), json!(skipped));
+    params.insert("skipped".into(), json!(skipped_names));
 
     // One event per FILES_PER_EVENT files, all in one transaction: every file is recorded, or
     // none is. The spool is read twice: for the events, then (after the commit) for the report.
@@ -306,17 +329,16 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
             "Recorded as {parts} consecutive ingest events of up to {FILES_PER_EVENT} files each, in one transaction.\n"
         ));
     }
-    for f in &found {
-        match f {
-            Found::Symlink { name, target, .. } => {
-                text.push_str(&format!("  link  {name} -> {target} (recorded, not followed)\n"))
-            }
-            Found::Skipped { path, kind, .. } => {
-                eprintln!("warning: skipped {} ({kind}): not a regular file", path.display());
-                text.push_str(&format!("  skip  {} ({kind})\n", path.display()));
-            }
-            Found::File { .. } => {}
-        }
+    for link in &links {
+        text.push_str(&format!(
+            "  link  {} -> {} (recorded, not followed)\n",
+            link["name"].as_str().unwrap_or_default(),
+            link["target"].as_str().unwrap_or_default()
+        ));
+    }
+    for (path, kind) in &skipped {
+        eprintln!("warning: skipped {} ({kind}): not a regular file", path.display());
+        text.push_str(&format!("  skip  {} ({kind})\n", path.display()));
     }
     if let Some(c) = &clock {
         text.push_str(&format!("DVR clock: {} {}\n", c.offset, c.describe()));
@@ -324,7 +346,7 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
     text.push_str(&head_line(&head));
     let json = json!({
         "schema_version": 1, "command": "ingest", "case": args.case, "exhibit": args.item,
-        "items": items_json, "symlinks": links, "skipped": skipped, "clock": clock, "head": head,
+        "items": items_json, "symlinks": links, "skipped": skipped_names, "clock": clock, "head": head,
     });
     Ok(Report::ok(text, json))
 }
@@ -395,24 +417,25 @@ fn source_facts(facts: &mut Map<String, Value>, path: &Path, mtime: Option<Value
     }
 }
 
-/// Collect what is under the given paths, without following symlinks.
-fn walk(paths: &[PathBuf]) -> Result<Vec<Found>> {
-    let mut found = Vec::new();
-    for path in paths {
-        let meta = fs::symlink_metadata(path).map_err(|e| source_error(path, &e))?;
-        if meta.is_dir() {
-            let base = absolute(path);
-            let top = base.file_name().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("root"));
-            walk_dir(path, &top, &mut found)?;
-        } else {
-            let name = path.file_name().map(PathBuf::from).unwrap_or_else(|| path.clone());
-            classify(path, &name, &meta, &mut found)?;
-        }
-    }
-    Ok(found)
+/// The name a path given on the command line contributes: a file's file name, a directory's
+/// name (its files are named by it and their path within it).
+fn top_name(path: &Path) -> PathBuf {
+    let base = absolute(path);
+    base.file_name().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("root"))
 }
 
-fn walk_dir(dir: &Path, rel: &Path, found: &mut Vec<Found>) -> Result<()> {
+/// Visit what is under a path given, in name order, without following symlinks.
+fn walk(path: &Path, visit: &mut dyn FnMut(Found) -> Result<()>) -> Result<()> {
+    let meta = fs::symlink_metadata(path).map_err(|e| source_error(path, &e))?;
+    if meta.is_dir() {
+        walk_dir(path, &top_name(path), visit)
+    } else {
+        let name = path.file_name().map(PathBuf::from).unwrap_or_else(|| path.to_owned());
+        classify(path, &name, &meta, visit)
+    }
+}
+
+fn walk_dir(dir: &Path, rel: &Path, visit: &mut dyn FnMut(Found) -> Result<()>) -> Result<()> {
     let mut entries: Vec<_> = fs::read_dir(dir)
         .map_err(|e| source_error(dir, &e))?
         .collect::<Result<_, _>>()
@@ -423,28 +446,28 @@ fn walk_dir(dir: &Path, rel: &Path, found: &mut Vec<Found>) -> Result<()> {
         let name = rel.join(entry.file_name());
         let meta = fs::symlink_metadata(&path).map_err(|e| source_error(&path, &e))?;
         if meta.is_dir() {
-            walk_dir(&path, &name, found)?;
+            walk_dir(&path, &name, visit)?;
         } else {
-            classify(&path, &name, &meta, found)?;
+            classify(&path, &name, &meta, visit)?;
         }
     }
     Ok(())
 }
 
-fn classify(path: &Path, name: &Path, meta: &fs::Metadata, found: &mut Vec<Found>) -> Result<()> {
+fn classify(path: &Path, name: &Path, meta: &fs::Metadata, visit: &mut dyn FnMut(Found) -> Result<()>) -> Result<()> {
     let name_text = path_text(name);
     let ft = meta.file_type();
     if ft.is_file() {
-        found.push(Found::File {
+        visit(Found::File {
             path: path.to_owned(),
             name: name_text,
             size: meta.len(),
             dev: meta.dev(),
             ino: meta.ino(),
-        });
+        })
     } else if ft.is_symlink() {
         let target = fs::read_link(path).map_err(|e| source_error(path, &e))?;
-        found.push(Found::Symlink { name: name_text, target: path_text(&target) });
+        visit(Found::Symlink { name: name_text, target: path_text(&target) })
     } else {
         let kind = if ft.is_fifo() {
             "FIFO"
@@ -457,9 +480,8 @@ fn classify(path: &Path, name: &Path, meta: &fs::Metadata, found: &mut Vec<Found
         } else {
             "special file"
         };
-        found.push(Found::Skipped { path: path.to_owned(), name: name_text, kind });
+        visit(Found::Skipped { path: path.to_owned(), name: name_text, kind })
     }
-    Ok(())
 }
 
 fn changed(a: &fs::Metadata, b: &fs::Metadata) -> bool {

@@ -489,3 +489,30 @@ fn an_ingest_of_many_files_is_recorded_in_parts_all_or_nothing() {
     assert!(items.iter().all(|i| i["existing_object"] == true), "the same bytes again are existing objects");
     assert_eq!(items[FILES - 1]["name"], format!("again/f{:05}.txt", FILES - 1));
 }
+
+/// Folders of the same name given together are taken in side by side when their files differ
+/// in name, and refused, recording nothing, when two files would share a name (two files of
+/// the same name: `two_paths_with_the_same_name_in_one_command_exit_2_and_record_nothing`).
+#[test]
+fn folders_of_one_name_are_taken_together_unless_two_files_would_share_a_name() {
+    let store = Store::new();
+    store.file("day1/export/ch01.dav", b"day one");
+    store.file("day2/export/ch02.dav", b"day two");
+    let clash = store.file("day3/export/ch01.dav", b"day three");
+    let out = store
+        .cmd(&["--json", "ingest", "--case", "24-5", "--item", "2"])
+        .arg(store.work().join("day1/export"))
+        .arg(store.work().join("day2/export"))
+        .run();
+    let names: Vec<String> = items_by_name(&out.status(0).json()).into_keys().collect();
+    assert_eq!(names, ["export/ch01.dav", "export/ch02.dav"]);
+    let before = store.snapshot();
+    store
+        .cmd(&["ingest", "--case", "24-5", "--item", "3"])
+        .arg(store.work().join("day1/export"))
+        .arg(clash.parent().unwrap())
+        .run()
+        .status(2)
+        .stderr_has("would both be named \"export/ch01.dav\"");
+    store.assert_unchanged(&before);
+}
