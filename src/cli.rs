@@ -285,6 +285,9 @@ pub enum ClipMode {
     Copy,
     /// Exactly the frames asked, re-encoded as H.264 (visually lossless; see --crf, --lossless), audio cut to match.
     Exact,
+    /// Exactly the frames asked, re-encoding only the partial groups of pictures at either end (H.264) and
+    /// copying every whole group between them bit for bit; the audio is copied; records which frames were which.
+    Smart,
 }
 
 /// Cut a clip from a video or audio item, recorded as a new item.
@@ -292,7 +295,8 @@ pub enum ClipMode {
 #[command(after_help = "The range runs from the frame on screen at --from to the frame on screen at --to\n\
     (with frame:N positions both ends are included; a time --to that falls exactly on a frame's start\n\
     ends the clip before that frame).\n\n\
-    Examples:\n  custody clip i3 --from 00:01:10 --to 00:02:05\n  custody clip i3 --from frame:250 --to frame:400 --out clips/")]
+    Examples:\n  custody clip i3 --from 00:01:10 --to 00:02:05\n  custody clip i3 --from frame:250 --to frame:400 --out clips/\n  \
+    custody clip i3 --from 00:01:10.480 --to 00:02:05 --mode smart")]
 pub struct ClipArgs {
     /// The item to cut from.
     #[arg(value_name = "ITEM")]
@@ -306,10 +310,10 @@ pub struct ClipArgs {
     /// How to cut.
     #[arg(long, value_enum, default_value_t = ClipMode::Copy)]
     pub mode: ClipMode,
-    /// With --mode exact: x264 constant rate factor (lower is better; 18 is visually lossless).
+    /// With --mode exact or smart: x264 constant rate factor (lower is better; 18 is visually lossless).
     #[arg(long, value_name = "N", default_value_t = 18, value_parser = clap::value_parser!(u8).range(0..=51))]
     pub crf: u8,
-    /// With --mode exact: mathematically lossless H.264 (much larger files).
+    /// With --mode exact or smart: mathematically lossless H.264 (much larger files).
     #[arg(long)]
     pub lossless: bool,
     /// Also copy the clip into DIR once it is recorded.

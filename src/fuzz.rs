@@ -41,7 +41,13 @@ pub fn position_parser(data: &[u8]) {
         audio: false,
         time_base: (1, 90_000),
         frames: (0..250)
-            .map(|i| FrameEntry { pts: i * 3600, duration: 3600, key: i % 25 == 0, decode_index: i as usize })
+            .map(|i| FrameEntry {
+                pts: i * 3600,
+                duration: 3600,
+                key: i % 25 == 0,
+                idr: i % 25 == 0,
+                decode_index: i as usize,
+            })
             .collect(),
         derived_timestamps: false,
     };

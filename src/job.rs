@@ -415,8 +415,8 @@ impl Checker<'_> {
             }
         }
         let mode = self.text(f.get("mode"), "mode").unwrap_or_else(|| "copy".into());
-        if !["copy", "exact"].contains(&mode.as_str()) {
-            self.fail(f["mode"], format!("mode {mode:?}: use copy or exact"));
+        if !["copy", "exact", "smart"].contains(&mode.as_str()) {
+            self.fail(f["mode"], format!("mode {mode:?}: use copy, exact or smart"));
         }
         let crf = match self.text(f.get("crf"), "crf") {
             Some(t) => match t.parse::<u8>() {

@@ -233,7 +233,11 @@ fn run_step(step: &Step, inputs: &[String], ctx: &Ctx) -> Result<Report> {
                 item: item(),
                 from: from.parse().map_err(|e| error::input(format!("{e}")))?,
                 to: to.parse().map_err(|e| error::input(format!("{e}")))?,
-                mode: if mode == "exact" { ClipMode::Exact } else { ClipMode::Copy },
+                mode: match mode.as_str() {
+                    "exact" => ClipMode::Exact,
+                    "smart" => ClipMode::Smart,
+                    _ => ClipMode::Copy,
+                },
                 crf: *crf,
                 lossless: *lossless,
                 out: None,
@@ -322,7 +326,7 @@ fn estimate(ledger: &Ledger, step: &Step, inputs: &[String]) -> i64 {
             .unwrap_or(0)
     };
     match &step.action {
-        Action::Clip { from, to, mode, .. } if mode == "exact" => {
+        Action::Clip { from, to, mode, .. } if mode == "exact" || mode == "smart" => {
             match (from.parse::<crate::media::time::Position>(), to.parse::<crate::media::time::Position>()) {
                 (Ok(crate::media::time::Position::Time(a)), Ok(crate::media::time::Position::Time(b))) => {
                     (b - a).max(0)

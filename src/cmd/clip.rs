@@ -28,11 +28,15 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
     let actor = ctx.actor();
     let index = source.frame_index(&store)?;
     let asked = resolve_range(&index, &args, &source)?;
-    if args.mode == ClipMode::Exact {
-        return exact(args, ctx, store, ledger, source, index, asked);
+    match args.mode {
+        ClipMode::Exact => return exact(args, ctx, store, ledger, source, index, asked),
+        ClipMode::Smart => return smart(args, ctx, store, ledger, source, index, asked),
+        ClipMode::Copy => {}
     }
     if args.lossless || args.crf != 18 {
-        return Err(error::input("--crf and --lossless apply to --mode exact; a copy clip is not re-encoded"));
+        return Err(error::input(
+            "--crf and --lossless apply to --mode exact and --mode smart; a copy clip is not re-encoded",
+        ));
     }
 
     // Which packets a stream copy must take to show the asked frames.
@@ -265,5 +269,107 @@ fn exact(
         "sha256": out.sha256, "size": out.size, "mode": "exact", "exact": true,
         "requested": {"first_frame": asked.first, "last_frame": asked.last},
         "produced": {"first_frame": asked.first, "last_frame": asked.last}, "encoding": made, "head": head});
+    Ok(Report::ok(text, json))
+}
+
+/// `--mode smart`: exactly the frames asked; whole groups of pictures copied, the partial ones
+/// at either end re-encoded; the audio copied. The frame map says which frames are which.
+fn smart(
+    args: ClipArgs,
+    ctx: &Ctx,
+    store: crate::store::Store,
+    mut ledger: crate::ledger::Ledger,
+    source: Source,
+    index: FrameIndex,
+    asked: Range,
+) -> Result<Report> {
+    use crate::media::smart::{How, Plan, smart_clip};
+    if index.audio {
+        return Err(error::input(format!(
+            "item {} is audio-only: every audio packet starts a frame, so the default copy mode already cuts it as \
+             exactly as smart mode would",
+            source.row.id
+        )));
+    }
+    let actor = ctx.actor();
+    let quality = crate::media::exact::Quality { crf: args.crf, lossless: args.lossless, in_order: true };
+    let plan = Plan::new(&index, asked.first, asked.last);
+    // Re-encoded runs are spliced into MP4; a clip that copies every frame keeps the container
+    // a copy clip would.
+    let (muxer, ext) = if plan.re_encodes() {
+        ("mp4", "mp4")
+    } else {
+        let media = source.require_decodable("a clip")?;
+        remux::output_format(media.container.as_deref().unwrap_or_default(), true)
+    };
+    let mut staging = store.stage()?;
+    let scratch = staging.scratch(ext);
+    let made = source.verified_while(|| smart_clip(&source.path, &scratch, muxer, &index, &plan, quality))?;
+    let digests = staging.adopt(&store, &scratch)?.digests.clone();
+    let start = index.time_us(asked.first);
+    let end = index.time_us(asked.last) + index.frame_len_us(asked.last);
+    let (re_encoded, copied) = plan.counts();
+    let mut facts = Map::new();
+    facts.insert("mode".into(), json!("smart"));
+    facts.insert("requested".into(), json!({"from": args.from.to_string(), "to": args.to.to_string()}));
+    facts.insert(
+        "produced".into(),
+        json!({"first_frame": asked.first, "last_frame": asked.last, "frames": made.video_frames,
+               "first_time": format_us(start), "last_time": format_us(index.time_us(asked.last)), "duration": format_us(end - start)}),
+    );
+    facts.insert("exact".into(), json!(true));
+    facts.insert("container".into(), json!(muxer));
+    facts.insert("frame_map".into(), serde_json::to_value(&made.segments)?);
+    facts.insert("parameter_set_ids".into(), json!(made.parameter_set_ids));
+    facts.insert("frames_copied".into(), json!(copied));
+    facts.insert("frames_re_encoded".into(), json!(re_encoded));
+    facts.insert("encoder".into(), json!(made.encoder));
+    facts.insert("copied_packets_sha256".into(), json!(made.copied_packets_sha256));
+    facts.insert("audio_packets_copied".into(), json!(made.audio_packets));
+    let mut params = Map::new();
+    params.insert("from".into(), json!(args.from.to_string()));
+    params.insert("to".into(), json!(args.to.to_string()));
+    params.insert("mode".into(), json!("smart"));
+    params.insert("crf".into(), json!(args.crf));
+    params.insert("lossless".into(), json!(args.lossless));
+    let name = format!("{}_smart_frames{}-{}.{ext}", source.stem(), asked.first, asked.last);
+    let outputs = vec![Output { name, digests, facts }];
+    let (head, event) =
+        derive::commit(&store, &mut ledger, &actor, staging, &source, "clip", outputs, params, args.note.clone())?;
+    let out = &event.outputs[0];
+    let id = out.item.clone().unwrap_or_default();
+    let mut text = format!(
+        "Clip {id} of {}, smart (frame-exact; {copied} of {} frames copied bit for bit):\n  frames {}..{} ({} to {})\n",
+        source.label(),
+        made.video_frames,
+        asked.first,
+        asked.last,
+        format_us(start),
+        format_us(index.time_us(asked.last)),
+    );
+    for seg in &made.segments {
+        let how = match seg.how {
+            How::Copied => "copied bit for bit".to_owned(),
+            How::ReEncoded => format!("re-encoded ({})", made.encoder.as_deref().unwrap_or("libx264")),
+        };
+        text.push_str(&format!("    frames {}..{}  {how}\n", seg.first, seg.last));
+    }
+    if made.audio_packets > 0 {
+        text.push_str(&format!("  audio: {} packets copied bit for bit over the same span\n", made.audio_packets));
+    }
+    text.push_str(&format!(
+        "  {}  sha256 {}  {}\n",
+        out.name.as_deref().unwrap_or_default(),
+        out.sha256,
+        super::human_size(out.size)
+    ));
+    text.push_str(&super::copy_out_line(&store, out, args.out.as_deref(), "  ")?);
+    text.push_str(&head_line(&head));
+    let json = json!({"schema_version": 1, "command": "clip", "parent": source.row.id, "item": id, "name": out.name,
+        "sha256": out.sha256, "size": out.size, "mode": "smart", "exact": true,
+        "requested": {"first_frame": asked.first, "last_frame": asked.last},
+        "produced": {"first_frame": asked.first, "last_frame": asked.last}, "frame_map": made.segments,
+        "frames_copied": copied, "frames_re_encoded": re_encoded, "encoder": made.encoder,
+        "copied_packets_sha256": made.copied_packets_sha256, "audio_packets_copied": made.audio_packets, "head": head});
     Ok(Report::ok(text, json))
 }

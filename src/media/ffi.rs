@@ -251,3 +251,48 @@ pub fn read_packet(
     unsafe { ffi::av_packet_unref(packet.as_mut_ptr()) };
     packet.read(input)
 }
+
+/// The codec's extradata (for H.264 in MP4: the `avcC` record with its parameter sets).
+pub fn extradata(params: &ffmpeg::codec::Parameters) -> Vec<u8> {
+    // SAFETY: a valid AVCodecParameters; `extradata` holds `extradata_size` bytes when non-null.
+    unsafe {
+        let p = params.as_ptr();
+        if (*p).extradata.is_null() || (*p).extradata_size <= 0 {
+            return Vec::new();
+        }
+        std::slice::from_raw_parts((*p).extradata, (*p).extradata_size as usize).to_vec()
+    }
+}
+
+/// An opened encoder's extradata (its global headers: for libx264, SPS and PPS in Annex B).
+pub fn encoder_extradata(ctx: &ffmpeg::codec::Context) -> Vec<u8> {
+    // SAFETY: a valid, opened AVCodecContext; `extradata` holds `extradata_size` bytes when
+    // non-null.
+    unsafe {
+        let c = ctx.as_ptr();
+        if (*c).extradata.is_null() || (*c).extradata_size <= 0 {
+            return Vec::new();
+        }
+        std::slice::from_raw_parts((*c).extradata, (*c).extradata_size as usize).to_vec()
+    }
+}
+
+/// Replace the extradata of an output stream's parameters (before the header is written).
+pub fn set_extradata(params: &mut ffmpeg::codec::Parameters, bytes: &[u8]) -> Result<(), ffmpeg::Error> {
+    // SAFETY: the old buffer was allocated by FFmpeg (av_malloc family) and is owned by these
+    // parameters, so av_freep releases it; the new one is av_mallocz'd with the padding FFmpeg
+    // requires and filled completely before the size is set.
+    unsafe {
+        let p = params.as_mut_ptr();
+        ffi::av_freep(&mut (*p).extradata as *mut *mut u8 as *mut libc::c_void);
+        (*p).extradata_size = 0;
+        let buf = ffi::av_mallocz(bytes.len() + ffi::AV_INPUT_BUFFER_PADDING_SIZE as usize) as *mut u8;
+        if buf.is_null() {
+            return Err(ffmpeg::Error::from(-libc::ENOMEM));
+        }
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf, bytes.len());
+        (*p).extradata = buf;
+        (*p).extradata_size = bytes.len() as i32;
+    }
+    Ok(())
+}

@@ -19,6 +19,9 @@ pub struct FrameEntry {
     pub pts: i64,
     pub duration: i64,
     pub key: bool,
+    /// An IDR picture (H.264, HEVC): a keyframe where decoding may start afresh, with nothing
+    /// after it referring to anything before it. For other codecs, the same as `key`.
+    pub idr: bool,
     /// Position of the packet in decode order.
     pub decode_index: usize,
 }
@@ -57,6 +60,8 @@ impl FrameIndex {
             .or_else(|| input.streams().best(ffmpeg::media::Type::Audio))
             .ok_or_else(|| error::input(format!("{} has neither video nor audio", path.display())))?;
         let audio = stream.parameters().medium() == ffmpeg::media::Type::Audio;
+        let codec = stream.parameters().id();
+        let length_size = super::nal::length_size(codec, &ffi::extradata(&stream.parameters()));
         let index = stream.index();
         let tb = stream.time_base();
         let mut frames = Vec::new();
@@ -77,7 +82,9 @@ impl FrameIndex {
                 }
             };
             next_ts = pts + duration.max(1);
-            frames.push(FrameEntry { pts, duration, key: packet.is_key(), decode_index });
+            let key = packet.is_key();
+            let idr = key && super::nal::is_idr(codec, length_size, packet.data().unwrap_or_default());
+            frames.push(FrameEntry { pts, duration, key, idr, decode_index });
             decode_index += 1;
         }
         if frames.is_empty() {
@@ -212,7 +219,7 @@ pub mod cache {
 
     use super::{FrameEntry, FrameIndex};
 
-    const MAGIC: &[u8] = b"custody frame index 1\n";
+    const MAGIC: &[u8] = b"custody frame index 2\n";
     /// Where caches live, below the store's root.
     pub const DIR: &str = "cache";
 
@@ -266,7 +273,7 @@ pub mod cache {
             b.extend_from_slice(&f.pts.to_le_bytes());
             b.extend_from_slice(&f.duration.to_le_bytes());
             b.extend_from_slice(&(f.decode_index as u64).to_le_bytes());
-            b.push(f.key as u8);
+            b.push(f.key as u8 | (f.idr as u8) << 1);
         }
         let check = blake3::hash(&b);
         b.extend_from_slice(check.as_bytes());
@@ -298,11 +305,11 @@ pub mod cache {
             let pts = i64::from_le_bytes(r.array()?);
             let duration = i64::from_le_bytes(r.array()?);
             let decode_index = usize::try_from(u64::from_le_bytes(r.array()?)).ok()?;
-            let key = r.flag()?;
-            if decode_index >= count {
+            let flags = r.take(1)?[0];
+            if decode_index >= count || flags > 3 || flags == 2 {
                 return None;
             }
-            frames.push(FrameEntry { pts, duration, key, decode_index });
+            frames.push(FrameEntry { pts, duration, key: flags & 1 == 1, idr: flags & 2 == 2, decode_index });
         }
         r.0.is_empty().then_some(FrameIndex { stream, audio, time_base, frames, derived_timestamps })
     }
@@ -337,7 +344,13 @@ pub mod cache {
                 audio: false,
                 time_base: (1, 12800),
                 frames: (0..50)
-                    .map(|i| FrameEntry { pts: i * 512, duration: 512, key: i % 25 == 0, decode_index: i as usize })
+                    .map(|i| FrameEntry {
+                        pts: i * 512,
+                        duration: 512,
+                        key: i % 25 == 0,
+                        idr: i % 25 == 0,
+                        decode_index: i as usize,
+                    })
                     .collect(),
                 derived_timestamps: false,
             }

@@ -327,51 +327,15 @@ pub fn stream_hashes(path: &Path) -> Result<Vec<CopiedStream>> {
 
 /// Feed a packet to a hash: H.264/HEVC as NAL units (each prefixed by its 4-byte big-endian
 /// length), whatever the framing; everything else as it is.
-fn hash_payload(h: &mut ring::digest::Context, codec: &str, data: &[u8]) {
+pub(crate) fn hash_payload(h: &mut ring::digest::Context, codec: &str, data: &[u8]) {
     if codec == "h264" || codec == "hevc" {
-        for nal in nal_units(data) {
+        for nal in super::nal::units(data) {
             h.update(&(nal.len() as u32).to_be_bytes());
             h.update(nal);
         }
     } else {
         h.update(data);
     }
-}
-
-/// Split a packet into NAL units: Annex B (start codes) or length-prefixed (4 bytes, as MP4 and
-/// Matroska store them).
-fn nal_units(data: &[u8]) -> Vec<&[u8]> {
-    let annex_b = data.starts_with(&[0, 0, 1]) || data.starts_with(&[0, 0, 0, 1]);
-    let mut out = Vec::new();
-    if annex_b {
-        let mut starts = Vec::new();
-        let mut i = 0;
-        while i + 3 <= data.len() {
-            if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
-                starts.push(i + 3);
-                i += 3;
-            } else {
-                i += 1;
-            }
-        }
-        for (k, &s) in starts.iter().enumerate() {
-            let mut end = if k + 1 < starts.len() { starts[k + 1] - 3 } else { data.len() };
-            // Trailing zero bytes belong to the next start code (00 00 00 01), not the NAL.
-            while end > s && data[end - 1] == 0 {
-                end -= 1;
-            }
-            out.push(&data[s..end]);
-        }
-    } else {
-        let mut i = 0;
-        while i + 4 <= data.len() {
-            let len = u32::from_be_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]) as usize;
-            let end = (i + 4 + len).min(data.len());
-            out.push(&data[i + 4..end]);
-            i = end;
-        }
-    }
-    out
 }
 
 fn shift(packet: &mut ffmpeg::Packet, shift_us: i64, tb: ffmpeg::Rational) {
@@ -393,17 +357,4 @@ fn to_us(ts: i64, tb: ffmpeg::Rational) -> i64 {
 
 fn from_us(us: i64, tb: ffmpeg::Rational) -> i64 {
     super::time::us_to_ticks(us, tb.numerator(), tb.denominator())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nal_units_do_not_depend_on_framing() {
-        let annex_b = [0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 1, 0x65, 4, 5, 6];
-        let avcc = [0, 0, 0, 3, 0x67, 1, 2, 0, 0, 0, 2, 0x68, 3, 0, 0, 0, 4, 0x65, 4, 5, 6];
-        assert_eq!(nal_units(&annex_b), nal_units(&avcc));
-        assert_eq!(nal_units(&annex_b).len(), 3);
-    }
 }

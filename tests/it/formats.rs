@@ -23,7 +23,7 @@ use crate::support::{Ingested, Store, decode_errors, decoded_frame_indices, ffmp
 
 /// Run `ffmpeg -nostdin -v error -y ARGS… OUT` in the work directory; panics unless it succeeds.
 #[track_caller]
-fn ffmpeg(store: &Store, args: &[&str], out: &Path) {
+pub(crate) fn ffmpeg(store: &Store, args: &[&str], out: &Path) {
     let mut all: Vec<&OsStr> = ["-nostdin", "-v", "error", "-y"].map(OsStr::new).to_vec();
     all.extend(args.iter().map(OsStr::new));
     all.push(out.as_os_str());
@@ -37,7 +37,7 @@ fn has_encoder(name: &str) -> bool {
 }
 
 /// Generate fixture `kind` into `work/fixtures/`.
-fn fixture(store: &Store, kind: Fixture) -> (PathBuf, FixtureInfo) {
+pub(crate) fn fixture(store: &Store, kind: Fixture) -> (PathBuf, FixtureInfo) {
     let path = store.work().join("fixtures").join(kind.file_name());
     std::fs::create_dir_all(path.parent().expect("parent")).expect("fixtures dir");
     let info = synth::generate(kind, &path).unwrap_or_else(|e| panic!("generating {kind:?}: {e:#}"));
@@ -45,24 +45,24 @@ fn fixture(store: &Store, kind: Fixture) -> (PathBuf, FixtureInfo) {
 }
 
 /// A command line's words (no quoting: for fixed options only, never paths).
-fn words(line: &str) -> Vec<&str> {
+pub(crate) fn words(line: &str) -> Vec<&str> {
     line.split_whitespace().collect()
 }
 
-fn text(path: &Path) -> &str {
+pub(crate) fn text(path: &Path) -> &str {
     path.to_str().expect("a UTF-8 temp path")
 }
 
 /// A video taken into custody, with its coded size (to read the band) and frame count.
-struct Video {
-    item: Ingested,
-    width: usize,
-    height: usize,
-    frames: usize,
+pub(crate) struct Video {
+    pub(crate) item: Ingested,
+    pub(crate) width: usize,
+    pub(crate) height: usize,
+    pub(crate) frames: usize,
 }
 
 impl Video {
-    fn indices(&self, path: &Path) -> Vec<Option<u32>> {
+    pub(crate) fn indices(&self, path: &Path) -> Vec<Option<u32>> {
         decoded_frame_indices(path, self.width, self.height)
     }
 }
@@ -71,7 +71,7 @@ impl Video {
 /// 29.97 fps, re-encoded as interlaced MPEG-2 (top field first, interlaced DCT and motion
 /// estimation; a keyframe every 12 frames, no B-frames by default), with 1 s of MP2 audio.
 /// `extra` adds encoder options (e.g. B-frames).
-fn mpeg2_ts(store: &Store, name: &str, extra: &[&str]) -> Video {
+pub(crate) fn mpeg2_ts(store: &Store, name: &str, extra: &[&str]) -> Video {
     let (src, info) = fixture(store, Fixture::MjpegAvi);
     let out = store.work().join(name);
     let mut args = vec!["-r", "30000/1001", "-i", text(&src)];
@@ -206,7 +206,7 @@ fn rewrap(store: &Store, item: &str) -> (Value, PathBuf) {
 }
 
 #[track_caller]
-fn out_file(dir: &Path, json: &Value) -> PathBuf {
+pub(crate) fn out_file(dir: &Path, json: &Value) -> PathBuf {
     let name = json["name"].as_str().unwrap_or_else(|| panic!("no name: {json:#}"));
     let file = dir.join(name.rsplit('/').next().expect("a name"));
     assert!(file.is_file(), "--out did not write {}: {json:#}", file.display());

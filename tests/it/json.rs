@@ -552,7 +552,7 @@ fn store_and_history_commands_print_documents_that_validate() {
     checks.validate();
 }
 
-/// still, clip (copy and exact), rewrap, redact (copy and --preview), package, verify BUNDLE (ok
+/// still, clip (copy, exact and smart), rewrap, redact (copy and --preview), package, verify BUNDLE (ok
 /// and mismatch), batch (--dry-run, run, re-run with every step skipped, a job refused).
 #[test]
 fn derivation_commands_print_documents_that_validate() {
@@ -579,6 +579,13 @@ fn derivation_commands_print_documents_that_validate() {
         &store.cmd(&["--json", "clip", &mp4, "--from", "frame:5", "--to", "frame:20", "--mode", "exact"]).run(),
         0,
     );
+    let smart = checks.doc(
+        "clip",
+        "clip --mode smart",
+        &store.cmd(&["--json", "clip", &mp4, "--from", "frame:5", "--to", "frame:20", "--mode", "smart"]).run(),
+        0,
+    );
+    assert_eq!(smart["mode"], "smart", "{smart:#}");
     checks.doc("rewrap", "rewrap", &store.cmd(&["--json", "rewrap", &mp4]).run(), 0);
     let redacted = checks.doc(
         "redact",

@@ -14,6 +14,7 @@ mod ingest;
 mod json;
 mod ledger;
 mod redact;
+mod smart;
 mod still;
 mod store;
 mod support;
