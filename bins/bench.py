@@ -263,6 +263,8 @@ def media_section():
         "clip": (f"custody clip ({copy_s}, copy)", f"ffmpeg -c copy ({copy_s})"),
         "still": ("custody still (PNG)", "ffmpeg -frames:v 1 (PNG)"),
         "exact": (f"custody clip --mode exact ({exact_s})", f"ffmpeg x264 medium crf 18 + aac ({exact_s})"),
+        # No target: the same span as the copy clip, but exactly (from and to between keyframes).
+        "smart": (f"custody clip --mode smart ({copy_s})", f"ffmpeg -c copy ({copy_s})"),
     }
     cases = {
         names["clip"][0]: (None, [*cs, "clip", item, "--from", hms(c0), "--to", hms(c1)], None),
@@ -272,6 +274,8 @@ def media_section():
         names["still"][1]: (None, [*ff, "-ss", secs(at), "-i", media, "-frames:v", "1", "-y", out_png],
                             lambda: remove(out_png)),
         names["exact"][0]: (None, [*cs, "clip", item, "--from", hms(e0), "--to", hms(e1), "--mode", "exact"], None),
+        names["smart"][0]: (None, [*cs, "clip", item, "--from", hms(c0 + 0.52), "--to", hms(c1 - 0.52), "--mode",
+                                   "smart"], None),
         names["exact"][1]: (None, [*ff, "-ss", secs(e0), "-i", media, "-t", secs(e1 - e0),
                                    "-c:v", "libx264", "-preset", "medium", "-crf", "18", "-c:a", "aac", "-y", out_mp4],
                             lambda: remove(out_mp4)),
@@ -293,6 +297,7 @@ def media_section():
     ratio(med, *names["clip"], 1.3)
     ratio(med, *names["still"], 1.3)
     ratio(med, *names["exact"], 1.05)
+    ratio(med, *names["smart"])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -175,3 +175,17 @@ fn smart_mode_refuses_what_it_cannot_splice_with_exit_2_and_records_nothing() {
     store.assert_unchanged(&before);
     let _ = ts.frames;
 }
+
+#[test]
+fn a_lossless_smart_clip_decodes_to_the_source_pixels_in_every_frame() {
+    // With --lossless the re-encoded runs are x264 at qp 0: every frame of the clip, copied or
+    // re-encoded, decodes to exactly the source's pixels.
+    let store = Store::new();
+    let video = idr_mp4(&store);
+    let dir = store.work().join("lossless");
+    let args = ["--json", "clip", &video.item.id, "--from", "frame:10", "--to", "frame:60", "--mode", "smart"];
+    let json = store.cmd(&args).args(&["--lossless", "--out"]).arg(&dir).run().status(0).json();
+    assert_eq!(json["frames_re_encoded"], 26, "{json:#}");
+    let file = out_file(&dir, &json);
+    assert_eq!(frame_md5s(&file), frame_md5s(&video.item.path)[10..61]);
+}
