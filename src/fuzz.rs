@@ -11,7 +11,7 @@ use crate::media::index::{FrameEntry, FrameIndex, Timeline};
 use crate::media::time::{self, ClockOffset, Position};
 
 /// The names of the targets, as `fuzz/fuzz_targets/NAME.rs` and `fixtures/fuzz/NAME/`.
-pub const TARGETS: [&str; 4] = ["bundle_verifier", "position_parser", "job_parser", "ledger_decoder"];
+pub const TARGETS: [&str; 5] = ["bundle_verifier", "position_parser", "job_parser", "ledger_decoder", "nal_parser"];
 
 /// Run target `name` on `data`.
 pub fn run(name: &str, data: &[u8]) {
@@ -20,6 +20,7 @@ pub fn run(name: &str, data: &[u8]) {
         "position_parser" => position_parser(data),
         "job_parser" => job_parser(data),
         "ledger_decoder" => ledger_decoder(data),
+        "nal_parser" => nal_parser(data),
         other => panic!("no fuzz target {other}"),
     }
 }
@@ -89,4 +90,23 @@ pub fn ledger_decoder(data: &[u8]) {
     for e in events.values() {
         let _ = e.encode();
     }
+}
+
+/// H.264/HEVC packets and `avcC` records as the frame index and smart clips read them from
+/// evidence: NAL units in either framing, IDR detection, parameter-set IDs, and an `avcC`
+/// taking more parameter sets (which must read back as the same lists, with the new ones after).
+pub fn nal_parser(data: &[u8]) {
+    use crate::media::nal;
+    use ffmpeg_next::codec::Id;
+    for unit in nal::units(data).into_iter().chain(nal::annexb_units(data)) {
+        let _ = (nal::sps_id(unit), nal::pps_id(unit));
+    }
+    for size in 1..=4 {
+        let _ = nal::length_prefixed_units(data, size);
+    }
+    for codec in [Id::H264, Id::HEVC] {
+        let length = nal::length_size(codec, data);
+        let _ = (nal::is_idr(codec, length, data), nal::is_idr(codec, None, data), nal::is_idr(codec, Some(4), data));
+    }
+    crate::media::smart::check_avcc(data);
 }

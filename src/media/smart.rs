@@ -157,11 +157,15 @@ impl AvcC {
         Some(AvcC { bytes: bytes.to_vec(), length_size, sps, pps, rest: bytes[at..].to_vec() })
     }
 
-    /// The record with more parameter sets added after the source's own.
-    fn with(&self, sps: &[Vec<u8>], pps: &[Vec<u8>]) -> Vec<u8> {
+    /// The record with more parameter sets added after the source's own; `None` when the
+    /// record cannot hold them (31 SPS, 255 PPS, 65,535 bytes each).
+    fn with(&self, sps: &[Vec<u8>], pps: &[Vec<u8>]) -> Option<Vec<u8>> {
         let mut out = self.bytes[..5].to_vec();
         let all_sps: Vec<&Vec<u8>> = self.sps.iter().chain(sps).collect();
         let all_pps: Vec<&Vec<u8>> = self.pps.iter().chain(pps).collect();
+        if all_sps.len() > 31 || all_pps.len() > 255 || all_sps.iter().chain(&all_pps).any(|s| s.len() > 0xffff) {
+            return None;
+        }
         out.push(0xe0 | all_sps.len() as u8);
         for s in all_sps {
             out.extend_from_slice(&(s.len() as u16).to_be_bytes());
@@ -173,8 +177,22 @@ impl AvcC {
             out.extend_from_slice(p);
         }
         out.extend_from_slice(&self.rest);
-        out
+        Some(out)
     }
+}
+
+/// For the fuzz target: an `avcC` that parses must take one more SPS and PPS and read back as
+/// the same lists with them after.
+#[doc(hidden)]
+pub fn check_avcc(data: &[u8]) {
+    let Some(avcc) = AvcC::parse(data) else { return };
+    let (sps, pps) = (vec![0x67, 0x42], vec![0x68, 0xce]);
+    let Some(merged) = avcc.with(std::slice::from_ref(&sps), std::slice::from_ref(&pps)) else { return };
+    let again = AvcC::parse(&merged).expect("a merged avcC parses");
+    assert_eq!(again.sps[..avcc.sps.len()], avcc.sps[..]);
+    assert_eq!(again.sps.last(), Some(&sps));
+    assert_eq!(again.pps.last(), Some(&pps));
+    assert_eq!(again.length_size, avcc.length_size);
 }
 
 /// A re-encoded run in the making: its decoder, its encoder and the packets made so far.
@@ -311,8 +329,14 @@ pub fn smart_clip(
                 drained: false,
             });
         }
+        let merged = avcc.with(&new_sps, &new_pps).ok_or_else(|| {
+            error::input(format!(
+                "{}: the stream's avcC cannot hold more parameter sets; use --mode exact",
+                src.display()
+            ))
+        })?;
         let mut p = output.stream_mut(vout).expect("video stream").parameters();
-        ffi::set_extradata(&mut p, &avcc.with(&new_sps, &new_pps))?;
+        ffi::set_extradata(&mut p, &merged)?;
     }
 
     let mut header = ffmpeg::Dictionary::new();
@@ -717,7 +741,7 @@ mod tests {
         let parsed = AvcC::parse(&avcc).unwrap();
         assert_eq!((parsed.length_size, parsed.sps.len(), parsed.pps.len()), (4, 1, 1));
         assert_eq!(parsed.rest, [0xfd, 0xf8, 0xf8, 0]);
-        let merged = parsed.with(&[vec![0x67, 0x40]], &[vec![0x68, 0x40]]);
+        let merged = parsed.with(&[vec![0x67, 0x40]], &[vec![0x68, 0x40]]).unwrap();
         let again = AvcC::parse(&merged).unwrap();
         assert_eq!(again.sps, [vec![0x67, 0x80], vec![0x67, 0x40]]);
         assert_eq!(again.pps, [vec![0x68, 0x80], vec![0x68, 0x40]]);

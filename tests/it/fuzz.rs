@@ -130,6 +130,11 @@ fn the_ledger_decoder_survives_its_kept_inputs_and_their_mutations() {
 }
 
 #[test]
+fn the_nal_parser_survives_its_kept_inputs_and_their_mutations() {
+    replay("nal_parser", 5000);
+}
+
+#[test]
 fn every_fuzz_target_has_a_cargo_fuzz_entry_and_kept_inputs() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let manifest = fs::read_to_string(root.join("fuzz/Cargo.toml")).expect("fuzz/Cargo.toml");
