@@ -680,8 +680,9 @@ fn add_video_track(octx: &mut format::context::Output, plan: VideoPlan, global_h
             let mut opts = Dictionary::new();
             opts.set("preset", "veryfast");
             opts.set("crf", &crf.to_string());
-            // Fixed GOP (no scene cuts) and a fixed B-frame pattern, so the structure is known.
-            opts.set("x264-params", "scenecut=0:b-adapt=0");
+            // Fixed closed GOPs starting with IDR pictures, as cameras write them (no scene cuts),
+            // and a fixed B-frame pattern, so the structure is known.
+            opts.set("x264-params", "scenecut=0:b-adapt=0:open-gop=0");
             // One thread: tiny files, many tests in parallel, and no doubt about repeatability.
             opts.set("threads", "1");
             (codec, opts)

@@ -132,11 +132,16 @@ fn a_smart_clip_from_a_keyframe_to_the_end_of_a_group_is_copied_whole_and_says_s
 
 #[test]
 fn without_an_idr_picture_in_the_range_every_frame_is_re_encoded_and_the_map_says_so() {
-    // The plain fixture's keyframes after the first are recovery points, not IDR pictures: a
-    // copy may not start there, so the clip is re-encoded throughout, and still exact.
+    // Open groups (x264's open-gop): the keyframes after the first are recovery points, not IDR
+    // pictures, so a copy may not start there; the clip is re-encoded throughout, and still exact.
     let store = Store::new();
     let (src, info) = fixture(&store, Fixture::H264Mp4);
-    let item = store.ingest_media(&src);
+    let open = store.work().join("cam_open_gop.mp4");
+    let mut args = vec!["-i", text(&src)];
+    args.extend(words("-fps_mode passthrough -c:v libx264 -preset veryfast -crf 28 -g 25 -bf 2"));
+    args.extend(words("-x264-params scenecut=0:b-adapt=0:open-gop=1 -c:a copy"));
+    ffmpeg(&store, &args, &open);
+    let item = store.ingest_media(&open);
     let (json, file) = smart(&store, &item.id, "frame:10", "frame:60");
     assert_eq!(json["frame_map"], json!([{"first": 10, "last": 60, "how": "re-encoded"}]), "{json:#}");
     let want: Vec<Option<u32>> = (10..=60).map(Some).collect();
