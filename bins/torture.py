@@ -333,7 +333,8 @@ def commit_kill_section(work):
           f"their commit, which stood); ledger consistent and verify passes after each, and every ingest killed "
           f"before its commit then succeeded", flush=True)
 
-    # The same for every command that derives outputs: a copy clip, a package, a redaction, a
+    # The same for every command that derives outputs: a copy clip, a smart clip (re-encoded
+    # head and tail, copied middle), a package, a redaction, a
     # rewrap of a raw stream and a batch job (whose steps commit one by one). Their outputs are
     # made by FFmpeg's muxers or the bundle writer, staged, and committed the same way.
     gen = os.path.join(work, "gen")
@@ -348,6 +349,8 @@ def commit_kill_section(work):
     def derived_args(kind, sc, k):
         if kind == "clip":
             return ["clip", video, "--from", "00:00:00.500", "--to", "00:00:01.500", "--json"]
+        if kind == "smart":
+            return ["clip", video, "--from", "frame:10", "--to", "frame:60", "--mode", "smart", "--json"]
         if kind == "package":
             return ["package", video, "--out", os.path.join(work, f"commit-package-{sc}-{k}.zip"), "--json"]
         if kind == "redact":
@@ -374,7 +377,7 @@ def commit_kill_section(work):
 
     cap = 6 if short else 40
     derived_kills = {}
-    for kind in ["clip", "package", "redact", "rewrap", "batch"]:
+    for kind in ["clip", "smart", "package", "redact", "rewrap", "batch"]:
         derived_kills[kind] = 0
         for sc in ["fsync", "pwrite64", "rename", "renameat2", "unlink"]:
             for k in range(1, cap + 1):
@@ -395,7 +398,7 @@ def commit_kill_section(work):
                 out = args[args.index("--out") + 1] if "--out" in args else None
                 if out and os.path.exists(out) and run(["verify", out]).returncode != 0:
                     fail(f"{what}: {os.path.basename(out)} stands under its final name but does not verify")
-    check_store(store, acknowledged, "commit kills (clip, package, redact, rewrap, batch)")
+    check_store(store, acknowledged, "commit kills (clip, smart clip, package, redact, rewrap, batch)")
     print("commit kills: " + ", ".join(f"{n} {kind}" for kind, n in derived_kills.items()) +
           " commands killed at an fsync, ledger write or rename; ledger consistent and verify passes after each, "
           "every output acknowledged before stays, no bundle half-written under its name", flush=True)
