@@ -294,13 +294,13 @@ fn smart(
     let actor = ctx.actor();
     let quality = crate::media::exact::Quality { crf: args.crf, lossless: args.lossless, in_order: true };
     let plan = Plan::new(&index, asked.first, asked.last);
-    // Re-encoded runs are spliced into MP4; a clip that copies every frame keeps the container
-    // a copy clip would.
-    let (muxer, ext) = if plan.re_encodes() {
-        ("mp4", "mp4")
-    } else {
-        let media = source.require_decodable("a clip")?;
-        remux::output_format(media.container.as_deref().unwrap_or_default(), true)
+    // Re-encoded runs are spliced into MP4 (MPEG-TS for a transport stream, whose pictures carry
+    // their parameter sets); a clip that copies every frame keeps the container a copy clip would.
+    let container = source.require_decodable("a clip")?.container.clone().unwrap_or_default();
+    let (muxer, ext) = match remux::output_format(&container, true) {
+        copy_like if !plan.re_encodes() => copy_like,
+        ("mpegts", ext) => ("mpegts", ext),
+        _ => ("mp4", "mp4"),
     };
     let mut staging = store.stage()?;
     let scratch = staging.scratch(ext);

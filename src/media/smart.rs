@@ -199,6 +199,8 @@ pub fn check_avcc(data: &[u8]) {
 struct Run {
     first: usize,
     last: usize,
+    /// The ID of its SPS and PPS.
+    id: u32,
     decoder: codec::decoder::Video,
     encoder: encoder::Video,
     frames: u64,
@@ -232,10 +234,13 @@ pub fn smart_clip(
     let vtb = ist.time_base();
     let params = ist.parameters();
     let source_avcc = AvcC::parse(&ffi::extradata(&params));
+    // Annex B (MPEG-TS): every IDR picture carries its parameter sets in the stream, and so do
+    // the re-encoded runs; no avcC to merge.
+    let annexb = source_avcc.is_none() && muxer == "mpegts";
     let (re_encoded, _) = plan.counts();
-    if re_encoded > 0 && (params.id() != codec::Id::H264 || source_avcc.is_none()) {
+    if re_encoded > 0 && (params.id() != codec::Id::H264 || (source_avcc.is_none() && !annexb)) {
         return Err(error::input(format!(
-            "{}: smart mode re-encodes the partial groups of pictures only for H.264 stored as in MP4 \
+            "{}: smart mode re-encodes the partial groups of pictures only for H.264 in MP4 or MPEG-TS \
              (this stream is {}); use --mode exact for exactly these frames, or --mode copy",
             src.display(),
             params.id().name()
@@ -277,11 +282,25 @@ pub fn smart_clip(
     let mut runs: Vec<Run> = Vec::new();
     let mut encoder_name = None;
     let mut parameter_set_ids = Vec::new();
-    if let Some(avcc) = &source_avcc
-        && re_encoded > 0
-    {
-        let mut used: Vec<u32> = avcc.sps.iter().filter_map(|s| sps_id(s)).collect();
-        used.extend(avcc.pps.iter().filter_map(|p| pps_id(p)));
+    if re_encoded > 0 {
+        // The IDs the source's parameter sets use: from its avcC, or from the sets the demuxer
+        // found in the stream (assume 0 when it found none).
+        let (source_sps, source_pps): (Vec<Vec<u8>>, Vec<Vec<u8>>) = match &source_avcc {
+            Some(avcc) => (avcc.sps.clone(), avcc.pps.clone()),
+            None => {
+                let extradata = ffi::extradata(&params);
+                let units = annexb_units(&extradata);
+                let of = |t: u8| {
+                    units.iter().filter(|u| u.first().is_some_and(|b| b & 0x1f == t)).map(|u| u.to_vec()).collect()
+                };
+                (of(7), of(8))
+            }
+        };
+        let mut used: Vec<u32> = source_sps.iter().filter_map(|s| sps_id(s)).collect();
+        used.extend(source_pps.iter().filter_map(|p| pps_id(p)));
+        if used.is_empty() {
+            used.push(0);
+        }
         let (mut new_sps, mut new_pps) = (Vec::new(), Vec::new());
         let mut next_id = 0u32;
         for seg in plan.segments.iter().filter(|s| s.how == How::ReEncoded) {
@@ -302,26 +321,19 @@ pub fn smart_clip(
                     decoder.format()
                 )));
             }
-            let (encoder, name) = x264(&decoder, &params, ist.avg_frame_rate(), vtb, q, next_id)?;
-            debug_assert!(muxer == "mp4", "re-encoded runs are spliced into MP4 only");
-            let headers = ffi::encoder_extradata(&encoder);
-            let units = annexb_units(&headers);
-            let sps: Vec<&[u8]> = units.iter().copied().filter(|u| u.first().is_some_and(|b| b & 0x1f == 7)).collect();
-            let pps: Vec<&[u8]> = units.iter().copied().filter(|u| u.first().is_some_and(|b| b & 0x1f == 8)).collect();
-            if sps.len() != 1 || pps.len() != 1 || sps_id(sps[0]) != Some(next_id) || pps_id(pps[0]) != Some(next_id) {
-                return Err(error::environment(
-                    "libx264 did not number its parameter sets as asked (sps-id); smart mode cannot splice its \
-                     output into the stream: use --mode exact",
-                ));
+            let (encoder, name) = x264(&decoder, &params, ist.avg_frame_rate(), vtb, q, next_id, !annexb)?;
+            if !annexb {
+                let (sps, pps) = parameter_sets(&ffi::encoder_extradata(&encoder), next_id)?;
+                new_sps.push(sps);
+                new_pps.push(pps);
             }
-            new_sps.push(sps[0].to_vec());
-            new_pps.push(pps[0].to_vec());
             used.push(next_id);
             parameter_set_ids.push(next_id);
             encoder_name = Some(name);
             runs.push(Run {
                 first: seg.first,
                 last: seg.last,
+                id: next_id,
                 decoder,
                 encoder,
                 frames: 0,
@@ -329,14 +341,16 @@ pub fn smart_clip(
                 drained: false,
             });
         }
-        let merged = avcc.with(&new_sps, &new_pps).ok_or_else(|| {
-            error::input(format!(
-                "{}: the stream's avcC cannot hold more parameter sets; use --mode exact",
-                src.display()
-            ))
-        })?;
-        let mut p = output.stream_mut(vout).expect("video stream").parameters();
-        ffi::set_extradata(&mut p, &merged)?;
+        if let Some(avcc) = &source_avcc {
+            let merged = avcc.with(&new_sps, &new_pps).ok_or_else(|| {
+                error::input(format!(
+                    "{}: the stream's avcC cannot hold more parameter sets; use --mode exact",
+                    src.display()
+                ))
+            })?;
+            let mut p = output.stream_mut(vout).expect("video stream").parameters();
+            ffi::set_extradata(&mut p, &merged)?;
+        }
     }
 
     let mut header = ffmpeg::Dictionary::new();
@@ -437,9 +451,22 @@ pub fn smart_clip(
                                 src.display()
                             )));
                         }
+                        let head = runs.iter().any(|r| r.last + 1 == a);
+                        if annexb && head {
+                            let units = annexb_units(packet.data().unwrap_or_default());
+                            let has = |t: u8| units.iter().any(|u| u.first().is_some_and(|b| b & 0x1f == t));
+                            if !has(7) || !has(8) {
+                                return Err(error::input(format!(
+                                    "{}: the IDR picture at frame {a} does not carry its parameter sets in the \
+                                     stream, so a decoder could not switch back to them after the re-encoded \
+                                     frames; use --mode exact",
+                                    src.display()
+                                )));
+                            }
+                        }
                         if let Some(run) = runs.iter_mut().find(|r| r.last + 1 == a) {
                             finish_run(run, index, origin, &by_pts)?;
-                            let timing = Timing { tb: vtb, out_tb: vout_tb, delay, length_size };
+                            let timing = Timing { tb: vtb, out_tb: vout_tb, delay, length_size, annexb };
                             write_run(run, &mut output, vout, &timing, &mut last_dts, &|p| duration_of(p))?;
                         }
                     }
@@ -489,7 +516,7 @@ pub fn smart_clip(
     // Whatever runs are not written yet (the tail, or a clip with nothing to copy).
     for run in runs.iter_mut().filter(|r| !r.drained) {
         finish_run(run, index, origin, &by_pts)?;
-        let timing = Timing { tb: vtb, out_tb: vout_tb, delay, length_size };
+        let timing = Timing { tb: vtb, out_tb: vout_tb, delay, length_size, annexb };
         write_run(run, &mut output, vout, &timing, &mut last_dts, &|p| duration_of(p))?;
     }
     output.write_trailer().map_err(|e| error::environment(format!("cannot finish {}: {e}", dst.display())))?;
@@ -527,6 +554,7 @@ fn x264(
     tb: Rational,
     q: Quality,
     id: u32,
+    global_header: bool,
 ) -> Result<(encoder::Video, String)> {
     let codec =
         encoder::find_by_name("libx264").ok_or_else(|| error::environment("this FFmpeg has no libx264 encoder"))?;
@@ -541,7 +569,9 @@ fn x264(
     if rate.numerator() > 0 {
         enc.set_frame_rate(Some(rate));
     }
-    enc.set_flags(codec::Flags::GLOBAL_HEADER);
+    if global_header {
+        enc.set_flags(codec::Flags::GLOBAL_HEADER);
+    }
     let mut opts = ffmpeg::Dictionary::new();
     opts.set("preset", "medium");
     opts.set("threads", "auto");
@@ -567,6 +597,21 @@ fn x264(
         if q.lossless { "qp 0 (lossless)".to_owned() } else { format!("crf {}", q.crf) }
     );
     Ok((encoder, name))
+}
+
+/// The one SPS and PPS in `data` (Annex B), checked to bear `id`.
+fn parameter_sets(data: &[u8], id: u32) -> Result<(Vec<u8>, Vec<u8>)> {
+    let units = annexb_units(data);
+    let of =
+        |t: u8| -> Vec<&[u8]> { units.iter().copied().filter(|u| u.first().is_some_and(|b| b & 0x1f == t)).collect() };
+    let (sps, pps) = (of(7), of(8));
+    if sps.len() != 1 || pps.len() != 1 || sps_id(sps[0]) != Some(id) || pps_id(pps[0]) != Some(id) {
+        return Err(error::environment(
+            "libx264 did not number its parameter sets as asked (sps-id); smart mode cannot splice its \
+             output into the stream: use --mode exact",
+        ));
+    }
+    Ok((sps[0].to_vec(), pps[0].to_vec()))
 }
 
 /// Encode a decoded frame when it belongs to the run.
@@ -614,6 +659,8 @@ struct Timing {
     /// The source's reordering delay at the splice, in ticks (`None`: nothing copied).
     delay: Option<i64>,
     length_size: usize,
+    /// Write the encoder's Annex B packets as they are, parameter sets included (MPEG-TS).
+    annexb: bool,
 }
 
 /// Write a run's packets: their NAL units length-prefixed as the source's, without parameter
@@ -628,9 +675,17 @@ fn write_run(
 ) -> Result<()> {
     run.drained = true;
     let delay = t.delay.unwrap_or(0);
+    if t.annexb {
+        // The run's first packet carries its parameter sets: they must bear the run's ID.
+        let first = run.packets.first().and_then(|p| p.data()).unwrap_or_default();
+        parameter_sets(first, run.id)?;
+    }
     for p in std::mem::take(&mut run.packets) {
         let mut data = Vec::with_capacity(p.size() + 16);
-        for unit in annexb_units(p.data().unwrap_or_default()) {
+        if t.annexb {
+            data.extend_from_slice(p.data().unwrap_or_default());
+        }
+        for unit in annexb_units(p.data().unwrap_or_default()).into_iter().filter(|_| !t.annexb) {
             if unit.first().is_none_or(|b| matches!(b & 0x1f, 7..=9)) {
                 continue;
             }

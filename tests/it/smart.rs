@@ -194,3 +194,26 @@ fn a_lossless_smart_clip_decodes_to_the_source_pixels_in_every_frame() {
     let file = out_file(&dir, &json);
     assert_eq!(frame_md5s(&file), frame_md5s(&video.item.path)[10..61]);
 }
+
+#[test]
+fn a_smart_clip_of_an_h264_transport_stream_carries_its_parameter_sets_in_the_stream() {
+    // A DVR's MPEG-TS export: Annex B H.264 whose IDR pictures carry their SPS and PPS. The clip
+    // stays a transport stream; the re-encoded runs carry theirs (under their own IDs) too.
+    let store = Store::new();
+    let video = idr_mp4(&store);
+    let ts = store.work().join("dvr_ch02.ts");
+    ffmpeg(&store, &["-i", text(&video.item.path), "-c", "copy", "-f", "mpegts"], &ts);
+    let item = store.ingest_media(&ts);
+    let (json, file) = smart(&store, &item.id, "frame:10", "frame:60");
+    assert_eq!(
+        json["frame_map"],
+        json!([{"first": 10, "last": 24, "how": "re-encoded"}, {"first": 25, "last": 49, "how": "copied"},
+               {"first": 50, "last": 60, "how": "re-encoded"}]),
+        "{json:#}"
+    );
+    assert!(file.extension().is_some_and(|e| e == "ts"), "{}", file.display());
+    let want: Vec<Option<u32>> = (10..=60).map(Some).collect();
+    assert_eq!(video.indices(&file), want, "the pictures of the smart clip");
+    assert_eq!(decode_errors(&file), Vec::<String>::new(), "ffmpeg reports decode errors");
+    assert_eq!(frame_md5s(&file)[15..40], frame_md5s(&ts)[25..50], "copied frames differ from the source's");
+}
