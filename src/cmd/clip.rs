@@ -304,7 +304,9 @@ fn smart(
     };
     let mut staging = store.stage()?;
     let scratch = staging.scratch(ext);
-    let made = source.verified_while(|| smart_clip(&source.path, &scratch, muxer, &index, &plan, quality))?;
+    let made = source
+        .verified_while(|| smart_clip(&source.path, &scratch, muxer, &index, &plan, quality))
+        .inspect_err(|_| crate::media::index::cache::forget(store.root(), &source.file.sha256))?;
     let digests = staging.adopt(&store, &scratch)?.digests.clone();
     let start = index.time_us(asked.first);
     let end = index.time_us(asked.last) + index.frame_len_us(asked.last);
