@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::str::FromStr;
 
-use crate::media::index::{FrameEntry, FrameIndex, Timeline};
+use crate::media::index::{FrameIndex, Timeline};
 use crate::media::time::{self, ClockOffset, Position};
 
 /// The names of the targets, as `fuzz/fuzz_targets/NAME.rs` and `fixtures/fuzz/NAME/`.
@@ -37,21 +37,7 @@ pub fn position_parser(data: &[u8]) {
     let _ = time::parse_offset(text);
     let _ = time::parse_civil("--at", text);
     let Ok(pos) = Position::from_str(text) else { return };
-    let index = FrameIndex {
-        stream: 0,
-        audio: false,
-        time_base: (1, 90_000),
-        frames: (0..250)
-            .map(|i| FrameEntry {
-                pts: i * 3600,
-                duration: 3600,
-                key: i % 25 == 0,
-                idr: i % 25 == 0,
-                decode_index: i as usize,
-            })
-            .collect(),
-        derived_timestamps: false,
-    };
+    let index = FrameIndex::regular(250, 3600, 25, (1, 90_000));
     let timeline = Timeline {
         recording_start: time::parse_civil("start", "2024-05-01T14:00:00").ok(),
         clock: Some(ClockOffset {

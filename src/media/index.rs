@@ -100,6 +100,27 @@ impl FrameIndex {
         })
     }
 
+    /// A constant-frame-rate video stream of `frames` frames `ticks` long each, a keyframe (IDR)
+    /// every `gop`, stored in presentation order: for tests and the fuzz targets.
+    #[doc(hidden)]
+    pub fn regular(frames: usize, ticks: i64, gop: usize, time_base: (i32, i32)) -> FrameIndex {
+        FrameIndex {
+            stream: 0,
+            audio: false,
+            time_base,
+            frames: (0..frames)
+                .map(|i| FrameEntry {
+                    pts: i as i64 * ticks,
+                    duration: ticks,
+                    key: i % gop == 0,
+                    idr: i % gop == 0,
+                    decode_index: i,
+                })
+                .collect(),
+            derived_timestamps: false,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.frames.len()
     }
@@ -339,21 +360,7 @@ pub mod cache {
         use super::*;
 
         fn sample() -> FrameIndex {
-            FrameIndex {
-                stream: 1,
-                audio: false,
-                time_base: (1, 12800),
-                frames: (0..50)
-                    .map(|i| FrameEntry {
-                        pts: i * 512,
-                        duration: 512,
-                        key: i % 25 == 0,
-                        idr: i % 25 == 0,
-                        decode_index: i as usize,
-                    })
-                    .collect(),
-                derived_timestamps: false,
-            }
+            FrameIndex { stream: 1, ..FrameIndex::regular(50, 512, 25, (1, 12800)) }
         }
 
         #[test]
