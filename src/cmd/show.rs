@@ -93,6 +93,9 @@ pub fn run(args: crate::cli::ShowArgs, ctx: &Ctx) -> Result<Report> {
         Some(p) => t.push_str(&format!("  Parent    {p}\n")),
         None => t.push_str("  Parent    none (original)\n"),
     }
+    if f.created.action == "clip" {
+        t.push_str(&clip_lines(&f.file.facts));
+    }
     if !f.children.is_empty() {
         let kids: Vec<String> = f.children.iter().map(|c| format!("{} ({})", c.id, c.name)).collect();
         t.push_str(&format!("  Derived   {}\n", kids.join(", ")));
@@ -109,4 +112,28 @@ pub fn run(args: crate::cli::ShowArgs, ctx: &Ctx) -> Result<Report> {
         "derived": f.children.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
     });
     Ok(Report::ok(t, json))
+}
+
+/// What a clip holds, from the facts its event recorded: the mode, the frames, and for a smart
+/// clip which of them were copied and which re-encoded.
+fn clip_lines(facts: &serde_json::Map<String, serde_json::Value>) -> String {
+    let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).unwrap_or("?").to_owned();
+    let number = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_u64()).map_or("?".to_owned(), |n| n.to_string());
+    let p = facts.get("produced");
+    let mut t = format!(
+        "  Clip      {}: frames {}..{} ({} to {})\n",
+        text(facts.get("mode")),
+        number(p.and_then(|p| p.get("first_frame"))),
+        number(p.and_then(|p| p.get("last_frame"))),
+        text(p.and_then(|p| p.get("first_time"))),
+        text(p.and_then(|p| p.get("last_time")))
+    );
+    for seg in facts.get("frame_map").and_then(|m| m.as_array()).into_iter().flatten() {
+        let how = match text(seg.get("how")).as_str() {
+            "copied" => "copied bit for bit".to_owned(),
+            other => other.to_owned(),
+        };
+        t.push_str(&format!("            frames {}..{} {how}\n", number(seg.get("first")), number(seg.get("last"))));
+    }
+    t
 }

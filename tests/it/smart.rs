@@ -107,7 +107,14 @@ fn a_smart_clip_holds_exactly_the_frames_asked_and_copies_the_whole_groups_bit_f
     assert!((v - 51.0 / 25.0).abs() < 1e-6, "video lasts {v} s");
     assert!((a - v).abs() <= 1024.0 / 48_000.0, "audio {a} s against video {v} s");
 
-    // The ledger holds the same frame map, and the clip verifies.
+    // The ledger holds the same frame map, `show` tells it, and the clip verifies.
+    store
+        .cmd(&["show", json["item"].as_str().unwrap()])
+        .run()
+        .status(0)
+        .stdout_has("Clip      smart: frames 10..60")
+        .stdout_has("frames 25..49 copied bit for bit")
+        .stdout_has("frames 50..60 re-encoded");
     let show = store.cmd(&["--json", "show", json["item"].as_str().unwrap()]).run().status(0).json();
     let facts = show.to_string();
     assert!(facts.contains("\"frame_map\"") && facts.contains("re-encoded"), "show lacks the frame map: {show:#}");
