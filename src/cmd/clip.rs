@@ -25,12 +25,14 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
     let mut ledger = store.open_ledger()?;
     let source = Source::open(&store, &ledger, &args.item)?;
     let media = source.require_decodable("a clip")?.clone();
-    let actor = ctx.actor();
     let index = source.frame_index(&store)?;
     let asked = resolve_range(&index, &args, &source)?;
     match args.mode {
         ClipMode::Exact => return exact(args, ctx, store, ledger, source, index, asked),
-        ClipMode::Smart => return smart(args, ctx, store, ledger, source, index, asked),
+        ClipMode::Smart => {
+            let container = media.container.clone().unwrap_or_default();
+            return smart(args, ctx, store, ledger, source, index, asked, &container);
+        }
         ClipMode::Copy => {}
     }
     if args.lossless || args.crf != 18 {
@@ -38,6 +40,7 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
             "--crf and --lossless apply to --mode exact and --mode smart; a copy clip is not re-encoded",
         ));
     }
+    let actor = ctx.actor();
 
     // Which packets a stream copy must take to show the asked frames.
     let key = index.keyframe_before(asked.first);
@@ -141,12 +144,7 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
         );
         eprintln!("{warning}");
     }
-    text.push_str(&format!(
-        "  {}  sha256 {}  {}\n",
-        out.name.as_deref().unwrap_or_default(),
-        out.sha256,
-        super::human_size(out.size)
-    ));
+    text.push_str(&output_line(out));
     for c in &copied {
         text.push_str(&format!(
             "  stream {} {} {}: {} packets copied bit for bit\n",
@@ -216,25 +214,10 @@ fn exact(
     })?;
     let digests = staging.adopt(&store, &scratch)?.digests.clone();
     let start = index.time_us(asked.first);
-    let end = index.time_us(asked.last) + index.frame_len_us(asked.last);
     let stem = source.stem().to_owned();
-    let mut facts = Map::new();
-    facts.insert("mode".into(), json!("exact"));
-    facts.insert("requested".into(), json!({"from": args.from.to_string(), "to": args.to.to_string()}));
-    facts.insert(
-        "produced".into(),
-        json!({"first_frame": asked.first, "last_frame": asked.last, "frames": made.video_frames,
-               "first_time": format_us(start), "last_time": format_us(index.time_us(asked.last)), "duration": format_us(end - start)}),
-    );
-    facts.insert("exact".into(), json!(true));
-    facts.insert("container".into(), json!("mp4"));
+    let mut facts = frame_exact_facts(&args, &index, &asked, made.video_frames, "exact", "mp4");
     facts.insert("encoding".into(), serde_json::to_value(&made)?);
-    let mut params = Map::new();
-    params.insert("from".into(), json!(args.from.to_string()));
-    params.insert("to".into(), json!(args.to.to_string()));
-    params.insert("mode".into(), json!("exact"));
-    params.insert("crf".into(), json!(args.crf));
-    params.insert("lossless".into(), json!(args.lossless));
+    let params = re_encode_params(&args, "exact");
     let name = format!("{stem}_exact_frames{}-{}.mp4", asked.first, asked.last);
     let outputs = vec![Output { name, digests, facts }];
     let (head, event) =
@@ -257,12 +240,7 @@ fn exact(
             made.audio_samples, made.audio_sample_rate
         ));
     }
-    text.push_str(&format!(
-        "  {}  sha256 {}  {}\n",
-        out.name.as_deref().unwrap_or_default(),
-        out.sha256,
-        super::human_size(out.size)
-    ));
+    text.push_str(&output_line(out));
     text.push_str(&super::copy_out_line(&store, out, args.out.as_deref(), "  ")?);
     text.push_str(&head_line(&head));
     let json = json!({"schema_version": 1, "command": "clip", "parent": source.row.id, "item": id, "name": out.name,
@@ -272,6 +250,7 @@ fn exact(
     Ok(Report::ok(text, json))
 }
 
+#[allow(clippy::too_many_arguments)]
 /// `--mode smart`: exactly the frames asked; whole groups of pictures copied, the partial ones
 /// at either end re-encoded; the audio copied. The frame map says which frames are which.
 fn smart(
@@ -282,6 +261,7 @@ fn smart(
     source: Source,
     index: FrameIndex,
     asked: Range,
+    container: &str,
 ) -> Result<Report> {
     use crate::media::smart::{How, Plan, smart_clip};
     if index.audio {
@@ -296,8 +276,7 @@ fn smart(
     let plan = Plan::new(&index, asked.first, asked.last);
     // Re-encoded runs are spliced into MP4 (MPEG-TS for a transport stream, whose pictures carry
     // their parameter sets); a clip that copies every frame keeps the container a copy clip would.
-    let container = source.require_decodable("a clip")?.container.clone().unwrap_or_default();
-    let (muxer, ext) = match remux::output_format(&container, true) {
+    let (muxer, ext) = match remux::output_format(container, true) {
         copy_like if !plan.re_encodes() => copy_like,
         ("mpegts", ext) => ("mpegts", ext),
         _ => ("mp4", "mp4"),
@@ -309,31 +288,16 @@ fn smart(
         .inspect_err(|_| crate::media::index::cache::forget(store.root(), &source.file.sha256))?;
     let digests = staging.adopt(&store, &scratch)?.digests.clone();
     let start = index.time_us(asked.first);
-    let end = index.time_us(asked.last) + index.frame_len_us(asked.last);
     let (re_encoded, copied) = plan.counts();
-    let mut facts = Map::new();
-    facts.insert("mode".into(), json!("smart"));
-    facts.insert("requested".into(), json!({"from": args.from.to_string(), "to": args.to.to_string()}));
-    facts.insert(
-        "produced".into(),
-        json!({"first_frame": asked.first, "last_frame": asked.last, "frames": made.video_frames,
-               "first_time": format_us(start), "last_time": format_us(index.time_us(asked.last)), "duration": format_us(end - start)}),
-    );
-    facts.insert("exact".into(), json!(true));
-    facts.insert("container".into(), json!(muxer));
-    facts.insert("frame_map".into(), serde_json::to_value(&made.segments)?);
+    let mut facts = frame_exact_facts(&args, &index, &asked, made.video_frames, "smart", muxer);
+    facts.insert("frame_map".into(), serde_json::to_value(&plan.segments)?);
     facts.insert("parameter_set_ids".into(), json!(made.parameter_set_ids));
     facts.insert("frames_copied".into(), json!(copied));
     facts.insert("frames_re_encoded".into(), json!(re_encoded));
     facts.insert("encoder".into(), json!(made.encoder));
     facts.insert("copied_packets_sha256".into(), json!(made.copied_packets_sha256));
     facts.insert("audio_packets_copied".into(), json!(made.audio_packets));
-    let mut params = Map::new();
-    params.insert("from".into(), json!(args.from.to_string()));
-    params.insert("to".into(), json!(args.to.to_string()));
-    params.insert("mode".into(), json!("smart"));
-    params.insert("crf".into(), json!(args.crf));
-    params.insert("lossless".into(), json!(args.lossless));
+    let params = re_encode_params(&args, "smart");
     let name = format!("{}_smart_frames{}-{}.{ext}", source.stem(), asked.first, asked.last);
     let outputs = vec![Output { name, digests, facts }];
     let (head, event) =
@@ -349,7 +313,7 @@ fn smart(
         format_us(start),
         format_us(index.time_us(asked.last)),
     );
-    for seg in &made.segments {
+    for seg in &plan.segments {
         let how = match seg.how {
             How::Copied => "copied bit for bit".to_owned(),
             How::ReEncoded => format!("re-encoded ({})", made.encoder.as_deref().unwrap_or("libx264")),
@@ -359,19 +323,55 @@ fn smart(
     if made.audio_packets > 0 {
         text.push_str(&format!("  audio: {} packets copied bit for bit over the same span\n", made.audio_packets));
     }
-    text.push_str(&format!(
-        "  {}  sha256 {}  {}\n",
-        out.name.as_deref().unwrap_or_default(),
-        out.sha256,
-        super::human_size(out.size)
-    ));
+    text.push_str(&output_line(out));
     text.push_str(&super::copy_out_line(&store, out, args.out.as_deref(), "  ")?);
     text.push_str(&head_line(&head));
     let json = json!({"schema_version": 1, "command": "clip", "parent": source.row.id, "item": id, "name": out.name,
         "sha256": out.sha256, "size": out.size, "mode": "smart", "exact": true,
         "requested": {"first_frame": asked.first, "last_frame": asked.last},
-        "produced": {"first_frame": asked.first, "last_frame": asked.last}, "frame_map": made.segments,
+        "produced": {"first_frame": asked.first, "last_frame": asked.last}, "frame_map": plan.segments,
         "frames_copied": copied, "frames_re_encoded": re_encoded, "encoder": made.encoder,
         "copied_packets_sha256": made.copied_packets_sha256, "audio_packets_copied": made.audio_packets, "head": head});
     Ok(Report::ok(text, json))
+}
+
+/// The facts every frame-exact clip records (`--mode exact` and `smart`): the positions asked,
+/// the frames it holds, and its container.
+fn frame_exact_facts(
+    args: &ClipArgs,
+    index: &FrameIndex,
+    asked: &Range,
+    frames: u64,
+    mode: &str,
+    container: &str,
+) -> Map<String, serde_json::Value> {
+    let start = index.time_us(asked.first);
+    let end = index.time_us(asked.last) + index.frame_len_us(asked.last);
+    let mut facts = Map::new();
+    facts.insert("mode".into(), json!(mode));
+    facts.insert("requested".into(), json!({"from": args.from.to_string(), "to": args.to.to_string()}));
+    facts.insert(
+        "produced".into(),
+        json!({"first_frame": asked.first, "last_frame": asked.last, "frames": frames,
+               "first_time": format_us(start), "last_time": format_us(index.time_us(asked.last)), "duration": format_us(end - start)}),
+    );
+    facts.insert("exact".into(), json!(true));
+    facts.insert("container".into(), json!(container));
+    facts
+}
+
+/// The parameters of a clip that re-encodes (`--mode exact` and `smart`).
+fn re_encode_params(args: &ClipArgs, mode: &str) -> Map<String, serde_json::Value> {
+    let mut params = Map::new();
+    params.insert("from".into(), json!(args.from.to_string()));
+    params.insert("to".into(), json!(args.to.to_string()));
+    params.insert("mode".into(), json!(mode));
+    params.insert("crf".into(), json!(args.crf));
+    params.insert("lossless".into(), json!(args.lossless));
+    params
+}
+
+/// The report line naming a clip's output: its name, SHA-256 and size.
+fn output_line(out: &crate::ledger::FileRef) -> String {
+    format!("  {}  sha256 {}  {}\n", out.name.as_deref().unwrap_or_default(), out.sha256, super::human_size(out.size))
 }

@@ -206,11 +206,8 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
 
     // One event per FILES_PER_EVENT files, all in one transaction: every file is recorded, or
     // none is. The spool is read twice: for the events, then (after the commit) for the report.
-    let open_spool = || {
-        fs::File::open(&spool_path)
-            .map(std::io::BufReader::new)
-            .map_err(|e| error::environment(format!("cannot read {}: {e}", spool_path.display())))
-    };
+    let spool_read_error = |e: std::io::Error| error::environment(format!("cannot read {}: {e}", spool_path.display()));
+    let open_spool = || fs::File::open(&spool_path).map(std::io::BufReader::new).map_err(spool_read_error);
     let mut entries = open_spool()?.lines();
     let report_spool = open_spool()?;
     let parts = tally.files.div_ceil(FILES_PER_EVENT);
@@ -221,7 +218,7 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
         let mut outputs = Vec::new();
         while outputs.len() < FILES_PER_EVENT {
             let Some(line) = entries.next() else { break };
-            let line = line.map_err(|e| error::environment(format!("cannot read {}: {e}", spool_path.display())))?;
+            let line = line.map_err(spool_read_error)?;
             let mut entry = serde_json::from_str::<Spooled>(&line)?.entry;
             let name = entry.name.as_deref().unwrap_or_default();
             if let Some(existing) = txn.item_named(case, exhibit, name)? {
@@ -269,7 +266,7 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
         if n >= listed && !ctx.json {
             break;
         }
-        let line = line.map_err(|e| error::environment(format!("cannot read {}: {e}", spool_path.display())))?;
+        let line = line.map_err(spool_read_error)?;
         let c: Spooled = serde_json::from_str(&line)?;
         let out = &c.entry;
         let id = ids.get(n).cloned().unwrap_or_default();

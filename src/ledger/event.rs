@@ -91,27 +91,26 @@ impl Event {
                 Some(v) => canonical::write_string(v, out),
                 None => out.push_str("null"),
             }
-            Ok::<(), canonical::CanonicalError>(())
         };
-        text(&mut out, "action", Some(&self.action))?;
-        text(&mut out, "case", self.case.as_deref())?;
-        text(&mut out, "examiner", Some(&self.examiner))?;
-        text(&mut out, "exhibit", self.exhibit.as_deref())?;
-        text(&mut out, "host", Some(&self.host))?;
+        text(&mut out, "action", Some(&self.action));
+        text(&mut out, "case", self.case.as_deref());
+        text(&mut out, "examiner", Some(&self.examiner));
+        text(&mut out, "exhibit", self.exhibit.as_deref());
+        text(&mut out, "host", Some(&self.host));
         head(&mut out, "inputs");
         files(&self.inputs, &mut out)?;
-        text(&mut out, "note", self.note.as_deref())?;
-        text(&mut out, "os_user", Some(&self.os_user))?;
+        text(&mut out, "note", self.note.as_deref());
+        text(&mut out, "os_user", Some(&self.os_user));
         head(&mut out, "outputs");
         files(&self.outputs, &mut out)?;
         head(&mut out, "params");
         let mut params: Vec<(&str, Field<'_>)> =
             self.params.iter().map(|(k, v)| (k.as_str(), Field::Value(v))).collect();
         canonical::write_object(&mut params, &mut out)?;
-        text(&mut out, "prev", Some(&self.prev))?;
+        text(&mut out, "prev", Some(&self.prev));
         head(&mut out, "seq");
         canonical::write_value(&Value::from(self.seq), &mut out)?;
-        text(&mut out, "time", Some(&self.time))?;
+        text(&mut out, "time", Some(&self.time));
         head(&mut out, "tools");
         let mut tools: Vec<(&str, Field<'_>)> = self.tools.iter().map(|(k, v)| (k.as_str(), Field::Str(v))).collect();
         canonical::write_object(&mut tools, &mut out)?;

@@ -173,28 +173,12 @@ pub fn encode(src: &Path, dst: &Path, job: &Job, edits: &mut dyn Edits) -> Resul
     output.write_header_with(header).map_err(|e| error::environment(format!("cannot write {}: {e}", dst.display())))?;
     let vout_tb = video.as_ref().map(|v| output.stream(v.out).expect("video stream").time_base());
 
-    let key = index.frames[index.keyframe_before(first)].pts;
-    if !index.derived_timestamps && first > 0 {
-        // Seek a second before the keyframe: some containers (MPEG-TS) seek by decode time,
-        // which runs ahead of presentation time; frames before the range are skipped anyway.
-        let margin = super::time::us_to_ticks(1_000_000, vtb.numerator(), vtb.denominator());
-        let _ = ffi::seek_stream_backward(&mut input, index.stream, key - margin);
-    }
+    index.seek_before(&mut input, first);
     let wanted: std::collections::HashMap<i64, usize> = (first..=last).map(|n| (index.frames[n].pts, n)).collect();
     // Each output frame's duration (from the index), so the muxer knows how long the last
     // frame lasts; without it MP4 would cut the last frame off.
-    let durations: std::collections::HashMap<i64, i64> = (first..=last)
-        .map(|i| {
-            let d = if i + 1 < index.len() {
-                index.frames[i + 1].pts - index.frames[i].pts
-            } else if index.frames[i].duration > 0 {
-                index.frames[i].duration
-            } else {
-                index.typical_duration()
-            };
-            (index.frames[i].pts - first_pts, d.max(1))
-        })
-        .collect();
+    let durations: std::collections::HashMap<i64, i64> =
+        (first..=last).map(|i| (index.frames[i].pts - first_pts, index.frame_len_ticks(i))).collect();
     // Frames encoded, on stderr when it is a terminal: redactions and exact clips take a while.
     let bar = {
         use std::io::IsTerminal;

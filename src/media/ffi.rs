@@ -254,27 +254,28 @@ pub fn read_packet(
 
 /// The codec's extradata (for H.264 in MP4: the `avcC` record with its parameter sets).
 pub fn extradata(params: &ffmpeg::codec::Parameters) -> Vec<u8> {
-    // SAFETY: a valid AVCodecParameters; `extradata` holds `extradata_size` bytes when non-null.
-    unsafe {
-        let p = params.as_ptr();
-        if (*p).extradata.is_null() || (*p).extradata_size <= 0 {
-            return Vec::new();
-        }
-        std::slice::from_raw_parts((*p).extradata, (*p).extradata_size as usize).to_vec()
-    }
+    // SAFETY: a valid AVCodecParameters, whose `extradata` holds `extradata_size` bytes when
+    // non-null.
+    unsafe { owned_bytes((*params.as_ptr()).extradata, (*params.as_ptr()).extradata_size) }
 }
 
 /// An opened encoder's extradata (its global headers: for libx264, SPS and PPS in Annex B).
 pub fn encoder_extradata(ctx: &ffmpeg::codec::Context) -> Vec<u8> {
-    // SAFETY: a valid, opened AVCodecContext; `extradata` holds `extradata_size` bytes when
-    // non-null.
-    unsafe {
-        let c = ctx.as_ptr();
-        if (*c).extradata.is_null() || (*c).extradata_size <= 0 {
-            return Vec::new();
-        }
-        std::slice::from_raw_parts((*c).extradata, (*c).extradata_size as usize).to_vec()
+    // SAFETY: a valid, opened AVCodecContext, whose `extradata` holds `extradata_size` bytes
+    // when non-null.
+    unsafe { owned_bytes((*ctx.as_ptr()).extradata, (*ctx.as_ptr()).extradata_size) }
+}
+
+/// A copy of the `size` bytes at `ptr` (none when it is null or `size` is not positive).
+///
+/// # Safety
+/// A non-null `ptr` must point to at least `size` readable bytes.
+unsafe fn owned_bytes(ptr: *const u8, size: i32) -> Vec<u8> {
+    if ptr.is_null() || size <= 0 {
+        return Vec::new();
     }
+    // SAFETY: the caller vouches for `size` readable bytes at `ptr`.
+    unsafe { std::slice::from_raw_parts(ptr, size as usize).to_vec() }
 }
 
 /// Replace the extradata of an output stream's parameters (before the header is written).

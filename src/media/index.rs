@@ -158,6 +158,31 @@ impl FrameIndex {
         self.frames[..=n].iter().rposition(|f| f.key).unwrap_or(0)
     }
 
+    /// How long frame `i` stays on screen, in the stream's ticks: until the next frame, else
+    /// its own duration, else the usual one (never zero).
+    pub fn frame_len_ticks(&self, i: usize) -> i64 {
+        let d = if i + 1 < self.len() {
+            self.frames[i + 1].pts - self.frames[i].pts
+        } else if self.frames[i].duration > 0 {
+            self.frames[i].duration
+        } else {
+            self.typical_duration()
+        };
+        d.max(1)
+    }
+
+    /// The last keyframe at or before frame `first`, sought in `input` (a second early: some
+    /// containers, MPEG-TS, seek by decode time, which runs ahead of presentation time). Frames
+    /// before the range are read and skipped by the caller. A failed seek reads from the start.
+    pub fn seek_before(&self, input: &mut ffmpeg::format::context::Input, first: usize) {
+        if self.derived_timestamps || first == 0 {
+            return;
+        }
+        let key = self.frames[self.keyframe_before(first)].pts;
+        let margin = super::time::us_to_ticks(1_000_000, self.time_base.0, self.time_base.1);
+        let _ = ffi::seek_stream_backward(input, self.stream, key - margin);
+    }
+
     /// How long frame `i` stays on screen, in microseconds.
     pub fn frame_len_us(&self, i: usize) -> i64 {
         if i + 1 < self.len() { self.time_us(i + 1) - self.time_us(i) } else { self.duration_us() - self.time_us(i) }

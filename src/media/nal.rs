@@ -88,6 +88,16 @@ pub fn pps_id(pps: &[u8]) -> Option<u32> {
     first_ue(pps, 1)
 }
 
+/// An H.264 NAL unit's type (5 IDR slice, 7 SPS, 8 PPS, 9 access unit delimiter…).
+pub fn h264_type(unit: &[u8]) -> Option<u8> {
+    unit.first().map(|b| b & 0x1f)
+}
+
+/// The H.264 NAL units of type `t` among `units`.
+pub fn h264_units_of<'a>(units: &[&'a [u8]], t: u8) -> Vec<&'a [u8]> {
+    units.iter().copied().filter(|u| h264_type(u) == Some(t)).collect()
+}
+
 /// How a stream's packets frame their NAL units: the length-prefix size from its `avcC` or
 /// `hvcC`, or `None` for Annex B start codes.
 pub fn length_size(codec: Id, extradata: &[u8]) -> Option<usize> {
@@ -107,7 +117,7 @@ pub fn is_idr(codec: Id, length_size: Option<usize>, data: &[u8]) -> bool {
         None => annexb_units(data),
     };
     match codec {
-        Id::H264 => units.iter().any(|u| u.first().is_some_and(|b| b & 0x1f == 5)),
+        Id::H264 => units.iter().any(|u| h264_type(u) == Some(5)),
         Id::HEVC => units.iter().any(|u| u.first().is_some_and(|b| (16..=20).contains(&((b >> 1) & 0x3f)))),
         _ => true,
     }

@@ -85,18 +85,12 @@ pub fn copy(src: &Path, dst: &Path, muxer: &str, index: &FrameIndex, sel: &Selec
             continue;
         }
         let codec = params.id();
-        let mut ost = output
-            .add_stream(ffmpeg::encoder::find(ffmpeg::codec::Id::None))
-            .map_err(|e| error::environment(format!("cannot add a {kind} stream to {}: {e}", dst.display())))?;
-        ost.set_parameters(params);
-        let mut p = ost.parameters();
-        ffi::reset_codec_tag(&mut p);
-        ffi::copy_display_matrix(&ist, &mut ost);
-        map.insert(ist.index(), ost.index());
+        let ost = add_copied_stream(&mut output, &ist, dst)?;
+        map.insert(ist.index(), ost);
         in_tb.insert(ist.index(), ist.time_base());
         copied.push(CopiedStream {
             input_index: ist.index(),
-            output_index: ost.index(),
+            output_index: ost,
             kind: kind.to_owned(),
             codec: codec.name().to_owned(),
             packets: 0,
@@ -200,18 +194,46 @@ pub fn copy(src: &Path, dst: &Path, muxer: &str, index: &FrameIndex, sel: &Selec
             copied[slot].bytes += data.len() as u64;
         }
         copied[slot].packets += 1;
-        packet.rescale_ts(tb, out_tb[&ost]);
-        packet.set_position(-1);
-        packet.set_stream(ost);
-        packet
-            .write_interleaved(&mut output)
-            .map_err(|e| error::environment(format!("cannot write to {}: {e}", dst.display())))?;
+        write_copied(&mut packet, tb, (ost, out_tb[&ost]), &mut output, dst)?;
     }
     output.write_trailer().map_err(|e| error::environment(format!("cannot finish {}: {e}", dst.display())))?;
     for (c, h) in copied.iter_mut().zip(hashers) {
         c.packets_sha256 = hex::encode(h.finish().as_ref());
     }
     Ok(copied)
+}
+
+/// Add an output stream that takes `ist`'s packets as they are: its codec parameters (the
+/// codec tag left for the output muxer to choose) and its display matrix.
+pub(crate) fn add_copied_stream(
+    output: &mut ffmpeg::format::context::Output,
+    ist: &ffmpeg::format::stream::Stream<'_>,
+    dst: &Path,
+) -> Result<usize> {
+    let kind = super::probe::kind_name(ist.parameters().medium());
+    let mut ost = output
+        .add_stream(ffmpeg::encoder::find(ffmpeg::codec::Id::None))
+        .map_err(|e| error::environment(format!("cannot add a {kind} stream to {}: {e}", dst.display())))?;
+    ost.set_parameters(ist.parameters());
+    let mut p = ost.parameters();
+    ffi::reset_codec_tag(&mut p);
+    ffi::copy_display_matrix(ist, &mut ost);
+    Ok(ost.index())
+}
+
+/// Write a copied packet (timestamps in `from`, the input stream's time base) to output stream
+/// `to` = (index, time base).
+pub(crate) fn write_copied(
+    packet: &mut ffmpeg::Packet,
+    from: ffmpeg::Rational,
+    to: (usize, ffmpeg::Rational),
+    output: &mut ffmpeg::format::context::Output,
+    dst: &Path,
+) -> Result<()> {
+    packet.rescale_ts(from, to.1);
+    packet.set_position(-1);
+    packet.set_stream(to.0);
+    packet.write_interleaved(output).map_err(|e| error::environment(format!("cannot write to {}: {e}", dst.display())))
 }
 
 /// How far past a range's end another stream's packets must be before it counts as done

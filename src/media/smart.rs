@@ -29,6 +29,7 @@ use super::ffi;
 use super::index::FrameIndex;
 use super::nal::{self, annexb_units, pps_id, sps_id};
 use super::probe::open_input;
+use super::remux;
 use crate::error;
 
 /// A run of consecutive frames (presentation order, both ends included), all copied or all
@@ -111,7 +112,6 @@ fn closed_keyframes(index: &FrameIndex) -> Vec<bool> {
 /// What a smart clip holds.
 #[derive(Clone, Debug, Serialize)]
 pub struct SmartReport {
-    pub segments: Vec<Segment>,
     /// How the re-encoded runs were made (`None` when every frame was copied).
     pub encoder: Option<String>,
     /// The H.264 parameter-set IDs of the re-encoded runs, in order (the source keeps its own).
@@ -246,22 +246,13 @@ pub fn smart_clip(
             params.id().name()
         )));
     }
-    let length_size = source_avcc.as_ref().map_or(4, |a| a.length_size);
     let codec_id = params.id();
     let nal_lengths = nal::length_size(codec_id, &ffi::extradata(&params));
+    let length_size = nal_lengths.unwrap_or(4);
 
     let mut output = format::output_as(&dst, muxer)
         .map_err(|e| error::environment(format!("cannot create {}: {e}", dst.display())))?;
-    let vout = {
-        let mut ost = output
-            .add_stream(encoder::find(codec::Id::None))
-            .map_err(|e| error::environment(format!("cannot add a video stream to {}: {e}", dst.display())))?;
-        ost.set_parameters(params.clone());
-        let mut p = ost.parameters();
-        ffi::reset_codec_tag(&mut p);
-        ffi::copy_display_matrix(&ist, &mut ost);
-        ost.index()
-    };
+    let vout = remux::add_copied_stream(&mut output, &ist, dst)?;
     let mut audio_map: HashMap<usize, (usize, Rational)> = HashMap::new();
     for a in input.streams() {
         if a.parameters().medium() != media::Type::Audio
@@ -269,13 +260,7 @@ pub fn smart_clip(
         {
             continue;
         }
-        let mut ost = output
-            .add_stream(encoder::find(codec::Id::None))
-            .map_err(|e| error::environment(format!("cannot add an audio stream to {}: {e}", dst.display())))?;
-        ost.set_parameters(a.parameters());
-        let mut p = ost.parameters();
-        ffi::reset_codec_tag(&mut p);
-        audio_map.insert(a.index(), (ost.index(), a.time_base()));
+        audio_map.insert(a.index(), (remux::add_copied_stream(&mut output, &a, dst)?, a.time_base()));
     }
 
     // One encoder per re-encoded run, each with parameter sets under IDs of its own.
@@ -290,9 +275,7 @@ pub fn smart_clip(
             None => {
                 let extradata = ffi::extradata(&params);
                 let units = annexb_units(&extradata);
-                let of = |t: u8| {
-                    units.iter().filter(|u| u.first().is_some_and(|b| b & 0x1f == t)).map(|u| u.to_vec()).collect()
-                };
+                let of = |t| nal::h264_units_of(&units, t).into_iter().map(<[u8]>::to_vec).collect();
                 (of(7), of(8))
             }
         };
@@ -372,28 +355,11 @@ pub fn smart_clip(
     let t1 = index.to_us(index.frames[last].pts) + index.frame_len_us(last);
     // A frame's duration by its timestamp in the clip, so the muxer knows how long the last
     // frame lasts.
-    let duration_of = |pts: i64| {
-        let Some(&n) = by_pts.get(&(pts + origin)) else { return index.typical_duration() };
-        let d = if n + 1 < index.len() {
-            index.frames[n + 1].pts - index.frames[n].pts
-        } else if index.frames[n].duration > 0 {
-            index.frames[n].duration
-        } else {
-            index.typical_duration()
-        };
-        d.max(1)
-    };
+    let duration_of =
+        |pts: i64| by_pts.get(&(pts + origin)).map_or(index.typical_duration(), |&n| index.frame_len_ticks(n));
     let copy = plan.copied().map(|s| (s.first, s.last + 1));
     let key0 = index.keyframe_before(first);
-    if key0 > 0 {
-        let margin = super::time::us_to_ticks(1_000_000, vtb.numerator(), vtb.denominator());
-        let target = if input.format().name().split(',').any(|n| n == "mov") {
-            index.frames[key0].pts
-        } else {
-            index.frames[key0].pts - margin
-        };
-        let _ = ffi::seek_stream_backward(&mut input, index.stream, target);
-    }
+    index.seek_before(&mut input, first);
 
     let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
     let mut copied_frames = 0u64;
@@ -420,12 +386,7 @@ pub fn smart_clip(
                 let shift = super::time::us_to_ticks(t0, tb.numerator(), tb.denominator());
                 packet.set_pts(packet.pts().map(|p| p - shift));
                 packet.set_dts(packet.dts().map(|d| d - shift));
-                packet.rescale_ts(tb, audio_out_tb[&ost]);
-                packet.set_position(-1);
-                packet.set_stream(ost);
-                packet
-                    .write_interleaved(&mut output)
-                    .map_err(|e| error::environment(format!("cannot write to {}: {e}", dst.display())))?;
+                remux::write_copied(&mut packet, tb, (ost, audio_out_tb[&ost]), &mut output, dst)?;
                 audio_packets += 1;
             }
         } else if s == index.stream && !video_done {
@@ -454,8 +415,7 @@ pub fn smart_clip(
                         let head = runs.iter().any(|r| r.last + 1 == a);
                         if annexb && head {
                             let units = annexb_units(packet.data().unwrap_or_default());
-                            let has = |t: u8| units.iter().any(|u| u.first().is_some_and(|b| b & 0x1f == t));
-                            if !has(7) || !has(8) {
+                            if nal::h264_units_of(&units, 7).is_empty() || nal::h264_units_of(&units, 8).is_empty() {
                                 return Err(error::input(format!(
                                     "{}: the IDR picture at frame {a} does not carry its parameter sets in the \
                                      stream, so a decoder could not switch back to them after the re-encoded \
@@ -471,19 +431,14 @@ pub fn smart_clip(
                         }
                     }
                     if let Some(data) = packet.data() {
-                        super::remux::hash_payload(&mut hasher, params.id().name(), data);
+                        remux::hash_payload(&mut hasher, codec_id.name(), data);
                     }
                     copied_frames += 1;
                     let (pts, dts) = (packet.pts().unwrap_or(0) - origin, packet.dts().unwrap_or(0) - origin);
                     packet.set_pts(Some(pts));
                     packet.set_dts(Some(dts));
                     last_dts = Some(dts);
-                    packet.rescale_ts(vtb, vout_tb);
-                    packet.set_position(-1);
-                    packet.set_stream(vout);
-                    packet
-                        .write_interleaved(&mut output)
-                        .map_err(|e| error::environment(format!("cannot write to {}: {e}", dst.display())))?;
+                    remux::write_copied(&mut packet, vtb, (vout, vout_tb), &mut output, dst)?;
                     if d + 1 == b && !runs.iter().any(|r| r.first == b) {
                         video_done = true;
                     }
@@ -533,7 +488,6 @@ pub fn smart_clip(
         )));
     }
     Ok(SmartReport {
-        segments: plan.segments.clone(),
         encoder: encoder_name,
         parameter_set_ids,
         video_frames: copied_frames + encoded,
@@ -602,9 +556,7 @@ fn x264(
 /// The one SPS and PPS in `data` (Annex B), checked to bear `id`.
 fn parameter_sets(data: &[u8], id: u32) -> Result<(Vec<u8>, Vec<u8>)> {
     let units = annexb_units(data);
-    let of =
-        |t: u8| -> Vec<&[u8]> { units.iter().copied().filter(|u| u.first().is_some_and(|b| b & 0x1f == t)).collect() };
-    let (sps, pps) = (of(7), of(8));
+    let (sps, pps) = (nal::h264_units_of(&units, 7), nal::h264_units_of(&units, 8));
     if sps.len() != 1 || pps.len() != 1 || sps_id(sps[0]) != Some(id) || pps_id(pps[0]) != Some(id) {
         return Err(error::environment(
             "libx264 did not number its parameter sets as asked (sps-id); smart mode cannot splice its \
@@ -686,7 +638,7 @@ fn write_run(
             data.extend_from_slice(p.data().unwrap_or_default());
         }
         for unit in annexb_units(p.data().unwrap_or_default()).into_iter().filter(|_| !t.annexb) {
-            if unit.first().is_none_or(|b| matches!(b & 0x1f, 7..=9)) {
+            if nal::h264_type(unit).is_none_or(|t| matches!(t, 7..=9)) {
                 continue;
             }
             data.extend_from_slice(&(unit.len() as u64).to_be_bytes()[8 - t.length_size..]);
