@@ -336,7 +336,7 @@ impl Checker<'_> {
         }
         let Ok(row) = item::resolve(self.ledger, id) else { return };
         let Some(store_root) = self.ledger.path().parent() else { return };
-        let object = store_root.join("objects").join(&row.sha256[..2]).join(&row.sha256[2..]);
+        let object = crate::store::object_path_in(store_root, &row.sha256);
         match crate::media::index::cache::load_or_build(store_root, &row.sha256, &object) {
             Ok(index) => {
                 let timeline = crate::media::index::Timeline::default();

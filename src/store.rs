@@ -126,7 +126,7 @@ impl Store {
 
     /// Where the object with this SHA-256 lives: `objects/ab/cdef…`.
     pub fn object_path(&self, sha256: &str) -> PathBuf {
-        self.objects_dir().join(&sha256[..2]).join(&sha256[2..])
+        object_path_in(&self.root, sha256)
     }
 
     pub fn has_object(&self, sha256: &str) -> bool {
@@ -306,6 +306,11 @@ impl Store {
         }
         Ok(report)
     }
+}
+
+/// Where the store rooted at `root` keeps the object with this SHA-256: `objects/ab/cdef…`.
+pub fn object_path_in(root: &Path, sha256: &str) -> PathBuf {
+    root.join(OBJECTS_DIR).join(&sha256[..2]).join(&sha256[2..])
 }
 
 /// Whether the process whose PID starts `rest` (`PID-…`) no longer exists.
