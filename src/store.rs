@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -38,8 +38,6 @@ const NEW_STAGING_PREFIX: &str = ".new-";
 
 /// Start writing a large copy to disk every this many bytes, so its final fsync is short.
 const WRITEBACK_STEP: u64 = 32 << 20;
-/// Copies from this size on are fsynced on a thread of their own while they are read back.
-const OVERLAP_SYNC_FROM: u64 = 16 << 20;
 
 /// Default time to wait for the store lock or the ledger before giving up with exit 3.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
@@ -365,15 +363,16 @@ pub struct Staging {
 
 impl Staging {
     /// Copy `reader` into the staging area in one pass, computing SHA-256 and BLAKE3 (plus
-    /// `extra` digests) as it is written; fsync it; then read the copy back and check its
-    /// BLAKE3 (the verified-copy practice of forensic imagers). When the store already holds
-    /// an object with the same SHA-256, that object is verified instead and the copy dropped.
-    /// `label` names the source in error messages.
+    /// `extra` digests) as it is written, reading every stretch of the copy back as soon as it
+    /// is written and comparing it byte for byte with the bytes read and hashed (the
+    /// verified-copy practice of forensic imagers, done in the same pass); then fsync it. When
+    /// the store already holds an object with the same SHA-256, that object is read back and
+    /// checked instead and the copy dropped. `label` names the source in error messages.
     ///
     /// With `source` (the file `reader` reads, a regular file), each stretch is copied by the
     /// kernel from the source file itself (`copy_file_range`, as `cp` does) instead of being
     /// written from the bytes just read: on this kind of machine that halves the cost of the
-    /// copy. The read-back check then proves the copy holds exactly the bytes that were hashed.
+    /// copy. The read-back then proves the copy holds exactly the bytes that were hashed.
     /// Where the kernel cannot copy between the two files, the bytes read are written.
     pub fn write_from<R: Read>(
         &mut self,
@@ -386,6 +385,7 @@ impl Staging {
         let partial = self.dir.join(format!("partial-{}", self.next));
         self.next += 1;
         let mut out = OpenOptions::new()
+            .read(true)
             .write(true)
             .create_new(true)
             .mode(0o600)
@@ -396,6 +396,7 @@ impl Staging {
         let (mut written, mut flushed) = (0u64, 0u64);
         let target = &mut out;
         let mut in_kernel = source;
+        let mut back = Vec::new();
         let result = digest::copy_stream(
             reader,
             &algos,
@@ -411,6 +412,11 @@ impl Staging {
                     }
                 } else {
                     target.write_all(chunk)?;
+                }
+                back.resize(chunk.len(), 0);
+                target.read_exact_at(&mut back, written)?;
+                if back != chunk {
+                    return Err(io::Error::other(ReadBackMismatch { offset: written }));
                 }
                 written += chunk.len() as u64;
                 if written - flushed >= WRITEBACK_STEP {
@@ -428,26 +434,12 @@ impl Staging {
                 return Err(stream_error(e, label, store));
             }
         };
-        // The fsync waits for the disk; for a large copy the read-back check reads the same
-        // pages meanwhile (a small one is not worth a thread). Nothing counts until both are
-        // done (a failure drops the whole staging area).
-        let sync = move || out.sync_all().and_then(|_| out.set_permissions(fs::Permissions::from_mode(0o444)));
-        let (synced, placed) = if digests.size < OVERLAP_SYNC_FROM {
-            let synced = sync();
-            (synced, self.place(store, partial, digests, Some(label)).map(|_| ()))
-        } else {
-            std::thread::scope(|s| {
-                let syncing = s.spawn(sync);
-                let placed = self.place(store, partial, digests, Some(label)).map(|_| ());
-                (syncing.join().expect("sync thread panicked"), placed)
-            })
-        };
+        let synced = out.sync_all().and_then(|_| out.set_permissions(fs::Permissions::from_mode(0o444)));
         if let Err(e) = synced {
             let _ = fs::remove_file(partial);
             return Err(env_io(e, partial, &format!("cannot sync the copy of {label} to the store's disk at")));
         }
-        placed?;
-        Ok(self.last.as_ref().expect("just placed"))
+        self.place(store, partial, digests, Some(label))
     }
 
     /// A fresh path inside the staging directory for a tool that writes its own file (FFmpeg's
@@ -479,8 +471,15 @@ impl Staging {
 
     /// Stage a complete, digested file: drop it when the store (or this command) already holds
     /// the same bytes, else move it to its final name in the staging directory. With
-    /// `verify`, the bytes that will stand for it are read back and checked first.
-    fn place(&mut self, store: &Store, file: &Path, digests: Digests, verify: Option<&str>) -> Result<&Staged> {
+    /// `verify_existing` (the source's label), an object the store already held is read back
+    /// and checked before it stands for the file.
+    fn place(
+        &mut self,
+        store: &Store,
+        file: &Path,
+        digests: Digests,
+        verify_existing: Option<&str>,
+    ) -> Result<&Staged> {
         let sha = digests.sha256().to_owned();
         let mut key = [0u8; 32];
         hex::decode_to_slice(&sha, &mut key).expect("SHA-256 digests are 64 hex digits");
@@ -492,7 +491,7 @@ impl Staging {
             Staged { digests, location, existed }
         } else if existing.is_file() {
             let _ = fs::remove_file(file);
-            if let Some(label) = verify {
+            if let Some(label) = verify_existing {
                 verify_copy(&existing, &digests, label)?;
             }
             self.seen.insert(key, true);
@@ -500,9 +499,6 @@ impl Staging {
         } else {
             let dest = self.dir.join(&sha);
             fs::rename(file, &dest).map_err(|e| env_io(e, &dest, "cannot stage"))?;
-            if let Some(label) = verify {
-                verify_copy(&dest, &digests, label)?;
-            }
             self.seen.insert(key, false);
             self.moves.push(key);
             Staged { digests, location: dest, existed: false }
@@ -520,15 +516,32 @@ impl Drop for Staging {
     }
 }
 
-/// Read a stored or staged copy back and check it against the digests taken while writing it.
+/// A stretch of a copy that did not read back as the bytes written to it.
+#[derive(Debug)]
+struct ReadBackMismatch {
+    offset: u64,
+}
+
+impl std::fmt::Display for ReadBackMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the copy does not read back as the bytes read from the source at byte offset {}", self.offset)
+    }
+}
+
+impl std::error::Error for ReadBackMismatch {}
+
+/// Read an object the store already holds back and check it against the digests of the bytes
+/// it is to stand for.
 fn verify_copy(path: &Path, expected: &Digests, label: &str) -> Result<()> {
     let mut f = File::open(path).map_err(|e| env_io(e, path, "cannot re-read"))?;
-    let again = digest::blake3_file(&mut f)
-        .map_err(|e| error::environment(format!("cannot re-read the copy of {label} at {}: {e}", path.display())))?;
+    let again = digest::blake3_file(&mut f).map_err(|e| {
+        error::environment(format!("cannot re-read the stored copy of {label} at {}: {e}", path.display()))
+    })?;
     if again.size != expected.size || !digest::hex_eq(again.blake3(), expected.blake3()) {
         return Err(error::environment(format!(
-            "the copy of {label} at {} does not read back as the bytes read from the source (BLAKE3 {} \
-             instead of {}): the source changed during the copy, or the storage is faulty. Nothing was recorded",
+            "the store already holds an object under the SHA-256 of {label}, but {} does not read back as \
+             the bytes read from the source (BLAKE3 {} instead of {}): the stored object is damaged. Nothing \
+             was recorded; run `custody verify` to list what is damaged",
             path.display(),
             again.blake3(),
             expected.blake3()
@@ -539,6 +552,17 @@ fn verify_copy(path: &Path, expected: &Digests, label: &str) -> Result<()> {
 
 fn stream_error(e: digest::StreamError, label: &str, store: &Store) -> anyhow::Error {
     match &e {
+        digest::StreamError::Sink { source, .. }
+            if let Some(m) = source.get_ref().and_then(|e| e.downcast_ref::<ReadBackMismatch>()) =>
+        {
+            error::environment(format!(
+                "the copy of {label} in the store {} does not read back as the bytes read from the source \
+                 (first difference in the stretch from byte offset {}): the source changed during the copy, \
+                 or the storage is faulty. Nothing was recorded",
+                store.root.display(),
+                m.offset
+            ))
+        }
         digest::StreamError::Read { offset, source } => error::environment(format!(
             "cannot read {label} at byte offset {offset}: {source}; nothing was recorded. \
              Check the source media and run the command again"

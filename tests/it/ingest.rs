@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -158,6 +158,28 @@ fn reingesting_the_same_bytes_under_another_item_is_a_new_acquisition_stored_onc
     assert_eq!(events[1]["outputs"][0]["item"], "i2");
     assert_eq!(events[1]["outputs"][0]["acquisition"], "existing object");
     store.verify_ok();
+}
+
+#[test]
+fn reingesting_bytes_whose_stored_object_is_damaged_exits_3_and_records_nothing() {
+    let store = Store::new();
+    let first = store.file("a/clip.bin", b"bytes taken into custody");
+    store.cmd(&["ingest", "--case", "24-7", "--item", "1"]).arg(&first).run().status(0);
+    // The object is damaged behind the tool's back; its name still says the old SHA-256.
+    let object = store.object_path(&sha256sum(&first));
+    fs::set_permissions(&object, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(&object, b"bytes damaged on the disk").unwrap();
+    let before = store.snapshot();
+    let second = store.file("b/clip-again.bin", b"bytes taken into custody");
+    store
+        .cmd(&["ingest", "--case", "24-7", "--item", "2"])
+        .arg(&second)
+        .run()
+        .status(3)
+        .stderr_has("the stored object is damaged")
+        .stderr_has(&object.display().to_string())
+        .stderr_has("custody verify");
+    store.assert_unchanged(&before);
 }
 
 #[test]
