@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -406,12 +406,12 @@ impl Staging {
                         Ok(()) => {}
                         Err(e) if fsutil::copy_range_unsupported(&e) => {
                             in_kernel = None;
-                            target.write_all(chunk)?;
+                            target.write_all_at(chunk, written)?;
                         }
                         Err(e) => return Err(e),
                     }
                 } else {
-                    target.write_all(chunk)?;
+                    target.write_all_at(chunk, written)?;
                 }
                 back.resize(chunk.len(), 0);
                 target.read_exact_at(&mut back, written)?;
