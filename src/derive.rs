@@ -25,6 +25,8 @@ pub struct Source {
     pub media: Option<MediaFacts>,
     pub timeline: Timeline,
     pub created: Event,
+    /// The store the item is in (for its frame-index cache).
+    store_root: PathBuf,
 }
 
 impl Source {
@@ -46,7 +48,15 @@ impl Source {
         let recording_start = find_param(ledger, &row, "recording_start")?
             .and_then(|v| v.as_str().map(str::to_owned))
             .and_then(|s| parse_civil("recording start", &s).ok());
-        Ok(Source { row, file, path, media, timeline: Timeline { recording_start, clock }, created })
+        Ok(Source {
+            row,
+            file,
+            path,
+            media,
+            timeline: Timeline { recording_start, clock },
+            created,
+            store_root: store.root().to_owned(),
+        })
     }
 
     /// Re-read the object and check it against the digests recorded when it entered custody.
@@ -64,6 +74,9 @@ impl Source {
         let d = digest::blake3_file(&mut f)
             .map_err(|e| error::environment(format!("item {}: cannot read its object: {e}", self.row.id)))?;
         if d.size != self.file.size || !digest::hex_eq(d.blake3(), &self.file.blake3) {
+            // A frame index read from the altered bytes must not outlive this: it could misplace
+            // frames once the object is restored.
+            self.forget_frame_index();
             return Err(error::mismatch(format!(
                 "item {} no longer matches the digests recorded for it: the object was altered. Nothing was done; run `custody verify`",
                 self.row.id
@@ -80,13 +93,21 @@ impl Source {
             let made = work();
             (made, check.join().expect("verification thread"))
         });
+        if verified.is_err() {
+            // The work may have cached a frame index of the altered bytes after verify dropped it.
+            self.forget_frame_index();
+        }
         verified?;
         made
     }
 
     /// The frame index of the item's object, from the store's cache when it has a sound one.
-    pub fn frame_index(&self, store: &Store) -> Result<FrameIndex> {
-        crate::media::index::cache::load_or_build(store.root(), &self.file.sha256, &self.path)
+    pub fn frame_index(&self) -> Result<FrameIndex> {
+        crate::media::index::cache::load_or_build(&self.store_root, &self.file.sha256, &self.path)
+    }
+
+    fn forget_frame_index(&self) {
+        crate::media::index::cache::forget(&self.store_root, &self.file.sha256);
     }
 
     /// `i3 (24-1234:3/cam.avi)`: the item as reports name it.

@@ -11,7 +11,6 @@ use crate::derive::{self, Output, Source};
 use crate::error;
 use crate::media::still::{self, Render};
 use crate::media::time::{Position, format_civil, format_us};
-use crate::store::Store;
 
 pub fn run(args: StillArgs, ctx: &Ctx) -> Result<Report> {
     if args.at.is_empty() && args.every.is_none() {
@@ -38,7 +37,7 @@ pub fn run(args: StillArgs, ctx: &Ctx) -> Result<Report> {
 
     // Re-verify the parent's object while the frames are decoded; nothing is recorded unless it
     // passes.
-    let stills = source.verified_while(|| make_stills(&args, &store, &source, every))?;
+    let stills = source.verified_while(|| make_stills(&args, &source, every))?;
 
     let mut staging = store.stage()?;
     let mut outputs = Vec::new();
@@ -90,8 +89,8 @@ struct Made {
     note: Option<String>,
 }
 
-fn make_stills(args: &StillArgs, store: &Store, source: &Source, every: Option<i64>) -> Result<Vec<Made>> {
-    let index = source.frame_index(store)?;
+fn make_stills(args: &StillArgs, source: &Source, every: Option<i64>) -> Result<Vec<Made>> {
+    let index = source.frame_index()?;
     let mut frames = Vec::new();
     for pos in &args.at {
         frames.push((index.resolve(pos, &source.timeline)?, pos.to_string()));
