@@ -195,6 +195,72 @@ pub fn check_avcc(data: &[u8]) {
     assert_eq!(again.length_size, avcc.length_size);
 }
 
+/// How the indexed H.264 stream frames its pictures and parameter sets, checked to be one smart
+/// mode can splice into.
+struct Framing {
+    codec_id: codec::Id,
+    /// The source's avcC (MP4, MKV), when it has one.
+    avcc: Option<AvcC>,
+    /// Annex B (MPEG-TS): every IDR picture carries its parameter sets in the stream, and so do
+    /// the re-encoded runs; no avcC to merge.
+    annexb: bool,
+    /// The NAL length field size of length-prefixed packets (`None`: Annex B).
+    nal_lengths: Option<usize>,
+    length_size: usize,
+}
+
+impl Framing {
+    fn of(
+        src: &Path,
+        index: &FrameIndex,
+        params: &codec::Parameters,
+        muxer: &str,
+        re_encodes: bool,
+    ) -> Result<Framing> {
+        if index.audio || index.derived_timestamps {
+            return Err(error::input(format!(
+                "{}: smart mode needs a video stream with timestamps; rewrap a raw stream first (custody rewrap), \
+                 or use --mode exact",
+                src.display()
+            )));
+        }
+        let extradata = ffi::extradata(params);
+        let avcc = AvcC::parse(&extradata);
+        let annexb = avcc.is_none() && muxer == "mpegts";
+        let codec_id = params.id();
+        if re_encodes && (codec_id != codec::Id::H264 || (avcc.is_none() && !annexb)) {
+            return Err(error::input(format!(
+                "{}: smart mode re-encodes the partial groups of pictures only for H.264 in MP4 or MPEG-TS \
+                 (this stream is {}); use --mode exact for exactly these frames, or --mode copy",
+                src.display(),
+                codec_id.name()
+            )));
+        }
+        let nal_lengths = nal::length_size(codec_id, &extradata);
+        Ok(Framing { codec_id, avcc, annexb, nal_lengths, length_size: nal_lengths.unwrap_or(4) })
+    }
+
+    /// The IDs the source's parameter sets use: from its avcC, or from the sets the demuxer
+    /// found in the stream (0 when it found none).
+    fn used_ids(&self, params: &codec::Parameters) -> Vec<u32> {
+        let (sps, pps): (Vec<Vec<u8>>, Vec<Vec<u8>>) = match &self.avcc {
+            Some(avcc) => (avcc.sps.clone(), avcc.pps.clone()),
+            None => {
+                let extradata = ffi::extradata(params);
+                let units = annexb_units(&extradata);
+                let of = |t| nal::h264_units_of(&units, t).into_iter().map(<[u8]>::to_vec).collect();
+                (of(7), of(8))
+            }
+        };
+        let mut used: Vec<u32> = sps.iter().filter_map(|s| sps_id(s)).collect();
+        used.extend(pps.iter().filter_map(|p| pps_id(p)));
+        if used.is_empty() {
+            used.push(0);
+        }
+        used
+    }
+}
+
 /// A re-encoded run in the making: its decoder, its encoder and the packets made so far.
 struct Run {
     first: usize,
@@ -203,6 +269,11 @@ struct Run {
     id: u32,
     decoder: codec::decoder::Video,
     encoder: encoder::Video,
+    /// The encoder and its settings, as the report names them.
+    encoder_name: String,
+    /// Its SPS and PPS, for the clip's avcC (empty in Annex B, where they travel in the stream).
+    sps: Vec<u8>,
+    pps: Vec<u8>,
     frames: u64,
     packets: Vec<ffmpeg::Packet>,
     drained: bool,
@@ -222,33 +293,13 @@ pub fn smart_clip(
     super::init();
     let first = plan.segments[0].first;
     let last = plan.segments[plan.segments.len() - 1].last;
-    if index.audio || index.derived_timestamps {
-        return Err(error::input(format!(
-            "{}: smart mode needs a video stream with timestamps; rewrap a raw stream first (custody rewrap), \
-             or use --mode exact",
-            src.display()
-        )));
-    }
     let mut input = open_input(src).map_err(|e| error::input(format!("FFmpeg cannot open {}: {e}", src.display())))?;
     let ist = input.stream(index.stream).expect("indexed stream");
     let vtb = ist.time_base();
     let params = ist.parameters();
-    let source_avcc = AvcC::parse(&ffi::extradata(&params));
-    // Annex B (MPEG-TS): every IDR picture carries its parameter sets in the stream, and so do
-    // the re-encoded runs; no avcC to merge.
-    let annexb = source_avcc.is_none() && muxer == "mpegts";
     let (re_encoded, _) = plan.counts();
-    if re_encoded > 0 && (params.id() != codec::Id::H264 || (source_avcc.is_none() && !annexb)) {
-        return Err(error::input(format!(
-            "{}: smart mode re-encodes the partial groups of pictures only for H.264 in MP4 or MPEG-TS \
-             (this stream is {}); use --mode exact for exactly these frames, or --mode copy",
-            src.display(),
-            params.id().name()
-        )));
-    }
-    let codec_id = params.id();
-    let nal_lengths = nal::length_size(codec_id, &ffi::extradata(&params));
-    let length_size = nal_lengths.unwrap_or(4);
+    let framing = Framing::of(src, index, &params, muxer, re_encoded > 0)?;
+    let Framing { codec_id, annexb, length_size, .. } = framing;
 
     let mut output = format::output_as(&dst, muxer)
         .map_err(|e| error::environment(format!("cannot create {}: {e}", dst.display())))?;
@@ -263,77 +314,22 @@ pub fn smart_clip(
         audio_map.insert(a.index(), (remux::add_copied_stream(&mut output, &a, dst)?, a.time_base()));
     }
 
-    // One encoder per re-encoded run, each with parameter sets under IDs of its own.
-    let mut runs: Vec<Run> = Vec::new();
-    let mut encoder_name = None;
-    let mut parameter_set_ids = Vec::new();
-    if re_encoded > 0 {
-        // The IDs the source's parameter sets use: from its avcC, or from the sets the demuxer
-        // found in the stream (assume 0 when it found none).
-        let (source_sps, source_pps): (Vec<Vec<u8>>, Vec<Vec<u8>>) = match &source_avcc {
-            Some(avcc) => (avcc.sps.clone(), avcc.pps.clone()),
-            None => {
-                let extradata = ffi::extradata(&params);
-                let units = annexb_units(&extradata);
-                let of = |t| nal::h264_units_of(&units, t).into_iter().map(<[u8]>::to_vec).collect();
-                (of(7), of(8))
-            }
-        };
-        let mut used: Vec<u32> = source_sps.iter().filter_map(|s| sps_id(s)).collect();
-        used.extend(source_pps.iter().filter_map(|p| pps_id(p)));
-        if used.is_empty() {
-            used.push(0);
-        }
-        let (mut new_sps, mut new_pps) = (Vec::new(), Vec::new());
-        let mut next_id = 0u32;
-        for seg in plan.segments.iter().filter(|s| s.how == How::ReEncoded) {
-            while used.contains(&next_id) {
-                next_id += 1;
-            }
-            if next_id > 31 {
-                return Err(error::input(format!(
-                    "{}: the stream uses every H.264 parameter-set ID; use --mode exact",
-                    src.display()
-                )));
-            }
-            let decoder = codec::context::Context::from_parameters(params.clone())?.decoder().video()?;
-            if !matches!(decoder.format(), format::Pixel::YUV420P | format::Pixel::YUVJ420P) {
-                return Err(error::input(format!(
-                    "{}: smart mode re-encodes only 8-bit 4:2:0 H.264 (this stream is {:?}); use --mode exact",
-                    src.display(),
-                    decoder.format()
-                )));
-            }
-            let (encoder, name) = x264(&decoder, &params, ist.avg_frame_rate(), vtb, q, next_id, !annexb)?;
-            if !annexb {
-                let (sps, pps) = parameter_sets(&ffi::encoder_extradata(&encoder), next_id)?;
-                new_sps.push(sps);
-                new_pps.push(pps);
-            }
-            used.push(next_id);
-            parameter_set_ids.push(next_id);
-            encoder_name = Some(name);
-            runs.push(Run {
-                first: seg.first,
-                last: seg.last,
-                id: next_id,
-                decoder,
-                encoder,
-                frames: 0,
-                packets: Vec::new(),
-                drained: false,
-            });
-        }
-        if let Some(avcc) = &source_avcc {
-            let merged = avcc.with(&new_sps, &new_pps).ok_or_else(|| {
-                error::input(format!(
-                    "{}: the stream's avcC cannot hold more parameter sets; use --mode exact",
-                    src.display()
-                ))
-            })?;
-            let mut p = output.stream_mut(vout).expect("video stream").parameters();
-            ffi::set_extradata(&mut p, &merged)?;
-        }
+    // One encoder per re-encoded run, each with parameter sets under IDs of its own, which the
+    // clip's avcC lists beside the source's.
+    let mut runs = if re_encoded > 0 { open_runs(src, plan, &framing, &ist, q)? } else { Vec::new() };
+    let encoder_name = runs.first().map(|r| r.encoder_name.clone());
+    let parameter_set_ids: Vec<u32> = runs.iter().map(|r| r.id).collect();
+    if let Some(avcc) = framing.avcc.as_ref().filter(|_| !runs.is_empty()) {
+        let new_sps: Vec<Vec<u8>> = runs.iter().map(|r| r.sps.clone()).collect();
+        let new_pps: Vec<Vec<u8>> = runs.iter().map(|r| r.pps.clone()).collect();
+        let merged = avcc.with(&new_sps, &new_pps).ok_or_else(|| {
+            error::input(format!(
+                "{}: the stream's avcC cannot hold more parameter sets; use --mode exact",
+                src.display()
+            ))
+        })?;
+        let mut p = output.stream_mut(vout).expect("video stream").parameters();
+        ffi::set_extradata(&mut p, &merged)?;
     }
 
     let mut header = ffmpeg::Dictionary::new();
@@ -405,25 +401,8 @@ pub fn smart_clip(
                     if delay.is_none() {
                         let (pts, dts) = (packet.pts().unwrap_or(0), packet.dts().unwrap_or(0));
                         delay = Some((pts - dts).max(0));
-                        if d != a || !nal::is_idr(codec_id, nal_lengths, packet.data().unwrap_or_default()) {
-                            return Err(error::input(format!(
-                                "{}: frame {a} is a keyframe but not an IDR picture, so the frames after it may \
-                                 refer to frames before it; smart mode cannot copy from it: use --mode exact",
-                                src.display()
-                            )));
-                        }
                         let head = runs.iter().any(|r| r.last + 1 == a);
-                        if annexb && head {
-                            let units = annexb_units(packet.data().unwrap_or_default());
-                            if nal::h264_units_of(&units, 7).is_empty() || nal::h264_units_of(&units, 8).is_empty() {
-                                return Err(error::input(format!(
-                                    "{}: the IDR picture at frame {a} does not carry its parameter sets in the \
-                                     stream, so a decoder could not switch back to them after the re-encoded \
-                                     frames; use --mode exact",
-                                    src.display()
-                                )));
-                            }
-                        }
+                        check_splice(src, &framing, a, d, head, packet.data().unwrap_or_default())?;
                         if let Some(run) = runs.iter_mut().find(|r| r.last + 1 == a) {
                             finish_run(run, index, origin, &by_pts)?;
                             let timing = Timing { tb: vtb, out_tb: vout_tb, delay, length_size, annexb };
@@ -494,6 +473,85 @@ pub fn smart_clip(
         copied_packets_sha256: hex::encode(hasher.finish().as_ref()),
         audio_packets,
     })
+}
+
+/// Open a decoder and an encoder for every re-encoded segment of `plan`, each encoder with
+/// parameter sets under an ID the source does not use.
+fn open_runs(
+    src: &Path,
+    plan: &Plan,
+    framing: &Framing,
+    ist: &format::stream::Stream<'_>,
+    q: Quality,
+) -> Result<Vec<Run>> {
+    let params = ist.parameters();
+    let mut used = framing.used_ids(&params);
+    let mut runs = Vec::new();
+    let mut next_id = 0u32;
+    for seg in plan.segments.iter().filter(|s| s.how == How::ReEncoded) {
+        while used.contains(&next_id) {
+            next_id += 1;
+        }
+        if next_id > 31 {
+            return Err(error::input(format!(
+                "{}: the stream uses every H.264 parameter-set ID; use --mode exact",
+                src.display()
+            )));
+        }
+        let decoder = codec::context::Context::from_parameters(params.clone())?.decoder().video()?;
+        if !matches!(decoder.format(), format::Pixel::YUV420P | format::Pixel::YUVJ420P) {
+            return Err(error::input(format!(
+                "{}: smart mode re-encodes only 8-bit 4:2:0 H.264 (this stream is {:?}); use --mode exact",
+                src.display(),
+                decoder.format()
+            )));
+        }
+        let (encoder, encoder_name) =
+            x264(&decoder, &params, ist.avg_frame_rate(), ist.time_base(), q, next_id, !framing.annexb)?;
+        let (sps, pps) = if framing.annexb {
+            (Vec::new(), Vec::new())
+        } else {
+            parameter_sets(&ffi::encoder_extradata(&encoder), next_id)?
+        };
+        used.push(next_id);
+        runs.push(Run {
+            first: seg.first,
+            last: seg.last,
+            id: next_id,
+            decoder,
+            encoder,
+            encoder_name,
+            sps,
+            pps,
+            frames: 0,
+            packets: Vec::new(),
+            drained: false,
+        });
+    }
+    Ok(runs)
+}
+
+/// The first copied packet (decode position `d`, frame `a` of the plan) must be an IDR picture
+/// at the plan's splice, and in Annex B after a re-encoded `head` must carry its parameter sets.
+fn check_splice(src: &Path, framing: &Framing, a: usize, d: usize, head: bool, data: &[u8]) -> Result<()> {
+    if d != a || !nal::is_idr(framing.codec_id, framing.nal_lengths, data) {
+        return Err(error::input(format!(
+            "{}: frame {a} is a keyframe but not an IDR picture, so the frames after it may refer to frames \
+             before it; smart mode cannot copy from it: use --mode exact",
+            src.display()
+        )));
+    }
+    if framing.annexb && head {
+        let units = annexb_units(data);
+        if nal::h264_units_of(&units, 7).is_empty() || nal::h264_units_of(&units, 8).is_empty() {
+            return Err(error::input(format!(
+                "{}: the IDR picture at frame {a} does not carry its parameter sets in the stream, so a decoder \
+                 could not switch back to them after the re-encoded frames; use --mode exact",
+                src.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// How far past the range the audio must be read before every audio stream is done.
