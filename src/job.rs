@@ -15,7 +15,7 @@
 //!   - package: {items: [release, stills], out: request-2024-118.zip, recipient: J. Doe}
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -547,17 +547,31 @@ pub fn step_key(job: &Job, step: &Step, inputs: &[String]) -> String {
     hex::encode(crate::digest::sha256(text.as_bytes()))
 }
 
-/// The event that already did this step, if any: its outputs' item IDs.
-pub fn done(ledger: &Ledger, key: &str) -> Result<Option<(u64, Vec<String>)>> {
-    let mut found = None;
-    ledger.for_each_row(|row| {
-        if row.body.contains(key) {
-            let ev = crate::ledger::parse_body(&row)?;
-            if ev.params.get("job").and_then(|j| j.get("key")).and_then(Value::as_str) == Some(key) {
-                found = Some((ev.seq, ev.outputs.iter().filter_map(|o| o.item.clone()).collect()));
+/// The steps of batch jobs the ledger records as done, by key, kept up to date as the ledger
+/// grows: the ledger is read once, then only the events appended since the last look.
+#[derive(Default)]
+pub struct DoneSteps {
+    /// Step key → the last event that did it and its outputs' item IDs.
+    by_key: HashMap<String, (u64, Vec<String>)>,
+    /// The last event read.
+    through: Option<u64>,
+}
+
+impl DoneSteps {
+    /// The event that already did the step with this key, if any, and its outputs' item IDs.
+    pub fn find(&mut self, ledger: &Ledger, key: &str) -> Result<Option<(u64, Vec<String>)>> {
+        let (by_key, through) = (&mut self.by_key, &mut self.through);
+        ledger.for_each_row_after(*through, |row| {
+            *through = Some(row.seq as u64);
+            if row.body.contains("\"job\"") {
+                let ev = crate::ledger::parse_body(&row)?;
+                if let Some(k) = ev.params.get("job").and_then(|j| j.get("key")).and_then(Value::as_str) {
+                    let outputs = ev.outputs.iter().filter_map(|o| o.item.clone()).collect();
+                    by_key.insert(k.to_owned(), (ev.seq, outputs));
+                }
             }
-        }
-        Ok(())
-    })?;
-    Ok(found)
+            Ok(())
+        })?;
+        Ok(self.by_key.get(key).cloned())
+    }
 }

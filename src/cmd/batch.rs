@@ -61,6 +61,7 @@ pub fn run(args: BatchArgs, ctx: &Ctx) -> Result<Report> {
     let mut outcomes: Vec<Outcome> = Vec::new();
     let mut failure: Option<anyhow::Error> = None;
     let mut estimate_us: i64 = 0;
+    let mut done = job::DoneSteps::default();
     for step in &job.steps {
         if let Some(b) = &bar {
             b.set_message(format!("{} ({})", step.id, step.action.name()));
@@ -83,7 +84,7 @@ pub fn run(args: BatchArgs, ctx: &Ctx) -> Result<Report> {
             .map(|id| ledger.item(id).map(|r| r.map(|r| r.sha256).unwrap_or_default()))
             .collect::<Result<Vec<_>>>()?;
         let key = job::step_key(&job, step, &shas);
-        if let Some((seq, outs)) = job::done(&ledger, &key)? {
+        if let Some((seq, outs)) = done.find(&ledger, &key)? {
             made.insert(step.id.clone(), outs.clone());
             outcomes.push(outcome(step, "skipped", outs, Some(seq), Some(format!("already recorded in event {seq}"))));
             if let Some(b) = &bar {

@@ -251,9 +251,14 @@ impl Ledger {
     }
 
     /// Visit every stored row in sequence order, exactly as stored.
-    pub fn for_each_row(&self, mut f: impl FnMut(Row) -> Result<()>) -> Result<()> {
-        let mut stmt = self.conn.prepare("SELECT seq, hash, body FROM events ORDER BY seq")?;
-        let mut rows = stmt.query([])?;
+    pub fn for_each_row(&self, f: impl FnMut(Row) -> Result<()>) -> Result<()> {
+        self.for_each_row_after(None, f)
+    }
+
+    /// Every stored row after event `seq` (all of them for `None`), in order.
+    pub fn for_each_row_after(&self, seq: Option<u64>, mut f: impl FnMut(Row) -> Result<()>) -> Result<()> {
+        let mut stmt = self.conn.prepare("SELECT seq, hash, body FROM events WHERE seq > ?1 ORDER BY seq")?;
+        let mut rows = stmt.query([seq.map_or(-1, |s| s as i64)])?;
         while let Some(r) = rows.next()? {
             f(Row { seq: r.get(0)?, hash: r.get(1)?, body: r.get(2)? })?;
         }
