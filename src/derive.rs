@@ -3,6 +3,7 @@
 //! as new items that name their parent, in one event.
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use anyhow::Result;
 use serde_json::{Map, Value, json};
@@ -27,6 +28,9 @@ pub struct Source {
     pub created: Event,
     /// The store the item is in (for its frame-index cache).
     store_root: PathBuf,
+    /// The digest of the frame index this command used, once it used one (recorded with the
+    /// event, so later commands may trust the cached copy).
+    index_digest: OnceLock<String>,
 }
 
 impl Source {
@@ -56,6 +60,7 @@ impl Source {
             timeline: Timeline { recording_start, clock },
             created,
             store_root: store.root().to_owned(),
+            index_digest: OnceLock::new(),
         })
     }
 
@@ -101,9 +106,15 @@ impl Source {
         made
     }
 
-    /// The frame index of the item's object, from the store's cache when it has a sound one.
-    pub fn frame_index(&self) -> Result<FrameIndex> {
-        crate::media::index::cache::load_or_build(&self.store_root, &self.file.sha256, &self.path)
+    /// The frame index of the item's object: from the store's cache when it has a sound one
+    /// that the ledger records a command using, else built from the object.
+    pub fn frame_index(&self, ledger: &Ledger) -> Result<FrameIndex> {
+        let sha = &self.file.sha256;
+        let (index, digest) = crate::media::index::cache::load_or_build(&self.store_root, sha, &self.path, |d| {
+            ledger.frame_index_recorded(sha, d)
+        })?;
+        let _ = self.index_digest.set(digest);
+        Ok(index)
     }
 
     fn forget_frame_index(&self) {
@@ -187,6 +198,10 @@ pub fn commit(
 ) -> Result<(Head, Event)> {
     let case = source.row.case.clone();
     let exhibit = source.row.exhibit.clone();
+    let mut params = params;
+    if let Some(digest) = source.index_digest.get() {
+        params.insert("frame_index".into(), json!(digest));
+    }
     store.commit(ledger, actor, staging, |txn| {
         let mut refs: Vec<FileRef> = Vec::new();
         for out in outputs {

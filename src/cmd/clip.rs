@@ -25,7 +25,7 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
     let mut ledger = store.open_ledger()?;
     let source = Source::open(&store, &ledger, &args.item)?;
     let media = source.require_decodable("a clip")?.clone();
-    let index = source.frame_index()?;
+    let index = source.frame_index(&ledger)?;
     let asked = resolve_range(&index, &args, &source)?;
     match args.mode {
         ClipMode::Exact => return exact(args, ctx, store, ledger, source, index, asked),

@@ -34,7 +34,7 @@ pub fn run(args: RedactArgs, ctx: &Ctx) -> Result<Report> {
     let mut ledger = store.open_ledger()?;
     let source = Source::open(&store, &ledger, &args.item)?;
     source.require_decodable("a redaction")?;
-    let index = source.frame_index()?;
+    let index = source.frame_index(&ledger)?;
 
     // What the item offers: the picture the coordinates refer to, and whether it has sound.
     crate::media::init();

@@ -17,7 +17,7 @@ pub fn run(args: RewrapArgs, ctx: &Ctx) -> Result<Report> {
     let source = Source::open(&store, &ledger, &args.item)?;
     source.require_decodable("a playback copy")?;
     let actor = ctx.actor();
-    let index = source.frame_index()?;
+    let index = source.frame_index(&ledger)?;
     let all = Selection { decode_range: None, window_us: None, shift_us: 0, shift_ticks: 0 };
     let mut staging = store.stage()?;
 

@@ -9,6 +9,7 @@ use super::{Ctx, Report, head_line};
 use crate::cli::StillArgs;
 use crate::derive::{self, Output, Source};
 use crate::error;
+use crate::ledger::Ledger;
 use crate::media::still::{self, Render};
 use crate::media::time::{Position, format_civil, format_us};
 
@@ -37,7 +38,7 @@ pub fn run(args: StillArgs, ctx: &Ctx) -> Result<Report> {
 
     // Re-verify the parent's object while the frames are decoded; nothing is recorded unless it
     // passes.
-    let stills = source.verified_while(|| make_stills(&args, &source, every))?;
+    let stills = source.verified_while(|| make_stills(&args, &ledger, &source, every))?;
 
     let mut staging = store.stage()?;
     let mut outputs = Vec::new();
@@ -89,8 +90,8 @@ struct Made {
     note: Option<String>,
 }
 
-fn make_stills(args: &StillArgs, source: &Source, every: Option<i64>) -> Result<Vec<Made>> {
-    let index = source.frame_index()?;
+fn make_stills(args: &StillArgs, ledger: &Ledger, source: &Source, every: Option<i64>) -> Result<Vec<Made>> {
+    let index = source.frame_index(ledger)?;
     let mut frames = Vec::new();
     for pos in &args.at {
         frames.push((index.resolve(pos, &source.timeline)?, pos.to_string()));

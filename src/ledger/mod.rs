@@ -275,6 +275,25 @@ impl Ledger {
         Ok(out)
     }
 
+    /// Whether an event that derived a file from object `sha256` recorded using the frame
+    /// index with this digest (`params.frame_index`).
+    pub fn frame_index_recorded(&self, sha256: &str, digest: &str) -> Result<bool> {
+        let mut stmt = self.conn.prepare(
+            "SELECT e.seq, e.hash, e.body FROM items AS d JOIN items AS p ON d.parent = p.id \
+             JOIN events AS e ON e.seq = d.seq WHERE p.sha256 = ?1 AND instr(e.body, ?2) > 0",
+        )?;
+        let mut rows = stmt.query([sha256, digest])?;
+        while let Some(r) = rows.next()? {
+            let ev = parse_body(&Row { seq: r.get(0)?, hash: r.get(1)?, body: r.get(2)? })?;
+            if ev.params.get("frame_index").and_then(Value::as_str) == Some(digest)
+                && ev.inputs.iter().any(|i| i.sha256 == sha256)
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// One event by sequence number.
     pub fn event(&self, seq: u64) -> Result<Option<Event>> {
         let row = self

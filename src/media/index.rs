@@ -254,10 +254,12 @@ impl FrameIndex {
 /// redaction of an item after the first starts without demuxing the whole file.
 ///
 /// The cache is derived data, never evidence: each file carries the FFmpeg version that built
-/// it and ends with the BLAKE3 of everything before it, and anything unexpected (another
-/// FFmpeg, a torn or edited file) is ignored and rebuilt. What is read from it is checked again
-/// against the packets a command actually uses (see `remux::copy` and `still`), so a wrong
-/// index cannot make a clip or still claim frames it does not hold.
+/// it and ends with the BLAKE3 of everything before it (its digest), and anything unexpected
+/// (another FFmpeg, a torn or edited file) is ignored and rebuilt. Every derived event records
+/// the digest of the index it used (`params.frame_index`), and a cached index is used only when
+/// an event deriving from the same object recorded its digest: a cache file crafted behind
+/// custody's back is rebuilt, never trusted. A copy clip also checks every packet it copies
+/// against the index.
 pub mod cache {
     use std::fs;
     use std::io::Write;
@@ -278,16 +280,30 @@ pub mod cache {
         unsafe { ffmpeg_next::ffi::avformat_version() }
     }
 
-    /// The index of object `sha256` at `object`: from the cache when it holds a sound one,
-    /// else built (and cached for next time; a cache that cannot be written is no error).
-    pub fn load_or_build(store_root: &Path, sha256: &str, object: &Path) -> anyhow::Result<FrameIndex> {
+    /// The index of object `sha256` at `object`, and its digest (the BLAKE3 its encoding ends
+    /// with, hex): from the cache when it holds a sound one whose digest `recorded` accepts
+    /// (one a command recorded using), else built (and cached for next time; a cache that
+    /// cannot be written is no error). Building is deterministic: the same object and FFmpeg
+    /// give the same index and digest.
+    pub fn load_or_build(
+        store_root: &Path,
+        sha256: &str,
+        object: &Path,
+        recorded: impl FnOnce(&str) -> anyhow::Result<bool>,
+    ) -> anyhow::Result<(FrameIndex, String)> {
         let file = path(store_root, sha256);
-        if let Some(index) = fs::read(&file).ok().and_then(|bytes| decode(&bytes, sha256)) {
-            return Ok(index);
+        if let Ok(bytes) = fs::read(&file)
+            && let Some(index) = decode(&bytes, sha256)
+        {
+            let digest = hex::encode(&bytes[bytes.len() - 32..]);
+            if recorded(&digest)? {
+                return Ok((index, digest));
+            }
         }
         let index = FrameIndex::build(object)?;
-        let _ = save(&file, &encode(&index, sha256));
-        Ok(index)
+        let bytes = encode(&index, sha256);
+        let _ = save(&file, &bytes);
+        Ok((index, hex::encode(&bytes[bytes.len() - 32..])))
     }
 
     /// Forget the cached index of `sha256` (after it disagreed with the file).
@@ -417,14 +433,25 @@ pub mod cache {
             let media = store.path().join("clip.mp4");
             crate::media::synth::generate(crate::media::synth::Fixture::H264Mp4, &media).expect("fixture");
             let sha = "ef".repeat(32);
-            let built = load_or_build(store.path(), &sha, &media).expect("built");
+            let trusted = |_: &str| Ok(true);
+            let (built, digest) = load_or_build(store.path(), &sha, &media, trusted).expect("built");
             let file = path(store.path(), &sha);
             assert!(file.is_file(), "the index was not cached");
-            let cached = load_or_build(store.path(), &sha, &media).expect("cached");
+            let (cached, cached_digest) = load_or_build(store.path(), &sha, &media, trusted).expect("cached");
             assert_eq!(format!("{cached:?}"), format!("{built:?}"));
+            assert_eq!(cached_digest, digest);
             fs::write(&file, b"garbage").unwrap();
-            let rebuilt = load_or_build(store.path(), &sha, &media).expect("rebuilt");
+            let (rebuilt, rebuilt_digest) = load_or_build(store.path(), &sha, &media, trusted).expect("rebuilt");
             assert_eq!(format!("{rebuilt:?}"), format!("{built:?}"));
+            assert_eq!(rebuilt_digest, digest, "building is deterministic");
+            // A sound cache whose digest no event recorded is rebuilt, not used.
+            let mut asked = None;
+            let (_, unrecorded) = load_or_build(store.path(), &sha, &media, |d| {
+                asked = Some(d.to_owned());
+                Ok(false)
+            })
+            .expect("rebuilt");
+            assert_eq!((asked.as_deref(), unrecorded.as_str()), (Some(digest.as_str()), digest.as_str()));
             assert_eq!(decode(&fs::read(&file).unwrap(), &sha).map(|i| i.len()), Some(built.len()));
         }
     }

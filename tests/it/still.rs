@@ -415,3 +415,52 @@ fn a_still_of_audio_a_position_past_the_end_an_undecodable_blob_or_a_malformed_p
     assert_refused(&store, &blob.id, &["--at", "0"], "FFmpeg cannot read it");
     assert_refused(&store, &video.id, &["--at", "1:99"], "not a position");
 }
+
+/// Swap the timestamps of index entries `a` and `b` of a cached frame index and seal the file
+/// again with its BLAKE3, as someone with write access to the store could.
+fn craft_cached_index(path: &Path, a: usize, b: usize) {
+    const HEADER: usize = 22 + 4 + 64 + 8 + 1 + 1 + 8 + 8; // magic, FFmpeg, SHA-256, stream, flags, time base, count
+    const ENTRY: usize = 25; // pts, duration, decode position, flags
+    let mut bytes = std::fs::read(path).expect("a cached frame index");
+    assert!(bytes.starts_with(b"custody frame index 2\n"), "cache format changed: update this test");
+    let body = bytes.len() - 32;
+    let (pa, pb) = (HEADER + a * ENTRY, HEADER + b * ENTRY);
+    let pts_a: [u8; 8] = bytes[pa..pa + 8].try_into().unwrap();
+    let pts_b: [u8; 8] = bytes[pb..pb + 8].try_into().unwrap();
+    bytes[pa..pa + 8].copy_from_slice(&pts_b);
+    bytes[pb..pb + 8].copy_from_slice(&pts_a);
+    let seal = *blake3::hash(&bytes[..body]).as_bytes();
+    bytes[body..].copy_from_slice(&seal);
+    std::fs::write(path, bytes).expect("write the crafted index");
+}
+
+#[test]
+fn a_frame_index_cache_no_event_recorded_is_rebuilt_not_trusted() {
+    let store = Store::new();
+    let video = store.ingest_fixture(Fixture::H264Mp4);
+    let cached = store.path().join("cache").join("frames").join(sha256sum(&video.path));
+    let first = store.cmd(&["--json", "still", &video.id, "--at", "frame:20"]).run().status(0).json();
+    let recorded = |json: &Value| {
+        let seq = json["head"]["seq"].as_u64().expect("head seq");
+        let log = store.cmd(&["--json", "log", &video.id]).run().status(0).json();
+        let event = log["events"].as_array().expect("events").iter().find(|e| e["seq"] == seq).cloned();
+        event.unwrap_or_else(|| panic!("event {seq} not in the item's log: {log:#}"))["params"]["frame_index"].clone()
+    };
+    let digest = recorded(&first);
+    assert_eq!(digest.as_str().map(str::len), Some(64), "the still's event records its frame index: {digest}");
+    let genuine = std::fs::read(&cached).expect("the still cached its frame index");
+
+    // A sound-looking cache that sends frame 20 to frame 25's picture.
+    craft_cached_index(&cached, 20, 25);
+    let (json, png) = stills(&store, &video.id, &["frame:20"], &[]).remove(0);
+    assert_eq!(png.frame_index(png.height), Some(20), "a crafted frame index was trusted: {json:#}");
+    assert_eq!(std::fs::read(&cached).expect("cache"), genuine, "the crafted cache was not rebuilt");
+    let again = store.cmd(&["--json", "log", &video.id]).run().status(0).json();
+    let digests: Vec<&Value> =
+        again["events"].as_array().unwrap().iter().map(|e| &e["params"]["frame_index"]).collect();
+    assert!(
+        digests.iter().filter(|d| **d == &digest).count() >= 2,
+        "the rebuilt index is the one recorded: {digests:?}"
+    );
+    store.verify_ok();
+}
