@@ -121,6 +121,10 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
     facts.insert("exact".into(), json!(exact));
     facts.insert("container".into(), json!(muxer));
     facts.insert("streams".into(), serde_json::to_value(&copied)?);
+    let left = left_out(&source, &copied.iter().map(|c| c.input_index).collect::<Vec<_>>());
+    if !left.is_empty() {
+        facts.insert("left_out".into(), json!(left));
+    }
     let mut params = Map::new();
     params.insert("from".into(), json!(args.from.to_string()));
     params.insert("to".into(), json!(args.to.to_string()));
@@ -151,12 +155,14 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
             c.input_index, c.kind, c.codec, c.packets
         ));
     }
+    text.push_str(&left_out_line(&left));
     text.push_str(&super::copy_out_line(&store, out, args.out.as_deref(), "  ")?);
     text.push_str(&head_line(&head));
     let json = json!({"schema_version": 1, "command": "clip", "parent": source.row.id, "item": id, "name": out.name,
         "sha256": out.sha256, "size": out.size, "mode": "copy", "exact": exact,
         "requested": {"first_frame": asked.first, "last_frame": asked.last},
-        "produced": {"first_frame": produced.first, "last_frame": produced.last}, "streams": copied, "head": head});
+        "produced": {"first_frame": produced.first, "last_frame": produced.last}, "streams": copied,
+        "left_out": left, "head": head});
     Ok(Report::ok(text, json))
 }
 
@@ -217,6 +223,10 @@ fn exact(
     let stem = source.stem().to_owned();
     let mut facts = frame_exact_facts(&args, &index, &asked, made.video_frames, "exact", "mp4");
     facts.insert("encoding".into(), serde_json::to_value(&made)?);
+    let left = left_out(&source, &[Some(index.stream), made.audio_stream].into_iter().flatten().collect::<Vec<_>>());
+    if !left.is_empty() {
+        facts.insert("left_out".into(), json!(left));
+    }
     let params = re_encode_params(&args, "exact");
     let name = format!("{stem}_exact_frames{}-{}.mp4", asked.first, asked.last);
     let outputs = vec![Output { name, digests, facts }];
@@ -240,13 +250,15 @@ fn exact(
             made.audio_samples, made.audio_sample_rate
         ));
     }
+    text.push_str(&left_out_line(&left));
     text.push_str(&output_line(out));
     text.push_str(&super::copy_out_line(&store, out, args.out.as_deref(), "  ")?);
     text.push_str(&head_line(&head));
     let json = json!({"schema_version": 1, "command": "clip", "parent": source.row.id, "item": id, "name": out.name,
         "sha256": out.sha256, "size": out.size, "mode": "exact", "exact": true,
         "requested": {"first_frame": asked.first, "last_frame": asked.last},
-        "produced": {"first_frame": asked.first, "last_frame": asked.last}, "encoding": made, "head": head});
+        "produced": {"first_frame": asked.first, "last_frame": asked.last}, "encoding": made, "left_out": left,
+        "head": head});
     Ok(Report::ok(text, json))
 }
 
@@ -297,6 +309,11 @@ fn smart(
     facts.insert("encoder".into(), json!(made.encoder));
     facts.insert("copied_packets_sha256".into(), json!(made.copied_packets_sha256));
     facts.insert("audio_packets_copied".into(), json!(made.audio_packets));
+    let kept: Vec<usize> = std::iter::once(index.stream).chain(made.audio_streams.iter().copied()).collect();
+    let left = left_out(&source, &kept);
+    if !left.is_empty() {
+        facts.insert("left_out".into(), json!(left));
+    }
     let params = re_encode_params(&args, "smart");
     let name = format!("{}_smart_frames{}-{}.{ext}", source.stem(), asked.first, asked.last);
     let outputs = vec![Output { name, digests, facts }];
@@ -323,6 +340,7 @@ fn smart(
     if made.audio_packets > 0 {
         text.push_str(&format!("  audio: {} packets copied bit for bit over the same span\n", made.audio_packets));
     }
+    text.push_str(&left_out_line(&left));
     text.push_str(&output_line(out));
     text.push_str(&super::copy_out_line(&store, out, args.out.as_deref(), "  ")?);
     text.push_str(&head_line(&head));
@@ -331,7 +349,8 @@ fn smart(
         "requested": {"first_frame": asked.first, "last_frame": asked.last},
         "produced": {"first_frame": asked.first, "last_frame": asked.last}, "frame_map": plan.segments,
         "frames_copied": copied, "frames_re_encoded": re_encoded, "encoder": made.encoder,
-        "copied_packets_sha256": made.copied_packets_sha256, "audio_packets_copied": made.audio_packets, "head": head});
+        "copied_packets_sha256": made.copied_packets_sha256, "audio_packets_copied": made.audio_packets,
+        "left_out": left, "head": head});
     Ok(Report::ok(text, json))
 }
 
@@ -374,4 +393,36 @@ fn re_encode_params(args: &ClipArgs, mode: &str) -> Map<String, serde_json::Valu
 /// The report line naming a clip's output: its name, SHA-256 and size.
 fn output_line(out: &crate::ledger::FileRef) -> String {
     format!("  {}  sha256 {}  {}\n", out.name.as_deref().unwrap_or_default(), out.sha256, super::human_size(out.size))
+}
+
+/// The source's streams a clip does not hold (`kept`: the input indices it does), as
+/// `{stream, kind, codec}`: recorded with the clip and reported, so nobody takes a clip for the
+/// whole recording when, say, its subtitles or GPS track were left out.
+fn left_out(source: &Source, kept: &[usize]) -> Vec<serde_json::Value> {
+    let Some(media) = &source.media else { return Vec::new() };
+    media
+        .streams
+        .iter()
+        .filter(|s| !kept.contains(&(s.index as usize)))
+        .map(|s| json!({"stream": s.index, "kind": s.kind, "codec": s.codec}))
+        .collect()
+}
+
+/// The report line naming what [`left_out`] found (empty when the clip holds every stream).
+fn left_out_line(left: &[serde_json::Value]) -> String {
+    if left.is_empty() {
+        return String::new();
+    }
+    let named: Vec<String> = left
+        .iter()
+        .map(|s| {
+            format!(
+                "stream {} {} ({})",
+                s["stream"],
+                s["kind"].as_str().unwrap_or("?"),
+                s["codec"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    format!("  not in the clip: {}\n", named.join(", "))
 }

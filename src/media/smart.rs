@@ -122,6 +122,8 @@ pub struct SmartReport {
     pub copied_packets_sha256: String,
     /// Audio packets copied, over all audio streams.
     pub audio_packets: u64,
+    /// The source's audio streams copied (their input indices).
+    pub audio_streams: Vec<usize>,
 }
 
 /// The parts of the source's `avcC` a smart clip needs.
@@ -472,6 +474,11 @@ pub fn smart_clip(
         video_frames: copied_frames + encoded,
         copied_packets_sha256: hex::encode(hasher.finish().as_ref()),
         audio_packets,
+        audio_streams: {
+            let mut streams: Vec<usize> = audio_map.keys().copied().collect();
+            streams.sort_unstable();
+            streams
+        },
     })
 }
 

@@ -330,3 +330,49 @@ fn every_derived_command_refuses_an_item_whose_object_was_altered_exit_1_recordi
         assert!(!cached_index.exists(), "{args:?} left a frame index of the altered object in the cache");
     }
 }
+
+#[test]
+fn a_clip_names_and_records_the_sources_streams_it_does_not_hold() {
+    let store = Store::new();
+    let dir = store.work().join("subtitled");
+    crate::support::media(Fixture::H264Mp4, &dir.join("plain.mp4"));
+    std::fs::write(dir.join("subs.srt"), "1\n00:00:00,000 --> 00:00:02,500\nSUSPECT ENTERS\n").unwrap();
+    let args = ["-v", "error", "-i", "plain.mp4", "-i", "subs.srt", "-map", "0", "-map", "1", "-c", "copy", "-c:s"];
+    let args: Vec<&std::ffi::OsStr> =
+        args.iter().chain(&["mov_text", "-y", "subtitled.mp4"]).map(std::ffi::OsStr::new).collect();
+    crate::support::tool("ffmpeg", &args, &dir).status(0);
+    let video = store.ingest_media(&dir.join("subtitled.mp4"));
+    let probe = ffprobe_json(&dir.join("subtitled.mp4"), &["-show_entries", "stream=index,codec_type"]);
+    let subtitle = probe["streams"]
+        .as_array()
+        .expect("streams")
+        .iter()
+        .find(|s| s["codec_type"] == "subtitle")
+        .and_then(|s| s["index"].as_u64())
+        .expect("the fixture has a subtitle stream");
+
+    // A copy clip copies subtitles along with video and audio: nothing left out.
+    let copy = store.cmd(&["--json", "clip", &video.id, "--from", "frame:10", "--to", "frame:40"]).run();
+    copy.status(0).stdout_lacks("not in the clip");
+    assert_eq!(copy.json()["left_out"], serde_json::json!([]), "{:#}", copy.json());
+
+    // Frame-exact clips carry video and audio only, and say so.
+    for mode in ["exact", "smart"] {
+        let out = store.cmd(&["clip", &video.id, "--from", "frame:10", "--to", "frame:40", "--mode", mode]).run();
+        out.status(0).stdout_has(&format!("not in the clip: stream {subtitle} subtitle (mov_text)"));
+        let json = store
+            .cmd(&["--json", "clip", &video.id, "--from", "frame:11", "--to", "frame:41", "--mode", mode])
+            .run()
+            .status(0)
+            .json();
+        assert_eq!(
+            json["left_out"],
+            serde_json::json!([{"stream": subtitle, "kind": "subtitle", "codec": "mov_text"}])
+        );
+        let log = store.cmd(&["--json", "log", &video.id]).run().status(0).json();
+        let seq = &json["head"]["seq"];
+        let recorded = log["events"].as_array().unwrap().iter().find(|e| &e["seq"] == seq).cloned();
+        let recorded = recorded.unwrap_or_else(|| panic!("event {seq} not in the item's log: {log:#}"));
+        assert_eq!(recorded["outputs"][0]["left_out"], json["left_out"], "{mode}: the event records it");
+    }
+}
