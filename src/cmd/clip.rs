@@ -155,7 +155,7 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
             c.input_index, c.kind, c.codec, c.packets
         ));
     }
-    text.push_str(&left_out_line(&left));
+    text.push_str(&left_out_line(&left, "  "));
     text.push_str(&super::copy_out_line(&store, out, args.out.as_deref(), "  ")?);
     text.push_str(&head_line(&head));
     let json = json!({"schema_version": 1, "command": "clip", "parent": source.row.id, "item": id, "name": out.name,
@@ -250,7 +250,7 @@ fn exact(
             made.audio_samples, made.audio_sample_rate
         ));
     }
-    text.push_str(&left_out_line(&left));
+    text.push_str(&left_out_line(&left, "  "));
     text.push_str(&output_line(out));
     text.push_str(&super::copy_out_line(&store, out, args.out.as_deref(), "  ")?);
     text.push_str(&head_line(&head));
@@ -340,7 +340,7 @@ fn smart(
     if made.audio_packets > 0 {
         text.push_str(&format!("  audio: {} packets copied bit for bit over the same span\n", made.audio_packets));
     }
-    text.push_str(&left_out_line(&left));
+    text.push_str(&left_out_line(&left, "  "));
     text.push_str(&output_line(out));
     text.push_str(&super::copy_out_line(&store, out, args.out.as_deref(), "  ")?);
     text.push_str(&head_line(&head));
@@ -409,7 +409,7 @@ fn left_out(source: &Source, kept: &[usize]) -> Vec<serde_json::Value> {
 }
 
 /// The report line naming what [`left_out`] found (empty when the clip holds every stream).
-fn left_out_line(left: &[serde_json::Value]) -> String {
+pub(super) fn left_out_line(left: &[serde_json::Value], indent: &str) -> String {
     if left.is_empty() {
         return String::new();
     }
@@ -424,5 +424,5 @@ fn left_out_line(left: &[serde_json::Value]) -> String {
             )
         })
         .collect();
-    format!("  not in the clip: {}\n", named.join(", "))
+    format!("{indent}not in the clip: {}\n", named.join(", "))
 }

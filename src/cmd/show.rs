@@ -135,5 +135,7 @@ fn clip_lines(facts: &serde_json::Map<String, serde_json::Value>) -> String {
         };
         t.push_str(&format!("            frames {}..{} {how}\n", number(seg.get("first")), number(seg.get("last"))));
     }
+    let left = facts.get("left_out").and_then(|l| l.as_array()).map_or(&[][..], Vec::as_slice);
+    t.push_str(&super::clip::left_out_line(left, "            "));
     t
 }

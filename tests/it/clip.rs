@@ -374,5 +374,7 @@ fn a_clip_names_and_records_the_sources_streams_it_does_not_hold() {
         let recorded = log["events"].as_array().unwrap().iter().find(|e| &e["seq"] == seq).cloned();
         let recorded = recorded.unwrap_or_else(|| panic!("event {seq} not in the item's log: {log:#}"));
         assert_eq!(recorded["outputs"][0]["left_out"], json["left_out"], "{mode}: the event records it");
+        let clip = json["item"].as_str().expect("the clip's item");
+        store.cmd(&["show", clip]).run().status(0).stdout_has(&format!("not in the clip: stream {subtitle} subtitle"));
     }
 }
