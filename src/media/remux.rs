@@ -125,8 +125,19 @@ pub fn copy(src: &Path, dst: &Path, muxer: &str, index: &FrameIndex, sel: &Selec
             .map_err(|e| error::input(format!("{}: cannot seek: {e}", src.display())))?;
         decode_index = first;
     }
-    // Streams with nothing more to copy: reading stops when every stream is done.
-    let mut finished: BTreeMap<usize, bool> = map.keys().map(|&k| (k, false)).collect();
+    // Streams with nothing more to copy: reading stops when every stream is done. Subtitle
+    // streams are sparse (a cue every few seconds, or none for minutes): they never hold up the
+    // end of a range, and the cue on screen when the range starts is carried into it, its
+    // timing trimmed to the range and its payload untouched.
+    let sparse: Vec<usize> = input
+        .streams()
+        .filter(|s| s.parameters().medium() == ffmpeg::media::Type::Subtitle && map.contains_key(&s.index()))
+        .map(|s| s.index())
+        .collect();
+    let mut finished: BTreeMap<usize, bool> =
+        map.keys().map(|&k| (k, sel.window_us.is_some() && sparse.contains(&k))).collect();
+    let mut carried: BTreeMap<usize, ffmpeg::Packet> = BTreeMap::new();
+    let mut carrying = sel.window_us.is_some() && !sparse.is_empty();
     let mut packet = ffmpeg::Packet::empty();
     let raw_duration = index.typical_duration();
     while super::probe::next_packet(&mut input, &mut packet, src)? {
@@ -173,6 +184,21 @@ pub fn copy(src: &Path, dst: &Path, muxer: &str, index: &FrameIndex, sel: &Selec
             } else {
                 shift_by(&mut packet, sel.shift_ticks);
             }
+            // The range starts here: the cues on screen go first.
+            if carrying {
+                carrying = false;
+                for (s, mut cue) in std::mem::take(&mut carried) {
+                    let (s_tb, s_out) = (in_tb[&s], map[&s]);
+                    shift(&mut cue, sel.shift_us, s_tb);
+                    let slot = copied.iter().position(|c| c.input_index == s).expect("mapped stream");
+                    if let Some(data) = cue.data() {
+                        hash_payload(&mut hashers[slot], &copied[slot].codec, data);
+                        copied[slot].bytes += data.len() as u64;
+                    }
+                    copied[slot].packets += 1;
+                    write_copied(&mut cue, s_tb, (s_out, out_tb[&s_out]), &mut output, dst)?;
+                }
+            }
         } else {
             if let Some((t0, t1)) = sel.window_us {
                 let Some(ts) = packet.pts().or(packet.dts()) else { continue };
@@ -181,6 +207,20 @@ pub fn copy(src: &Path, dst: &Path, muxer: &str, index: &FrameIndex, sel: &Selec
                 // that stream is done.
                 if at >= t1 + SETTLED_US && done(&mut finished, ist) {
                     break;
+                }
+                if carrying && at < t0 && sparse.contains(&ist) {
+                    // The latest cue before the range; carried if it is still on screen at t0.
+                    let end = at + to_us(packet.duration(), tb);
+                    if end > t0 {
+                        let mut cue = packet.clone();
+                        cue.set_pts(Some(from_us(t0, tb)));
+                        cue.set_dts(Some(from_us(t0, tb)));
+                        cue.set_duration(from_us(end.min(t1) - t0, tb));
+                        carried.insert(ist, cue);
+                    } else {
+                        carried.remove(&ist);
+                    }
+                    continue;
                 }
                 if at < t0 || at >= t1 {
                     continue;

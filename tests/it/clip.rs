@@ -351,10 +351,20 @@ fn a_clip_names_and_records_the_sources_streams_it_does_not_hold() {
         .and_then(|s| s["index"].as_u64())
         .expect("the fixture has a subtitle stream");
 
-    // A copy clip copies subtitles along with video and audio: nothing left out.
-    let copy = store.cmd(&["--json", "clip", &video.id, "--from", "frame:10", "--to", "frame:40"]).run();
+    // A copy clip copies subtitles along with video and audio: nothing left out. The cue on
+    // screen when the clip starts (0 s to 2.5 s in the source; the clip starts at a keyframe
+    // after 0 s) is carried, trimmed to the clip.
+    let copy = store.cmd(&["--json", "clip", &video.id, "--from", "frame:30", "--to", "frame:60"]).run();
     copy.status(0).stdout_lacks("not in the clip");
-    assert_eq!(copy.json()["left_out"], serde_json::json!([]), "{:#}", copy.json());
+    let json = copy.json();
+    assert_eq!(json["left_out"], serde_json::json!([]), "{json:#}");
+    let first = json["produced"]["first_frame"].as_u64().expect("first frame");
+    assert!(first > 0 && first <= 30, "the clip must start after the cue does: {json:#}");
+    let clip = store.object_path(json["sha256"].as_str().expect("sha256"));
+    let srt = String::from_utf8(ffmpeg_read(&clip, &["-map", "0:s", "-f", "srt", "-"])).expect("UTF-8 subtitles");
+    assert!(srt.contains("SUSPECT ENTERS"), "the cue on screen was not carried into the copy clip:\n{srt}");
+    assert!(srt.contains("00:00:00,000 --> "), "the carried cue does not start with the clip:\n{srt}");
+    assert!(!srt.contains("--> 00:00:02,500"), "the carried cue keeps its source end time:\n{srt}");
 
     // Frame-exact clips carry video and audio only, and say so.
     for mode in ["exact", "smart"] {
