@@ -117,7 +117,9 @@ impl Source {
         Ok(index)
     }
 
-    fn forget_frame_index(&self) {
+    /// Drop the cached frame index of the item's object (after it disagreed with the object,
+    /// or may have been read from altered bytes).
+    pub fn forget_frame_index(&self) {
         crate::media::index::cache::forget(&self.store_root, &self.file.sha256);
     }
 

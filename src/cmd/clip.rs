@@ -77,7 +77,7 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
         let scratch = staging.scratch(ext);
         let copied = source
             .verified_while(|| remux::copy(&source.path, &scratch, muxer, &index, &selection))
-            .inspect_err(|_| crate::media::index::cache::forget(store.root(), &source.file.sha256))?;
+            .inspect_err(|_| source.forget_frame_index())?;
         let staged = staging.adopt(&store, &scratch)?.digests.clone();
         (copied, staged, staging)
     };
@@ -121,10 +121,7 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
     facts.insert("exact".into(), json!(exact));
     facts.insert("container".into(), json!(muxer));
     facts.insert("streams".into(), serde_json::to_value(&copied)?);
-    let left = left_out(&source, &copied.iter().map(|c| c.input_index).collect::<Vec<_>>());
-    if !left.is_empty() {
-        facts.insert("left_out".into(), json!(left));
-    }
+    let left = left_out(&source, &copied.iter().map(|c| c.input_index).collect::<Vec<_>>(), &mut facts);
     let mut params = Map::new();
     params.insert("from".into(), json!(args.from.to_string()));
     params.insert("to".into(), json!(args.to.to_string()));
@@ -223,10 +220,8 @@ fn exact(
     let stem = source.stem().to_owned();
     let mut facts = frame_exact_facts(&args, &index, &asked, made.video_frames, "exact", "mp4");
     facts.insert("encoding".into(), serde_json::to_value(&made)?);
-    let left = left_out(&source, &[Some(index.stream), made.audio_stream].into_iter().flatten().collect::<Vec<_>>());
-    if !left.is_empty() {
-        facts.insert("left_out".into(), json!(left));
-    }
+    let kept: Vec<usize> = [Some(index.stream), made.audio_stream].into_iter().flatten().collect();
+    let left = left_out(&source, &kept, &mut facts);
     let params = re_encode_params(&args, "exact");
     let name = format!("{stem}_exact_frames{}-{}.mp4", asked.first, asked.last);
     let outputs = vec![Output { name, digests, facts }];
@@ -297,7 +292,7 @@ fn smart(
     let scratch = staging.scratch(ext);
     let made = source
         .verified_while(|| smart_clip(&source.path, &scratch, muxer, &index, &plan, quality))
-        .inspect_err(|_| crate::media::index::cache::forget(store.root(), &source.file.sha256))?;
+        .inspect_err(|_| source.forget_frame_index())?;
     let digests = staging.adopt(&store, &scratch)?.digests.clone();
     let start = index.time_us(asked.first);
     let (re_encoded, copied) = plan.counts();
@@ -310,10 +305,7 @@ fn smart(
     facts.insert("copied_packets_sha256".into(), json!(made.copied_packets_sha256));
     facts.insert("audio_packets_copied".into(), json!(made.audio_packets));
     let kept: Vec<usize> = std::iter::once(index.stream).chain(made.audio_streams.iter().copied()).collect();
-    let left = left_out(&source, &kept);
-    if !left.is_empty() {
-        facts.insert("left_out".into(), json!(left));
-    }
+    let left = left_out(&source, &kept, &mut facts);
     let params = re_encode_params(&args, "smart");
     let name = format!("{}_smart_frames{}-{}.{ext}", source.stem(), asked.first, asked.last);
     let outputs = vec![Output { name, digests, facts }];
@@ -396,16 +388,21 @@ fn output_line(out: &crate::ledger::FileRef) -> String {
 }
 
 /// The source's streams a clip does not hold (`kept`: the input indices it does), as
-/// `{stream, kind, codec}`: recorded with the clip and reported, so nobody takes a clip for the
-/// whole recording when, say, its subtitles or GPS track were left out.
-fn left_out(source: &Source, kept: &[usize]) -> Vec<serde_json::Value> {
+/// `{stream, kind, codec}`, recorded in the clip's `facts` (as `left_out`, when there are any)
+/// and returned for the report, so nobody takes a clip for the whole recording when, say, its
+/// subtitles or GPS track were left out.
+fn left_out(source: &Source, kept: &[usize], facts: &mut Map<String, serde_json::Value>) -> Vec<serde_json::Value> {
     let Some(media) = &source.media else { return Vec::new() };
-    media
+    let left: Vec<serde_json::Value> = media
         .streams
         .iter()
         .filter(|s| !kept.contains(&(s.index as usize)))
         .map(|s| json!({"stream": s.index, "kind": s.kind, "codec": s.codec}))
-        .collect()
+        .collect();
+    if !left.is_empty() {
+        facts.insert("left_out".into(), json!(left));
+    }
+    left
 }
 
 /// The report line naming what [`left_out`] found (empty when the clip holds every stream).

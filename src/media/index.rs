@@ -295,7 +295,7 @@ pub mod cache {
         if let Ok(bytes) = fs::read(&file)
             && let Some(index) = decode(&bytes, sha256)
         {
-            let digest = hex::encode(&bytes[bytes.len() - 32..]);
+            let digest = digest_of(&bytes);
             if recorded(&digest)? {
                 return Ok((index, digest));
             }
@@ -303,7 +303,12 @@ pub mod cache {
         let index = FrameIndex::build(object)?;
         let bytes = encode(&index, sha256);
         let _ = save(&file, &bytes);
-        Ok((index, hex::encode(&bytes[bytes.len() - 32..])))
+        Ok((index, digest_of(&bytes)))
+    }
+
+    /// The digest of an encoded index: the BLAKE3 it ends with, in hex.
+    fn digest_of(encoded: &[u8]) -> String {
+        hex::encode(&encoded[encoded.len() - 32..])
     }
 
     /// Forget the cached index of `sha256` (after it disagreed with the file).

@@ -72,8 +72,11 @@ pub fn copy(src: &Path, dst: &Path, muxer: &str, index: &FrameIndex, sel: &Selec
         .map_err(|e| error::environment(format!("cannot create {} as {muxer}: {e}", dst.display())))?;
     let mut map: BTreeMap<usize, usize> = BTreeMap::new();
     let mut in_tb = BTreeMap::new();
-    let mut copied: Vec<CopiedStream> = Vec::new();
-    let mut hashers = Vec::new();
+    let mut tally = Tally::default();
+    // Subtitle streams are sparse (a cue every few seconds, or none for minutes): they never
+    // hold up the end of a range, and the cue on screen when the range starts is carried into
+    // it, its timing trimmed to the range and its payload untouched.
+    let mut sparse: Vec<usize> = Vec::new();
     for ist in input.streams() {
         let params = ist.parameters();
         let kind = super::probe::kind_name(params.medium());
@@ -88,7 +91,10 @@ pub fn copy(src: &Path, dst: &Path, muxer: &str, index: &FrameIndex, sel: &Selec
         let ost = add_copied_stream(&mut output, &ist, dst)?;
         map.insert(ist.index(), ost);
         in_tb.insert(ist.index(), ist.time_base());
-        copied.push(CopiedStream {
+        if kind == "subtitle" {
+            sparse.push(ist.index());
+        }
+        tally.add(CopiedStream {
             input_index: ist.index(),
             output_index: ost,
             kind: kind.to_owned(),
@@ -97,7 +103,6 @@ pub fn copy(src: &Path, dst: &Path, muxer: &str, index: &FrameIndex, sel: &Selec
             bytes: 0,
             packets_sha256: String::new(),
         });
-        hashers.push(ring::digest::Context::new(&ring::digest::SHA256));
     }
     if !map.contains_key(&index.stream) {
         return Err(error::input(format!("{}: the indexed stream cannot be copied", src.display())));
@@ -125,15 +130,7 @@ pub fn copy(src: &Path, dst: &Path, muxer: &str, index: &FrameIndex, sel: &Selec
             .map_err(|e| error::input(format!("{}: cannot seek: {e}", src.display())))?;
         decode_index = first;
     }
-    // Streams with nothing more to copy: reading stops when every stream is done. Subtitle
-    // streams are sparse (a cue every few seconds, or none for minutes): they never hold up the
-    // end of a range, and the cue on screen when the range starts is carried into it, its
-    // timing trimmed to the range and its payload untouched.
-    let sparse: Vec<usize> = input
-        .streams()
-        .filter(|s| s.parameters().medium() == ffmpeg::media::Type::Subtitle && map.contains_key(&s.index()))
-        .map(|s| s.index())
-        .collect();
+    // Streams with nothing more to copy: reading stops when every stream is done.
     let mut finished: BTreeMap<usize, bool> =
         map.keys().map(|&k| (k, sel.window_us.is_some() && sparse.contains(&k))).collect();
     let mut carried: BTreeMap<usize, ffmpeg::Packet> = BTreeMap::new();
@@ -190,12 +187,7 @@ pub fn copy(src: &Path, dst: &Path, muxer: &str, index: &FrameIndex, sel: &Selec
                 for (s, mut cue) in std::mem::take(&mut carried) {
                     let (s_tb, s_out) = (in_tb[&s], map[&s]);
                     shift(&mut cue, sel.shift_us, s_tb);
-                    let slot = copied.iter().position(|c| c.input_index == s).expect("mapped stream");
-                    if let Some(data) = cue.data() {
-                        hash_payload(&mut hashers[slot], &copied[slot].codec, data);
-                        copied[slot].bytes += data.len() as u64;
-                    }
-                    copied[slot].packets += 1;
+                    tally.count(s, &cue);
                     write_copied(&mut cue, s_tb, (s_out, out_tb[&s_out]), &mut output, dst)?;
                 }
             }
@@ -228,19 +220,44 @@ pub fn copy(src: &Path, dst: &Path, muxer: &str, index: &FrameIndex, sel: &Selec
             }
             shift(&mut packet, sel.shift_us, tb);
         }
-        let slot = copied.iter().position(|c| c.input_index == ist).expect("mapped stream");
-        if let Some(data) = packet.data() {
-            hash_payload(&mut hashers[slot], &copied[slot].codec, data);
-            copied[slot].bytes += data.len() as u64;
-        }
-        copied[slot].packets += 1;
+        tally.count(ist, &packet);
         write_copied(&mut packet, tb, (ost, out_tb[&ost]), &mut output, dst)?;
     }
     output.write_trailer().map_err(|e| error::environment(format!("cannot finish {}: {e}", dst.display())))?;
-    for (c, h) in copied.iter_mut().zip(hashers) {
-        c.packets_sha256 = hex::encode(h.finish().as_ref());
+    Ok(tally.finish())
+}
+
+/// The streams being copied, each with the running SHA-256 of its packets.
+#[derive(Default)]
+struct Tally {
+    streams: Vec<CopiedStream>,
+    hashers: Vec<ring::digest::Context>,
+}
+
+impl Tally {
+    fn add(&mut self, stream: CopiedStream) {
+        self.streams.push(stream);
+        self.hashers.push(ring::digest::Context::new(&ring::digest::SHA256));
     }
-    Ok(copied)
+
+    /// Count and hash one packet of input stream `ist` (one added before).
+    fn count(&mut self, ist: usize, packet: &ffmpeg::Packet) {
+        let slot = self.streams.iter().position(|c| c.input_index == ist).expect("an added stream");
+        let stream = &mut self.streams[slot];
+        if let Some(data) = packet.data() {
+            hash_payload(&mut self.hashers[slot], &stream.codec, data);
+            stream.bytes += data.len() as u64;
+        }
+        stream.packets += 1;
+    }
+
+    fn finish(self) -> Vec<CopiedStream> {
+        let mut streams = self.streams;
+        for (c, h) in streams.iter_mut().zip(self.hashers) {
+            c.packets_sha256 = hex::encode(h.finish().as_ref());
+        }
+        streams
+    }
 }
 
 /// Add an output stream that takes `ist`'s packets as they are: its codec parameters (the
@@ -357,11 +374,10 @@ pub fn stream_hashes(path: &Path) -> Result<Vec<CopiedStream>> {
     super::init();
     let mut input =
         open_input(path).map_err(|e| error::input(format!("FFmpeg cannot open {}: {e}", path.display())))?;
-    let mut out: Vec<CopiedStream> = Vec::new();
-    let mut hashers = Vec::new();
+    let mut tally = Tally::default();
     for s in input.streams() {
         let kind = super::probe::kind_name(s.parameters().medium());
-        out.push(CopiedStream {
+        tally.add(CopiedStream {
             input_index: s.index(),
             output_index: s.index(),
             kind: kind.to_owned(),
@@ -370,21 +386,12 @@ pub fn stream_hashes(path: &Path) -> Result<Vec<CopiedStream>> {
             bytes: 0,
             packets_sha256: String::new(),
         });
-        hashers.push(ring::digest::Context::new(&ring::digest::SHA256));
     }
     let mut packet = ffmpeg::Packet::empty();
     while super::probe::next_packet(&mut input, &mut packet, path)? {
-        let i = packet.stream();
-        if let Some(data) = packet.data() {
-            hash_payload(&mut hashers[i], &out[i].codec, data);
-            out[i].bytes += data.len() as u64;
-        }
-        out[i].packets += 1;
+        tally.count(packet.stream(), &packet);
     }
-    for (c, h) in out.iter_mut().zip(hashers) {
-        c.packets_sha256 = hex::encode(h.finish().as_ref());
-    }
-    Ok(out)
+    Ok(tally.finish())
 }
 
 /// Feed a packet to a hash: H.264/HEVC as NAL units (each prefixed by its 4-byte big-endian

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use custody::media::synth::Fixture;
 use serde_json::{Value, json};
 
-use crate::support::{EXAMINER, Output, Store, b3sum, cmd, digest_with, files_under, sha256sum, tool};
+use crate::support::{EXAMINER, Output, Store, b3sum, cmd, digest_with, files_under, flip_byte, sha256sum, tool};
 
 // ---------------------------------------------------------------------------------------------
 // Oracles.
@@ -438,13 +438,6 @@ fn edit_ledger(bag: &Path, video: &str) -> u64 {
         .collect();
     fs::write(&path, lines.join("\n") + "\n").expect("write ledger.jsonl");
     seq.expect("the video's ingest event is in the excerpt in full")
-}
-
-fn flip_byte(path: &Path) {
-    let mut bytes = fs::read(path).expect("read");
-    let at = bytes.len() / 2;
-    bytes[at] ^= 0x01;
-    fs::write(path, bytes).expect("write");
 }
 
 #[test]
@@ -1039,8 +1032,6 @@ fn bad_requests_exit_2_and_an_altered_object_exits_1_and_all_record_nothing_and_
         .query_row("SELECT sha256 FROM items WHERE id = 'i1'", [], |r| r.get(0))
         .expect("item i1 in the items table");
     let object = store.object_path(&sha);
-    let mode = fs::metadata(&object).unwrap().permissions().mode();
-    fs::set_permissions(&object, fs::Permissions::from_mode(mode | 0o200)).expect("chmod u+w");
     flip_byte(&object);
     let out = store.cmd(&["package", "--case", "24-77", "--out"]).arg(&new).run();
     out.status(1).stderr_has("i1");

@@ -295,16 +295,6 @@ fn a_backwards_empty_or_out_of_range_clip_or_one_of_an_undecodable_blob_exits_2_
     assert_refused(&store, &blob.id, &["--from", "0", "--to", "1"], "FFmpeg cannot read it");
 }
 
-/// Let the owner write the object again and flip one byte in its middle.
-fn alter(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-    let mut bytes = std::fs::read(path).expect("read the object");
-    let at = bytes.len() / 2;
-    bytes[at] ^= 0x01;
-    std::fs::write(path, bytes).expect("write the object");
-}
-
 #[test]
 fn every_derived_command_refuses_an_item_whose_object_was_altered_exit_1_recording_nothing() {
     let store = Store::new();
@@ -312,7 +302,7 @@ fn every_derived_command_refuses_an_item_whose_object_was_altered_exit_1_recordi
     let id = video.id.as_str();
     let object = store.object_path(&crate::support::sha256sum(&video.path));
     let cached_index = store.path().join("cache").join("frames").join(crate::support::sha256sum(&video.path));
-    alter(&object);
+    crate::support::flip_byte(&object);
     let before = store.snapshot();
     let attempts: [&[&str]; 6] = [
         &["clip", id, "--from", "frame:10", "--to", "frame:40"],

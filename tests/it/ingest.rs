@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -167,8 +167,7 @@ fn reingesting_bytes_whose_stored_object_is_damaged_exits_3_and_records_nothing(
     store.cmd(&["ingest", "--case", "24-7", "--item", "1"]).arg(&first).run().status(0);
     // The object is damaged behind the tool's back; its name still says the old SHA-256.
     let object = store.object_path(&sha256sum(&first));
-    fs::set_permissions(&object, fs::Permissions::from_mode(0o644)).unwrap();
-    fs::write(&object, b"bytes damaged on the disk").unwrap();
+    crate::support::flip_byte(&object);
     let before = store.snapshot();
     let second = store.file("b/clip-again.bin", b"bytes taken into custody");
     store

@@ -394,6 +394,17 @@ pub fn media(kind: Fixture, path: &Path) -> PathBuf {
     path.to_owned()
 }
 
+/// Damage a file behind custody's back, as a faulty disk or a tamperer would: make it writable
+/// by its owner (objects are read-only) and flip one bit of its middle byte.
+pub fn flip_byte(path: &Path) {
+    let mode = fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode | 0o200)).expect("chmod u+w");
+    let mut bytes = fs::read(path).expect("read");
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    fs::write(path, bytes).expect("write");
+}
+
 /// Permission bits of a file.
 pub fn mode(path: &Path) -> u32 {
     fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o7777
