@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 
 use md5::Digest as _;
+
+use crate::mapped::Mapped;
 use serde::{Deserialize, Serialize};
 
 /// Size of one read: small enough that the piece is still in this core's cache when the inline
@@ -226,6 +228,93 @@ pub fn copy_stream<R: Read>(reader: &mut R, algos: &[Algorithm], writer: Writer<
     run_pipeline(reader, algos, |_| Ok(()), Some(writer))
 }
 
+/// [`copy_stream`] over a mapped file: every thread reads the file's pages where they lie in
+/// the page cache, so no byte is copied into a buffer first. SHA-256 runs on this thread and
+/// leads; the other digests and `writer` each follow on their own thread, at most
+/// [`COPY_DEPTH`] chunks behind. `progress` is told how many bytes SHA-256 has taken. A page
+/// that cannot be read (the file shrank, the medium failed) stops the run with a read error
+/// at its offset; nothing computed from the mapping is returned then.
+pub fn copy_mapped(
+    map: &Mapped,
+    algos: &[Algorithm],
+    mut writer: Writer<'_>,
+    progress: &dyn Fn(u64),
+) -> Result<Digests, StreamError> {
+    let data: &[u8] = map;
+    let mut wanted: Vec<Algorithm> = algos.to_vec();
+    wanted.sort();
+    wanted.dedup();
+    let write_failed = AtomicBool::new(false);
+    let result = std::thread::scope(|scope| {
+        // Each follower is sent the (offset, length) of every chunk the leader has hashed.
+        let mut senders = Vec::new();
+        let mut handles = Vec::new();
+        for &algo in wanted.iter().skip(1) {
+            let (tx, rx) = mpsc::sync_channel::<(usize, usize)>(COPY_DEPTH);
+            senders.push(tx);
+            handles.push((
+                algo,
+                scope.spawn(move || {
+                    let mut w = Worker::new(algo);
+                    for (at, len) in rx {
+                        w.update(&data[at..at + len]);
+                    }
+                    w.finish()
+                }),
+            ));
+        }
+        let (tx, rx) = mpsc::sync_channel::<(usize, usize)>(COPY_DEPTH);
+        senders.push(tx);
+        let failed = &write_failed;
+        let write_handle = scope.spawn(move || {
+            let mut error = None;
+            // After a failure, keep taking chunks (so the leader is never stuck) but write
+            // nothing more.
+            for (at, len) in rx {
+                if error.is_none()
+                    && let Err(source) = writer(&data[at..at + len])
+                {
+                    error = Some(StreamError::Sink { offset: at as u64, source });
+                    failed.store(true, Ordering::Relaxed);
+                }
+            }
+            error
+        });
+        let mut own = wanted.first().map(|&a| Worker::new(a));
+        let mut at = 0;
+        while at < data.len() && !write_failed.load(Ordering::Relaxed) && map.lost().is_none() {
+            let len = CHUNK.min(data.len() - at);
+            if let Some(w) = own.as_mut() {
+                w.update(&data[at..at + len]);
+            }
+            progress(len as u64);
+            for tx in &senders {
+                // A follower only stops when its sender is dropped, so this cannot fail.
+                let _ = tx.send((at, len));
+            }
+            at += len;
+        }
+        drop(senders);
+        let mut digests = Digests { size: at as u64, ..Digests::default() };
+        for (algo, h) in handles {
+            digests.set(algo, h.join().expect("digest thread panicked"));
+        }
+        let write_error = write_handle.join().expect("writer thread panicked");
+        if let Some(e) = write_error {
+            return Err(e);
+        }
+        if let (Some(&algo), Some(w)) = (wanted.first(), own) {
+            digests.set(algo, w.finish());
+        }
+        Ok(digests)
+    });
+    // A lost page explains whatever else went wrong (a copy cut short, a read-back mismatch).
+    if let Some(at) = map.lost() {
+        return Err(StreamError::Read { offset: at, source: map.error(at) });
+    }
+    result
+}
+
 /// Receive buffers in order until the sender hangs up, handing each to `each`, and tell the
 /// reader about freed buffers in batches and whenever this thread is about to wait: one
 /// wake-up per buffer costs more than hashing it.
@@ -288,8 +377,9 @@ fn run_pipeline<R: Read>(
     wanted.sort();
     wanted.dedup();
     // Algorithm's order puts SHA-256 first: the most expensive digest stays inline.
-    let inline = wanted.first().copied();
-    let others: Vec<Algorithm> = wanted.iter().skip(1).copied().collect();
+    let split = if writer.is_some() && std::env::var_os("X_SPLIT").is_some() { 0 } else { 1 };
+    let inline = wanted.first().copied().filter(|_| split == 1);
+    let others: Vec<Algorithm> = wanted.iter().skip(split).copied().collect();
     let write_failed = AtomicBool::new(false);
     let depth = if writer.is_some() { COPY_DEPTH } else { DEPTH };
 
@@ -433,22 +523,19 @@ fn read_full<R: Read>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
 
 /// The BLAKE3 of a whole file, read back through a memory map with the two halves of the
 /// BLAKE3 tree hashed on two threads (the read-back check of a fresh copy, which has the
-/// machine to itself). Small files, and anything that cannot be mapped, are read plainly.
-/// Only for files nothing else writes to (a truncated mapping raises SIGBUS): the store's own
-/// staged and stored copies.
+/// machine to itself). Small files, and anything that cannot be mapped, are read plainly. A
+/// page the disk cannot deliver is a read error at its offset (see [`crate::mapped`]).
 pub fn blake3_file(file: &mut std::fs::File) -> Result<Digests, StreamError> {
-    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    // SAFETY: read-only, private mapping of a file only this store writes (see above).
-    let map = match size {
-        s if s < MAP_THRESHOLD => None,
-        _ => unsafe { memmap2::MmapOptions::new().map(&*file) }.ok(),
-    };
-    let Some(map) = map else {
+    let Some(map) = Mapped::at_least(file, MAP_THRESHOLD, false) else {
         return digest_stream(file, &[Algorithm::Blake3], |_| Ok(()));
     };
-    let _ = map.advise(memmap2::Advice::Sequential);
+    map.advise_sequential();
+    let hash = blake3_two_threads(&map);
+    if let Some(at) = map.lost() {
+        return Err(StreamError::Read { offset: at, source: map.error(at) });
+    }
     let mut digests = Digests { size: map.len() as u64, ..Digests::default() };
-    digests.set(Algorithm::Blake3, blake3_two_threads(&map).to_hex().to_string());
+    digests.set(Algorithm::Blake3, hash.to_hex().to_string());
     Ok(digests)
 }
 
@@ -599,67 +686,51 @@ const MAP_THRESHOLD: u64 = 16 << 20;
 
 /// Digest a whole file. Large regular files are memory-mapped and every digest runs on its own
 /// thread straight from the page cache, as b3sum does; small files and anything that cannot be
-/// mapped go through [`digest_stream`]. `progress` is told how many bytes were digested.
-///
-/// Only for files nothing is expected to truncate while they are read (a truncated mapping
-/// raises SIGBUS): `custody hash` uses it; ingest reads its sources with plain reads.
+/// mapped go through [`digest_stream`]. `progress` is told how many bytes were digested. A
+/// page that cannot be read (the file shrank meanwhile, the medium failed) is a read error at
+/// its offset, as with plain reads (see [`crate::mapped`]).
 pub fn digest_file(
     file: &mut std::fs::File,
     algos: &[Algorithm],
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Digests, StreamError> {
-    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let regular = file.metadata().map(|m| m.is_file()).unwrap_or(false);
-    if !regular || size < MAP_THRESHOLD {
+    let Some(map) = Mapped::at_least(file, MAP_THRESHOLD, true) else {
         return digest_stream(file, algos, |c| {
             progress(c.len() as u64);
             Ok(())
         });
-    }
-    // SAFETY: the mapping is read-only and private to this call; the file is a regular file
-    // the caller opened for reading. If another process truncates it meanwhile, reading the
-    // lost pages raises SIGBUS (documented above), never undefined data.
-    let map = match unsafe { memmap2::MmapOptions::new().populate().map(&*file) } {
-        Ok(m) => m,
-        Err(_) => {
-            return digest_stream(file, algos, |c| {
-                progress(c.len() as u64);
-                Ok(())
-            });
-        }
     };
-    let _ = map.advise(memmap2::Advice::Sequential);
-    let data: &[u8] = &map;
+    map.advise_sequential();
+    let map = &map;
     let mut wanted: Vec<Algorithm> = algos.to_vec();
     wanted.sort();
     wanted.dedup();
-    let mut digests = Digests { size: data.len() as u64, ..Digests::default() };
-    std::thread::scope(|scope| {
-        let mut handles = Vec::new();
-        for &algo in wanted.iter().skip(1) {
-            handles.push((
-                algo,
-                scope.spawn(move || {
-                    let mut w = Worker::new(algo);
-                    for piece in data.chunks(CHUNK) {
-                        w.update(piece);
-                    }
-                    w.finish()
-                }),
-            ));
-        }
-        if let Some(&first) = wanted.first() {
-            let mut w = Worker::new(first);
-            for piece in data.chunks(CHUNK) {
-                w.update(piece);
-                progress(piece.len() as u64);
+    let mut digests = Digests { size: map.len() as u64, ..Digests::default() };
+    // Each digest reads the whole mapping, stopping early once a page is lost.
+    let each = |algo: Algorithm, progress: &dyn Fn(u64)| {
+        let mut w = Worker::new(algo);
+        for piece in map.chunks(CHUNK) {
+            if map.lost().is_some() {
+                break;
             }
-            digests.set(first, w.finish());
+            w.update(piece);
+            progress(piece.len() as u64);
+        }
+        w.finish()
+    };
+    std::thread::scope(|scope| {
+        let handles: Vec<_> =
+            wanted.iter().skip(1).map(|&algo| (algo, scope.spawn(move || each(algo, &|_| {})))).collect();
+        if let Some(&first) = wanted.first() {
+            digests.set(first, each(first, progress));
         }
         for (algo, h) in handles {
             digests.set(algo, h.join().expect("digest thread panicked"));
         }
     });
+    if let Some(at) = map.lost() {
+        return Err(StreamError::Read { offset: at, source: map.error(at) });
+    }
     Ok(digests)
 }
 

@@ -14,5 +14,6 @@ pub mod fuzz;
 pub mod item;
 pub mod job;
 pub mod ledger;
+pub mod mapped;
 pub mod media;
 pub mod store;

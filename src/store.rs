@@ -27,6 +27,7 @@ use crate::digest::{self, Algorithm, Digests};
 use crate::error;
 use crate::fsutil;
 use crate::ledger::{Actor, Draft, Event, Head, Ledger, Txn};
+use crate::mapped::Mapped;
 
 pub const LEDGER_FILE: &str = "ledger.db";
 pub const OBJECTS_DIR: &str = "objects";
@@ -38,6 +39,9 @@ const NEW_STAGING_PREFIX: &str = ".new-";
 
 /// Start writing a large copy to disk every this many bytes, so its final fsync is short.
 const WRITEBACK_STEP: u64 = 32 << 20;
+/// Sources at least this large are read through a memory map (below it, mapping costs more
+/// than it saves).
+const MAP_SOURCE_FROM: u64 = 16 << 20;
 
 /// Default time to wait for the store lock or the ledger before giving up with exit 3.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
@@ -368,19 +372,58 @@ impl Staging {
     /// verified-copy practice of forensic imagers, done in the same pass); then fsync it. When
     /// the store already holds an object with the same SHA-256, that object is read back and
     /// checked instead and the copy dropped. `label` names the source in error messages.
-    ///
-    /// With `source` (the file `reader` reads, a regular file), each stretch is copied by the
-    /// kernel from the source file itself (`copy_file_range`, as `cp` does) instead of being
-    /// written from the bytes just read: on this kind of machine that halves the cost of the
-    /// copy. The read-back then proves the copy holds exactly the bytes that were hashed.
-    /// Where the kernel cannot copy between the two files, the bytes read are written.
     pub fn write_from<R: Read>(
         &mut self,
         store: &Store,
         reader: &mut R,
         label: &str,
         extra: &[Algorithm],
-        source: Option<&File>,
+    ) -> Result<&Staged> {
+        self.stage(store, label, extra, None, |algos, writer| digest::copy_stream(reader, algos, writer))
+    }
+
+    /// [`Staging::write_from`] for a source file (a regular file, opened read-only), with
+    /// `progress` told of the bytes hashed. Each stretch is copied by the kernel from the
+    /// source file itself (`copy_file_range`, as `cp` does) instead of being written from the
+    /// bytes just read: on this kind of machine that halves the cost of the copy. The
+    /// read-back then proves the copy holds exactly the bytes that were hashed. Where the
+    /// kernel cannot copy between the two files, the bytes read are written. A large source
+    /// is read through a guarded memory map ([`crate::mapped`]): its pages are hashed and
+    /// compared where they lie in the page cache, never copied into buffers first.
+    pub fn copy_file(
+        &mut self,
+        store: &Store,
+        source: &File,
+        label: &str,
+        extra: &[Algorithm],
+        progress: &dyn Fn(u64),
+    ) -> Result<&Staged> {
+        match Mapped::at_least(source, MAP_SOURCE_FROM, false) {
+            Some(map) => {
+                map.advise_sequential();
+                self.stage(store, label, extra, Some(source), |algos, writer| {
+                    digest::copy_mapped(&map, algos, writer, progress)
+                })
+            }
+            None => {
+                let mut reader = Progress { inner: source, progress };
+                self.stage(store, label, extra, Some(source), |algos, writer| {
+                    digest::copy_stream(&mut reader, algos, writer)
+                })
+            }
+        }
+    }
+
+    /// The copy both of the above make: `feed` runs the digests over the source and hands
+    /// every stretch, in order, to the writer it is given, which copies the stretch (from
+    /// `in_kernel` when given), reads it back and compares.
+    fn stage(
+        &mut self,
+        store: &Store,
+        label: &str,
+        extra: &[Algorithm],
+        in_kernel: Option<&File>,
+        feed: impl FnOnce(&[Algorithm], digest::Writer<'_>) -> Result<Digests, digest::StreamError>,
     ) -> Result<&Staged> {
         let partial = self.dir.join(format!("partial-{}", self.next));
         self.next += 1;
@@ -395,10 +438,9 @@ impl Staging {
         algos.extend_from_slice(extra);
         let (mut written, mut flushed) = (0u64, 0u64);
         let target = &mut out;
-        let mut in_kernel = source;
+        let mut in_kernel = in_kernel;
         let mut back = Vec::new();
-        let result = digest::copy_stream(
-            reader,
+        let result = feed(
             &algos,
             Box::new(move |chunk: &[u8]| {
                 if let Some(src) = in_kernel {
@@ -517,6 +559,20 @@ impl Drop for Staging {
 }
 
 /// A stretch of a copy that did not read back as the bytes written to it.
+/// A source file read plainly, telling `progress` of every byte read.
+struct Progress<'a> {
+    inner: &'a File,
+    progress: &'a dyn Fn(u64),
+}
+
+impl Read for Progress<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        (self.progress)(n as u64);
+        Ok(n)
+    }
+}
+
 #[derive(Debug)]
 struct ReadBackMismatch {
     offset: u64,

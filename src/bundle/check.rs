@@ -14,6 +14,7 @@ use super::package::decode_path;
 use super::zip::{self, Entry};
 use crate::error;
 use crate::ledger::event::{Event, event_hash};
+use crate::mapped::Mapped;
 
 /// One problem found in a bundle.
 #[derive(Clone, Debug, Serialize)]
@@ -71,10 +72,11 @@ impl Bag<'_> {
                 if len == 0 {
                     return Ok(f(&[]));
                 }
-                // SAFETY: a read-only private mapping of a file we only read; a concurrent
-                // truncation would raise SIGBUS, which ends the check without a false pass.
-                let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| format!("{rel}: {e}"))?;
-                Ok(f(&map))
+                let map = Mapped::open(&file, false).map_err(|e| format!("{rel}: {e}"))?;
+                let result = f(&map);
+                // A page that could not be read (the file shrank, the medium failed) voids it.
+                map.check().map_err(|e| format!("{rel} cannot be read: {e}"))?;
+                Ok(result)
             }
         }
     }
@@ -105,10 +107,16 @@ pub fn check(path: &Path) -> Result<Outcome> {
     if meta.len() == 0 {
         return Err(error::input(format!("{} is empty: not a bundle", path.display())));
     }
-    // SAFETY: a read-only private mapping of the bundle, which this process only reads.
-    let map = unsafe { memmap2::Mmap::map(&file) }
-        .map_err(|e| error::input(format!("cannot read {}: {e}", path.display())))?;
-    check_zip(&map, path)
+    let map = Mapped::open(&file, false).map_err(|e| error::input(format!("cannot read {}: {e}", path.display())))?;
+    let outcome = check_zip(&map, path);
+    // A page that could not be read (the file shrank, the medium failed) voids the check.
+    map.check().map_err(|e| {
+        error::environment(format!(
+            "cannot read {}: {e}; check the medium it is on and run the check again",
+            path.display()
+        ))
+    })?;
+    outcome
 }
 
 /// Check a bundle ZIP held in `map` (`path` names it in messages). Nothing is written anywhere.

@@ -16,6 +16,7 @@ use super::zip::ZipWriter;
 use crate::digest;
 use crate::error;
 use crate::ledger::{Event, Head, ItemRow, Ledger, parse_body};
+use crate::mapped::Mapped;
 use crate::store::{Store, env_io};
 
 /// The bundled checker: Python standard library only.
@@ -191,10 +192,8 @@ pub fn write(store: &Store, ledger: &Ledger, req: &Request) -> Result<Written> {
             ))
         })?;
         let size = f.metadata().map_err(io)?.len();
-        // SAFETY: store objects are read-only files nothing truncates; the mapping is private
-        // and read-only, and lives only for this loop iteration.
-        let map =
-            if size > 0 { Some(unsafe { memmap2::MmapOptions::new().populate().map(&f) }.map_err(io)?) } else { None };
+        // A page the disk cannot deliver reads as zeros and is reported below.
+        let map = if size > 0 { Some(Mapped::open(&f, true).map_err(io)?) } else { None };
         let data: &[u8] = map.as_deref().unwrap_or(&[]);
         // SHA-512 (for the manifest) and BLAKE3 (the re-check against the ledger) run on their
         // own threads while this one takes the CRC-32 and copies the bytes in. A SHA-512 taken
@@ -217,6 +216,14 @@ pub fn write(store: &Store, ledger: &Ledger, req: &Request) -> Result<Written> {
             };
             (sha512, b3.join().expect("BLAKE3 thread"), added)
         });
+        if let Some(at) = map.as_ref().and_then(Mapped::lost) {
+            return Err(error::environment(format!(
+                "item {}: its object {} cannot be read at byte offset {at}; nothing was packaged. \
+                 Check the store's disk and run `custody verify`",
+                r.id,
+                object.display()
+            )));
+        }
         added.map_err(io)?;
         if !digest::hex_eq(&blake3, &file_ref.blake3) || size != file_ref.size {
             return Err(error::mismatch(format!(

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
-use std::io::{BufRead, Read};
+use std::io::BufRead;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -127,21 +127,28 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
             spool_line(&mut spool, &dup).map_err(spool_error)?;
             return Ok(());
         }
-        let mut file = fsutil::open_source(path).map_err(|e| source_error(path, &e))?;
+        let file = fsutil::open_source(path).map_err(|e| source_error(path, &e))?;
         let before = file.metadata().map_err(|e| source_error(path, &e))?;
-        // The copy itself is made by the kernel from the same file (see Staging::write_from).
-        let in_kernel = file.try_clone().map_err(|e| source_error(path, &e))?;
-        let staged = {
-            let mut reader = Progress { inner: &mut file, bar: &bar };
-            staging.write_from(&store, &mut reader, &label, &args.also, Some(&in_kernel))?
+        let was_changed = || {
+            let after = file.metadata().map_err(|e| source_error(path, &e))?;
+            let now = fs::symlink_metadata(path).map_err(|e| source_error(path, &e))?;
+            Ok::<_, anyhow::Error>(changed(&before, &after) || now.ino() != before.ino() || now.dev() != before.dev())
         };
-        let after = file.metadata().map_err(|e| source_error(path, &e))?;
-        let now = fs::symlink_metadata(path).map_err(|e| source_error(path, &e))?;
-        if changed(&before, &after) || now.ino() != before.ino() || now.dev() != before.dev() {
-            return Err(error::input(format!(
+        let changed_error = || {
+            error::input(format!(
                 "{label} changed while it was being copied (size, modification time or identity); nothing was recorded. \
                  Make sure nothing writes to the source (mount it read-only) and run the command again"
-            )));
+            ))
+        };
+        let staged = match staging.copy_file(&store, &file, &label, &args.also, &|n| bar.inc(n)) {
+            Ok(staged) => staged,
+            // A source cut short or rewritten under the copy fails the copy in several ways (a
+            // read error, a short kernel copy, a read-back mismatch): say what happened.
+            Err(_) if was_changed()? => return Err(changed_error()),
+            Err(e) => return Err(e),
+        };
+        if was_changed()? {
+            return Err(changed_error());
         }
         if staged.digests.size != before.len() {
             return Err(error::input(format!(
@@ -509,18 +516,4 @@ fn source_error(path: &Path, e: &std::io::Error) -> anyhow::Error {
         return error::environment(format!("{} {what}; nothing was recorded. Check the source media", path.display()));
     }
     error::input(format!("{} {what}; nothing was recorded", path.display()))
-}
-
-/// Counts bytes into the progress bar as they are read.
-struct Progress<'a, R> {
-    inner: &'a mut R,
-    bar: &'a indicatif::ProgressBar,
-}
-
-impl<R: Read> Read for Progress<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.bar.inc(n as u64);
-        Ok(n)
-    }
 }

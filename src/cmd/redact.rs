@@ -132,7 +132,7 @@ pub fn run(args: RedactArgs, ctx: &Ctx) -> Result<Report> {
         let mut staging = store.stage()?;
         source.verify()?;
         let name = format!("{stem}_redaction_preview.png");
-        let digests = staging.write_from(&store, &mut Cursor::new(&png), &name, &[], None)?.digests.clone();
+        let digests = staging.write_from(&store, &mut Cursor::new(&png), &name, &[])?.digests.clone();
         let mut facts = Map::new();
         facts.insert("kind".into(), json!("redaction preview"));
         facts.insert("width".into(), json!(pic.width));
@@ -178,7 +178,7 @@ pub fn run(args: RedactArgs, ctx: &Ctx) -> Result<Report> {
     let digests = staging.adopt(&store, &scratch)?.digests.clone();
     let spec_name = format!("{stem}_redaction_spec.json");
     let spec_digests =
-        staging.write_from(&store, &mut Cursor::new(spec_json.as_bytes()), &spec_name, &[], None)?.digests.clone();
+        staging.write_from(&store, &mut Cursor::new(spec_json.as_bytes()), &spec_name, &[])?.digests.clone();
 
     let mut facts = Map::new();
     facts.insert("kind".into(), json!("redacted copy"));

@@ -44,7 +44,7 @@ pub fn run(args: StillArgs, ctx: &Ctx) -> Result<Report> {
     let mut outputs = Vec::new();
     let mut lines = Vec::new();
     for s in &stills {
-        let staged = staging.write_from(&store, &mut Cursor::new(&s.png), &s.name, &[], None)?;
+        let staged = staging.write_from(&store, &mut Cursor::new(&s.png), &s.name, &[])?;
         outputs.push(Output { name: s.name.clone(), digests: staged.digests.clone(), facts: s.facts.clone() });
         lines.push(format!("  frame {:>6}  {}  {}x{}  {}", s.frame, format_us(s.time_us), s.width, s.height, s.name));
     }

@@ -85,43 +85,55 @@ fn ingest_leaves_the_source_files_unchanged_bytes_mtime_and_atime() {
     let dir = dvr_export(&store);
     let files = crate::support::files_under(&dir);
     let bytes: Vec<Vec<u8>> = files.iter().map(|f| fs::read(f).unwrap()).collect();
-    // Old, distinct times: a plain read moves an atime older than the mtime (relatime).
-    let atime = SystemTime::UNIX_EPOCH + Duration::from_secs(1_500_000_000);
-    let mtime = SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000);
-    let set_times = |p: &Path| {
-        let f = fs::File::options().write(true).open(p).unwrap();
-        f.set_times(fs::FileTimes::new().set_accessed(atime).set_modified(mtime)).unwrap();
-    };
-    // Precondition of the atime check: on this filesystem a plain read does move atime.
-    let control = write(&store.work().join("control.bin"), b"control");
-    set_times(&control);
-    let _ = fs::read(&control).unwrap();
-    let atime_moves = fs::metadata(&control).unwrap().atime() != 1_500_000_000;
+    let atime_moves = reads_move_atime(&store);
     for f in &files {
-        set_times(f);
+        set_old_times(f);
     }
 
     store.cmd(&["ingest", "--case", "24-1234", "--item", "3"]).arg(&dir).run().status(0);
 
     // Times first: reading the bytes back would move atime ourselves.
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
     for f in &files {
-        let m = fs::metadata(f).unwrap();
-        assert_eq!((m.mtime(), m.mtime_nsec()), (1_600_000_000, 0), "{}: mtime changed", f.display());
-        if atime_moves && m.uid() == euid {
-            assert_eq!(
-                (m.atime(), m.atime_nsec()),
-                (1_500_000_000, 0),
-                "{}: atime changed (read without O_NOATIME)",
-                f.display()
-            );
-        } else {
-            eprintln!("atime not checked: reads do not move atime here, or we do not own {}", f.display());
-        }
+        assert_old_times(f, atime_moves);
     }
     for (f, before) in files.iter().zip(&bytes) {
         assert!(&fs::read(f).unwrap() == before, "{}: bytes changed", f.display());
+    }
+}
+
+/// Old, distinct times: a plain read moves an atime older than the mtime (relatime).
+const OLD_ATIME: i64 = 1_500_000_000;
+const OLD_MTIME: i64 = 1_600_000_000;
+
+fn set_old_times(p: &Path) {
+    let f = fs::File::options().write(true).open(p).unwrap();
+    let at = |s: i64| SystemTime::UNIX_EPOCH + Duration::from_secs(s as u64);
+    f.set_times(fs::FileTimes::new().set_accessed(at(OLD_ATIME)).set_modified(at(OLD_MTIME))).unwrap();
+}
+
+/// Precondition of the atime checks: on this filesystem a plain read does move atime.
+fn reads_move_atime(store: &Store) -> bool {
+    let control = write(&store.work().join("control.bin"), b"control");
+    set_old_times(&control);
+    let _ = fs::read(&control).unwrap();
+    fs::metadata(&control).unwrap().atime() != OLD_ATIME
+}
+
+#[track_caller]
+fn assert_old_times(f: &Path, atime_moves: bool) {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    let m = fs::metadata(f).unwrap();
+    assert_eq!((m.mtime(), m.mtime_nsec()), (OLD_MTIME, 0), "{}: mtime changed", f.display());
+    if atime_moves && m.uid() == euid {
+        assert_eq!(
+            (m.atime(), m.atime_nsec()),
+            (OLD_ATIME, 0),
+            "{}: atime changed (read without O_NOATIME)",
+            f.display()
+        );
+    } else {
+        eprintln!("atime not checked: reads do not move atime here, or we do not own {}", f.display());
     }
 }
 
@@ -535,5 +547,70 @@ fn folders_of_one_name_are_taken_together_unless_two_files_would_share_a_name() 
         .run()
         .status(2)
         .stderr_has("would both be named \"export/ch01.dav\"");
+    store.assert_unchanged(&before);
+}
+
+/// `len` bytes no two runs of which repeat nearby (xorshift), written to `path`.
+fn noise(path: &Path, len: usize) -> PathBuf {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut bytes = Vec::with_capacity(len + 8);
+    while bytes.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        bytes.extend_from_slice(&state.to_le_bytes());
+    }
+    bytes.truncate(len);
+    write(path, bytes)
+}
+
+#[test]
+fn a_source_large_enough_to_be_read_mapped_is_copied_and_hashed_exactly() {
+    // Past 16 MiB a source is read through a memory map instead of plain reads; the size
+    // is neither a multiple of a page nor of the 1 MiB stretches the copy works in.
+    let store = Store::new();
+    let source = noise(&store.work().join("bodycam/axon_0042.mp4"), (24 << 20) + 12_345);
+    let atime_moves = reads_move_atime(&store);
+    set_old_times(&source);
+    let out = store.cmd(&["--json", "ingest", "--case", "24-9", "--item", "2"]).arg(&source).run();
+    let item = &out.status(0).json()["items"][0];
+    assert_old_times(&source, atime_moves);
+    let sha = sha256sum(&source);
+    assert_eq!(item["sha256"], sha);
+    assert_eq!(item["blake3"], b3sum(&source));
+    assert_eq!(item["size"], (24 << 20) + 12_345);
+    assert!(fs::read(store.object_path(&sha)).unwrap() == fs::read(&source).unwrap(), "object bytes differ");
+    store.verify_ok();
+}
+
+#[test]
+fn a_source_cut_short_during_the_copy_exits_2_records_nothing_and_leaves_nothing_behind() {
+    // Large enough to be read through a memory map, where reading past the new end raises
+    // SIGBUS, which would otherwise kill the process and leave its staging files behind.
+    let store = Store::new();
+    let source = noise(&store.work().join("dvr_ch03.dav"), 256 << 20);
+    let before = store.snapshot();
+    let mut running = store.cmd(&["ingest", "--case", "24-9", "--item", "3"]).arg(&source).spawn();
+    // Cut the source short once the copy is under way: its partial file in the store's
+    // staging area has passed 8 MiB (the copy reads at most 64 MiB ahead of what it wrote).
+    let started = std::time::Instant::now();
+    let copying = || {
+        // Read tolerantly: the command creates and renames these files as this looks.
+        let dirs = fs::read_dir(store.path().join("tmp")).into_iter().flatten().flatten();
+        dirs.flat_map(|d| fs::read_dir(d.path()).into_iter().flatten().flatten()).any(|f| {
+            f.file_name().to_string_lossy().starts_with("partial-") && f.metadata().is_ok_and(|m| m.len() >= 8 << 20)
+        })
+    };
+    while !copying() {
+        assert!(!running.exited(), "the ingest ended before the copy could be cut short");
+        assert!(started.elapsed() < Duration::from_secs(60), "the copy never started");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    fs::OpenOptions::new().write(true).open(&source).unwrap().set_len(1 << 20).unwrap();
+    running
+        .wait()
+        .status(2)
+        .stderr_has("dvr_ch03.dav changed while it was being copied")
+        .stderr_has("nothing was recorded");
     store.assert_unchanged(&before);
 }
