@@ -438,28 +438,34 @@ def fault_section(work):
     nothing behind, and the same command succeeds once the fault is gone."""
     store = os.path.join(work, "fault-store")
     run(["init", store], check=0)
-    src = os.path.join(work, "fault-source.bin")
-    with open(src, "wb") as f:
-        f.write(os.urandom(16 << 20))
+    # A source below 16 MiB is read with plain reads, a larger one through a memory map, whose
+    # bytes the kernel copies into the store (copy_file_range) and the digests read in place.
+    plain, src = os.path.join(work, "fault-source-small.bin"), os.path.join(work, "fault-source.bin")
+    for path, size in ((plain, 8 << 20), (src, 16 << 20)):
+        with open(path, "wb") as f:
+            f.write(os.urandom(size))
     # Where each fault goes is found in a dry run into a scratch store: the 50th read of the
-    # source (3 MiB in), the copy's fsync, the first write to the ledger's WAL, its first fsync.
+    # small source (3 MiB in), the 5th kernel copy from the large one, the copy's fsync, the
+    # first write to the ledger's WAL, its first fsync.
     dry = os.path.join(work, "fault-dry", "store")
     os.makedirs(os.path.dirname(dry))
-    # (what, syscall, errno, which call, calls later, its per-thread count at least, words the
-    # message must hold)
+    # (what, source, syscall, errno, which call, calls later, its per-thread count at least,
+    # words the message must hold)
     cases = [
-        ("a read error on the source", "read", "EIO", lambda path, _: path == src, 50, 1, [src, "offset"]),
-        ("a failed fsync of the copy", "fsync", "EIO", lambda path, _: "partial" in path, 0, 1, ["sync"]),
-        ("a full disk while the ledger is written", "pwrite64", "ENOSPC", lambda path, _: path.endswith("-wal"), 0, 1,
-         ["ledger"]),
+        ("a read error on the source", plain, "read", "EIO", lambda path, _: path == plain, 50, 1, [plain, "offset"]),
+        ("a read error in the kernel's copy of a mapped source", src, "copy_file_range", "EIO",
+         lambda path, _: path == src, 4, 1, [src, "offset", "source media"]),
+        ("a failed fsync of the copy", src, "fsync", "EIO", lambda path, _: "partial" in path, 0, 1, ["sync"]),
+        ("a full disk while the ledger is written", src, "pwrite64", "ENOSPC", lambda path, _: path.endswith("-wal"),
+         0, 1, ["ledger"]),
         # strace counts calls per thread and injects into every thread whose count reaches N:
         # the copy is fsynced on a thread of its own (its first and only fsync), so the ledger's
         # fsync is taken where the main thread has made more than one.
-        ("a failed fsync of the ledger", "fsync", "EIO", lambda path, _: path.endswith("-wal"), 0, 2, ["ledger"]),
+        ("a failed fsync of the ledger", src, "fsync", "EIO", lambda path, _: path.endswith("-wal"), 0, 2, ["ledger"]),
     ]
-    for n, (what, syscall, errno, wanted, later, at_least, words) in enumerate(cases):
+    for n, (what, source, syscall, errno, wanted, later, at_least, words) in enumerate(cases):
         before = len(ledger_events(store))
-        args = ["ingest", src, "--case", "F", "--item", str(n)]
+        args = ["ingest", source, "--case", "F", "--item", str(n)]
         shutil.rmtree(dry, ignore_errors=True)
         run(["init", dry], check=0)
         _, when = call_number(args, dry, syscall, wanted, at_least)

@@ -250,6 +250,8 @@ mod tests {
         let map = Mapped::open(f.as_file(), false).unwrap();
         assert_eq!(map.lost(), None);
         assert_eq!(map[page * 5], (page * 5 % 251) as u8 + 1);
+        // A page lost while the file still reaches past it: the medium failed.
+        assert_eq!(map.error((page * 5) as u64).raw_os_error(), Some(libc::EIO));
         f.as_file().set_len((page * 3 + 100) as u64).unwrap();
         // Without the handler this loop ends the test process with SIGBUS.
         let sum: u64 = map.iter().map(|&b| b as u64).sum();
