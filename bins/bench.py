@@ -38,7 +38,7 @@ mib = env_int("BENCH_MIB", 1024, 1)
 runs = env_int("BENCH_RUNS", 5, 1)
 media_seconds = env_int("BENCH_MEDIA_SECONDS", 300, 10)
 media_runs = env_int("BENCH_MEDIA_RUNS", 3, 1)
-prefault_mib = env_int("BENCH_PREFAULT_MIB", 1536, 0)
+prefault_mib = env_int("BENCH_PREFAULT_MIB", 4096, 0)
 keep = bool(os.environ.get("BENCH_DIR"))
 base = os.environ.get("BENCH_DIR") or tempfile.mkdtemp(prefix="custody-bench.")
 os.makedirs(base, exist_ok=True)
@@ -66,7 +66,10 @@ def prefault():
     Which command pays it then depends only on where it stands in the run: one that follows a
     command which freed a file's pages a moment ago (cp after a store was removed) gets
     host-backed pages, one that follows a long read-only command does not. Every command
-    starts with the same amount of freshly touched free memory instead."""
+    starts with the same amount of freshly touched free memory instead. 1.5 GiB was not enough
+    for a command that fills 1 GiB of page cache (the copy of the 1 GiB file): ingest's system
+    time swung between 0.4 s and 2.0 s from one run to the next, all of it in the kernel's copy
+    into new page-cache pages, and cp's now and then as well; with 4 GiB it stays at 0.4 s."""
     size = prefault_mib << 20
     if size <= 0:
         return
