@@ -14,7 +14,7 @@ use std::sync::mpsc;
 
 use md5::Digest as _;
 
-use crate::mapped::Mapped;
+use crate::mapped::{self, Mapped};
 use serde::{Deserialize, Serialize};
 
 /// Size of one read: small enough that the piece is still in this core's cache when the inline
@@ -282,7 +282,9 @@ pub fn copy_mapped(
         });
         let mut own = wanted.first().map(|&a| Worker::new(a));
         let mut at = 0;
+        map.prefetch(0, mapped::AHEAD);
         while at < data.len() && !write_failed.load(Ordering::Relaxed) && map.lost().is_none() {
+            map.prefetch(at + mapped::AHEAD, CHUNK);
             let len = CHUNK.min(data.len() - at);
             if let Some(w) = own.as_mut() {
                 w.update(&data[at..at + len]);
@@ -526,7 +528,7 @@ fn read_full<R: Read>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
 /// machine to itself). Small files, and anything that cannot be mapped, are read plainly. A
 /// page the disk cannot deliver is a read error at its offset (see [`crate::mapped`]).
 pub fn blake3_file(file: &mut std::fs::File) -> Result<Digests, StreamError> {
-    let Some(map) = Mapped::at_least(file, MAP_THRESHOLD, false) else {
+    let Some(map) = Mapped::at_least(file, MAP_THRESHOLD) else {
         return digest_stream(file, &[Algorithm::Blake3], |_| Ok(()));
     };
     map.advise_sequential();
@@ -694,7 +696,7 @@ pub fn digest_file(
     algos: &[Algorithm],
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Digests, StreamError> {
-    let Some(map) = Mapped::at_least(file, MAP_THRESHOLD, true) else {
+    let Some(map) = Mapped::at_least(file, MAP_THRESHOLD) else {
         return digest_stream(file, algos, |c| {
             progress(c.len() as u64);
             Ok(())
@@ -709,10 +711,12 @@ pub fn digest_file(
     // Each digest reads the whole mapping, stopping early once a page is lost.
     let each = |algo: Algorithm, progress: &dyn Fn(u64)| {
         let mut w = Worker::new(algo);
-        for piece in map.chunks(CHUNK) {
+        map.prefetch(0, mapped::AHEAD);
+        for (i, piece) in map.chunks(CHUNK).enumerate() {
             if map.lost().is_some() {
                 break;
             }
+            map.prefetch(i * CHUNK + mapped::AHEAD, CHUNK);
             w.update(piece);
             progress(piece.len() as u64);
         }

@@ -23,6 +23,8 @@ use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 /// Mappings that can be registered at once (a command maps a handful of files at a time).
 const SLOTS: usize = 64;
+/// How far ahead of where it reads a reader of a mapping asks for pages ([`Mapped::prefetch`]).
+pub const AHEAD: usize = 8 << 20;
 /// `lost` when no page of the mapping failed.
 const INTACT: u64 = u64::MAX;
 
@@ -54,9 +56,8 @@ pub struct Mapped {
 impl Mapped {
     /// Map all of `file` (at its current length), or say why not: it is empty or not a regular
     /// file, the filesystem cannot map it, or every slot is taken. Callers then read it plainly.
-    /// `populate` maps every page at once (one system call instead of a fault per stretch;
-    /// pages that cannot be read are left to fault, and are caught, later).
-    pub fn open(file: &File, populate: bool) -> io::Result<Mapped> {
+    /// Pages are read in as they are first touched; see [`Mapped::prefetch`] to read ahead.
+    pub fn open(file: &File) -> io::Result<Mapped> {
         let meta = file.metadata()?;
         if !meta.is_file() || meta.len() == 0 {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a non-empty regular file"));
@@ -66,11 +67,7 @@ impl Mapped {
         // SAFETY: a private, read-only mapping. Its pages can vanish only through truncation
         // or a failed read, and both are caught by the handler below (registered before any
         // page is touched) and reported through `lost`, never read as undefined memory.
-        let mut options = memmap2::MmapOptions::new();
-        if populate {
-            options.populate();
-        }
-        let map = unsafe { options.map(&file)? };
+        let map = unsafe { memmap2::Mmap::map(&file)? };
         let (start, end) = (map.as_ptr() as usize, map.as_ptr() as usize + map.len());
         for (i, slot) in TABLE.iter().enumerate() {
             if slot.start.load(Ordering::Acquire) != 0 {
@@ -89,12 +86,12 @@ impl Mapped {
 
     /// Map `file` when it is a regular file of at least `threshold` bytes and can be mapped;
     /// `None` tells the caller to read it plainly.
-    pub fn at_least(file: &File, threshold: u64, populate: bool) -> Option<Mapped> {
+    pub fn at_least(file: &File, threshold: u64) -> Option<Mapped> {
         let len = file.metadata().ok()?.len();
         if len < threshold {
             return None;
         }
-        Mapped::open(file, populate).ok()
+        Mapped::open(file).ok()
     }
 
     /// Offset of the first page that could not be read, if any: everything computed from the
@@ -126,8 +123,18 @@ impl Mapped {
         }
     }
 
+    /// Tell the kernel the mapping will be read from start to end.
     pub fn advise_sequential(&self) {
         let _ = self.map.advise(memmap2::Advice::Sequential);
+    }
+
+    /// Start reading `[at, at + len)` (clipped to the mapping) in from the medium now, without
+    /// waiting: a reader that asks for the stretch [`AHEAD`] of where it is keeps a slow
+    /// medium's reads going while it works, as plain reads' readahead does.
+    pub fn prefetch(&self, at: usize, len: usize) {
+        if at < self.map.len() {
+            let _ = self.map.advise_range(memmap2::Advice::WillNeed, at, len.min(self.map.len() - at));
+        }
     }
 }
 
@@ -247,7 +254,7 @@ mod tests {
             PAGE.load(Ordering::Relaxed)
         };
         let f = file_of(page * 8);
-        let map = Mapped::open(f.as_file(), false).unwrap();
+        let map = Mapped::open(f.as_file()).unwrap();
         assert_eq!(map.lost(), None);
         assert_eq!(map[page * 5], (page * 5 % 251) as u8 + 1);
         // A page lost while the file still reaches past it: the medium failed.
@@ -268,7 +275,7 @@ mod tests {
     fn slots_are_released_and_reused() {
         let f = file_of(10_000);
         for _ in 0..(SLOTS * 2) {
-            let map = Mapped::open(f.as_file(), false).unwrap();
+            let map = Mapped::open(f.as_file()).unwrap();
             assert_eq!(map.len(), 10_000);
             map.check().unwrap();
         }
@@ -277,7 +284,7 @@ mod tests {
     #[test]
     fn empty_files_and_directories_are_read_plainly() {
         let f = file_of(0);
-        assert!(Mapped::open(f.as_file(), true).is_err());
-        assert!(Mapped::at_least(&File::open(std::env::temp_dir()).unwrap(), 0, false).is_none());
+        assert!(Mapped::open(f.as_file()).is_err());
+        assert!(Mapped::at_least(&File::open(std::env::temp_dir()).unwrap(), 0).is_none());
     }
 }

@@ -398,7 +398,7 @@ impl Staging {
         extra: &[Algorithm],
         progress: &dyn Fn(u64),
     ) -> Result<&Staged> {
-        match Mapped::at_least(source, MAP_SOURCE_FROM, false) {
+        match Mapped::at_least(source, MAP_SOURCE_FROM) {
             Some(map) => {
                 map.advise_sequential();
                 self.stage(store, label, extra, Some(source), |algos, writer| {

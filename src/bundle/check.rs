@@ -72,7 +72,7 @@ impl Bag<'_> {
                 if len == 0 {
                     return Ok(f(&[]));
                 }
-                let map = Mapped::open(&file, false).map_err(|e| format!("{rel}: {e}"))?;
+                let map = Mapped::open(&file).map_err(|e| format!("{rel}: {e}"))?;
                 let result = f(&map);
                 // A page that could not be read (the file shrank, the medium failed) voids it.
                 map.check().map_err(|e| format!("{rel} cannot be read: {e}"))?;
@@ -107,7 +107,7 @@ pub fn check(path: &Path) -> Result<Outcome> {
     if meta.len() == 0 {
         return Err(error::input(format!("{} is empty: not a bundle", path.display())));
     }
-    let map = Mapped::open(&file, false).map_err(|e| error::input(format!("cannot read {}: {e}", path.display())))?;
+    let map = Mapped::open(&file).map_err(|e| error::input(format!("cannot read {}: {e}", path.display())))?;
     let outcome = check_zip(&map, path);
     // A page that could not be read (the file shrank, the medium failed) voids the check.
     map.check().map_err(|e| {
