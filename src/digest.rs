@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 
 use md5::Digest as _;
+use serde::{Deserialize, Serialize};
 
 use crate::mapped::{self, Mapped};
-use serde::{Deserialize, Serialize};
 
 /// Size of one read: small enough that the piece is still in this core's cache when the inline
 /// digest and the sink read it (measured: 64 KiB beat 128 KiB, 256 KiB and 1 MiB here).
@@ -379,9 +379,8 @@ fn run_pipeline<R: Read>(
     wanted.sort();
     wanted.dedup();
     // Algorithm's order puts SHA-256 first: the most expensive digest stays inline.
-    let split = if writer.is_some() && std::env::var_os("X_SPLIT").is_some() { 0 } else { 1 };
-    let inline = wanted.first().copied().filter(|_| split == 1);
-    let others: Vec<Algorithm> = wanted.iter().skip(split).copied().collect();
+    let inline = wanted.first().copied();
+    let others: Vec<Algorithm> = wanted.iter().skip(1).copied().collect();
     let write_failed = AtomicBool::new(false);
     let depth = if writer.is_some() { COPY_DEPTH } else { DEPTH };
 

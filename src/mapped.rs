@@ -28,8 +28,11 @@ pub const AHEAD: usize = 8 << 20;
 /// `lost` when no page of the mapping failed.
 const INTACT: u64 = u64::MAX;
 
+/// `start` of a slot being filled in (no mapping starts at address 1).
+const CLAIMING: usize = 1;
+
 struct Slot {
-    /// First address of the mapping, or 0 when the slot is free.
+    /// First address of the mapping, 0 when the slot is free, [`CLAIMING`] while it is taken.
     start: AtomicUsize,
     /// One past its last address.
     end: AtomicUsize,
@@ -70,14 +73,12 @@ impl Mapped {
         let map = unsafe { memmap2::Mmap::map(&file)? };
         let (start, end) = (map.as_ptr() as usize, map.as_ptr() as usize + map.len());
         for (i, slot) in TABLE.iter().enumerate() {
-            if slot.start.load(Ordering::Acquire) != 0 {
-                continue;
-            }
-            // Claim the slot with its end already in place, so the handler never sees a
-            // claimed slot with a stale end.
-            slot.end.store(end, Ordering::Release);
-            slot.lost.store(INTACT, Ordering::Release);
-            if slot.start.compare_exchange(0, start, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            // Claim a free slot, fill it in, then publish its start: the handler skips a slot
+            // being filled in, so it never pairs one mapping's start with another's end.
+            if slot.start.compare_exchange(0, CLAIMING, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                slot.end.store(end, Ordering::Release);
+                slot.lost.store(INTACT, Ordering::Release);
+                slot.start.store(start, Ordering::Release);
                 return Ok(Mapped { map, file, slot: i });
             }
         }
@@ -184,7 +185,7 @@ extern "C" fn on_sigbus(signal: libc::c_int, info: *mut libc::siginfo_t, context
     for slot in &TABLE {
         let start = slot.start.load(Ordering::Acquire);
         let end = slot.end.load(Ordering::Acquire);
-        if start == 0 || addr < start || addr >= end {
+        if start == 0 || start == CLAIMING || addr < start || addr >= end {
             continue;
         }
         let from = addr & !(page - 1);

@@ -422,7 +422,7 @@ impl Staging {
         store: &Store,
         label: &str,
         extra: &[Algorithm],
-        in_kernel: Option<&File>,
+        mut in_kernel: Option<&File>,
         feed: impl FnOnce(&[Algorithm], digest::Writer<'_>) -> Result<Digests, digest::StreamError>,
     ) -> Result<&Staged> {
         let partial = self.dir.join(format!("partial-{}", self.next));
@@ -438,7 +438,6 @@ impl Staging {
         algos.extend_from_slice(extra);
         let (mut written, mut flushed) = (0u64, 0u64);
         let target = &mut out;
-        let mut in_kernel = in_kernel;
         let mut back = Vec::new();
         let result = feed(
             &algos,
@@ -558,7 +557,6 @@ impl Drop for Staging {
     }
 }
 
-/// A stretch of a copy that did not read back as the bytes written to it.
 /// A source file read plainly, telling `progress` of every byte read.
 struct Progress<'a> {
     inner: &'a File,
@@ -573,6 +571,7 @@ impl Read for Progress<'_> {
     }
 }
 
+/// A stretch of a copy that did not read back as the bytes written to it.
 #[derive(Debug)]
 struct ReadBackMismatch {
     offset: u64,
