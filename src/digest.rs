@@ -5,6 +5,10 @@
 //! accelerated); BLAKE3 (and MD5/SHA-1 on request) run on other threads over the same shared
 //! buffers, and so does the copy into the store ([`copy_stream`]). BLAKE3 needs a quarter of
 //! the second core, so the pair costs SHA-256 alone.
+//!
+//! Files of 16 MiB or more are not read into buffers at all: every thread reads their pages
+//! in place through a guarded memory map ([`digest_mapped`], [`crate::mapped`]), BLAKE3
+//! leading and taking the page faults, SHA-256 and the copy following close behind.
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
@@ -228,22 +232,31 @@ pub fn copy_stream<R: Read>(reader: &mut R, algos: &[Algorithm], writer: Writer<
     run_pipeline(reader, algos, |_| Ok(()), Some(writer))
 }
 
-/// [`copy_stream`] over a mapped file: every thread reads the file's pages where they lie in
-/// the page cache, so no byte is copied into a buffer first. SHA-256 runs on this thread and
-/// leads; the other digests and `writer` each follow on their own thread, at most
-/// [`COPY_DEPTH`] chunks behind. `progress` is told how many bytes SHA-256 has taken. A page
-/// that cannot be read (the file shrank, the medium failed) stops the run with a read error
-/// at its offset; nothing computed from the mapping is returned then.
-pub fn copy_mapped(
+/// Digest a mapped file, and with `writer`, copy it ([`copy_stream`] over a mapping): every
+/// thread reads the file's pages where they lie in the page cache, so no byte is copied into a
+/// buffer first. The fastest digest (BLAKE3) runs on this thread and leads, reading ahead of
+/// itself ([`Mapped::prefetch`]); the other digests and `writer` each follow on their own
+/// thread, at most [`COPY_DEPTH`] chunks behind, so a file larger than memory is read from its
+/// medium once. `progress` is told how many bytes the leader has taken. A page that cannot be read (the
+/// file shrank, the medium failed) stops the run with a read error at its offset; nothing
+/// computed from the mapping is returned then.
+pub fn digest_mapped(
     map: &Mapped,
     algos: &[Algorithm],
-    mut writer: Writer<'_>,
+    writer: Option<Writer<'_>>,
     progress: &dyn Fn(u64),
 ) -> Result<Digests, StreamError> {
     let data: &[u8] = map;
     let mut wanted: Vec<Algorithm> = algos.to_vec();
     wanted.sort();
     wanted.dedup();
+    // The fastest digest leads (BLAKE3, when asked for): the leader takes the page faults and
+    // the reads from the medium, so SHA-256, which sets the pace, follows on pages already
+    // mapped in.
+    if let Some(i) = wanted.iter().position(|&a| a == Algorithm::Blake3) {
+        let fast = wanted.remove(i);
+        wanted.insert(0, fast);
+    }
     let write_failed = AtomicBool::new(false);
     let result = std::thread::scope(|scope| {
         // Each follower is sent the (offset, length) of every chunk the leader has hashed.
@@ -263,22 +276,24 @@ pub fn copy_mapped(
                 }),
             ));
         }
-        let (tx, rx) = mpsc::sync_channel::<(usize, usize)>(COPY_DEPTH);
-        senders.push(tx);
         let failed = &write_failed;
-        let write_handle = scope.spawn(move || {
-            let mut error = None;
-            // After a failure, keep taking chunks (so the leader is never stuck) but write
-            // nothing more.
-            for (at, len) in rx {
-                if error.is_none()
-                    && let Err(source) = writer(&data[at..at + len])
-                {
-                    error = Some(StreamError::Sink { offset: at as u64, source });
-                    failed.store(true, Ordering::Relaxed);
+        let write_handle = writer.map(|mut write| {
+            let (tx, rx) = mpsc::sync_channel::<(usize, usize)>(COPY_DEPTH);
+            senders.push(tx);
+            scope.spawn(move || {
+                let mut error = None;
+                // After a failure, keep taking chunks (so the leader is never stuck) but write
+                // nothing more.
+                for (at, len) in rx {
+                    if error.is_none()
+                        && let Err(source) = write(&data[at..at + len])
+                    {
+                        error = Some(StreamError::Sink { offset: at as u64, source });
+                        failed.store(true, Ordering::Relaxed);
+                    }
                 }
-            }
-            error
+                error
+            })
         });
         let mut own = wanted.first().map(|&a| Worker::new(a));
         let mut at = 0;
@@ -301,8 +316,7 @@ pub fn copy_mapped(
         for (algo, h) in handles {
             digests.set(algo, h.join().expect("digest thread panicked"));
         }
-        let write_error = write_handle.join().expect("writer thread panicked");
-        if let Some(e) = write_error {
+        if let Some(e) = write_handle.and_then(|h| h.join().expect("writer thread panicked")) {
             return Err(e);
         }
         if let (Some(&algo), Some(w)) = (wanted.first(), own) {
@@ -686,8 +700,8 @@ mod tests {
 const MAP_THRESHOLD: u64 = 16 << 20;
 
 /// Digest a whole file. Large regular files are memory-mapped and every digest runs on its own
-/// thread straight from the page cache, as b3sum does; small files and anything that cannot be
-/// mapped go through [`digest_stream`]. `progress` is told how many bytes were digested. A
+/// thread straight from the page cache ([`digest_mapped`]); small files and anything that
+/// cannot be mapped go through [`digest_stream`]. `progress` is told how many bytes were digested. A
 /// page that cannot be read (the file shrank meanwhile, the medium failed) is a read error at
 /// its offset, as with plain reads (see [`crate::mapped`]).
 pub fn digest_file(
@@ -702,39 +716,7 @@ pub fn digest_file(
         });
     };
     map.advise_sequential();
-    let map = &map;
-    let mut wanted: Vec<Algorithm> = algos.to_vec();
-    wanted.sort();
-    wanted.dedup();
-    let mut digests = Digests { size: map.len() as u64, ..Digests::default() };
-    // Each digest reads the whole mapping, stopping early once a page is lost.
-    let each = |algo: Algorithm, progress: &dyn Fn(u64)| {
-        let mut w = Worker::new(algo);
-        map.prefetch(0, mapped::AHEAD);
-        for (i, piece) in map.chunks(CHUNK).enumerate() {
-            if map.lost().is_some() {
-                break;
-            }
-            map.prefetch(i * CHUNK + mapped::AHEAD, CHUNK);
-            w.update(piece);
-            progress(piece.len() as u64);
-        }
-        w.finish()
-    };
-    std::thread::scope(|scope| {
-        let handles: Vec<_> =
-            wanted.iter().skip(1).map(|&algo| (algo, scope.spawn(move || each(algo, &|_| {})))).collect();
-        if let Some(&first) = wanted.first() {
-            digests.set(first, each(first, progress));
-        }
-        for (algo, h) in handles {
-            digests.set(algo, h.join().expect("digest thread panicked"));
-        }
-    });
-    if let Some(at) = map.lost() {
-        return Err(StreamError::Read { offset: at, source: map.error(at) });
-    }
-    Ok(digests)
+    digest_mapped(&map, algos, None, progress)
 }
 
 #[cfg(test)]

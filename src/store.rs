@@ -402,7 +402,7 @@ impl Staging {
             Some(map) => {
                 map.advise_sequential();
                 self.stage(store, label, extra, Some(source), |algos, writer| {
-                    digest::copy_mapped(&map, algos, writer, progress)
+                    digest::digest_mapped(&map, algos, Some(writer), progress)
                 })
             }
             None => {
