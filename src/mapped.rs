@@ -283,6 +283,26 @@ mod tests {
     }
 
     #[test]
+    fn mappings_registered_from_many_threads_at_once_keep_their_own_ranges() {
+        let files: Vec<_> = (0..8).map(|i| file_of(4096 * (i + 1) + 17)).collect();
+        std::thread::scope(|s| {
+            for f in &files {
+                s.spawn(move || {
+                    let len = f.as_file().metadata().unwrap().len() as usize;
+                    for _ in 0..200 {
+                        let map = Mapped::open(f.as_file()).unwrap();
+                        let slot = &TABLE[map.slot];
+                        assert_eq!(slot.start.load(Ordering::Acquire), map.as_ptr() as usize);
+                        assert_eq!(slot.end.load(Ordering::Acquire), map.as_ptr() as usize + len);
+                        assert_eq!(map[len - 1], ((len - 1) % 251) as u8 + 1);
+                        assert_eq!(map.lost(), None);
+                    }
+                });
+            }
+        });
+    }
+
+    #[test]
     fn empty_files_and_directories_are_read_plainly() {
         let f = file_of(0);
         assert!(Mapped::open(f.as_file()).is_err());
