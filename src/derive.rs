@@ -109,10 +109,8 @@ impl Source {
     /// The frame index of the item's object: from the store's cache when it has a sound one
     /// that the ledger records a command using, else built from the object.
     pub fn frame_index(&self, ledger: &Ledger) -> Result<FrameIndex> {
-        let sha = &self.file.sha256;
-        let (index, digest) = crate::media::index::cache::load_or_build(&self.store_root, sha, &self.path, |d| {
-            ledger.frame_index_recorded(sha, d)
-        })?;
+        let (index, digest) =
+            crate::media::index::cache::load_recorded(ledger, &self.store_root, &self.file.sha256, &self.path)?;
         let _ = self.index_digest.set(digest);
         Ok(index)
     }

@@ -247,9 +247,7 @@ pub fn digest_mapped(
     progress: &dyn Fn(u64),
 ) -> Result<Digests, StreamError> {
     let data: &[u8] = map;
-    let mut wanted: Vec<Algorithm> = algos.to_vec();
-    wanted.sort();
-    wanted.dedup();
+    let mut wanted = distinct(algos);
     // The fastest digest leads (BLAKE3, when asked for): the leader takes the page faults and
     // the reads from the medium, so SHA-256, which sets the pace, follows on pages already
     // mapped in.
@@ -277,22 +275,15 @@ pub fn digest_mapped(
             ));
         }
         let failed = &write_failed;
-        let write_handle = writer.map(|mut write| {
+        let write_handle = writer.map(|write| {
             let (tx, rx) = mpsc::sync_channel::<(usize, usize)>(COPY_DEPTH);
             senders.push(tx);
             scope.spawn(move || {
-                let mut error = None;
-                // After a failure, keep taking chunks (so the leader is never stuck) but write
-                // nothing more.
+                let mut copier = Copier::new(write, failed);
                 for (at, len) in rx {
-                    if error.is_none()
-                        && let Err(source) = write(&data[at..at + len])
-                    {
-                        error = Some(StreamError::Sink { offset: at as u64, source });
-                        failed.store(true, Ordering::Relaxed);
-                    }
+                    copier.take(&data[at..at + len]);
                 }
-                error
+                copier.error
             })
         });
         let mut own = wanted.first().map(|&a| Worker::new(a));
@@ -325,10 +316,50 @@ pub fn digest_mapped(
         Ok(digests)
     });
     // A lost page explains whatever else went wrong (a copy cut short, a read-back mismatch).
-    if let Some(at) = map.lost() {
-        return Err(StreamError::Read { offset: at, source: map.error(at) });
-    }
+    intact(map)?;
     result
+}
+
+/// The read error for the first page of `map` that could not be read, if any.
+fn intact(map: &Mapped) -> Result<(), StreamError> {
+    match map.lost() {
+        Some(at) => Err(StreamError::Read { offset: at, source: map.error(at) }),
+        None => Ok(()),
+    }
+}
+
+/// `algos` in [`Algorithm`] order (SHA-256 first), each once.
+fn distinct(algos: &[Algorithm]) -> Vec<Algorithm> {
+    let mut wanted = algos.to_vec();
+    wanted.sort();
+    wanted.dedup();
+    wanted
+}
+
+/// The writer's side of a copy: hands each stretch to the writer, in order, until one fails;
+/// after that it only counts, so the reader is never stuck waiting, and keeps the first error
+/// with the offset of its stretch (flagged in `failed`, which stops the reader).
+struct Copier<'w, 'f> {
+    write: Writer<'w>,
+    offset: u64,
+    error: Option<StreamError>,
+    failed: &'f AtomicBool,
+}
+
+impl<'w, 'f> Copier<'w, 'f> {
+    fn new(write: Writer<'w>, failed: &'f AtomicBool) -> Self {
+        Copier { write, offset: 0, error: None, failed }
+    }
+
+    fn take(&mut self, data: &[u8]) {
+        if self.error.is_none()
+            && let Err(source) = (self.write)(data)
+        {
+            self.error = Some(StreamError::Sink { offset: self.offset, source });
+            self.failed.store(true, Ordering::Relaxed);
+        }
+        self.offset += data.len() as u64;
+    }
 }
 
 /// Receive buffers in order until the sender hangs up, handing each to `each`, and tell the
@@ -389,9 +420,7 @@ fn run_pipeline<R: Read>(
     }
     let mut rest = io::Cursor::new(first).chain(reader);
     let reader = &mut rest;
-    let mut wanted: Vec<Algorithm> = algos.to_vec();
-    wanted.sort();
-    wanted.dedup();
+    let wanted = distinct(algos);
     // Algorithm's order puts SHA-256 first: the most expensive digest stays inline.
     let inline = wanted.first().copied();
     let others: Vec<Algorithm> = wanted.iter().skip(1).copied().collect();
@@ -415,25 +444,15 @@ fn run_pipeline<R: Read>(
                 }),
             ));
         }
-        let write_handle = writer.map(|mut write| {
+        let write_handle = writer.map(|write| {
             let (tx, rx) = mpsc::sync_channel::<Chunk>(depth);
             let done = done_tx.clone();
             senders.push(tx);
             let failed = &write_failed;
             scope.spawn(move || {
-                let (mut offset, mut error) = (0u64, None);
-                consume(rx, done, |data| {
-                    // After a failure, keep taking buffers (so the reader is never stuck
-                    // waiting for one) but write nothing more.
-                    if error.is_none()
-                        && let Err(e) = write(data)
-                    {
-                        error = Some(StreamError::Sink { offset, source: e });
-                        failed.store(true, Ordering::Relaxed);
-                    }
-                    offset += data.len() as u64;
-                });
-                error
+                let mut copier = Copier::new(write, failed);
+                consume(rx, done, |data| copier.take(data));
+                copier.error
             })
         });
         drop(done_tx);
@@ -541,14 +560,11 @@ fn read_full<R: Read>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
 /// machine to itself). Small files, and anything that cannot be mapped, are read plainly. A
 /// page the disk cannot deliver is a read error at its offset (see [`crate::mapped`]).
 pub fn blake3_file(file: &mut std::fs::File) -> Result<Digests, StreamError> {
-    let Some(map) = Mapped::at_least(file, MAP_THRESHOLD) else {
+    let Some(map) = Mapped::if_large(file) else {
         return digest_stream(file, &[Algorithm::Blake3], |_| Ok(()));
     };
-    map.advise_sequential();
     let hash = blake3_two_threads(&map);
-    if let Some(at) = map.lost() {
-        return Err(StreamError::Read { offset: at, source: map.error(at) });
-    }
+    intact(&map)?;
     let mut digests = Digests { size: map.len() as u64, ..Digests::default() };
     digests.set(Algorithm::Blake3, hash.to_hex().to_string());
     Ok(digests)
@@ -576,10 +592,7 @@ fn blake3_two_threads(data: &[u8]) -> blake3::Hash {
 pub fn digest_bytes(data: &[u8], algos: &[Algorithm]) -> Digests {
     // Small inputs: on this thread, one digest after another (a thread costs more).
     let mut digests = Digests { size: data.len() as u64, ..Digests::default() };
-    let mut wanted: Vec<Algorithm> = algos.to_vec();
-    wanted.sort();
-    wanted.dedup();
-    for algo in wanted {
+    for algo in distinct(algos) {
         let mut w = Worker::new(algo);
         w.update(data);
         digests.set(algo, w.finish());
@@ -696,9 +709,6 @@ mod tests {
     }
 }
 
-/// Files at least this large are hashed through a memory map (no copy into a buffer).
-const MAP_THRESHOLD: u64 = 16 << 20;
-
 /// Digest a whole file. Large regular files are memory-mapped and every digest runs on its own
 /// thread straight from the page cache ([`digest_mapped`]); small files and anything that
 /// cannot be mapped go through [`digest_stream`]. `progress` is told how many bytes were digested. A
@@ -709,13 +719,12 @@ pub fn digest_file(
     algos: &[Algorithm],
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Digests, StreamError> {
-    let Some(map) = Mapped::at_least(file, MAP_THRESHOLD) else {
+    let Some(map) = Mapped::if_large(file) else {
         return digest_stream(file, algos, |c| {
             progress(c.len() as u64);
             Ok(())
         });
     };
-    map.advise_sequential();
     digest_mapped(&map, algos, None, progress)
 }
 
@@ -726,7 +735,7 @@ mod file_tests {
     #[test]
     fn mapped_and_streamed_digests_agree() {
         let mut tmp = tempfile::NamedTempFile::new().unwrap();
-        let data: Vec<u8> = (0..(MAP_THRESHOLD as usize + 12345)).map(|i| (i * 7 % 253) as u8).collect();
+        let data: Vec<u8> = (0..(mapped::MAP_FROM as usize + 12345)).map(|i| (i * 7 % 253) as u8).collect();
         std::io::Write::write_all(&mut tmp, &data).unwrap();
         let all = [Algorithm::Sha256, Algorithm::Blake3, Algorithm::Md5, Algorithm::Sha1, Algorithm::Sha512];
         let seen = std::sync::atomic::AtomicU64::new(0);

@@ -337,8 +337,7 @@ impl Checker<'_> {
         let Ok(row) = item::resolve(self.ledger, id) else { return };
         let Some(store_root) = self.ledger.path().parent() else { return };
         let object = crate::store::object_path_in(store_root, &row.sha256);
-        let recorded = |d: &str| self.ledger.frame_index_recorded(&row.sha256, d);
-        match crate::media::index::cache::load_or_build(store_root, &row.sha256, &object, recorded) {
+        match crate::media::index::cache::load_recorded(self.ledger, store_root, &row.sha256, &object) {
             Ok((index, _)) => {
                 let timeline = crate::media::index::Timeline::default();
                 for (p, n) in positions {

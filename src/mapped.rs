@@ -23,6 +23,9 @@ use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 /// Mappings that can be registered at once (a command maps a handful of files at a time).
 const SLOTS: usize = 64;
+/// Files at least this large are read through a memory map; below it, mapping costs more
+/// than the copy into a buffer it saves.
+pub const MAP_FROM: u64 = 16 << 20;
 /// How far ahead of where it reads a reader of a mapping asks for pages ([`Mapped::prefetch`]).
 pub const AHEAD: usize = 8 << 20;
 /// `lost` when no page of the mapping failed.
@@ -71,6 +74,8 @@ impl Mapped {
         // or a failed read, and both are caught by the handler below (registered before any
         // page is touched) and reported through `lost`, never read as undefined memory.
         let map = unsafe { memmap2::Mmap::map(&file)? };
+        // Every reader reads its mapping from start to end.
+        let _ = map.advise(memmap2::Advice::Sequential);
         let (start, end) = (map.as_ptr() as usize, map.as_ptr() as usize + map.len());
         for (i, slot) in TABLE.iter().enumerate() {
             // Claim a free slot, fill it in, then publish its start: the handler skips a slot
@@ -85,11 +90,11 @@ impl Mapped {
         Err(io::Error::other("too many files mapped at once"))
     }
 
-    /// Map `file` when it is a regular file of at least `threshold` bytes and can be mapped;
+    /// Map `file` when it is a regular file of at least [`MAP_FROM`] bytes and can be mapped;
     /// `None` tells the caller to read it plainly.
-    pub fn at_least(file: &File, threshold: u64) -> Option<Mapped> {
+    pub fn if_large(file: &File) -> Option<Mapped> {
         let len = file.metadata().ok()?.len();
-        if len < threshold {
+        if len < MAP_FROM {
             return None;
         }
         Mapped::open(file).ok()
@@ -122,11 +127,6 @@ impl Mapped {
             None => Ok(()),
             Some(at) => Err(self.error(at)),
         }
-    }
-
-    /// Tell the kernel the mapping will be read from start to end.
-    pub fn advise_sequential(&self) {
-        let _ = self.map.advise(memmap2::Advice::Sequential);
     }
 
     /// Start reading `[at, at + len)` (clipped to the mapping) in from the medium now, without
@@ -306,6 +306,6 @@ mod tests {
     fn empty_files_and_directories_are_read_plainly() {
         let f = file_of(0);
         assert!(Mapped::open(f.as_file()).is_err());
-        assert!(Mapped::at_least(&File::open(std::env::temp_dir()).unwrap(), 0).is_none());
+        assert!(Mapped::if_large(&File::open(std::env::temp_dir()).unwrap()).is_none());
     }
 }

@@ -39,9 +39,6 @@ const NEW_STAGING_PREFIX: &str = ".new-";
 
 /// Start writing a large copy to disk every this many bytes, so its final fsync is short.
 const WRITEBACK_STEP: u64 = 32 << 20;
-/// Sources at least this large are read through a memory map (below it, mapping costs more
-/// than it saves).
-const MAP_SOURCE_FROM: u64 = 16 << 20;
 
 /// Default time to wait for the store lock or the ledger before giving up with exit 3.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
@@ -398,13 +395,10 @@ impl Staging {
         extra: &[Algorithm],
         progress: &dyn Fn(u64),
     ) -> Result<&Staged> {
-        match Mapped::at_least(source, MAP_SOURCE_FROM) {
-            Some(map) => {
-                map.advise_sequential();
-                self.stage(store, label, extra, Some(source), |algos, writer| {
-                    digest::digest_mapped(&map, algos, Some(writer), progress)
-                })
-            }
+        match Mapped::if_large(source) {
+            Some(map) => self.stage(store, label, extra, Some(source), |algos, writer| {
+                digest::digest_mapped(&map, algos, Some(writer), progress)
+            }),
             None => {
                 let mut reader = Progress { inner: source, progress };
                 self.stage(store, label, extra, Some(source), |algos, writer| {

@@ -194,9 +194,6 @@ pub fn write(store: &Store, ledger: &Ledger, req: &Request) -> Result<Written> {
         let size = f.metadata().map_err(io)?.len();
         // A page the disk cannot deliver reads as zeros and is reported below.
         let map = if size > 0 { Some(Mapped::open(&f).map_err(io)?) } else { None };
-        if let Some(m) = &map {
-            m.advise_sequential();
-        }
         let data: &[u8] = map.as_deref().unwrap_or(&[]);
         // SHA-512 (for the manifest) and BLAKE3 (the re-check against the ledger) run on their
         // own threads while this one takes the CRC-32 and copies the bytes in. A SHA-512 taken

@@ -261,11 +261,14 @@ impl FrameIndex {
 /// custody's back is rebuilt, never trusted. A copy clip also checks every packet it copies
 /// against the index.
 pub mod cache {
+    use std::collections::BTreeSet;
     use std::fs;
     use std::io::Write;
     use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
 
     use super::{FrameEntry, FrameIndex};
+    use crate::ledger::Ledger;
 
     const MAGIC: &[u8] = b"custody frame index 2\n";
     /// Where caches live, below the store's root.
@@ -278,6 +281,27 @@ pub mod cache {
     fn builder_version() -> u32 {
         // SAFETY: a constant query of the linked library.
         unsafe { ffmpeg_next::ffi::avformat_version() }
+    }
+
+    /// Digests of the indexes this process has built or found recorded: trusted without asking
+    /// the ledger again (a batch job's position check builds an index its steps then use). An
+    /// index's encoding names its object, so a digest stands for one object's index.
+    static TRUSTED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+    /// The index of object `sha256` at `object` in the store at `store_root`, and its digest:
+    /// from the cache when an event in `ledger` deriving from the object recorded using it, or
+    /// this process built it, else built (see [`load_or_build`]).
+    pub fn load_recorded(
+        ledger: &Ledger,
+        store_root: &Path,
+        sha256: &str,
+        object: &Path,
+    ) -> anyhow::Result<(FrameIndex, String)> {
+        let trusted = |d: &str| TRUSTED.lock().unwrap_or_else(|e| e.into_inner()).contains(d);
+        let (index, digest) =
+            load_or_build(store_root, sha256, object, |d| Ok(trusted(d) || ledger.frame_index_recorded(sha256, d)?))?;
+        TRUSTED.lock().unwrap_or_else(|e| e.into_inner()).insert(digest.clone());
+        Ok((index, digest))
     }
 
     /// The index of object `sha256` at `object`, and its digest (the BLAKE3 its encoding ends
