@@ -84,7 +84,7 @@ pub fn ledger_decoder(data: &[u8]) {
 pub fn nal_parser(data: &[u8]) {
     use crate::media::nal;
     use ffmpeg_next::codec::Id;
-    for unit in nal::units(data).into_iter().chain(nal::annexb_units(data)) {
+    for unit in nal::length_prefixed_units(data, 4).into_iter().chain(nal::annexb_units(data)) {
         let _ = (nal::sps_id(unit), nal::pps_id(unit));
     }
     for size in 1..=4 {
@@ -94,5 +94,6 @@ pub fn nal_parser(data: &[u8]) {
         let length = nal::length_size(codec, data);
         let _ = (nal::is_idr(codec, length, data), nal::is_idr(codec, None, data), nal::is_idr(codec, Some(4), data));
     }
+    let _ = crate::media::framing::Framing::Adts.units(data);
     crate::media::smart::check_avcc(data);
 }

@@ -9,6 +9,7 @@ use super::{Ctx, Report, head_line};
 use crate::cli::RewrapArgs;
 use crate::derive::{self, Output, Source};
 use crate::error;
+use crate::media::framing::Framing;
 use crate::media::remux::{self, Selection};
 
 pub fn run(args: RewrapArgs, ctx: &Ctx) -> Result<Report> {
@@ -43,13 +44,19 @@ pub fn run(args: RewrapArgs, ctx: &Ctx) -> Result<Report> {
         let back = again.iter().find(|a| a.input_index == c.output_index);
         let same = back.is_some_and(|b| b.packets_sha256 == c.packets_sha256 && b.packets == c.packets);
         if !same {
+            let how = remux::first_difference(&source.path, c.input_index, &scratch, c.output_index)?;
             return Err(error::mismatch(format!(
-                "the playback copy of {}'s stream {} ({}) does not read back with the same packets, so it would not be a faithful copy; nothing was recorded",
-                source.row.id, c.input_index, c.codec
+                "the playback copy of {} does not read back with the same packets in stream {} ({} {}, compared as {}): \
+                 {how}. It would not be a faithful copy, so nothing was recorded",
+                source.label(),
+                c.input_index,
+                c.kind,
+                c.codec,
+                c.compared
             )));
         }
         streams.push(json!({"source_stream": c.input_index, "copy_stream": c.output_index, "kind": c.kind, "codec": c.codec,
-            "packets": c.packets, "bytes": c.bytes, "packets_sha256": c.packets_sha256, "copy_packets_sha256": back.map(|b| b.packets_sha256.clone())}));
+            "packets": c.packets, "bytes": c.bytes, "compared": c.compared, "packets_sha256": c.packets_sha256, "copy_packets_sha256": back.map(|b| b.packets_sha256.clone())}));
     }
     let digests = staging.adopt(&store, &scratch)?.digests.clone();
     let stem = source.stem().to_owned();
@@ -73,12 +80,17 @@ pub fn run(args: RewrapArgs, ctx: &Ctx) -> Result<Report> {
     );
     for c in &copied {
         text.push_str(&format!(
-            "  stream {} {} {}: {} packets, packet hash {} in both\n",
+            "  stream {} {} {}: {} packets, packet hash {} in both{}\n",
             c.input_index,
             c.kind,
             c.codec,
             c.packets,
-            &c.packets_sha256[..16]
+            &c.packets_sha256[..16],
+            if c.framing == Framing::Adts {
+                " (AAC frames compared without their ADTS headers, which MP4 does not keep)"
+            } else {
+                ""
+            }
         ));
     }
     if index.derived_timestamps {

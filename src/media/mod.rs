@@ -3,6 +3,7 @@
 pub mod exact;
 pub mod ffi;
 pub mod frames;
+pub mod framing;
 pub mod index;
 pub mod nal;
 pub mod probe;

@@ -42,16 +42,6 @@ pub fn length_prefixed_units(data: &[u8], length_size: usize) -> Vec<&[u8]> {
     out
 }
 
-/// A packet's NAL units, whatever its framing: Annex B when it starts with a start code, else
-/// 4-byte length prefixes.
-pub fn units(data: &[u8]) -> Vec<&[u8]> {
-    if data.starts_with(&[0, 0, 1]) || data.starts_with(&[0, 0, 0, 1]) {
-        annexb_units(data)
-    } else {
-        length_prefixed_units(data, 4)
-    }
-}
-
 /// The first unsigned Exp-Golomb number of a NAL unit's payload after `skip` bytes (enough for
 /// the parameter-set IDs at the start of an SPS or PPS; emulation prevention bytes removed).
 fn first_ue(unit: &[u8], skip: usize) -> Option<u32> {
@@ -131,8 +121,8 @@ mod tests {
     fn units_do_not_depend_on_framing() {
         let annex_b = [0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 1, 0x65, 4, 5, 6];
         let avcc = [0, 0, 0, 3, 0x67, 1, 2, 0, 0, 0, 2, 0x68, 3, 0, 0, 0, 4, 0x65, 4, 5, 6];
-        assert_eq!(units(&annex_b), units(&avcc));
-        assert_eq!(units(&annex_b).len(), 3);
+        assert_eq!(annexb_units(&annex_b), length_prefixed_units(&avcc, 4));
+        assert_eq!(annexb_units(&annex_b).len(), 3);
     }
 
     #[test]

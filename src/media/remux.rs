@@ -12,6 +12,7 @@ use ffmpeg_next as ffmpeg;
 use serde::Serialize;
 
 use super::ffi;
+use super::framing::Framing;
 use super::index::FrameIndex;
 use super::probe::open_input;
 use crate::error;
@@ -39,10 +40,16 @@ pub struct CopiedStream {
     pub codec: String,
     pub packets: u64,
     pub bytes: u64,
-    /// SHA-256 over the copied packets' payloads in order (H.264/HEVC: over the NAL units
-    /// without their start codes or length prefixes, so the hash does not depend on the
-    /// container's framing).
+    /// SHA-256 over the copied packets' access units in order, as `compared` says: H.264/HEVC
+    /// NAL units without their start codes or length prefixes, AAC frames without ADTS headers
+    /// (the framing taken from the stream's parameters), so the hash does not depend on the
+    /// container's framing.
     pub packets_sha256: String,
+    /// What the packet hash covers.
+    pub compared: String,
+    /// The input stream's framing.
+    #[serde(skip)]
+    pub framing: Framing,
 }
 
 /// The container to write a copy into: the source's own where it can hold the streams as
@@ -87,22 +94,13 @@ pub fn copy(src: &Path, dst: &Path, muxer: &str, index: &FrameIndex, sel: &Selec
         if ist.disposition().contains(ffmpeg::format::stream::Disposition::ATTACHED_PIC) {
             continue;
         }
-        let codec = params.id();
         let ost = add_copied_stream(&mut output, &ist, dst)?;
         map.insert(ist.index(), ost);
         in_tb.insert(ist.index(), ist.time_base());
         if kind == "subtitle" {
             sparse.push(ist.index());
         }
-        tally.add(CopiedStream {
-            input_index: ist.index(),
-            output_index: ost,
-            kind: kind.to_owned(),
-            codec: codec.name().to_owned(),
-            packets: 0,
-            bytes: 0,
-            packets_sha256: String::new(),
-        });
+        tally.add(ist.index(), ost, kind, &params);
     }
     if !map.contains_key(&index.stream) {
         return Err(error::input(format!("{}: the indexed stream cannot be copied", src.display())));
@@ -227,16 +225,30 @@ pub fn copy(src: &Path, dst: &Path, muxer: &str, index: &FrameIndex, sel: &Selec
     Ok(tally.finish())
 }
 
-/// The streams being copied, each with the running SHA-256 of its packets.
+/// The streams being copied, each with its framing and the running SHA-256 of its packets.
 #[derive(Default)]
 struct Tally {
     streams: Vec<CopiedStream>,
+    framings: Vec<Framing>,
     hashers: Vec<ring::digest::Context>,
 }
 
 impl Tally {
-    fn add(&mut self, stream: CopiedStream) {
-        self.streams.push(stream);
+    /// Start counting input stream `input` (written as output stream `output`).
+    fn add(&mut self, input: usize, output: usize, kind: &str, params: &ffmpeg::codec::Parameters) {
+        let framing = Framing::of(params);
+        self.streams.push(CopiedStream {
+            input_index: input,
+            output_index: output,
+            kind: kind.to_owned(),
+            codec: params.id().name().to_owned(),
+            packets: 0,
+            bytes: 0,
+            packets_sha256: String::new(),
+            compared: framing.compared().to_owned(),
+            framing,
+        });
+        self.framings.push(framing);
         self.hashers.push(ring::digest::Context::new(&ring::digest::SHA256));
     }
 
@@ -245,7 +257,7 @@ impl Tally {
         let slot = self.streams.iter().position(|c| c.input_index == ist).expect("an added stream");
         let stream = &mut self.streams[slot];
         if let Some(data) = packet.data() {
-            hash_payload(&mut self.hashers[slot], &stream.codec, data);
+            self.framings[slot].hash_into(&mut self.hashers[slot], data);
             stream.bytes += data.len() as u64;
         }
         stream.packets += 1;
@@ -376,16 +388,7 @@ pub fn stream_hashes(path: &Path) -> Result<Vec<CopiedStream>> {
         open_input(path).map_err(|e| error::input(format!("FFmpeg cannot open {}: {e}", path.display())))?;
     let mut tally = Tally::default();
     for s in input.streams() {
-        let kind = super::probe::kind_name(s.parameters().medium());
-        tally.add(CopiedStream {
-            input_index: s.index(),
-            output_index: s.index(),
-            kind: kind.to_owned(),
-            codec: s.parameters().id().name().to_owned(),
-            packets: 0,
-            bytes: 0,
-            packets_sha256: String::new(),
-        });
+        tally.add(s.index(), s.index(), super::probe::kind_name(s.parameters().medium()), &s.parameters());
     }
     let mut packet = ffmpeg::Packet::empty();
     while super::probe::next_packet(&mut input, &mut packet, path)? {
@@ -394,17 +397,76 @@ pub fn stream_hashes(path: &Path) -> Result<Vec<CopiedStream>> {
     Ok(tally.finish())
 }
 
-/// Feed a packet to a hash: H.264/HEVC as NAL units (each prefixed by its 4-byte big-endian
-/// length), whatever the framing; everything else as it is.
-pub(crate) fn hash_payload(h: &mut ring::digest::Context, codec: &str, data: &[u8]) {
-    if codec == "h264" || codec == "hevc" {
-        for nal in super::nal::units(data) {
-            h.update(&(nal.len() as u32).to_be_bytes());
-            h.update(nal);
+/// Where stream `a_stream` of `a` and stream `b_stream` of `b` part, packet by packet, their
+/// access units compared as the packet hashes compare them: for the message of a copy that
+/// does not read back the same. Reads both files again; used only on that failure.
+pub fn first_difference(a: &Path, a_stream: usize, b: &Path, b_stream: usize) -> Result<String> {
+    super::init();
+    let mut a_in = open_input(a).map_err(|e| error::input(format!("FFmpeg cannot open {}: {e}", a.display())))?;
+    let mut b_in = open_input(b).map_err(|e| error::input(format!("FFmpeg cannot open {}: {e}", b.display())))?;
+    let framing = |input: &ffmpeg::format::context::Input, s: usize| {
+        input.stream(s).map(|st| (Framing::of(&st.parameters()), st.time_base()))
+    };
+    let (Some((a_framing, a_tb)), Some((b_framing, _))) = (framing(&a_in, a_stream), framing(&b_in, b_stream)) else {
+        return Ok("the stream is missing from one of the files".to_owned());
+    };
+    let (mut pa, mut pb) = (ffmpeg::Packet::empty(), ffmpeg::Packet::empty());
+    let next = |input: &mut ffmpeg::format::context::Input, p: &mut ffmpeg::Packet, s: usize, path: &Path| {
+        while super::probe::next_packet(input, p, path)? {
+            if p.stream() == s {
+                return Ok::<bool, anyhow::Error>(true);
+            }
         }
-    } else {
-        h.update(data);
+        Ok(false)
+    };
+    let at = |p: &ffmpeg::Packet, tb: ffmpeg::Rational| match p.pts() {
+        Some(ts) => format!(" (pts {})", super::time::format_us(to_us(ts, tb))),
+        None => String::new(),
+    };
+    for n in 0u64.. {
+        let (more_a, more_b) = (next(&mut a_in, &mut pa, a_stream, a)?, next(&mut b_in, &mut pb, b_stream, b)?);
+        match (more_a, more_b) {
+            (false, false) => break,
+            (true, false) => {
+                return Ok(format!(
+                    "the copy ends after {n} packets; the source's packet {n}{} is missing",
+                    at(&pa, a_tb)
+                ));
+            }
+            (false, true) => return Ok(format!("the copy has a packet {n} the source does not have")),
+            (true, true) => {}
+        }
+        let ua = a_framing.units(pa.data().unwrap_or_default());
+        let ub = b_framing.units(pb.data().unwrap_or_default());
+        if ua == ub {
+            continue;
+        }
+        let what = |f: Framing| if f.is_nal() { "NAL units" } else { "units" };
+        let sizes = |u: &[&[u8]]| u.iter().map(|x| x.len()).sum::<usize>();
+        let detail = match ua.iter().zip(&ub).position(|(x, y)| x != y) {
+            _ if ua.len() != ub.len() => format!(
+                "the source's holds {} {} ({} bytes), the copy's {} ({} bytes)",
+                ua.len(),
+                what(a_framing),
+                sizes(&ua),
+                ub.len(),
+                sizes(&ub)
+            ),
+            Some(u) => {
+                let (x, y) = (ua[u], ub[u]);
+                let byte = x.iter().zip(y).position(|(p, q)| p != q).unwrap_or(x.len().min(y.len()));
+                format!(
+                    "{} {u} differs from byte {byte} (source {} bytes, copy {} bytes)",
+                    if a_framing.is_nal() { "NAL unit" } else { "the payload" },
+                    x.len(),
+                    y.len()
+                )
+            }
+            None => "the payloads differ".to_owned(),
+        };
+        return Ok(format!("packet {n}{} differs: {detail}", at(&pa, a_tb)));
     }
+    Ok("read again, every packet matches (the first reading differed: a failing disk or memory?)".to_owned())
 }
 
 fn shift(packet: &mut ffmpeg::Packet, shift_us: i64, tb: ffmpeg::Rational) {

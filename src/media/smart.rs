@@ -209,6 +209,8 @@ struct Framing {
     /// The NAL length field size of length-prefixed packets (`None`: Annex B).
     nal_lengths: Option<usize>,
     length_size: usize,
+    /// The packets' framing, for the copied packets' hash.
+    packets: super::framing::Framing,
 }
 
 impl Framing {
@@ -239,7 +241,8 @@ impl Framing {
             )));
         }
         let nal_lengths = nal::length_size(codec_id, &extradata);
-        Ok(Framing { codec_id, avcc, annexb, nal_lengths, length_size: nal_lengths.unwrap_or(4) })
+        let packets = super::framing::Framing::from_parts(codec_id, &extradata);
+        Ok(Framing { codec_id, avcc, annexb, nal_lengths, length_size: nal_lengths.unwrap_or(4), packets })
     }
 
     /// The IDs the source's parameter sets use: from its avcC, or from the sets the demuxer
@@ -301,7 +304,7 @@ pub fn smart_clip(
     let params = ist.parameters();
     let (re_encoded, _) = plan.counts();
     let framing = Framing::of(src, index, &params, muxer, re_encoded > 0)?;
-    let Framing { codec_id, annexb, length_size, .. } = framing;
+    let Framing { annexb, length_size, .. } = framing;
 
     let mut output = format::output_as(&dst, muxer)
         .map_err(|e| error::environment(format!("cannot create {}: {e}", dst.display())))?;
@@ -412,7 +415,7 @@ pub fn smart_clip(
                         }
                     }
                     if let Some(data) = packet.data() {
-                        remux::hash_payload(&mut hasher, codec_id.name(), data);
+                        framing.packets.hash_into(&mut hasher, data);
                     }
                     copied_frames += 1;
                     let (pts, dts) = (packet.pts().unwrap_or(0) - origin, packet.dts().unwrap_or(0) - origin);

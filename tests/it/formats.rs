@@ -31,7 +31,7 @@ pub(crate) fn ffmpeg(store: &Store, args: &[&str], out: &Path) {
 }
 
 /// Whether this FFmpeg build has the encoder `name` (e.g. libx265).
-fn has_encoder(name: &str) -> bool {
+pub(crate) fn has_encoder(name: &str) -> bool {
     let out = Command::new("ffmpeg").args(["-hide_banner", "-encoders"]).output().expect("running ffmpeg");
     String::from_utf8_lossy(&out.stdout).lines().any(|l| l.split_whitespace().nth(1) == Some(name))
 }

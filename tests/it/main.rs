@@ -2,6 +2,7 @@
 
 mod batch;
 mod bundle;
+mod camera;
 mod clip;
 mod docs;
 mod exact;
