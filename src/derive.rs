@@ -103,14 +103,15 @@ impl Source {
             self.forget_frame_index();
         }
         verified?;
-        made
+        made.map_err(|e| error::naming(e, &self.path, &self.label()))
     }
 
     /// The frame index of the item's object: from the store's cache when it has a sound one
     /// that the ledger records a command using, else built from the object.
     pub fn frame_index(&self, ledger: &Ledger) -> Result<FrameIndex> {
         let (index, digest) =
-            crate::media::index::cache::load_recorded(ledger, &self.store_root, &self.file.sha256, &self.path)?;
+            crate::media::index::cache::load_recorded(ledger, &self.store_root, &self.file.sha256, &self.path)
+                .map_err(|e| error::naming(e, &self.path, &self.label()))?;
         let _ = self.index_digest.set(digest);
         Ok(index)
     }

@@ -59,6 +59,22 @@ pub fn with_exit(err: anyhow::Error, message: String) -> anyhow::Error {
     Failure { exit: exit_for(&err), message: format!("{message}\nThe failing step: {err:#}") }.into()
 }
 
+/// The same failure (same exit code), its message led by what it concerns (`clip of i3 (…)`).
+pub fn about(err: anyhow::Error, subject: &str) -> anyhow::Error {
+    Failure { exit: exit_for(&err), message: format!("{subject}: {err:#}") }.into()
+}
+
+/// The same failure (same exit code) with every mention of `path` (an object's place in the
+/// store, which means nothing to a user) replaced by `name` (the item it holds).
+pub fn naming(err: anyhow::Error, path: &std::path::Path, name: &str) -> anyhow::Error {
+    let message = format!("{err:#}");
+    let shown = path.display().to_string();
+    if !message.contains(&shown) {
+        return err;
+    }
+    Failure { exit: exit_for(&err), message: message.replace(&shown, name) }.into()
+}
+
 /// Decide the exit code for an error chain.
 pub fn exit_for(err: &anyhow::Error) -> Exit {
     for cause in err.chain() {

@@ -30,8 +30,8 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
     match args.mode {
         ClipMode::Exact => return exact(args, ctx, store, ledger, source, index, asked),
         ClipMode::Smart => {
-            let container = media.container.clone().unwrap_or_default();
-            return smart(args, ctx, store, ledger, source, index, asked, &container);
+            let containers = media.copy_containers(true);
+            return smart(args, ctx, store, ledger, source, index, asked, &containers);
         }
         ClipMode::Copy => {}
     }
@@ -71,16 +71,20 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
     };
 
     let has_video = !index.audio;
-    let (muxer, ext) = remux::output_format(media.container.as_deref().unwrap_or_default(), has_video);
-    let (copied, verified, staging) = {
+    let containers = media.copy_containers(has_video);
+    let (made, verified, staging) = {
         let mut staging = store.stage()?;
-        let scratch = staging.scratch(ext);
-        let copied = source
-            .verified_while(|| remux::copy(&source.path, &scratch, muxer, &index, &selection))
-            .inspect_err(|_| source.forget_frame_index())?;
-        let staged = staging.adopt(&store, &scratch)?.digests.clone();
-        (copied, staged, staging)
+        let made = source
+            .verified_while(|| {
+                let hint = "; `--mode exact` re-encodes them instead";
+                remux::copy_into_first(&source.path, &containers, |ext| staging.scratch(ext), &index, &selection, hint)
+            })
+            .inspect_err(|_| source.forget_frame_index())
+            .map_err(|e| error::about(e, &format!("a copy clip of {}", source.label())))?;
+        let staged = staging.adopt(&store, &made.path)?.digests.clone();
+        (made, staged, staging)
     };
+    let (copied, muxer, ext) = (made.streams, made.muxer, made.ext);
 
     let stem = source.stem().to_owned();
     let name = if has_video {
@@ -268,7 +272,7 @@ fn smart(
     source: Source,
     index: FrameIndex,
     asked: Range,
-    container: &str,
+    containers: &[(&'static str, &'static str)],
 ) -> Result<Report> {
     use crate::media::smart::{How, Plan, smart_clip};
     if index.audio {
@@ -283,9 +287,9 @@ fn smart(
     let plan = Plan::new(&index, asked.first, asked.last);
     // Re-encoded runs are spliced into MP4 (MPEG-TS for a transport stream, whose pictures carry
     // their parameter sets); a clip that copies every frame keeps the container a copy clip would.
-    let (muxer, ext) = match remux::output_format(container, true) {
+    let (muxer, ext) = match containers[0] {
         copy_like if !plan.re_encodes() => copy_like,
-        ("mpegts", ext) => ("mpegts", ext),
+        (keep @ ("mpegts" | "mov"), ext) => (keep, ext),
         _ => ("mp4", "mp4"),
     };
     let mut staging = store.stage()?;

@@ -16,27 +16,27 @@ pub fn run(args: RewrapArgs, ctx: &Ctx) -> Result<Report> {
     let store = ctx.store()?;
     let mut ledger = store.open_ledger()?;
     let source = Source::open(&store, &ledger, &args.item)?;
-    source.require_decodable("a playback copy")?;
+    let media = source.require_decodable("a playback copy")?.clone();
     let actor = ctx.actor();
     let index = source.frame_index(&ledger)?;
     let all = Selection { decode_range: None, window_us: None, shift_us: 0, shift_ticks: 0 };
     let mut staging = store.stage()?;
 
-    // The object is verified once, alongside the copy (and the Matroska retry, if MP4 refuses).
-    let (copied, muxer, ext, scratch) = source.verified_while(|| {
-        let mut last_err = None;
-        for (muxer, ext) in [("mp4", "mp4"), ("matroska", "mkv")] {
-            let scratch = staging.scratch(ext);
-            match remux::copy(&source.path, &scratch, muxer, &index, &all) {
-                Ok(c) => return Ok((c, muxer, ext, scratch)),
-                Err(e) => {
-                    let _ = std::fs::remove_file(&scratch);
-                    last_err = Some(e);
-                }
-            }
-        }
-        Err(last_err.unwrap_or_else(|| error::input("no container can hold these streams")))
-    })?;
+    // MP4 where it holds the streams as they are; for the ISO family (MOV, MP4, 3GP), MOV next
+    // (PCM audio beside timed text, as dash cameras write them); Matroska last, which holds
+    // nearly any codec.
+    let mut containers = vec![("mp4", "mp4")];
+    if media.copy_containers(true).contains(&("mov", "mov")) {
+        containers.push(("mov", "mov"));
+    }
+    containers.push(("matroska", "mkv"));
+    // The object is verified once, alongside the copy (and the retries, if MP4 refuses).
+    let made = source
+        .verified_while(|| {
+            remux::copy_into_first(&source.path, &containers, |ext| staging.scratch(ext), &index, &all, "")
+        })
+        .map_err(|e| error::about(e, &format!("the playback copy of {}", source.label())))?;
+    let (copied, muxer, ext, scratch) = (made.streams, made.muxer, made.ext, made.path);
     // Read the copy back and hash its streams the same way.
     let again = remux::stream_hashes(&scratch)?;
     let mut streams = Vec::new();
@@ -73,8 +73,9 @@ pub fn run(args: RewrapArgs, ctx: &Ctx) -> Result<Report> {
     let out = &event.outputs[0];
     let id = out.item.clone().unwrap_or_default();
     let mut text = format!(
-        "Playback copy {id} of {} in {muxer}: streams copied bit for bit\n  {}  sha256 {}\n",
+        "Playback copy {id} of {} in {}: streams copied bit for bit\n  {}  sha256 {}\n",
         source.label(),
+        remux::container_name(muxer),
         out.name.as_deref().unwrap_or_default(),
         out.sha256
     );

@@ -175,6 +175,19 @@ pub fn display_rotation(stream: &ffmpeg::format::stream::Stream<'_>) -> i32 {
     0
 }
 
+/// Whether an output format can hold `codec` (FFmpeg's `avformat_query_codec`): `None` when the
+/// muxer does not say.
+pub fn muxer_holds(output: &ffmpeg::format::context::Output, codec: ffmpeg::codec::Id) -> Option<bool> {
+    // SAFETY: the output context is valid and its `oformat` points at one of FFmpeg's static
+    // muxer descriptions; avformat_query_codec only reads it.
+    let rc = unsafe { ffi::avformat_query_codec((*output.as_ptr()).oformat, codec.into(), ffi::FF_COMPLIANCE_NORMAL) };
+    match rc {
+        1 => Some(true),
+        0 => Some(false),
+        _ => None,
+    }
+}
+
 /// Clear a copied stream's codec tag, so the output muxer picks its own (a tag valid in one
 /// container can be invalid in another).
 pub fn reset_codec_tag(params: &mut ffmpeg::codec::Parameters) {

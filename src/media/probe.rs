@@ -39,6 +39,18 @@ pub struct MediaFacts {
     pub deep: Option<DeepCheck>,
 }
 
+impl MediaFacts {
+    /// The value of container tag `key` (the first, when there are several).
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags.iter().find(|[k, _]| k == key).map(|[_, v]| v.as_str())
+    }
+
+    /// The containers a copy of this file may go into, best first ([`super::remux::containers`]).
+    pub fn copy_containers(&self, has_video: bool) -> Vec<(&'static str, &'static str)> {
+        super::remux::containers(self.container.as_deref().unwrap_or_default(), self.tag("major_brand"), has_video)
+    }
+}
+
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }

@@ -5,7 +5,7 @@
 //! streams are bit-identical to the source's over the range.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use ffmpeg_next as ffmpeg;
@@ -52,31 +52,116 @@ pub struct CopiedStream {
     pub framing: Framing,
 }
 
-/// The container to write a copy into: the source's own where it can hold the streams as
-/// they are, MP4 for raw H.264/HEVC, Matroska otherwise.
-pub fn output_format(input_format: &str, has_video: bool) -> (&'static str, &'static str) {
+/// The containers a copy of a file in `input_format` (FFmpeg's demuxer name) may go into, best
+/// first: the source's own family where it can hold the streams as they are (MOV stays MOV, 3GP
+/// stays 3GP, MP4 stays MP4, AVI stays AVI; the brand in an ISO file's `ftyp` tells them apart),
+/// MP4 for raw H.264/HEVC; then MOV for the ISO family's other members, and Matroska last,
+/// which holds nearly any codec as it is.
+pub fn containers(input_format: &str, major_brand: Option<&str>, has_video: bool) -> Vec<(&'static str, &'static str)> {
     let first = input_format.split(',').next().unwrap_or_default();
-    match first {
-        "mov" if has_video => ("mp4", "mp4"),
-        "mov" => ("ipod", "m4a"),
-        "avi" => ("avi", "avi"),
-        "matroska" => ("matroska", "mkv"),
-        "mpegts" => ("mpegts", "ts"),
-        "h264" | "hevc" => ("mp4", "mp4"),
-        "wav" => ("wav", "wav"),
-        "mp3" => ("mp3", "mp3"),
-        "amr" => ("amr", "amr"),
-        "flac" => ("flac", "flac"),
-        _ => ("matroska", if has_video { "mkv" } else { "mka" }),
+    let family = match first {
+        "mov" => Some(iso_family(major_brand, has_video)),
+        "avi" => Some(("avi", "avi")),
+        "matroska" => Some(("matroska", if has_video { "mkv" } else { "mka" })),
+        "mpegts" => Some(("mpegts", "ts")),
+        "h264" | "hevc" => Some(("mp4", "mp4")),
+        "wav" => Some(("wav", "wav")),
+        "mp3" => Some(("mp3", "mp3")),
+        "amr" => Some(("amr", "amr")),
+        "flac" => Some(("flac", "flac")),
+        _ => None,
+    };
+    let mut out: Vec<_> = family.into_iter().collect();
+    // MOV holds more codecs than its MP4 and 3GP siblings (PCM, timed text beside it…).
+    if first == "mov" && !out.contains(&("mov", "mov")) {
+        out.push(("mov", "mov"));
     }
+    if !out.iter().any(|(m, _)| *m == "matroska") {
+        out.push(("matroska", if has_video { "mkv" } else { "mka" }));
+    }
+    out
+}
+
+/// The member of the ISO family (QuickTime, MP4, 3GPP) an `ftyp` major brand names. A file
+/// without one is old QuickTime.
+fn iso_family(major_brand: Option<&str>, has_video: bool) -> (&'static str, &'static str) {
+    let brand = major_brand.map(str::trim).unwrap_or("qt");
+    match brand {
+        "qt" => ("mov", "mov"),
+        b if b.starts_with("3g2") => ("3g2", "3g2"),
+        b if b.starts_with("3g") => ("3gp", "3gp"),
+        "M4A" | "M4B" => ("ipod", "m4a"),
+        _ if has_video => ("mp4", "mp4"),
+        _ => ("ipod", "m4a"),
+    }
+}
+
+/// What users call a muxer's files.
+pub fn container_name(muxer: &str) -> &str {
+    match muxer {
+        "mov" => "MOV",
+        "mp4" => "MP4",
+        "ipod" => "M4A",
+        "3gp" => "3GP",
+        "3g2" => "3G2",
+        "avi" => "AVI",
+        "matroska" => "Matroska",
+        "mpegts" => "MPEG-TS",
+        "wav" => "WAV",
+        "mp3" => "MP3",
+        "amr" => "AMR",
+        "flac" => "FLAC",
+        other => other,
+    }
+}
+
+/// A copy made by [`copy_into_first`]: what was copied, into which container, and where.
+pub struct Made {
+    pub streams: Vec<CopiedStream>,
+    pub muxer: &'static str,
+    pub ext: &'static str,
+    pub path: PathBuf,
+}
+
+/// Copy into the first of `containers` that holds the streams as they are: a container that
+/// refuses them (an input error: MP4 cannot hold PCM, AVI cannot hold AAC with its
+/// configuration…) is followed by the next, its partial file removed. `scratch(ext)` names each
+/// attempt's file. When none holds them, the error says what each refused, then `hint`.
+pub fn copy_into_first(
+    src: &Path,
+    containers: &[(&'static str, &'static str)],
+    mut scratch: impl FnMut(&str) -> PathBuf,
+    index: &FrameIndex,
+    sel: &Selection,
+    hint: &str,
+) -> Result<Made> {
+    let mut refused = Vec::new();
+    for &(muxer, ext) in containers {
+        let path = scratch(ext);
+        match copy(src, &path, muxer, index, sel) {
+            Ok(streams) => return Ok(Made { streams, muxer, ext, path }),
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                if error::exit_for(&e) != error::Exit::Input {
+                    return Err(e);
+                }
+                refused.push(format!("{e:#}"));
+            }
+        }
+    }
+    Err(error::input(format!(
+        "no container holds these streams as they are: {}. Nothing was recorded{hint}",
+        refused.join("; ")
+    )))
 }
 
 /// Copy the selected packets of `src` into `dst` with the `muxer` format.
 pub fn copy(src: &Path, dst: &Path, muxer: &str, index: &FrameIndex, sel: &Selection) -> Result<Vec<CopiedStream>> {
     super::init();
     let mut input = open_input(src).map_err(|e| error::input(format!("FFmpeg cannot open {}: {e}", src.display())))?;
-    let mut output = ffmpeg::format::output_as(&dst, muxer)
-        .map_err(|e| error::environment(format!("cannot create {} as {muxer}: {e}", dst.display())))?;
+    let mut output = ffmpeg::format::output_as(&dst, muxer).map_err(|e| {
+        error::environment(format!("cannot create the {} file in the store's staging: {e}", container_name(muxer)))
+    })?;
     let mut map: BTreeMap<usize, usize> = BTreeMap::new();
     let mut in_tb = BTreeMap::new();
     let mut tally = Tally::default();
@@ -94,7 +179,7 @@ pub fn copy(src: &Path, dst: &Path, muxer: &str, index: &FrameIndex, sel: &Selec
         if ist.disposition().contains(ffmpeg::format::stream::Disposition::ATTACHED_PIC) {
             continue;
         }
-        let ost = add_copied_stream(&mut output, &ist, dst)?;
+        let ost = add_copied_stream(&mut output, &ist)?;
         map.insert(ist.index(), ost);
         in_tb.insert(ist.index(), ist.time_base());
         if kind == "subtitle" {
@@ -106,13 +191,28 @@ pub fn copy(src: &Path, dst: &Path, muxer: &str, index: &FrameIndex, sel: &Selec
         return Err(error::input(format!("{}: the indexed stream cannot be copied", src.display())));
     }
     let mut opts = ffmpeg::Dictionary::new();
-    if muxer == "mp4" || muxer == "ipod" {
+    if matches!(muxer, "mp4" | "ipod" | "mov" | "3gp" | "3g2") {
         // Players can start before the whole file is read: the index goes first.
         opts.set("movflags", "+faststart");
     }
-    output.write_header_with(opts).map_err(|e| {
-        error::input(format!("{} cannot hold these streams as they are ({e}); nothing was written", dst.display()))
-    })?;
+    let header = output.write_header_with(opts).map(drop);
+    if let Err(e) = header {
+        let refused: Vec<String> = tally
+            .streams
+            .iter()
+            .filter(|c| {
+                let id = input.stream(c.input_index).map(|s| s.parameters().id());
+                id.is_some_and(|id| ffi::muxer_holds(&output, id) == Some(false))
+            })
+            .map(|c| format!("stream {} ({} {})", c.input_index, c.codec, c.kind))
+            .collect();
+        let name = container_name(muxer);
+        return Err(if refused.is_empty() {
+            error::input(format!("{name} cannot hold these streams as they are ({e})"))
+        } else {
+            error::input(format!("{name} cannot hold {} as it is ({e})", refused.join(", ")))
+        });
+    }
     let out_tb: BTreeMap<usize, ffmpeg::Rational> =
         map.values().map(|&o| (o, output.stream(o).expect("added stream").time_base())).collect();
 
@@ -186,7 +286,7 @@ pub fn copy(src: &Path, dst: &Path, muxer: &str, index: &FrameIndex, sel: &Selec
                     let (s_tb, s_out) = (in_tb[&s], map[&s]);
                     shift(&mut cue, sel.shift_us, s_tb);
                     tally.count(s, &cue);
-                    write_copied(&mut cue, s_tb, (s_out, out_tb[&s_out]), &mut output, dst)?;
+                    write_copied(&mut cue, s_tb, (s_out, out_tb[&s_out]), &mut output)?;
                 }
             }
         } else {
@@ -219,9 +319,9 @@ pub fn copy(src: &Path, dst: &Path, muxer: &str, index: &FrameIndex, sel: &Selec
             shift(&mut packet, sel.shift_us, tb);
         }
         tally.count(ist, &packet);
-        write_copied(&mut packet, tb, (ost, out_tb[&ost]), &mut output, dst)?;
+        write_copied(&mut packet, tb, (ost, out_tb[&ost]), &mut output)?;
     }
-    output.write_trailer().map_err(|e| error::environment(format!("cannot finish {}: {e}", dst.display())))?;
+    output.write_trailer().map_err(|e| mux_error(e, format!("cannot finish the {} file", container_name(muxer))))?;
     Ok(tally.finish())
 }
 
@@ -277,12 +377,11 @@ impl Tally {
 pub(crate) fn add_copied_stream(
     output: &mut ffmpeg::format::context::Output,
     ist: &ffmpeg::format::stream::Stream<'_>,
-    dst: &Path,
 ) -> Result<usize> {
     let kind = super::probe::kind_name(ist.parameters().medium());
     let mut ost = output
         .add_stream(ffmpeg::encoder::find(ffmpeg::codec::Id::None))
-        .map_err(|e| error::environment(format!("cannot add a {kind} stream to {}: {e}", dst.display())))?;
+        .map_err(|e| error::input(format!("cannot add stream {} ({kind}) to the copy: {e}", ist.index())))?;
     ost.set_parameters(ist.parameters());
     let mut p = ost.parameters();
     ffi::reset_codec_tag(&mut p);
@@ -290,19 +389,28 @@ pub(crate) fn add_copied_stream(
     Ok(ost.index())
 }
 
-/// Write a copied packet (timestamps in `from`, the input stream's time base) to output stream
-/// `to` = (index, time base).
+/// Write a copied packet of an input stream (timestamps in `from`, that stream's time base) to
+/// output stream `to` = (index, time base).
 pub(crate) fn write_copied(
     packet: &mut ffmpeg::Packet,
     from: ffmpeg::Rational,
     to: (usize, ffmpeg::Rational),
     output: &mut ffmpeg::format::context::Output,
-    dst: &Path,
 ) -> Result<()> {
+    let source_stream = packet.stream();
     packet.rescale_ts(from, to.1);
     packet.set_position(-1);
     packet.set_stream(to.0);
-    packet.write_interleaved(output).map_err(|e| error::environment(format!("cannot write to {}: {e}", dst.display())))
+    let muxer = container_name(output.format().name()).to_owned();
+    packet
+        .write_interleaved(output)
+        .map_err(|e| mux_error(e, format!("a packet of stream {source_stream} could not be written into {muxer}")))
+}
+
+/// A muxer's failure: the disk's (full, failing: exit 3) or the media's (exit 2).
+fn mux_error(e: ffmpeg::Error, what: String) -> anyhow::Error {
+    let io = matches!(e, ffmpeg::Error::Other { errno } if [libc::ENOSPC, libc::EDQUOT, libc::EIO, libc::EROFS].contains(&errno));
+    if io { error::environment(format!("{what}: {e}")) } else { error::input(format!("{what}: {e}")) }
 }
 
 /// How far past a range's end another stream's packets must be before it counts as done

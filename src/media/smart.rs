@@ -308,7 +308,7 @@ pub fn smart_clip(
 
     let mut output = format::output_as(&dst, muxer)
         .map_err(|e| error::environment(format!("cannot create {}: {e}", dst.display())))?;
-    let vout = remux::add_copied_stream(&mut output, &ist, dst)?;
+    let vout = remux::add_copied_stream(&mut output, &ist)?;
     let mut audio_map: HashMap<usize, (usize, Rational)> = HashMap::new();
     for a in input.streams() {
         if a.parameters().medium() != media::Type::Audio
@@ -316,7 +316,7 @@ pub fn smart_clip(
         {
             continue;
         }
-        audio_map.insert(a.index(), (remux::add_copied_stream(&mut output, &a, dst)?, a.time_base()));
+        audio_map.insert(a.index(), (remux::add_copied_stream(&mut output, &a)?, a.time_base()));
     }
 
     // One encoder per re-encoded run, each with parameter sets under IDs of its own, which the
@@ -338,7 +338,7 @@ pub fn smart_clip(
     }
 
     let mut header = ffmpeg::Dictionary::new();
-    if muxer == "mp4" || muxer == "ipod" {
+    if matches!(muxer, "mp4" | "ipod" | "mov") {
         header.set("movflags", "+faststart");
     }
     header.set("fflags", "+bitexact");
@@ -387,7 +387,7 @@ pub fn smart_clip(
                 let shift = super::time::us_to_ticks(t0, tb.numerator(), tb.denominator());
                 packet.set_pts(packet.pts().map(|p| p - shift));
                 packet.set_dts(packet.dts().map(|d| d - shift));
-                remux::write_copied(&mut packet, tb, (ost, audio_out_tb[&ost]), &mut output, dst)?;
+                remux::write_copied(&mut packet, tb, (ost, audio_out_tb[&ost]), &mut output)?;
                 audio_packets += 1;
             }
         } else if s == index.stream && !video_done {
@@ -422,7 +422,7 @@ pub fn smart_clip(
                     packet.set_pts(Some(pts));
                     packet.set_dts(Some(dts));
                     last_dts = Some(dts);
-                    remux::write_copied(&mut packet, vtb, (vout, vout_tb), &mut output, dst)?;
+                    remux::write_copied(&mut packet, vtb, (vout, vout_tb), &mut output)?;
                     if d + 1 == b && !runs.iter().any(|r| r.first == b) {
                         video_done = true;
                     }

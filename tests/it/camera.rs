@@ -219,3 +219,141 @@ fn where_two_streams_part_is_named_by_packet_and_nal_unit() {
     let how = custody::media::remux::first_difference(&a, 0, &c, 0).expect("both readable");
     assert!(how.contains("the copy ends after 150 packets"), "{how}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 15, item 5: copy clips keep the source's container family where it holds the streams.
+
+/// `custody --json clip ITEM --from A --to B [MODE…] --out DIR`: the JSON and the clip.
+#[track_caller]
+fn clip(store: &Store, item: &str, from: &str, to: &str, more: &[&str]) -> (Value, PathBuf) {
+    let dir = store.work().join("clips");
+    let mut args = vec!["--json", "clip", item, "--from", from, "--to", to];
+    args.extend_from_slice(more);
+    args.push("--out");
+    let json = store.cmd(&args).arg(&dir).run().status(0).json();
+    let file = out_file(&dir, &json);
+    (json, file)
+}
+
+/// The container's `major_brand` and each stream's codec, as ffprobe reads them.
+fn brand_and_codecs(path: &Path) -> (String, Vec<String>) {
+    let json = ffprobe_json(path, &["-show_format", "-show_streams"]);
+    let brand = json["format"]["tags"]["major_brand"].as_str().unwrap_or_default().trim().to_owned();
+    let codecs =
+        json["streams"].as_array().unwrap().iter().map(|s| s["codec_name"].as_str().unwrap().to_owned()).collect();
+    (brand, codecs)
+}
+
+/// A dash camera's MOV: H.264 with 16-bit PCM audio.
+fn dash_mov(store: &Store, extra: &str) -> PathBuf {
+    let out = store.work().join("dash.mov");
+    ffmpeg(
+        store,
+        &words(&format!(
+            "-f lavfi -i testsrc2=size=320x240:rate=30 -f lavfi -i sine=frequency=440 {extra} -t 4 -c:v libx264 \
+             -g 30 -bf 0 -c:a pcm_s16le"
+        )),
+        &out,
+    );
+    out
+}
+
+#[test]
+fn copy_and_smart_clips_of_a_mov_with_pcm_audio_stay_mov_and_keep_the_pcm() {
+    let store = Store::new();
+    let mov = dash_mov(&store, "");
+    let item = store.ingest_media(&mov);
+    let (json, file) = clip(&store, &item.id, "1", "3", &[]);
+    assert!(file.extension().is_some_and(|e| e == "mov"), "{json:#}");
+    assert_eq!(brand_and_codecs(&file), ("qt".to_owned(), vec!["h264".to_owned(), "pcm_s16le".to_owned()]));
+    assert_eq!(json["streams"][1]["codec"], "pcm_s16le", "{json:#}");
+    let (json, file) = clip(&store, &item.id, "frame:35", "frame:70", &["--mode", "smart"]);
+    assert!(file.extension().is_some_and(|e| e == "mov"), "{json:#}");
+    assert_eq!(brand_and_codecs(&file).1, ["h264", "pcm_s16le"], "{json:#}");
+    assert_eq!(picture_md5s(&file).len(), 36, "the smart clip's pictures");
+}
+
+#[test]
+fn a_copy_clip_of_a_3gp_with_amr_audio_stays_3gp() {
+    let store = Store::new();
+    let video = store.work().join("phone.h264");
+    ffmpeg(&store, &words("-f lavfi -i testsrc2=size=176x144:rate=15 -t 3 -c:v libx264 -g 15 -bf 0 -f h264"), &video);
+    let amr = crate::support::write(&store.work().join("voice.amr"), crate::formats::amr_nb_frames(150));
+    let phone = store.work().join("phone.3gp");
+    ffmpeg(&store, &["-i", video.to_str().unwrap(), "-i", amr.to_str().unwrap(), "-c", "copy"], &phone);
+    assert_eq!(brand_and_codecs(&phone).1, ["h264", "amr_nb"], "precondition");
+    let item = store.ingest_media(&phone);
+    let (json, file) = clip(&store, &item.id, "1", "2", &[]);
+    assert!(file.extension().is_some_and(|e| e == "3gp"), "{json:#}");
+    let (brand, codecs) = brand_and_codecs(&file);
+    assert!(brand.starts_with("3g"), "a 3GPP brand, not {brand}");
+    assert_eq!(codecs, ["h264", "amr_nb"]);
+}
+
+#[test]
+fn a_copy_clip_of_h264_with_mp3_in_avi_stays_avi() {
+    let store = Store::new();
+    let avi = store.work().join("ch02.avi");
+    ffmpeg(
+        &store,
+        &words(
+            "-f lavfi -i testsrc2=size=320x240:rate=25 -f lavfi -i sine -t 6 -c:v libx264 -c:a libmp3lame -ar 22050 -ac 1",
+        ),
+        &avi,
+    );
+    let item = store.ingest_media(&avi);
+    let (json, file) = clip(&store, &item.id, "2", "4", &[]);
+    assert!(file.extension().is_some_and(|e| e == "avi"), "{json:#}");
+    assert_eq!(brand_and_codecs(&file).1, ["h264", "mp3"]);
+}
+
+#[test]
+fn a_file_whose_brand_says_mp4_but_holds_pcm_and_timed_text_is_copied_into_mov() {
+    // Cameras write PCM into files branded `isom`, which FFmpeg's MP4 muxer refuses to write;
+    // with timed text beside it, Matroska refuses too. MOV holds all three.
+    let store = Store::new();
+    let srt =
+        crate::support::write(&store.work().join("gps.srt"), "1\n00:00:00,000 --> 00:00:03,000\nN 41.88 W 87.63\n\n");
+    let mov = dash_mov(&store, "");
+    let with_text = store.work().join("dash_text.mov");
+    ffmpeg(
+        &store,
+        &["-i", mov.to_str().unwrap(), "-i", srt.to_str().unwrap(), "-c", "copy", "-c:s", "mov_text"],
+        &with_text,
+    );
+    let mut bytes = std::fs::read(&with_text).unwrap();
+    let ftyp = bytes.windows(8).position(|w| w == b"ftypqt  ").expect("a QuickTime ftyp");
+    bytes[ftyp + 4..ftyp + 8].copy_from_slice(b"isom");
+    let isom = crate::support::write(&store.work().join("cam0001.mp4"), &bytes);
+    assert_eq!(
+        brand_and_codecs(&isom),
+        ("isom".to_owned(), vec!["h264".into(), "pcm_s16le".into(), "mov_text".into()])
+    );
+    let item = store.ingest_media(&isom);
+    let (json, file) = clip(&store, &item.id, "1", "2", &[]);
+    assert!(file.extension().is_some_and(|e| e == "mov"), "{json:#}");
+    let (json, file) = rewrap(&store, &item.id);
+    assert!(file.extension().is_some_and(|e| e == "mov"), "{json:#}");
+
+    // Where no container holds them, the error names each refusal by stream, and no file.
+    let index = custody::media::index::FrameIndex::build(&isom).expect("an index");
+    let all = custody::media::remux::Selection { decode_range: None, window_us: None, shift_us: 0, shift_ticks: 0 };
+    let scratch = store.work().join("scratch");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let err = custody::media::remux::copy_into_first(
+        &isom,
+        &[("mp4", "mp4"), ("matroska", "mkv")],
+        |ext| scratch.join(format!("attempt.{ext}")),
+        &index,
+        &all,
+        "",
+    )
+    .err()
+    .expect("neither holds them");
+    let message = format!("{err:#}");
+    assert!(message.contains("MP4 cannot hold stream 1 (pcm_s16le audio)"), "{message}");
+    assert!(message.contains("Matroska cannot hold stream 2 (mov_text subtitle)"), "{message}");
+    assert!(!message.contains(scratch.to_str().unwrap()), "no scratch path: {message}");
+    assert_eq!(custody::error::exit_for(&err), custody::error::Exit::Input);
+    assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0, "the attempts are removed");
+}

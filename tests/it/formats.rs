@@ -163,7 +163,7 @@ fn audio(store: &Store, kind: Audio) -> PathBuf {
 /// header byte 0x3C, FT=7 Q=1, and 31 payload bytes). The payload is deterministic
 /// pseudo-random speech parameters; every bit pattern is a valid frame, which FFmpeg's amrnb
 /// decoder turns into (noisy) sound without errors.
-fn amr_nb_frames(count: usize) -> Vec<u8> {
+pub(crate) fn amr_nb_frames(count: usize) -> Vec<u8> {
     let mut out = b"#!AMR\n".to_vec();
     let mut state = 0x2545_f491_u32;
     for _ in 0..count {
