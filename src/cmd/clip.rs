@@ -62,15 +62,25 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
         end = needed.max(end + 1);
     };
     let abs = |i: usize| index.to_us(index.frames[i].pts);
-    let end_us = abs(produced.last) + index.frame_len_us(produced.last);
+    let origin = abs(0);
+    let has_video = !index.audio;
+    // Audio: the span typed, in media time. PCM is cut at exactly those samples (a PCM packet
+    // is whole samples, so splitting one loses nothing); compressed audio at whole frames.
+    let typed = asked_times(&index, &args, &source);
+    let pcm_span = typed.filter(|_| index.audio && source_codec(&source, index.stream).starts_with("pcm_"));
+    let (start_us, end_us) = match pcm_span {
+        Some((a, b)) => (origin + a, origin + b),
+        None => (abs(produced.first), abs(produced.last) + index.frame_len_us(produced.last)),
+    };
+    let ticks = |us: i64| crate::media::time::us_to_ticks(us, index.time_base.0, index.time_base.1);
     let selection = Selection {
         decode_range: Some((start, end)),
-        window_us: Some((abs(produced.first), end_us)),
-        shift_us: abs(produced.first),
-        shift_ticks: index.frames[produced.first].pts,
+        window_us: Some((start_us, end_us)),
+        shift_us: start_us,
+        shift_ticks: if pcm_span.is_some() { ticks(start_us) } else { index.frames[produced.first].pts },
+        trim_ticks: pcm_span.map(|_| (ticks(start_us), ticks(end_us))),
     };
 
-    let has_video = !index.audio;
     let containers = media.copy_containers(has_video);
     let (made, verified, staging) = {
         let mut staging = store.stage()?;
@@ -90,38 +100,42 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
     let name = if has_video {
         format!("{stem}_clip_frames{}-{}.{ext}", produced.first, produced.last)
     } else {
-        format!("{stem}_clip_{}ms-{}ms.{ext}", index.time_us(produced.first) / 1000, (end_us - abs(0)) / 1000)
+        format!("{stem}_clip_{}ms-{}ms.{ext}", (start_us - origin) / 1000, (end_us - origin) / 1000)
     };
-    let exact = produced.first == asked.first && produced.last == asked.last;
-    let describe = |r: &Range| {
-        if has_video {
-            format!(
-                "frames {}..{} ({} to {})",
-                r.first,
-                r.last,
-                format_us(index.time_us(r.first)),
-                format_us(index.time_us(r.last))
-            )
-        } else {
-            format!(
-                "{} to {}",
-                format_us(index.time_us(r.first)),
-                format_us(index.time_us(r.last) + index.frame_len_us(r.last))
-            )
-        }
+    // Exact only when the clip holds what was asked: the same frames, or the same span of sound.
+    let exact = match (has_video, typed) {
+        (true, _) | (false, None) => produced.first == asked.first && produced.last == asked.last,
+        (false, Some((a, b))) => (start_us - origin, end_us - origin) == (a, b),
     };
+    let span = |a: i64, b: i64| format!("{} to {}", format_us(a), format_us(b));
+    let frames =
+        |r: &Range| format!("frames {}..{} ({})", r.first, r.last, span(index.time_us(r.first), index.time_us(r.last)));
+    let asked_text = match (has_video, typed) {
+        (true, _) => format!("{} to {}: {}", args.from, args.to, frames(&asked)),
+        (false, Some((a, b))) => span(a, b),
+        (false, None) => format!("{} to {}", args.from, args.to),
+    };
+    let produced_text = if has_video { frames(&produced) } else { span(start_us - origin, end_us - origin) };
     let mut facts = Map::new();
     facts.insert("mode".into(), json!("copy"));
-    facts.insert(
-        "requested".into(),
-        json!({"from": args.from.to_string(), "to": args.to.to_string(), "first_frame": asked.first, "last_frame": asked.last}),
-    );
-    facts.insert(
-        "produced".into(),
-        json!({"first_frame": produced.first, "last_frame": produced.last, "frames": produced.last - produced.first + 1,
-               "first_time": format_us(index.time_us(produced.first)), "last_time": format_us(index.time_us(produced.last)),
-               "duration": format_us(end_us - abs(produced.first))}),
-    );
+    let mut requested = json!({"from": args.from.to_string(), "to": args.to.to_string(), "first_frame": asked.first, "last_frame": asked.last});
+    if let (false, Some((a, b))) = (has_video, typed) {
+        requested["from_time"] = json!(format_us(a));
+        requested["to_time"] = json!(format_us(b));
+    }
+    facts.insert("requested".into(), requested.clone());
+    let mut produced_facts = json!({"first_frame": produced.first, "last_frame": produced.last,
+        "frames": produced.last - produced.first + 1,
+        "first_time": format_us(index.time_us(produced.first)), "last_time": format_us(index.time_us(produced.last)),
+        "duration": format_us(end_us - start_us)});
+    if !has_video {
+        produced_facts["from_time"] = json!(format_us(start_us - origin));
+        produced_facts["to_time"] = json!(format_us(end_us - origin));
+        if pcm_span.is_some() {
+            produced_facts["cut"] = json!("at the samples asked: PCM packets split losslessly");
+        }
+    }
+    facts.insert("produced".into(), produced_facts.clone());
     facts.insert("exact".into(), json!(exact));
     facts.insert("container".into(), json!(muxer));
     facts.insert("streams".into(), serde_json::to_value(&copied)?);
@@ -136,18 +150,17 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
     let out = &event.outputs[0];
     let id = out.item.clone().unwrap_or_default();
     let mut text = format!(
-        "Clip {id} of {}, stream copy (no re-encoding):\n  asked    {}\n  produced {}\n",
+        "Clip {id} of {}, stream copy (no re-encoding):\n  asked    {asked_text}\n  produced {produced_text}{}\n",
         source.label(),
-        describe(&asked),
-        describe(&produced)
+        if pcm_span.is_some() { " (PCM cut at the samples asked)" } else { "" }
     );
     if !exact {
-        let warning = format!(
-            "warning: a stream copy starts at a keyframe, so clip {id} holds {} instead of {} (a stream copy cannot start between keyframes)",
-            describe(&produced),
-            describe(&asked)
-        );
-        eprintln!("{warning}");
+        let why = if has_video {
+            "a stream copy cannot start between keyframes; `--mode smart` or `--mode exact` gives exactly the frames asked"
+        } else {
+            "compressed audio is copied in whole frames; `--mode exact` gives exactly the samples asked, decoded to PCM"
+        };
+        eprintln!("warning: clip {id} holds {produced_text} instead of {asked_text} ({why})");
     }
     text.push_str(&output_line(out));
     for c in &copied {
@@ -161,10 +174,26 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
     text.push_str(&head_line(&head));
     let json = json!({"schema_version": 1, "command": "clip", "parent": source.row.id, "item": id, "name": out.name,
         "sha256": out.sha256, "size": out.size, "mode": "copy", "exact": exact,
-        "requested": {"first_frame": asked.first, "last_frame": asked.last},
-        "produced": {"first_frame": produced.first, "last_frame": produced.last}, "streams": copied,
+        "requested": requested, "produced": produced_facts, "streams": copied,
         "left_out": left, "head": head});
     Ok(Report::ok(text, json))
+}
+
+/// The span typed, in media microseconds, when both ends are times (audio positions always
+/// are); a `--to` past the end means the end.
+fn asked_times(index: &FrameIndex, args: &ClipArgs, source: &Source) -> Option<(i64, i64)> {
+    let time = |p: &Position| match p {
+        Position::Frame(_) => None,
+        Position::Time(us) => Some(*us),
+        Position::WallClock(dt) => index.wall_to_media_us(*dt, &source.timeline).ok(),
+    };
+    Some((time(&args.from)?, time(&args.to)?.min(index.duration_us())))
+}
+
+/// The codec of the source's stream `stream`, as probed.
+fn source_codec(source: &Source, stream: usize) -> &str {
+    let streams = source.media.as_ref().map(|m| m.streams.as_slice()).unwrap_or_default();
+    streams.iter().find(|s| s.index as usize == stream).map_or("", |s| s.codec.as_str())
 }
 
 fn resolve_range(index: &FrameIndex, args: &ClipArgs, source: &Source) -> Result<Range> {
@@ -207,10 +236,7 @@ fn exact(
     asked: Range,
 ) -> Result<Report> {
     if index.audio {
-        return Err(error::input(format!(
-            "item {} is audio-only: --mode exact re-encodes video; use the default copy mode, which cuts audio at packet boundaries",
-            source.row.id
-        )));
+        return exact_audio(args, ctx, store, ledger, source, index, asked);
     }
     let actor = ctx.actor();
     let quality = crate::media::exact::Quality { crf: args.crf, lossless: args.lossless, in_order: false };
@@ -258,6 +284,110 @@ fn exact(
         "requested": {"first_frame": asked.first, "last_frame": asked.last},
         "produced": {"first_frame": asked.first, "last_frame": asked.last}, "encoding": made, "left_out": left,
         "head": head});
+    Ok(Report::ok(text, json))
+}
+
+/// `--mode exact` of audio alone: exactly the samples asked. A compressed frame cannot be split
+/// without re-encoding it, so the clip holds the decoded samples as PCM (32-bit float for MP3
+/// and AAC: the decoder's own format, so nothing is rounded), labelled as decoded; a copy clip
+/// keeps the coded frames instead.
+fn exact_audio(
+    args: ClipArgs,
+    ctx: &Ctx,
+    store: crate::store::Store,
+    mut ledger: crate::ledger::Ledger,
+    source: Source,
+    index: FrameIndex,
+    asked: Range,
+) -> Result<Report> {
+    use crate::media::exact::{AudioCodec, Job, Quality, Unchanged, encode};
+    if args.lossless || args.crf != 18 {
+        return Err(error::input("--crf and --lossless apply to video; an exact audio clip holds the decoded samples"));
+    }
+    let Some((a, b)) = asked_times(&index, &args, &source) else {
+        return Err(error::input("an audio clip takes times (HH:MM:SS.mmm or seconds), not frame:N"));
+    };
+    let actor = ctx.actor();
+    let origin = index.to_us(index.frames[0].pts);
+    let job = Job {
+        index: &index,
+        first: asked.first,
+        last: asked.last,
+        quality: Quality { crf: 18, lossless: false, in_order: true },
+        container: "wav",
+        audio: AudioCodec::Decoded,
+        tags: Vec::new(),
+        span_us: Some((origin + a, origin + b)),
+    };
+    let mut staging = store.stage()?;
+    let scratch = staging.scratch("wav");
+    let made = source.verified_while(|| encode(&source.path, &scratch, &job, &mut Unchanged))?;
+    let digests = staging.adopt(&store, &scratch)?.digests.clone();
+    let rate = made.audio_sample_rate.max(1) as i64;
+    // The samples in [a, b) at the decoder's rate, counted as the trim counts them.
+    let expected =
+        ((b as i128 * rate as i128 + 999_999) / 1_000_000 - (a as i128 * rate as i128 + 999_999) / 1_000_000) as u64;
+    let exact = made.audio_samples == expected;
+    let codec = source_codec(&source, index.stream).to_owned();
+    let decoded = format!(
+        "decoded: the samples FFmpeg's {codec} decoder produced, as {} PCM in WAV (a compressed frame cannot be split without \
+         re-encoding; a copy clip keeps the coded frames, cut at frame boundaries)",
+        made.encoder
+    );
+    let mut facts = Map::new();
+    facts.insert("mode".into(), json!("exact"));
+    facts.insert(
+        "requested".into(),
+        json!({"from": args.from.to_string(), "to": args.to.to_string(), "from_time": format_us(a), "to_time": format_us(b)}),
+    );
+    facts.insert(
+        "produced".into(),
+        json!({"from_time": format_us(a), "to_time": format_us(b), "samples": made.audio_samples, "sample_rate": made.audio_sample_rate}),
+    );
+    facts.insert("exact".into(), json!(exact));
+    facts.insert("container".into(), json!("wav"));
+    facts
+        .insert("audio".into(), json!({"decoded": true, "source_codec": codec, "codec": made.encoder, "how": decoded}));
+    let kept = [index.stream];
+    let left = left_out(&source, &kept, &mut facts);
+    let mut params = re_encode_params(&args, "exact");
+    params.remove("crf");
+    params.remove("lossless");
+    let name = format!("{}_exact_{}ms-{}ms.wav", source.stem(), a / 1000, b / 1000);
+    let outputs = vec![Output { name, digests, facts }];
+    let (head, event) =
+        derive::commit(&store, &mut ledger, &actor, staging, &source, "clip", outputs, params, args.note.clone())?;
+    let out = &event.outputs[0];
+    let id = out.item.clone().unwrap_or_default();
+    if !exact {
+        eprintln!(
+            "warning: clip {id} holds {} samples where {} to {} spans {expected} at {rate} Hz (the stream ends early or is damaged there)",
+            made.audio_samples,
+            format_us(a),
+            format_us(b)
+        );
+    }
+    let mut text = format!(
+        "Clip {id} of {}, sample-exact:\n  asked    {} to {}\n  produced {} to {}: {} samples at {} Hz\n  {decoded}\n",
+        source.label(),
+        format_us(a),
+        format_us(b),
+        format_us(a),
+        format_us(b),
+        made.audio_samples,
+        made.audio_sample_rate
+    );
+    text.push_str(&left_out_line(&left, "  "));
+    text.push_str(&output_line(out));
+    text.push_str(&super::copy_out_line(&store, out, args.out.as_deref(), "  ")?);
+    text.push_str(&head_line(&head));
+    let json = json!({"schema_version": 1, "command": "clip", "parent": source.row.id, "item": id, "name": out.name,
+        "sha256": out.sha256, "size": out.size, "mode": "exact", "exact": exact,
+        "requested": {"from": args.from.to_string(), "to": args.to.to_string(), "from_time": format_us(a), "to_time": format_us(b),
+                      "first_frame": asked.first, "last_frame": asked.last},
+        "produced": {"from_time": format_us(a), "to_time": format_us(b), "samples": made.audio_samples,
+                     "sample_rate": made.audio_sample_rate, "first_frame": asked.first, "last_frame": asked.last},
+        "encoding": made, "decoded": true, "left_out": left, "head": head});
     Ok(Report::ok(text, json))
 }
 

@@ -19,7 +19,7 @@ pub fn run(args: RewrapArgs, ctx: &Ctx) -> Result<Report> {
     let media = source.require_decodable("a playback copy")?.clone();
     let actor = ctx.actor();
     let index = source.frame_index(&ledger)?;
-    let all = Selection { decode_range: None, window_us: None, shift_us: 0, shift_ticks: 0 };
+    let all = Selection::all();
     let mut staging = store.stage()?;
 
     // MP4 where it holds the streams as they are; for the ISO family (MOV, MP4, 3GP), MOV next

@@ -73,6 +73,9 @@ pub enum AudioCodec {
     Aac,
     /// 16-bit PCM in WAV: lossless for PCM sources.
     PcmS16,
+    /// The decoded samples as they came out of the decoder, in PCM of the decoder's own sample
+    /// format and channel layout (32-bit float for MP3 and AAC): lossless of the decoded sound.
+    Decoded,
 }
 
 /// What to encode, and how.
@@ -87,6 +90,9 @@ pub struct Job<'a> {
     pub audio: AudioCodec,
     /// Container tags to write; nothing else of the source's metadata is carried.
     pub tags: Vec<(String, String)>,
+    /// The audio span in microseconds on the source's timeline, instead of the span of frames
+    /// `first..=last` (audio alone: exactly the samples asked, not whole packets).
+    pub span_us: Option<(i64, i64)>,
 }
 
 struct AudioPath {
@@ -110,7 +116,16 @@ pub fn exact_clip(
     last: usize,
     q: Quality,
 ) -> Result<ExactReport> {
-    let job = Job { index, first, last, quality: q, container: "mp4", audio: AudioCodec::Aac, tags: Vec::new() };
+    let job = Job {
+        index,
+        first,
+        last,
+        quality: q,
+        container: "mp4",
+        audio: AudioCodec::Aac,
+        tags: Vec::new(),
+        span_us: None,
+    };
     encode(src, dst, &job, &mut Unchanged)
 }
 
@@ -134,8 +149,7 @@ pub fn encode(src: &Path, dst: &Path, job: &Job, edits: &mut dyn Edits) -> Resul
     let first_pts = index.frames[first].pts;
     let last_pts = index.frames[last].pts;
     let vtb = Rational::new(index.time_base.0, index.time_base.1);
-    let t0 = index.to_us(first_pts);
-    let t1 = index.to_us(last_pts) + index.frame_len_us(last);
+    let (t0, t1) = job.span_us.unwrap_or((index.to_us(first_pts), index.to_us(last_pts) + index.frame_len_us(last)));
 
     let mut video = if index.audio { None } else { Some(video_path(&input, index, q, &mut output)?) };
 
@@ -147,14 +161,21 @@ pub fn encode(src: &Path, dst: &Path, job: &Job, edits: &mut dyn Edits) -> Resul
             // Audio alone: media time 0 is the first sample a player plays. MP3 and AAC files
             // start with encoder priming the decoder drops, so the stream's start time lies
             // after its first packet's timestamp.
-            let start = if index.audio && first == 0 && a.start_time() != ffmpeg::ffi::AV_NOPTS_VALUE {
+            let start_time = (a.start_time() != ffmpeg::ffi::AV_NOPTS_VALUE).then(|| {
                 let tb = a.time_base();
-                super::time::ticks_to_us(a.start_time(), tb.numerator(), tb.denominator()).max(t0)
-            } else {
-                t0
+                super::time::ticks_to_us(a.start_time(), tb.numerator(), tb.denominator())
+            });
+            let (start, end) = match (job.span_us, start_time) {
+                // A span of audio alone counts from the first sample played: past the priming.
+                (Some(_), Some(st)) if index.audio => {
+                    let priming = (st - index.to_us(first_pts.min(index.frames[0].pts))).max(0);
+                    (t0 + priming, t1 + priming)
+                }
+                (None, Some(st)) if index.audio && first == 0 => (st.max(t0), t1),
+                _ => (t0, t1),
             };
             audio_priming_us = start - t0;
-            Some(audio_path(&a, &mut output, start, t1, job.audio)?)
+            Some(audio_path(&a, &mut output, start, end, job.audio)?)
         }
         None => None,
     };
@@ -311,6 +332,7 @@ pub fn encode(src: &Path, dst: &Path, job: &Job, edits: &mut dyn Edits) -> Resul
             }
             (None, AudioCodec::Aac) => "aac".to_owned(),
             (None, AudioCodec::PcmS16) => "pcm_s16le".to_owned(),
+            (None, AudioCodec::Decoded) => audio.as_ref().map(|a| a.encoder.id().name().to_owned()).unwrap_or_default(),
         },
     })
 }
@@ -397,10 +419,17 @@ fn audio_path(
     let (id, sample_format) = match codec_choice {
         AudioCodec::Aac => (codec::Id::AAC, format::Sample::F32(format::sample::Type::Planar)),
         AudioCodec::PcmS16 => (codec::Id::PCM_S16LE, format::Sample::I16(format::sample::Type::Packed)),
+        AudioCodec::Decoded => decoded_pcm(decoder.format())?,
     };
     let codec = encoder::find(id).ok_or_else(|| error::environment(format!("this FFmpeg has no {id:?} encoder")))?;
     let channels = decoder.channels().max(1);
-    let layout = if channels == 1 { ffmpeg::ChannelLayout::MONO } else { ffmpeg::ChannelLayout::STEREO };
+    let layout = match codec_choice {
+        // Every channel as decoded.
+        AudioCodec::Decoded if decoder.channel_layout().bits() != 0 => decoder.channel_layout(),
+        AudioCodec::Decoded => ffmpeg::ChannelLayout::default(channels as i32),
+        _ if channels == 1 => ffmpeg::ChannelLayout::MONO,
+        _ => ffmpeg::ChannelLayout::STEREO,
+    };
     let mut enc = codec::Context::new_with_codec(codec).encoder().audio()?;
     enc.set_rate(decoder.rate() as i32);
     enc.set_channel_layout(layout);
@@ -454,6 +483,21 @@ fn audio_path(
         graph.get("out").expect("sink").sink().set_frame_size(encoder.frame_size());
     }
     Ok(AudioPath { stream: stream.index(), decoder, graph, encoder, out, in_tb, samples: 0, last_us: i64::MIN })
+}
+
+/// The PCM codec and packed sample format that hold a decoder's samples exactly.
+fn decoded_pcm(decoded: format::Sample) -> Result<(codec::Id, format::Sample)> {
+    use format::Sample;
+    use format::sample::Type::Packed;
+    Ok(match decoded {
+        Sample::U8(_) => (codec::Id::PCM_U8, Sample::U8(Packed)),
+        Sample::I16(_) => (codec::Id::PCM_S16LE, Sample::I16(Packed)),
+        Sample::I32(_) => (codec::Id::PCM_S32LE, Sample::I32(Packed)),
+        Sample::I64(_) => (codec::Id::PCM_S64LE, Sample::I64(Packed)),
+        Sample::F32(_) => (codec::Id::PCM_F32LE, Sample::F32(Packed)),
+        Sample::F64(_) => (codec::Id::PCM_F64LE, Sample::F64(Packed)),
+        Sample::None => return Err(error::input("the audio decoder names no sample format")),
+    })
 }
 
 fn drain_video(

@@ -175,6 +175,23 @@ pub fn display_rotation(stream: &ffmpeg::format::stream::Stream<'_>) -> i32 {
     0
 }
 
+/// A PCM stream's bytes per sample of every channel (its block alignment, else computed from
+/// its bits per sample) and its sample rate.
+pub fn pcm_frame(params: &ffmpeg::codec::Parameters) -> (usize, i32) {
+    // SAFETY: a valid AVCodecParameters; plain field reads, and av_get_bits_per_sample is a
+    // pure lookup by codec ID.
+    unsafe {
+        let p = params.as_ptr();
+        let channels = (*p).ch_layout.nb_channels.max(1);
+        let bytes = if (*p).block_align > 0 {
+            (*p).block_align
+        } else {
+            ffi::av_get_bits_per_sample((*p).codec_id) * channels / 8
+        };
+        (bytes.max(0) as usize, (*p).sample_rate)
+    }
+}
+
 /// Whether an output format can hold `codec` (FFmpeg's `avformat_query_codec`): `None` when the
 /// muxer does not say.
 pub fn muxer_holds(output: &ffmpeg::format::context::Output, codec: ffmpeg::codec::Id) -> Option<bool> {

@@ -29,6 +29,17 @@ pub struct Selection {
     /// The same shift for the indexed stream, exactly, in its own ticks (no rounding through
     /// microseconds, which would move every frame by a tick or a whole frame).
     pub shift_ticks: i64,
+    /// PCM audio alone: keep exactly the samples in `[start, end)` (the indexed stream's
+    /// ticks), splitting the first and last packets (a PCM packet is whole samples, so a split
+    /// loses nothing).
+    pub trim_ticks: Option<(i64, i64)>,
+}
+
+impl Selection {
+    /// Every packet of every stream, as it is.
+    pub fn all() -> Selection {
+        Selection { decode_range: None, window_us: None, shift_us: 0, shift_ticks: 0, trim_ticks: None }
+    }
 }
 
 /// Per-stream record of what was copied.
@@ -235,6 +246,13 @@ pub fn copy(src: &Path, dst: &Path, muxer: &str, index: &FrameIndex, sel: &Selec
     let mut carrying = sel.window_us.is_some() && !sparse.is_empty();
     let mut packet = ffmpeg::Packet::empty();
     let raw_duration = index.typical_duration();
+    let trim = match sel.trim_ticks {
+        Some(range) => {
+            let stream = input.stream(index.stream).expect("the indexed stream");
+            Some(PcmTrim::new(&stream, range, src)?)
+        }
+        None => None,
+    };
     while super::probe::next_packet(&mut input, &mut packet, src)? {
         let ist = packet.stream();
         let Some(&ost) = map.get(&ist) else { continue };
@@ -266,6 +284,13 @@ pub fn copy(src: &Path, dst: &Path, muxer: &str, index: &FrameIndex, sel: &Selec
                         packet.pts(),
                         pts_by_decode.get(n)
                     )));
+                }
+            }
+            if let Some(t) = &trim {
+                match t.cut(&packet) {
+                    Cut::Whole => {}
+                    Cut::Nothing => continue,
+                    Cut::Part(part) => packet = part,
                 }
             }
             if index.derived_timestamps {
@@ -323,6 +348,68 @@ pub fn copy(src: &Path, dst: &Path, muxer: &str, index: &FrameIndex, sel: &Selec
     }
     output.write_trailer().map_err(|e| mux_error(e, format!("cannot finish the {} file", container_name(muxer))))?;
     Ok(tally.finish())
+}
+
+/// Cutting PCM packets at sample boundaries.
+struct PcmTrim {
+    /// Bytes of one sample of every channel.
+    frame_bytes: usize,
+    /// Ticks per sample, as a fraction: `ticks = samples * num / den`.
+    num: i128,
+    den: i128,
+    range: (i64, i64),
+}
+
+enum Cut {
+    Whole,
+    Nothing,
+    Part(ffmpeg::Packet),
+}
+
+impl PcmTrim {
+    fn new(stream: &ffmpeg::format::stream::Stream<'_>, range: (i64, i64), src: &Path) -> Result<PcmTrim> {
+        let params = stream.parameters();
+        let (frame_bytes, rate) = ffi::pcm_frame(&params);
+        if frame_bytes == 0 || rate <= 0 {
+            return Err(error::input(format!("{}: the PCM stream states no sample size or rate", src.display())));
+        }
+        let tb = stream.time_base();
+        // One sample lasts 1/rate s = den_tb / (num_tb * rate) ticks.
+        Ok(PcmTrim { frame_bytes, num: tb.denominator() as i128, den: tb.numerator() as i128 * rate as i128, range })
+    }
+
+    fn ticks(&self, samples: i64) -> i64 {
+        (samples as i128 * self.num / self.den) as i64
+    }
+
+    fn samples(&self, ticks: i64) -> i64 {
+        // Rounded to the nearest sample: ticks of a sample-exact position are whole samples.
+        ((ticks as i128 * self.den * 2 + self.num) / (self.num * 2)) as i64
+    }
+
+    /// What of `packet` falls in the range.
+    fn cut(&self, packet: &ffmpeg::Packet) -> Cut {
+        let (Some(pts), Some(data)) = (packet.pts(), packet.data()) else { return Cut::Whole };
+        let n = (data.len() / self.frame_bytes) as i64;
+        let first = self.samples(pts);
+        let keep_from = (self.samples(self.range.0) - first).clamp(0, n);
+        let keep_to = (self.samples(self.range.1) - first).clamp(0, n);
+        if keep_to <= keep_from {
+            return Cut::Nothing;
+        }
+        if (keep_from, keep_to) == (0, n) {
+            return Cut::Whole;
+        }
+        let bytes = &data[keep_from as usize * self.frame_bytes..keep_to as usize * self.frame_bytes];
+        let mut part = ffmpeg::Packet::copy(bytes);
+        let at = self.ticks(first + keep_from);
+        part.set_pts(Some(at));
+        part.set_dts(Some(at));
+        part.set_duration(self.ticks(first + keep_to) - at);
+        part.set_stream(packet.stream());
+        part.set_flags(packet.flags());
+        Cut::Part(part)
+    }
 }
 
 /// The streams being copied, each with its framing and the running SHA-256 of its packets.

@@ -337,7 +337,7 @@ fn a_file_whose_brand_says_mp4_but_holds_pcm_and_timed_text_is_copied_into_mov()
 
     // Where no container holds them, the error names each refusal by stream, and no file.
     let index = custody::media::index::FrameIndex::build(&isom).expect("an index");
-    let all = custody::media::remux::Selection { decode_range: None, window_us: None, shift_us: 0, shift_ticks: 0 };
+    let all = custody::media::remux::Selection::all();
     let scratch = store.work().join("scratch");
     std::fs::create_dir_all(&scratch).unwrap();
     let err = custody::media::remux::copy_into_first(
@@ -356,4 +356,98 @@ fn a_file_whose_brand_says_mp4_but_holds_pcm_and_timed_text_is_copied_into_mov()
     assert!(!message.contains(scratch.to_str().unwrap()), "no scratch path: {message}");
     assert_eq!(custody::error::exit_for(&err), custody::error::Exit::Input);
     assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0, "the attempts are removed");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 15, item 4: audio clips are the length asked, or say they are not.
+
+/// `FILE` decoded by ffmpeg to raw samples of `format` (s16le, f32le).
+fn decoded(path: &Path, format: &str) -> Vec<u8> {
+    ffmpeg_read(path, &["-map", "0:a:0", "-f", format, "-"])
+}
+
+/// A tone of `seconds` at `rate` Hz in `channels` channels, encoded with `codec` into `name`.
+fn tone(store: &Store, name: &str, rate: u32, channels: u32, codec: &str) -> PathBuf {
+    let out = store.work().join(name);
+    let src = format!("-f lavfi -i sine=frequency=440:sample_rate={rate}:duration=30 -ac {channels} -c:a {codec}");
+    ffmpeg(store, &words(&src), &out);
+    out
+}
+
+#[test]
+fn a_copy_clip_of_pcm_audio_holds_exactly_the_samples_asked() {
+    let store = Store::new();
+    for (name, rate, channels) in [("interview.wav", 48_000, 1), ("overhear.wav", 44_100, 2)] {
+        let wav = tone(&store, name, rate, channels, "pcm_s16le");
+        let item = store.ingest_media(&wav);
+        let (json, file) = clip(&store, &item.id, "10", "20.5", &[]);
+        assert_eq!(json["exact"], true, "{json:#}");
+        assert_eq!(json["requested"]["from_time"], "00:00:10.000", "{json:#}");
+        assert_eq!(json["produced"]["to_time"], "00:00:20.500", "{json:#}");
+        let frame = 2 * channels as usize;
+        let (a, b) = (10 * rate as usize, 205 * rate as usize / 10);
+        let want = &decoded(&wav, "s16le")[a * frame..b * frame];
+        let got = decoded(&file, "s16le");
+        assert_eq!(got.len() / frame, b - a, "samples in the clip of {name}");
+        assert!(got == want, "the clip of {name} holds other samples than the source's {a}..{b}");
+    }
+}
+
+#[test]
+fn a_copy_clip_of_compressed_audio_says_it_is_not_exact_and_exact_mode_gives_the_samples_asked() {
+    let store = Store::new();
+    let mp3 = tone(&store, "voicemail.mp3", 48_000, 1, "libmp3lame");
+    let item = store.ingest_media(&mp3);
+    let dir = store.work().join("clips");
+    let out = store.cmd(&["--json", "clip", &item.id, "--from", "10", "--to", "20", "--out"]).arg(&dir).run();
+    let json = out.status(0).json();
+    assert_eq!(json["exact"], false, "whole MP3 frames cannot hold exactly 10 s: {json:#}");
+    assert_eq!(
+        (json["requested"]["from_time"].as_str(), json["requested"]["to_time"].as_str()),
+        (Some("00:00:10.000"), Some("00:00:20.000"))
+    );
+    assert_ne!(json["produced"]["from_time"], "00:00:10.000", "{json:#}");
+    out.stderr_has("warning: clip").stderr_has("--mode exact");
+
+    let (json, file) = clip(&store, &item.id, "10", "20", &["--mode", "exact"]);
+    assert_eq!(json["exact"], true, "{json:#}");
+    assert_eq!(json["decoded"], true, "{json:#}");
+    assert_eq!(json["produced"]["samples"], 480_000, "{json:#}");
+    let (brand, codecs) = brand_and_codecs(&file);
+    assert_eq!((brand.as_str(), codecs), ("", vec!["pcm_f32le".to_owned()]), "decoded samples as float PCM in WAV");
+    // The samples a player decodes from the start of the file, 10 s to 20 s.
+    let whole = decoded(&mp3, "f32le");
+    assert!(decoded(&file, "f32le") == whole[480_000 * 4..960_000 * 4], "the exact clip's samples vs ffmpeg's decode");
+    let text = store.cmd(&["clip", &item.id, "--from", "10", "--to", "20", "--mode", "exact"]).run().status(0).stdout();
+    assert!(
+        text.contains("decoded: the samples FFmpeg's mp3 decoder produced"),
+        "the report says it is decoded:\n{text}"
+    );
+}
+
+#[test]
+fn an_exact_clip_of_aac_audio_holds_the_samples_asked() {
+    let store = Store::new();
+    let m4a = tone(&store, "interview.m4a", 48_000, 1, "aac");
+    let item = store.ingest_media(&m4a);
+    let (json, file) = clip(&store, &item.id, "00:00:10", "00:00:20", &["--mode", "exact"]);
+    assert_eq!(json["produced"]["samples"], 480_000, "{json:#}");
+    // Decoding starts a second before the span, as `ffmpeg -ss` does; AAC's decoder then gives
+    // the same samples as a decode from the start to within a few parts in 100,000.
+    let whole = decoded(&m4a, "f32le");
+    let got = decoded(&file, "f32le");
+    let sample = |b: &[u8], i: usize| f32::from_le_bytes(b[i * 4..i * 4 + 4].try_into().unwrap());
+    let worst = (0..480_000).map(|i| (sample(&got, i) - sample(&whole, 480_000 + i)).abs()).fold(0f32, f32::max);
+    assert!(worst < 1e-4, "largest difference from a decode from the start: {worst}");
+}
+
+#[test]
+fn a_video_clip_reports_the_positions_typed_as_asked() {
+    let store = Store::new();
+    let raw = static_dvr(&store);
+    let item = store.ingest_media(&raw);
+    let out = store.cmd(&["clip", &item.id, "--from", "00:00:01.000", "--to", "00:00:03.000"]).run();
+    let text = out.status(0).stdout();
+    let asked = text.lines().find(|l| l.trim_start().starts_with("asked")).unwrap_or_default();
+    assert!(asked.contains("00:00:01.000 to 00:00:03.000"), "the asked line holds what was typed: {text}");
 }

@@ -66,15 +66,15 @@ fn a_lossless_exact_clip_decodes_to_the_sources_pixels() {
 }
 
 #[test]
-fn exact_mode_on_an_audio_only_item_and_crf_on_a_copy_clip_are_refused() {
+fn crf_on_an_exact_audio_clip_and_on_a_copy_clip_are_refused() {
     let store = Store::new();
     let wav = store.ingest_fixture(Fixture::Wav);
     let before = store.snapshot();
     store
-        .cmd(&["clip", &wav.id, "--from", "1", "--to", "2", "--mode", "exact"])
+        .cmd(&["clip", &wav.id, "--from", "1", "--to", "2", "--mode", "exact", "--crf", "10"])
         .run()
         .status(2)
-        .stderr_has("audio-only");
+        .stderr_has("decoded samples");
     let video = store.ingest_fixture(Fixture::H264Mp4);
     let before_video = store.snapshot();
     store

@@ -689,18 +689,21 @@ fn a_copy_clip_from_1_s_to_2_s_of_an_amr_lasts_about_a_second_and_decodes_cleanl
 }
 
 #[test]
-fn a_still_or_an_exact_clip_of_wav_mp3_m4a_or_amr_audio_exits_2_recording_nothing() {
+fn a_still_of_wav_mp3_m4a_or_amr_audio_exits_2_recording_nothing_and_an_exact_clip_holds_one_second() {
     let store = Store::new();
     for kind in [Audio::Wav, Audio::Mp3, Audio::M4a, Audio::Amr] {
         let item = store.ingest_media(&audio(&store, kind));
         let before = store.snapshot();
         store.cmd(&["still", &item.id, "--at", "1"]).run().status(2).stderr_has("audio-only");
-        store
-            .cmd(&["clip", &item.id, "--from", "1", "--to", "2", "--mode", "exact"])
-            .run()
-            .status(2)
-            .stderr_has("audio-only");
         store.assert_unchanged(&before);
+        let json = store
+            .cmd(&["--json", "clip", &item.id, "--from", "1", "--to", "2", "--mode", "exact"])
+            .run()
+            .status(0)
+            .json();
+        let rate = json["produced"]["sample_rate"].as_u64().unwrap_or_else(|| panic!("{kind:?}: {json:#}"));
+        assert_eq!(json["produced"]["samples"].as_u64(), Some(rate), "{kind:?}: one second of samples: {json:#}");
+        assert_eq!(json["exact"], true, "{kind:?}: {json:#}");
     }
 }
 

@@ -110,6 +110,7 @@ pub fn render(
         container,
         audio,
         tags,
+        span_us: None,
     };
     let mut redactor = Redactor { plan, geometry, index, frames: 0, samples: 0 };
     let encoding = super::exact::encode(src, dst, &job, &mut redactor)?;
