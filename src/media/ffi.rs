@@ -151,6 +151,15 @@ pub fn seek_stream_backward(
     if rc < 0 { Err(ffmpeg::Error::from(rc)) } else { Ok(()) }
 }
 
+/// Move the demuxer to byte `pos` of the file (raw streams, which have no timestamps to seek
+/// by); its parser starts afresh there.
+pub fn seek_byte(input: &mut ffmpeg::format::context::Input, pos: i64) -> Result<(), ffmpeg::Error> {
+    // SAFETY: av_seek_frame on the valid AVFormatContext the Input owns; with AVSEEK_FLAG_BYTE
+    // the stream index is ignored and `pos` is a byte offset.
+    let rc = unsafe { ffi::av_seek_frame(input.as_mut_ptr(), -1, pos, ffi::AVSEEK_FLAG_BYTE) };
+    if rc < 0 { Err(ffmpeg::Error::from(rc)) } else { Ok(()) }
+}
+
 /// The clockwise rotation (0, 90, 180 or 270 degrees) a player applies to show the stream
 /// upright, from its display matrix (phones record rotated and say so there).
 pub fn display_rotation(stream: &ffmpeg::format::stream::Stream<'_>) -> i32 {

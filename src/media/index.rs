@@ -24,6 +24,9 @@ pub struct FrameEntry {
     pub idr: bool,
     /// Position of the packet in decode order.
     pub decode_index: usize,
+    /// Byte offset of the packet in the file, as the demuxer reports it (-1: unknown). Streams
+    /// without timestamps (raw H.264/HEVC) are sought by it: there is no timestamp to seek to.
+    pub pos: i64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -84,7 +87,8 @@ impl FrameIndex {
             next_ts = pts + duration.max(1);
             let key = packet.is_key();
             let idr = key && super::nal::is_idr(codec, length_size, packet.data().unwrap_or_default());
-            frames.push(FrameEntry { pts, duration, key, idr, decode_index });
+            let pos = packet.position() as i64;
+            frames.push(FrameEntry { pts, duration, key, idr, decode_index, pos });
             decode_index += 1;
         }
         if frames.is_empty() {
@@ -115,6 +119,7 @@ impl FrameIndex {
                     key: i % gop == 0,
                     idr: i % gop == 0,
                     decode_index: i,
+                    pos: -1,
                 })
                 .collect(),
             derived_timestamps: false,
@@ -270,7 +275,9 @@ pub mod cache {
     use super::{FrameEntry, FrameIndex};
     use crate::ledger::Ledger;
 
-    const MAGIC: &[u8] = b"custody frame index 2\n";
+    const MAGIC: &[u8] = b"custody frame index 3\n";
+    /// Bytes each frame takes in the encoding.
+    const ENTRY: usize = 33;
     /// Where caches live, below the store's root.
     pub const DIR: &str = "cache";
 
@@ -350,7 +357,7 @@ pub mod cache {
     }
 
     pub(super) fn encode(index: &FrameIndex, sha256: &str) -> Vec<u8> {
-        let mut b = Vec::with_capacity(MAGIC.len() + 128 + index.frames.len() * 25);
+        let mut b = Vec::with_capacity(MAGIC.len() + 128 + index.frames.len() * ENTRY);
         b.extend_from_slice(MAGIC);
         b.extend_from_slice(&builder_version().to_le_bytes());
         b.extend_from_slice(sha256.as_bytes());
@@ -364,6 +371,7 @@ pub mod cache {
             b.extend_from_slice(&f.pts.to_le_bytes());
             b.extend_from_slice(&f.duration.to_le_bytes());
             b.extend_from_slice(&(f.decode_index as u64).to_le_bytes());
+            b.extend_from_slice(&f.pos.to_le_bytes());
             b.push(f.key as u8 | (f.idr as u8) << 1);
         }
         let check = blake3::hash(&b);
@@ -388,7 +396,7 @@ pub mod cache {
         let derived_timestamps = r.flag()?;
         let time_base = (i32::from_le_bytes(r.array()?), i32::from_le_bytes(r.array()?));
         let count = usize::try_from(u64::from_le_bytes(r.array()?)).ok()?;
-        if count == 0 || count > r.0.len() / 25 || time_base.0 <= 0 || time_base.1 <= 0 {
+        if count == 0 || count > r.0.len() / ENTRY || time_base.0 <= 0 || time_base.1 <= 0 {
             return None;
         }
         let mut frames = Vec::with_capacity(count);
@@ -396,11 +404,12 @@ pub mod cache {
             let pts = i64::from_le_bytes(r.array()?);
             let duration = i64::from_le_bytes(r.array()?);
             let decode_index = usize::try_from(u64::from_le_bytes(r.array()?)).ok()?;
+            let pos = i64::from_le_bytes(r.array()?);
             let flags = r.take(1)?[0];
-            if decode_index >= count || flags > 3 || flags == 2 {
+            if decode_index >= count || flags > 3 || flags == 2 || pos < -1 {
                 return None;
             }
-            frames.push(FrameEntry { pts, duration, key: flags & 1 == 1, idr: flags & 2 == 2, decode_index });
+            frames.push(FrameEntry { pts, duration, key: flags & 1 == 1, idr: flags & 2 == 2, decode_index, pos });
         }
         r.0.is_empty().then_some(FrameIndex { stream, audio, time_base, frames, derived_timestamps })
     }

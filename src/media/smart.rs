@@ -773,6 +773,7 @@ mod tests {
                     key: i % gop == 0,
                     idr: i % gop == 0,
                     decode_index: decode[i],
+                    pos: -1,
                 })
                 .collect(),
             derived_timestamps: false,

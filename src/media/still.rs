@@ -4,7 +4,9 @@
 //! Exactness: the frame is found by its presentation timestamp from the frame index. Decoding
 //! starts at the keyframe before it (seeking), and if the seek lands past the frame (some
 //! containers seek imprecisely), decoding restarts from the beginning, so the frame delivered is
-//! always the one asked for. Streams without timestamps are decoded from the start, counting.
+//! always the one asked for. Streams without timestamps (raw H.264/HEVC) are sought by the byte
+//! position of the IDR picture before the frame and decoded from there, counting frames; when
+//! the packet found there is not that picture, they are decoded from the start.
 
 use std::path::Path;
 
@@ -47,8 +49,65 @@ pub fn decode_frame(path: &Path, index: &FrameIndex, n: usize) -> Result<ffmpeg:
             return Ok(frame);
         }
     }
+    if let Some(frame) = decode_raw_from_idr(path, index, n)? {
+        return Ok(frame);
+    }
     decode_until(path, index, |count, _| count == n, None, i64::MAX)?
         .ok_or_else(|| error::input(format!("{}: the decoder did not produce frame {n}", path.display())))
+}
+
+/// Frame `n` of a stream without timestamps, decoded from the last IDR picture before it, sought
+/// by its byte position: a still near the end of a day's raw recording reads one group of
+/// pictures, not the day. `None` when there is no such picture with a known position, or the
+/// packet found there is not it (the caller decodes from the start).
+fn decode_raw_from_idr(path: &Path, index: &FrameIndex, n: usize) -> Result<Option<ffmpeg::frame::Video>> {
+    // In a raw stream, frames are numbered in decode order; an IDR picture is shown before
+    // everything decoded after it, and after everything decoded before it.
+    let Some(k) = (0..=n).rev().find(|&i| index.frames[i].idr && index.frames[i].pos >= 0) else { return Ok(None) };
+    if k == 0 {
+        return Ok(None);
+    }
+    let entry = &index.frames[k];
+    let mut input =
+        open_input(path).map_err(|e| error::input(format!("FFmpeg cannot open {}: {e}", path.display())))?;
+    let stream = input.stream(index.stream).expect("indexed stream exists");
+    let ctx = ffmpeg::codec::context::Context::from_parameters(stream.parameters())?;
+    let mut decoder = ctx.decoder().video().map_err(|e| {
+        error::environment(format!("no decoder for the video of {} in this FFmpeg build: {e}", path.display()))
+    })?;
+    if ffi::seek_byte(&mut input, entry.pos).is_err() {
+        return Ok(None);
+    }
+    let mut frame = ffmpeg::frame::Video::empty();
+    let mut packet = ffmpeg::Packet::empty();
+    let (mut count, mut first) = (k, true);
+    let mut eof = false;
+    loop {
+        if !eof {
+            if !super::probe::next_packet(&mut input, &mut packet, path)? {
+                eof = true;
+                decoder.send_eof()?;
+            } else if packet.stream() != index.stream {
+                continue;
+            } else {
+                // The first packet must be the IDR picture the index recorded at this position.
+                if first && (packet.position() as i64 != entry.pos || !packet.is_key()) {
+                    return Ok(None);
+                }
+                first = false;
+                let _ = decoder.send_packet(&packet);
+            }
+        }
+        loop {
+            match decoder.receive_frame(&mut frame) {
+                Ok(()) if count == n => return Ok(Some(frame)),
+                Ok(()) => count += 1,
+                Err(ffmpeg::Error::Other { errno }) if errno == libc::EAGAIN => break,
+                Err(_) if eof => return Ok(None),
+                Err(_) => break,
+            }
+        }
+    }
 }
 
 /// Decode the indexed stream, from `seek_to` (a keyframe pts) or the start, until `hit`

@@ -451,3 +451,41 @@ fn a_video_clip_reports_the_positions_typed_as_asked() {
     let asked = text.lines().find(|l| l.trim_start().starts_with("asked")).unwrap_or_default();
     assert!(asked.contains("00:00:01.000 to 00:00:03.000"), "the asked line holds what was typed: {text}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 15, item 8: a still near the end of a raw stream reads one group of pictures.
+
+#[test]
+fn a_still_of_a_raw_stream_decodes_from_the_idr_picture_before_it_not_from_the_start() {
+    use custody::media::synth::{Fixture, read_frame_index};
+    let store = Store::new();
+    let raw = crate::support::media(Fixture::RawH264, &store.work().join("dvr_ch01.h264"));
+    let index = custody::media::index::FrameIndex::build(&raw).expect("an index");
+    assert!(index.derived_timestamps, "precondition: a raw stream without timestamps");
+    let idr = &index.frames[15];
+    assert!(idr.idr && idr.pos > 0, "precondition: an IDR picture at frame 15, at a known byte: {:?}", idr.pos);
+    // Everything before that picture is zeroed: a decode from the start would count the
+    // frames after it from 0 and never reach frame 22. Sought by its byte position, the decoder
+    // starts there and counts from 15.
+    let mut bytes = std::fs::read(&raw).unwrap();
+    bytes[..idr.pos as usize].fill(0);
+    let damaged = crate::support::write(&store.work().join("damaged.h264"), &bytes);
+    let frame = custody::media::still::decode_frame(&damaged, &index, 22).expect("frame 22");
+    let (w, h) = (frame.width() as usize, frame.height() as usize);
+    assert_eq!(read_frame_index(frame.data(0), frame.stride(0), w, h), Some(22), "the picture decoded is frame 22");
+
+    // Through the command, every still of the second group of pictures shows its own frame.
+    let item = store.ingest_media(&raw);
+    for n in [15u32, 16, 29] {
+        let dir = store.work().join(format!("stills{n}"));
+        let json = store
+            .cmd(&["--json", "still", &item.id, "--at", &format!("frame:{n}"), "--out"])
+            .arg(&dir)
+            .run()
+            .status(0)
+            .json();
+        let png = dir.join(json["items"][0]["name"].as_str().expect("a name"));
+        let grey = ffmpeg_read(&png, &["-f", "rawvideo", "-pix_fmt", "gray", "-"]);
+        assert_eq!(read_frame_index(&grey, w, w, h), Some(n), "the still at frame:{n}: {json:#}");
+    }
+}

@@ -420,9 +420,9 @@ fn a_still_of_audio_a_position_past_the_end_an_undecodable_blob_or_a_malformed_p
 /// again with its BLAKE3, as someone with write access to the store could.
 fn craft_cached_index(path: &Path, a: usize, b: usize) {
     const HEADER: usize = 22 + 4 + 64 + 8 + 1 + 1 + 8 + 8; // magic, FFmpeg, SHA-256, stream, flags, time base, count
-    const ENTRY: usize = 25; // pts, duration, decode position, flags
+    const ENTRY: usize = 33; // pts, duration, decode position, byte position, flags
     let mut bytes = std::fs::read(path).expect("a cached frame index");
-    assert!(bytes.starts_with(b"custody frame index 2\n"), "cache format changed: update this test");
+    assert!(bytes.starts_with(b"custody frame index 3\n"), "cache format changed: update this test");
     let body = bytes.len() - 32;
     let (pa, pb) = (HEADER + a * ENTRY, HEADER + b * ENTRY);
     let pts_a: [u8; 8] = bytes[pa..pa + 8].try_into().unwrap();
