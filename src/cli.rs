@@ -389,7 +389,8 @@ pub struct RedactArgs {
     /// recording but not the other, or covers no frame.
     #[arg(long)]
     pub strict: bool,
-    /// Also copy the result into DIR once it is recorded.
+    /// Also copy the result (the redacted copy and its spec, or the preview) into DIR once it is
+    /// recorded.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// A note recorded with the event.

@@ -268,6 +268,8 @@ pub fn run(args: RedactArgs, ctx: &Ctx) -> Result<Report> {
         spec_out.sha256
     ));
     text.push_str(&super::copy_out_line(&store, out, args.out.as_deref(), "  ")?);
+    // The decisions travel with the video they made.
+    text.push_str(&super::copy_out_line(&store, spec_out, args.out.as_deref(), "  ")?);
     text.push_str(&head_line(&head));
     let json = json!({"schema_version": 1, "command": "redact", "parent": source.row.id, "item": id,
         "name": out.name, "sha256": out.sha256, "size": out.size,

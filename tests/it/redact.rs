@@ -421,6 +421,14 @@ fn a_solid_box_is_black_in_every_frame_and_the_rest_of_the_picture_is_the_source
     // --out: a copy of exactly the stored bytes.
     let copy = out_dir.join(base_name(&r.json["name"]));
     assert!(fs::read(&copy).expect("--out copy") == fs::read(&r.file).unwrap(), "--out copy differs from the object");
+    // The spec travels with the video it made.
+    let spec_copy = out_dir.join(base_name(&r.json["spec"]["name"]));
+    let spec_object = store.object_path(r.json["spec"]["sha256"].as_str().expect("spec.sha256"));
+    assert!(
+        fs::read(&spec_copy).ok() == Some(fs::read(&spec_object).unwrap()),
+        "--out holds no copy of the spec {} beside the video",
+        spec_copy.display()
+    );
 
     // One ledger event, `redact`, from the source to the output and the spec.
     assert_eq!(store.event_count(), events_before + 1, "exactly one event");
