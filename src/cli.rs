@@ -345,9 +345,12 @@ pub struct RewrapArgs {
 /// bleeped, every tag and extra stream of the source dropped, and the result checked.
 #[derive(Debug, Args)]
 #[command(after_help = "Coordinates are pixels of the picture as displayed (as `custody still` shows it).\n\
-Ranges are FROM-TO positions: 00:00:12.5-00:00:15, 12.5-15, frame:300-frame:420.\n\n\
+Ranges are FROM-TO positions: 00:00:12.5-00:00:15, 12.5-15, frame:300-frame:420, start-00:00:15, 12.5-end.\n\
+A region that starts at the first frame and stops before the last (or the reverse) is warned about\n\
+(refused with --strict): use `until: end` / `from: start` (or @FROM-end) for \"to the end\".\n\n\
 Examples:\n  \
     custody redact i7 --box 820,410,160,90@00:00:12-00:00:19 --reason plate\n  \
+    custody redact i7 --box 820,410,160,90@00:00:12-end --reason plate --strict\n  \
     custody redact i7 --spec release-24-1234.yaml\n  \
     custody redact i7 --spec release-24-1234.yaml --preview\n  \
     custody redact i9 --mute 00:01:02.300-00:01:04.950 --reason witness-name")]
@@ -382,7 +385,12 @@ pub struct RedactArgs {
     /// Write a contact sheet of the regions for review instead of the redacted copy.
     #[arg(long)]
     pub preview: bool,
-    /// Also copy the result into DIR once it is recorded.
+    /// Refuse (exit 2, nothing recorded) instead of warning when a region reaches one end of the
+    /// recording but not the other, or covers no frame.
+    #[arg(long)]
+    pub strict: bool,
+    /// Also copy the result (the redacted copy and its spec, or the preview) into DIR once it is
+    /// recorded.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// A note recorded with the event.

@@ -132,6 +132,9 @@ pub enum Action {
         mute: Vec<String>,
         fill: Option<String>,
         reason: Option<String>,
+        /// Refuse instead of warning when a region reaches one end of the recording but not
+        /// the other (`redact --strict`); not part of the step's key, as it changes no output.
+        strict: bool,
     },
     Package {
         items: Vec<Ref>,
@@ -198,7 +201,7 @@ pub fn parse(text: &str, path: &Path, ledger: &Ledger) -> Result<Job, Vec<Proble
         }]);
     }
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_owned();
-    let mut c = Checker { problems: Vec::new(), ledger, dir, ids: Vec::new() };
+    let mut c = Checker { problems: Vec::new(), ledger, dir, ids: Vec::new(), strict: false };
     if b.aliases {
         c.problems.push(Problem {
             line: 1,
@@ -224,6 +227,8 @@ struct Checker<'a> {
     ledger: &'a Ledger,
     dir: PathBuf,
     ids: Vec<String>,
+    /// `strict: true` at the top of the job: every redaction step is strict unless it says not.
+    strict: bool,
 }
 
 impl Checker<'_> {
@@ -357,8 +362,9 @@ impl Checker<'_> {
     }
 
     fn job(&mut self, root: &Node) -> Option<(String, Vec<Step>)> {
-        let top = self.fields(root, "the job", &["job", "steps", "note"], &["job", "steps"]);
+        let top = self.fields(root, "the job", &["job", "steps", "note", "strict"], &["job", "steps"]);
         let name = self.text(top.get("job"), "job (its name)");
+        self.strict = self.flag(top.get("strict"), "strict");
         let mut steps = Vec::new();
         match top.get("steps").map(|n| (n, &n.kind)) {
             Some((_, Kind::Seq(list))) if !list.is_empty() => {
@@ -455,7 +461,7 @@ impl Checker<'_> {
     }
 
     fn redact(&mut self, n: &Node) -> Option<Action> {
-        let f = self.fields(n, "redact", &["item", "spec", "box", "mute", "fill", "reason"], &["item"]);
+        let f = self.fields(n, "redact", &["item", "spec", "box", "mute", "fill", "reason", "strict"], &["item"]);
         let item_text = self.text(f.get("item"), "item");
         let item = item_text.and_then(|t| self.reference(f["item"], &t));
         let spec = self.text(f.get("spec"), "spec").map(|s| self.dir.join(s));
@@ -489,7 +495,8 @@ impl Checker<'_> {
         if spec.is_none() && boxes.is_empty() && mute.is_empty() {
             self.fail(n, "redact needs a spec, boxes or mute ranges");
         }
-        Some(Action::Redact { item: item?, spec, boxes, mute, fill, reason })
+        let strict = if f.contains_key("strict") { self.flag(f.get("strict"), "strict") } else { self.strict };
+        Some(Action::Redact { item: item?, spec, boxes, mute, fill, reason, strict })
     }
 
     fn package(&mut self, n: &Node) -> Option<Action> {

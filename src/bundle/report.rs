@@ -119,6 +119,42 @@ fn acquisition(ctx: &Context, f: &Packed) -> Vec<(String, String)> {
     facts
 }
 
+/// The coverage a redacted copy's event recorded for each region (`regions` in its facts).
+fn regions(ctx: &Context, f: &Packed) -> Vec<serde_json::Value> {
+    let Some((ev, _)) = ctx.events.iter().find(|(e, _)| e.seq == f.event) else { return Vec::new() };
+    let out = ev.outputs.iter().find(|o| o.item.as_deref() == Some(f.item.as_str()));
+    out.and_then(|o| o.facts.get("regions")).and_then(|r| r.as_array()).cloned().unwrap_or_default()
+}
+
+/// A redacted copy's frame counts per region ("N of M frames") and its warnings, as rows.
+fn redaction(ctx: &Context, f: &Packed) -> Vec<(String, String)> {
+    let mut rows = Vec::new();
+    for r in regions(ctx, f) {
+        let name = r.get("name").and_then(|n| n.as_str()).map(|n| format!(" ({n})")).unwrap_or_default();
+        let span = match (r["first"].as_u64(), r["last"].as_u64()) {
+            (Some(a), Some(b)) => format!(", frames {a}-{b}"),
+            _ => String::new(),
+        };
+        rows.push((
+            format!("Redaction region {}{name}", r["region"]),
+            format!("{} of {} frames{span}", r["frames"], r["of"]),
+        ));
+        if let Some(w) = r.get("warning").and_then(|w| w.as_str()) {
+            rows.push(("WARNING".into(), w.to_owned()));
+        }
+    }
+    rows
+}
+
+/// The warnings of a redacted copy, named by the file they concern.
+fn redaction_warnings(ctx: &Context, f: &Packed) -> Vec<String> {
+    regions(ctx, f)
+        .iter()
+        .filter_map(|r| r.get("warning").and_then(|w| w.as_str()))
+        .map(|w| format!("{} {}: {w}", f.item, f.name))
+        .collect()
+}
+
 /// Each file's line of descent: original → … → the file, with the action at each step.
 fn lineage(ctx: &Context, f: &Packed) -> Vec<String> {
     let mut steps = Vec::new();
@@ -212,7 +248,11 @@ pub fn html(ctx: &Context) -> Result<String> {
             ctx.total_events
         ),
     )?;
-    writeln!(h, "</table>\n<h2>Evidence files</h2>")?;
+    writeln!(h, "</table>")?;
+    for w in ctx.files.iter().flat_map(|f| redaction_warnings(ctx, f)) {
+        writeln!(h, "<p style=\"color:#b00000\"><strong>WARNING: {}</strong></p>", esc(&w))?;
+    }
+    writeln!(h, "<h2>Evidence files</h2>")?;
     for f in ctx.files {
         writeln!(h, "<h3>{} - {}:{}/{}</h3>\n<table>", esc(&f.item), esc(&f.case), esc(&f.exhibit), esc(&f.name))?;
         let mut rows: Vec<(String, String)> = vec![
@@ -223,6 +263,7 @@ pub fn html(ctx: &Context) -> Result<String> {
             ("BLAKE3".into(), f.blake3.clone()),
         ];
         rows.extend(acquisition(ctx, f));
+        rows.extend(redaction(ctx, f));
         rows.push(("Lineage".into(), lineage(ctx, f).join(" → ")));
         for (k, v) in rows {
             writeln!(h, "<tr><th>{}</th><td><code>{}</code></td></tr>", esc(&k), esc(&v))?;
@@ -272,6 +313,9 @@ pub fn pdf(ctx: &Context) -> Result<Vec<u8>> {
     for (k, v) in facts {
         p.paragraph(&format!("{k}: {v}"));
     }
+    for w in ctx.files.iter().flat_map(|f| redaction_warnings(ctx, f)) {
+        p.paragraph(&format!("WARNING: {w}"));
+    }
     p.heading("Evidence files");
     for f in ctx.files {
         p.heading(&format!("{} - {}:{}/{}", f.item, f.case, f.exhibit, f.name));
@@ -279,7 +323,7 @@ pub fn pdf(ctx: &Context) -> Result<Vec<u8>> {
             "File in bundle: {}\nSize: {} bytes\nSHA-256: {}\nSHA-512: {}\nBLAKE3: {}",
             f.path, f.size, f.sha256, f.sha512, f.blake3
         ));
-        for (k, v) in acquisition(ctx, f) {
+        for (k, v) in acquisition(ctx, f).into_iter().chain(redaction(ctx, f)) {
             p.paragraph(&format!("{k}: {v}"));
         }
         p.paragraph(&format!("Lineage: {}", lineage(ctx, f).join(" -> ")));

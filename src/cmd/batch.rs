@@ -25,6 +25,10 @@ struct Outcome {
     outputs: Vec<String>,
     event: Option<u64>,
     message: Option<String>,
+    /// A redaction's frame counts: overall and per region ("240 of 241 frames redacted; ...").
+    summary: Option<String>,
+    /// A redaction's coverage warnings (a region reaching one end of the recording only).
+    warnings: Vec<String>,
 }
 
 pub fn run(args: BatchArgs, ctx: &Ctx) -> Result<Report> {
@@ -86,7 +90,26 @@ pub fn run(args: BatchArgs, ctx: &Ctx) -> Result<Report> {
         let key = job::step_key(&job, step, &shas);
         if let Some((seq, outs)) = done.find(&ledger, &key)? {
             made.insert(step.id.clone(), outs.clone());
-            outcomes.push(outcome(step, "skipped", outs, Some(seq), Some(format!("already recorded in event {seq}"))));
+            let mut o = outcome(step, "skipped", outs, Some(seq), Some(format!("already recorded in event {seq}")));
+            if let Action::Redact { strict, .. } = &step.action {
+                let facts =
+                    ledger.event(seq)?.and_then(|ev| ev.outputs.first().map(|o| Value::Object(o.facts.clone())));
+                if let Some(facts) = facts {
+                    (o.summary, o.warnings) =
+                        redaction_summary(&facts, &facts["frames"]["source"], &facts["frames_redacted"]);
+                }
+                if *strict && !o.warnings.is_empty() {
+                    failure = Some(error::input(format!(
+                        "step {} is strict, and its redaction, recorded in event {seq} before, leaves frames uncovered: {}; \
+                         fix its regions (until: end, from: start) and run the job again",
+                        step.id,
+                        o.warnings.join("; ")
+                    )));
+                    o.status = "failed";
+                    o.message = Some(format!("recorded in event {seq}, which leaves frames uncovered; strict"));
+                }
+            }
+            outcomes.push(o);
             if let Some(b) = &bar {
                 b.inc(1);
             }
@@ -128,7 +151,12 @@ pub fn run(args: BatchArgs, ctx: &Ctx) -> Result<Report> {
                 let outs = outputs_of(&report.json);
                 let seq = report.json.get("head").and_then(|h| h.get("seq")).and_then(Value::as_u64);
                 made.insert(step.id.clone(), outs.clone());
-                outcomes.push(outcome(step, "done", outs, seq, None));
+                let mut o = outcome(step, "done", outs, seq, None);
+                if let Action::Redact { .. } = &step.action {
+                    let j = &report.json;
+                    (o.summary, o.warnings) = redaction_summary(j, &j["frames"]["source"], &j["frames"]["redacted"]);
+                }
+                outcomes.push(o);
             }
             Err(e) => {
                 outcomes.push(outcome(step, "failed", Vec::new(), None, Some(format!("{e:#}"))));
@@ -160,6 +188,12 @@ pub fn run(args: BatchArgs, ctx: &Ctx) -> Result<Report> {
             text.push_str(&format!("  ({m})"));
         }
         text.push('\n');
+        if let Some(s) = &o.summary {
+            text.push_str(&format!("{:21}{s}\n", ""));
+        }
+        for w in &o.warnings {
+            text.push_str(&format!("{:21}WARNING: {w}\n", ""));
+        }
     }
     if args.dry_run {
         text.push_str(&format!(
@@ -198,7 +232,38 @@ fn outcome(
     event: Option<u64>,
     message: Option<String>,
 ) -> Outcome {
-    Outcome { step: step.id.clone(), action: step.action.name(), status, outputs, event, message }
+    Outcome {
+        step: step.id.clone(),
+        action: step.action.name(),
+        status,
+        outputs,
+        event,
+        message,
+        summary: None,
+        warnings: Vec::new(),
+    }
+}
+
+/// A redaction step's line of frame counts and its warnings, from the redact command's JSON
+/// or the facts its event recorded (`regions`: the coverage of each region; the source's frame
+/// count and the frames redacted given apart, as the two hold them in different places).
+/// Nothing for an event recorded before regions were counted.
+fn redaction_summary(doc: &Value, frames_source: &Value, frames_redacted: &Value) -> (Option<String>, Vec<String>) {
+    let Some(regions) = doc.get("regions").and_then(Value::as_array) else { return (None, Vec::new()) };
+    let mut parts = Vec::new();
+    if !regions.is_empty() {
+        parts.push(format!("{frames_redacted} of {frames_source} frames redacted"));
+    }
+    for r in regions {
+        let name = r.get("name").and_then(Value::as_str).map(|n| format!(" ({n})")).unwrap_or_default();
+        parts.push(format!("region {}{name}: {} of {} frames", r["region"], r["frames"], r["of"]));
+    }
+    match doc.get("samples_redacted").and_then(Value::as_u64) {
+        Some(n) if n > 0 => parts.push(format!("{n} audio samples muted or bleeped")),
+        _ => {}
+    }
+    let warnings = regions.iter().filter_map(|r| r.get("warning").and_then(Value::as_str).map(str::to_owned)).collect();
+    ((!parts.is_empty()).then(|| parts.join("; ")), warnings)
 }
 
 /// The item IDs a step reads; `None` when an earlier step has not made them yet (dry run).
@@ -259,7 +324,7 @@ fn run_step(step: &Step, inputs: &[String], ctx: &Ctx) -> Result<Report> {
             },
             ctx,
         ),
-        Action::Redact { spec, boxes, mute, fill, reason, .. } => super::redact::run(
+        Action::Redact { spec, boxes, mute, fill, reason, strict, .. } => super::redact::run(
             RedactArgs {
                 item: item(),
                 boxes: boxes.clone(),
@@ -275,6 +340,7 @@ fn run_step(step: &Step, inputs: &[String], ctx: &Ctx) -> Result<Report> {
                 reason: reason.clone(),
                 keep_tags: Vec::new(),
                 preview: false,
+                strict: *strict,
                 out: None,
                 note: step.note.clone(),
             },

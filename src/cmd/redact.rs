@@ -13,7 +13,7 @@ use crate::derive::{self, Output, Source};
 use crate::error;
 use crate::ledger::canonical;
 use crate::media::exact::AudioCodec;
-use crate::media::redact::spec::{self, AudioAction, Geometry, Shape, Spec, SpecSource, Subject};
+use crate::media::redact::spec::{self, AudioAction, Coverage, Geometry, Plan, Shape, Spec, SpecSource, Subject};
 use crate::media::redact::{self, Entry};
 use crate::media::{ffi, probe, still};
 
@@ -83,6 +83,18 @@ pub fn run(args: RedactArgs, ctx: &Ctx) -> Result<Report> {
     let subject =
         Subject { index: &index, timeline: &source.timeline, geometry, has_audio: audio_codec_name.is_some() };
     let plan = spec::resolve(&spec, &subject)?;
+    let coverage = spec::coverage(&plan, &index);
+    let warnings: Vec<String> = coverage.iter().filter_map(|c| c.warning.clone()).collect();
+    if args.strict && !warnings.is_empty() {
+        return Err(error::input(format!(
+            "--strict refuses this redaction of {}: {}; nothing was recorded",
+            source.label(),
+            warnings.iter().map(|w| w.replace("; if it", ". If it")).collect::<Vec<_>>().join("; ")
+        )));
+    }
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
     spec.source = Some(SpecSource {
         item: source.row.id.clone(),
         sha256: source.file.sha256.clone(),
@@ -116,7 +128,7 @@ pub fn run(args: RedactArgs, ctx: &Ctx) -> Result<Report> {
             format!("REDACTION PREVIEW  CASE {}  ITEM {}  {}", source.row.case, source.row.exhibit, source.row.id),
             format!("SOURCE SHA-256 {}", &source.file.sha256[..16]),
         ];
-        let pic = redact::preview(&source.path, &index, &plan, rotation, &header)?;
+        let (pic, captions) = redact::preview(&source.path, &index, &plan, &coverage, rotation, &header)?;
         let png = still::encode_png(
             &pic,
             &[
@@ -126,6 +138,7 @@ pub fn run(args: RedactArgs, ctx: &Ctx) -> Result<Report> {
                     format!("{} {}:{}/{}", source.row.id, source.row.case, source.row.exhibit, source.row.name),
                 ),
                 ("Redaction-Spec", spec_json.clone()),
+                ("Description", captions.join("\n")),
                 ("Software", format!("custody {}", env!("CARGO_PKG_VERSION"))),
             ],
         )?;
@@ -159,10 +172,12 @@ pub fn run(args: RedactArgs, ctx: &Ctx) -> Result<Report> {
             out.name.as_deref().unwrap_or_default(),
             out.sha256
         );
+        text.push_str(&coverage_lines(&plan, &coverage));
         text.push_str(&super::copy_out_line(&store, out, args.out.as_deref(), "  ")?);
         text.push_str(&head_line(&head));
         let json = json!({"schema_version": 1, "command": "redact", "parent": source.row.id,
-            "preview": {"item": id, "name": out.name, "sha256": out.sha256, "size": out.size}, "head": head});
+            "preview": {"item": id, "name": out.name, "sha256": out.sha256, "size": out.size},
+            "regions": coverage, "warnings": warnings, "head": head});
         return Ok(Report::ok(text, json));
     }
 
@@ -175,6 +190,13 @@ pub fn run(args: RedactArgs, ctx: &Ctx) -> Result<Report> {
     let scratch = staging.scratch(ext);
     let outcome =
         source.verified_while(|| redact::render(&source.path, &scratch, &index, &plan, geometry, container, audio))?;
+    let painted: Vec<u64> = coverage.iter().map(|c| c.frames as u64).collect();
+    if outcome.region_frames != painted {
+        return Err(error::mismatch(format!(
+            "the regions were painted in {:?} frames where {painted:?} were planned; nothing was recorded",
+            outcome.region_frames
+        )));
+    }
     let digests = staging.adopt(&store, &scratch)?.digests.clone();
     let spec_name = format!("{stem}_redaction_spec.json");
     let spec_digests =
@@ -190,6 +212,7 @@ pub fn run(args: RedactArgs, ctx: &Ctx) -> Result<Report> {
         json!({"source": outcome.duration_source_us, "output": outcome.duration_output_us}),
     );
     facts.insert("frames_redacted".into(), json!(outcome.frames_redacted));
+    facts.insert("regions".into(), serde_json::to_value(&coverage)?);
     facts.insert("samples_redacted".into(), json!(outcome.samples_redacted));
     facts.insert("encoding".into(), serde_json::to_value(&outcome.encoding)?);
     facts.insert(
@@ -212,18 +235,7 @@ pub fn run(args: RedactArgs, ctx: &Ctx) -> Result<Report> {
     let spec_id = spec_out.item.clone().unwrap_or_default();
 
     let mut text = format!("Redacted copy {id} of {}, {} fill:\n", source.label(), plan.fill.name());
-    for (i, r) in plan.regions.iter().enumerate() {
-        text.push_str(&format!(
-            "  region {}: {}{} {} to {}, reason {}\n",
-            i + 1,
-            if r.shape == Shape::Ellipse { "ellipse" } else { "box" },
-            if r.keys.len() > 1 { format!(" moving ({} keys)", r.keys.len()) } else { String::new() }
-                + if r.inverse { ", inverse (all else hidden)" } else { "" },
-            crate::media::time::format_us(r.from_us),
-            crate::media::time::format_us(r.to_us),
-            r.reason
-        ));
-    }
+    text.push_str(&coverage_lines(&plan, &coverage));
     for (i, a) in plan.audio.iter().enumerate() {
         text.push_str(&format!(
             "  audio {}: {} {} to {}, reason {}\n",
@@ -256,6 +268,8 @@ pub fn run(args: RedactArgs, ctx: &Ctx) -> Result<Report> {
         spec_out.sha256
     ));
     text.push_str(&super::copy_out_line(&store, out, args.out.as_deref(), "  ")?);
+    // The decisions travel with the video they made.
+    text.push_str(&super::copy_out_line(&store, spec_out, args.out.as_deref(), "  ")?);
     text.push_str(&head_line(&head));
     let json = json!({"schema_version": 1, "command": "redact", "parent": source.row.id, "item": id,
         "name": out.name, "sha256": out.sha256, "size": out.size,
@@ -264,9 +278,40 @@ pub fn run(args: RedactArgs, ctx: &Ctx) -> Result<Report> {
         "frames": {"source": outcome.frames_source, "output": outcome.frames_output, "redacted": outcome.frames_redacted},
         "duration_us": {"source": outcome.duration_source_us, "output": outcome.duration_output_us},
         "samples_redacted": outcome.samples_redacted,
+        "regions": coverage, "warnings": warnings,
         "metadata": {"before": outcome.before, "after": outcome.after, "removed": outcome.removed},
         "head": head});
     Ok(Report::ok(text, json))
+}
+
+/// One line per region: what it is, its range, its reason, the frames it covers ("N of M
+/// frames"); then a WARNING line for each region that leaves frames at one end uncovered.
+fn coverage_lines(plan: &Plan, coverage: &[Coverage]) -> String {
+    use crate::media::time::format_us;
+    let mut text = String::new();
+    for (i, (r, c)) in plan.regions.iter().zip(coverage).enumerate() {
+        let span = match (c.first, c.last) {
+            (Some(a), Some(b)) if a == b => format!(" (frame {a})"),
+            (Some(a), Some(b)) => format!(" (frames {a}-{b})"),
+            _ => String::new(),
+        };
+        text.push_str(&format!(
+            "  {}: {}{}{} {} to {}, reason {}: {} of {} frames{span}\n",
+            r.label(i + 1),
+            r.kind(),
+            if r.moving { format!(" ({} keys)", r.keys.len()) } else { String::new() },
+            if r.inverse { ", inverse (all else hidden)" } else { "" },
+            format_us(r.from_us),
+            format_us(r.to_us),
+            r.reason,
+            c.frames,
+            c.of
+        ));
+    }
+    for w in coverage.iter().filter_map(|c| c.warning.as_ref()) {
+        text.push_str(&format!("  WARNING: {w}\n"));
+    }
+    text
 }
 
 /// Inventory entries with each tag's value replaced by its SHA-256 (streams keep their codec).

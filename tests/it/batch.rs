@@ -686,3 +686,105 @@ fn a_failing_step_stops_the_job_with_its_exit_code_and_a_fixed_job_resumes_after
     verify_bundle(&zip);
     store.verify_ok();
 }
+
+// ---------------------------------------------------------------------------------------------
+// 6. Redaction steps: frame counts, coverage warnings, strict.
+
+/// A job redacting a 241-frame 29.97 fps clip with a track whose last key is at 8.000 s (the
+/// last frame is on screen from 8.008 s), then packaging the copy for release. `strict` is put
+/// at the top of the job (`"strict: true\n"`) or nowhere; `step_strict` on the step.
+fn face_job(store: &Store, item: &str, strict: &str, step_strict: &str) -> PathBuf {
+    job_file(
+        store,
+        "face.yaml",
+        &format!(
+            "job: face request\n{strict}steps:\n  - id: release\n    redact: {{item: {item}, spec: specs/face.yaml{step_strict}}}\n  \
+             - id: bundle\n    package: {{items: [release], out: face.zip, release: true}}\n"
+        ),
+    )
+}
+
+fn face_spec(store: &Store, until: &str) {
+    store.file(
+        "jobs/specs/face.yaml",
+        format!(
+            "reason: B6\nregions:\n  - name: witness-face\n    track:\n      - {{at: 0, box: [0, 0, 60, 60]}}\n      \
+             - {{at: \"00:00:08.000\", box: [200, 150, 60, 60]}}\n{until}"
+        ),
+    );
+}
+
+fn request_clip(store: &Store) -> String {
+    let clip = store.work().join("media/request_clip.mp4");
+    fs::create_dir_all(clip.parent().unwrap()).unwrap();
+    let args = ["-nostdin", "-v", "error", "-f", "lavfi", "-i", "color=c=white:s=320x240:r=30000/1001"];
+    let args: Vec<&std::ffi::OsStr> = args
+        .iter()
+        .map(std::ffi::OsStr::new)
+        .chain(
+            ["-frames:v", "241", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p"]
+                .map(std::ffi::OsStr::new),
+        )
+        .chain([clip.as_os_str()])
+        .collect();
+    crate::support::tool("ffmpeg", &args, store.work()).status(0);
+    store.ingest_media(&clip).id
+}
+
+#[test]
+fn a_redaction_step_prints_its_frame_counts_and_warnings_and_a_strict_job_refuses_a_partial_region() {
+    let store = Store::new();
+    let item = request_clip(&store);
+    face_spec(&store, "");
+    let zip = store.work().join("jobs/face.zip");
+
+    // strict at the top of the job: the redaction is refused (exit 2), nothing is recorded,
+    // the package does not run.
+    let base = store.event_count();
+    let job = face_job(&store, &item, "strict: true\n", "");
+    let out = store.cmd(&["batch"]).arg(&job).run();
+    out.status(2).stderr_has("--strict").stderr_has("until: end").stderr_has("Done: none.");
+    assert_eq!(store.event_count(), base, "nothing recorded");
+    assert!(!zip.exists());
+    assert_eq!(store.tmp_entries(), Vec::<PathBuf>::new());
+
+    // Not strict: the step runs, and the report has its frame counts and the warning.
+    let job = face_job(&store, &item, "", "");
+    let out = store.cmd(&["batch"]).arg(&job).run();
+    out.status(0)
+        .stdout_has("240 of 241 frames redacted; region 1 (witness-face): 240 of 241 frames")
+        .stdout_has("WARNING: region 1 (witness-face) starts at the first frame but stops at 00:00:08.000")
+        .stdout_has("frame 240, on screen 00:00:08.008 to 00:00:08.041) is NOT redacted");
+    // Run again: skipped, and the counts and warning are read back from the recorded event.
+    let json = batch(&store, &job, &[]).status(0).json();
+    let steps = check_report(&json, "face request", false);
+    assert_eq!(steps[0]["status"], "skipped", "{json:#}");
+    assert_eq!(
+        steps[0]["summary"], "240 of 241 frames redacted; region 1 (witness-face): 240 of 241 frames",
+        "{json:#}"
+    );
+    assert_eq!(steps[0]["warnings"].as_array().map(Vec::len), Some(1), "{json:#}");
+
+    // strict on the step: the redaction already recorded leaves a frame uncovered, so the job
+    // stops there, before anything else.
+    fs::remove_file(&zip).unwrap();
+    let events = store.event_count();
+    let job = face_job(&store, &item, "", ", strict: true");
+    let out = store.cmd(&["batch"]).arg(&job).run();
+    out.status(2).stderr_has("step release is strict").stderr_has("frame 240");
+    assert_eq!(store.event_count(), events);
+    assert!(!zip.exists(), "the package must not run after a refused redaction");
+
+    // `until: end`: the step runs again (its spec changed), covers every frame, and passes.
+    face_spec(&store, "    until: end\n");
+    let json = batch(&store, &job, &[]).status(0).json();
+    let steps = check_report(&json, "face request", false);
+    assert_eq!(statuses(&steps), vec![("release".into(), "done".into()), ("bundle".into(), "done".into())]);
+    assert_eq!(
+        steps[0]["summary"], "241 of 241 frames redacted; region 1 (witness-face): 241 of 241 frames",
+        "{json:#}"
+    );
+    assert_eq!(steps[0]["warnings"], serde_json::json!([]), "{json:#}");
+    verify_bundle(&zip);
+    store.verify_ok();
+}

@@ -421,6 +421,14 @@ fn a_solid_box_is_black_in_every_frame_and_the_rest_of_the_picture_is_the_source
     // --out: a copy of exactly the stored bytes.
     let copy = out_dir.join(base_name(&r.json["name"]));
     assert!(fs::read(&copy).expect("--out copy") == fs::read(&r.file).unwrap(), "--out copy differs from the object");
+    // The spec travels with the video it made.
+    let spec_copy = out_dir.join(base_name(&r.json["spec"]["name"]));
+    let spec_object = store.object_path(r.json["spec"]["sha256"].as_str().expect("spec.sha256"));
+    assert!(
+        fs::read(&spec_copy).ok() == Some(fs::read(&spec_object).unwrap()),
+        "--out holds no copy of the spec {} beside the video",
+        spec_copy.display()
+    );
 
     // One ledger event, `redact`, from the source to the output and the spec.
     assert_eq!(store.event_count(), events_before + 1, "exactly one event");
@@ -1452,4 +1460,281 @@ fn boxes_on_audio_only_items_and_mutes_on_silent_video_exit_2_and_record_nothing
     let err = refused(&store, &dvr.id, &["--bleep", "0.5-1.0", "--reason", "name"]);
     says(&err, &["no audio", "without audio", "has no audio"], "--bleep on a video without sound");
     store.verify_ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Coverage: a region that reaches one end of the recording but not the other (issue 15: a
+// tracked face left exposed on the last frame of a records-request clip, silently).
+
+/// The records-request clip: 241 frames at 29.97 fps (30000/1001), all white, 320x240; the
+/// last frame is on screen from 8.008 s to 8.041 s.
+const CLIP_FRAMES: usize = 241;
+
+fn white_clip(store: &Store) -> Ingested {
+    let path = store.work().join("media/request_clip.mp4");
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    Ffmpeg::new("-f lavfi -i color=c=white:s=320x240:r=30000/1001")
+        .words(&format!("-frames:v {CLIP_FRAMES} -c:v libx264 -preset veryfast -pix_fmt yuv420p"))
+        .arg(&path)
+        .run(store);
+    store.ingest_media(&path)
+}
+
+/// The face's box at the clip's last key (and held after it).
+const FACE: Rect = Rect::new(200, 150, 60, 60);
+
+/// A track from the top-left corner to [`FACE`], its last key at 00:00:08.000, `extra` lines
+/// added to the region (`until: end`).
+fn face_track(store: &Store, name: &str, extra: &str) -> String {
+    spec_file(
+        store,
+        name,
+        &format!(
+            "reason: B6\nregions:\n  - name: witness-face\n    track:\n      - {{at: 0, box: [0, 0, 60, 60]}}\n      - {{at: \"00:00:08.000\", box: {}}}\n{extra}",
+            FACE.yaml()
+        ),
+    )
+}
+
+/// Whether the face's box is painted black in `p`.
+fn face_hidden(p: &Picture) -> bool {
+    let d = darkness(p, |x, y| FACE.inset(3).contains(x, y));
+    d.max_luma <= 24
+}
+
+#[test]
+fn a_track_ending_a_frame_before_the_clip_ends_is_warned_about_counted_and_recorded() {
+    let store = Store::new();
+    let item = white_clip(&store);
+    let spec = face_track(&store, "last-key-at-8.yaml", "");
+
+    // Text: the count per region, and a loud warning naming the frame left out.
+    let out = store.cmd(&["redact", &item.id, "--spec", &spec]).run();
+    out.status(0)
+        .stdout_has("region 1 (witness-face): track (2 keys) 00:00:00.000 to 00:00:08.000, reason B6: 240 of 241 frames (frames 0-239)")
+        .stdout_has("WARNING: region 1 (witness-face) starts at the first frame but stops at 00:00:08.000")
+        .stdout_has("frame 240, on screen 00:00:08.008 to 00:00:08.041) is NOT redacted")
+        .stderr_has("warning: region 1 (witness-face)")
+        .stderr_has("until: end");
+
+    // The premise: the last frame shows the face.
+    let json = store.cmd(&["--json", "redact", &item.id, "--spec", &spec]).run().status(0).json();
+    let file = store.object_path(json["sha256"].as_str().unwrap());
+    let pics = decode_pictures(&file, 320, 240, None);
+    assert_eq!(pics.len(), CLIP_FRAMES);
+    assert!(face_hidden(&pics[239]), "frame 239 is covered by the track");
+    assert!(!face_hidden(&pics[240]), "precondition: the last frame is left uncovered by the track");
+
+    // --json: per region N of M, and the warning.
+    let r = &json["regions"][0];
+    assert_eq!(
+        (r["region"].as_u64(), r["frames"].as_u64(), r["of"].as_u64()),
+        (Some(1), Some(240), Some(241)),
+        "{json:#}"
+    );
+    assert_eq!(
+        (r["first"].as_u64(), r["last"].as_u64(), r["name"].as_str()),
+        (Some(0), Some(239), Some("witness-face"))
+    );
+    assert!(r["warning"].as_str().is_some_and(|w| w.contains("NOT redacted")), "{json:#}");
+    assert_eq!(json["warnings"].as_array().map(Vec::len), Some(1), "{json:#}");
+    // The ledger event's facts, so a bundle's report can state it.
+    let ev = events(&store).into_iter().last().unwrap();
+    let facts = &ev["outputs"][0]["regions"][0];
+    assert_eq!((facts["frames"].as_u64(), facts["of"].as_u64()), (Some(240), Some(241)), "{ev:#}");
+    assert!(facts["warning"].as_str().is_some_and(|w| w.contains("frame 240")), "{ev:#}");
+
+    // --strict refuses: exit 2, nothing recorded, nothing left.
+    let err = refused(&store, &item.id, &["--spec", &spec, "--strict"]);
+    says(&err, &["--strict"], "strict refusal");
+    says(&err, &["until: end"], "strict refusal says what to write");
+    store.verify_ok();
+}
+
+#[test]
+fn until_end_and_from_start_cover_the_first_and_last_frames_and_silence_the_warning() {
+    let store = Store::new();
+    let item = white_clip(&store);
+    let spec = face_track(&store, "until-end.yaml", "    until: end\n");
+    let out = store.cmd(&["--json", "redact", &item.id, "--spec", &spec, "--strict"]).run();
+    out.status(0).stderr_lacks("warning");
+    let json = out.json();
+    assert_eq!((json["regions"][0]["frames"].as_u64(), json["regions"][0]["last"].as_u64()), (Some(241), Some(240)));
+    assert_eq!(json["warnings"].as_array().map(Vec::len), Some(0), "{json:#}");
+    let file = store.object_path(json["sha256"].as_str().unwrap());
+    let pics = decode_pictures(&file, 320, 240, None);
+    assert_eq!(pics.len(), CLIP_FRAMES);
+    let last = &pics[CLIP_FRAMES - 1];
+    assert_black(last, |x, y| FACE.inset(2).contains(x, y), |x, y| FACE.inset(6).contains(x, y), "the last frame");
+    // The stored spec says `end`, so rendering it again keeps meaning "to the end".
+    let stored = fs::read_to_string(store.object_path(json["spec"]["sha256"].as_str().unwrap())).unwrap();
+    assert!(stored.contains("\"to\":\"end\""), "{stored}");
+
+    // The reverse: a track whose first key comes after the first frame is warned about, and
+    // `from: start` covers frame 0.
+    let late = |name: &str, extra: &str| {
+        spec_file(
+            &store,
+            name,
+            &format!(
+                "reason: B6\nregions:\n  - track:\n      - {{at: 1, box: {}}}\n      - {{at: 2, box: {}}}\n    until: end\n{extra}",
+                FACE.yaml(),
+                FACE.yaml()
+            ),
+        )
+    };
+    let out = store.cmd(&["redact", &item.id, "--spec", &late("late.yaml", "")]).run();
+    out.status(0).stderr_has("region 1 runs to the last frame but starts at 00:00:01.000").stderr_has("from: start");
+    let json = store
+        .cmd(&["--json", "redact", &item.id, "--spec", &late("start.yaml", "    from: start\n")])
+        .run()
+        .status(0)
+        .json();
+    assert_eq!(json["regions"][0]["frames"], 241, "{json:#}");
+    let file = store.object_path(json["sha256"].as_str().unwrap());
+    let first = &decode_pictures(&file, 320, 240, None)[0];
+    assert_black(first, |x, y| FACE.inset(2).contains(x, y), |x, y| FACE.inset(6).contains(x, y), "the first frame");
+
+    // The command-line form: @FROM-end and @start-TO.
+    let out =
+        store.cmd(&["--json", "redact", &item.id, "--box", &format!("{}@0-8", FACE.arg()), "--reason", "B6"]).run();
+    out.status(0).stderr_has("NOT redacted");
+    assert_eq!(out.json()["regions"][0]["frames"], 240);
+    let out =
+        store.cmd(&["--json", "redact", &item.id, "--box", &format!("{}@0-end", FACE.arg()), "--reason", "B6"]).run();
+    out.status(0).stderr_lacks("warning");
+    let json = out.json();
+    assert_eq!(json["regions"][0]["frames"], 241, "{json:#}");
+    let file = store.object_path(json["sha256"].as_str().unwrap());
+    assert!(face_hidden(&decode_pictures(&file, 320, 240, None)[CLIP_FRAMES - 1]), "@0-end: the last frame");
+    let out =
+        store.cmd(&["--json", "redact", &item.id, "--box", &format!("{}@start-4", FACE.arg()), "--reason", "B6"]).run();
+    assert_eq!(out.status(0).json()["regions"][0]["first"], 0);
+    store.verify_ok();
+}
+
+#[test]
+fn a_release_bundles_report_states_each_regions_frames_and_the_warning() {
+    let store = Store::new();
+    let item = white_clip(&store);
+    let spec = face_track(&store, "last-key-at-8.yaml", "");
+    let json = store.cmd(&["--json", "redact", &item.id, "--spec", &spec]).run().status(0).json();
+    let copy = json["item"].as_str().unwrap();
+    let zip = store.work().join("release.zip");
+    store.cmd(&["package", copy, "--release", "--out"]).arg(&zip).run().status(0);
+    let into = store.work().join("unzipped");
+    fs::create_dir_all(&into).unwrap();
+    tool("unzip", &[OsStr::new("-q"), zip.as_os_str(), OsStr::new("-d"), into.as_os_str()], store.work()).status(0);
+    let report = into.join("release/data/report");
+    let html = fs::read_to_string(report.join("report.html")).expect("report.html");
+    assert!(html.contains("240 of 241 frames"), "report.html lacks the region's count:\n{html}");
+    assert!(html.contains("WARNING") && html.contains("frame 240"), "report.html lacks the warning:\n{html}");
+    let text = tool("pdftotext", &[OsStr::new("report.pdf"), OsStr::new("-")], &report).status(0).stdout();
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat.contains("240 of 241 frames"), "report.pdf lacks the region's count:\n{text}");
+    assert!(flat.contains("WARNING"), "report.pdf lacks the warning:\n{text}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The preview at 1080p: outlines in proportion to the picture, a track drawn as a track.
+
+/// A contact sheet read back: its RGB pixels, width, and iTXt chunks.
+struct Sheet {
+    rgb: Vec<u8>,
+    width: usize,
+    height: usize,
+    text: Vec<(String, String)>,
+}
+
+impl Sheet {
+    fn read(path: &Path) -> Sheet {
+        let bytes = fs::read(path).expect("preview object");
+        let mut reader = png::Decoder::new(std::io::Cursor::new(bytes)).read_info().expect("the preview is a PNG");
+        let mut buf = vec![0; reader.output_buffer_size().expect("a sane size")];
+        let frame = reader.next_frame(&mut buf).expect("PNG image data");
+        assert_eq!(frame.color_type, png::ColorType::Rgb, "an RGB sheet");
+        buf.truncate(frame.buffer_size());
+        let text =
+            reader.info().utf8_text.iter().map(|t| (t.keyword.clone(), t.get_text().unwrap_or_default())).collect();
+        Sheet { rgb: buf, width: frame.width as usize, height: frame.height as usize, text }
+    }
+
+    fn at(&self, x: usize, y: usize) -> [u8; 3] {
+        let o = (y * self.width + x) * 3;
+        [self.rgb[o], self.rgb[o + 1], self.rgb[o + 2]]
+    }
+
+    /// The rows where a tile (a frame of the uniform grey source) starts, by its right edge.
+    fn tile_tops(&self) -> Vec<usize> {
+        let grey = |p: [u8; 3]| p.iter().all(|&c| (100..=160).contains(&c)) && p[0].abs_diff(p[2]) <= 6;
+        let x = self.width - 4;
+        (0..self.height).filter(|&y| grey(self.at(x, y)) && (y == 0 || !grey(self.at(x, y - 1)))).collect()
+    }
+
+    fn description(&self) -> String {
+        self.text.iter().find(|(k, _)| k == "Description").map(|(_, v)| v.clone()).unwrap_or_default()
+    }
+}
+
+/// A 1920x1080 uniform grey source, 1 s at 25 fps.
+fn grey_1080p(store: &Store) -> Ingested {
+    let path = store.work().join("media/grey1080.mp4");
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    Ffmpeg::new(
+        "-f lavfi -i color=c=gray:s=1920x1080:r=25 -frames:v 25 -c:v libx264 -preset ultrafast -pix_fmt yuv420p",
+    )
+    .arg(&path)
+    .run(store);
+    store.ingest_media(&path)
+}
+
+fn preview_sheet(store: &Store, item: &str, args: &[&str]) -> Sheet {
+    let json = store.cmd(&["--json", "redact", item, "--preview"]).args(args).run().status(0).json();
+    Sheet::read(&store.object_path(json["preview"]["sha256"].as_str().expect("preview.sha256")))
+}
+
+#[test]
+fn preview_outlines_at_1080p_are_drawn_in_proportion_to_the_picture() {
+    let store = Store::new();
+    let item = grey_1080p(&store);
+    let sheet = preview_sheet(&store, &item.id, &["--box", "400,300,400,300", "--reason", "B6"]);
+    let tops = sheet.tile_tops();
+    assert_eq!(tops.len(), 1, "one tile for one fixed box: tiles start at rows {tops:?}");
+    // Across the box's left edge, halfway down: the outline's red and white pixels.
+    let y = tops[0] + 450;
+    let marked = |x: usize| matches!(sheet.at(x, y), [255, 0, 0] | [255, 255, 255]);
+    let width = (380..460).filter(|&x| marked(x)).count();
+    assert!(!marked(399) && marked(400), "the outline starts at the box's edge, x=400");
+    assert!(
+        (8..=12).contains(&width),
+        "the outline is {width} px wide on a 1080p frame: it must scale with the picture (about 9 px at 1080p, 3 at 360p)"
+    );
+    assert!(sheet.description().contains("REGION 1 BOX"), "{}", sheet.description());
+}
+
+#[test]
+fn preview_draws_a_tracks_interpolated_path_and_labels_it_a_track_by_name() {
+    let store = Store::new();
+    let item = grey_1080p(&store);
+    let spec = spec_file(
+        &store,
+        "track1080.yaml",
+        "reason: B6\nregions:\n  - name: witness-face\n    track:\n      - {at: 0, box: [100, 100, 200, 200]}\n      \
+         - {at: 0.8, box: [1500, 700, 200, 200]}\n",
+    );
+    let sheet = preview_sheet(&store, &item.id, &["--spec", &spec]);
+    let tops = sheet.tile_tops();
+    assert_eq!(tops.len(), 2, "a tile at each key: tiles start at rows {tops:?}");
+    // The centre moves in a straight line from (200, 200) to (1600, 800); on every tile, the
+    // points between the keys are drawn (yellow), where the source is grey.
+    for &top in &tops {
+        for s in [0.25, 0.5, 0.75] {
+            let (x, y) = (200.0 + 1400.0 * s, 200.0 + 600.0 * s);
+            let p = sheet.at(x as usize, top + y as usize);
+            assert_eq!(p, [255, 255, 0], "tile at row {top}: the path is not drawn at ({x}, {y}), {s} of the way");
+        }
+    }
+    let text = sheet.description();
+    assert!(text.contains("REGION 1 TRACK witness-face (2 KEYS)"), "the track is labelled a track, by name:\n{text}");
+    assert!(!text.contains("BOX"), "a moving track labelled as a box:\n{text}");
 }

@@ -79,6 +79,8 @@ pub struct Outcome {
     pub duration_output_us: i64,
     /// Frames in which at least one pixel was hidden; samples muted or bleeped.
     pub frames_redacted: u64,
+    /// Frames each region was painted in, in the plan's order.
+    pub region_frames: Vec<u64>,
     pub samples_redacted: u64,
     pub before: Vec<Entry>,
     pub after: Vec<Entry>,
@@ -112,9 +114,11 @@ pub fn render(
         tags,
         span_us: None,
     };
-    let mut redactor = Redactor { plan, geometry, index, frames: 0, samples: 0 };
+    let mut redactor =
+        Redactor { plan, geometry, index, frames: 0, samples: 0, region_frames: vec![0; plan.regions.len()] };
     let encoding = super::exact::encode(src, dst, &job, &mut redactor)?;
-    let (frames_redacted, samples_redacted) = (redactor.frames, redactor.samples);
+    let (frames_redacted, samples_redacted, region_frames) =
+        (redactor.frames, redactor.samples, redactor.region_frames);
 
     // Verified, not assumed: read the copy back.
     let after = inventory(dst)?;
@@ -178,6 +182,7 @@ pub fn render(
         duration_output_us,
         frames_redacted,
         samples_redacted,
+        region_frames,
         before,
         after,
         removed,
@@ -191,17 +196,23 @@ struct Redactor<'a> {
     index: &'a FrameIndex,
     frames: u64,
     samples: u64,
+    region_frames: Vec<u64>,
 }
 
 impl Redactor<'_> {
-    /// The covered pixels of frame `n` shown at `t`, and the largest region's size.
-    fn mask(&self, n: usize, t: i64) -> Option<(Mask, usize)> {
+    /// The covered pixels of frame `n` shown at `t`, and the largest region's size; counts the
+    /// frame for each region that covers it.
+    fn mask(&mut self, n: usize, t: i64) -> Option<(Mask, usize)> {
         let geometry = self.geometry?;
         let len = self.index.frame_len_us(n);
-        let active: Vec<_> = self.plan.regions.iter().filter(|r| r.covers(t, len)).collect();
+        let active: Vec<_> = self.plan.regions.iter().enumerate().filter(|(_, r)| r.covers(t, len)).collect();
         if active.is_empty() {
             return None;
         }
+        for (i, _) in &active {
+            self.region_frames[*i] += 1;
+        }
+        let active: Vec<_> = active.into_iter().map(|(_, r)| r).collect();
         let (w, h) = (geometry.coded.0 as usize, geometry.coded.1 as usize);
         let mut mask = Mask::new(w, h);
         let mut keep: Option<Mask> = None;
@@ -298,30 +309,73 @@ impl Edits for Redactor<'_> {
     }
 }
 
-/// The reviewer's contact sheet: for each region, the source frame at its start (and at each
-/// key of a moving track) with the region outlined, captioned; audio ranges listed at the end.
-pub fn preview(src: &Path, index: &FrameIndex, plan: &Plan, rotation: i32, header: &[String]) -> Result<Picture> {
+/// The most tiles a region gets on the contact sheet.
+const TILES_PER_REGION: usize = 8;
+
+/// The reviewer's contact sheet and its captions. For each region, the source frame at the
+/// first frame it covers, outlined where it is painted in that frame; for a track, also at each
+/// key and at the last frame it covers (at most [`TILES_PER_REGION`], evenly spread), with its
+/// whole interpolated path drawn on each. Outlines and the path are drawn in proportion to the
+/// picture, so they show at 1080p and above as at 360p. The summary at the top lists the fill,
+/// the audio ranges and every coverage warning.
+pub fn preview(
+    src: &Path,
+    index: &FrameIndex,
+    plan: &Plan,
+    coverage: &[spec::Coverage],
+    rotation: i32,
+    header: &[String],
+) -> Result<(Picture, Vec<String>)> {
     let mut tiles: Vec<Picture> = Vec::new();
-    for (i, r) in plan.regions.iter().enumerate() {
-        let mut times: Vec<i64> = if r.keys.len() > 1 { r.keys.iter().map(|k| k.0).collect() } else { vec![r.from_us] };
-        times.truncate(6);
-        for t in times {
-            let n = index.frames.partition_point(|f| index.to_us(f.pts - index.frames[0].pts) <= t).saturating_sub(1);
+    let mut captions: Vec<String> = Vec::new();
+    // The frame on screen at `t`.
+    let frame_at =
+        |t: i64| index.frames.partition_point(|f| index.to_us(f.pts - index.frames[0].pts) <= t).saturating_sub(1);
+    for (i, (r, c)) in plan.regions.iter().zip(coverage).enumerate() {
+        let (first, last) =
+            (c.first.unwrap_or_else(|| frame_at(r.from_us)), c.last.unwrap_or_else(|| frame_at(r.from_us)));
+        let mut frames = vec![first];
+        if r.moving {
+            frames.extend(r.keys.iter().map(|k| frame_at(k.0).clamp(first, last)));
+            frames.push(last);
+        }
+        frames.dedup();
+        let frames = spread(frames, TILES_PER_REGION);
+        let keys = r.keys.iter().map(|k| frame_at(k.0)).collect::<Vec<_>>();
+        for n in frames {
             let frame = still::decode_frame(src, index, n)?;
             let mut pic = still::render(&frame, rotation, Render::default())?;
-            let b = r.box_at(index.time_us(n).max(r.from_us));
-            outline(&mut pic, b, r.shape == spec::Shape::Ellipse);
-            let lines = vec![format!(
-                "REGION {} {}{} REASON {}  {} TO {}  FRAME {n} AT {}",
+            let stroke = stroke_width(&pic);
+            if r.moving {
+                draw_path(&mut pic, r, stroke);
+            }
+            // Where the redaction paints it in this frame.
+            let b = r.box_at(index.time_us(n));
+            outline(&mut pic, b, r.shape == spec::Shape::Ellipse, stroke);
+            let what = match (&r.name, r.moving) {
+                (Some(name), true) => format!("TRACK {name} ({} KEYS)", r.keys.len()),
+                (None, true) => format!("TRACK ({} KEYS)", r.keys.len()),
+                (Some(name), false) => format!("{} {name}", r.kind().to_uppercase()),
+                (None, false) => r.kind().to_uppercase(),
+            };
+            let key = keys.iter().position(|&k| k == n).map(|k| format!(" KEY {}", k + 1)).unwrap_or_default();
+            let line = format!(
+                "REGION {} {what}{} REASON {}  {} TO {}  FRAMES {} ({} OF {})  THIS FRAME {n} AT {}{key}",
                 i + 1,
-                if r.shape == spec::Shape::Ellipse { "ELLIPSE" } else { "BOX" },
                 if r.inverse { " (INVERSE: ALL ELSE HIDDEN)" } else { "" },
                 r.reason,
                 format_us(r.from_us),
                 format_us(r.to_us),
+                match (c.first, c.last) {
+                    (Some(a), Some(b)) => format!("{a}-{b}"),
+                    _ => "NONE".to_owned(),
+                },
+                c.frames,
+                c.of,
                 format_us(index.time_us(n))
-            )];
-            still::add_caption(&mut pic, &lines);
+            );
+            still::add_caption(&mut pic, std::slice::from_ref(&line));
+            captions.push(line);
             tiles.push(pic);
         }
     }
@@ -337,6 +391,9 @@ pub fn preview(src: &Path, index: &FrameIndex, plan: &Plan, rotation: i32, heade
             format_us(a.to_us),
             a.reason
         ));
+    }
+    for w in coverage.iter().filter_map(|c| c.warning.as_ref()) {
+        lines.push(format!("WARNING: {w}"));
     }
     let mut summary = Picture {
         rgb: Vec::new(),
@@ -361,39 +418,107 @@ pub fn preview(src: &Path, index: &FrameIndex, plan: &Plan, rotation: i32, heade
         }
         sheet.height += t.height;
     }
-    Ok(sheet)
+    lines.extend(captions);
+    Ok((sheet, lines))
 }
 
-/// Draw a region's outline, 3 pixels wide (red, white, red: visible on any colour), on an
-/// upright picture.
-fn outline(pic: &mut Picture, b: spec::RectF, ellipse: bool) {
+/// At most `max` of `items`, evenly spread, the first and the last kept.
+fn spread(items: Vec<usize>, max: usize) -> Vec<usize> {
+    if items.len() <= max || max < 2 {
+        return items;
+    }
+    let last = items.len() - 1;
+    let mut out: Vec<usize> = (0..max).map(|i| items[(i * last + (max - 1) / 2) / (max - 1)]).collect();
+    out.dedup();
+    out
+}
+
+/// The width of a region's outline: 3 pixels at 360p, in proportion above (9 at 1080p).
+fn stroke_width(pic: &Picture) -> i64 {
+    ((pic.width.min(pic.height) as f64 / 120.0).round() as i64).max(3)
+}
+
+/// Set one pixel of an upright picture, when it is inside.
+fn put(pic: &mut Picture, x: i64, y: i64, rgb: [u8; 3]) {
     let (w, h) = (pic.width as i64, pic.height as i64);
-    let mut put = |x: i64, y: i64, d: i64| {
-        if (0..w).contains(&x) && (0..h).contains(&y) {
-            let o = ((y * w + x) * 3) as usize;
-            pic.rgb[o..o + 3].copy_from_slice(if d == 1 { &[255, 255, 255] } else { &[255, 0, 0] });
-        }
-    };
+    if (0..w).contains(&x) && (0..h).contains(&y) {
+        let o = ((y * w + x) * 3) as usize;
+        pic.rgb[o..o + 3].copy_from_slice(&rgb);
+    }
+}
+
+const RED: [u8; 3] = [255, 0, 0];
+const WHITE: [u8; 3] = [255, 255, 255];
+const YELLOW: [u8; 3] = [255, 255, 0];
+const BLACK: [u8; 3] = [0, 0, 0];
+
+/// Draw a region's outline, `stroke` pixels wide inwards from its edge (red, white, red in
+/// thirds: visible on any colour), on an upright picture.
+fn outline(pic: &mut Picture, b: spec::RectF, ellipse: bool, stroke: i64) {
+    let band = (stroke / 3).max(1);
+    let colour = |d: i64| if d >= band && d < stroke - band { WHITE } else { RED };
+    draw_rect(pic, b, ellipse, stroke, colour);
+}
+
+/// Draw the edge of a rectangle (or its inscribed ellipse), `stroke` pixels wide inwards, the
+/// colour of each ring `d` pixels in given by `colour`.
+fn draw_rect(pic: &mut Picture, b: spec::RectF, ellipse: bool, stroke: i64, colour: impl Fn(i64) -> [u8; 3]) {
     let (x0, y0, x1, y1) = (b.x0 as i64, b.y0 as i64, b.x1.ceil() as i64 - 1, b.y1.ceil() as i64 - 1);
     if ellipse {
         let (cx, cy, rx, ry) = ((b.x0 + b.x1) / 2.0, (b.y0 + b.y1) / 2.0, (b.x1 - b.x0) / 2.0, (b.y1 - b.y0) / 2.0);
         let steps = ((rx + ry) * 8.0).max(64.0) as usize;
         for i in 0..steps {
             let a = i as f64 / steps as f64 * std::f64::consts::TAU;
-            for d in 0..3 {
+            for d in 0..stroke {
                 let (px, py) = (cx + (rx - d as f64) * a.cos(), cy + (ry - d as f64) * a.sin());
-                put(px as i64, py as i64, d);
+                put(pic, px as i64, py as i64, colour(d));
             }
         }
     } else {
-        for d in 0..3 {
-            for x in x0..=x1 {
-                put(x, y0 + d, d);
-                put(x, y1 - d, d);
+        for d in 0..stroke {
+            let c = colour(d);
+            for x in x0 + d..=x1 - d {
+                put(pic, x, y0 + d, c);
+                put(pic, x, y1 - d, c);
             }
-            for y in y0..=y1 {
-                put(x0 + d, y, d);
-                put(x1 - d, y, d);
+            for y in y0 + d..=y1 - d {
+                put(pic, x0 + d, y, c);
+                put(pic, x1 - d, y, c);
+            }
+        }
+    }
+}
+
+/// Draw a track's path: the line its centre follows from the first frame it covers to the last
+/// (straight between keys, as the boxes are interpolated), yellow on a black edge, with the box
+/// at each key outlined thinly in yellow.
+fn draw_path(pic: &mut Picture, r: &spec::Region, stroke: i64) {
+    let centre = |b: spec::RectF| ((b.x0 + b.x1) / 2.0, (b.y0 + b.y1) / 2.0);
+    let mut points = vec![centre(r.box_at(r.from_us))];
+    points.extend(r.keys.iter().filter(|k| k.0 > r.from_us && k.0 < r.to_us).map(|k| centre(r.box_at(k.0))));
+    points.push(centre(r.box_at(r.to_us)));
+    let width = (stroke / 2).max(2);
+    for (w, c) in [(width + 2, BLACK), (width, YELLOW)] {
+        for p in points.windows(2) {
+            line(pic, p[0], p[1], w, c);
+        }
+    }
+    let thin = (stroke / 3).max(1);
+    for k in r.keys.iter().filter(|k| k.0 >= r.from_us && k.0 <= r.to_us) {
+        draw_rect(pic, r.box_at(k.0), r.shape == spec::Shape::Ellipse, thin, |_| YELLOW);
+    }
+}
+
+/// A straight line `width` pixels wide.
+fn line(pic: &mut Picture, (ax, ay): (f64, f64), (bx, by): (f64, f64), width: i64, rgb: [u8; 3]) {
+    let steps = ((bx - ax).abs().max((by - ay).abs()) * 2.0).ceil().max(1.0) as usize;
+    let half = width / 2;
+    for i in 0..=steps {
+        let s = i as f64 / steps as f64;
+        let (x, y) = ((ax + (bx - ax) * s) as i64, (ay + (by - ay) * s) as i64);
+        for dy in -half..width - half {
+            for dx in -half..width - half {
+                put(pic, x + dx, y + dy, rgb);
             }
         }
     }

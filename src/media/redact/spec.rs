@@ -101,10 +101,18 @@ pub struct RegionSpec {
     /// Hide everything except this area.
     #[serde(default)]
     pub inverse: bool,
+    /// The first time covered; `start` for the first frame. Default: the first key of a track,
+    /// the first frame for a box.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<Pos>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The last time covered; `end` for the last frame (`until: end` reads the same). Default:
+    /// the last key of a track, the last frame for a box.
+    #[serde(default, alias = "until", skip_serializing_if = "Option::is_none")]
     pub to: Option<Pos>,
+    /// A name for the reviewer (a track's subject: `witness-face`), shown in the preview, the
+    /// report and the warnings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -219,6 +227,16 @@ pub fn parse_range_flag(text: &str, action: AudioAction) -> Result<AudioSpec> {
     Ok(AudioSpec { action, from, to, reason: None })
 }
 
+/// `start` and `end`: the first frame (or sample) and the last, whatever the recording's length.
+const START: &str = "start";
+const END: &str = "end";
+
+/// A position, or one of the words `start` and `end`.
+fn is_position(text: &str) -> bool {
+    let t = text.trim();
+    t == START || t == END || t.parse::<Position>().is_ok()
+}
+
 /// Split `FROM-TO` at the one dash where both sides are positions (wall-clock times hold
 /// dashes of their own).
 fn split_range(text: &str) -> Result<(Pos, Pos), String> {
@@ -226,13 +244,12 @@ fn split_range(text: &str) -> Result<(Pos, Pos), String> {
         .match_indices('-')
         .filter_map(|(i, _)| {
             let (a, b) = (&text[..i], &text[i + 1..]);
-            (a.parse::<Position>().is_ok() && b.parse::<Position>().is_ok())
-                .then(|| (Pos(a.trim().to_owned()), Pos(b.trim().to_owned())))
+            (is_position(a) && is_position(b)).then(|| (Pos(a.trim().to_owned()), Pos(b.trim().to_owned())))
         })
         .collect();
     match splits.len() {
         1 => Ok(splits.into_iter().next().expect("one")),
-        0 => Err("give a range FROM-TO of two positions (HH:MM:SS.mmm, seconds, frame:N)".to_owned()),
+        0 => Err("give a range FROM-TO of two positions (HH:MM:SS.mmm, seconds, frame:N, or start and end)".to_owned()),
         _ => Err("the range is ambiguous; write its positions as HH:MM:SS.mmm".to_owned()),
     }
 }
@@ -310,6 +327,9 @@ pub struct Rect {
 /// A region resolved against the item: times in microseconds from the first frame.
 #[derive(Clone, Debug)]
 pub struct Region {
+    pub name: Option<String>,
+    /// Given as a track (keys), not a fixed box.
+    pub moving: bool,
     pub shape: Shape,
     pub inverse: bool,
     pub reason: String,
@@ -347,6 +367,96 @@ impl Region {
     }
 }
 
+impl Region {
+    /// How the region is named to people: `region 2`, `region 2 (witness-face)`.
+    pub fn label(&self, number: usize) -> String {
+        match &self.name {
+            Some(n) => format!("region {number} ({n})"),
+            None => format!("region {number}"),
+        }
+    }
+
+    /// What it is: `track`, `box`, `ellipse`, `ellipse track`.
+    pub fn kind(&self) -> &'static str {
+        match (self.moving, self.shape) {
+            (true, Shape::Rect) => "track",
+            (true, Shape::Ellipse) => "ellipse track",
+            (false, Shape::Rect) => "box",
+            (false, Shape::Ellipse) => "ellipse",
+        }
+    }
+}
+
+/// Which frames of the item a region covers. Covered frames are consecutive: a region covers
+/// a span of time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Coverage {
+    /// 1-based, in the order of the spec.
+    pub region: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Frames covered, of all the item's frames.
+    pub frames: usize,
+    pub of: usize,
+    /// The first and the last frame covered (none when it covers no frame).
+    pub first: Option<usize>,
+    pub last: Option<usize>,
+    /// Set when the region reaches one end of the recording and not the other, or covers no
+    /// frame: the frames it leaves out are likely meant to be hidden too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+/// The frames every region covers, with a warning for each region that starts at the first
+/// frame and stops before the last, or starts after the first and runs to the last: a track
+/// whose last key sits a frame before the end leaves that frame exposed, and nothing else would
+/// say so. The same test as the redaction itself (`Region::covers`), so the counts are those
+/// of the frames painted.
+pub fn coverage(plan: &Plan, index: &FrameIndex) -> Vec<Coverage> {
+    let of = index.len();
+    plan.regions
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let covered: Vec<usize> = (0..of).filter(|&n| r.covers(index.time_us(n), index.frame_len_us(n))).collect();
+            let (first, last) = (covered.first().copied(), covered.last().copied());
+            let label = r.label(i + 1);
+            let frames_text = |a: usize, b: usize| {
+                let n = b - a + 1;
+                let which = if a == b { format!("frame {a}") } else { format!("frames {a}-{b}") };
+                let to = if b + 1 < of { index.time_us(b + 1) } else { index.duration_us() };
+                format!(
+                    "{n} frame{} ({which}, on screen {} to {})",
+                    if n == 1 { "" } else { "s" },
+                    format_us(index.time_us(a)),
+                    format_us(to)
+                )
+            };
+            let warning = match (first, last) {
+                (None, _) | (_, None) => Some(format!(
+                    "{label} covers no frame: nothing of it is hidden ({} to {} falls between frames)",
+                    format_us(r.from_us),
+                    format_us(r.to_us)
+                )),
+                (Some(0), Some(b)) if b + 1 < of => Some(format!(
+                    "{label} starts at the first frame but stops at {}, before the last: its last {} NOT redacted; \
+                     if it should run to the end, give it `until: end` in the spec (on the command line, @FROM-end)",
+                    format_us(r.to_us),
+                    frames_text(b + 1, of - 1) + if of - 1 - b == 1 { " is" } else { " are" }
+                )),
+                (Some(a), Some(b)) if a > 0 && b + 1 == of => Some(format!(
+                    "{label} runs to the last frame but starts at {}, after the first: the first {} NOT redacted; \
+                     if it should start at the beginning, give it `from: start` in the spec (on the command line, @start-TO)",
+                    format_us(r.from_us),
+                    frames_text(0, a - 1) + if a == 1 { " is" } else { " are" }
+                )),
+                _ => None,
+            };
+            Coverage { region: i + 1, name: r.name.clone(), frames: covered.len(), of, first, last, warning }
+        })
+        .collect()
+}
+
 /// An audio range resolved: samples with time in `[from_us, to_us)`.
 #[derive(Clone, Debug)]
 pub struct AudioRange {
@@ -378,7 +488,12 @@ pub fn resolve(spec: &Spec, subject: &Subject) -> Result<Plan> {
     let index = subject.index;
     let total = index.duration_us();
     let at = |p: &Pos, what: &str| -> Result<i64> {
-        let pos: Position = p.0.parse().map_err(|e| error::input(format!("{what}: {e}")))?;
+        match p.0.trim() {
+            START => return Ok(0),
+            END => return Ok(total),
+            _ => {}
+        }
+        let pos: Position = p.0.parse().map_err(|e| error::input(format!("{what}: {e} (or start, end)")))?;
         let us = match pos {
             Position::Frame(n) => {
                 if index.audio {
@@ -466,17 +581,24 @@ pub fn resolve(spec: &Spec, subject: &Subject) -> Result<Plan> {
             }
             (None, true) => return Err(error::input(format!("{what}: give a box or a track"))),
         };
-        let (from_us, to_us) = match (&r.from, &r.to, r.track.is_empty()) {
-            (Some(a), Some(b), _) => {
-                let (a, b) = (at(a, &format!("{what}, from"))?, at(b, &format!("{what}, to"))?);
-                check_range(a, b, &what)?;
-                (a, b)
-            }
-            (None, None, true) => (0, total),
-            (None, None, false) => (keys[0].0, keys[keys.len() - 1].0),
-            _ => return Err(error::input(format!("{what}: give both from and to, or neither"))),
+        // Either end not given: a track's key at that end, a box's end of the recording.
+        let moving = !r.track.is_empty();
+        let from_us = match &r.from {
+            Some(a) => at(a, &format!("{what}, from"))?,
+            None if moving => keys[0].0,
+            None => 0,
         };
+        let to_us = match &r.to {
+            Some(b) => at(b, &format!("{what}, to"))?,
+            None if moving => keys[keys.len() - 1].0,
+            None => total,
+        };
+        if r.from.is_some() || r.to.is_some() {
+            check_range(from_us, to_us, &what)?;
+        }
         regions.push(Region {
+            name: r.name.clone().filter(|n| !n.trim().is_empty()),
+            moving,
             shape: r.shape,
             inverse: r.inverse,
             reason: r.reason.clone().unwrap_or_default(),
@@ -515,6 +637,24 @@ mod tests {
         assert_eq!((a.0.as_str(), b.0.as_str()), ("2024-05-01T14:03:10", "2024-05-01T14:03:20"));
         assert!(split_range("frame:3-frame:9").is_ok());
         assert!(split_range("3").is_err());
+        let (a, b) = split_range("00:00:05-end").unwrap();
+        assert_eq!((a.0.as_str(), b.0.as_str()), ("00:00:05", "end"));
+        let (a, b) = split_range("start-2024-05-01T14:03:20").unwrap();
+        assert_eq!((a.0.as_str(), b.0.as_str()), ("start", "2024-05-01T14:03:20"));
+        assert!(split_range("begin-end").is_err());
+    }
+
+    #[test]
+    fn until_reads_as_to_and_a_region_takes_a_name() {
+        let s = Spec::parse("regions:\n  - track: [{at: 0, box: [0, 0, 2, 2]}]\n    name: face\n    until: end\n", "s")
+            .unwrap();
+        assert_eq!(
+            (s.regions[0].to.as_ref().map(|p| p.0.as_str()), s.regions[0].name.as_deref()),
+            (Some("end"), Some("face"))
+        );
+        let e =
+            Spec::parse("regions:\n  - box: [0, 0, 2, 2]\n    to: 3\n    until: end\n", "s").unwrap_err().to_string();
+        assert!(e.contains("duplicate"), "{e}");
     }
 
     #[test]
@@ -547,6 +687,8 @@ mod tests {
     #[test]
     fn tracks_interpolate_between_keys_and_hold_at_the_ends() {
         let r = Region {
+            name: None,
+            moving: true,
             shape: Shape::Rect,
             inverse: false,
             reason: "x".into(),
