@@ -155,7 +155,8 @@ pub struct HashArgs {
     #[arg(long, value_name = "TEXT")]
     pub note: Option<String>,
     /// Hash every decoded video frame (framemd5 format) and every stream's packets, of one
-    /// FILE or store ITEM.
+    /// FILE or store ITEM. Damaged frames included: the same lines as `ffmpeg -threads 1 -copyts
+    /// -i FILE -map 0:v -fps_mode passthrough -enc_time_base -1 -f framemd5 -`.
     #[arg(long, conflicts_with_all = ["check", "sums", "record", "algos"])]
     pub frames: bool,
 }

@@ -103,6 +103,31 @@ pub fn start_time(input: &ffmpeg::format::context::Input) -> Option<i64> {
     (start != ffi::AV_NOPTS_VALUE).then_some(start)
 }
 
+/// Where the demuxer's index puts each sample of the stream: (byte position, size), in index
+/// order. MP4 and MOV list every sample from their sample tables when the file is opened, so
+/// the samples of a file cut short lie past its end; other containers list keyframes as they
+/// are read, or nothing.
+pub fn index_entries(stream: &ffmpeg::format::stream::Stream<'_>) -> Vec<(i64, i64)> {
+    // SAFETY: the stream belongs to an open AVFormatContext that is not used while the entries
+    // are read; each entry pointer is dereferenced at once, as avformat_index_get_entry allows.
+    unsafe {
+        let st = stream.as_ptr() as *mut ffi::AVStream;
+        (0..ffi::avformat_index_get_entries_count(st))
+            .filter_map(|i| {
+                let e = ffi::avformat_index_get_entry(st, i);
+                (!e.is_null()).then(|| ((*e).pos, i64::from((*e).size())))
+            })
+            .collect()
+    }
+}
+
+/// How many frames the decoder holds back before its first output (B-frame reordering), as the
+/// stream's parameters state it.
+pub fn video_delay(params: &ffmpeg::codec::Parameters) -> i32 {
+    // SAFETY: plain field read from a valid AVCodecParameters.
+    unsafe { (*params.as_ptr()).video_delay }
+}
+
 /// True when the demuxer marked the packet to be decoded but not shown (edit lists).
 pub fn packet_discarded(packet: &ffmpeg::Packet) -> bool {
     // SAFETY: plain field read from the valid AVPacket the Packet owns.

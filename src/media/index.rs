@@ -63,6 +63,22 @@ impl FrameIndex {
             .or_else(|| input.streams().best(ffmpeg::media::Type::Audio))
             .ok_or_else(|| error::input(format!("{} has neither video nor audio", path.display())))?;
         let audio = stream.parameters().medium() == ffmpeg::media::Type::Audio;
+        let kind = if audio { "audio" } else { "video" };
+        if input.format().name().starts_with("mov,")
+            && super::iso::Movie::read(path).is_some_and(|m| m.timescale_missing(stream.index()))
+        {
+            return Err(error::input(format!(
+                "{}: the container states no timescale for its {kind} (stream {}: the `mdhd` box says 0), so its \
+                 frames have no times: FFmpeg counts each tick as a second, which puts frames of a one-second \
+                 clip minutes apart. custody does not place positions, stills or clips on such a timeline; \
+                 `custody hash --frames` lists and hashes its frames",
+                path.display(),
+                stream.index()
+            )));
+        }
+        // Cut short by the end of the file: the demuxer returns what is there, flagged corrupt.
+        let file_len = std::fs::metadata(path).map(|m| m.len() as i64).unwrap_or(i64::MAX);
+        let listed = ffi::index_entries(&stream).len();
         let codec = stream.parameters().id();
         let length_size = super::nal::length_size(codec, &ffi::extradata(&stream.parameters()));
         let index = stream.index();
@@ -70,13 +86,22 @@ impl FrameIndex {
         let mut frames = Vec::new();
         let mut derived = false;
         let mut next_ts = 0i64;
+        // Packets without timestamps are placed on the timeline `ffmpeg` gives them.
+        let mut clock = super::frames::Clock::new(&stream);
         let mut packet = ffmpeg::Packet::empty();
         let mut decode_index = 0usize;
         while super::probe::next_packet(&mut input, &mut packet, path)? {
             if packet.stream() != index || ffi::packet_discarded(&packet) {
                 continue;
             }
+            // A frame whose bytes the file ends in the middle of is not a frame of it: FFmpeg
+            // cannot decode it (a still of it would show another frame).
+            let pos = packet.position() as i64;
+            if packet.is_corrupt() && pos >= 0 && pos + packet.size() as i64 >= file_len {
+                continue;
+            }
             let duration = packet.duration().max(0);
+            clock.stamp(&mut packet);
             let pts = match packet.pts() {
                 Some(p) => p,
                 None => {
@@ -87,12 +112,18 @@ impl FrameIndex {
             next_ts = pts + duration.max(1);
             let key = packet.is_key();
             let idr = key && super::nal::is_idr(codec, length_size, packet.data().unwrap_or_default());
-            let pos = packet.position() as i64;
             frames.push(FrameEntry { pts, duration, key, idr, decode_index, pos });
             decode_index += 1;
         }
+        if frames.is_empty() && listed > 0 {
+            return Err(error::input(format!(
+                "{} is truncated: its container lists {listed} {kind} frames, and the file ends before the \
+                 first of them is whole",
+                path.display()
+            )));
+        }
         if frames.is_empty() {
-            return Err(error::input(format!("{} has a video stream without frames", path.display())));
+            return Err(error::input(format!("{} has a {kind} stream without frames", path.display())));
         }
         frames.sort_by_key(|f| (f.pts, f.decode_index));
         Ok(FrameIndex {
@@ -275,7 +306,7 @@ pub mod cache {
     use super::{FrameEntry, FrameIndex};
     use crate::ledger::Ledger;
 
-    const MAGIC: &[u8] = b"custody frame index 3\n";
+    const MAGIC: &[u8] = b"custody frame index 4\n";
     /// Bytes each frame takes in the encoding.
     const ENTRY: usize = 33;
     /// Where caches live, below the store's root.

@@ -5,6 +5,7 @@ pub mod ffi;
 pub mod frames;
 pub mod framing;
 pub mod index;
+pub mod iso;
 pub mod nal;
 pub mod probe;
 pub mod redact;

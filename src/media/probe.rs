@@ -24,6 +24,10 @@ pub struct MediaFacts {
     pub container_long: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_us: Option<i64>,
+    /// True when the container states its duration as unknown (an ISO duration of all ones, which
+    /// FFmpeg reads as a number) and `duration_us` is the span of its packets instead.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub duration_measured: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_us: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -53,6 +57,10 @@ impl MediaFacts {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -95,6 +103,23 @@ pub struct StreamFacts {
     pub bit_rate: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<[String; 2]>,
+    /// The container states no timescale for the stream (an ISO `mdhd` timescale of 0): FFmpeg
+    /// counts its ticks as seconds, so its timestamps, rates and duration are not times.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub timescale_missing: bool,
+    /// The container lists samples of the stream that the file does not hold whole: the file
+    /// was cut short.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<Truncated>,
+}
+
+/// How much of a stream a truncated file holds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Truncated {
+    /// Samples (video frames, audio frames) the container lists.
+    pub listed: u64,
+    /// Of those, the samples whose bytes lie wholly within the file.
+    pub in_file: u64,
 }
 
 /// Result of decoding every packet of every audio and video stream.
@@ -140,12 +165,27 @@ pub fn probe(path: &Path, deep: bool) -> MediaFacts {
         chapters: input.chapters().count() as u64,
         ..MediaFacts::default()
     };
+    // What the ISO header states that FFmpeg's reading smooths over (MP4, MOV, 3GP only).
+    let movie = format.name().starts_with("mov,").then(|| super::iso::Movie::read(path)).flatten();
+    let file_len = std::fs::metadata(path).map(|m| m.len()).ok();
     for stream in input.streams() {
-        facts.streams.push(stream_facts(&stream));
+        let mut s = stream_facts(&stream);
+        if let Some(movie) = &movie {
+            s.timescale_missing = movie.timescale_missing(stream.index());
+            if movie.tracks.get(stream.index()).copied().flatten().is_some_and(|t| t.duration_unknown) {
+                s.duration_pts = None;
+            }
+            s.truncated = file_len.and_then(|len| truncation(&stream, len));
+        }
+        facts.streams.push(s);
     }
     if facts.streams.is_empty() {
         facts.decodable = false;
         facts.reason = Some("FFmpeg found no streams in the file".to_owned());
+    }
+    if movie.as_ref().is_some_and(|m| m.duration_unknown()) {
+        facts.duration_us = packet_span_us(path);
+        facts.duration_measured = true;
     }
     if deep {
         facts.deep = Some(deep_check(&mut input));
@@ -209,6 +249,38 @@ fn stream_facts(stream: &ffmpeg::format::stream::Stream<'_>) -> StreamFacts {
         _ => {}
     }
     facts
+}
+
+/// The samples of `stream` the container lists past the end of a file of `len` bytes, when there
+/// are any (the demuxer's index holds every sample of an MP4 or MOV from its header).
+fn truncation(stream: &ffmpeg::format::stream::Stream<'_>, len: u64) -> Option<Truncated> {
+    let entries = ffi::index_entries(stream);
+    let in_file = entries.iter().filter(|&&(pos, size)| pos >= 0 && (pos + size) as u64 <= len).count();
+    (in_file < entries.len()).then_some(Truncated { listed: entries.len() as u64, in_file: in_file as u64 })
+}
+
+/// From the first presentation time of any audio or video packet of `path` to the end of the
+/// last, in microseconds: the duration FFmpeg reports when the container states none. `None`
+/// when the file holds no such packet or cannot be read to its end.
+fn packet_span_us(path: &Path) -> Option<i64> {
+    let mut input = open_input(path).ok()?;
+    let bases: Vec<Option<ffmpeg::Rational>> = input
+        .streams()
+        .map(|s| {
+            matches!(s.parameters().medium(), ffmpeg::media::Type::Video | ffmpeg::media::Type::Audio)
+                .then(|| s.time_base())
+        })
+        .collect();
+    let (mut first, mut end) = (i64::MAX, i64::MIN);
+    let mut packet = ffmpeg::Packet::empty();
+    while next_packet(&mut input, &mut packet, path).ok()? {
+        let Some(Some(tb)) = bases.get(packet.stream()) else { continue };
+        let Some(ts) = packet.pts().or(packet.dts()) else { continue };
+        let us = |t: i64| super::time::ticks_to_us(t, tb.numerator(), tb.denominator());
+        first = first.min(us(ts));
+        end = end.max(us(ts + packet.duration().max(0)));
+    }
+    (end > first).then(|| end - first)
 }
 
 fn rational(r: ffmpeg::Rational) -> Option<String> {
@@ -322,8 +394,16 @@ impl MediaFacts {
             parts.push(match s.kind.as_str() {
                 "video" => {
                     let mut v = format!("{} {}x{}", s.codec, s.width.unwrap_or(0), s.height.unwrap_or(0));
-                    if let Some(rate) = s.avg_frame_rate.as_ref().or(s.frame_rate.as_ref()) {
+                    if s.timescale_missing {
+                        v.push_str(" (no timescale: the container states 0, so its times are unknown)");
+                    } else if let Some((rate, average)) = shown_rate(s) {
                         v.push_str(&format!(" {} fps", rate_text(rate)));
+                        if let Some(avg) = average {
+                            v.push_str(&format!(
+                                " (ffprobe's average frame rate: {}, from the first frames; the stream's own timing changes)",
+                                rate_text(avg)
+                            ));
+                        }
                     }
                     if let Some(fo) = s.field_order.as_deref().filter(|f| !matches!(*f, "progressive" | "unknown")) {
                         v.push_str(&format!(" interlaced ({fo})"));
@@ -341,11 +421,37 @@ impl MediaFacts {
         }
         if let Some(d) = self.duration_us {
             parts.push(super::time::format_us(d));
+            if self.duration_measured {
+                parts.push("measured from the packets: the container states its duration as unknown".to_owned());
+            }
+        }
+        for s in &self.streams {
+            if let Some(t) = &s.truncated {
+                parts.push(format!(
+                    "TRUNCATED: the file holds {} of the {} {} frames the container lists for stream {}",
+                    t.in_file, t.listed, s.kind, s.index
+                ));
+            }
         }
         if let Some(deep) = &self.deep {
             parts.push(format!("decoded {} frames, {} decode errors", deep.frames, deep.errors));
         }
         parts.join(", ")
+    }
+}
+
+/// The frame rate to show for a video stream, and ffprobe's average frame rate when it differs
+/// and is worth showing beside it. A stream with timestamps shows its average rate (a phone's
+/// variable-rate video states a fine-grained `r_frame_rate` such as 90000). A raw stream has no
+/// timestamps: its timeline, in FFmpeg as in custody's frame index, steps by the durations its
+/// own timing information gives each frame, which `r_frame_rate` follows, while the average is
+/// an estimate over the first frames FFmpeg reads: they differ when that timing changes (a
+/// damaged parameter set), and both are shown.
+fn shown_rate(s: &StreamFacts) -> Option<(&String, Option<&String>)> {
+    let raw = s.start_pts.is_none() && s.duration_pts.is_none();
+    match (&s.frame_rate, &s.avg_frame_rate) {
+        (Some(r), Some(avg)) if raw && r != avg => Some((r, Some(avg))),
+        (r, avg) => avg.as_ref().or(r.as_ref()).map(|rate| (rate, None)),
     }
 }
 

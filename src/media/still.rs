@@ -5,8 +5,12 @@
 //! starts at the keyframe before it (seeking), and if the seek lands past the frame (some
 //! containers seek imprecisely), decoding restarts from the beginning, so the frame delivered is
 //! always the one asked for. Streams without timestamps (raw H.264/HEVC) are sought by the byte
-//! position of the IDR picture before the frame and decoded from there, counting frames; when
-//! the packet found there is not that picture, they are decoded from the start.
+//! position of the IDR picture before the frame and decoded from there; when the packet found
+//! there is not that picture, they are decoded from the start. Their packets are given the
+//! frame index's timestamps on the way into the decoder, so the frame delivered is recognised
+//! by its timestamp there too, never by counting pictures: a damaged packet that decodes to
+//! nothing would shift the count onto the next frame. A frame that does not decode is an
+//! error, never replaced by a neighbour.
 
 use std::path::Path;
 
@@ -48,13 +52,46 @@ pub fn decode_frame(path: &Path, index: &FrameIndex, n: usize) -> Result<ffmpeg:
         if let Some(frame) = decode_until(path, index, |_, pts| pts == Some(target), None, target)? {
             return Ok(frame);
         }
+        return Err(undecodable(path, index, n));
     }
     if let Some(frame) = decode_raw_from_idr(path, index, n)? {
         return Ok(frame);
     }
-    decode_until(path, index, |count, _| count == n, None, i64::MAX)?
-        .ok_or_else(|| error::input(format!("{}: the decoder did not produce frame {n}", path.display())))
+    // Pictures carry the index's timestamps (see raw_timestamps), else they are counted.
+    decode_until(path, index, |count, pts| pts.map_or(count == n, |p| p == target), None, target)?
+        .ok_or_else(|| undecodable(path, index, n))
 }
+
+/// Frame `n` is listed in the file but FFmpeg's decoder gives no picture for it (a damaged
+/// packet): no other frame stands in for it.
+fn undecodable(path: &Path, index: &FrameIndex, n: usize) -> anyhow::Error {
+    error::input(format!(
+        "{}: frame {n} ({}) does not decode: its data is damaged, and FFmpeg's decoder gives no picture for it. \
+         Nothing was recorded; `custody hash --frames` lists the frames that decode",
+        path.display(),
+        super::time::format_us(index.time_us(n))
+    ))
+}
+
+/// The frame index's timestamps by decode position, for a stream without timestamps of its
+/// own (raw H.264/HEVC) whose pictures are shown in the order they are decoded: given to its
+/// packets on the way into the decoder, they come out on the pictures they hold, so a picture
+/// is known by its timestamp. `None` for streams with timestamps, and for raw streams that
+/// reorder pictures (B-frames), whose index numbers frames in decode order while they are
+/// shown in another: their pictures are counted as they come out, as before.
+fn raw_timestamps(index: &FrameIndex, stream: &ffmpeg::format::stream::Stream<'_>) -> Option<Vec<i64>> {
+    (index.derived_timestamps && ffi::video_delay(&stream.parameters()) == 0).then(|| {
+        let mut pts = vec![i64::MIN; index.len()];
+        for f in &index.frames {
+            pts[f.decode_index] = f.pts;
+        }
+        pts
+    })
+}
+
+/// The most pictures an H.264/HEVC decoder holds back for reordering: a decode that has gone
+/// this many packets past the one asked for without producing it will not.
+const REORDER_LIMIT: usize = 16;
 
 /// Frame `n` of a stream without timestamps, decoded from the last IDR picture before it, sought
 /// by its byte position: a still near the end of a day's raw recording reads one group of
@@ -75,12 +112,15 @@ fn decode_raw_from_idr(path: &Path, index: &FrameIndex, n: usize) -> Result<Opti
     let mut decoder = ctx.decoder().video().map_err(|e| {
         error::environment(format!("no decoder for the video of {} in this FFmpeg build: {e}", path.display()))
     })?;
+    let raw = raw_timestamps(index, &stream);
     if ffi::seek_byte(&mut input, entry.pos).is_err() {
         return Ok(None);
     }
     let mut frame = ffmpeg::frame::Video::empty();
     let mut packet = ffmpeg::Packet::empty();
-    let (mut count, mut first) = (k, true);
+    let target = Some(index.frames[n].pts);
+    // The decode position of the next packet, and the pictures output: from the IDR picture.
+    let (mut next, mut count) = (k, k);
     let mut eof = false;
     loop {
         if !eof {
@@ -91,16 +131,24 @@ fn decode_raw_from_idr(path: &Path, index: &FrameIndex, n: usize) -> Result<Opti
                 continue;
             } else {
                 // The first packet must be the IDR picture the index recorded at this position.
-                if first && (packet.position() as i64 != entry.pos || !packet.is_key()) {
+                if next == k && (packet.position() as i64 != entry.pos || !packet.is_key()) {
                     return Ok(None);
                 }
-                first = false;
+                if let Some(pts) = &raw {
+                    // Past the frame asked for by more than a decoder holds back: not coming.
+                    if next > index.frames[n].decode_index + REORDER_LIMIT {
+                        return Ok(None);
+                    }
+                    packet.set_pts(pts.get(next).copied());
+                }
+                next += 1;
                 let _ = decoder.send_packet(&packet);
             }
         }
         loop {
             match decoder.receive_frame(&mut frame) {
-                Ok(()) if count == n => return Ok(Some(frame)),
+                Ok(()) if raw.is_some() && frame.pts() == target => return Ok(Some(frame)),
+                Ok(()) if raw.is_none() && count == n => return Ok(Some(frame)),
                 Ok(()) => count += 1,
                 Err(ffmpeg::Error::Other { errno }) if errno == libc::EAGAIN => break,
                 Err(_) if eof => return Ok(None),
@@ -127,6 +175,7 @@ fn decode_until(
     let mut decoder = ctx.decoder().video().map_err(|e| {
         error::environment(format!("no decoder for the video of {} in this FFmpeg build: {e}", path.display()))
     })?;
+    let raw = raw_timestamps(index, &stream);
     if let Some(ts) = seek_to
         && ffi::seek_stream_backward(&mut input, index.stream, ts).is_err()
     {
@@ -135,6 +184,7 @@ fn decode_until(
     let mut frame = ffmpeg::frame::Video::empty();
     let mut count = 0usize;
     let mut packet = ffmpeg::Packet::empty();
+    let mut next = 0usize;
     let mut eof = false;
     loop {
         if !eof {
@@ -144,6 +194,14 @@ fn decode_until(
             } else if packet.stream() != index.stream {
                 continue;
             } else {
+                if let Some(pts) = &raw {
+                    // Past the frame asked for by more than a decoder holds back: not coming.
+                    if pts.get(next.saturating_sub(REORDER_LIMIT)).is_some_and(|&p| p > past) {
+                        return Ok(None);
+                    }
+                    packet.set_pts(pts.get(next).copied());
+                    next += 1;
+                }
                 // A damaged packet is skipped; the frames around it still decode.
                 let _ = decoder.send_packet(&packet);
             }

@@ -4,6 +4,7 @@ mod batch;
 mod bundle;
 mod camera;
 mod clip;
+mod damaged;
 mod docs;
 mod exact;
 mod faults;

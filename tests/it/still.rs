@@ -422,7 +422,7 @@ fn craft_cached_index(path: &Path, a: usize, b: usize) {
     const HEADER: usize = 22 + 4 + 64 + 8 + 1 + 1 + 8 + 8; // magic, FFmpeg, SHA-256, stream, flags, time base, count
     const ENTRY: usize = 33; // pts, duration, decode position, byte position, flags
     let mut bytes = std::fs::read(path).expect("a cached frame index");
-    assert!(bytes.starts_with(b"custody frame index 3\n"), "cache format changed: update this test");
+    assert!(bytes.starts_with(b"custody frame index 4\n"), "cache format changed: update this test");
     let body = bytes.len() - 32;
     let (pa, pb) = (HEADER + a * ENTRY, HEADER + b * ENTRY);
     let pts_a: [u8; 8] = bytes[pa..pa + 8].try_into().unwrap();
