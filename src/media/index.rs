@@ -70,8 +70,8 @@ impl FrameIndex {
             return Err(error::input(format!(
                 "{}: the container states no timescale for its {kind} (stream {}: the `mdhd` box says 0), so its \
                  frames have no times: FFmpeg counts each tick as a second, which puts frames of a one-second \
-                 clip minutes apart. custody does not place positions, stills or clips on such a timeline; \
-                 `custody hash --frames` lists and hashes its frames",
+                 clip minutes apart. custody makes no stills, clips, redactions or playback copies on such a \
+                 timeline; `custody hash --frames` lists and hashes its frames",
                 path.display(),
                 stream.index()
             )));

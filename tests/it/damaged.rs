@@ -458,7 +458,9 @@ fn an_mp4_stating_no_timescale_has_its_frames_hashed_as_ffmpeg_decodes_them_and_
     );
     assert_eq!(custody_frames(&store, id), lines, "hash --frames");
     let before = store.snapshot();
-    for args in [&["still", id, "--at", "frame:3"][..], &["clip", id, "--from", "frame:0", "--to", "frame:9"]] {
+    for args in
+        [&["still", id, "--at", "frame:3"][..], &["clip", id, "--from", "frame:0", "--to", "frame:9"], &["rewrap", id]]
+    {
         store.cmd(args).run().status(2).stderr_has("the container states no timescale for its video");
     }
     store.assert_unchanged(&before);
