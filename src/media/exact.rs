@@ -112,20 +112,11 @@ pub fn exact_clip(
     src: &Path,
     dst: &Path,
     index: &FrameIndex,
-    first: usize,
-    last: usize,
+    (first, last): (usize, usize),
     q: Quality,
+    tags: Vec<(String, String)>,
 ) -> Result<ExactReport> {
-    let job = Job {
-        index,
-        first,
-        last,
-        quality: q,
-        container: "mp4",
-        audio: AudioCodec::Aac,
-        tags: Vec::new(),
-        span_us: None,
-    };
+    let job = Job { index, first, last, quality: q, container: "mp4", audio: AudioCodec::Aac, tags, span_us: None };
     encode(src, dst, &job, &mut Unchanged)
 }
 
@@ -187,7 +178,8 @@ pub fn encode(src: &Path, dst: &Path, job: &Job, edits: &mut dyn Edits) -> Resul
     output.set_metadata(tags);
     let mut header = ffmpeg::Dictionary::new();
     if job.container == "mp4" {
-        header.set("movflags", "+faststart");
+        // Tags without an atom of their own (com.apple.quicktime.*) are written only this way.
+        header.set("movflags", "+faststart+use_metadata_tags");
     }
     // Bit-exact: no `encoder` tag naming the library, nothing that varies between runs.
     header.set("fflags", "+bitexact");

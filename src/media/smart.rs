@@ -338,9 +338,7 @@ pub fn smart_clip(
     }
 
     let mut header = ffmpeg::Dictionary::new();
-    if matches!(muxer, "mp4" | "ipod" | "mov") {
-        header.set("movflags", "+faststart");
-    }
+    remux::carry_tags(&input, &mut output, &mut header, muxer);
     header.set("fflags", "+bitexact");
     output.write_header_with(header).map_err(|e| {
         error::input(format!("{} cannot hold these streams as they are ({e}); use --mode exact", dst.display()))
