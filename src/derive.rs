@@ -39,6 +39,7 @@ impl Source {
         let row = item::resolve(ledger, spec)?;
         let (created, file) = ledger.item_origin(&row)?;
         let path = store.object_path(&row.sha256);
+        crate::media::log::name(&path, &format!("{} ({}:{}/{})", row.id, row.case, row.exhibit, row.name));
         // Derived items (clips, playback copies) carry no probe of their own: probe them now.
         let media: Option<MediaFacts> = file
             .facts

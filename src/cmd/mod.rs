@@ -135,6 +135,15 @@ impl Report {
 
 /// Run the chosen command.
 pub fn run(command: Command, ctx: &Ctx) -> Result<Report> {
+    let outcome = dispatch(command, ctx);
+    // What FFmpeg said while reading, whatever the outcome: never raw, never lost.
+    for line in crate::media::log::take() {
+        eprintln!("warning: {line}");
+    }
+    outcome
+}
+
+fn dispatch(command: Command, ctx: &Ctx) -> Result<Report> {
     match command {
         Command::Init(args) => init::run(args, ctx),
         Command::Ingest(args) => ingest::run(args, ctx),

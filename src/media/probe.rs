@@ -156,6 +156,8 @@ pub fn probe(path: &Path, deep: bool) -> MediaFacts {
 /// Open a local file for demuxing. Only the `file` protocol is allowed, so a crafted file
 /// (a playlist, a concat list) cannot make FFmpeg open network resources.
 pub fn open_input(path: &Path) -> Result<ffmpeg::format::context::Input, ffmpeg::Error> {
+    super::init();
+    super::log::reading(path);
     let mut opts = ffmpeg::Dictionary::new();
     opts.set("protocol_whitelist", "file");
     // Evidence is one file: demuxers that read *other* files named inside it (playlists,
