@@ -48,6 +48,16 @@ pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<bool> {
     }
 }
 
+/// Whether this process may write `path` (create and remove entries, for a directory): the
+/// kernel's answer for the effective user, `EROFS` on a read-only mount, `EACCES` where the
+/// permissions forbid it (root passes those unless the filesystem itself refuses).
+pub fn writable(path: &Path) -> io::Result<()> {
+    let c = cstring(path)?;
+    // SAFETY: a valid NUL-terminated path that outlives the call; faccessat only reads it.
+    let rc = unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::W_OK, libc::AT_EACCESS) };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
 /// Flush a directory's entries to disk, so a rename into it survives a crash.
 pub fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()

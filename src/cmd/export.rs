@@ -65,7 +65,7 @@ pub fn write_jsonl(ledger: &Ledger, out: &mut dyn Write) -> Result<u64> {
 
 pub fn run(args: ExportArgs, ctx: &Ctx) -> Result<Report> {
     let store = ctx.store()?;
-    let ledger = store.open_ledger()?;
+    let ledger = store.read_ledger()?;
     let head = ledger.head()?;
     match &args.out {
         Some(path) => {

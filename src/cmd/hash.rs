@@ -374,7 +374,7 @@ fn frames(args: &HashArgs, ctx: &Ctx) -> Result<Report> {
         (target.clone(), path_text(target))
     } else {
         let store = ctx.store()?;
-        let ledger = store.open_ledger()?;
+        let ledger = store.read_ledger()?;
         let source = crate::derive::Source::open(&store, &ledger, &target.to_string_lossy())?;
         source.require_decodable("frame hashes")?;
         source.verify()?;
