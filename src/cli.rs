@@ -270,7 +270,8 @@ pub struct StillArgs {
     /// Deinterlace (keep the first field, interpolate the second); by default interlaced frames are kept as they are.
     #[arg(long)]
     pub deinterlace: bool,
-    /// Also copy the PNGs into DIR once they are recorded.
+    /// Also copy the PNGs into DIR once they are recorded (DIR is checked before any work:
+    /// a directory this user can write, or one that can be created).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// A note recorded with the event.
@@ -316,7 +317,8 @@ pub struct ClipArgs {
     /// With --mode exact or smart: mathematically lossless H.264 (much larger files).
     #[arg(long)]
     pub lossless: bool,
-    /// Also copy the clip into DIR once it is recorded.
+    /// Also copy the clip into DIR once it is recorded (DIR is checked before any work:
+    /// a directory this user can write, or one that can be created).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// A note recorded with the event.
@@ -333,7 +335,8 @@ pub struct RewrapArgs {
     /// The item to rewrap.
     #[arg(value_name = "ITEM")]
     pub item: String,
-    /// Also copy the result into DIR once it is recorded.
+    /// Also copy the result into DIR once it is recorded (DIR is checked before any work:
+    /// a directory this user can write, or one that can be created).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// A note recorded with the event.
@@ -382,7 +385,8 @@ pub struct RedactArgs {
     /// Write a contact sheet of the regions for review instead of the redacted copy.
     #[arg(long)]
     pub preview: bool,
-    /// Also copy the result into DIR once it is recorded.
+    /// Also copy the result into DIR once it is recorded (DIR is checked before any work:
+    /// a directory this user can write, or one that can be created).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// A note recorded with the event.

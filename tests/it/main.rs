@@ -13,6 +13,7 @@ mod hash;
 mod ingest;
 mod json;
 mod ledger;
+mod out;
 mod readonly;
 mod redact;
 mod smart;
