@@ -232,7 +232,7 @@ fn usable_file(file: &Path) -> Result<()> {
     }
     let parent = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     if !parent.is_dir() {
-        return Err(crate::error::input(format!(
+        return Err(crate::error::environment(format!(
             "--out {}: the directory {} does not exist; create it first. Nothing was done",
             file.display(),
             parent.display()

@@ -56,7 +56,7 @@ fn an_unusable_out_is_refused_before_anything_is_recorded() {
         .run()
         .status(3)
         .stderr_has("read-only");
-    store.cmd(&package).arg(store.work().join("missing/bundle.zip")).run().status(2).stderr_has("does not exist");
+    store.cmd(&package).arg(store.work().join("missing/bundle.zip")).run().status(3).stderr_has("does not exist");
     store
         .cmd(&["hash", "--record", "--case", "24-1234", "--sums"])
         .arg(&file)
