@@ -19,7 +19,8 @@ use crate::media::time::Position;
     after_help = "Examples:\n  custody init /evidence --agency \"Metro PD\"\n  \
         custody --store /evidence ingest /media/usb/export --case 24-1234 --item 3\n  \
         custody --store /evidence verify\n\n\
-        Exit codes: 0 success, 1 verification failed, 2 usage or input error, 3 environment error."
+        Exit codes: 0 success, 1 verification failed, 2 usage or input error, 3 environment error,\n\
+        130 interrupted by Ctrl-C (nothing recorded)."
 )]
 pub struct Cli {
     #[command(flatten)]

@@ -225,7 +225,12 @@ impl Store {
         }
         let suffix = fresh.file_name().and_then(|n| n.to_str()).unwrap_or_default().trim_start_matches(&prefix);
         let dir = tmp.join(format!("{}-{suffix}", std::process::id()));
-        fs::rename(&fresh, &dir).map_err(|e| env_io(e, &dir, "cannot create"))?;
+        // Registered before the rename, so an interruption removes it under either name.
+        crate::interrupt::remove_on_interrupt(&fresh);
+        crate::interrupt::remove_on_interrupt(&dir);
+        let renamed = fs::rename(&fresh, &dir);
+        crate::interrupt::keep(&fresh);
+        renamed.map_err(|e| env_io(e, &dir, "cannot create"))?;
         Ok(Staging { dir, _lock: lock, moves: Vec::new(), seen: HashMap::new(), last: None, next: 0, committed: false })
     }
 
@@ -262,12 +267,16 @@ impl Store {
             fs::create_dir_all(parent).map_err(|e| env_io(e, parent, "cannot create"))?;
         }
         let _lock = self.write_lock()?;
+        // An interruption (Ctrl-C) waits from here until the objects are in place.
+        let _commit = crate::interrupt::committing();
         // Tidy up after commands that were killed, while the lock is held anyway. A failure
         // here must not stop this command: verify reports whatever is left.
         let _ = self.recover_locked(ledger);
         let (head, event) = ledger.append_each(actor, build)?;
         // From here on the event is durable: staged files must be kept until they are in place.
         staging.committed = true;
+        crate::interrupt::keep(&staging.dir);
+        crate::interrupt::recorded(head.seq);
         for sha in &staging.moves {
             let sha = hex::encode(sha);
             let path = staging.dir.join(&sha);
@@ -590,6 +599,7 @@ impl Drop for Staging {
             // Nothing here was recorded (or all of it is already in place): leave nothing behind.
             let _ = fs::remove_dir_all(&self.dir);
         }
+        crate::interrupt::keep(&self.dir);
     }
 }
 

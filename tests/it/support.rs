@@ -696,6 +696,22 @@ impl Running {
         self.child.try_wait().expect("try_wait").is_some()
     }
 
+    /// Read the first `n` bytes it prints, then close the pipe, as `| head -c N` does.
+    pub fn read_then_close_stdout(&mut self, n: usize) -> Vec<u8> {
+        use std::io::Read;
+        let mut pipe = self.child.stdout.take().expect("stdout piped");
+        let mut first = vec![0; n];
+        pipe.read_exact(&mut first).expect("read the first bytes");
+        first
+    }
+
+    /// Send it a signal (SIGINT: as Ctrl-C does).
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on the pid of the child this test started and has not reaped.
+        let rc = unsafe { libc::kill(self.child.id() as i32, signal) };
+        assert_eq!(rc, 0, "kill {}: {}", self.child.id(), std::io::Error::last_os_error());
+    }
+
     /// SIGKILL it (when still running) and collect what it printed.
     pub fn kill(mut self) -> Output {
         let _ = self.child.kill();
