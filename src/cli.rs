@@ -199,17 +199,21 @@ pub struct ShowArgs {
     pub item: String,
 }
 
-/// Record a hand-off of items (or whole exhibits) to another person or place.
+/// Record a hand-off of items (or whole exhibits, or a whole case) to another person or place.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  custody transfer i3 --to \"Det. R. Alvarez\" --reason \"review for charging decision\"\n  \
-    custody transfer 24-1234:3 --to \"Property room, locker 12\" --reason \"long-term storage\""
+    custody transfer 24-1234:3 --to \"Property room, locker 12\" --reason \"long-term storage\"\n  \
+    custody transfer --case 24-1234 --to \"County DA's office\" --reason \"case file for trial\""
 )]
 pub struct TransferArgs {
     /// The items handed over: short IDs, CASE:ITEM/path, SHA-256 prefixes, or CASE:ITEM for
-    /// every file of an exhibit. One event records the whole hand-off.
-    #[arg(value_name = "ITEM", required = true)]
+    /// every file of an exhibit; or use --case. One event records the whole hand-off.
+    #[arg(value_name = "ITEM", required_unless_present = "case", conflicts_with = "case")]
     pub items: Vec<String>,
+    /// Hand over every item of the case (originals and the files made from them).
+    #[arg(long, value_name = "CASE")]
+    pub case: Option<String>,
     /// Who (or where) receives it.
     #[arg(long, value_name = "NAME")]
     pub to: String,

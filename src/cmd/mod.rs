@@ -267,10 +267,18 @@ pub fn byte_progress(total: u64, message: &str) -> ProgressBar {
     bar
 }
 
-/// The line every changing command ends with.
+/// The line every changing command ends with: the new head, short (`ledger head 14:6779aed9…`).
+/// `custody log` ends with it in full, and `--json` gives it whole.
 pub fn head_line(head: &Head) -> String {
+    format!("ledger head {}:{}…", head.seq, head.hash.get(..8).unwrap_or(&head.hash))
+}
+
+/// The head in full with the advice to write it down, where that matters: after `init` (the
+/// store's first head) and `package` (the head a recipient can check the bundle against).
+pub fn head_to_keep(head: &Head) -> String {
     format!(
-        "ledger head: {head}   (write this down: `custody verify --against {head}` detects later truncation or rewriting)"
+        "ledger head: {head}\n  keep this head outside the store: `custody verify --against` it detects a ledger cut \
+         short or rewritten later"
     )
 }
 

@@ -441,11 +441,25 @@ impl Output {
         serde_json::from_slice(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e})\n{}", self.report()))
     }
 
-    /// The `ledger head: SEQ:HASH` a changing command printed (stdout or stderr).
+    /// The full `ledger head: SEQ:HASH` printed (stdout or stderr) by `init`, `package`, `log`.
     #[track_caller]
     pub fn head(&self) -> String {
         let all = format!("{}\n{}", self.stdout(), self.stderr());
         head_in(&all).unwrap_or_else(|| panic!("no `ledger head: SEQ:HASH` line\n{}", self.report()))
+    }
+
+    /// The short `ledger head SEQ:XXXXXXXX…` line other changing commands end with (stdout or
+    /// stderr): `SEQ:` and the hash's first 8 hex digits.
+    #[track_caller]
+    pub fn short_head(&self) -> String {
+        let all = format!("{}\n{}", self.stdout(), self.stderr());
+        let line = all.lines().find(|l| l.starts_with("ledger head ") && l.ends_with('…'));
+        let head = line.map(|l| l["ledger head ".len()..].trim_end_matches('…').to_owned());
+        let ok = head.as_deref().and_then(|h| h.split_once(':')).is_some_and(|(seq, hash)| {
+            seq.bytes().all(|b| b.is_ascii_digit()) && hash.len() == 8 && hash.bytes().all(|b| b.is_ascii_hexdigit())
+        });
+        assert!(ok, "no `ledger head SEQ:XXXXXXXX…` line\n{}", self.report());
+        head.unwrap_or_default()
     }
 }
 
