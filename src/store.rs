@@ -229,7 +229,7 @@ impl Store {
         crate::interrupt::remove_on_interrupt(&fresh);
         crate::interrupt::remove_on_interrupt(&dir);
         let renamed = fs::rename(&fresh, &dir);
-        crate::interrupt::keep(&fresh);
+        crate::interrupt::keep(if renamed.is_ok() { &fresh } else { &dir });
         renamed.map_err(|e| env_io(e, &dir, "cannot create"))?;
         Ok(Staging { dir, _lock: lock, moves: Vec::new(), seen: HashMap::new(), last: None, next: 0, committed: false })
     }

@@ -517,8 +517,8 @@ fn connect_read_only(path: &Path) -> Result<Connection> {
     if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
         return Err(error::environment(format!(
             "the ledger {} cannot be read here: its write-ahead log {} may hold its newest events, and SQLite \
-             can read that log only with its index (ledger.db-shm), which is missing and cannot be created on \
-             this read-only storage. Copy the whole store to writable storage and run the command on the copy",
+             can read that log only with its index (ledger.db-shm), which is missing or unusable and cannot be \
+             created on this read-only storage. Copy the whole store to writable storage and run the command on the copy",
             path.display(),
             wal.display()
         )));
