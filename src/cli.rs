@@ -390,8 +390,7 @@ pub struct RedactArgs {
     /// Write a contact sheet of the regions for review instead of the redacted copy.
     #[arg(long)]
     pub preview: bool,
-    /// Also copy the result into DIR once it is recorded (DIR is checked before any work:
-    /// a directory this user can write, or one that can be created).
+    /// Also copy the result into DIR once it is recorded.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// A note recorded with the event.
