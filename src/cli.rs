@@ -19,7 +19,8 @@ use crate::media::time::Position;
     after_help = "Examples:\n  custody init /evidence --agency \"Metro PD\"\n  \
         custody --store /evidence ingest /media/usb/export --case 24-1234 --item 3\n  \
         custody --store /evidence verify\n\n\
-        Exit codes: 0 success, 1 verification failed, 2 usage or input error, 3 environment error."
+        Exit codes: 0 success, 1 verification failed, 2 usage or input error, 3 environment error,\n\
+        130 interrupted by Ctrl-C (nothing recorded)."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -198,17 +199,21 @@ pub struct ShowArgs {
     pub item: String,
 }
 
-/// Record a hand-off of items (or whole exhibits) to another person or place.
+/// Record a hand-off of items (or whole exhibits, or a whole case) to another person or place.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  custody transfer i3 --to \"Det. R. Alvarez\" --reason \"review for charging decision\"\n  \
-    custody transfer 24-1234:3 --to \"Property room, locker 12\" --reason \"long-term storage\""
+    custody transfer 24-1234:3 --to \"Property room, locker 12\" --reason \"long-term storage\"\n  \
+    custody transfer --case 24-1234 --to \"County DA's office\" --reason \"case file for trial\""
 )]
 pub struct TransferArgs {
     /// The items handed over: short IDs, CASE:ITEM/path, SHA-256 prefixes, or CASE:ITEM for
-    /// every file of an exhibit. One event records the whole hand-off.
-    #[arg(value_name = "ITEM", required = true)]
+    /// every file of an exhibit; or use --case. One event records the whole hand-off.
+    #[arg(value_name = "ITEM", required_unless_present = "case", conflicts_with = "case")]
     pub items: Vec<String>,
+    /// Hand over every item of the case (originals and the files made from them).
+    #[arg(long, value_name = "CASE")]
+    pub case: Option<String>,
     /// Who (or where) receives it.
     #[arg(long, value_name = "NAME")]
     pub to: String,
@@ -270,7 +275,8 @@ pub struct StillArgs {
     /// Deinterlace (keep the first field, interpolate the second); by default interlaced frames are kept as they are.
     #[arg(long)]
     pub deinterlace: bool,
-    /// Also copy the PNGs into DIR once they are recorded.
+    /// Also copy the PNGs into DIR once they are recorded (DIR is checked before any work:
+    /// a directory this user can write, or one that can be created).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// A note recorded with the event.
@@ -316,7 +322,8 @@ pub struct ClipArgs {
     /// With --mode exact or smart: mathematically lossless H.264 (much larger files).
     #[arg(long)]
     pub lossless: bool,
-    /// Also copy the clip into DIR once it is recorded.
+    /// Also copy the clip into DIR once it is recorded (DIR is checked before any work:
+    /// a directory this user can write, or one that can be created).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// A note recorded with the event.
@@ -333,7 +340,8 @@ pub struct RewrapArgs {
     /// The item to rewrap.
     #[arg(value_name = "ITEM")]
     pub item: String,
-    /// Also copy the result into DIR once it is recorded.
+    /// Also copy the result into DIR once it is recorded (DIR is checked before any work:
+    /// a directory this user can write, or one that can be created).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// A note recorded with the event.

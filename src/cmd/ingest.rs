@@ -9,7 +9,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::io::BufRead;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -473,18 +473,7 @@ fn classify(path: &Path, name: &Path, meta: &fs::Metadata, visit: &mut dyn FnMut
         let target = fs::read_link(path).map_err(|e| source_error(path, &e))?;
         visit(Found::Symlink { name: name_text, target: path_text(&target) })
     } else {
-        let kind = if ft.is_fifo() {
-            "FIFO"
-        } else if ft.is_socket() {
-            "socket"
-        } else if ft.is_block_device() {
-            "block device"
-        } else if ft.is_char_device() {
-            "character device"
-        } else {
-            "special file"
-        };
-        visit(Found::Skipped { path: path.to_owned(), name: name_text, kind })
+        visit(Found::Skipped { path: path.to_owned(), name: name_text, kind: fsutil::special_kind(&ft) })
     }
 }
 

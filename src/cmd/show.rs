@@ -46,7 +46,7 @@ pub fn item_facts(ledger: &Ledger, row: &ItemRow) -> Result<ItemFacts> {
 
 pub fn run(args: crate::cli::ShowArgs, ctx: &Ctx) -> Result<Report> {
     let store = ctx.store()?;
-    let ledger = store.open_ledger()?;
+    let ledger = store.read_ledger()?;
     let row = item::resolve(&ledger, &args.item)?;
     let f = item_facts(&ledger, &row)?;
     let mut t = format!("Item {}  {}:{}/{}\n", row.id, row.case, row.exhibit, row.name);

@@ -123,7 +123,7 @@ fn concurrent_ingests_queue_into_one_unbroken_chain() {
     assert_eq!(seqs, (1..=(1 + WRITERS * EACH) as u64).collect::<Vec<_>>(), "sequence numbers are not contiguous");
     assert_eq!(store.object_files().len(), WRITERS * EACH);
     // Every printed head is a distinct event of the one chain.
-    let mut heads: Vec<String> = outputs.iter().map(Output::head).collect();
+    let mut heads: Vec<String> = outputs.iter().map(Output::short_head).collect();
     heads.sort();
     heads.dedup();
     assert_eq!(heads.len(), WRITERS * EACH);
@@ -155,6 +155,35 @@ fn transfer_records_from_to_and_reason_and_show_reports_the_new_holder() {
         .run()
         .status(0)
         .stdout_has("from Det. R. Alvarez to Property room");
+}
+
+/// `transfer --case C` hands over every item of the case, originals and derived, in one event;
+/// another case's items stay with their holder.
+#[test]
+fn transfer_of_a_case_hands_over_every_item_of_it_in_one_event() {
+    let store = Store::new();
+    store.ingest_text("24-1234", "1", "statement.txt", "one\n");
+    let dir = store.work().join("usb");
+    crate::support::write(&dir.join("ch01.h264"), "channel one\n");
+    crate::support::write(&dir.join("ch02.h264"), "channel two\n");
+    store.cmd(&["ingest", "--case", "24-1234", "--item", "2"]).arg(&dir).run().status(0);
+    store.ingest_text("24-9999", "1", "other.txt", "another case\n");
+    let events = store.event_count();
+    let out = store.cmd(&["--json", "transfer", "--case", "24-1234", "--to", "County DA", "--reason", "trial"]).run();
+    let json = out.status(0).json();
+    assert_eq!(json["items"], serde_json::json!(["i1", "i2", "i3"]), "{json:#}");
+    assert_eq!(store.event_count(), events + 1, "one event for the whole hand-off");
+    let holder = |id: &str| store.cmd(&["--json", "show", id]).run().status(0).json()["holder"].clone();
+    for id in ["i1", "i2", "i3"] {
+        assert_eq!(holder(id), "County DA", "{id}");
+    }
+    assert_eq!(holder("i4"), crate::support::EXAMINER, "the other case's item moved");
+    let log = store.cmd(&["--json", "log"]).run().status(0).json();
+    assert_eq!(log["events"].as_array().unwrap().last().unwrap()["case"], "24-1234");
+    // A case with no items, and --case with items as well, are refused.
+    store.cmd(&["transfer", "--case", "24-0000", "--to", "X", "--reason", "Y"]).run().status(2).stderr_has("24-0000");
+    store.cmd(&["transfer", "i1", "--case", "24-1234", "--to", "X", "--reason", "Y"]).run().status(2);
+    assert_eq!(store.event_count(), events + 1);
 }
 
 #[test]

@@ -14,6 +14,8 @@ mod hash;
 mod ingest;
 mod json;
 mod ledger;
+mod out;
+mod readonly;
 mod redact;
 mod smart;
 mod still;
