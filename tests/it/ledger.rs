@@ -5,10 +5,11 @@
 use std::fs;
 use std::path::Path;
 
-use crate::support::{Output, Store, sha256sum, tool};
+use crate::support::{COMMITTED_PY, Output, Store, sha256sum, tool};
 
 /// An independent checker of `custody export` output, as docs/ledger.md describes the format:
 /// python3 standard library only.
+/// (`committed` is support::COMMITTED_PY, prepended.)
 const VERIFY_PY: &str = r#"
 import hashlib, json, sys
 
@@ -18,7 +19,7 @@ with open(sys.argv[1], encoding="utf-8") as f:
     for n, line in enumerate(f, 1):
         record = json.loads(line)
         event = record["event"]
-        body = json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        body = canonical(committed(event))
         digest = hashlib.sha256(PREFIX + body.encode("utf-8")).hexdigest()
         if digest != record["hash"]:
             sys.exit(f"line {n}: event {event.get('seq')} does not match its hash")
@@ -31,7 +32,7 @@ print(f"OK {seq}:{prev}")
 "#;
 
 fn python_verify(dir: &Path, export: &Path) -> Output {
-    let script = crate::support::write(&dir.join("verify_ledger.py"), VERIFY_PY);
+    let script = crate::support::write(&dir.join("verify_ledger.py"), format!("{COMMITTED_PY}{VERIFY_PY}"));
     tool("python3", &[script.as_os_str(), export.as_os_str()], dir)
 }
 
@@ -65,6 +66,13 @@ fn export_reverifies_with_a_short_standard_library_python_script() {
     assert_ne!(edited, text);
     let tampered = crate::support::write(&store.work().join("tampered.jsonl"), edited);
     python_verify(store.work(), &tampered).status(1).stderr_has("event 3 does not match its hash");
+    // So does an edit of a member a release withholds (the source path is hashed as a
+    // commitment, not left out of the hash).
+    let source = file.display().to_string();
+    assert!(text.contains(&format!("\"source_path\":\"{source}\"")), "the export holds the source path in full");
+    let edited = text.replacen(&format!("\"source_path\":\"{source}\""), "\"source_path\":\"/elsewhere\"", 1);
+    let tampered = crate::support::write(&store.work().join("tampered-private.jsonl"), edited);
+    python_verify(store.work(), &tampered).status(1).stderr_has("event 2 does not match its hash");
 }
 
 #[test]
