@@ -423,7 +423,7 @@ pub fn ledger_excerpt(t: &str, head: Option<&str>, problems: &mut Vec<Finding>) 
             }
         };
         let subject = format!("event {}", ev.seq);
-        match private::committed(body) {
+        match private::committed(body.clone()) {
             Ok(committed) => match canonical::encode(&committed) {
                 Ok(bytes) if event_hash(&bytes) == hash => {}
                 _ => add(

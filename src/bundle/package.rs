@@ -143,7 +143,7 @@ pub fn write(store: &Store, ledger: &Ledger, req: &Request) -> Result<Written> {
         let wanted = if req.release { names(&ev.outputs) } else { names(&ev.inputs) || names(&ev.outputs) };
         if req.release && (ev.seq == 1 || wanted) && ev.private.is_some() {
             // Its committed form: host, OS user and paths replaced by their commitments.
-            let committed = private::committed(&serde_json::from_str(&row.body)?)
+            let committed = private::committed(serde_json::from_str(&row.body)?)
                 .map_err(|e| error::mismatch(format!("ledger event {}: {e}; run `custody verify`", ev.seq)))?;
             let bytes = canonical::encode(&committed)?;
             lines.push(format!("{{\"event\":{bytes},\"hash\":\"{}\"}}", row.hash));

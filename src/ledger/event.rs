@@ -160,7 +160,7 @@ pub fn stored_hash(body: &str, event: &Event) -> Result<String, PrivateError> {
         return Ok(event_hash(body));
     }
     let value: Value = serde_json::from_str(body).map_err(|_| PrivateError::Shape)?;
-    Ok(event_hash(&canonical::encode(&private::committed(&value)?)?))
+    Ok(event_hash(&canonical::encode(&private::committed(value)?)?))
 }
 
 /// The hash of an event, given the canonical bytes it is hashed over (the body of a format-1
@@ -228,7 +228,7 @@ mod tests {
             assert_eq!(event.encode().unwrap(), body, "re-encoding event {}", event.seq);
             let value: Value = serde_json::from_str(body).unwrap();
             assert_eq!(
-                canonical::encode(&private::committed(&value).unwrap()).unwrap(),
+                canonical::encode(&private::committed(value).unwrap()).unwrap(),
                 committed,
                 "event {}",
                 event.seq

@@ -143,8 +143,7 @@ pub fn commitment(salt: &str, pointer: &str, value: &Value) -> Result<String, Pr
 /// The committed form of an event body (as a JSON value): the form its hash is computed over.
 /// A body without `private` (every format-1 event, and a committed form itself) is its own
 /// committed form.
-pub fn committed(body: &Value) -> Result<Value, PrivateError> {
-    let mut event = body.clone();
+pub fn committed(mut event: Value) -> Result<Value, PrivateError> {
     let Some(private) = event.as_object_mut().and_then(|o| o.remove("private")) else {
         return Ok(event);
     };
