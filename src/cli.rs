@@ -411,7 +411,8 @@ pub struct RedactArgs {
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
     custody package --case 24-1234 --out 24-1234_prosecutor.zip --recipient \"ADA J. Moreno\" --purpose \"discovery\"\n  \
-    custody package i7 i9 --include derived --out release.zip --recipient \"records request 2024-118\"\n\n\
+    custody package i7 i9 --include derived --out release.zip --recipient \"records request 2024-118\"\n  \
+    custody package i11 --release --out release-i11.zip --recipient \"records request 2024-119\"\n\n\
     Check it anywhere: custody verify FILE.zip, or unzip and run sha256sum -c / bagit.py --validate / python3 verify_custody.py")]
 pub struct PackageArgs {
     /// Items to package (short ID, CASE:ITEM[/path], or SHA-256 prefix); or use --case.
@@ -433,7 +434,8 @@ pub struct PackageArgs {
     #[arg(long, value_name = "TEXT")]
     pub purpose: Option<String>,
     /// A public release: the ledger excerpt holds only the events that made these files; the
-    /// events of their sources (which describe the unredacted originals) are withheld as hashes.
+    /// events of their sources (which describe the unredacted originals) are withheld as hashes,
+    /// and host names, OS accounts and paths as salted commitments (it still verifies).
     #[arg(long)]
     pub release: bool,
     /// A note recorded with the event.

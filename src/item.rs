@@ -55,17 +55,22 @@ pub fn resolve(ledger: &Ledger, spec: &str) -> Result<ItemRow> {
                 "no exhibit {case}:{exhibit} in this store; `custody log --case {case}` lists its items"
             )));
         }
-        return match path {
-            Some(p) => items.into_iter().find(|i| i.name == p).ok_or_else(|| {
+        if let Some(p) = path {
+            return items.into_iter().find(|i| i.name == p).ok_or_else(|| {
                 error::input(format!(
                     "exhibit {case}:{exhibit} holds no file named {p:?}; `custody log --case {case}` lists its files"
                 ))
-            }),
-            None if items.len() == 1 => Ok(items.into_iter().next().expect("one item")),
-            None => Err(error::input(format!(
-                "exhibit {case}:{exhibit} holds {} files; name one as {case}:{exhibit}/PATH or by its short ID: {}",
-                items.len(),
-                list(&items)
+            });
+        }
+        // `CASE:ITEM` means the exhibit's original: the stills, clips and copies made from it
+        // since live in the same exhibit, but they do not make the name ambiguous.
+        let originals: Vec<ItemRow> = items.iter().filter(|i| i.parent.is_none()).cloned().collect();
+        let candidates = if originals.is_empty() { items } else { originals };
+        return match candidates.len() {
+            1 => Ok(candidates.into_iter().next().expect("one item")),
+            n => Err(error::input(format!(
+                "exhibit {case}:{exhibit} holds {n} original files; name one as {case}:{exhibit}/PATH or by its short ID: {}",
+                list(&candidates)
             ))),
         };
     }

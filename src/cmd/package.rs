@@ -41,7 +41,12 @@ pub fn run(args: PackageArgs, ctx: &Ctx) -> Result<Report> {
         include: args.include,
         recipient: args.recipient.as_deref(),
         purpose: args.purpose.as_deref(),
-        examiner: &actor.examiner,
+        // A release names the examiner only when one was given: the default is the OS account.
+        examiner: if args.release && actor.examiner == actor.os_user {
+            crate::ledger::private::SHOWN
+        } else {
+            &actor.examiner
+        },
         out: &args.out,
         release: args.release,
     };

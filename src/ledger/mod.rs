@@ -8,6 +8,7 @@
 pub mod canonical;
 pub mod chain;
 pub mod event;
+pub mod private;
 pub mod schema;
 
 use std::fmt;
@@ -210,7 +211,7 @@ impl Ledger {
         let mut txn = Txn { tx: &tx, next_item: item_count as u64 + 1 };
         let mut recorded = None;
         while let Some(draft) = build(&mut txn)? {
-            let event = Event {
+            let mut event = Event {
                 v: event::FORMAT_VERSION,
                 seq,
                 prev: std::mem::take(&mut prev),
@@ -232,9 +233,13 @@ impl Ledger {
                     p
                 },
                 note: draft.note,
+                private: None,
             };
+            // Host, OS user and paths are recorded in the clear but hashed as commitments, so
+            // a public release can withhold them and still be checked against the chain.
+            event.private = Some(private::Private { members: private::members(&event), salt: private::new_salt()? });
             let body = event.encode().context("cannot encode the ledger event")?;
-            let hash = event::event_hash(&body);
+            let hash = event::stored_hash(&body, &event).context("cannot encode the ledger event")?;
             tx.execute("INSERT INTO events (seq, hash, body) VALUES (?1, ?2, ?3)", params![seq as i64, hash, body])
                 .map_err(|e| busy_or(e, &path, timeout))?;
             drop(body);

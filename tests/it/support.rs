@@ -570,6 +570,41 @@ pub fn digest_bytes_with(program: &str, bytes: &[u8]) -> String {
     hex
 }
 
+/// docs/ledger.md's committed form in Python's standard library, independently of custody:
+/// `committed(ev)` drops `private` and replaces each member it lists by its salted commitment.
+pub const COMMITTED_PY: &str = r#"
+import hashlib, json
+
+def canonical(value):
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+def committed(ev):
+    ev = json.loads(json.dumps(ev))
+    private = ev.pop("private", None)
+    for pointer in (private or {}).get("members", []):
+        *path, last = [t.replace("~1", "/").replace("~0", "~") for t in pointer.split("/")[1:]]
+        node = ev
+        for t in path:
+            node = node[int(t)] if isinstance(node, list) else node[t]
+        key = int(last) if isinstance(node, list) else last
+        data = (private["salt"] + "\0" + pointer + "\0" + canonical(node[key])).encode("utf-8")
+        node[key] = {"withheld_sha256": hashlib.sha256(b"custody-withheld-v1\0" + data).hexdigest()}
+    return ev
+"#;
+
+/// The documented event hash of a stored body: SHA-256 over "custody-ledger-event-v1\0" and
+/// the canonical committed form (the body itself for format 1), computed with Python.
+#[track_caller]
+pub fn event_hash(body: &str) -> String {
+    let script = format!(
+        "{COMMITTED_PY}\nimport sys\nev = json.loads(sys.argv[1])\n\
+         print(hashlib.sha256(b'custody-ledger-event-v1\\0' + canonical(committed(ev)).encode('utf-8')).hexdigest())\n"
+    );
+    let out = tool("python3", &[OsStr::new("-c"), OsStr::new(&script), OsStr::new(body)], Path::new("."));
+    out.status(0);
+    out.stdout().trim().to_owned()
+}
+
 pub fn sha256sum(path: &Path) -> String {
     digest_with("sha256sum", path)
 }
