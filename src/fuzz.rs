@@ -47,6 +47,7 @@ pub fn position_parser(data: &[u8]) {
             actual_time: None,
             reference: None,
         }),
+        timezone: None,
     };
     let _ = index.resolve(&pos, &timeline);
     let _ = pos.to_string();

@@ -19,3 +19,4 @@ mod still;
 mod store;
 mod support;
 mod verify;
+mod wallclock;
