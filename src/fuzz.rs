@@ -48,6 +48,7 @@ pub fn position_parser(data: &[u8]) {
             reference: None,
         }),
         timezone: None,
+        first_frame_us: 0,
     };
     let _ = index.resolve(&pos, &timeline);
     let _ = pos.to_string();

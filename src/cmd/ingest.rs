@@ -404,6 +404,7 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
             recording_start: Some(t),
             clock: clock.clone(),
             timezone: zone.as_ref().map(|z| z.name.clone()),
+            first_frame_us: 0,
         }
         .wall_at(0);
         text.push_str(&format!(

@@ -91,6 +91,7 @@ pub fn run(args: crate::cli::ShowArgs, ctx: &Ctx) -> Result<Report> {
             recording_start: crate::media::time::parse_civil("recording start", start).ok(),
             clock: f.clock.clone(),
             timezone: timezone.map(str::to_owned),
+            first_frame_us: 0,
         };
         if let Some(corrected) = timeline.wall_at(0) {
             t.push_str(&format!(", {corrected} corrected"));

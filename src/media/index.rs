@@ -50,6 +50,9 @@ pub struct Timeline {
     pub clock: Option<ClockOffset>,
     /// The DVR's time zone as ingest recorded it (`--timezone`), looked up when it is needed.
     pub timezone: Option<String>,
+    /// How far this item's first frame is into the recording that started at
+    /// `recording_start`, in microseconds: 0 for the original, a clip's start in it for a clip.
+    pub first_frame_us: i64,
 }
 
 impl Timeline {
@@ -61,7 +64,7 @@ impl Timeline {
             .transpose()
     }
 
-    /// The corrected time of the first frame on the DVR's local clock.
+    /// The corrected time of the recording's first frame on the DVR's local clock.
     fn corrected_start(&self) -> Result<jiff::civil::DateTime> {
         let start = self.recording_start.ok_or_else(|| {
             error::input("wall-clock positions need the recording's start time: ingest it with --recording-start")
@@ -88,7 +91,7 @@ impl Timeline {
                     wall.text
                 )));
             }
-            return Ok(wall.civil.duration_since(start).as_micros() as i64);
+            return Ok(wall.civil.duration_since(start).as_micros() as i64 - self.first_frame_us);
         };
         let first = zone.instant(start).map_err(|a| {
             error::input(format!(
@@ -96,14 +99,14 @@ impl Timeline {
                 a.describe(start, &zone)
             ))
         })?;
-        Ok(wall.instant(&zone)?.duration_since(first).as_micros() as i64)
+        Ok(wall.instant(&zone)?.duration_since(first).as_micros() as i64 - self.first_frame_us)
     }
 
     /// The corrected wall-clock time `us` after the first frame, as the DVR's local clock
     /// shows it (with its UTC offset when the zone is known); None without a start and offset.
     pub fn wall_at(&self, us: i64) -> Option<String> {
         let start = self.corrected_start().ok()?;
-        let step = jiff::SignedDuration::from_micros(us);
+        let step = jiff::SignedDuration::from_micros(self.first_frame_us.saturating_add(us));
         if let Ok(Some(zone)) = self.zone()
             && let Ok(first) = zone.instant(start)
             && let Ok(at) = first.checked_add(step)

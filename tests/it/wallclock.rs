@@ -328,3 +328,24 @@ fn recording_starts_given_per_file_or_read_from_dvr_names_put_each_file_on_its_o
         .stderr_has("names 2 files (twice/a/cam.mp4, twice/b/cam.mp4)");
     store.assert_unchanged(&before);
 }
+
+#[test]
+fn a_clip_keeps_the_wall_clock_of_its_own_first_frame_not_the_recording_start() {
+    let store = Store::new();
+    let path = video(&store, "cam.mp4");
+    let flags = ["--clock-offset", "0", "--timezone", "-05:00", "--recording-start", "2024-05-01T14:00:00"];
+    let id = ingest(&store, "1", &path, &flags)["items"][0]["id"].as_str().expect("id").to_owned();
+    // Frames 25..62 of the original: the clip's frame 0 was on screen at 14:00:01.
+    let clip = store.cmd(&["--json", "clip", &id, "--from", "frame:25", "--to", "frame:62", "--mode", "exact"]).run();
+    let clip = clip.status(0).json()["item"].as_str().expect("clip item").to_owned();
+    assert_eq!(still_at(&store, &clip, "frame:0")["wall_clock"], "2024-05-01T14:00:01.000-05:00");
+    assert_eq!(still_at(&store, &clip, "2024-05-01T14:00:01.500")["frame"], 12);
+    assert_eq!(still_at(&store, &clip, "2024-05-01T19:00:02Z")["frame"], 25);
+    refused(&store, &clip, "2024-05-01T14:00:00.500", "is before the recording")
+        .stderr_has("runs from 2024-05-01T14:00:01.000-05:00 to 2024-05-01T14:00:02.520-05:00");
+    // And a clip of the clip counts both starts.
+    let inner =
+        store.cmd(&["--json", "clip", &clip, "--from", "frame:10", "--to", "frame:20", "--mode", "exact"]).run();
+    let inner = inner.status(0).json()["item"].as_str().expect("clip item").to_owned();
+    assert_eq!(still_at(&store, &inner, "frame:0")["wall_clock"], "2024-05-01T14:00:01.400-05:00");
+}
