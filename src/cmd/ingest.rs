@@ -232,7 +232,8 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
     params.insert("source".into(), json!(args.source));
     params.insert("clock".into(), serde_json::to_value(&clock)?);
     params.insert("recording_start".into(), json!(recording_start.map(format_civil)));
-    let per_file: Vec<&String> = args.recording_start.iter().filter(|v| v.contains('=') || *v == FROM_NAME).collect();
+    let per_file: Vec<&String> =
+        args.recording_start.iter().filter(|v| v.contains('=') || v.trim() == FROM_NAME).collect();
     if !per_file.is_empty() {
         params.insert("recording_start_per_file".into(), json!(per_file));
     }
