@@ -84,7 +84,9 @@ pub struct InitArgs {
     custody ingest /media/usb/export --case 24-1234 --item 3 --source \"DVR ch3 USB export\"\n  \
     custody ingest cam.avi --case 24-1234 --item 4 --dvr-time 2024-05-01T14:03:10 --actual-time 2024-05-01T14:05:27 \\\n      \
     --time-reference \"officer's phone (network time)\"\n  \
-    custody ingest overhear.wav --case 24-1234 --item 5 --clock-offset -00:00:42")]
+    custody ingest overhear.wav --case 24-1234 --item 5 --clock-offset -00:00:42\n  \
+    custody ingest DVR/ --case 24-1234 --item 6 --clock-offset 0 --timezone America/Chicago \\\n      \
+    --recording-start from-name --recording-start CH02/clip.avi=2024-05-01T14:10:00")]
 pub struct IngestArgs {
     /// Files or directories (taken recursively) to take into custody.
     #[arg(required = true, value_name = "PATH")]
@@ -98,21 +100,33 @@ pub struct IngestArgs {
     /// Where the evidence came from (device, location, how it was exported).
     #[arg(long, value_name = "TEXT")]
     pub source: Option<String>,
-    /// The time the DVR displayed at the moment of --actual-time (local, YYYY-MM-DDTHH:MM:SS[.mmm]).
+    /// The date and time the DVR displayed at the moment of --actual-time, as it showed them
+    /// (YYYY-MM-DDTHH:MM:SS[.mmm], no zone).
     #[arg(long, value_name = "T", requires = "actual_time", conflicts_with = "clock_offset")]
     pub dvr_time: Option<String>,
-    /// The reference time at the moment the DVR showed --dvr-time.
+    /// The reference date and time at the moment the DVR showed --dvr-time, on the same local
+    /// clock (YYYY-MM-DDTHH:MM:SS[.mmm], no zone).
     #[arg(long, value_name = "T", requires = "dvr_time")]
     pub actual_time: Option<String>,
-    /// The DVR clock's error directly: DVR time minus actual time, ±HH:MM:SS[.mmm].
+    /// The DVR clock's error directly: DVR time minus actual time, ±HH:MM:SS[.mmm] (0 when the
+    /// DVR clock was right).
     #[arg(long, value_name = "±HH:MM:SS", allow_hyphen_values = true)]
     pub clock_offset: Option<String>,
     /// What the actual time was read from (e.g. "officer's phone, network time").
     #[arg(long, value_name = "TEXT")]
     pub time_reference: Option<String>,
-    /// The DVR time shown at the recording's first frame, if known (local, YYYY-MM-DDTHH:MM:SS[.mmm]).
-    #[arg(long, value_name = "T")]
-    pub recording_start: Option<String>,
+    /// The time zone of the DVR's clock: an IANA name (America/Chicago, daylight saving time
+    /// included) or, for a DVR that never changes its clock, a fixed UTC offset (-05:00).
+    /// Lets positions be written with Z, an offset or a zone, and counts a daylight-saving
+    /// change inside a recording.
+    #[arg(long, value_name = "ZONE", allow_hyphen_values = true)]
+    pub timezone: Option<String>,
+    /// The DVR time shown at the recording's first frame (YYYY-MM-DDTHH:MM:SS[.mmm], no zone):
+    /// T for every file; FILE=T for one file (its name in the exhibit, its path, or its file
+    /// name), repeatable; `from-name` reads each media file's start from its name
+    /// (ch01_20240501_140000, 20240501140000, 2024-05-01_14-00-00).
+    #[arg(long, value_name = "[FILE=]T|from-name")]
+    pub recording_start: Vec<String>,
     /// Decode every stream completely and record the count and positions of decode errors.
     #[arg(long)]
     pub deep: bool,
@@ -253,7 +267,10 @@ pub enum ExportFormat {
 /// Export the exact frame at each position as a lossless PNG, recorded as a new item.
 #[derive(Debug, Args)]
 #[command(after_help = "Positions: HH:MM:SS.mmm, seconds (12.5), frame:N (0-based, presentation order), or a\n\
-    wall-clock time (2024-05-01T14:03:10) for items whose recording start and DVR clock offset are known.\n\n\
+    wall-clock time (2024-05-01T14:03:10) for items whose recording start and DVR clock offset are\n\
+    known, on the DVR's corrected local clock; with Z, an offset or a zone (2024-05-01T19:03:10Z,\n\
+    2024-05-01T14:03:10-05:00, 2024-05-01T14:03:10[America/Chicago]) when the DVR's time zone was\n\
+    recorded (ingest --timezone).\n\n\
     Examples:\n  custody still i3 --at 00:00:12.480 --caption\n  custody still i3 --at frame:372 --at frame:373 --out exhibits/\n  \
     custody still i3 --every 10 --out contact/")]
 pub struct StillArgs {

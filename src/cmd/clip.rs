@@ -210,7 +210,7 @@ fn resolve_range(index: &FrameIndex, args: &ClipArgs, source: &Source) -> Result
     let times = |p: &Position| match p {
         Position::Frame(_) => None,
         Position::Time(us) => Some(*us),
-        Position::WallClock(dt) => index.wall_to_media_us(*dt, &source.timeline).ok(),
+        Position::WallClock(w) => index.wall_to_media_us(w, &source.timeline).ok(),
     };
     if let (Some(a), Some(b)) = (times(&args.from), times(&args.to))
         && b <= a

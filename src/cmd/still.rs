@@ -11,7 +11,7 @@ use crate::derive::{self, Output, Source};
 use crate::error;
 use crate::ledger::Ledger;
 use crate::media::still::{self, Render};
-use crate::media::time::{Position, format_civil, format_us};
+use crate::media::time::{Position, format_us};
 
 pub fn run(args: StillArgs, ctx: &Ctx) -> Result<Report> {
     if args.at.is_empty() && args.every.is_none() {
@@ -118,12 +118,7 @@ fn make_stills(args: &StillArgs, ledger: &Ledger, source: &Source, every: Option
             still::render(&frame, orientation, Render { no_sar: args.no_sar, deinterlace: args.deinterlace })?;
         let entry = &index.frames[n];
         let time_us = index.time_us(n);
-        let wall = match (&source.timeline.recording_start, &source.timeline.clock) {
-            (Some(start), Some(clock)) => Some(format_civil(
-                clock.correct(*start).checked_add(jiff::SignedDuration::from_micros(time_us)).unwrap_or(*start),
-            )),
-            _ => None,
-        };
+        let wall = source.timeline.wall_at(time_us);
         let (w, h) = (pic.width, pic.height);
         if args.caption {
             let mut lines = vec![

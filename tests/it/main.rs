@@ -22,3 +22,4 @@ mod still;
 mod store;
 mod support;
 mod verify;
+mod wallclock;

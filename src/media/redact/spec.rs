@@ -519,7 +519,7 @@ pub fn resolve(spec: &Spec, subject: &Subject) -> Result<Plan> {
             }
             Position::Time(us) => us,
             Position::WallClock(dt) => {
-                index.wall_to_media_us(dt, subject.timeline).map_err(|e| error::input(format!("{what}: {e}")))?
+                index.wall_to_media_us(&dt, subject.timeline).map_err(|e| error::input(format!("{what}: {e}")))?
             }
         };
         if us < 0 || us > total {
