@@ -157,7 +157,8 @@ impl Source {
 /// event, the recording start of the file (recorded per file when it was given or derived per
 /// file) or else of the event. A derived item inherits its original's (walking up through
 /// parents), and a clip's first frame is where the clip starts in its parent (its
-/// `produced.first_time`), not the recording's first frame.
+/// `produced.from_time` for audio alone, else `produced.first_time`), not the recording's first
+/// frame.
 fn timeline(ledger: &Ledger, row: &ItemRow) -> Result<Timeline> {
     let mut found: [Option<Value>; 3] = Default::default();
     let keys = ["clock", "recording_start", "timezone"];
@@ -180,8 +181,13 @@ fn timeline(ledger: &Ledger, row: &ItemRow) -> Result<Timeline> {
                 }
             }
             if ev.action == "clip"
-                && let Some(Position::Time(us)) =
-                    file.and_then(|f| f.facts.get("produced")?.get("first_time")?.as_str()).and_then(|t| t.parse().ok())
+                && let Some(Position::Time(us)) = file
+                    .and_then(|f| {
+                        // Audio alone: where its sound starts (a PCM clip starts between packets).
+                        let produced = f.facts.get("produced")?;
+                        produced.get("from_time").or_else(|| produced.get("first_time"))?.as_str()
+                    })
+                    .and_then(|t| t.parse().ok())
             {
                 into_parent_us += us;
             }

@@ -186,7 +186,7 @@ fn asked_times(index: &FrameIndex, args: &ClipArgs, source: &Source) -> Option<(
     let time = |p: &Position| match p {
         Position::Frame(_) => None,
         Position::Time(us) => Some(*us),
-        Position::WallClock(dt) => index.wall_to_media_us(*dt, &source.timeline).ok(),
+        Position::WallClock(dt) => index.wall_to_media_us(dt, &source.timeline).ok(),
     };
     Some((time(&args.from)?, time(&args.to)?.min(index.duration_us())))
 }
