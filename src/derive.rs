@@ -39,7 +39,10 @@ impl Source {
         let row = item::resolve(ledger, spec)?;
         let (created, file) = ledger.item_origin(&row)?;
         let path = store.object_path(&row.sha256);
-        crate::media::log::name(&path, &format!("{} ({}:{}/{})", row.id, row.case, row.exhibit, row.name));
+        crate::media::log::name(
+            &path,
+            &format!("{} ({}:{}/{})", row.id, row.case, row.exhibit, item::shown(&row.name)),
+        );
         // Derived items (clips, playback copies) carry no probe of their own: probe them now.
         let media: Option<MediaFacts> = file
             .facts
@@ -119,7 +122,7 @@ impl Source {
 
     /// `i3 (24-1234:3/cam.avi)`: the item as reports name it.
     pub fn label(&self) -> String {
-        format!("{} ({}:{}/{})", self.row.id, self.row.case, self.row.exhibit, self.row.name)
+        format!("{} ({}:{}/{})", self.row.id, self.row.case, self.row.exhibit, item::shown(&self.row.name))
     }
 
     /// The item's name without its extension: the start of every derived file's name.

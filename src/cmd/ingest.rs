@@ -206,6 +206,7 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
             hardlink_of: None,
             summary: media.summary(),
             decodable: media.decodable,
+            kind_note: (!media.decodable).then(|| undecodable_note(path)),
         };
         tally.add(&spooled);
         spool_line(&mut spool, &spooled).map_err(spool_error)?;
@@ -314,7 +315,8 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
         let name = out.name.as_deref().unwrap_or_default();
         if n < listed {
             text.push_str(&format!(
-                "  {id:<5} {name}  sha256 {}  {}\n        {}",
+                "  {id:<5} {}  sha256 {}  {}\n        {}",
+                crate::item::shown(name),
                 out.sha256,
                 human_size(out.size),
                 c.summary
@@ -328,9 +330,10 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
                 text.push_str(&format!("\n        (hard link to {first}: one object, two names)"));
             }
             if !c.decodable {
-                text.push_str(
-                    "\n        kept as evidence exactly as it is (proprietary video may need the vendor's player)",
-                );
+                text.push_str(&format!(
+                    "\n        kept as evidence exactly as it is{}",
+                    c.kind_note.as_deref().unwrap_or("")
+                ));
             }
             if let Some(start) = out.facts.get("recording_start").and_then(Value::as_str) {
                 let from = match out.facts.get("recording_start_in_name").and_then(Value::as_str) {
@@ -391,11 +394,18 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
         ));
     }
     for (path, kind) in &skipped {
-        eprintln!("warning: skipped {} ({kind}): not a regular file", path.display());
-        text.push_str(&format!("  skip  {} ({kind})\n", path.display()));
+        let shown = crate::item::shown(&path.to_string_lossy()).into_owned();
+        eprintln!("warning: skipped {shown} ({kind}): not a regular file");
+        text.push_str(&format!("  skip  {shown} ({kind})\n"));
     }
     if let Some(c) = &clock {
-        text.push_str(&format!("DVR clock: {} {}\n", c.offset, c.describe()));
+        let described = c.describe();
+        let side = described.trim_start_matches("DVR clock ");
+        let line = match side.split_once(" (reference: ") {
+            Some((side, reference)) => format!("{side}, offset {} (reference: {reference}", c.offset),
+            None => format!("{side}, offset {}", c.offset),
+        };
+        text.push_str(&format!("DVR clock: {line}\n"));
     }
     if let Some(z) = &zone {
         text.push_str(&format!("DVR time zone: {}\n", z.name));
@@ -604,7 +614,7 @@ fn check_start(start: DateTime, clock: Option<&ClockOffset>, zone: Option<&Zone>
 /// The first few of `names`, for a message.
 fn some_names(names: &[String]) -> String {
     const SHOWN: usize = 5;
-    let mut text = names.iter().take(SHOWN).map(String::as_str).collect::<Vec<_>>().join(", ");
+    let mut text = names.iter().take(SHOWN).map(|n| crate::item::shown(n)).collect::<Vec<_>>().join(", ");
     if names.len() > SHOWN {
         text.push_str(&format!(", … {} more", names.len() - SHOWN));
     }
@@ -625,6 +635,9 @@ struct Spooled {
     existed: bool,
     hardlink_of: Option<String>,
     summary: String,
+    /// What a file FFmpeg cannot read seems to be, for the report.
+    #[serde(default)]
+    kind_note: Option<String>,
     decodable: bool,
 }
 
@@ -761,4 +774,22 @@ fn source_error(path: &Path, e: &std::io::Error) -> anyhow::Error {
         return error::environment(format!("{} {what}; nothing was recorded. Check the source media", path.display()));
     }
     error::input(format!("{} {what}; nothing was recorded", path.display()))
+}
+
+/// What a file FFmpeg cannot read seems to be, in a few words for the report: text is not
+/// "proprietary video", and a vendor's container may need the vendor's player.
+fn undecodable_note(path: &Path) -> String {
+    let mut head = [0u8; 4096];
+    let n = std::fs::File::open(path).and_then(|mut f| std::io::Read::read(&mut f, &mut head)).unwrap_or(0);
+    let head = &head[..n];
+    let text = n > 0
+        && std::str::from_utf8(head).map_or_else(|e| e.valid_up_to() + 4 >= n, |_| true)
+        && head.iter().all(|&b| b >= 0x20 || matches!(b, b'\n' | b'\r' | b'\t' | 0x0c));
+    if n == 0 {
+        " (an empty file)".to_owned()
+    } else if text {
+        " (a text file: FFmpeg reads media only)".to_owned()
+    } else {
+        " (not a format FFmpeg knows: proprietary video may need the vendor's player)".to_owned()
+    }
 }

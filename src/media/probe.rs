@@ -147,10 +147,40 @@ pub fn probe(path: &Path, deep: bool) -> MediaFacts {
         facts.decodable = false;
         facts.reason = Some("FFmpeg found no streams in the file".to_owned());
     }
+    // A raw elementary stream states neither its length nor its frame count: count its frames
+    // (one demux pass, no decoding) and time them as the frame index does, by their durations.
+    let raw = RAW_VIDEO.contains(&format.name().split(',').next().unwrap_or_default());
+    if raw && facts.duration_us.is_none() && facts.streams.len() == 1 {
+        if let Some((frames, duration_us)) = count_raw_frames(&mut input, path) {
+            facts.streams[0].frames = Some(frames);
+            facts.duration_us = Some(duration_us);
+        }
+        let _ = ffi::seek_byte(&mut input, 0);
+    }
     if deep {
         facts.deep = Some(deep_check(&mut input));
     }
     facts
+}
+
+/// Demuxers of raw elementary video streams, which carry no timestamps or length.
+const RAW_VIDEO: [&str; 6] = ["h264", "hevc", "mjpeg", "mpegvideo", "m4v", "cavsvideo"];
+
+/// The frames of a raw stream's only stream and their total duration in microseconds (the sum
+/// of the packet durations the parser gives, as the frame index times them).
+fn count_raw_frames(input: &mut ffmpeg::format::context::Input, path: &Path) -> Option<(i64, i64)> {
+    let tb = input.stream(0)?.time_base();
+    let (mut frames, mut ticks, mut typical) = (0i64, 0i64, 0i64);
+    let mut packet = ffmpeg::Packet::empty();
+    while next_packet(input, &mut packet, path).ok()? {
+        frames += 1;
+        let d = packet.duration();
+        if d > 0 {
+            typical = d;
+        }
+        ticks += if d > 0 { d } else { typical };
+    }
+    (frames > 0).then(|| (frames, super::time::ticks_to_us(ticks, tb.numerator(), tb.denominator())))
 }
 
 /// Open a local file for demuxing. Only the `file` protocol is allowed, so a crafted file
@@ -310,7 +340,48 @@ fn record_error(check: &mut DeepCheck, stream: i64, at_us: Option<i64>, message:
     }
 }
 
+impl StreamFacts {
+    /// A GoPro GPMF track (GPS, accelerometer, gyroscope), which FFmpeg sees as binary data.
+    fn is_gopro_telemetry(&self) -> bool {
+        self.kind == "data" && self.tags.iter().any(|[k, v]| k == "handler_name" && v.contains("GoPro MET"))
+    }
+}
+
 impl MediaFacts {
+    /// The container as users know it: MP4, MOV, 3GP by the brand in the file; raw H.264.
+    fn container_name(&self, demuxer: &str) -> String {
+        let first = demuxer.split(',').next().unwrap_or(demuxer);
+        let named = match first {
+            "mov" => match self.tag("major_brand").map(str::trim) {
+                None | Some("qt") => "MOV",
+                Some(b) if b.starts_with("3g2") => "3G2",
+                Some(b) if b.starts_with("3g") => "3GP",
+                Some("M4A" | "M4B") => "M4A",
+                Some(_) => "MP4",
+            },
+            "matroska" if demuxer.contains("webm") && self.tag("doctype") == Some("webm") => "WebM",
+            "matroska" => "Matroska",
+            "mpegts" => "MPEG-TS",
+            "mpeg" => "MPEG-PS",
+            "avi" => "AVI",
+            "wav" => "WAV",
+            "mp3" => "MP3",
+            "flac" => "FLAC",
+            "ogg" => "Ogg",
+            "amr" => "AMR",
+            "aac" => "AAC (ADTS)",
+            "asf" => "ASF (WMV/WMA)",
+            "dhav" => "Dahua DAV",
+            "h264" => "raw H.264",
+            "hevc" => "raw HEVC",
+            "mjpeg" => "raw MJPEG",
+            "mpegvideo" => "raw MPEG video",
+            "m4v" => "raw MPEG-4 video",
+            _ => return self.container_long.clone().unwrap_or_else(|| first.to_owned()),
+        };
+        named.to_owned()
+    }
+
     /// One line for people: container, streams, duration; or why FFmpeg cannot read the file.
     pub fn summary(&self) -> String {
         if !self.decodable {
@@ -318,8 +389,10 @@ impl MediaFacts {
         }
         let mut parts = Vec::new();
         if let Some(c) = &self.container {
-            parts.push(c.clone());
+            parts.push(self.container_name(c));
         }
+        let demuxer = self.container.as_deref().unwrap_or_default();
+        let raw = RAW_VIDEO.contains(&demuxer.split(',').next().unwrap_or_default());
         for s in &self.streams {
             parts.push(match s.kind.as_str() {
                 "video" => {
@@ -330,14 +403,28 @@ impl MediaFacts {
                     if let Some(fo) = s.field_order.as_deref().filter(|f| !matches!(*f, "progressive" | "unknown")) {
                         v.push_str(&format!(" interlaced ({fo})"));
                     }
+                    // A raw stream's frames are counted (its container states nothing).
+                    if let Some(n) = s.frames.filter(|n| *n > 0 && raw) {
+                        v.push_str(&format!(", {n} frame{}", if n == 1 { "" } else { "s" }));
+                    }
                     v
                 }
-                "audio" => format!(
-                    "{} {} Hz {}",
-                    s.codec,
-                    s.sample_rate.unwrap_or(0),
-                    s.channel_layout.clone().unwrap_or_else(|| format!("{} ch", s.channels.unwrap_or(0)))
-                ),
+                "audio" => {
+                    let mut a = s.codec.clone();
+                    if let Some(rate) = s.sample_rate.filter(|r| *r > 0) {
+                        a.push_str(&format!(" {rate} Hz"));
+                    }
+                    match (s.channel_layout.as_deref(), s.channels) {
+                        // FFmpeg's name for one channel of no known layout.
+                        (Some("1 channels"), _) => a.push_str(" 1 channel"),
+                        (Some(layout), _) => a.push_str(&format!(" {layout}")),
+                        (None, Some(1)) => a.push_str(" 1 channel"),
+                        (None, Some(n)) if n > 1 => a.push_str(&format!(" {n} channels")),
+                        _ => {}
+                    }
+                    a
+                }
+                _ if s.is_gopro_telemetry() => "GPS telemetry (GoPro GPMF)".to_owned(),
                 kind => format!("{kind} {}", s.codec),
             });
         }
@@ -407,5 +494,33 @@ pub fn kind_name(medium: ffmpeg::media::Type) -> &'static str {
         ffmpeg::media::Type::Data => "data",
         ffmpeg::media::Type::Attachment => "attachment",
         ffmpeg::media::Type::Unknown => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_name_things_as_users_know_them() {
+        let stream = |kind: &str, codec: &str, tags: &[[&str; 2]]| StreamFacts {
+            kind: kind.to_owned(),
+            codec: codec.to_owned(),
+            tags: tags.iter().map(|[k, v]| [k.to_string(), v.to_string()]).collect(),
+            ..StreamFacts::default()
+        };
+        let mut gps = stream("data", "bin_data", &[["handler_name", "\tGoPro MET"]]);
+        gps.index = 3;
+        let mut audio = stream("audio", "pcm_s16le", &[]);
+        audio.channels = Some(1);
+        audio.sample_rate = Some(0);
+        let facts = MediaFacts {
+            decodable: true,
+            container: Some("mov,mp4,m4a,3gp,3g2,mj2".to_owned()),
+            tags: vec![["major_brand".to_owned(), "3gp4".to_owned()]],
+            streams: vec![audio, gps, stream("data", "bin_data", &[["handler_name", "GoPro TCD"]])],
+            ..MediaFacts::default()
+        };
+        assert_eq!(facts.summary(), "3GP, pcm_s16le 1 channel, GPS telemetry (GoPro GPMF), data bin_data");
     }
 }

@@ -614,3 +614,46 @@ fn clips_keep_the_recordings_creation_time_and_location() {
     let tags = &ffprobe_json(&redacted, &["-show_format"])["format"]["tags"];
     assert!(tags.get("location").is_none() && tags.get("creation_time").is_none(), "{tags:#}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 15, group 3: the ingest summary speaks as users do.
+
+#[test]
+fn the_ingest_summary_names_containers_channels_raw_streams_and_text_as_users_know_them() {
+    let store = Store::new();
+    let dir = store.work().join("usb");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mov = dash_mov(&store, "");
+    std::fs::copy(&mov, dir.join("dash.mov")).unwrap();
+    std::fs::copy(real_raw_stream(), dir.join("cam01.h264")).unwrap();
+    ffmpeg(&store, &words("-f lavfi -i sine=sample_rate=8000:duration=2 -ac 1 -c:a pcm_s16le"), &dir.join("call.wav"));
+    crate::support::write(&dir.join("notes.txt"), "Officer's notes: camera 3 clock is 42 s slow.\n");
+    std::fs::copy(&mov, dir.join("odd\u{1b}[31mname.mov")).unwrap();
+    let out = store
+        .cmd(&[
+            "ingest",
+            "--case",
+            "24-77",
+            "--item",
+            "1",
+            "--dvr-time",
+            "2024-05-01T14:00:00",
+            "--actual-time",
+            "2024-05-01T14:00:42",
+        ])
+        .arg(&dir)
+        .run();
+    let text = out.status(0).stdout();
+    let after = |name: &str| {
+        let at = text.lines().position(|l| l.contains(name)).unwrap_or_else(|| panic!("{name} not listed:\n{text}"));
+        text.lines().nth(at + 1).unwrap_or_default().trim().to_owned()
+    };
+    assert!(after("dash.mov").starts_with("MOV, h264 320x240 30 fps, pcm_s16le 44100 Hz mono"), "{text}");
+    assert_eq!(after("cam01.h264"), "raw H.264, h264 960x408 30 fps, 36 frames, 00:00:01.200", "{text}");
+    assert_eq!(after("call.wav"), "WAV, pcm_s16le 8000 Hz 1 channel, 00:00:02.000", "{text}");
+    assert!(text.contains("kept as evidence exactly as it is (a text file: FFmpeg reads media only)"), "{text}");
+    assert!(!text.contains("proprietary video"), "{text}");
+    assert!(text.contains("odd\\x1b[31mname.mov") && !text.contains('\u{1b}'), "control characters escaped:\n{text}");
+    assert!(text.contains("DVR clock: runs 00:00:42.000 behind, offset -00:00:42.000"), "{text}");
+    assert!(!text.contains("mov,mp4") && !text.contains(" 0 Hz"), "{text}");
+}
