@@ -780,7 +780,8 @@ fn source_error(path: &Path, e: &std::io::Error) -> anyhow::Error {
 /// "proprietary video", and a vendor's container may need the vendor's player.
 fn undecodable_note(path: &Path) -> String {
     let mut head = [0u8; 4096];
-    let n = std::fs::File::open(path).and_then(|mut f| std::io::Read::read(&mut f, &mut head)).unwrap_or(0);
+    // Opened as the copy was: a source's access time must not change.
+    let n = crate::fsutil::open_source(path).and_then(|mut f| std::io::Read::read(&mut f, &mut head)).unwrap_or(0);
     let head = &head[..n];
     let text = n > 0
         && std::str::from_utf8(head).map_or_else(|e| e.valid_up_to() + 4 >= n, |_| true)
