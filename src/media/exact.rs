@@ -136,7 +136,7 @@ pub fn encode(src: &Path, dst: &Path, job: &Job, edits: &mut dyn Edits) -> Resul
     let (index, first, last, q) = (job.index, job.first, job.last, job.quality);
     let mut input = open_input(src).map_err(|e| error::input(format!("FFmpeg cannot open {}: {e}", src.display())))?;
     let mut output = format::output_as(&dst, job.container)
-        .map_err(|e| error::environment(format!("cannot create {}: {e}", dst.display())))?;
+        .map_err(|e| error::environment(format!("cannot create the output in the store's staging directory: {e}")))?;
     let first_pts = index.frames[first].pts;
     let last_pts = index.frames[last].pts;
     let vtb = Rational::new(index.time_base.0, index.time_base.1);
@@ -183,7 +183,9 @@ pub fn encode(src: &Path, dst: &Path, job: &Job, edits: &mut dyn Edits) -> Resul
     }
     // Bit-exact: no `encoder` tag naming the library, nothing that varies between runs.
     header.set("fflags", "+bitexact");
-    output.write_header_with(header).map_err(|e| error::environment(format!("cannot write {}: {e}", dst.display())))?;
+    output.write_header_with(header).map_err(|e| {
+        error::environment(format!("cannot start the {} output: {e}", super::remux::container_name(job.container)))
+    })?;
     let vout_tb = video.as_ref().map(|v| output.stream(v.out).expect("video stream").time_base());
 
     index.seek_before(&mut input, first);
@@ -300,7 +302,7 @@ pub fn encode(src: &Path, dst: &Path, job: &Job, edits: &mut dyn Edits) -> Resul
         drain_audio_encoder(a, &mut output)?;
     }
     bar.finish_and_clear();
-    output.write_trailer().map_err(|e| error::environment(format!("cannot finish {}: {e}", dst.display())))?;
+    output.write_trailer().map_err(|e| error::environment(format!("cannot finish the output: {e}")))?;
     let expected = (last - first + 1) as u64;
     if video.is_some() && video_frames != expected {
         return Err(error::input(format!(
