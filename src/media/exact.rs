@@ -431,7 +431,10 @@ fn audio_path(
     enc.set_format(sample_format);
     enc.set_time_base(Rational::new(1, decoder.rate() as i32));
     if codec_choice == AudioCodec::Aac {
-        enc.set_bit_rate(if channels == 1 { 96_000 } else { 160_000 });
+        // AAC holds at most 6144 bits per channel per 1024-sample frame: 6 bits per sample, so
+        // 8 kHz mono (a DVR's audio) caps at 48 kb/s.
+        let most = 6 * decoder.rate() as usize * layout.channels() as usize;
+        enc.set_bit_rate((if channels == 1 { 96_000 } else { 160_000 }).min(most));
         enc.set_flags(codec::Flags::GLOBAL_HEADER);
     }
     let encoder = enc.open_as(codec).context("opening the audio encoder")?;

@@ -12,6 +12,11 @@ use ffmpeg_next::ffi;
 /// At most this many different messages are kept per command; the rest are counted.
 const KEEP: usize = 20;
 
+/// Messages about custody's own use of the libraries, not about the evidence, left out: swscale
+/// warns on every picture of full-range ("J") formats that it converts them, full range, as it
+/// should (MJPEG cameras); saying so to a clerk as a problem of the recording would mislead.
+const NOT_ABOUT_EVIDENCE: [&str; 1] = ["deprecated pixel format used"];
+
 struct Log {
     /// What is being read now, as reports name it.
     subject: String,
@@ -92,6 +97,9 @@ unsafe extern "C" fn callback(avcl: *mut c_void, level: c_int, fmt: *const c_cha
 fn record(line: &str) {
     let text = line.trim();
     if text.is_empty() {
+        return;
+    }
+    if NOT_ABOUT_EVIDENCE.iter().any(|m| text.contains(m)) {
         return;
     }
     let message = match text.strip_prefix('[').and_then(|t| t.split_once("] ")) {

@@ -657,3 +657,34 @@ fn the_ingest_summary_names_containers_channels_raw_streams_and_text_as_users_kn
     assert!(text.contains("DVR clock: runs 00:00:42.000 behind, offset -00:00:42.000"), "{text}");
     assert!(!text.contains("mov,mp4") && !text.contains(" 0 Hz"), "{text}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 15, group 3: FFmpeg's own messages arrive as custody's warnings, naming the item.
+
+#[test]
+fn ffmpegs_messages_about_a_damaged_stream_are_warnings_naming_the_item() {
+    let store = Store::new();
+    let mut bytes = std::fs::read(static_dvr(&store)).unwrap();
+    // Damage slices of the middle pictures, as a failing DVR disk does.
+    for i in (5_000..bytes.len() - 100).step_by(797) {
+        bytes[i] = 0;
+    }
+    let damaged = crate::support::write(&store.work().join("ch07_damaged.h264"), &bytes);
+    let item = store.ingest_media(&damaged);
+    let out = store.cmd(&["still", &item.id, "--at", "frame:60"]).run();
+    let stderr = out.status(0).stderr();
+    let label = format!("warning: FFmpeg, reading {} (24-1234:9/ch07_damaged.h264): h264: ", item.id);
+    assert!(stderr.lines().any(|l| l.starts_with(&label)), "the decoder's complaints, naming the item:\n{stderr}");
+    assert!(!stderr.contains("[h264 @") && !stderr.contains("objects/"), "nothing raw, no object path:\n{stderr}");
+}
+
+#[test]
+fn custodys_own_conversions_raise_no_ffmpeg_warnings() {
+    // An MJPEG DVR file (full-range pictures, 8 kHz mu-law audio): the exact clip converts the
+    // pictures and encodes 8 kHz AAC; neither is a problem of the recording.
+    let store = Store::new();
+    let item = store.ingest_fixture(custody::media::synth::Fixture::MjpegAvi);
+    let out = store.cmd(&["clip", &item.id, "--from", "frame:3", "--to", "frame:20", "--mode", "exact"]).run();
+    out.status(0).stderr_lacks("FFmpeg");
+    store.cmd(&["still", &item.id, "--at", "frame:5"]).run().status(0).stderr_lacks("FFmpeg");
+}
