@@ -4,16 +4,39 @@
 Usage: python3 verify_custody.py [BAG_DIR]   (default: the folder this script is in)
 
 Checks that every event in data/custody/ledger.jsonl matches its hash, that each event links to
-the one before it (events that concern other evidence appear only as their hashes), that the last
-event is the ledger head written in bag-info.txt, and that every evidence file listed in
-data/custody/items.jsonl has the SHA-256 the ledger recorded for it. Exit 0 if all holds, else 1
-naming every problem. (The manifests are checked by `sha256sum -c` or `bagit.py --validate`.)"""
+the one before it (events that concern other evidence appear only as their hashes; in a release,
+host names, OS users and paths appear only as commitments), that the last event is the ledger
+head written in bag-info.txt, and that every evidence file listed in data/custody/items.jsonl has
+the SHA-256 the ledger recorded for it. Exit 0 if all holds, else 1 naming every problem. (The
+manifests are checked by `sha256sum -c` or `bagit.py --validate`.)"""
 import hashlib
 import json
 import os
 import sys
 
 PREFIX = b"custody-ledger-event-v1\x00"
+WITHHELD = b"custody-withheld-v1\x00"
+
+
+def canonical(value):
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def committed(ev):
+    """The form an event is hashed over: the members a format-2 event lists as private (host,
+    OS user, paths) replaced by their salted commitments. A release bundle carries its events in
+    this form already (no "private" member, {"withheld_sha256": ...} in their place)."""
+    ev = json.loads(json.dumps(ev))
+    private = ev.pop("private", None)
+    for pointer in (private or {}).get("members", []):
+        *path, last = [t.replace("~1", "/").replace("~0", "~") for t in pointer.split("/")[1:]]
+        node = ev
+        for t in path:
+            node = node[int(t)] if isinstance(node, list) else node[t]
+        key = int(last) if isinstance(node, list) else last
+        data = f"{private['salt']}\0{pointer}\0{canonical(node[key])}".encode("utf-8")
+        node[key] = {"withheld_sha256": hashlib.sha256(WITHHELD + data).hexdigest()}
+    return ev
 
 
 def sha256_file(path):
@@ -40,8 +63,7 @@ def main(bag):
             prev, seq = stub["hash"], stub["seq"]
             continue
         ev = record["event"]
-        body = json.dumps(ev, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        digest = hashlib.sha256(PREFIX + body.encode("utf-8")).hexdigest()
+        digest = hashlib.sha256(PREFIX + canonical(committed(ev)).encode("utf-8")).hexdigest()
         if ev["seq"] != seq + 1:
             problems.append(f"ledger line {n}: event {ev['seq']} follows event {seq}: events missing or reordered")
         if ev["prev"] != prev:

@@ -3,13 +3,27 @@
 Usage: verify_ledger.py LEDGER.jsonl [SEQ:HASH]   Exit 0 if intact, 1 naming the first problem."""
 import hashlib, json, sys
 
+def canonical(value):
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+def committed(ev):  # format 2: private members (host, OS user, paths) hashed as commitments
+    private = ev.pop("private", None)
+    for pointer in (private or {}).get("members", []):
+        *path, last = [t.replace("~1", "/").replace("~0", "~") for t in pointer.split("/")[1:]]
+        node = ev
+        for t in path:
+            node = node[int(t)] if isinstance(node, list) else node[t]
+        key = int(last) if isinstance(node, list) else last
+        data = f"{private['salt']}\0{pointer}\0{canonical(node[key])}".encode("utf-8")
+        node[key] = {"withheld_sha256": hashlib.sha256(b"custody-withheld-v1\0" + data).hexdigest()}
+    return ev
+
 def main(path, against=None):
     prev, seq = "0" * 64, 0
     for n, line in enumerate(open(path, encoding="utf-8"), start=1):
         record = json.loads(line)
         ev = record["event"]
-        body = json.dumps(ev, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        digest = hashlib.sha256(b"custody-ledger-event-v1\x00" + body.encode("utf-8")).hexdigest()
+        digest = hashlib.sha256(b"custody-ledger-event-v1\x00" + canonical(committed(ev)).encode()).hexdigest()
         if ev["seq"] != seq + 1:
             return f"line {n}: event {ev['seq']} follows event {seq}: events missing or reordered"
         if ev["prev"] != prev:

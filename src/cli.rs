@@ -19,7 +19,8 @@ use crate::media::time::Position;
     after_help = "Examples:\n  custody init /evidence --agency \"Metro PD\"\n  \
         custody --store /evidence ingest /media/usb/export --case 24-1234 --item 3\n  \
         custody --store /evidence verify\n\n\
-        Exit codes: 0 success, 1 verification failed, 2 usage or input error, 3 environment error."
+        Exit codes: 0 success, 1 verification failed, 2 usage or input error, 3 environment error,\n\
+        130 interrupted by Ctrl-C (nothing recorded)."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -83,7 +84,9 @@ pub struct InitArgs {
     custody ingest /media/usb/export --case 24-1234 --item 3 --source \"DVR ch3 USB export\"\n  \
     custody ingest cam.avi --case 24-1234 --item 4 --dvr-time 2024-05-01T14:03:10 --actual-time 2024-05-01T14:05:27 \\\n      \
     --time-reference \"officer's phone (network time)\"\n  \
-    custody ingest overhear.wav --case 24-1234 --item 5 --clock-offset -00:00:42")]
+    custody ingest overhear.wav --case 24-1234 --item 5 --clock-offset -00:00:42\n  \
+    custody ingest DVR/ --case 24-1234 --item 6 --clock-offset 0 --timezone America/Chicago \\\n      \
+    --recording-start from-name --recording-start CH02/clip.avi=2024-05-01T14:10:00")]
 pub struct IngestArgs {
     /// Files or directories (taken recursively) to take into custody.
     #[arg(required = true, value_name = "PATH")]
@@ -97,21 +100,33 @@ pub struct IngestArgs {
     /// Where the evidence came from (device, location, how it was exported).
     #[arg(long, value_name = "TEXT")]
     pub source: Option<String>,
-    /// The time the DVR displayed at the moment of --actual-time (local, YYYY-MM-DDTHH:MM:SS[.mmm]).
+    /// The date and time the DVR displayed at the moment of --actual-time, as it showed them
+    /// (YYYY-MM-DDTHH:MM:SS[.mmm], no zone).
     #[arg(long, value_name = "T", requires = "actual_time", conflicts_with = "clock_offset")]
     pub dvr_time: Option<String>,
-    /// The reference time at the moment the DVR showed --dvr-time.
+    /// The reference date and time at the moment the DVR showed --dvr-time, on the same local
+    /// clock (YYYY-MM-DDTHH:MM:SS[.mmm], no zone).
     #[arg(long, value_name = "T", requires = "dvr_time")]
     pub actual_time: Option<String>,
-    /// The DVR clock's error directly: DVR time minus actual time, ±HH:MM:SS[.mmm].
+    /// The DVR clock's error directly: DVR time minus actual time, ±HH:MM:SS[.mmm] (0 when the
+    /// DVR clock was right).
     #[arg(long, value_name = "±HH:MM:SS", allow_hyphen_values = true)]
     pub clock_offset: Option<String>,
     /// What the actual time was read from (e.g. "officer's phone, network time").
     #[arg(long, value_name = "TEXT")]
     pub time_reference: Option<String>,
-    /// The DVR time shown at the recording's first frame, if known (local, YYYY-MM-DDTHH:MM:SS[.mmm]).
-    #[arg(long, value_name = "T")]
-    pub recording_start: Option<String>,
+    /// The time zone of the DVR's clock: an IANA name (America/Chicago, daylight saving time
+    /// included) or, for a DVR that never changes its clock, a fixed UTC offset (-05:00).
+    /// Lets positions be written with Z, an offset or a zone, and counts a daylight-saving
+    /// change inside a recording.
+    #[arg(long, value_name = "ZONE", allow_hyphen_values = true)]
+    pub timezone: Option<String>,
+    /// The DVR time shown at the recording's first frame (YYYY-MM-DDTHH:MM:SS[.mmm], no zone):
+    /// T for every file; FILE=T for one file (its name in the exhibit, its path, or its file
+    /// name), repeatable; `from-name` reads each media file's start from its name
+    /// (ch01_20240501_140000, 20240501140000, 2024-05-01_14-00-00).
+    #[arg(long, value_name = "[FILE=]T|from-name")]
+    pub recording_start: Vec<String>,
     /// Decode every stream completely and record the count and positions of decode errors.
     #[arg(long)]
     pub deep: bool,
@@ -199,17 +214,21 @@ pub struct ShowArgs {
     pub item: String,
 }
 
-/// Record a hand-off of items (or whole exhibits) to another person or place.
+/// Record a hand-off of items (or whole exhibits, or a whole case) to another person or place.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  custody transfer i3 --to \"Det. R. Alvarez\" --reason \"review for charging decision\"\n  \
-    custody transfer 24-1234:3 --to \"Property room, locker 12\" --reason \"long-term storage\""
+    custody transfer 24-1234:3 --to \"Property room, locker 12\" --reason \"long-term storage\"\n  \
+    custody transfer --case 24-1234 --to \"County DA's office\" --reason \"case file for trial\""
 )]
 pub struct TransferArgs {
     /// The items handed over: short IDs, CASE:ITEM/path, SHA-256 prefixes, or CASE:ITEM for
-    /// every file of an exhibit. One event records the whole hand-off.
-    #[arg(value_name = "ITEM", required = true)]
+    /// every file of an exhibit; or use --case. One event records the whole hand-off.
+    #[arg(value_name = "ITEM", required_unless_present = "case", conflicts_with = "case")]
     pub items: Vec<String>,
+    /// Hand over every item of the case (originals and the files made from them).
+    #[arg(long, value_name = "CASE")]
+    pub case: Option<String>,
     /// Who (or where) receives it.
     #[arg(long, value_name = "NAME")]
     pub to: String,
@@ -249,7 +268,10 @@ pub enum ExportFormat {
 /// Export the exact frame at each position as a lossless PNG, recorded as a new item.
 #[derive(Debug, Args)]
 #[command(after_help = "Positions: HH:MM:SS.mmm, seconds (12.5), frame:N (0-based, presentation order), or a\n\
-    wall-clock time (2024-05-01T14:03:10) for items whose recording start and DVR clock offset are known.\n\n\
+    wall-clock time (2024-05-01T14:03:10) for items whose recording start and DVR clock offset are\n\
+    known, on the DVR's corrected local clock; with Z, an offset or a zone (2024-05-01T19:03:10Z,\n\
+    2024-05-01T14:03:10-05:00, 2024-05-01T14:03:10[America/Chicago]) when the DVR's time zone was\n\
+    recorded (ingest --timezone).\n\n\
     Examples:\n  custody still i3 --at 00:00:12.480 --caption\n  custody still i3 --at frame:372 --at frame:373 --out exhibits/\n  \
     custody still i3 --every 10 --out contact/")]
 pub struct StillArgs {
@@ -271,7 +293,8 @@ pub struct StillArgs {
     /// Deinterlace (keep the first field, interpolate the second); by default interlaced frames are kept as they are.
     #[arg(long)]
     pub deinterlace: bool,
-    /// Also copy the PNGs into DIR once they are recorded.
+    /// Also copy the PNGs into DIR once they are recorded (DIR is checked before any work:
+    /// a directory this user can write, or one that can be created).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// A note recorded with the event.
@@ -317,7 +340,8 @@ pub struct ClipArgs {
     /// With --mode exact or smart: mathematically lossless H.264 (much larger files).
     #[arg(long)]
     pub lossless: bool,
-    /// Also copy the clip into DIR once it is recorded.
+    /// Also copy the clip into DIR once it is recorded (DIR is checked before any work:
+    /// a directory this user can write, or one that can be created).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// A note recorded with the event.
@@ -334,7 +358,8 @@ pub struct RewrapArgs {
     /// The item to rewrap.
     #[arg(value_name = "ITEM")]
     pub item: String,
-    /// Also copy the result into DIR once it is recorded.
+    /// Also copy the result into DIR once it is recorded (DIR is checked before any work:
+    /// a directory this user can write, or one that can be created).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// A note recorded with the event.
@@ -404,7 +429,8 @@ pub struct RedactArgs {
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
     custody package --case 24-1234 --out 24-1234_prosecutor.zip --recipient \"ADA J. Moreno\" --purpose \"discovery\"\n  \
-    custody package i7 i9 --include derived --out release.zip --recipient \"records request 2024-118\"\n\n\
+    custody package i7 i9 --include derived --out release.zip --recipient \"records request 2024-118\"\n  \
+    custody package i11 --release --out release-i11.zip --recipient \"records request 2024-119\"\n\n\
     Check it anywhere: custody verify FILE.zip, or unzip and run sha256sum -c / bagit.py --validate / python3 verify_custody.py")]
 pub struct PackageArgs {
     /// Items to package (short ID, CASE:ITEM[/path], or SHA-256 prefix); or use --case.
@@ -426,7 +452,8 @@ pub struct PackageArgs {
     #[arg(long, value_name = "TEXT")]
     pub purpose: Option<String>,
     /// A public release: the ledger excerpt holds only the events that made these files; the
-    /// events of their sources (which describe the unredacted originals) are withheld as hashes.
+    /// events of their sources (which describe the unredacted originals) are withheld as hashes,
+    /// and host names, OS accounts and paths as salted commitments (it still verifies).
     #[arg(long)]
     pub release: bool,
     /// A note recorded with the event.

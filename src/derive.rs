@@ -14,7 +14,7 @@ use crate::item;
 use crate::ledger::{Actor, Draft, Event, FileRef, Head, ItemRow, Ledger};
 use crate::media::index::{FrameIndex, Timeline};
 use crate::media::probe::MediaFacts;
-use crate::media::time::{ClockOffset, parse_civil};
+use crate::media::time::{ClockOffset, Position, parse_civil};
 use crate::store::{Staging, Store};
 
 /// A parent item, ready to be read.
@@ -39,25 +39,23 @@ impl Source {
         let row = item::resolve(ledger, spec)?;
         let (created, file) = ledger.item_origin(&row)?;
         let path = store.object_path(&row.sha256);
+        crate::media::log::name(
+            &path,
+            &format!("{} ({}:{}/{})", row.id, row.case, row.exhibit, item::shown(&row.name)),
+        );
         // Derived items (clips, playback copies) carry no probe of their own: probe them now.
         let media: Option<MediaFacts> = file
             .facts
             .get("media")
             .and_then(|m| serde_json::from_value(m.clone()).ok())
             .or_else(|| path.is_file().then(|| crate::media::probe::probe(&path, false)));
-        // A derived item inherits its original's timeline.
-        let clock = find_param(ledger, &row, "clock")?
-            .and_then(|v| serde_json::from_value::<Option<ClockOffset>>(v).ok())
-            .flatten();
-        let recording_start = find_param(ledger, &row, "recording_start")?
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .and_then(|s| parse_civil("recording start", &s).ok());
+        let timeline = timeline(ledger, &row)?;
         Ok(Source {
             row,
             file,
             path,
             media,
-            timeline: Timeline { recording_start, clock },
+            timeline,
             created,
             store_root: store.root().to_owned(),
             index_digest: OnceLock::new(),
@@ -124,7 +122,7 @@ impl Source {
 
     /// `i3 (24-1234:3/cam.avi)`: the item as reports name it.
     pub fn label(&self) -> String {
-        format!("{} ({}:{}/{})", self.row.id, self.row.case, self.row.exhibit, self.row.name)
+        format!("{} ({}:{}/{})", self.row.id, self.row.case, self.row.exhibit, item::shown(&self.row.name))
     }
 
     /// The item's name without its extension: the start of every derived file's name.
@@ -158,22 +156,57 @@ impl Source {
     }
 }
 
-/// Look for an ingest parameter on the item's original (walking up through parents).
-fn find_param(ledger: &Ledger, row: &ItemRow, key: &str) -> Result<Option<Value>> {
+/// The item's timeline, as its ingest recorded it: the clock offset and time zone of the
+/// event, the recording start of the file (recorded per file when it was given or derived per
+/// file) or else of the event. A derived item inherits its original's (walking up through
+/// parents), and a clip's first frame is where the clip starts in its parent (its
+/// `produced.from_time` for audio alone, else `produced.first_time`), not the recording's first
+/// frame.
+fn timeline(ledger: &Ledger, row: &ItemRow) -> Result<Timeline> {
+    let mut found: [Option<Value>; 3] = Default::default();
+    let keys = ["clock", "recording_start", "timezone"];
+    // The clips' starts between the item and the level looked at, and where the start was found.
+    let (mut into_parent_us, mut first_frame_us) = (0i64, 0i64);
     let mut current = row.clone();
     for _ in 0..64 {
-        if let Some(ev) = ledger.event(current.seq as u64)?
-            && let Some(v) = ev.params.get(key)
-            && !v.is_null()
-        {
-            return Ok(Some(v.clone()));
+        if let Some(ev) = ledger.event(current.seq as u64)? {
+            let file = ev.outputs.iter().find(|o| o.item.as_deref() == Some(current.id.as_str()));
+            for (slot, key) in found.iter_mut().zip(keys) {
+                if slot.is_none() {
+                    *slot = file
+                        .and_then(|f| f.facts.get(key))
+                        .or_else(|| ev.params.get(key))
+                        .filter(|v| !v.is_null())
+                        .cloned();
+                    if key == "recording_start" && slot.is_some() {
+                        first_frame_us = into_parent_us;
+                    }
+                }
+            }
+            if ev.action == "clip"
+                && let Some(Position::Time(us)) = file
+                    .and_then(|f| {
+                        // Audio alone: where its sound starts (a PCM clip starts between packets).
+                        let produced = f.facts.get("produced")?;
+                        produced.get("from_time").or_else(|| produced.get("first_time"))?.as_str()
+                    })
+                    .and_then(|t| t.parse().ok())
+            {
+                into_parent_us += us;
+            }
         }
         match current.parent.as_deref().map(|p| ledger.item(p)).transpose()?.flatten() {
             Some(parent) => current = parent,
             None => break,
         }
     }
-    Ok(None)
+    let [clock, start, timezone] = found;
+    Ok(Timeline {
+        clock: clock.and_then(|v| serde_json::from_value::<Option<ClockOffset>>(v).ok()).flatten(),
+        recording_start: start.and_then(|v| v.as_str().and_then(|s| parse_civil("recording start", s).ok())),
+        timezone: timezone.and_then(|v| v.as_str().map(str::to_owned)),
+        first_frame_us,
+    })
 }
 
 /// One derived output, staged.

@@ -48,6 +48,32 @@ pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<bool> {
     }
 }
 
+/// Whether this process may write `path` (create and remove entries, for a directory): the
+/// kernel's answer for the effective user, `EROFS` on a read-only mount, `EACCES` where the
+/// permissions forbid it (root passes those unless the filesystem itself refuses).
+pub fn writable(path: &Path) -> io::Result<()> {
+    let c = cstring(path)?;
+    // SAFETY: a valid NUL-terminated path that outlives the call; faccessat only reads it.
+    let rc = unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::W_OK, libc::AT_EACCESS) };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+/// What a file that is neither regular, a directory nor a link is, as messages name it.
+pub fn special_kind(ft: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_fifo() {
+        "FIFO"
+    } else if ft.is_socket() {
+        "socket"
+    } else if ft.is_block_device() {
+        "block device"
+    } else if ft.is_char_device() {
+        "character device"
+    } else {
+        "special file"
+    }
+}
+
 /// Flush a directory's entries to disk, so a rename into it survives a crash.
 pub fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()

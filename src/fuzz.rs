@@ -47,6 +47,8 @@ pub fn position_parser(data: &[u8]) {
             actual_time: None,
             reference: None,
         }),
+        timezone: None,
+        first_frame_us: 0,
     };
     let _ = index.resolve(&pos, &timeline);
     let _ = pos.to_string();

@@ -9,6 +9,32 @@ use crate::ledger::{ItemRow, Ledger};
 /// Check a case or exhibit number typed by the user. They become parts of names
 /// (`CASE:ITEM/path`) and of bundle file names, so separators and control characters are
 /// refused.
+/// A name as reports print it: control characters (an escape sequence in a file name from a
+/// hostile or broken device could rewrite the terminal) shown escaped, `\x1b`, the rest as is.
+pub fn shown(name: &str) -> std::borrow::Cow<'_, str> {
+    if !name.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(name);
+    }
+    let mut out = String::with_capacity(name.len() + 8);
+    for c in name.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => {
+                let code = c as u32;
+                if code < 0x100 {
+                    out.push_str(&format!("\\x{code:02x}"));
+                } else {
+                    out.push_str(&format!("\\u{{{code:x}}}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 pub fn validate_id(what: &str, value: &str) -> Result<()> {
     let problem = if value.trim().is_empty() {
         Some("is empty")
@@ -55,17 +81,22 @@ pub fn resolve(ledger: &Ledger, spec: &str) -> Result<ItemRow> {
                 "no exhibit {case}:{exhibit} in this store; `custody log --case {case}` lists its items"
             )));
         }
-        return match path {
-            Some(p) => items.into_iter().find(|i| i.name == p).ok_or_else(|| {
+        if let Some(p) = path {
+            return items.into_iter().find(|i| i.name == p).ok_or_else(|| {
                 error::input(format!(
                     "exhibit {case}:{exhibit} holds no file named {p:?}; `custody log --case {case}` lists its files"
                 ))
-            }),
-            None if items.len() == 1 => Ok(items.into_iter().next().expect("one item")),
-            None => Err(error::input(format!(
-                "exhibit {case}:{exhibit} holds {} files; name one as {case}:{exhibit}/PATH or by its short ID: {}",
-                items.len(),
-                list(&items)
+            });
+        }
+        // `CASE:ITEM` means the exhibit's original: the stills, clips and copies made from it
+        // since live in the same exhibit, but they do not make the name ambiguous.
+        let originals: Vec<ItemRow> = items.iter().filter(|i| i.parent.is_none()).cloned().collect();
+        let candidates = if originals.is_empty() { items } else { originals };
+        return match candidates.len() {
+            1 => Ok(candidates.into_iter().next().expect("one item")),
+            n => Err(error::input(format!(
+                "exhibit {case}:{exhibit} holds {n} original files; name one as {case}:{exhibit}/PATH or by its short ID: {}",
+                list(&candidates)
             ))),
         };
     }

@@ -11,6 +11,7 @@ pub mod digest;
 pub mod error;
 pub mod fsutil;
 pub mod fuzz;
+pub mod interrupt;
 pub mod item;
 pub mod job;
 pub mod ledger;

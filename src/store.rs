@@ -26,7 +26,7 @@ use anyhow::{Context, Result};
 use crate::digest::{self, Algorithm, Digests};
 use crate::error;
 use crate::fsutil;
-use crate::ledger::{Actor, Draft, Event, Head, Ledger, Txn};
+use crate::ledger::{Access, Actor, Draft, Event, Head, Ledger, Txn};
 use crate::mapped::Mapped;
 
 pub const LEDGER_FILE: &str = "ledger.db";
@@ -132,9 +132,51 @@ impl Store {
         self.object_path(sha256).is_file()
     }
 
-    /// Open the ledger, refusing one whose schema was altered.
+    /// Open the ledger to record in it, refusing one whose schema was altered. Every changing
+    /// command opens it first, before any work: a store this process cannot write is refused
+    /// here (exit 3), so nothing is done, recorded or left behind.
     pub fn open_ledger(&self) -> Result<Ledger> {
-        Ledger::open(&self.ledger_path(), self.lock_timeout)
+        if let Some(why) = self.read_only() {
+            return Err(error::environment(format!(
+                "the store at {} is read-only ({why}); nothing was recorded. Commands that only read it \
+                 (verify, log, show, export) work on it as it is; to record, use a writable store",
+                self.root.display()
+            )));
+        }
+        Ledger::open(&self.ledger_path(), self.lock_timeout, Access::ReadWrite)
+    }
+
+    /// Open the ledger only to read it (commands that record nothing): works on a store on
+    /// read-only or write-once media, and cannot change it.
+    pub fn read_ledger(&self) -> Result<Ledger> {
+        Ledger::open(&self.ledger_path(), self.lock_timeout, Access::ReadOnly)
+    }
+
+    /// [`Store::read_ledger`] that reports how the ledger's schema differs instead of refusing
+    /// it (for `verify`).
+    pub fn read_ledger_unchecked(&self) -> Result<(Ledger, Vec<String>)> {
+        Ledger::open_unchecked(&self.ledger_path(), self.lock_timeout, Access::ReadOnly)
+    }
+
+    /// Why this process cannot write the store, if it cannot: its filesystem is mounted
+    /// read-only, or the store's directory, ledger, `objects/` or `tmp/` are not writable for
+    /// this user (an archived copy on write-once media, or one made read-only by permissions).
+    pub fn read_only(&self) -> Option<String> {
+        let mut paths = vec![self.root.clone(), self.ledger_path(), self.objects_dir(), self.root.join(TMP_DIR)];
+        for extra in [LOCK_FILE, "ledger.db-wal", "ledger.db-shm"] {
+            let p = self.root.join(extra);
+            if p.exists() {
+                paths.push(p);
+            }
+        }
+        paths.iter().find_map(|p| {
+            let e = fsutil::writable(p).err()?;
+            Some(if e.raw_os_error() == Some(libc::EROFS) {
+                "its filesystem is mounted read-only".to_owned()
+            } else {
+                format!("{} is not writable by user {}: {e}", p.display(), fsutil::os_user())
+            })
+        })
     }
 
     /// Take the store lock, waiting up to the lock timeout (exit 3 past it).
@@ -183,7 +225,12 @@ impl Store {
         }
         let suffix = fresh.file_name().and_then(|n| n.to_str()).unwrap_or_default().trim_start_matches(&prefix);
         let dir = tmp.join(format!("{}-{suffix}", std::process::id()));
-        fs::rename(&fresh, &dir).map_err(|e| env_io(e, &dir, "cannot create"))?;
+        // Registered before the rename, so an interruption removes it under either name.
+        crate::interrupt::remove_on_interrupt(&fresh);
+        crate::interrupt::remove_on_interrupt(&dir);
+        let renamed = fs::rename(&fresh, &dir);
+        crate::interrupt::keep(if renamed.is_ok() { &fresh } else { &dir });
+        renamed.map_err(|e| env_io(e, &dir, "cannot create"))?;
         Ok(Staging { dir, _lock: lock, moves: Vec::new(), seen: HashMap::new(), last: None, next: 0, committed: false })
     }
 
@@ -220,12 +267,16 @@ impl Store {
             fs::create_dir_all(parent).map_err(|e| env_io(e, parent, "cannot create"))?;
         }
         let _lock = self.write_lock()?;
+        // An interruption (Ctrl-C) waits from here until the objects are in place.
+        let _commit = crate::interrupt::committing();
         // Tidy up after commands that were killed, while the lock is held anyway. A failure
         // here must not stop this command: verify reports whatever is left.
         let _ = self.recover_locked(ledger);
         let (head, event) = ledger.append_each(actor, build)?;
         // From here on the event is durable: staged files must be kept until they are in place.
         staging.committed = true;
+        crate::interrupt::keep(&staging.dir);
+        crate::interrupt::recorded(head.seq);
         for sha in &staging.moves {
             let sha = hex::encode(sha);
             let path = staging.dir.join(&sha);
@@ -548,6 +599,7 @@ impl Drop for Staging {
             // Nothing here was recorded (or all of it is already in place): leave nothing behind.
             let _ = fs::remove_dir_all(&self.dir);
         }
+        crate::interrupt::keep(&self.dir);
     }
 }
 

@@ -48,7 +48,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value, json};
 
-use crate::ledger::{Event, FileRef, canonical};
+use crate::ledger::{Event, FileRef, canonical, private};
 
 /// The namespace of node IRIs, bound to the `kb` prefix.
 pub const KB_NAMESPACE: &str = "urn:custody:";
@@ -166,8 +166,10 @@ impl Graph {
 
     fn add_event(&mut self, e: &Event, hash: &str) {
         let action = iri("investigative-action", &[hash]);
-        let person = self.person(&e.examiner);
-        let host = self.host(&e.host);
+        // A release withholds the host, and the examiner when it is the OS account: no node
+        // then stands for them.
+        let person = (e.examiner != private::SHOWN).then(|| self.person(&e.examiner));
+        let host = (e.host != private::SHOWN).then(|| self.host(&e.host));
         let tools: Vec<String> = e.tools.iter().map(|(name, version)| self.tool(name, version)).collect();
         let inputs = unique(e.inputs.iter().map(|f| self.file(f)));
         let outputs = unique(e.outputs.iter().map(|f| self.file(f)));
@@ -203,8 +205,12 @@ impl Graph {
         );
         node.insert("uco-action:startTime".into(), date_time(&e.time));
         node.insert("uco-action:endTime".into(), date_time(&e.time));
-        node.insert("uco-action:performer".into(), reference(&person));
-        node.insert("uco-action:environment".into(), reference(&host));
+        if let Some(person) = &person {
+            node.insert("uco-action:performer".into(), reference(person));
+        }
+        if let Some(host) = &host {
+            node.insert("uco-action:environment".into(), reference(host));
+        }
         insert_references(&mut node, "uco-action:instrument", &tools);
         insert_references(&mut node, "uco-action:object", &input_iris);
         let results: Vec<String> = output_iris.iter().cloned().chain(provenance.clone()).collect();
@@ -227,7 +233,7 @@ impl Graph {
 
         if let Some(case) = &e.case {
             let investigation = self.investigation(case);
-            let members = [action].into_iter().chain(provenance).chain([person, host]).chain(tools);
+            let members = [action].into_iter().chain(provenance).chain(person).chain(host).chain(tools);
             for member in members.chain(input_iris).chain(output_iris) {
                 investigation.add(&member);
             }
@@ -610,6 +616,7 @@ mod tests {
                 outputs: d.outputs,
                 params: d.params.as_object().cloned().unwrap(),
                 note: d.note.map(str::to_owned),
+                private: None,
             };
             let hash = event_hash(&event.encode().unwrap());
             prev = hash.clone();

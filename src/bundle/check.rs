@@ -14,6 +14,7 @@ use super::package::decode_path;
 use super::zip::{self, Entry};
 use crate::error;
 use crate::ledger::event::{Event, event_hash};
+use crate::ledger::{canonical, private};
 use crate::mapped::Mapped;
 
 /// One problem found in a bundle.
@@ -412,7 +413,9 @@ pub fn ledger_excerpt(t: &str, head: Option<&str>, problems: &mut Vec<Finding>) 
             );
             continue;
         };
-        let ev: Event = match serde_json::from_value(body.clone()) {
+        // An event in full, or (in a release) its committed form, whose withheld members read
+        // as "(withheld)" once checked.
+        let ev: Event = match serde_json::from_value(private::shown(body)) {
             Ok(e) => e,
             Err(e) => {
                 add(problems, "ledger", "data/custody/ledger.jsonl", format!("line {n}: not an event: {e}"));
@@ -420,11 +423,17 @@ pub fn ledger_excerpt(t: &str, head: Option<&str>, problems: &mut Vec<Finding>) 
             }
         };
         let subject = format!("event {}", ev.seq);
-        match ev.encode() {
-            Ok(canonical) if event_hash(&canonical) == hash => {}
-            _ => {
-                add(problems, "ledger", &subject, format!("line {n}: {subject} does not match its hash: it was edited"))
-            }
+        match private::committed(body.clone()) {
+            Ok(committed) => match canonical::encode(&committed) {
+                Ok(bytes) if event_hash(&bytes) == hash => {}
+                _ => add(
+                    problems,
+                    "ledger",
+                    &subject,
+                    format!("line {n}: {subject} does not match its hash: it was edited"),
+                ),
+            },
+            Err(e) => add(problems, "ledger", &subject, format!("line {n}: {subject}: {e}")),
         }
         if ev.seq != seq + 1 {
             add(

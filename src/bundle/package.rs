@@ -15,7 +15,7 @@ use super::report;
 use super::zip::ZipWriter;
 use crate::digest;
 use crate::error;
-use crate::ledger::{Event, Head, ItemRow, Ledger, parse_body};
+use crate::ledger::{Event, Head, ItemRow, Ledger, canonical, parse_body, private};
 use crate::mapped::Mapped;
 use crate::store::{Store, env_io};
 
@@ -131,22 +131,35 @@ pub fn write(store: &Store, ledger: &Ledger, req: &Request) -> Result<Written> {
     }
     let mut lines: Vec<String> = Vec::new();
     let mut events: Vec<(Event, String)> = Vec::new();
+    let mut agency = None;
     ledger.for_each_row(|row| {
         let ev = parse_body(&row)?;
+        if ev.seq == 1 {
+            agency = super::case::recorded_agency(&[(ev.clone(), row.hash.clone())]);
+        }
         let names = |refs: &[crate::ledger::FileRef]| {
             refs.iter().any(|f| f.item.as_deref().is_some_and(|i| concerned.contains(i)))
         };
         let wanted = if req.release { names(&ev.outputs) } else { names(&ev.inputs) || names(&ev.outputs) };
-        if ev.seq == 1 || wanted {
+        if req.release && (ev.seq == 1 || wanted) && ev.private.is_some() {
+            // Its committed form: host, OS user and paths replaced by their commitments.
+            let committed = private::committed(serde_json::from_str(&row.body)?)
+                .map_err(|e| error::mismatch(format!("ledger event {}: {e}; run `custody verify`", ev.seq)))?;
+            let bytes = canonical::encode(&committed)?;
+            lines.push(format!("{{\"event\":{bytes},\"hash\":\"{}\"}}", row.hash));
+            events.push((serde_json::from_value(private::shown(&committed))?, row.hash.clone()));
+        } else if req.release && wanted {
+            return Err(unreleasable(&ev, &concerned));
+        } else if wanted || (ev.seq == 1 && !req.release) {
             lines.push(format!("{{\"event\":{},\"hash\":\"{}\"}}", row.body, row.hash));
             events.push((ev, row.hash.clone()));
         } else {
-            // Withheld (it concerns other evidence), but its hash keeps the chain checkable.
+            // Withheld (it concerns other evidence, or it is a format-1 first event, which
+            // holds the store's path), but its hash keeps the chain checkable.
             lines.push(format!("{{\"omitted\":{{\"seq\":{},\"hash\":\"{}\"}}}}", row.seq, row.hash));
         }
         Ok(())
     })?;
-    let agency = super::case::recorded_agency(&events);
     let ledger_jsonl = lines.join("\n") + "\n";
 
     let stem = req.out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "bundle".into());
@@ -294,7 +307,9 @@ pub fn write(store: &Store, ledger: &Ledger, req: &Request) -> Result<Written> {
     if let Some(a) = &agency {
         info.push_str(&format!("Source-Organization: {a}\n"));
     }
-    info.push_str(&format!("Contact-Name: {}\n", req.examiner));
+    if req.examiner != private::SHOWN {
+        info.push_str(&format!("Contact-Name: {}\n", req.examiner));
+    }
     let cases: BTreeSet<&str> = files.iter().map(|f| f.case.as_str()).collect();
     for c in &cases {
         info.push_str(&format!("External-Identifier: {c}\n"));
@@ -304,7 +319,7 @@ pub fn write(store: &Store, ledger: &Ledger, req: &Request) -> Result<Written> {
     info.push_str(&format!("Bag-Size: {}\n", crate::cmd::human_size(octets)));
     info.push_str(&format!("Custody-Ledger-Head: {head}\n"));
     info.push_str(if req.release {
-        "Custody-Excerpt: release (the events that made these files; the events of their sources are withheld, as hashes)\n"
+        "Custody-Excerpt: release (the events that made these files, their host names, OS users and paths withheld as commitments; the events of their sources are withheld, as hashes)\n"
     } else {
         "Custody-Excerpt: full (every event of these files and of the files they were made from)\n"
     });
@@ -315,7 +330,7 @@ pub fn write(store: &Store, ledger: &Ledger, req: &Request) -> Result<Written> {
         info.push_str(&format!("Custody-Purpose: {}\n", one_line(p)));
     }
     info.push_str(&format!("Bag-Software-Agent: custody {}\n", env!("CARGO_PKG_VERSION")));
-    let readme = readme(&bag, &head, &files);
+    let readme = readme(&bag, &head, &files, req.release);
     let mut tags: Vec<(String, Vec<u8>)> = vec![
         ("bagit.txt".into(), b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n".to_vec()),
         ("bag-info.txt".into(), info.into_bytes()),
@@ -361,6 +376,24 @@ pub fn write(store: &Store, ledger: &Ledger, req: &Request) -> Result<Written> {
     })
 }
 
+/// Why a release cannot include what a format-1 event made: that event was hashed with its
+/// host, OS user and paths in it, so no verifiable excerpt can leave them out.
+fn unreleasable(ev: &Event, concerned: &BTreeSet<String>) -> anyhow::Error {
+    let items: Vec<&str> =
+        ev.outputs.iter().filter_map(|o| o.item.as_deref()).filter(|i| concerned.contains(*i)).collect();
+    error::input(format!(
+        "a release cannot include {}: event {} ({}) that made {} was recorded by an earlier custody \
+         (ledger format {}), which hashed its host name, OS user and paths with the rest of the event, so \
+         a verifiable release would have to disclose them. Make the file again (its new event withholds \
+         them), or package it without --release for a recipient who may see them. Nothing was written",
+        items.join(", "),
+        ev.seq,
+        ev.action,
+        if items.len() == 1 { "it" } else { "them" },
+        ev.v
+    ))
+}
+
 /// Remove what a killed `package` of the same bundle left: `.NAME.partial-PID` files whose
 /// process is gone.
 fn remove_dead_partials(dir: &Path, name: &str) {
@@ -399,7 +432,7 @@ impl Drop for RemoveOnDrop {
 }
 
 /// The plain-language README: what is in the bundle and how to check it with standard tools.
-fn readme(bag: &str, head: &Head, files: &[Packed]) -> String {
+fn readme(bag: &str, head: &Head, files: &[Packed], release: bool) -> String {
     let mut s = format!(
         "CUSTODY BUNDLE {bag}\n\
          =====================\n\n\
@@ -433,10 +466,19 @@ fn readme(bag: &str, head: &Head, files: &[Packed]) -> String {
          4. Or, with custody: custody verify BUNDLE.zip\n\n\
          A pass shows the files are the ones the ledger recorded and the record was not edited\n\
          after the head above was written. It does not show the head itself is genuine: compare\n\
-         it with an independent copy.\n\n\
-         Evidence files\n\
-         --------------\n"
+         it with an independent copy.\n\n"
     );
+    if release {
+        s.push_str(
+            "This is a public release. The events that made these files are shown with the agency's\n\
+             host names, operating-system accounts and paths withheld: each stands as\n\
+             {\"withheld_sha256\": ...}, a salted commitment, which the checks above hash as it\n\
+             stands. The withheld values cannot be read from it, and nothing else in the events\n\
+             can have been changed or hidden. The events of the files they were made from appear\n\
+             only as their hashes.\n\n",
+        );
+    }
+    s.push_str("Evidence files\n--------------\n");
     for f in files {
         s.push_str(&format!("{}  {}  ({} {}:{}/{})\n", f.sha256, f.path, f.item, f.case, f.exhibit, f.name));
     }

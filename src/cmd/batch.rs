@@ -33,7 +33,9 @@ struct Outcome {
 
 pub fn run(args: BatchArgs, ctx: &Ctx) -> Result<Report> {
     let store = ctx.store()?;
-    let ledger = store.open_ledger()?;
+    // A dry run writes nothing: it works on a read-only store too.
+    let open = || if args.dry_run { store.read_ledger() } else { store.open_ledger() };
+    let ledger = open()?;
     let job = match job::load(&args.job, &ledger)? {
         Ok(j) => j,
         Err(problems) => {
@@ -74,7 +76,7 @@ pub fn run(args: BatchArgs, ctx: &Ctx) -> Result<Report> {
             outcomes.push(outcome(step, "not run", Vec::new(), None, None));
             continue;
         }
-        let ledger = store.open_ledger()?;
+        let ledger = open()?;
         let inputs = match inputs_of(step, &made) {
             Some(i) => i,
             None => {
@@ -202,7 +204,7 @@ pub fn run(args: BatchArgs, ctx: &Ctx) -> Result<Report> {
             estimate_us as f64 / 60e6
         ));
     }
-    let ledger = store.open_ledger()?;
+    let ledger = store.read_ledger()?;
     let head = ledger.head()?;
     if let Some(e) = failure {
         let done: Vec<&str> =

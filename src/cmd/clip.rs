@@ -138,6 +138,7 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
     facts.insert("produced".into(), produced_facts.clone());
     facts.insert("exact".into(), json!(exact));
     facts.insert("container".into(), json!(muxer));
+    facts.insert("tags_kept".into(), json!(kept_tags(&source).into_iter().map(|(k, _)| k).collect::<Vec<_>>()));
     facts.insert("streams".into(), serde_json::to_value(&copied)?);
     let left = left_out(&source, &copied.iter().map(|c| c.input_index).collect::<Vec<_>>(), &mut facts);
     let mut params = Map::new();
@@ -185,9 +186,16 @@ fn asked_times(index: &FrameIndex, args: &ClipArgs, source: &Source) -> Option<(
     let time = |p: &Position| match p {
         Position::Frame(_) => None,
         Position::Time(us) => Some(*us),
-        Position::WallClock(dt) => index.wall_to_media_us(*dt, &source.timeline).ok(),
+        Position::WallClock(dt) => index.wall_to_media_us(dt, &source.timeline).ok(),
     };
     Some((time(&args.from)?, time(&args.to)?.min(index.duration_us())))
+}
+
+/// The source's container tags a clip keeps for court (creation time, location, make…; not
+/// the tags a muxer writes of its own). A redaction keeps none of them.
+fn kept_tags(source: &Source) -> Vec<(String, String)> {
+    let tags = source.media.as_ref().map(|m| m.tags.as_slice()).unwrap_or_default();
+    remux::recording_tags(tags.iter().map(|[k, v]| (k.as_str(), v.as_str())))
 }
 
 /// The codec of the source's stream `stream`, as probed.
@@ -202,7 +210,7 @@ fn resolve_range(index: &FrameIndex, args: &ClipArgs, source: &Source) -> Result
     let times = |p: &Position| match p {
         Position::Frame(_) => None,
         Position::Time(us) => Some(*us),
-        Position::WallClock(dt) => index.wall_to_media_us(*dt, &source.timeline).ok(),
+        Position::WallClock(w) => index.wall_to_media_us(w, &source.timeline).ok(),
     };
     if let (Some(a), Some(b)) = (times(&args.from), times(&args.to))
         && b <= a
@@ -243,12 +251,19 @@ fn exact(
     let mut staging = store.stage()?;
     let scratch = staging.scratch("mp4");
     let made = source.verified_while(|| {
-        crate::media::exact::exact_clip(&source.path, &scratch, &index, asked.first, asked.last, quality)
+        crate::media::exact::exact_clip(
+            &source.path,
+            &scratch,
+            &index,
+            (asked.first, asked.last),
+            quality,
+            kept_tags(&source),
+        )
     })?;
     let digests = staging.adopt(&store, &scratch)?.digests.clone();
     let start = index.time_us(asked.first);
     let stem = source.stem().to_owned();
-    let mut facts = frame_exact_facts(&args, &index, &asked, made.video_frames, "exact", "mp4");
+    let mut facts = frame_exact_facts(&source, &args, &index, &asked, made.video_frames, "exact", "mp4");
     facts.insert("encoding".into(), serde_json::to_value(&made)?);
     let kept: Vec<usize> = [Some(index.stream), made.audio_stream].into_iter().flatten().collect();
     let left = left_out(&source, &kept, &mut facts);
@@ -430,7 +445,7 @@ fn smart(
     let digests = staging.adopt(&store, &scratch)?.digests.clone();
     let start = index.time_us(asked.first);
     let (re_encoded, copied) = plan.counts();
-    let mut facts = frame_exact_facts(&args, &index, &asked, made.video_frames, "smart", muxer);
+    let mut facts = frame_exact_facts(&source, &args, &index, &asked, made.video_frames, "smart", muxer);
     facts.insert("frame_map".into(), serde_json::to_value(&plan.segments)?);
     facts.insert("parameter_set_ids".into(), json!(made.parameter_set_ids));
     facts.insert("frames_copied".into(), json!(copied));
@@ -483,6 +498,7 @@ fn smart(
 /// The facts every frame-exact clip records (`--mode exact` and `smart`): the positions asked,
 /// the frames it holds, and its container.
 fn frame_exact_facts(
+    source: &Source,
     args: &ClipArgs,
     index: &FrameIndex,
     asked: &Range,
@@ -502,6 +518,7 @@ fn frame_exact_facts(
     );
     facts.insert("exact".into(), json!(true));
     facts.insert("container".into(), json!(container));
+    facts.insert("tags_kept".into(), json!(kept_tags(source).into_iter().map(|(k, _)| k).collect::<Vec<_>>()));
     facts
 }
 

@@ -65,7 +65,7 @@ pub fn write_jsonl(ledger: &Ledger, out: &mut dyn Write) -> Result<u64> {
 
 pub fn run(args: ExportArgs, ctx: &Ctx) -> Result<Report> {
     let store = ctx.store()?;
-    let ledger = store.open_ledger()?;
+    let ledger = store.read_ledger()?;
     let head = ledger.head()?;
     match &args.out {
         Some(path) => {
@@ -73,11 +73,17 @@ pub fn run(args: ExportArgs, ctx: &Ctx) -> Result<Report> {
                 path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new(".")),
             )
             .map_err(|e| env_io(e, path, "cannot write"))?;
+            let partial = tmp.path().to_owned();
+            crate::interrupt::remove_on_interrupt(&partial);
             let mut w = std::io::BufWriter::new(tmp);
-            let n = write_format(&ledger, args.format, &mut w)?;
-            let tmp = w.into_inner().map_err(|e| env_io(e.into_error(), path, "cannot write"))?;
-            tmp.as_file().sync_all().map_err(|e| env_io(e, path, "cannot write"))?;
-            tmp.persist(path).map_err(|e| env_io(e.error, path, "cannot write"))?;
+            let written = write_format(&ledger, args.format, &mut w).and_then(|n| {
+                let tmp = w.into_inner().map_err(|e| env_io(e.into_error(), path, "cannot write"))?;
+                tmp.as_file().sync_all().map_err(|e| env_io(e, path, "cannot write"))?;
+                tmp.persist(path).map_err(|e| env_io(e.error, path, "cannot write"))?;
+                Ok(n)
+            });
+            crate::interrupt::keep(&partial);
+            let n = written?;
             let text = format!(
                 "Exported {n} {} to {}{}",
                 if matches!(args.format, ExportFormat::Jsonl | ExportFormat::Case) { "events" } else { "items" },

@@ -50,7 +50,15 @@ pub fn run(args: HashArgs, ctx: &Ctx) -> Result<Report> {
     let store = if args.record { Some(ctx.store()?) } else { None };
     let mut ledger = store.as_ref().map(|s| s.open_ledger()).transpose()?;
 
-    let files = collect(&args.paths)?;
+    let (files, skipped) = collect(&args.paths)?;
+    for s in &skipped {
+        let why = if s.target.is_some() {
+            "a symbolic link is not followed (ingest records it as a link)"
+        } else {
+            "not a regular file"
+        };
+        eprintln!("custody: skipped {}: {why}", s.describe());
+    }
     let total = files.iter().map(|(_, size)| size).sum();
     let bar = byte_progress(total, "hashing");
     let mut results: Vec<(PathBuf, Digests)> = Vec::new();
@@ -87,7 +95,11 @@ pub fn run(args: HashArgs, ctx: &Ctx) -> Result<Report> {
             m
         })
         .collect();
-    let mut json = json!({"schema_version": 1, "command": "hash", "files": files_json});
+    let skipped_json: Vec<Value> = skipped
+        .iter()
+        .map(|s| json!({"path": path_text(&s.path), "kind": s.kind, "target": s.target.as_deref().map(path_text)}))
+        .collect();
+    let mut json = json!({"schema_version": 1, "command": "hash", "files": files_json, "skipped": skipped_json});
     if let (Some(store), Some(ledger)) = (&store, ledger.as_mut()) {
         let actor = ctx.actor();
         let inputs: Vec<FileRef> = results
@@ -124,7 +136,7 @@ pub fn run(args: HashArgs, ctx: &Ctx) -> Result<Report> {
             })
         })?;
         let line = format!(
-            "recorded the digests of {} file{} in the ledger; {}\n",
+            "recorded the digests of {} file{} in the ledger\n{}\n",
             results.len(),
             if results.len() == 1 { "" } else { "s" },
             head_line(&head)
@@ -135,22 +147,64 @@ pub fn run(args: HashArgs, ctx: &Ctx) -> Result<Report> {
     Ok(Report { text: String::new(), json, exit: Exit::Success, raw: Some(raw) })
 }
 
-/// The files under `paths`, in order, with sizes. Directories are walked (sorted, without
-/// following links to directories); a path that does not exist is an input error.
-fn collect(paths: &[PathBuf]) -> Result<Vec<(PathBuf, u64)>> {
-    let mut out = Vec::new();
-    for p in paths {
-        let meta = fs::metadata(p).map_err(|e| read_error(p, &e))?;
-        if meta.is_dir() {
-            walk(p, &mut out)?;
-        } else {
-            out.push((p.clone(), meta.len()));
-        }
-    }
-    Ok(out)
+/// The files to hash, in order, with their sizes.
+type Files = Vec<(PathBuf, u64)>;
+
+/// What a directory walk passed over: a symbolic link (with its target) or a special file.
+struct Skipped {
+    path: PathBuf,
+    kind: &'static str,
+    target: Option<PathBuf>,
 }
 
-fn walk(dir: &Path, out: &mut Vec<(PathBuf, u64)>) -> Result<()> {
+/// The files under `paths`, in order, with sizes, and what was skipped. Directories are walked
+/// (sorted). Symbolic links are listed and never followed, named or found in a directory, as
+/// ingest records them without following: a link to a file elsewhere would otherwise be hashed
+/// as part of the directory, and the list would not match what ingest takes. A path that does
+/// not exist is an input error, and so is one that leaves nothing to hash.
+fn collect(paths: &[PathBuf]) -> Result<(Files, Vec<Skipped>)> {
+    let (mut out, mut skipped) = (Vec::new(), Vec::new());
+    for p in paths {
+        let meta = fs::symlink_metadata(p).map_err(|e| read_error(p, &e))?;
+        if meta.is_dir() {
+            walk(p, &mut out, &mut skipped)?;
+        } else if meta.is_file() {
+            out.push((p.clone(), meta.len()));
+        } else {
+            skip(p.clone(), &meta.file_type(), &mut skipped)?;
+        }
+    }
+    if out.is_empty() && !skipped.is_empty() {
+        return Err(error::input(format!(
+            "nothing to hash: {} (symbolic links are not followed, as ingest does not follow them; name the file itself)",
+            skipped.iter().map(Skipped::describe).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    Ok((out, skipped))
+}
+
+impl Skipped {
+    /// `PATH -> TARGET` for a link, `PATH (FIFO)` for a special file.
+    fn describe(&self) -> String {
+        match &self.target {
+            Some(t) => format!("{} -> {}", self.path.display(), t.display()),
+            None => format!("{} ({})", self.path.display(), self.kind),
+        }
+    }
+}
+
+/// List a link (with its target) or a special file as skipped.
+fn skip(path: PathBuf, ft: &fs::FileType, skipped: &mut Vec<Skipped>) -> Result<()> {
+    if ft.is_symlink() {
+        let target = fs::read_link(&path).map_err(|e| read_error(&path, &e))?;
+        skipped.push(Skipped { path, kind: "symlink", target: Some(target) });
+    } else {
+        skipped.push(Skipped { path, kind: crate::fsutil::special_kind(ft), target: None });
+    }
+    Ok(())
+}
+
+fn walk(dir: &Path, out: &mut Files, skipped: &mut Vec<Skipped>) -> Result<()> {
     let mut entries: Vec<_> = fs::read_dir(dir)
         .map_err(|e| read_error(dir, &e))?
         .collect::<Result<_, _>>()
@@ -160,16 +214,11 @@ fn walk(dir: &Path, out: &mut Vec<(PathBuf, u64)>) -> Result<()> {
         let path = e.path();
         let ft = e.file_type().map_err(|er| read_error(&path, &er))?;
         if ft.is_dir() {
-            walk(&path, out)?;
+            walk(&path, out, skipped)?;
         } else if ft.is_file() {
             out.push((path, e.metadata().map_err(|er| read_error(dir, &er))?.len()));
-        } else if ft.is_symlink() {
-            match fs::metadata(&path) {
-                Ok(m) if m.is_file() => out.push((path, m.len())),
-                _ => eprintln!("warning: skipped {} (a link to something that is not a file)", path.display()),
-            }
         } else {
-            eprintln!("warning: skipped {} (not a regular file)", path.display());
+            skip(path, &ft, skipped)?;
         }
     }
     Ok(())
@@ -374,7 +423,7 @@ fn frames(args: &HashArgs, ctx: &Ctx) -> Result<Report> {
         (target.clone(), path_text(target))
     } else {
         let store = ctx.store()?;
-        let ledger = store.open_ledger()?;
+        let ledger = store.read_ledger()?;
         let source = crate::derive::Source::open(&store, &ledger, &target.to_string_lossy())?;
         source.require_decodable("frame hashes")?;
         source.verify()?;

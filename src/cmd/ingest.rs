@@ -9,10 +9,11 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::io::BufRead;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+use jiff::civil::DateTime;
 use serde_json::{Map, Value, json};
 
 use super::{Ctx, Report, byte_progress, head_line, human_size};
@@ -22,7 +23,7 @@ use crate::fsutil::{self, path_text};
 use crate::item::validate_id;
 use crate::ledger::{Draft, FileRef};
 use crate::media::probe;
-use crate::media::time::{ClockOffset, format_civil, parse_civil};
+use crate::media::time::{ClockOffset, Zone, format_civil, parse_civil, start_in_name};
 
 /// One thing found under the paths given.
 enum Found {
@@ -43,7 +44,15 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
         }
         _ => None,
     };
-    let recording_start = args.recording_start.as_deref().map(|t| parse_civil("--recording-start", t)).transpose()?;
+    let zone = args.timezone.as_deref().map(|z| Zone::parse(z).map_err(|e| e.context("--timezone"))).transpose()?;
+    let mut starts = Starts::parse(&args.recording_start)?;
+    if let Some(t) = starts.all {
+        check_start(t, clock.as_ref(), zone.as_ref(), "--recording-start")?;
+    }
+    for given in &starts.files {
+        check_start(given.start, clock.as_ref(), zone.as_ref(), &format!("--recording-start {}", given.text))?;
+    }
+    let recording_start = starts.all;
 
     // A first walk checks the tree and sizes the progress bar; the second, below, ingests.
     // Neither keeps the list of paths, so memory does not grow with the number of files.
@@ -56,9 +65,10 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
     for (i, path) in args.paths.iter().enumerate() {
         let shared = tops.iter().enumerate().any(|(j, t)| j != i && *t == tops[i]);
         walk(path, &mut |f| {
-            if let Found::File { size, .. } = &f {
+            if let Found::File { size, path, name, .. } = &f {
                 file_count += 1;
                 total += size;
+                starts.count_matches(name, path);
             }
             let name = match f {
                 Found::File { name, .. } | Found::Symlink { name, .. } | Found::Skipped { name, .. } => name,
@@ -73,6 +83,7 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
         })?;
     }
     drop(names);
+    starts.check_matches()?;
     if file_count == 0 {
         let given = args.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
         return Err(error::input(format!(
@@ -101,6 +112,8 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
     let mut linked: HashMap<(u64, u64), Spooled> = HashMap::new();
     let (mut links, mut skipped): (Vec<Value>, Vec<(PathBuf, &'static str)>) = (Vec::new(), Vec::new());
     let mut skipped_names: Vec<Value> = Vec::new();
+    // Media files that share the one --recording-start, and those whose names hold no start.
+    let (mut shared_start, mut unnamed): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
     let mut ingest_one = |f: Found| -> Result<()> {
         let (path, name, dev, ino) = match f {
             Found::File { path, name, dev, ino, .. } => (path, name, dev, ino),
@@ -122,6 +135,7 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
             entry.name = Some(name.clone());
             source_facts(&mut entry.facts, path, None);
             entry.facts.insert("hardlink_of".into(), json!(first_name));
+            start_facts(&mut entry.facts, starts.for_file(&name, path, first.decodable));
             let dup = Spooled { entry, hardlink_of: Some(first_name), ..first.clone() };
             tally.add(&dup);
             spool_line(&mut spool, &dup).map_err(spool_error)?;
@@ -167,6 +181,18 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
             }
         }
         facts.insert("media".into(), serde_json::to_value(&media)?);
+        let start = starts.for_file(&name, path, media.decodable);
+        if let Some(s) = &start {
+            check_start(s.start, clock.as_ref(), zone.as_ref(), &format!("{label}: its recording start {}", s.said()))?;
+        }
+        if media.decodable {
+            match &start {
+                None if starts.from_name => unnamed.push(name.clone()),
+                None if starts.all.is_some() => shared_start.push(name.clone()),
+                _ => {}
+            }
+        }
+        start_facts(&mut facts, start);
         let spooled = Spooled {
             entry: FileRef {
                 item: None,
@@ -180,6 +206,7 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
             hardlink_of: None,
             summary: media.summary(),
             decodable: media.decodable,
+            kind_note: (!media.decodable).then(|| undecodable_note(path)),
         };
         tally.add(&spooled);
         spool_line(&mut spool, &spooled).map_err(spool_error)?;
@@ -206,6 +233,14 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
     params.insert("source".into(), json!(args.source));
     params.insert("clock".into(), serde_json::to_value(&clock)?);
     params.insert("recording_start".into(), json!(recording_start.map(format_civil)));
+    let per_file: Vec<&String> =
+        args.recording_start.iter().filter(|v| v.contains('=') || v.trim() == FROM_NAME).collect();
+    if !per_file.is_empty() {
+        params.insert("recording_start_per_file".into(), json!(per_file));
+    }
+    if let Some(z) = &zone {
+        params.insert("timezone".into(), json!(z.name));
+    }
     params.insert("deep".into(), json!(args.deep));
     params.insert("also".into(), json!(args.also.iter().map(|a| a.name()).collect::<Vec<_>>()));
     params.insert("symlinks".into(), json!(links));
@@ -280,7 +315,8 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
         let name = out.name.as_deref().unwrap_or_default();
         if n < listed {
             text.push_str(&format!(
-                "  {id:<5} {name}  sha256 {}  {}\n        {}",
+                "  {id:<5} {}  sha256 {}  {}\n        {}",
+                crate::item::shown(name),
                 out.sha256,
                 human_size(out.size),
                 c.summary
@@ -294,17 +330,34 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
                 text.push_str(&format!("\n        (hard link to {first}: one object, two names)"));
             }
             if !c.decodable {
-                text.push_str(
-                    "\n        kept as evidence exactly as it is (proprietary video may need the vendor's player)",
-                );
+                text.push_str(&format!(
+                    "\n        kept as evidence exactly as it is{}",
+                    c.kind_note.as_deref().unwrap_or("")
+                ));
+            }
+            if let Some(start) = out.facts.get("recording_start").and_then(Value::as_str) {
+                let from = match out.facts.get("recording_start_in_name").and_then(Value::as_str) {
+                    Some(part) => format!("read from its name ({part})"),
+                    None => "given for this file".to_owned(),
+                };
+                text.push_str(&format!("\n        recording start {start} on the DVR clock, {from}"));
             }
             text.push('\n');
         }
         if ctx.json {
+            let (start, from) = match out.facts.get("recording_start") {
+                Some(s) => (Some(s.clone()), out.facts.get("recording_start_from").cloned()),
+                None => (
+                    recording_start.map(|t| json!(format_civil(t))),
+                    recording_start.map(|_| json!("--recording-start")),
+                ),
+            };
             items_json.push(json!({
                 "id": id, "name": name, "sha256": out.sha256, "blake3": out.blake3,
                 "size": out.size, "existing_object": c.existed, "hardlink_of": c.hardlink_of,
                 "decodable": c.decodable, "media": out.facts.get("media"),
+                "recording_start": start, "recording_start_from": from,
+                "recording_start_in_name": out.facts.get("recording_start_in_name"),
             }));
         }
     }
@@ -341,18 +394,231 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
         ));
     }
     for (path, kind) in &skipped {
-        eprintln!("warning: skipped {} ({kind}): not a regular file", path.display());
-        text.push_str(&format!("  skip  {} ({kind})\n", path.display()));
+        let shown = crate::item::shown(&path.to_string_lossy()).into_owned();
+        eprintln!("warning: skipped {shown} ({kind}): not a regular file");
+        text.push_str(&format!("  skip  {shown} ({kind})\n"));
     }
     if let Some(c) = &clock {
-        text.push_str(&format!("DVR clock: {} {}\n", c.offset, c.describe()));
+        let described = c.describe();
+        let side = described.trim_start_matches("DVR clock ");
+        let line = match side.split_once(" (reference: ") {
+            Some((side, reference)) => format!("{side}, offset {} (reference: {reference}", c.offset),
+            None => format!("{side}, offset {}", c.offset),
+        };
+        text.push_str(&format!("DVR clock: {line}\n"));
+    }
+    if let Some(z) = &zone {
+        text.push_str(&format!("DVR time zone: {}\n", z.name));
+    }
+    if let Some(t) = recording_start {
+        let corrected = crate::media::index::Timeline {
+            recording_start: Some(t),
+            clock: clock.clone(),
+            timezone: zone.as_ref().map(|z| z.name.clone()),
+            first_frame_us: 0,
+        }
+        .wall_at(0);
+        text.push_str(&format!(
+            "Recording start: {} on the DVR clock{}\n",
+            format_civil(t),
+            corrected.map(|c| format!(", {c} corrected")).unwrap_or_default()
+        ));
+    }
+    if shared_start.len() > 1 {
+        let warning = format!(
+            "--recording-start {} applies to all {} media files of this ingest ({}); if they did not all start then, \
+             give each its own (--recording-start FILE=TIME) or read them from their names (--recording-start from-name)",
+            format_civil(recording_start.expect("a start shared")),
+            shared_start.len(),
+            some_names(&shared_start)
+        );
+        eprintln!("warning: {warning}");
+        text.push_str(&format!("warning: {warning}\n"));
+    }
+    if !unnamed.is_empty() {
+        let warning = format!(
+            "no recording start in the name of {} media file{} ({}): none is recorded for {}; \
+             give it with --recording-start FILE=TIME",
+            unnamed.len(),
+            if unnamed.len() == 1 { "" } else { "s" },
+            some_names(&unnamed),
+            if unnamed.len() == 1 { "it" } else { "them" }
+        );
+        eprintln!("warning: {warning}");
+        text.push_str(&format!("warning: {warning}\n"));
     }
     text.push_str(&head_line(&head));
     let json = json!({
         "schema_version": 1, "command": "ingest", "case": args.case, "exhibit": args.item,
-        "items": items_json, "symlinks": links, "skipped": skipped_names, "clock": clock, "head": head,
+        "items": items_json, "symlinks": links, "skipped": skipped_names, "clock": clock,
+        "timezone": zone.as_ref().map(|z| z.name.clone()), "recording_start": recording_start.map(format_civil),
+        "head": head,
     });
     Ok(Report::ok(text, json))
+}
+
+/// `--recording-start from-name`.
+const FROM_NAME: &str = "from-name";
+
+/// The recording starts an ingest was given (`--recording-start`).
+#[derive(Default)]
+struct Starts {
+    /// `T`: every file's (recorded in the event's parameters, as before per-file starts).
+    all: Option<DateTime>,
+    /// `from-name`: each media file's, read from its name (recorded with the file).
+    from_name: bool,
+    /// `FILE=T`: one file's each (recorded with the file).
+    files: Vec<GivenStart>,
+}
+
+struct GivenStart {
+    file: String,
+    start: DateTime,
+    /// `FILE=T` as typed.
+    text: String,
+    /// The names of the files it names (the first walk fills them in).
+    matched: Vec<String>,
+}
+
+/// Where one file's own recording start came from.
+struct FileStart {
+    start: DateTime,
+    /// The part of the file's name it was read from (`from-name`); None when given.
+    in_name: Option<String>,
+}
+
+impl FileStart {
+    fn said(&self) -> String {
+        match &self.in_name {
+            Some(part) => format!("{} (read from {part:?} in its name)", format_civil(self.start)),
+            None => format_civil(self.start),
+        }
+    }
+}
+
+impl Starts {
+    fn parse(values: &[String]) -> Result<Starts> {
+        let mut starts = Starts::default();
+        for v in values {
+            if v.trim() == FROM_NAME {
+                starts.from_name = true;
+            } else if let Some((file, t)) = v.rsplit_once('=') {
+                if file.is_empty() {
+                    return Err(error::input(format!(
+                        "--recording-start {v:?}: name the file before the =, FILE=TIME"
+                    )));
+                }
+                let start = parse_civil(&format!("--recording-start {file}="), t)?;
+                starts.files.push(GivenStart { file: file.to_owned(), start, text: v.clone(), matched: Vec::new() });
+            } else if starts.all.is_some() {
+                return Err(error::input(
+                    "--recording-start TIME is given twice: give it once for every file, or FILE=TIME for each file",
+                ));
+            } else {
+                starts.all = Some(parse_civil("--recording-start", v)?);
+            }
+        }
+        if starts.from_name && starts.all.is_some() {
+            return Err(error::input(
+                "--recording-start from-name and a start for every file exclude each other: \
+                 give FILE=TIME for the files whose names hold no start",
+            ));
+        }
+        Ok(starts)
+    }
+
+    /// First walk: note which files each `FILE=T` names.
+    fn count_matches(&mut self, name: &str, path: &Path) {
+        for given in &mut self.files {
+            if names_file(&given.file, name, path) {
+                given.matched.push(name.to_owned());
+            }
+        }
+    }
+
+    /// Every `FILE=T` must name exactly one file of the ingest.
+    fn check_matches(&self) -> Result<()> {
+        for given in &self.files {
+            match given.matched.len() {
+                1 => {}
+                0 => {
+                    return Err(error::input(format!(
+                        "--recording-start {}: no file of this ingest is named {:?}; name it as the ingest report lists \
+                         it (DIR/CH01/a.avi), by its path, or by its file name",
+                        given.text, given.file
+                    )));
+                }
+                _ => {
+                    return Err(error::input(format!(
+                        "--recording-start {}: {:?} names {} files ({}); write more of its path",
+                        given.text,
+                        given.file,
+                        given.matched.len(),
+                        some_names(&given.matched)
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The file's own start: given for it, else read from its name (media files, with
+    /// `from-name`). None: the event's start for every file applies, if any.
+    fn for_file(&self, name: &str, path: &Path, media: bool) -> Option<FileStart> {
+        if let Some(given) = self.files.iter().find(|g| names_file(&g.file, name, path)) {
+            return Some(FileStart { start: given.start, in_name: None });
+        }
+        if self.from_name && media {
+            let file_name = name.rsplit('/').next().unwrap_or(name);
+            return start_in_name(file_name).map(|(start, part)| FileStart { start, in_name: Some(part) });
+        }
+        None
+    }
+}
+
+/// True when `file` (from `--recording-start FILE=T`) names the file `name` (its name in the
+/// exhibit) found at `path`: the whole name or its last components, or its path.
+fn names_file(file: &str, name: &str, path: &Path) -> bool {
+    name == file
+        || name.strip_suffix(file).is_some_and(|head| head.ends_with('/'))
+        || absolute(Path::new(file)) == absolute(path)
+}
+
+/// A file's own recording start, in its facts.
+fn start_facts(facts: &mut Map<String, Value>, start: Option<FileStart>) {
+    for key in ["recording_start", "recording_start_from", "recording_start_in_name"] {
+        facts.remove(key);
+    }
+    if let Some(s) = start {
+        facts.insert("recording_start".into(), json!(format_civil(s.start)));
+        let from = if s.in_name.is_some() { "file name" } else { "--recording-start FILE=TIME" };
+        facts.insert("recording_start_from".into(), json!(from));
+        if let Some(part) = s.in_name {
+            facts.insert("recording_start_in_name".into(), json!(part));
+        }
+    }
+}
+
+/// With a named zone, the corrected start must be a time the zone's clocks showed once.
+fn check_start(start: DateTime, clock: Option<&ClockOffset>, zone: Option<&Zone>, what: &str) -> Result<()> {
+    let (Some(clock), Some(zone)) = (clock, zone) else { return Ok(()) };
+    let corrected = clock.correct(start);
+    zone.instant(corrected).map(drop).map_err(|a| {
+        error::input(format!(
+            "{what}: corrected, {}; give --timezone as the fixed UTC offset the DVR's clock kept then",
+            a.describe(corrected, zone)
+        ))
+    })
+}
+
+/// The first few of `names`, for a message.
+fn some_names(names: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = names.iter().take(SHOWN).map(|n| crate::item::shown(n)).collect::<Vec<_>>().join(", ");
+    if names.len() > SHOWN {
+        text.push_str(&format!(", … {} more", names.len() - SHOWN));
+    }
+    text
 }
 
 /// Files recorded per ingest event. A larger ingest is recorded as consecutive events in one
@@ -369,6 +635,9 @@ struct Spooled {
     existed: bool,
     hardlink_of: Option<String>,
     summary: String,
+    /// What a file FFmpeg cannot read seems to be, for the report.
+    #[serde(default)]
+    kind_note: Option<String>,
     decodable: bool,
 }
 
@@ -473,18 +742,7 @@ fn classify(path: &Path, name: &Path, meta: &fs::Metadata, visit: &mut dyn FnMut
         let target = fs::read_link(path).map_err(|e| source_error(path, &e))?;
         visit(Found::Symlink { name: name_text, target: path_text(&target) })
     } else {
-        let kind = if ft.is_fifo() {
-            "FIFO"
-        } else if ft.is_socket() {
-            "socket"
-        } else if ft.is_block_device() {
-            "block device"
-        } else if ft.is_char_device() {
-            "character device"
-        } else {
-            "special file"
-        };
-        visit(Found::Skipped { path: path.to_owned(), name: name_text, kind })
+        visit(Found::Skipped { path: path.to_owned(), name: name_text, kind: fsutil::special_kind(&ft) })
     }
 }
 
@@ -516,4 +774,23 @@ fn source_error(path: &Path, e: &std::io::Error) -> anyhow::Error {
         return error::environment(format!("{} {what}; nothing was recorded. Check the source media", path.display()));
     }
     error::input(format!("{} {what}; nothing was recorded", path.display()))
+}
+
+/// What a file FFmpeg cannot read seems to be, in a few words for the report: text is not
+/// "proprietary video", and a vendor's container may need the vendor's player.
+fn undecodable_note(path: &Path) -> String {
+    let mut head = [0u8; 4096];
+    // Opened as the copy was: a source's access time must not change.
+    let n = crate::fsutil::open_source(path).and_then(|mut f| std::io::Read::read(&mut f, &mut head)).unwrap_or(0);
+    let head = &head[..n];
+    let text = n > 0
+        && std::str::from_utf8(head).map_or_else(|e| e.valid_up_to() + 4 >= n, |_| true)
+        && head.iter().all(|&b| b >= 0x20 || matches!(b, b'\n' | b'\r' | b'\t' | 0x0c));
+    if n == 0 {
+        " (an empty file)".to_owned()
+    } else if text {
+        " (a text file: FFmpeg reads media only)".to_owned()
+    } else {
+        " (not a format FFmpeg knows: proprietary video may need the vendor's player)".to_owned()
+    }
 }

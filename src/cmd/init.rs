@@ -3,7 +3,7 @@
 use anyhow::Result;
 use serde_json::{Map, json};
 
-use super::{Ctx, Report, head_line};
+use super::{Ctx, Report, head_to_keep};
 use crate::cli::InitArgs;
 use crate::ledger::Draft;
 use crate::store::Store;
@@ -25,7 +25,7 @@ pub fn run(mut args: InitArgs, ctx: &Ctx) -> Result<Report> {
         "Created custody store {}{}\n{}\nUse it with `--store {}` or `export CUSTODY_STORE={}`.",
         store.root().display(),
         args.agency.as_deref().map(|a| format!(" for {a}")).unwrap_or_default(),
-        head_line(&head),
+        head_to_keep(&head),
         store.root().display(),
         store.root().display()
     );

@@ -10,7 +10,7 @@ use crate::ledger::Event;
 
 pub fn run(args: LogArgs, ctx: &Ctx) -> Result<Report> {
     let store = ctx.store()?;
-    let ledger = store.open_ledger()?;
+    let ledger = store.read_ledger()?;
     let events = ledger.events()?;
     let (title, chosen): (String, Vec<&Event>) = if let Some(spec) = &args.item {
         let row = item::resolve(&ledger, spec)?;

@@ -18,7 +18,7 @@ pub mod transfer;
 pub mod verify;
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -135,6 +135,16 @@ impl Report {
 
 /// Run the chosen command.
 pub fn run(command: Command, ctx: &Ctx) -> Result<Report> {
+    let outcome = dispatch(command, ctx);
+    // What FFmpeg said while reading, whatever the outcome: never raw, never lost.
+    for line in crate::media::log::take() {
+        eprintln!("warning: {line}");
+    }
+    outcome
+}
+
+fn dispatch(command: Command, ctx: &Ctx) -> Result<Report> {
+    check_outputs(&command)?;
     match command {
         Command::Init(args) => init::run(args, ctx),
         Command::Ingest(args) => ingest::run(args, ctx),
@@ -155,6 +165,102 @@ pub fn run(command: Command, ctx: &Ctx) -> Result<Report> {
     }
 }
 
+/// Check every `--out` (and `hash --sums`) before the command does any work or records
+/// anything: a copy that cannot be made after the event is recorded would leave the user a
+/// recorded item and an error, and a retry would record it twice.
+fn check_outputs(command: &Command) -> Result<()> {
+    let dir = |d: &Option<PathBuf>, flag: &str| d.as_deref().map_or(Ok(()), |d| usable_dir(d, flag));
+    match command {
+        Command::Still(a) => dir(&a.out, "--out"),
+        Command::Clip(a) => dir(&a.out, "--out"),
+        Command::Rewrap(a) => dir(&a.out, "--out"),
+        Command::Redact(a) => dir(&a.out, "--out"),
+        Command::Man(a) => dir(&a.out, "--out"),
+        Command::Hash(a) => dir(&a.sums, "--sums"),
+        Command::Package(a) => usable_file(&a.out),
+        Command::Export(a) => a.out.as_deref().map_or(Ok(()), usable_file),
+        _ => Ok(()),
+    }
+}
+
+/// A directory the outputs can be copied into: one this process may write, or one it can
+/// create (its nearest existing ancestor is a writable directory). Nothing is created here,
+/// so a command that fails later leaves nothing behind.
+fn usable_dir(dir: &Path, flag: &str) -> Result<()> {
+    let mut at = dir;
+    loop {
+        match std::fs::metadata(at) {
+            Ok(m) if m.is_dir() => break,
+            Ok(_) if at == dir => {
+                return Err(crate::error::input(format!(
+                    "{flag} {} is a file, not a directory; give a directory for the copies. Nothing was done",
+                    dir.display()
+                )));
+            }
+            Ok(_) => {
+                return Err(crate::error::input(format!(
+                    "{flag} {} cannot be created: {} is a file, not a directory. Nothing was done",
+                    dir.display(),
+                    at.display()
+                )));
+            }
+            Err(_) => match at.parent() {
+                Some(p) if !p.as_os_str().is_empty() => at = p,
+                _ => {
+                    at = Path::new(".");
+                    break;
+                }
+            },
+        }
+    }
+    crate::fsutil::writable(at).map_err(|e| {
+        let why = if e.raw_os_error() == Some(libc::EROFS) {
+            "its filesystem is read-only".to_owned()
+        } else {
+            e.to_string()
+        };
+        if at == dir {
+            crate::error::environment(format!("cannot write into {flag} {}: {why}. Nothing was done", dir.display()))
+        } else {
+            crate::error::environment(format!(
+                "{flag} {} cannot be created: cannot write into {} ({why}). Nothing was done",
+                dir.display(),
+                at.display()
+            ))
+        }
+    })
+}
+
+/// A file to write: not a directory, in an existing directory this process may write.
+fn usable_file(file: &Path) -> Result<()> {
+    if file.is_dir() {
+        return Err(crate::error::input(format!(
+            "--out {} is a directory; give the name of the file to write. Nothing was done",
+            file.display()
+        )));
+    }
+    let parent = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        return Err(crate::error::environment(format!(
+            "--out {}: the directory {} does not exist; create it first. Nothing was done",
+            file.display(),
+            parent.display()
+        )));
+    }
+    crate::fsutil::writable(parent).map_err(|e| {
+        let why = if e.raw_os_error() == Some(libc::EROFS) {
+            "its filesystem is read-only".to_owned()
+        } else {
+            e.to_string()
+        };
+        crate::error::environment(format!(
+            "--out {}: cannot write into {} ({why}). Nothing was done",
+            file.display(),
+            parent.display()
+        ))
+    })
+}
+
 /// A byte progress bar on stderr, drawn only when stderr is a terminal.
 pub fn byte_progress(total: u64, message: &str) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(
@@ -170,10 +276,18 @@ pub fn byte_progress(total: u64, message: &str) -> ProgressBar {
     bar
 }
 
-/// The line every changing command ends with.
+/// The line every changing command ends with: the new head, short (`ledger head 14:6779aed9…`).
+/// `custody log` ends with it in full, and `--json` gives it whole.
 pub fn head_line(head: &Head) -> String {
+    format!("ledger head {}:{}…", head.seq, head.hash.get(..8).unwrap_or(&head.hash))
+}
+
+/// The head in full with the advice to write it down, where that matters: after `init` (the
+/// store's first head) and `package` (the head a recipient can check the bundle against).
+pub fn head_to_keep(head: &Head) -> String {
     format!(
-        "ledger head: {head}   (write this down: `custody verify --against {head}` detects later truncation or rewriting)"
+        "ledger head: {head}\n  keep this head outside the store: `custody verify --against` it detects a ledger cut \
+         short or rewritten later"
     )
 }
 
@@ -212,11 +326,34 @@ pub fn copy_out_line(
     })
 }
 
+/// The copy is made after the event is recorded ([`check_outputs`] checked the directory
+/// before): when it fails all the same, the error says the item is recorded and how to copy
+/// it from the store, so nobody runs the command again and records it twice.
 pub fn copy_out(store: &crate::store::Store, out: &crate::ledger::FileRef, dir: &std::path::Path) -> Result<PathBuf> {
-    use crate::store::env_io;
-    std::fs::create_dir_all(dir).map_err(|e| env_io(e, dir, "cannot create"))?;
     let name = out.name.as_deref().unwrap_or("output").rsplit('/').next().unwrap_or("output");
     let file = dir.join(name);
-    std::fs::copy(store.object_path(&out.sha256), &file).map_err(|e| env_io(e, &file, "cannot write"))?;
+    let object = store.object_path(&out.sha256);
+    std::fs::create_dir_all(dir).and_then(|_| std::fs::copy(&object, &file)).map_err(|e| {
+        let why = if crate::error::is_disk_full(&e) { "the disk is full".to_owned() } else { e.to_string() };
+        crate::error::environment(format!(
+            "{} ({}) WAS recorded, but it could not be copied to {}: {why}. Do not run the command again (that \
+             would record it a second time); copy it from the store: cp {} {}",
+            out.item.as_deref().unwrap_or("the output"),
+            out.name.as_deref().unwrap_or(name),
+            file.display(),
+            shell_word(&object),
+            shell_word(&file)
+        ))
+    })?;
     Ok(file)
+}
+
+/// A path as one word a shell reads back as the same path (quoted when it needs to be).
+fn shell_word(path: &Path) -> String {
+    let text = crate::fsutil::path_text(path);
+    if text.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+:,@%".contains(&b)) {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
 }

@@ -4,7 +4,7 @@
 use anyhow::Result;
 use serde_json::json;
 
-use super::{Ctx, Report, head_line, human_size};
+use super::{Ctx, Report, head_to_keep, human_size};
 use crate::bundle::package::{self, Request};
 use crate::cli::PackageArgs;
 use crate::error;
@@ -41,7 +41,12 @@ pub fn run(args: PackageArgs, ctx: &Ctx) -> Result<Report> {
         include: args.include,
         recipient: args.recipient.as_deref(),
         purpose: args.purpose.as_deref(),
-        examiner: &actor.examiner,
+        // A release names the examiner only when one was given: the default is the OS account.
+        examiner: if args.release && actor.examiner == actor.os_user {
+            crate::ledger::private::SHOWN
+        } else {
+            &actor.examiner
+        },
         out: &args.out,
         release: args.release,
     };
@@ -105,7 +110,7 @@ pub fn run(args: PackageArgs, ctx: &Ctx) -> Result<Report> {
         written.path.display(),
         written.head
     ));
-    text.push_str(&head_line(&head));
+    text.push_str(&head_to_keep(&head));
     let json = json!({"schema_version": 1, "command": "package", "out": crate::fsutil::path_text(&written.path), "bag": written.bag,
         "sha256": written.digests.sha256(), "blake3": written.digests.blake3(), "size": written.digests.size,
         "files": written.files, "ledger_head": written.head, "events_included": written.events_full,

@@ -38,20 +38,18 @@ pub fn run(args: RedactArgs, ctx: &Ctx) -> Result<Report> {
 
     // What the item offers: the picture the coordinates refer to, and whether it has sound.
     crate::media::init();
-    let (geometry, rotation, audio_codec_name) = {
+    let (geometry, orientation, audio_codec_name) = {
         let input = probe::open_input(&source.path)
             .map_err(|e| error::input(format!("FFmpeg cannot open item {}: {e}", source.row.id)))?;
         let geometry = (!index.audio).then(|| {
             let stream = input.stream(index.stream).expect("indexed stream");
             let (w, h, sar) = ffi::dimensions(&stream.parameters());
-            (
-                Geometry::new((w.max(0) as u32, h.max(0) as u32), sar, ffi::display_rotation(&stream)),
-                ffi::display_rotation(&stream),
-            )
+            let orientation = ffi::display_orientation(&stream);
+            (Geometry::new((w.max(0) as u32, h.max(0) as u32), sar, orientation), orientation)
         });
         let audio =
             input.streams().best(ffmpeg_next::media::Type::Audio).map(|s| s.parameters().id().name().to_owned());
-        (geometry.map(|g| g.0), geometry.map_or(0, |g| g.1), audio)
+        (geometry.map(|g| g.0), geometry.map(|g| g.1).unwrap_or_default(), audio)
     };
 
     let mut spec = match &args.spec {
@@ -128,7 +126,7 @@ pub fn run(args: RedactArgs, ctx: &Ctx) -> Result<Report> {
             format!("REDACTION PREVIEW  CASE {}  ITEM {}  {}", source.row.case, source.row.exhibit, source.row.id),
             format!("SOURCE SHA-256 {}", &source.file.sha256[..16]),
         ];
-        let (pic, captions) = redact::preview(&source.path, &index, &plan, &coverage, rotation, &header)?;
+        let (pic, captions) = redact::preview(&source.path, &index, &plan, &coverage, orientation, &header)?;
         let png = still::encode_png(
             &pic,
             &[

@@ -46,7 +46,7 @@ pub fn item_facts(ledger: &Ledger, row: &ItemRow) -> Result<ItemFacts> {
 
 pub fn run(args: crate::cli::ShowArgs, ctx: &Ctx) -> Result<Report> {
     let store = ctx.store()?;
-    let ledger = store.open_ledger()?;
+    let ledger = store.read_ledger()?;
     let row = item::resolve(&ledger, &args.item)?;
     let f = item_facts(&ledger, &row)?;
     let mut t = format!("Item {}  {}:{}/{}\n", row.id, row.case, row.exhibit, row.name);
@@ -76,10 +76,25 @@ pub fn run(args: crate::cli::ShowArgs, ctx: &Ctx) -> Result<Report> {
         Some(c) => t.push_str(&format!("  DVR clock {} — {}\n", c.offset, c.describe())),
         None => t.push_str("  DVR clock not recorded\n"),
     }
-    if let Some(start) = f.created.params.get("recording_start").and_then(|v| v.as_str()) {
+    let timezone = f.created.params.get("timezone").and_then(|v| v.as_str());
+    if let Some(z) = timezone {
+        t.push_str(&format!("  Time zone {z} (the DVR's clock)\n"));
+    }
+    // A start given or read for the file itself, else the event's for every file.
+    let own = f.file.facts.get("recording_start").and_then(|v| v.as_str());
+    if let Some(start) = own.or_else(|| f.created.params.get("recording_start").and_then(|v| v.as_str())) {
         t.push_str(&format!("  Rec start {start} (DVR time)"));
-        if let (Some(c), Ok(dt)) = (&f.clock, crate::media::time::parse_civil("recording start", start)) {
-            t.push_str(&format!(", {} corrected", crate::media::time::format_civil(c.correct(dt))));
+        if let Some(part) = f.file.facts.get("recording_start_in_name").and_then(|v| v.as_str()) {
+            t.push_str(&format!(", read from its name ({part})"));
+        }
+        let timeline = crate::media::index::Timeline {
+            recording_start: crate::media::time::parse_civil("recording start", start).ok(),
+            clock: f.clock.clone(),
+            timezone: timezone.map(str::to_owned),
+            first_frame_us: 0,
+        };
+        if let Some(corrected) = timeline.wall_at(0) {
+            t.push_str(&format!(", {corrected} corrected"));
         }
         t.push('\n');
     }

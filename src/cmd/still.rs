@@ -11,7 +11,7 @@ use crate::derive::{self, Output, Source};
 use crate::error;
 use crate::ledger::Ledger;
 use crate::media::still::{self, Render};
-use crate::media::time::{Position, format_civil, format_us};
+use crate::media::time::{Position, format_us};
 
 pub fn run(args: StillArgs, ctx: &Ctx) -> Result<Report> {
     if args.at.is_empty() && args.every.is_none() {
@@ -104,25 +104,21 @@ fn make_stills(args: &StillArgs, ledger: &Ledger, source: &Source, every: Option
             t += step;
         }
     }
-    let rotation = {
+    let orientation = {
         crate::media::init();
         let input = crate::media::probe::open_input(&source.path)?;
         let stream = input.stream(index.stream).expect("indexed stream");
-        crate::media::ffi::display_rotation(&stream)
+        crate::media::ffi::display_orientation(&stream)
     };
     let stem = source.stem().to_owned();
     let mut made = Vec::new();
     for (n, asked) in frames {
         let frame = still::decode_frame(&source.path, &index, n)?;
-        let mut pic = still::render(&frame, rotation, Render { no_sar: args.no_sar, deinterlace: args.deinterlace })?;
+        let mut pic =
+            still::render(&frame, orientation, Render { no_sar: args.no_sar, deinterlace: args.deinterlace })?;
         let entry = &index.frames[n];
         let time_us = index.time_us(n);
-        let wall = match (&source.timeline.recording_start, &source.timeline.clock) {
-            (Some(start), Some(clock)) => Some(format_civil(
-                clock.correct(*start).checked_add(jiff::SignedDuration::from_micros(time_us)).unwrap_or(*start),
-            )),
-            _ => None,
-        };
+        let wall = source.timeline.wall_at(time_us);
         let (w, h) = (pic.width, pic.height);
         if args.caption {
             let mut lines = vec![
@@ -158,6 +154,12 @@ fn make_stills(args: &StillArgs, ledger: &Ledger, source: &Source, every: Option
         if let Some(wc) = &wall {
             text.push(("Wall-Clock-Corrected", wc.clone()));
         }
+        if let Some(how) = orientation.describe() {
+            text.push(("Orientation", format!("{how}, as the file's display matrix says a player shows it")));
+        }
+        if pic.deinterlaced {
+            text.push(("Deinterlaced", "first field kept, second interpolated".to_owned()));
+        }
         let png = still::encode_png(&pic, &text)?;
         let mut facts = Map::new();
         facts.insert("asked".into(), json!(asked));
@@ -172,14 +174,29 @@ fn make_stills(args: &StillArgs, ledger: &Ledger, source: &Source, every: Option
         facts.insert("sar".into(), json!(format!("{}:{}", pic.sar.0, pic.sar.1)));
         facts.insert("sar_applied".into(), json!(pic.sar_applied));
         facts.insert("rotation".into(), json!(pic.rotation));
+        facts.insert("mirrored".into(), json!(pic.mirrored));
         facts.insert("interlaced".into(), json!(pic.interlaced));
         facts.insert("deinterlaced".into(), json!(pic.deinterlaced));
         facts.insert("caption".into(), json!(args.caption));
-        let note = (pic.interlaced && !pic.deinterlaced).then(|| {
-            format!("frame {n} is interlaced and kept as it is (use --deinterlace for a single-field picture)")
-        });
+        let mut notes = Vec::new();
+        if let Some(how) = orientation.describe() {
+            notes.push(format!(
+                "frame {n} is shown {how}, as the file's display matrix says a player shows it (the coded picture is not)"
+            ));
+        }
+        if pic.interlaced && !pic.deinterlaced {
+            notes.push(format!(
+                "frame {n} is interlaced and kept as it is (use --deinterlace for a single-field picture)"
+            ));
+        }
+        if pic.deinterlaced {
+            notes.push(format!("frame {n} is deinterlaced: its first field kept, the second interpolated"));
+        }
+        let note = (!notes.is_empty()).then(|| notes.join("; "));
+        // A deinterlaced picture is not the frame as coded: it does not take the frame's name.
+        let suffix = if pic.deinterlaced { "_deinterlaced" } else { "" };
         made.push(Made {
-            name: format!("{stem}_frame{n:06}.png"),
+            name: format!("{stem}_frame{n:06}{suffix}.png"),
             png,
             frame: n,
             time_us,

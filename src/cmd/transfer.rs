@@ -16,7 +16,16 @@ pub fn run(args: TransferArgs, ctx: &Ctx) -> Result<Report> {
     }
     let store = ctx.store()?;
     let mut ledger = store.open_ledger()?;
-    let mut rows = Vec::new();
+    let mut rows = match &args.case {
+        Some(case) => {
+            let rows = ledger.items_in_case(case)?;
+            if rows.is_empty() {
+                return Err(error::input(format!("case {case} has no items in this store; nothing was recorded")));
+            }
+            rows
+        }
+        None => Vec::new(),
+    };
     for spec in &args.items {
         for row in item::resolve_many(&ledger, spec)? {
             if !rows.iter().any(|r: &crate::ledger::ItemRow| r.id == row.id) {

@@ -16,7 +16,7 @@ use crate::cli::VerifyArgs;
 use crate::digest::{self, Algorithm};
 use crate::error::Exit;
 use crate::ledger::chain::ChainVerifier;
-use crate::ledger::{ItemRow, Ledger, item_rows};
+use crate::ledger::{ItemRow, item_rows};
 use crate::store::{self, Store};
 
 /// One problem found, with what it concerns: the same record for a store (kinds schema, ledger,
@@ -50,7 +50,9 @@ pub fn run(args: VerifyArgs, ctx: &Ctx) -> Result<Report> {
         return verify_bundle(bundle, &args);
     }
     let store = ctx.store()?;
-    let (ledger, schema_problems) = Ledger::open_unchecked(&store.ledger_path(), store.lock_timeout())?;
+    // Read-only: verify works on an archived copy on read-only or write-once media.
+    let (ledger, schema_problems) = store.read_ledger_unchecked()?;
+    let read_only = store.read_only();
     let mut problems: Vec<Problem> = schema_problems
         .iter()
         .map(|p| Problem {
@@ -60,8 +62,9 @@ pub fn run(args: VerifyArgs, ctx: &Ctx) -> Result<Report> {
         })
         .collect();
     // Finish or undo what killed commands left behind, before looking (never on a ledger
-    // whose schema was tampered with: nothing is written into a store under suspicion).
-    let recovery = if problems.is_empty() { Some(store.recover(&ledger)?) } else { None };
+    // whose schema was tampered with: nothing is written into a store under suspicion; nor on
+    // a store this process cannot write, which is checked as it stands).
+    let recovery = if problems.is_empty() && read_only.is_none() { Some(store.recover(&ledger)?) } else { None };
 
     let mut chain = ChainVerifier::new(args.against.clone());
     let mut expected: BTreeMap<String, Expected> = BTreeMap::new();
@@ -202,14 +205,29 @@ pub fn run(args: VerifyArgs, ctx: &Ctx) -> Result<Report> {
             r.discarded
         ));
     }
+    let leftovers = if read_only.is_some() { leftover_staging(&store) } else { 0 };
+    if let Some(why) = &read_only {
+        text.push_str(&format!("  store    read-only ({why}): checked as it stands, nothing changed\n"));
+        if leftovers > 0 {
+            text.push_str(&format!(
+                "  tmp/     {leftovers} staging director{} of interrupted commands left as found (recovery needs a writable store)\n",
+                if leftovers == 1 { "y" } else { "ies" }
+            ));
+        }
+    }
     let exit =
         verdict(&mut text, &problems, "OK: the ledger chain is intact and every recorded object matches its digests.");
     let json = json!({
         "schema_version": 1, "command": "verify", "store": crate::fsutil::path_text(store.root()), "ok": problems.is_empty(),
         "events": chain.count, "head": head, "against": args.against, "objects_checked": checked,
-        "bytes_checked": bytes, "problems": problems, "recovery": recovery,
+        "bytes_checked": bytes, "problems": problems, "recovery": recovery, "read_only": read_only.is_some(),
     });
     Ok(Report { text, json, exit, raw: None })
+}
+
+/// Staging directories interrupted commands left in `tmp/`.
+fn leftover_staging(store: &Store) -> usize {
+    fs::read_dir(store.root().join(store::TMP_DIR)).map_or(0, |d| d.flatten().count())
 }
 
 fn describe(e: &Expected) -> String {

@@ -27,6 +27,8 @@ pub enum ChainError {
     SeqMismatch { seq: i64, body_seq: u64 },
     #[error("event {seq}: its body is not in canonical form: it was rewritten outside custody")]
     NotCanonical { seq: i64 },
+    #[error("event {seq}: {reason}")]
+    Private { seq: i64, reason: String },
     #[error("event {seq}: its body cannot be read as an event ({reason})")]
     Unreadable { seq: i64, reason: String },
     #[error("the ledger ends at event {last}, but event {seq} was written down as a head: the ledger was truncated")]
@@ -52,17 +54,9 @@ impl ChainVerifier {
     /// Check one row; returns the parsed event when its body is readable.
     pub fn check(&mut self, row: &Row) -> Option<Event> {
         self.count += 1;
-        let computed = event::event_hash(&row.body);
         let expected_seq = self.last.as_ref().map_or(1, |(s, _)| s + 1);
         if row.seq != expected_seq {
             self.problems.push(ChainError::Gap { expected: expected_seq, found: row.seq });
-        }
-        if computed != row.hash {
-            self.problems.push(ChainError::HashMismatch {
-                seq: row.seq,
-                stored: row.hash.clone(),
-                computed: computed.clone(),
-            });
         }
         // The fast path: a body shown canonical byte by byte is parsed straight into an event.
         let parsed = if canonical::is_canonical(&row.body) {
@@ -76,6 +70,23 @@ impl ChainVerifier {
         } else {
             self.slow_parse(row)
         };
+        // Over the stored bytes, or over the committed form when members are withheld (an
+        // unreadable body is hashed as stored: it cannot match a committed form's hash).
+        let computed = match parsed.as_ref().map(|ev| event::stored_hash(&row.body, ev)) {
+            None => event::event_hash(&row.body),
+            Some(Ok(hash)) => hash,
+            Some(Err(e)) => {
+                self.problems.push(ChainError::Private { seq: row.seq, reason: e.to_string() });
+                event::event_hash(&row.body)
+            }
+        };
+        if computed != row.hash {
+            self.problems.push(ChainError::HashMismatch {
+                seq: row.seq,
+                stored: row.hash.clone(),
+                computed: computed.clone(),
+            });
+        }
         self.link(row, parsed.as_ref(), &computed);
         self.last = Some((row.seq, computed));
         parsed

@@ -6,10 +6,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::canonical;
+use super::private::{self, Private, PrivateError};
 
 /// Version of the event encoding. Bump it, and document the change in docs/ledger.md, if the
-/// set of fields or their meaning ever changes.
-pub const FORMAT_VERSION: u64 = 1;
+/// set of fields or their meaning ever changes. Format 1 events carry no `private` member and
+/// are hashed over their body as stored; format 2 adds `private` (see [`super::private`]).
+/// custody reads and verifies both, and records format 2.
+pub const FORMAT_VERSION: u64 = 2;
 
 /// Domain-separation prefix of event hashes, so an event hash can never equal the SHA-256 of
 /// an evidence file (object digests are plain SHA-256 of the file's bytes).
@@ -58,6 +61,9 @@ pub struct Event {
     /// Every parameter needed to redo the action.
     pub params: Map<String, Value>,
     pub note: Option<String>,
+    /// Which members a public release withholds, and the salt of their commitments (format 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private: Option<Private>,
 }
 
 impl Event {
@@ -108,6 +114,12 @@ impl Event {
             self.params.iter().map(|(k, v)| (k.as_str(), Field::Value(v))).collect();
         canonical::write_object(&mut params, &mut out)?;
         text(&mut out, "prev", Some(&self.prev));
+        if let Some(private) = &self.private {
+            head(&mut out, "private");
+            let members = Value::from(private.members.clone());
+            let mut fields = [("members", Field::Value(&members)), ("salt", Field::Str(&private.salt))];
+            canonical::write_object(&mut fields, &mut out)?;
+        }
         head(&mut out, "seq");
         canonical::write_value(&Value::from(self.seq), &mut out)?;
         text(&mut out, "time", Some(&self.time));
@@ -140,7 +152,19 @@ impl FileRef {
     }
 }
 
-/// The hash of an event, given its canonical body: SHA-256 over the prefix and the body.
+/// The hash of a stored event: over its body as stored (format 1, or nothing withheld), or over
+/// its committed form (its private members replaced by their commitments). `body` is the
+/// canonical encoding of `event`.
+pub fn stored_hash(body: &str, event: &Event) -> Result<String, PrivateError> {
+    if event.private.is_none() {
+        return Ok(event_hash(body));
+    }
+    let value: Value = serde_json::from_str(body).map_err(|_| PrivateError::Shape)?;
+    Ok(event_hash(&canonical::encode(&private::committed(value)?)?))
+}
+
+/// The hash of an event, given the canonical bytes it is hashed over (the body of a format-1
+/// event, the committed form of a format-2 one): SHA-256 over the prefix and those bytes.
 pub fn event_hash(body: &str) -> String {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     ctx.update(HASH_PREFIX);
@@ -167,12 +191,58 @@ mod tests {
         let mut prev = GENESIS_PREV.to_owned();
         let mut count = 0;
         for line in kat.lines() {
-            let body =
-                line.strip_prefix("{\"event\":").and_then(|r| r.rsplit_once(",\"hash\":\"")).expect("kat line shape");
-            let (body, hash) = (body.0, body.1.trim_end_matches("\"}"));
+            let (body, hash) = kat_line(line);
             let event: Event = serde_json::from_str(body).expect("kat event parses");
             assert_eq!(event.encode().unwrap(), body, "re-encoding event {}", event.seq);
             assert_eq!(event_hash(body), hash, "hash of event {}", event.seq);
+            assert_eq!(stored_hash(body, &event).unwrap(), hash, "a format-1 event is hashed as stored");
+            assert_eq!(event.prev, prev);
+            prev = hash.to_owned();
+            count += 1;
+        }
+        assert_eq!(count, 3);
+    }
+
+    /// `{"event":BODY,"hash":"HASH"}` → (BODY, HASH), byte for byte.
+    fn kat_line(line: &str) -> (&str, &str) {
+        let (body, hash) =
+            line.strip_prefix("{\"event\":").and_then(|r| r.rsplit_once(",\"hash\":\"")).expect("kat line shape");
+        (body, hash.trim_end_matches("\"}"))
+    }
+
+    /// fixtures/ledger/kat-v2.jsonl (format 2, members withheld) and kat-v2-release.jsonl (the
+    /// same events in their committed form) were made by make_kat.py, independently of this
+    /// code. Each event must re-encode to the same bytes, its committed form must be the
+    /// released bytes, both must give the same hash, and custody must choose the same members
+    /// to withhold.
+    #[test]
+    fn known_answer_vectors_of_format_2() {
+        let kat = include_str!("../../fixtures/ledger/kat-v2.jsonl");
+        let release = include_str!("../../fixtures/ledger/kat-v2-release.jsonl");
+        let mut prev = GENESIS_PREV.to_owned();
+        let mut count = 0;
+        for (line, released) in kat.lines().zip(release.lines()) {
+            let (body, hash) = kat_line(line);
+            let (committed, released_hash) = kat_line(released);
+            let event: Event = serde_json::from_str(body).expect("kat event parses");
+            assert_eq!(event.encode().unwrap(), body, "re-encoding event {}", event.seq);
+            let value: Value = serde_json::from_str(body).unwrap();
+            assert_eq!(
+                canonical::encode(&private::committed(value).unwrap()).unwrap(),
+                committed,
+                "event {}",
+                event.seq
+            );
+            assert_eq!(stored_hash(body, &event).unwrap(), hash, "hash of event {}", event.seq);
+            assert_eq!(event_hash(committed), hash, "hash of the released event {}", event.seq);
+            assert_eq!(released_hash, hash);
+            let listed = &event.private.as_ref().expect("format 2 lists its private members").members;
+            assert_eq!(
+                &private::members(&event),
+                listed,
+                "custody withholds what the format says, event {}",
+                event.seq
+            );
             assert_eq!(event.prev, prev);
             prev = hash.to_owned();
             count += 1;
@@ -215,9 +285,14 @@ mod tests {
             ],
             params: serde_json::json!({"to": "frame:9", "from": {"s": "1.5"}, "list": []}).as_object().unwrap().clone(),
             note: None,
+            private: None,
         };
         let via_value = canonical::encode(&serde_json::to_value(&event).unwrap()).unwrap();
         assert_eq!(event.encode().unwrap(), via_value);
+        let mut withheld = event.clone();
+        withheld.private = Some(Private { members: private::members(&event), salt: "0a".repeat(16) });
+        let via_value = canonical::encode(&serde_json::to_value(&withheld).unwrap()).unwrap();
+        assert_eq!(withheld.encode().unwrap(), via_value);
         let mut clash = event.clone();
         clash.outputs[1].facts.insert("size".into(), 1.into());
         assert_eq!(clash.encode(), Err(canonical::CanonicalError::Duplicate("size".into())));

@@ -8,6 +8,7 @@
 pub mod canonical;
 pub mod chain;
 pub mod event;
+pub mod private;
 pub mod schema;
 
 use std::fmt;
@@ -93,6 +94,15 @@ pub struct ItemRow {
     pub parent: Option<String>,
 }
 
+/// How a command opens the ledger: to append to it, or only to read it. A command that records
+/// nothing opens it read-only, so it works on a store on read-only or write-once media and
+/// cannot change the file whatever it does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    ReadWrite,
+    ReadOnly,
+}
+
 pub struct Ledger {
     conn: Connection,
     path: PathBuf,
@@ -120,8 +130,8 @@ impl Ledger {
     }
 
     /// Open an existing ledger, refusing it unless its schema is exactly custody's.
-    pub fn open(path: &Path, lock_timeout: Duration) -> Result<Ledger> {
-        let (ledger, problems) = Ledger::open_unchecked(path, lock_timeout)?;
+    pub fn open(path: &Path, lock_timeout: Duration, access: Access) -> Result<Ledger> {
+        let (ledger, problems) = Ledger::open_unchecked(path, lock_timeout, access)?;
         if !problems.is_empty() {
             return Err(error::mismatch(format!(
                 "the ledger {} has been altered outside custody ({}); refusing to use it. \
@@ -134,13 +144,17 @@ impl Ledger {
     }
 
     /// Open a ledger and report how its schema differs, without refusing it (for `verify`).
-    pub fn open_unchecked(path: &Path, lock_timeout: Duration) -> Result<(Ledger, Vec<String>)> {
+    pub fn open_unchecked(path: &Path, lock_timeout: Duration, access: Access) -> Result<(Ledger, Vec<String>)> {
         if !path.is_file() {
             return Err(error::input(format!("the ledger {} does not exist", path.display())));
         }
-        let conn =
-            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-                .with_context(|| format!("cannot open the ledger {}", path.display()))?;
+        let conn = match access {
+            Access::ReadWrite => {
+                Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                    .with_context(|| format!("cannot open the ledger {}", path.display()))?
+            }
+            Access::ReadOnly => connect_read_only(path)?,
+        };
         let ledger = Ledger::configure(conn, path, lock_timeout)?;
         let problems = schema::differences(&ledger.conn)
             .map_err(|e| error::mismatch(format!("{} is not a readable custody ledger: {e}", path.display())))?;
@@ -197,7 +211,7 @@ impl Ledger {
         let mut txn = Txn { tx: &tx, next_item: item_count as u64 + 1 };
         let mut recorded = None;
         while let Some(draft) = build(&mut txn)? {
-            let event = Event {
+            let mut event = Event {
                 v: event::FORMAT_VERSION,
                 seq,
                 prev: std::mem::take(&mut prev),
@@ -219,9 +233,13 @@ impl Ledger {
                     p
                 },
                 note: draft.note,
+                private: None,
             };
+            // Host, OS user and paths are recorded in the clear but hashed as commitments, so
+            // a public release can withhold them and still be checked against the chain.
+            event.private = Some(private::Private { members: private::members(&event), salt: private::new_salt()? });
             let body = event.encode().context("cannot encode the ledger event")?;
-            let hash = event::event_hash(&body);
+            let hash = event::stored_hash(&body, &event).context("cannot encode the ledger event")?;
             tx.execute("INSERT INTO events (seq, hash, body) VALUES (?1, ?2, ?3)", params![seq as i64, hash, body])
                 .map_err(|e| busy_or(e, &path, timeout))?;
             drop(body);
@@ -434,6 +452,14 @@ fn busy_or(e: rusqlite::Error, path: &Path, timeout: Duration) -> anyhow::Error 
             timeout.as_secs()
         ));
     }
+    if matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::ReadOnly)) {
+        // Media that let a write be attempted and then refuse it (write-once discs).
+        return error::environment(format!(
+            "the ledger {} is read-only: SQLite cannot write it ({e}); nothing was recorded. \
+             To record, use a writable store",
+            path.display()
+        ));
+    }
     if matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DiskFull)) {
         return error::environment(format!(
             "the disk holding the ledger {} is full; nothing was recorded. Free space and run the command again",
@@ -449,6 +475,77 @@ fn busy_or(e: rusqlite::Error, path: &Path, timeout: Duration) -> anyhow::Error 
          (`custody verify` checks the ledger) and run the command again",
         path.display()
     ))
+}
+
+/// Open a WAL-mode ledger for reading only.
+///
+/// Where this process may write the ledger and its directory, it is opened as writers open it
+/// but with `query_only` set, so no statement can change it: a connection opened read-only
+/// would leave `ledger.db-wal` and `ledger.db-shm` behind when it closes (only a writer's
+/// close checkpoints and removes them), owned by whoever read, which could then stop the
+/// store's owner from writing.
+///
+/// Elsewhere it is opened read-only. SQLite reads a WAL database on read-only media when its
+/// `-wal` and `-shm` files exist or can be created; where neither holds (an archived copy on a
+/// read-only mount or WORM disc, which has no `-wal` because the last writer checkpointed and
+/// removed it), it is opened `immutable`: no locks, no `-shm`, the file read as it stands.
+/// That is only sound when no `-wal` holds events the file lacks, so a non-empty `-wal` that
+/// cannot be read is refused rather than silently ignored (it would hide the newest events).
+/// <https://www.sqlite.org/wal.html#readonly>
+fn connect_read_only(path: &Path) -> Result<Connection> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if crate::fsutil::writable(path).is_ok() && crate::fsutil::writable(dir).is_ok() {
+        let conn =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .with_context(|| format!("cannot open the ledger {}", path.display()))?;
+        conn.pragma_update(None, "query_only", true)?;
+        return Ok(conn);
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)
+        .with_context(|| format!("cannot open the ledger {}", path.display()))?;
+    // SQLite opens the WAL and its index lazily: the first read says whether it can.
+    let readable = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0));
+    match readable {
+        Ok(_) => return Ok(conn),
+        Err(e)
+            if matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly)
+            ) => {}
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot read the ledger {}", path.display()))),
+    }
+    drop(conn);
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal = PathBuf::from(wal);
+    if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+        return Err(error::environment(format!(
+            "the ledger {} cannot be read here: its write-ahead log {} may hold its newest events, and SQLite \
+             can read that log only with its index (ledger.db-shm), which is missing or unusable and cannot be \
+             created on this read-only storage. Copy the whole store to writable storage and run the command on the copy",
+            path.display(),
+            wal.display()
+        )));
+    }
+    Connection::open_with_flags(immutable_uri(path), flags | OpenFlags::SQLITE_OPEN_URI)
+        .with_context(|| format!("cannot open the ledger {} (read-only, immutable)", path.display()))
+}
+
+/// `file:PATH?immutable=1`, every byte of the path outside a safe set percent-encoded (SQLite
+/// decodes `%XX` to the byte, so any path works, UTF-8 or not).
+fn immutable_uri(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut uri = String::from("file:");
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/._-~".contains(&b) {
+            uri.push(b as char);
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri.push_str("?immutable=1");
+    uri
 }
 
 /// Now, as the ledger writes times: UTC, RFC 3339, milliseconds.

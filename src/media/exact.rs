@@ -112,20 +112,11 @@ pub fn exact_clip(
     src: &Path,
     dst: &Path,
     index: &FrameIndex,
-    first: usize,
-    last: usize,
+    (first, last): (usize, usize),
     q: Quality,
+    tags: Vec<(String, String)>,
 ) -> Result<ExactReport> {
-    let job = Job {
-        index,
-        first,
-        last,
-        quality: q,
-        container: "mp4",
-        audio: AudioCodec::Aac,
-        tags: Vec::new(),
-        span_us: None,
-    };
+    let job = Job { index, first, last, quality: q, container: "mp4", audio: AudioCodec::Aac, tags, span_us: None };
     encode(src, dst, &job, &mut Unchanged)
 }
 
@@ -145,7 +136,7 @@ pub fn encode(src: &Path, dst: &Path, job: &Job, edits: &mut dyn Edits) -> Resul
     let (index, first, last, q) = (job.index, job.first, job.last, job.quality);
     let mut input = open_input(src).map_err(|e| error::input(format!("FFmpeg cannot open {}: {e}", src.display())))?;
     let mut output = format::output_as(&dst, job.container)
-        .map_err(|e| error::environment(format!("cannot create {}: {e}", dst.display())))?;
+        .map_err(|e| error::environment(format!("cannot create the output in the store's staging directory: {e}")))?;
     let first_pts = index.frames[first].pts;
     let last_pts = index.frames[last].pts;
     let vtb = Rational::new(index.time_base.0, index.time_base.1);
@@ -187,11 +178,14 @@ pub fn encode(src: &Path, dst: &Path, job: &Job, edits: &mut dyn Edits) -> Resul
     output.set_metadata(tags);
     let mut header = ffmpeg::Dictionary::new();
     if job.container == "mp4" {
-        header.set("movflags", "+faststart");
+        // Tags without an atom of their own (com.apple.quicktime.*) are written only this way.
+        header.set("movflags", "+faststart+use_metadata_tags");
     }
     // Bit-exact: no `encoder` tag naming the library, nothing that varies between runs.
     header.set("fflags", "+bitexact");
-    output.write_header_with(header).map_err(|e| error::environment(format!("cannot write {}: {e}", dst.display())))?;
+    output.write_header_with(header).map_err(|e| {
+        error::environment(format!("cannot start the {} output: {e}", super::remux::container_name(job.container)))
+    })?;
     let vout_tb = video.as_ref().map(|v| output.stream(v.out).expect("video stream").time_base());
 
     index.seek_before(&mut input, first);
@@ -308,7 +302,7 @@ pub fn encode(src: &Path, dst: &Path, job: &Job, edits: &mut dyn Edits) -> Resul
         drain_audio_encoder(a, &mut output)?;
     }
     bar.finish_and_clear();
-    output.write_trailer().map_err(|e| error::environment(format!("cannot finish {}: {e}", dst.display())))?;
+    output.write_trailer().map_err(|e| error::environment(format!("cannot finish the output: {e}")))?;
     let expected = (last - first + 1) as u64;
     if video.is_some() && video_frames != expected {
         return Err(error::input(format!(
@@ -437,7 +431,10 @@ fn audio_path(
     enc.set_format(sample_format);
     enc.set_time_base(Rational::new(1, decoder.rate() as i32));
     if codec_choice == AudioCodec::Aac {
-        enc.set_bit_rate(if channels == 1 { 96_000 } else { 160_000 });
+        // AAC holds at most 6144 bits per channel per 1024-sample frame: 6 bits per sample, so
+        // 8 kHz mono (a DVR's audio) caps at 48 kb/s.
+        let most = 6 * decoder.rate() as usize * layout.channels() as usize;
+        enc.set_bit_rate((if channels == 1 { 96_000 } else { 160_000 }).min(most));
         enc.set_flags(codec::Flags::GLOBAL_HEADER);
     }
     let encoder = enc.open_as(codec).context("opening the audio encoder")?;

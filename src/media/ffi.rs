@@ -185,9 +185,33 @@ pub fn seek_byte(input: &mut ffmpeg::format::context::Input, pos: i64) -> Result
     if rc < 0 { Err(ffmpeg::Error::from(rc)) } else { Ok(()) }
 }
 
-/// The clockwise rotation (0, 90, 180 or 270 degrees) a player applies to show the stream
-/// upright, from its display matrix (phones record rotated and say so there).
-pub fn display_rotation(stream: &ffmpeg::format::stream::Stream<'_>) -> i32 {
+/// How a player turns the coded picture to show it: a clockwise rotation, then, for a mirrored
+/// picture, a left-right flip.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Orientation {
+    /// Clockwise degrees: 0, 90, 180 or 270.
+    pub rotation: i32,
+    /// Flipped left to right after the rotation (a front camera's selfie view, a mirror).
+    pub mirrored: bool,
+}
+
+impl Orientation {
+    /// In words, for reports: `rotated 90° clockwise and mirrored left to right`.
+    pub fn describe(self) -> Option<String> {
+        match (self.rotation, self.mirrored) {
+            (0, false) => None,
+            (0, true) => Some("mirrored left to right".to_owned()),
+            (r, false) => Some(format!("rotated {r}° clockwise")),
+            (r, true) => Some(format!("rotated {r}° clockwise and mirrored left to right")),
+        }
+    }
+}
+
+/// How a player shows the stream (phones record rotated, some cameras mirrored, and say so in
+/// the display matrix), decided as FFmpeg's own `ffmpeg` tool decides it when it auto-rotates:
+/// the angle from `av_display_rotation_get`, and a flip where the matrix's signs say so. Angles
+/// other than multiples of 90° are shown unrotated.
+pub fn display_orientation(stream: &ffmpeg::format::stream::Stream<'_>) -> Orientation {
     for sd in stream.side_data() {
         if sd.kind() == ffmpeg::codec::packet::side_data::Type::DisplayMatrix && sd.data().len() >= 36 {
             let mut matrix = [0i32; 9];
@@ -198,15 +222,40 @@ pub fn display_rotation(stream: &ffmpeg::format::stream::Stream<'_>) -> i32 {
             // SAFETY: av_display_rotation_get reads exactly nine int32 values from the pointer,
             // which points at our local array.
             let ccw = unsafe { ffi::av_display_rotation_get(matrix.as_ptr()) };
-            if ccw.is_nan() {
-                return 0;
-            }
-            // FFmpeg's convention: the angle is counter-clockwise; players rotate by its negation.
-            let cw = (-ccw).round() as i32;
-            return ((cw % 360) + 360) % 360 / 90 * 90;
+            return orientation_of(&matrix, ccw);
         }
     }
-    0
+    Orientation::default()
+}
+
+/// The orientation a display matrix asks for, given its counter-clockwise angle: the cases of
+/// FFmpeg 5.1's `ffmpeg` (transpose `clock`/`cclock_flip` at 90°, `hflip`/`vflip` at 180°,
+/// `cclock`/`clock_flip` at 270°, `vflip` at 0°), each a rotation followed by a left-right
+/// flip or not (a vertical flip is a half turn and a left-right flip).
+fn orientation_of(m: &[i32; 9], ccw: f64) -> Orientation {
+    if ccw.is_nan() {
+        return Orientation::default();
+    }
+    // FFmpeg's convention: the angle is counter-clockwise; players rotate by its negation.
+    let theta = (-ccw).rem_euclid(360.0);
+    let near = |a: f64| (theta - a).abs() < 1.0;
+    let o = |rotation, mirrored| Orientation { rotation, mirrored };
+    if near(90.0) {
+        if m[3] > 0 { o(90, true) } else { o(90, false) }
+    } else if near(180.0) {
+        match (m[0] < 0, m[4] < 0) {
+            (true, true) => o(180, false),
+            (true, false) => o(0, true),
+            (false, true) => o(180, true),
+            (false, false) => o(0, false),
+        }
+    } else if near(270.0) {
+        if m[3] < 0 { o(270, true) } else { o(270, false) }
+    } else if (near(0.0) || near(360.0)) && m[4] < 0 {
+        o(180, true)
+    } else {
+        o(0, false)
+    }
 }
 
 /// A PCM stream's bytes per sample of every channel (its block alignment, else computed from
@@ -360,4 +409,40 @@ pub fn set_extradata(params: &mut ffmpeg::codec::Parameters, bytes: &[u8]) -> Re
         (*p).extradata_size = bytes.len() as i32;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A display matrix as FFmpeg's `av_display_rotation_set` (a clockwise rotation) and
+    /// `av_display_matrix_flip` make them (16.16 fixed point), with its counter-clockwise angle.
+    fn matrix(cw: f64, hflip: bool, vflip: bool) -> ([i32; 9], f64) {
+        let mut m = [0i32; 9];
+        // SAFETY: both functions write or read nine int32 values of our local array.
+        unsafe {
+            ffi::av_display_rotation_set(m.as_mut_ptr(), cw);
+            ffi::av_display_matrix_flip(m.as_mut_ptr(), hflip as i32, vflip as i32);
+            let angle = ffi::av_display_rotation_get(m.as_ptr());
+            (m, angle)
+        }
+    }
+
+    #[test]
+    fn orientations_follow_ffmpegs_autorotation() {
+        let o = |rotation, mirrored| Orientation { rotation, mirrored };
+        let of = |cw, h, v| {
+            let (m, a) = matrix(cw, h, v);
+            orientation_of(&m, a)
+        };
+        assert_eq!(of(0.0, false, false), o(0, false));
+        assert_eq!(of(90.0, false, false), o(90, false));
+        assert_eq!(of(180.0, false, false), o(180, false));
+        assert_eq!(of(270.0, false, false), o(270, false));
+        assert_eq!(of(-90.0, false, false), o(270, false));
+        assert_eq!(of(0.0, true, false), o(0, true));
+        assert_eq!(of(0.0, false, true), o(180, true));
+        assert_eq!(o(90, true).describe().as_deref(), Some("rotated 90° clockwise and mirrored left to right"));
+        assert_eq!(o(0, false).describe(), None);
+    }
 }

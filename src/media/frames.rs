@@ -146,8 +146,7 @@ impl Clock {
     pub(super) fn stamp(&mut self, packet: &mut ffmpeg::Packet) {
         use ffmpeg::Rescale;
         const US: ffmpeg::Rational = ffmpeg::Rational(1, 1_000_000);
-        let start = || self.rate.map_or(0, |r| (-f64::from(self.delay) * 1e6 / f64::from(r)) as i64);
-        let mut now = self.next_us.unwrap_or_else(start);
+        let mut now = self.next_us();
         match packet.dts() {
             Some(dts) => now = dts.rescale(self.time_base, US),
             None if packet.pts().is_none() => {
@@ -158,6 +157,17 @@ impl Clock {
         }
         let step = if packet.duration() > 0 { packet.duration().rescale(self.time_base, US) } else { self.frame_us() };
         self.next_us = Some(now + step);
+    }
+
+    /// The clock's reading for the next packet, in microseconds (where it starts, before the
+    /// first).
+    pub(super) fn next_us(&self) -> i64 {
+        self.next_us.unwrap_or_else(|| self.start_us())
+    }
+
+    /// Where the clock starts: minus the decoder's reordering delay, in frames.
+    fn start_us(&self) -> i64 {
+        self.rate.map_or(0, |r| (-f64::from(self.delay) * 1e6 / f64::from(r)) as i64)
     }
 
     /// The timestamp of a picture the decoder gives without one after the end of the stream:

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::ffi;
 use super::probe::open_input;
-use super::time::{ClockOffset, Position, format_civil, format_us};
+use super::time::{ClockOffset, Position, WallTime, Zone, format_civil, format_us};
 use crate::error;
 
 #[derive(Clone, Debug, Serialize)]
@@ -44,11 +44,88 @@ pub struct FrameIndex {
     pub derived_timestamps: bool,
 }
 
-/// What wall-clock positions need: the DVR time of the first frame and the clock offset.
+/// What wall-clock positions need: the DVR time of the first frame and the clock offset, and
+/// for times written with a zone (or a recording across a daylight-saving change) the DVR's
+/// time zone.
 #[derive(Clone, Debug, Default)]
 pub struct Timeline {
     pub recording_start: Option<jiff::civil::DateTime>,
     pub clock: Option<ClockOffset>,
+    /// The DVR's time zone as ingest recorded it (`--timezone`), looked up when it is needed.
+    pub timezone: Option<String>,
+    /// How far this item's first frame is into the recording that started at
+    /// `recording_start`, in microseconds: 0 for the original, a clip's start in it for a clip.
+    pub first_frame_us: i64,
+}
+
+impl Timeline {
+    /// The DVR's time zone, when it was recorded.
+    pub fn zone(&self) -> Result<Option<Zone>> {
+        self.timezone
+            .as_deref()
+            .map(|z| Zone::parse(z).map_err(|e| e.context(format!("the DVR's recorded time zone {z}"))))
+            .transpose()
+    }
+
+    /// The corrected time of the recording's first frame on the DVR's local clock.
+    fn corrected_start(&self) -> Result<jiff::civil::DateTime> {
+        let start = self.recording_start.ok_or_else(|| {
+            error::input("wall-clock positions need the recording's start time: ingest it with --recording-start")
+        })?;
+        let clock = self.clock.as_ref().ok_or_else(|| {
+            error::input("wall-clock positions need the DVR clock offset: ingest it with --dvr-time/--actual-time or --clock-offset")
+        })?;
+        Ok(clock.correct(start))
+    }
+
+    /// Microseconds from the first frame to `wall` (negative before it). A time written
+    /// without a zone is read on the DVR's local clock: through its time zone when that is
+    /// known (so a daylight-saving change inside the recording counts as it happened), else as
+    /// the plain difference of the two clock readings. A time written with a zone needs the
+    /// DVR's zone.
+    pub fn media_us(&self, wall: &WallTime) -> Result<i64> {
+        let start = self.corrected_start()?;
+        let Some(zone) = self.zone()? else {
+            if wall.has_zone() {
+                return Err(error::input(format!(
+                    "{} has a time zone, but the DVR's time zone was not recorded when this item was ingested \
+                     (ingest --timezone), so it cannot be placed: write the time on the DVR's corrected local clock, \
+                     without a zone (2024-05-01T14:03:10)",
+                    wall.text
+                )));
+            }
+            return Ok(wall.civil.duration_since(start).as_micros() as i64 - self.first_frame_us);
+        };
+        let first = zone.instant(start).map_err(|a| {
+            error::input(format!(
+                "the recording's corrected start {}; record the DVR's zone as the fixed UTC offset its clock kept (--timezone)",
+                a.describe(start, &zone)
+            ))
+        })?;
+        Ok(wall.instant(&zone)?.duration_since(first).as_micros() as i64 - self.first_frame_us)
+    }
+
+    /// The corrected wall-clock time `us` after the first frame, as the DVR's local clock
+    /// shows it (with its UTC offset when the zone is known); None without a start and offset.
+    pub fn wall_at(&self, us: i64) -> Option<String> {
+        let start = self.corrected_start().ok()?;
+        let step = jiff::SignedDuration::from_micros(self.first_frame_us.saturating_add(us));
+        if let Ok(Some(zone)) = self.zone()
+            && let Ok(first) = zone.instant(start)
+            && let Ok(at) = first.checked_add(step)
+        {
+            return Some(zone.show(at));
+        }
+        Some(format_civil(start.checked_add(step).unwrap_or(start)))
+    }
+
+    /// "… on the corrected DVR clock (America/Chicago)": which clock `wall_at` speaks.
+    fn clock_name(&self) -> String {
+        match &self.timezone {
+            Some(z) => format!("on the corrected DVR clock ({z})"),
+            None => "on the corrected DVR clock".to_owned(),
+        }
+    }
 }
 
 impl FrameIndex {
@@ -250,7 +327,10 @@ impl FrameIndex {
                 return Ok(n);
             }
             Position::Time(us) => *us,
-            Position::WallClock(dt) => self.wall_to_media_us(*dt, timeline)?,
+            Position::WallClock(w) => match self.wall_to_media_us(w, timeline)? {
+                us if us >= self.duration_us() => return Err(self.outside(w, us, timeline)),
+                us => us,
+            },
         };
         let total = self.duration_us();
         if us < 0 || us >= total {
@@ -265,24 +345,28 @@ impl FrameIndex {
         Ok(n.saturating_sub(1))
     }
 
-    /// Convert a corrected wall-clock time to media time.
-    pub fn wall_to_media_us(&self, actual: jiff::civil::DateTime, timeline: &Timeline) -> Result<i64> {
-        let start = timeline.recording_start.ok_or_else(|| {
-            error::input("wall-clock positions need the recording's start time: ingest it with --recording-start")
-        })?;
-        let clock = timeline.clock.as_ref().ok_or_else(|| {
-            error::input("wall-clock positions need the DVR clock offset: ingest it with --dvr-time/--actual-time or --clock-offset")
-        })?;
-        let corrected_start = clock.correct(start);
-        let us = actual.duration_since(corrected_start).as_micros() as i64;
-        if us < 0 {
-            return Err(error::input(format!(
-                "{} is before the recording starts ({} corrected)",
-                format_civil(actual),
-                format_civil(corrected_start)
-            )));
+    /// Convert a corrected wall-clock time to media time: from the first frame to the end of
+    /// the last, else an error in the user's words (the time as written, the recording's span
+    /// on the corrected clock).
+    pub fn wall_to_media_us(&self, wall: &WallTime, timeline: &Timeline) -> Result<i64> {
+        let us = timeline.media_us(wall)?;
+        if us < 0 || us > self.duration_us() {
+            return Err(self.outside(wall, us, timeline));
         }
         Ok(us)
+    }
+
+    /// A wall-clock time outside the recording, said on the corrected clock.
+    fn outside(&self, wall: &WallTime, us: i64, timeline: &Timeline) -> anyhow::Error {
+        let span = |us| timeline.wall_at(us).unwrap_or_default();
+        error::input(format!(
+            "{} is {} the recording, which runs from {} to {} {}",
+            wall.text,
+            if us < 0 { "before" } else { "after the end of" },
+            span(0),
+            span(self.duration_us()),
+            timeline.clock_name()
+        ))
     }
 }
 

@@ -6,6 +6,7 @@ pub mod frames;
 pub mod framing;
 pub mod index;
 pub mod iso;
+pub mod log;
 pub mod nal;
 pub mod probe;
 pub mod redact;
@@ -22,12 +23,12 @@ use ffmpeg_next as ffmpeg;
 
 static INIT: Once = Once::new();
 
-/// Initialise FFmpeg once per process and silence its own logging: every problem reaches the
-/// user through custody's messages instead.
+/// Initialise FFmpeg once per process and take its own log: every problem it reports reaches
+/// the user through custody's messages, as warnings naming what was read ([`log`]).
 pub fn init() {
     INIT.call_once(|| {
         let _ = ffmpeg::init();
-        ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Quiet);
+        log::install();
     });
 }
 

@@ -187,15 +187,45 @@ pub fn probe(path: &Path, deep: bool) -> MediaFacts {
         facts.duration_us = packet_span_us(path);
         facts.duration_measured = true;
     }
+    // A raw elementary stream states neither its length nor its frame count: count its frames
+    // (one demux pass, no decoding) and time them as the frame index does, by their durations.
+    let raw = RAW_VIDEO.contains(&format.name().split(',').next().unwrap_or_default());
+    if raw && facts.duration_us.is_none() && facts.streams.len() == 1 {
+        if let Some((frames, duration_us)) = count_raw_frames(&mut input, path) {
+            facts.streams[0].frames = Some(frames);
+            facts.duration_us = Some(duration_us);
+        }
+        let _ = ffi::seek_byte(&mut input, 0);
+    }
     if deep {
         facts.deep = Some(deep_check(&mut input));
     }
     facts
 }
 
+/// Demuxers of raw elementary video streams, which carry no timestamps or length.
+const RAW_VIDEO: [&str; 6] = ["h264", "hevc", "mjpeg", "mpegvideo", "m4v", "cavsvideo"];
+
+/// The frames of a raw stream's only stream and their total duration in microseconds: the
+/// packet durations the parser gives, added up on the clock `ffmpeg` and the frame index time
+/// such a stream by ([`super::frames::Clock`]).
+fn count_raw_frames(input: &mut ffmpeg::format::context::Input, path: &Path) -> Option<(i64, i64)> {
+    let mut clock = super::frames::Clock::new(&input.stream(0)?);
+    let start = clock.next_us();
+    let mut frames = 0i64;
+    let mut packet = ffmpeg::Packet::empty();
+    while next_packet(input, &mut packet, path).ok()? {
+        frames += 1;
+        clock.stamp(&mut packet);
+    }
+    (frames > 0).then(|| (frames, clock.next_us() - start))
+}
+
 /// Open a local file for demuxing. Only the `file` protocol is allowed, so a crafted file
 /// (a playlist, a concat list) cannot make FFmpeg open network resources.
 pub fn open_input(path: &Path) -> Result<ffmpeg::format::context::Input, ffmpeg::Error> {
+    super::init();
+    super::log::reading(path);
     let mut opts = ffmpeg::Dictionary::new();
     opts.set("protocol_whitelist", "file");
     // Evidence is one file: demuxers that read *other* files named inside it (playlists,
@@ -380,7 +410,48 @@ fn record_error(check: &mut DeepCheck, stream: i64, at_us: Option<i64>, message:
     }
 }
 
+impl StreamFacts {
+    /// A GoPro GPMF track (GPS, accelerometer, gyroscope), which FFmpeg sees as binary data.
+    fn is_gopro_telemetry(&self) -> bool {
+        self.kind == "data" && self.tags.iter().any(|[k, v]| k == "handler_name" && v.contains("GoPro MET"))
+    }
+}
+
 impl MediaFacts {
+    /// The container as users know it: MP4, MOV, 3GP by the brand in the file; raw H.264.
+    fn container_name(&self, demuxer: &str) -> String {
+        let first = demuxer.split(',').next().unwrap_or(demuxer);
+        let named = match first {
+            "mov" => match self.tag("major_brand").map(str::trim) {
+                None | Some("qt") => "MOV",
+                Some(b) if b.starts_with("3g2") => "3G2",
+                Some(b) if b.starts_with("3g") => "3GP",
+                Some("M4A" | "M4B") => "M4A",
+                Some(_) => "MP4",
+            },
+            "matroska" if demuxer.contains("webm") && self.tag("doctype") == Some("webm") => "WebM",
+            "matroska" => "Matroska",
+            "mpegts" => "MPEG-TS",
+            "mpeg" => "MPEG-PS",
+            "avi" => "AVI",
+            "wav" => "WAV",
+            "mp3" => "MP3",
+            "flac" => "FLAC",
+            "ogg" => "Ogg",
+            "amr" => "AMR",
+            "aac" => "AAC (ADTS)",
+            "asf" => "ASF (WMV/WMA)",
+            "dhav" => "Dahua DAV",
+            "h264" => "raw H.264",
+            "hevc" => "raw HEVC",
+            "mjpeg" => "raw MJPEG",
+            "mpegvideo" => "raw MPEG video",
+            "m4v" => "raw MPEG-4 video",
+            _ => return self.container_long.clone().unwrap_or_else(|| first.to_owned()),
+        };
+        named.to_owned()
+    }
+
     /// One line for people: container, streams, duration; or why FFmpeg cannot read the file.
     pub fn summary(&self) -> String {
         if !self.decodable {
@@ -388,15 +459,17 @@ impl MediaFacts {
         }
         let mut parts = Vec::new();
         if let Some(c) = &self.container {
-            parts.push(c.clone());
+            parts.push(self.container_name(c));
         }
+        let demuxer = self.container.as_deref().unwrap_or_default();
+        let raw = RAW_VIDEO.contains(&demuxer.split(',').next().unwrap_or_default());
         for s in &self.streams {
             parts.push(match s.kind.as_str() {
                 "video" => {
                     let mut v = format!("{} {}x{}", s.codec, s.width.unwrap_or(0), s.height.unwrap_or(0));
                     if s.timescale_missing {
                         v.push_str(" (no timescale: the container states 0, so its times are unknown)");
-                    } else if let Some((rate, average)) = shown_rate(s) {
+                    } else if let Some((rate, average)) = shown_rate(s, raw) {
                         v.push_str(&format!(" {} fps", rate_text(rate)));
                         if let Some(avg) = average {
                             v.push_str(&format!(
@@ -408,14 +481,28 @@ impl MediaFacts {
                     if let Some(fo) = s.field_order.as_deref().filter(|f| !matches!(*f, "progressive" | "unknown")) {
                         v.push_str(&format!(" interlaced ({fo})"));
                     }
+                    // A raw stream's frames are counted (its container states nothing).
+                    if let Some(n) = s.frames.filter(|n| *n > 0 && raw) {
+                        v.push_str(&format!(", {n} frame{}", if n == 1 { "" } else { "s" }));
+                    }
                     v
                 }
-                "audio" => format!(
-                    "{} {} Hz {}",
-                    s.codec,
-                    s.sample_rate.unwrap_or(0),
-                    s.channel_layout.clone().unwrap_or_else(|| format!("{} ch", s.channels.unwrap_or(0)))
-                ),
+                "audio" => {
+                    let mut a = s.codec.clone();
+                    if let Some(rate) = s.sample_rate.filter(|r| *r > 0) {
+                        a.push_str(&format!(" {rate} Hz"));
+                    }
+                    match (s.channel_layout.as_deref(), s.channels) {
+                        // FFmpeg's name for one channel of no known layout.
+                        (Some("1 channels"), _) => a.push_str(" 1 channel"),
+                        (Some(layout), _) => a.push_str(&format!(" {layout}")),
+                        (None, Some(1)) => a.push_str(" 1 channel"),
+                        (None, Some(n)) if n > 1 => a.push_str(&format!(" {n} channels")),
+                        _ => {}
+                    }
+                    a
+                }
+                _ if s.is_gopro_telemetry() => "GPS telemetry (GoPro GPMF)".to_owned(),
                 kind => format!("{kind} {}", s.codec),
             });
         }
@@ -447,8 +534,7 @@ impl MediaFacts {
 /// own timing information gives each frame, which `r_frame_rate` follows, while the average is
 /// an estimate over the first frames FFmpeg reads: they differ when that timing changes (a
 /// damaged parameter set), and both are shown.
-fn shown_rate(s: &StreamFacts) -> Option<(&String, Option<&String>)> {
-    let raw = s.start_pts.is_none() && s.duration_pts.is_none();
+fn shown_rate(s: &StreamFacts, raw: bool) -> Option<(&String, Option<&String>)> {
     match (&s.frame_rate, &s.avg_frame_rate) {
         (Some(r), Some(avg)) if raw && r != avg => Some((r, Some(avg))),
         (r, avg) => avg.as_ref().or(r.as_ref()).map(|rate| (rate, None)),
@@ -511,5 +597,33 @@ pub fn kind_name(medium: ffmpeg::media::Type) -> &'static str {
         ffmpeg::media::Type::Data => "data",
         ffmpeg::media::Type::Attachment => "attachment",
         ffmpeg::media::Type::Unknown => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_name_things_as_users_know_them() {
+        let stream = |kind: &str, codec: &str, tags: &[[&str; 2]]| StreamFacts {
+            kind: kind.to_owned(),
+            codec: codec.to_owned(),
+            tags: tags.iter().map(|[k, v]| [k.to_string(), v.to_string()]).collect(),
+            ..StreamFacts::default()
+        };
+        let mut gps = stream("data", "bin_data", &[["handler_name", "\tGoPro MET"]]);
+        gps.index = 3;
+        let mut audio = stream("audio", "pcm_s16le", &[]);
+        audio.channels = Some(1);
+        audio.sample_rate = Some(0);
+        let facts = MediaFacts {
+            decodable: true,
+            container: Some("mov,mp4,m4a,3gp,3g2,mj2".to_owned()),
+            tags: vec![["major_brand".to_owned(), "3gp4".to_owned()]],
+            streams: vec![audio, gps, stream("data", "bin_data", &[["handler_name", "GoPro TCD"]])],
+            ..MediaFacts::default()
+        };
+        assert_eq!(facts.summary(), "3GP, pcm_s16le 1 channel, GPS telemetry (GoPro GPMF), data bin_data");
     }
 }

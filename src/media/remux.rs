@@ -126,6 +126,32 @@ pub fn container_name(muxer: &str) -> &str {
     }
 }
 
+/// Container tags a muxer writes of its own (the brand, the library): never carried over.
+const MUXER_TAGS: [&str; 5] = ["major_brand", "minor_version", "compatible_brands", "encoder", "duration"];
+
+/// The tags of a recording worth keeping on a clip or playback copy for court: every tag but
+/// those a muxer writes of its own (creation time, location, make and model, language stay).
+pub fn recording_tags<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<(String, String)> {
+    tags.into_iter().filter(|(k, _)| !MUXER_TAGS.contains(k)).map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+}
+
+/// Give `output` the source's recording tags; an ISO muxer writes keys it has no atom for too.
+pub(crate) fn carry_tags(
+    input: &ffmpeg::format::context::Input,
+    output: &mut ffmpeg::format::context::Output,
+    header: &mut ffmpeg::Dictionary,
+    muxer: &str,
+) {
+    let mut tags = ffmpeg::Dictionary::new();
+    for (k, v) in recording_tags(input.metadata().iter()) {
+        tags.set(&k, &v);
+    }
+    output.set_metadata(tags);
+    if matches!(muxer, "mp4" | "ipod" | "mov" | "3gp" | "3g2") {
+        header.set("movflags", "+faststart+use_metadata_tags");
+    }
+}
+
 /// A copy made by [`copy_into_first`]: what was copied, into which container, and where.
 pub struct Made {
     pub streams: Vec<CopiedStream>,
@@ -202,10 +228,9 @@ pub fn copy(src: &Path, dst: &Path, muxer: &str, index: &FrameIndex, sel: &Selec
         return Err(error::input(format!("{}: the indexed stream cannot be copied", src.display())));
     }
     let mut opts = ffmpeg::Dictionary::new();
-    if matches!(muxer, "mp4" | "ipod" | "mov" | "3gp" | "3g2") {
-        // Players can start before the whole file is read: the index goes first.
-        opts.set("movflags", "+faststart");
-    }
+    // Players can start before the whole file is read: the index goes first. The recording's
+    // creation time and location stay with it.
+    carry_tags(&input, &mut output, &mut opts, muxer);
     let header = output.write_header_with(opts).map(drop);
     if let Err(e) = header {
         let refused: Vec<String> = tally
@@ -470,6 +495,12 @@ pub(crate) fn add_copied_stream(
         .add_stream(ffmpeg::encoder::find(ffmpeg::codec::Id::None))
         .map_err(|e| error::input(format!("cannot add stream {} ({kind}) to the copy: {e}", ist.index())))?;
     ost.set_parameters(ist.parameters());
+    // The stream's own tags (language, creation time), but not the handler a muxer names.
+    let mut tags = ffmpeg::Dictionary::new();
+    for (k, v) in ist.metadata().iter().filter(|(k, _)| !matches!(*k, "handler_name" | "vendor_id" | "encoder")) {
+        tags.set(k, v);
+    }
+    ost.set_metadata(tags);
     let mut p = ost.parameters();
     ffi::reset_codec_tag(&mut p);
     ffi::copy_display_matrix(ist, &mut ost);

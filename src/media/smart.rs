@@ -307,7 +307,7 @@ pub fn smart_clip(
     let Framing { annexb, length_size, .. } = framing;
 
     let mut output = format::output_as(&dst, muxer)
-        .map_err(|e| error::environment(format!("cannot create {}: {e}", dst.display())))?;
+        .map_err(|e| error::environment(format!("cannot create the output in the store's staging directory: {e}")))?;
     let vout = remux::add_copied_stream(&mut output, &ist)?;
     let mut audio_map: HashMap<usize, (usize, Rational)> = HashMap::new();
     for a in input.streams() {
@@ -338,12 +338,13 @@ pub fn smart_clip(
     }
 
     let mut header = ffmpeg::Dictionary::new();
-    if matches!(muxer, "mp4" | "ipod" | "mov") {
-        header.set("movflags", "+faststart");
-    }
+    remux::carry_tags(&input, &mut output, &mut header, muxer);
     header.set("fflags", "+bitexact");
     output.write_header_with(header).map_err(|e| {
-        error::input(format!("{} cannot hold these streams as they are ({e}); use --mode exact", dst.display()))
+        error::input(format!(
+            "{} cannot hold these streams as they are ({e}); use --mode exact",
+            remux::container_name(muxer)
+        ))
     })?;
     let vout_tb = output.stream(vout).expect("video stream").time_base();
     let audio_out_tb: HashMap<usize, Rational> =
@@ -458,7 +459,7 @@ pub fn smart_clip(
         let timing = Timing { tb: vtb, out_tb: vout_tb, delay, length_size, annexb };
         write_run(run, &mut output, vout, &timing, &mut last_dts, &|p| duration_of(p))?;
     }
-    output.write_trailer().map_err(|e| error::environment(format!("cannot finish {}: {e}", dst.display())))?;
+    output.write_trailer().map_err(|e| error::environment(format!("cannot finish the output: {e}")))?;
 
     let copied_expected = plan.copied().map_or(0, |s| (s.last - s.first + 1) as u64);
     let encoded: u64 = runs.iter().map(|r| r.frames).sum();

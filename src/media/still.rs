@@ -34,6 +34,8 @@ pub struct Picture {
     pub sar_applied: bool,
     /// Clockwise rotation applied from the stream's display matrix.
     pub rotation: i32,
+    /// Flipped left to right after the rotation, as the display matrix says.
+    pub mirrored: bool,
     pub interlaced: bool,
     pub deinterlaced: bool,
     pub pixel_format: String,
@@ -235,7 +237,7 @@ pub struct Render {
 }
 
 /// Turn a decoded frame into an upright RGB picture at its display size.
-pub fn render(frame: &ffmpeg::frame::Video, rotation: i32, opts: Render) -> Result<Picture> {
+pub fn render(frame: &ffmpeg::frame::Video, orientation: ffi::Orientation, opts: Render) -> Result<Picture> {
     let (w, h) = (frame.width(), frame.height());
     let ar = frame.aspect_ratio();
     let sar = if ar.numerator() > 0 && ar.denominator() > 0 { (ar.numerator(), ar.denominator()) } else { (1, 1) };
@@ -268,7 +270,10 @@ pub fn render(frame: &ffmpeg::frame::Video, rotation: i32, opts: Render) -> Resu
     if deinterlaced {
         line_double_first_field(&mut pixels, out_w as usize, h as usize, frame.is_top_first());
     }
-    let (pixels, fw, fh) = rotate(pixels, out_w, h, rotation);
+    let (mut pixels, fw, fh) = rotate(pixels, out_w, h, orientation.rotation);
+    if orientation.mirrored {
+        mirror(&mut pixels, fw as usize);
+    }
     Ok(Picture {
         rgb: pixels,
         width: fw,
@@ -277,7 +282,8 @@ pub fn render(frame: &ffmpeg::frame::Video, rotation: i32, opts: Render) -> Resu
         coded_height: h,
         sar,
         sar_applied,
-        rotation,
+        rotation: orientation.rotation,
+        mirrored: orientation.mirrored,
         interlaced,
         deinterlaced,
         pixel_format: frame.format().descriptor().map(|d| d.name().to_owned()).unwrap_or_default(),
@@ -294,6 +300,18 @@ fn line_double_first_field(px: &mut [u8], w: usize, h: usize, top_first: bool) {
         for x in 0..row {
             let v = (px[above * row + x] as u16 + px[below * row + x] as u16).div_ceil(2);
             px[y * row + x] = v as u8;
+        }
+    }
+}
+
+/// Flip an RGB picture `w` pixels wide left to right, in place.
+fn mirror(px: &mut [u8], w: usize) {
+    for row in px.chunks_exact_mut(w * 3) {
+        for x in 0..w / 2 {
+            let (a, b) = (x * 3, (w - 1 - x) * 3);
+            for c in 0..3 {
+                row.swap(a + c, b + c);
+            }
         }
     }
 }

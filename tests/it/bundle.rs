@@ -1102,3 +1102,222 @@ fn a_release_bundle_withholds_the_events_of_the_unredacted_source() {
     let court = unzip(&q.zip, &store.work().join("court-unzipped"));
     assert!(fs::read_to_string(court.join("data/custody/ledger.jsonl")).unwrap().contains("\"action\":\"ingest\""));
 }
+
+// ---------------------------------------------------------------------------------------------
+// 10. What a release discloses.
+
+/// The strings a release must not contain: paths (searched in every file's bytes, and in the
+/// PDF's text) and names (searched as whole words in every text, the PDF's included).
+struct Secrets {
+    paths: Vec<String>,
+    words: Vec<String>,
+}
+
+impl Secrets {
+    /// Every place in the unzipped `bag` where one of the secrets shows.
+    fn found_in(&self, bag: &Path) -> Vec<String> {
+        let mut found = Vec::new();
+        for file in files_under(bag) {
+            let rel = file.strip_prefix(bag).unwrap().to_string_lossy().into_owned();
+            let bytes = fs::read(&file).expect("bag file");
+            let mut texts = vec![String::from_utf8_lossy(&bytes).into_owned()];
+            if rel.ends_with(".pdf") {
+                let text = run_oracle(&system_oracle("pdftotext"), &[file.as_os_str(), OsStr::new("-")], bag)
+                    .status(0)
+                    .stdout();
+                texts.push(text.split_whitespace().collect());
+                texts.push(text);
+            }
+            for path in &self.paths {
+                if texts.iter().any(|t| t.contains(path.as_str())) {
+                    found.push(format!("{rel}: {path}"));
+                }
+            }
+            if rel.starts_with("data/evidence/") {
+                continue; // media bytes: only the paths are searched
+            }
+            for text in &texts {
+                // Thumbnails are base64 in the HTML: their letters are no words.
+                let text = strip_data_uris(text);
+                let words: BTreeSet<&str> =
+                    text.split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '_')).collect();
+                for word in &self.words {
+                    if words.contains(word.as_str()) {
+                        found.push(format!("{rel}: the word {word:?}"));
+                    }
+                }
+            }
+        }
+        found.sort();
+        found.dedup();
+        found
+    }
+}
+
+fn strip_data_uris(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("data:image/") {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        rest = &tail[tail.find('"').unwrap_or(tail.len())..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A release bundle discloses no path on the agency's machines (the store's, the source
+/// folder's, a `--out` folder's, the temp dirs'), no host name and no OS account: not in the
+/// ledger excerpt, items.jsonl, bag-info.txt, README.txt, the HTML or PDF report or the CASE/UCO
+/// graph. It still verifies with `custody verify` and its own standard-library script, because
+/// the withheld members are hashed as commitments; a changed commitment is caught. A court
+/// bundle of the same files still carries everything.
+#[test]
+fn a_release_bundle_discloses_no_path_host_or_account_and_still_verifies() {
+    let store = Store::new();
+    let host = fs::read_to_string("/proc/sys/kernel/hostname").expect("host name").trim().to_owned();
+    let user = custody::fsutil::os_user();
+    let source_dir = store.work().join("Source-Folder-Qz81");
+    fs::create_dir(&source_dir).expect("source dir");
+    custody::media::synth::generate(Fixture::H264Mp4, &source_dir.join("cam.mp4")).expect("fixture");
+    // One file: its folder is then no part of its name in the exhibit (a folder ingest names
+    // each file by its path from the folder given, the folder's own name first).
+    store.cmd(&["ingest", "--case", "24-1", "--item", "1"]).arg(source_dir.join("cam.mp4")).run().status(0);
+    // The redaction, the still and the package run without --examiner: the examiner recorded is
+    // then the OS account, which a release must not show either.
+    let as_os_user = |args: &[&str]| store.cmd(args).env_remove("CUSTODY_EXAMINER");
+    let redacted =
+        as_os_user(&["--json", "redact", "i1", "--box", "0,0,64,64", "--reason", "B6"]).run().status(0).json();
+    let copy = redacted["item"].as_str().expect("redacted item").to_owned();
+    let out_dir = store.work().join("Out-Folder-Wk52");
+    fs::create_dir(&out_dir).expect("out dir");
+    let still =
+        as_os_user(&["--json", "still", &copy, "--at", "frame:5", "--out"]).arg(&out_dir).run().status(0).json();
+    let still = still["items"][0]["id"].as_str().expect("still item").to_owned();
+    let zip = store.work().join("release.zip");
+    as_os_user(&["package", &copy, &still, "--release", "--recipient", "records request 2024-119", "--out"])
+        .arg(&zip)
+        .run()
+        .status(0);
+
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let bag = unzip(&zip, &tmp.path().join("u"));
+    let temp_root = store.path().parent().expect("the store's temp dir").file_name().unwrap().to_string_lossy();
+    let secrets = Secrets {
+        paths: vec![
+            store.path().display().to_string(),
+            store.work().display().to_string(),
+            source_dir.display().to_string(),
+            "Source-Folder-Qz81".into(),
+            "Out-Folder-Wk52".into(),
+            temp_root.into_owned(),
+        ],
+        words: vec![host.split('.').next().unwrap().to_owned(), user.clone()],
+    };
+    assert_eq!(secrets.found_in(&bag), Vec::<String>::new(), "the release discloses these");
+    // The search can find them: the same files of a court bundle are full of them.
+    let court = package(&store, "court.zip", &[&copy, &still]);
+    let court_bag = unzip(&court.zip, &tmp.path().join("c"));
+    let in_court = secrets.found_in(&court_bag).join("\n");
+    for needle in [
+        format!("data/custody/ledger.jsonl: {}", store.path().display()),
+        format!("data/custody/ledger.jsonl: {}", source_dir.display()),
+        format!("data/report/report.pdf: the word {host:?}"),
+        format!("data/report/report.html: the word {user:?}"),
+        format!("data/custody/case.jsonld: the word {host:?}"),
+    ] {
+        assert!(in_court.contains(&needle), "a court bundle carries everything; missing {needle}:\n{in_court}");
+    }
+
+    // What the release says instead: each withheld member as a commitment; no Contact-Name.
+    let info = bag_info(&bag);
+    assert_eq!(info_values(&info, "Contact-Name"), Vec::<String>::new(), "{info:?}");
+    let ledger = fs::read_to_string(bag.join("data/custody/ledger.jsonl")).expect("ledger");
+    let full: Vec<Value> =
+        ledger.lines().filter_map(|l| serde_json::from_str::<Value>(l).unwrap().get("event").cloned()).collect();
+    let actions: Vec<&str> = full.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["init", "redact", "still"]);
+    for ev in &full {
+        assert!(ev.get("private").is_none(), "no salt travels: {ev}");
+        for member in ["host", "os_user"] {
+            assert!(ev[member]["withheld_sha256"].is_string(), "{member} withheld: {ev}");
+        }
+    }
+    assert!(full[0]["params"]["store"]["withheld_sha256"].is_string());
+    assert!(full[1]["examiner"]["withheld_sha256"].is_string(), "the OS account as examiner is withheld");
+
+    // It verifies: custody, its own script, bagit, and the CASE graph conforms.
+    verify_bundle(&zip, &[]).status(0).stdout_has("OK");
+    run_oracle(&system_oracle("python3"), &["verify_custody.py"], &bag).status(0).stdout_has("OK");
+    run_oracle(&venv_oracle("bagit.py"), &[OsStr::new("--validate"), bag.as_os_str()], &bag).status(0);
+    run_oracle(&venv_oracle("case_validate"), &["data/custody/case.jsonld"], &bag)
+        .status(0)
+        .stdout_has("Conforms: True");
+
+    // A changed commitment (the manifests redone, as a forger would) no longer hashes to the chain.
+    let forged = tmp.path().join("forged").join(bag.file_name().unwrap());
+    copy_dir(&bag, &forged);
+    let path = forged.join("data/custody/ledger.jsonl");
+    let commitment = full[1]["host"]["withheld_sha256"].as_str().unwrap();
+    let flipped = format!("{}{}", if commitment.starts_with('0') { '1' } else { '0' }, &commitment[1..]);
+    fs::write(&path, ledger.replacen(commitment, &flipped, 1)).expect("edit the ledger");
+    rehash_manifests(&forged);
+    let seq = full[1]["seq"].as_u64().unwrap();
+    run_oracle(&system_oracle("python3"), &["verify_custody.py"], &forged)
+        .status(1)
+        .stdout_has(&format!("event {seq} does not match its hash"));
+    let (problems, text) = bundle_problems(&forged);
+    assert!(problems.contains(&("ledger".to_owned(), format!("event {seq}"))), "{problems:?}\n{text}");
+}
+
+/// Events recorded before custody withheld anything (ledger format 1) keep verifying, in the
+/// store, in an export and in bundles; but a release cannot include a file such an event made
+/// (its host and account are inside its hash): exit 2, naming the event, nothing written.
+#[test]
+fn a_format_1_event_still_verifies_but_a_release_of_what_it_made_is_refused() {
+    let store = Store::new();
+    let src = store.ingest_fixture(Fixture::H264Mp4);
+    let still = store.cmd(&["--json", "still", &src.id, "--at", "frame:2"]).run().status(0).json();
+    let still = still["items"][0]["id"].as_str().expect("still item").to_owned();
+    // Record the still's event (the last) again as an earlier custody did: no `private`, v 1.
+    let seq = store.event_count();
+    let conn = store.sqlite();
+    let body: String = conn.query_row("SELECT body FROM events WHERE seq = ?1", [seq], |r| r.get(0)).unwrap();
+    let start = body.find(",\"private\":{").expect("a format-2 event");
+    let end = start + body[start..].find("\"salt\":\"").unwrap() + "\"salt\":\"".len() + 32 + "\"}".len();
+    let old = format!("{}{}", &body[..start], &body[end..]).replacen("\"v\":2}", "\"v\":1}", 1);
+    assert!(old.ends_with("\"v\":1}") && !old.contains("private"), "{old}");
+    crate::verify::without_triggers(&conn, &["events_no_update"], |c| {
+        c.execute(
+            "UPDATE events SET body = ?1, hash = ?2 WHERE seq = ?3",
+            rusqlite::params![old, crate::support::event_hash(&old), seq],
+        )
+        .unwrap();
+    });
+    drop(conn);
+    store.verify_ok();
+    let export = store.work().join("ledger.jsonl");
+    store.cmd(&["export", "--out"]).arg(&export).run().status(0);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/verify_ledger.py");
+    run_oracle(&system_oracle("python3"), &[script.as_os_str(), export.as_os_str()], store.work())
+        .status(0)
+        .stdout_has("OK");
+
+    let before = store.snapshot();
+    let zip = store.work().join("release.zip");
+    store
+        .cmd(&["package", &still, "--release", "--out"])
+        .arg(&zip)
+        .run()
+        .status(2)
+        .stderr_has(&format!("event {seq} (still)"))
+        .stderr_has("ledger format 1");
+    store.assert_unchanged(&before);
+    assert!(!zip.exists());
+    assert!(fs::read_dir(store.work()).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().contains("partial")));
+    // A bundle that may disclose them is made and verifies, the format-1 event in full.
+    let p = package(&store, "court.zip", &[&still]);
+    verify_bundle(&p.zip, &[]).status(0);
+    let bag = unzip(&p.zip, &store.work().join("court-unzipped"));
+    run_oracle(&system_oracle("python3"), &["verify_custody.py"], &bag).status(0);
+}

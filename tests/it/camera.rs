@@ -489,3 +489,202 @@ fn a_still_of_a_raw_stream_decodes_from_the_idr_picture_before_it_not_from_the_s
         assert_eq!(read_frame_index(&grey, w, w, h), Some(n), "the still at frame:{n}: {json:#}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 15, group 2: a still says how it was turned; clips keep the recording's tags.
+
+/// The file's `tkhd` matrix set to a left-right flip (a = -1, tx = width), as a mirroring
+/// camera writes it.
+fn mirrored_copy(src: &Path, width: i32, dst: &Path) -> PathBuf {
+    let mut bytes = std::fs::read(src).unwrap();
+    let tkhd = bytes.windows(4).position(|w| w == b"tkhd").expect("a tkhd box");
+    // version+flags, four 32-bit fields (version 0), 8 reserved, layer..volume+reserved = 8.
+    let matrix = tkhd + 4 + 4 + 20 + 8 + 8;
+    assert_eq!(bytes[matrix..matrix + 4], 0x10000i32.to_be_bytes(), "precondition: an identity matrix");
+    bytes[matrix..matrix + 4].copy_from_slice(&(-0x10000i32).to_be_bytes());
+    bytes[matrix + 24..matrix + 28].copy_from_slice(&(width << 16).to_be_bytes());
+    crate::support::write(dst, &bytes)
+}
+
+/// The RGB pixels of a picture file, as ffmpeg decodes them (a PNG, or frame 0 of a video).
+fn rgb(path: &Path) -> Vec<u8> {
+    ffmpeg_read(path, &["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+}
+
+#[test]
+fn a_still_of_a_mirrored_recording_is_mirrored_as_a_player_shows_it_and_says_so() {
+    let store = Store::new();
+    let plain = store.work().join("plain.mp4");
+    ffmpeg(&store, &words("-f lavfi -i testsrc2=size=320x240:rate=25 -t 1 -c:v libx264"), &plain);
+    let mirrored = mirrored_copy(&plain, 320, &store.work().join("mirrored.mp4"));
+    let still = |path: &Path, dir: &str| {
+        let item = store.ingest_media(path);
+        let dir = store.work().join(dir);
+        let out = store.cmd(&["--json", "still", &item.id, "--at", "frame:0", "--out"]).arg(&dir).run();
+        let json = out.status(0).json();
+        (json["items"][0].clone(), rgb(&dir.join(json["items"][0]["name"].as_str().unwrap())))
+    };
+    let (plain_json, plain_rgb) = still(&plain, "plain");
+    let (json, pixels) = still(&mirrored, "mirrored");
+    assert_eq!(
+        (json["facts"]["mirrored"].as_bool(), json["facts"]["rotation"].as_i64()),
+        (Some(true), Some(0)),
+        "{json:#}"
+    );
+    assert_eq!(plain_json["facts"]["mirrored"], false);
+    let flipped: Vec<u8> =
+        plain_rgb.chunks_exact(320 * 3).flat_map(|row| row.chunks_exact(3).rev().flatten().copied()).collect();
+    assert!(pixels == flipped, "the mirrored still is the plain still flipped left to right");
+    // ffmpeg's own player path (auto-rotation) shows it the same way.
+    let by_ffmpeg = rgb(&mirrored);
+    let diff = |a: &[u8], b: &[u8]| a.iter().zip(b).map(|(x, y)| x.abs_diff(*y) as u64).sum::<u64>() / a.len() as u64;
+    assert!(diff(&by_ffmpeg, &pixels) < diff(&by_ffmpeg, &plain_rgb) / 4, "ffmpeg shows it mirrored too");
+    let item = json["facts"]["parent"].as_str().expect("the still's parent").to_owned();
+    let text = store.cmd(&["still", &item, "--at", "frame:3"]).run().status(0).stdout();
+    assert!(text.contains("mirrored left to right"), "the report says it:\n{text}");
+}
+
+#[test]
+fn a_deinterlaced_still_has_a_name_of_its_own() {
+    let store = Store::new();
+    let ts = crate::formats::mpeg2_ts(&store, "dvr_ch02.ts", &[]);
+    let as_coded = store.cmd(&["--json", "still", &ts.item.id, "--at", "frame:7"]).run().status(0).json();
+    let out = store.cmd(&["--json", "still", &ts.item.id, "--at", "frame:7", "--deinterlace"]).run();
+    let json = out.status(0).json();
+    let name = json["items"][0]["name"].as_str().unwrap();
+    assert!(name.ends_with("_frame000007_deinterlaced.png"), "{json:#}");
+    assert_ne!(as_coded["items"][0]["name"], json["items"][0]["name"]);
+    let text = store.cmd(&["still", &ts.item.id, "--at", "frame:8", "--deinterlace"]).run().status(0).stdout();
+    assert!(text.contains("deinterlaced"), "{text}");
+}
+
+#[test]
+fn clips_keep_the_recordings_creation_time_and_location() {
+    let store = Store::new();
+    let phone = store.work().join("IMG_0042.mp4");
+    ffmpeg(
+        &store,
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine",
+            "-t",
+            "4",
+            "-c:v",
+            "libx264",
+            "-g",
+            "25",
+            "-bf",
+            "0",
+            "-c:a",
+            "aac",
+            "-metadata",
+            "creation_time=2024-05-01T14:00:00Z",
+            "-metadata",
+            "location=+41.8800-087.6300/",
+            "-metadata",
+            "com.apple.quicktime.make=Apple",
+            "-movflags",
+            "use_metadata_tags",
+        ],
+        &phone,
+    );
+    let item = store.ingest_media(&phone);
+    for mode in ["copy", "exact", "smart"] {
+        let (_, file) = clip(&store, &item.id, "frame:30", "frame:70", &["--mode", mode]);
+        let tags = &ffprobe_json(&file, &["-show_format"])["format"]["tags"];
+        assert_eq!(tags["creation_time"].as_str().map(|t| &t[..19]), Some("2024-05-01T14:00:00"), "{mode}: {tags:#}");
+        assert_eq!(tags["location"], "+41.8800-087.6300/", "{mode}: {tags:#}");
+        assert_eq!(tags["com.apple.quicktime.make"], "Apple", "{mode}: {tags:#}");
+    }
+    // A release copy still keeps none of them.
+    let dir = store.work().join("release");
+    let json = store
+        .cmd(&["--json", "redact", &item.id, "--box", "0,0,10,10@0-end", "--reason", "privacy", "--out"])
+        .arg(&dir)
+        .run()
+        .status(0)
+        .json();
+    let redacted = out_file(&dir, &json);
+    let tags = &ffprobe_json(&redacted, &["-show_format"])["format"]["tags"];
+    assert!(tags.get("location").is_none() && tags.get("creation_time").is_none(), "{tags:#}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 15, group 3: the ingest summary speaks as users do.
+
+#[test]
+fn the_ingest_summary_names_containers_channels_raw_streams_and_text_as_users_know_them() {
+    let store = Store::new();
+    let dir = store.work().join("usb");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mov = dash_mov(&store, "");
+    std::fs::copy(&mov, dir.join("dash.mov")).unwrap();
+    std::fs::copy(real_raw_stream(), dir.join("cam01.h264")).unwrap();
+    ffmpeg(&store, &words("-f lavfi -i sine=sample_rate=8000:duration=2 -ac 1 -c:a pcm_s16le"), &dir.join("call.wav"));
+    crate::support::write(&dir.join("notes.txt"), "Officer's notes: camera 3 clock is 42 s slow.\n");
+    std::fs::copy(&mov, dir.join("odd\u{1b}[31mname.mov")).unwrap();
+    let out = store
+        .cmd(&[
+            "ingest",
+            "--case",
+            "24-77",
+            "--item",
+            "1",
+            "--dvr-time",
+            "2024-05-01T14:00:00",
+            "--actual-time",
+            "2024-05-01T14:00:42",
+        ])
+        .arg(&dir)
+        .run();
+    let text = out.status(0).stdout();
+    let after = |name: &str| {
+        let at = text.lines().position(|l| l.contains(name)).unwrap_or_else(|| panic!("{name} not listed:\n{text}"));
+        text.lines().nth(at + 1).unwrap_or_default().trim().to_owned()
+    };
+    assert!(after("dash.mov").starts_with("MOV, h264 320x240 30 fps, pcm_s16le 44100 Hz mono"), "{text}");
+    assert_eq!(after("cam01.h264"), "raw H.264, h264 960x408 30 fps, 36 frames, 00:00:01.200", "{text}");
+    assert_eq!(after("call.wav"), "WAV, pcm_s16le 8000 Hz 1 channel, 00:00:02.000", "{text}");
+    assert!(text.contains("kept as evidence exactly as it is (a text file: FFmpeg reads media only)"), "{text}");
+    assert!(!text.contains("proprietary video"), "{text}");
+    assert!(text.contains("odd\\x1b[31mname.mov") && !text.contains('\u{1b}'), "control characters escaped:\n{text}");
+    assert!(text.contains("DVR clock: runs 00:00:42.000 behind, offset -00:00:42.000"), "{text}");
+    assert!(!text.contains("mov,mp4") && !text.contains(" 0 Hz"), "{text}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 15, group 3: FFmpeg's own messages arrive as custody's warnings, naming the item.
+
+#[test]
+fn ffmpegs_messages_about_a_damaged_stream_are_warnings_naming_the_item() {
+    let store = Store::new();
+    let mut bytes = std::fs::read(static_dvr(&store)).unwrap();
+    // Damage slices of the middle pictures, as a failing DVR disk does.
+    for i in (5_000..bytes.len() - 100).step_by(797) {
+        bytes[i] = 0;
+    }
+    let damaged = crate::support::write(&store.work().join("ch07_damaged.h264"), &bytes);
+    let item = store.ingest_media(&damaged);
+    let out = store.cmd(&["still", &item.id, "--at", "frame:60"]).run();
+    let stderr = out.status(0).stderr();
+    let label = format!("warning: FFmpeg, reading {} (24-1234:9/ch07_damaged.h264): h264: ", item.id);
+    assert!(stderr.lines().any(|l| l.starts_with(&label)), "the decoder's complaints, naming the item:\n{stderr}");
+    assert!(!stderr.contains("[h264 @") && !stderr.contains("objects/"), "nothing raw, no object path:\n{stderr}");
+}
+
+#[test]
+fn custodys_own_conversions_raise_no_ffmpeg_warnings() {
+    // An MJPEG DVR file (full-range pictures, 8 kHz mu-law audio): the exact clip converts the
+    // pictures and encodes 8 kHz AAC; neither is a problem of the recording.
+    let store = Store::new();
+    let item = store.ingest_fixture(custody::media::synth::Fixture::MjpegAvi);
+    let out = store.cmd(&["clip", &item.id, "--from", "frame:3", "--to", "frame:20", "--mode", "exact"]).run();
+    out.status(0).stderr_lacks("FFmpeg");
+    store.cmd(&["still", &item.id, "--at", "frame:5"]).run().status(0).stderr_lacks("FFmpeg");
+}

@@ -157,3 +157,61 @@ fn the_example_matcher_can_fail() {
     assert_eq!(ex.len(), 2);
     assert_eq!((ex[0].expect.len(), ex[1].exit), (1, 1));
 }
+
+/// Statements of the docs that no example can show, held to the behaviour they describe: how
+/// `NO_COLOR` works (docs/json.md said any value, empty too, turned colour off; an empty one
+/// does not, as no-color.org defines it), what `completions --json` prints (docs/json.md said
+/// nothing; it prints its document), and when `hash --check` prints counts (only when
+/// something is wrong, as `sha256sum -c` does).
+#[test]
+fn the_docs_say_what_no_color_completions_and_hash_check_do() {
+    use crate::support::cmd;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let json_md = std::fs::read_to_string(root.join("docs/json.md")).unwrap();
+    let hash_md = std::fs::read_to_string(root.join("docs/hash.md")).unwrap();
+    let paragraph = |page: &str, start: &str| -> String {
+        let mut lines = page.lines().skip_while(|l| !l.starts_with(start));
+        let first = lines.next().unwrap_or_else(|| panic!("no line starting {start:?}")).to_owned();
+        let rest: Vec<&str> =
+            lines.take_while(|l| l.starts_with("  ") || (!l.is_empty() && !l.starts_with('*'))).collect();
+        format!("{first} {}", rest.join(" "))
+    };
+
+    let coloured = |no_color: &str| {
+        let help = cmd(&["--help"]).env("NO_COLOR", no_color).env("CLICOLOR_FORCE", "1").run();
+        help.status(0).stdout().contains("\x1b[")
+    };
+    assert!(coloured(""), "an empty NO_COLOR turned colour off");
+    assert!(!coloured("1"), "NO_COLOR=1 left colour on");
+    let no_color = paragraph(&json_md, "* `NO_COLOR`");
+    assert!(
+        no_color.contains("non-empty") && !no_color.contains("whatever its value"),
+        "docs/json.md on NO_COLOR: {no_color}"
+    );
+
+    let completions = cmd(&["--json", "completions", "bash"]).run().status(0).json();
+    assert!(completions["script"].as_str().is_some_and(|s| s.contains("_custody")), "{completions:#}");
+    let row = json_md.lines().find(|l| l.starts_with("| `man` (no `--out`), `completions`")).expect("the row");
+    assert!(row.contains("`script`") && !row.contains("**nothing**"), "docs/json.md on completions: {row}");
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a"), "a\n").unwrap();
+    let list = cmd(&["hash", "-a", "sha256", "a"]).current_dir(dir.path()).run().status(0).stdout.clone();
+    std::fs::write(dir.path().join("SUMS"), &list).unwrap();
+    let passing = cmd(&["hash", "--check", "SUMS"]).current_dir(dir.path()).run();
+    passing.status(0).stdout_is("a: OK\n");
+    assert_eq!(passing.stderr(), "", "a passing check printed on stderr");
+    std::fs::write(dir.path().join("a"), "changed\n").unwrap();
+    cmd(&["hash", "--check", "SUMS"])
+        .current_dir(dir.path())
+        .run()
+        .status(1)
+        .stdout_is("a: FAILED\n")
+        .stderr_has("WARNING: 1 computed checksum did NOT match");
+    let check = paragraph(&hash_md, "Verifies a list");
+    assert!(
+        check.contains("a passing check prints no count")
+            && check.contains("WARNING: N computed checksum(s) did NOT match"),
+        "docs/hash.md on --check: {check}"
+    );
+}

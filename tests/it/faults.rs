@@ -178,3 +178,58 @@ fn a_process_killed_before_its_commit_leaves_nothing_recorded_and_verify_tidies_
     assert!(tmp_entries(&store).is_empty(), "recovery removed it");
     assert_eq!(object_count(&store), 0);
 }
+
+/// Ctrl-C in the middle of the copy of a large file: the command says it recorded nothing,
+/// removes its staging (nothing waits in tmp/ for recovery) and exits 130, as a shell reports a
+/// command stopped by SIGINT. The store is as it was; the same ingest then succeeds.
+#[test]
+fn ctrl_c_during_an_ingest_records_nothing_removes_the_staging_and_exits_130() {
+    let store = crate::support::Store::new();
+    // 512 MiB, sparse: the copy takes long enough (seconds) to be caught part-way.
+    let big = store.work().join("dvr_dump.bin");
+    std::fs::File::create(&big).unwrap().set_len(512 << 20).unwrap();
+    let before = store.snapshot();
+    let mut running = store.cmd(&["ingest", "--case", "24-9", "--item", "1"]).arg(&big).spawn();
+    // Wait until the copy is under way: bytes in a partial file of its staging directory.
+    while !copy_under_way(store.path()) {
+        assert!(!running.exited(), "the ingest finished before it could be interrupted");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    running.signal(libc::SIGINT);
+    let out = running.wait();
+    out.status(130).stderr_has("interrupted, nothing recorded").stderr_has("staged files were removed");
+    store.assert_unchanged(&before);
+    store.cmd(&["ingest", "--case", "24-9", "--item", "1"]).arg(&big).run().status(0);
+}
+
+/// Whether a staging directory of `store` holds a partial copy with bytes in it.
+fn copy_under_way(store: &Path) -> bool {
+    let Ok(dirs) = std::fs::read_dir(store.join("tmp")) else { return false };
+    dirs.flatten().any(|d| {
+        std::fs::read_dir(d.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|f| f.file_name().to_string_lossy().starts_with("partial-") && f.metadata().is_ok_and(|m| m.len() > 0))
+    })
+}
+
+/// `custody export | head`: the reader closes the pipe after the first bytes. That is no error:
+/// the command ends quietly with 0 (it used to print "Broken pipe" and exit 3). The ledger is
+/// made larger than a pipe holds, so the command is still writing when the pipe closes.
+#[test]
+fn output_into_a_pipe_closed_early_ends_quietly_with_0() {
+    let store = crate::support::Store::new();
+    let note = "n".repeat(100_000);
+    for item in ["1", "2", "3"] {
+        let file = store.file(&format!("scene-{item}.txt"), item);
+        store.cmd(&["ingest", "--case", "24-9", "--item", item, "--note", &note]).arg(&file).run().status(0);
+    }
+    let commands: [&[&str]; 5] =
+        [&["export"], &["export", "--format", "case"], &["--json", "export"], &["log"], &["--json", "log"]];
+    for args in commands {
+        let mut running = store.cmd(args).spawn();
+        assert_eq!(running.read_then_close_stdout(10).len(), 10);
+        running.wait().status(0).stderr_lacks("Broken pipe").stderr_lacks("error");
+    }
+}

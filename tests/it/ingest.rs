@@ -393,24 +393,42 @@ fn also_md5_sha1_records_digests_matching_md5sum_and_sha1sum() {
     store.cmd(&["show", "i1"]).run().status(0).stdout_has(&md5).stdout_has(&sha1);
 }
 
+/// Every changing command ends with the new head: `init` (and `package`) in full, with the
+/// advice to keep it outside the store; the others short, `ledger head 2:6779aed9…` (it was a
+/// 200-character line after every command); `--json` and `custody log` give it whole.
 #[test]
 fn every_changing_command_prints_the_new_ledger_head() {
     let store = Store::new();
-    let check = |printed: String, seq: u64| {
+    let recomputed = || {
         let verified = store.cmd(&["--json", "verify"]).run().status(0).json();
-        let recomputed = format!("{}:{}", verified["head"]["seq"], verified["head"]["hash"].as_str().unwrap());
-        assert_eq!(printed, recomputed, "the printed head is not the ledger's head");
-        assert!(printed.starts_with(&format!("{seq}:")), "{printed}");
+        format!("{}:{}", verified["head"]["seq"], verified["head"]["hash"].as_str().unwrap())
     };
-    check(store.init.head(), 1);
+    let init = &store.init;
+    assert_eq!(init.head(), recomputed(), "the printed head is not the ledger's head");
+    init.stdout_has("custody verify --against");
+    let check_short = |out: &crate::support::Output, seq: u64| {
+        let full = recomputed();
+        let short = out.short_head();
+        assert!(short.starts_with(&format!("{seq}:")) && full.starts_with(&short), "{short} is not the head {full}");
+        let text = format!("{}{}", out.stdout(), out.stderr());
+        let line = text.lines().find(|l| l.starts_with("ledger head")).unwrap();
+        assert!(line.chars().count() <= 30, "a long head line: {line:?}");
+        assert!(!text.contains("--against"), "the --against advice after every command:\n{text}");
+    };
     let file = store.file("f.bin", b"evidence");
-    check(store.cmd(&["ingest", "--case", "24-3", "--item", "1"]).arg(&file).run().status(0).head(), 2);
-    check(store.cmd(&["transfer", "i1", "--to", "Det. Ruiz", "--reason", "review"]).run().status(0).head(), 3);
+    check_short(store.cmd(&["ingest", "--case", "24-3", "--item", "1"]).arg(&file).run().status(0), 2);
+    check_short(store.cmd(&["transfer", "i1", "--to", "Det. Ruiz", "--reason", "review"]).run().status(0), 3);
     // hash --record keeps stdout a pure checksum list: its head goes to stderr.
     let hashed = store.cmd(&["hash", "--record", "--case", "24-3"]).arg(&file).run();
     hashed.status(0);
-    assert!(crate::support::head_in(&hashed.stderr()).is_some(), "no head on stderr: {}", hashed.stderr());
-    check(hashed.head(), 4);
+    assert!(hashed.stderr().contains("ledger head 4:"), "no head on stderr: {}", hashed.stderr());
+    check_short(&hashed, 4);
+    // Whole in --json and at the end of `custody log`.
+    let json =
+        store.cmd(&["--json", "transfer", "i1", "--to", "Property", "--reason", "storage"]).run().status(0).json();
+    let full = recomputed();
+    assert_eq!(format!("{}:{}", json["head"]["seq"], json["head"]["hash"].as_str().unwrap()), full);
+    assert_eq!(store.cmd(&["log"]).run().status(0).head(), full);
 }
 
 #[test]

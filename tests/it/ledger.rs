@@ -5,10 +5,11 @@
 use std::fs;
 use std::path::Path;
 
-use crate::support::{Output, Store, sha256sum, tool};
+use crate::support::{COMMITTED_PY, Output, Store, sha256sum, tool};
 
 /// An independent checker of `custody export` output, as docs/ledger.md describes the format:
 /// python3 standard library only.
+/// (`committed` is support::COMMITTED_PY, prepended.)
 const VERIFY_PY: &str = r#"
 import hashlib, json, sys
 
@@ -18,7 +19,7 @@ with open(sys.argv[1], encoding="utf-8") as f:
     for n, line in enumerate(f, 1):
         record = json.loads(line)
         event = record["event"]
-        body = json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        body = canonical(committed(event))
         digest = hashlib.sha256(PREFIX + body.encode("utf-8")).hexdigest()
         if digest != record["hash"]:
             sys.exit(f"line {n}: event {event.get('seq')} does not match its hash")
@@ -31,7 +32,7 @@ print(f"OK {seq}:{prev}")
 "#;
 
 fn python_verify(dir: &Path, export: &Path) -> Output {
-    let script = crate::support::write(&dir.join("verify_ledger.py"), VERIFY_PY);
+    let script = crate::support::write(&dir.join("verify_ledger.py"), format!("{COMMITTED_PY}{VERIFY_PY}"));
     tool("python3", &[script.as_os_str(), export.as_os_str()], dir)
 }
 
@@ -65,6 +66,13 @@ fn export_reverifies_with_a_short_standard_library_python_script() {
     assert_ne!(edited, text);
     let tampered = crate::support::write(&store.work().join("tampered.jsonl"), edited);
     python_verify(store.work(), &tampered).status(1).stderr_has("event 3 does not match its hash");
+    // So does an edit of a member a release withholds (the source path is hashed as a
+    // commitment, not left out of the hash).
+    let source = file.display().to_string();
+    assert!(text.contains(&format!("\"source_path\":\"{source}\"")), "the export holds the source path in full");
+    let edited = text.replacen(&format!("\"source_path\":\"{source}\""), "\"source_path\":\"/elsewhere\"", 1);
+    let tampered = crate::support::write(&store.work().join("tampered-private.jsonl"), edited);
+    python_verify(store.work(), &tampered).status(1).stderr_has("event 2 does not match its hash");
 }
 
 #[test]
@@ -123,7 +131,7 @@ fn concurrent_ingests_queue_into_one_unbroken_chain() {
     assert_eq!(seqs, (1..=(1 + WRITERS * EACH) as u64).collect::<Vec<_>>(), "sequence numbers are not contiguous");
     assert_eq!(store.object_files().len(), WRITERS * EACH);
     // Every printed head is a distinct event of the one chain.
-    let mut heads: Vec<String> = outputs.iter().map(Output::head).collect();
+    let mut heads: Vec<String> = outputs.iter().map(Output::short_head).collect();
     heads.sort();
     heads.dedup();
     assert_eq!(heads.len(), WRITERS * EACH);
@@ -155,6 +163,35 @@ fn transfer_records_from_to_and_reason_and_show_reports_the_new_holder() {
         .run()
         .status(0)
         .stdout_has("from Det. R. Alvarez to Property room");
+}
+
+/// `transfer --case C` hands over every item of the case, originals and derived, in one event;
+/// another case's items stay with their holder.
+#[test]
+fn transfer_of_a_case_hands_over_every_item_of_it_in_one_event() {
+    let store = Store::new();
+    store.ingest_text("24-1234", "1", "statement.txt", "one\n");
+    let dir = store.work().join("usb");
+    crate::support::write(&dir.join("ch01.h264"), "channel one\n");
+    crate::support::write(&dir.join("ch02.h264"), "channel two\n");
+    store.cmd(&["ingest", "--case", "24-1234", "--item", "2"]).arg(&dir).run().status(0);
+    store.ingest_text("24-9999", "1", "other.txt", "another case\n");
+    let events = store.event_count();
+    let out = store.cmd(&["--json", "transfer", "--case", "24-1234", "--to", "County DA", "--reason", "trial"]).run();
+    let json = out.status(0).json();
+    assert_eq!(json["items"], serde_json::json!(["i1", "i2", "i3"]), "{json:#}");
+    assert_eq!(store.event_count(), events + 1, "one event for the whole hand-off");
+    let holder = |id: &str| store.cmd(&["--json", "show", id]).run().status(0).json()["holder"].clone();
+    for id in ["i1", "i2", "i3"] {
+        assert_eq!(holder(id), "County DA", "{id}");
+    }
+    assert_eq!(holder("i4"), crate::support::EXAMINER, "the other case's item moved");
+    let log = store.cmd(&["--json", "log"]).run().status(0).json();
+    assert_eq!(log["events"].as_array().unwrap().last().unwrap()["case"], "24-1234");
+    // A case with no items, and --case with items as well, are refused.
+    store.cmd(&["transfer", "--case", "24-0000", "--to", "X", "--reason", "Y"]).run().status(2).stderr_has("24-0000");
+    store.cmd(&["transfer", "i1", "--case", "24-1234", "--to", "X", "--reason", "Y"]).run().status(2);
+    assert_eq!(store.event_count(), events + 1);
 }
 
 #[test]
@@ -196,8 +233,38 @@ fn an_ambiguous_case_item_exits_2_listing_the_choices() {
         .cmd(&["show", "24-1234:2"])
         .run()
         .status(2)
-        .stderr_has("holds 2 files")
+        .stderr_has("holds 2 original files")
         .stderr_has("i1 (24-1234:2/usb/ch01.h264)")
         .stderr_has("i2 (24-1234:2/usb/ch02.h264)")
         .stdout_is("");
+}
+
+/// `CASE:ITEM` names the exhibit's original even after a still is made of it: the still lives in
+/// the same exhibit but is derived, so the name stays unambiguous. Two originals still are.
+#[test]
+fn case_item_names_the_original_after_a_still_is_made_of_it() {
+    let store = Store::new();
+    let path = store.work().join("cam.mp4");
+    custody::media::synth::generate(custody::media::synth::Fixture::H264Mp4, &path).expect("fixture");
+    let ingested = store.cmd(&["--json", "ingest", "--case", "24-1", "--item", "1"]).arg(&path).run().status(0).json();
+    let original = ingested["items"][0]["id"].as_str().expect("item id").to_owned();
+    let still = store.cmd(&["--json", "still", "24-1:1", "--at", "frame:3"]).run().status(0).json();
+    let still_id = still["items"][0]["id"].as_str().expect("still id").to_owned();
+    assert_ne!(still_id, original);
+    let shown = store.cmd(&["--json", "show", "24-1:1"]).run().status(0).json();
+    assert_eq!(shown["item"]["id"], original.as_str(), "{shown:#}");
+    assert_eq!(shown["file"]["sha256"], sha256sum(&path), "the original's bytes, not the still's");
+    // A still made through the name again is made of the original.
+    let again = store.cmd(&["--json", "still", "24-1:1", "--at", "frame:4"]).run().status(0).json();
+    assert_eq!(again["parent"], original.as_str(), "{again:#}");
+    // A second original in the exhibit makes the bare name ambiguous, listing originals only.
+    let file = store.file("second.txt", "another file of the same exhibit\n");
+    store.cmd(&["ingest", "--case", "24-1", "--item", "1"]).arg(&file).run().status(0);
+    store
+        .cmd(&["show", "24-1:1"])
+        .run()
+        .status(2)
+        .stderr_has("holds 2 original files")
+        .stderr_has(&format!("{original} (24-1:1/cam.mp4)"))
+        .stderr_lacks(&format!("{still_id} ("));
 }

@@ -151,6 +151,8 @@ pub struct Cmd {
     env: Vec<(OsString, Option<OsString>)>,
     dir: Option<PathBuf>,
     stdin: Option<Vec<u8>>,
+    /// A program (and its arguments) that runs the binary: `unshare …`, `setpriv …`.
+    wrap: Vec<OsString>,
     _scratch: Option<TempDir>,
 }
 
@@ -170,6 +172,7 @@ pub fn cmd(args: &[&str]) -> Cmd {
         ],
         dir: None,
         stdin: None,
+        wrap: Vec::new(),
         _scratch: None,
     }
 }
@@ -217,7 +220,14 @@ impl Cmd {
                 d
             }
         };
-        let mut command = Command::new(env!("CARGO_BIN_EXE_custody"));
+        let mut command = match self.wrap.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(env!("CARGO_BIN_EXE_custody"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_custody")),
+        };
         command.args(&self.args).current_dir(&dir);
         for (k, v) in &self.env {
             match v {
@@ -227,7 +237,8 @@ impl Cmd {
         }
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
         let shown = format!(
-            "custody {} (in {})",
+            "{}custody {} (in {})",
+            self.wrap.iter().map(|a| format!("{a:?} ")).collect::<String>(),
             self.args.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(" "),
             dir.display()
         );
@@ -260,6 +271,96 @@ impl Cmd {
             }
         };
         Output { command: shown, code: out.status.code(), stdout: out.stdout, stderr: out.stderr }
+    }
+}
+
+/// How a test makes a store read-only to custody, as an archived copy is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadOnly {
+    /// The store bind-mounted read-only over itself in a private mount namespace of the one
+    /// command (`unshare --map-root-user --mount`): the kernel refuses every write with EROFS,
+    /// to root as well, and nothing outside that command sees the mount. Works as root and,
+    /// where user namespaces are allowed, as any user.
+    Mount,
+    /// Write permission taken from the store's files and directories
+    /// ([`Store::remove_write_permission`]), the command run by a user the permissions bind:
+    /// `nobody` (through `setpriv`) when the test runs as root, which writes through them.
+    Permissions,
+}
+
+impl Cmd {
+    /// Run with the directory `dir` (a store) read-only, made so `how`. With
+    /// [`ReadOnly::Permissions`], hold a [`Store::remove_write_permission`] guard meanwhile.
+    pub fn read_only(mut self, dir: &Path, how: ReadOnly) -> Cmd {
+        // SAFETY: geteuid cannot fail and touches no memory.
+        let root = unsafe { libc::geteuid() } == 0;
+        match how {
+            ReadOnly::Mount => {
+                let script = r#"mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@""#;
+                self.wrap = ["unshare", "--map-root-user", "--mount", "--", "sh", "-c", script]
+                    .iter()
+                    .map(OsString::from)
+                    .chain([dir.as_os_str().to_owned()])
+                    .collect();
+            }
+            ReadOnly::Permissions if root => {
+                self.wrap = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+                    .iter()
+                    .map(OsString::from)
+                    .collect();
+            }
+            ReadOnly::Permissions => {}
+        }
+        self
+    }
+}
+
+impl Store {
+    /// `custody --store STORE ARGS…` with the store read-only, made so `how` (see
+    /// [`Cmd::read_only`]).
+    pub fn read_only_cmd(&self, how: ReadOnly, args: &[&str]) -> Cmd {
+        self.cmd(args).read_only(&self.root, how)
+    }
+
+    /// Take write permission from every directory and file of the store (and open the temp
+    /// dir to other users, for `nobody`) until the guard is dropped, which restores the modes.
+    pub fn remove_write_permission(&self) -> Permissions {
+        let mut saved = Vec::new();
+        let top = self.root.parent().expect("the store's temp dir").to_owned();
+        saved.push((top.clone(), mode(&top)));
+        fs::set_permissions(&top, fs::Permissions::from_mode(mode(&top) | 0o055)).expect("chmod temp dir");
+        let mut all = vec![self.root.clone()];
+        let mut i = 0;
+        while i < all.len() {
+            if all[i].is_dir() {
+                let children: Vec<PathBuf> =
+                    fs::read_dir(&all[i]).expect("read store dir").map(|e| e.expect("entry").path()).collect();
+                all.extend(children);
+            }
+            i += 1;
+        }
+        // Files first, then directories from the deepest up.
+        for path in all.iter().rev() {
+            let m = mode(path);
+            saved.push((path.clone(), m));
+            let readable = if path.is_dir() { 0o555 } else { 0o444 };
+            fs::set_permissions(path, fs::Permissions::from_mode((m | readable) & !0o222)).expect("chmod a-w");
+        }
+        Permissions { saved }
+    }
+}
+
+/// Modes to restore when dropped (see [`Store::remove_write_permission`]).
+pub struct Permissions {
+    saved: Vec<(PathBuf, u32)>,
+}
+
+impl Drop for Permissions {
+    fn drop(&mut self) {
+        // Directories were saved after their contents: restore in reverse, parents first.
+        for (path, m) in self.saved.iter().rev() {
+            let _ = fs::set_permissions(path, fs::Permissions::from_mode(*m));
+        }
     }
 }
 
@@ -340,11 +441,25 @@ impl Output {
         serde_json::from_slice(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e})\n{}", self.report()))
     }
 
-    /// The `ledger head: SEQ:HASH` a changing command printed (stdout or stderr).
+    /// The full `ledger head: SEQ:HASH` printed (stdout or stderr) by `init`, `package`, `log`.
     #[track_caller]
     pub fn head(&self) -> String {
         let all = format!("{}\n{}", self.stdout(), self.stderr());
         head_in(&all).unwrap_or_else(|| panic!("no `ledger head: SEQ:HASH` line\n{}", self.report()))
+    }
+
+    /// The short `ledger head SEQ:XXXXXXXX…` line other changing commands end with (stdout or
+    /// stderr): `SEQ:` and the hash's first 8 hex digits.
+    #[track_caller]
+    pub fn short_head(&self) -> String {
+        let all = format!("{}\n{}", self.stdout(), self.stderr());
+        let line = all.lines().find(|l| l.starts_with("ledger head ") && l.ends_with('…'));
+        let head = line.map(|l| l["ledger head ".len()..].trim_end_matches('…').to_owned());
+        let ok = head.as_deref().and_then(|h| h.split_once(':')).is_some_and(|(seq, hash)| {
+            seq.bytes().all(|b| b.is_ascii_digit()) && hash.len() == 8 && hash.bytes().all(|b| b.is_ascii_hexdigit())
+        });
+        assert!(ok, "no `ledger head SEQ:XXXXXXXX…` line\n{}", self.report());
+        head.unwrap_or_default()
     }
 }
 
@@ -453,6 +568,41 @@ pub fn digest_bytes_with(program: &str, bytes: &[u8]) -> String {
     let hex = text.split_whitespace().next().expect("a digest").to_owned();
     assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()), "{program} printed {text:?}");
     hex
+}
+
+/// docs/ledger.md's committed form in Python's standard library, independently of custody:
+/// `committed(ev)` drops `private` and replaces each member it lists by its salted commitment.
+pub const COMMITTED_PY: &str = r#"
+import hashlib, json
+
+def canonical(value):
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+def committed(ev):
+    ev = json.loads(json.dumps(ev))
+    private = ev.pop("private", None)
+    for pointer in (private or {}).get("members", []):
+        *path, last = [t.replace("~1", "/").replace("~0", "~") for t in pointer.split("/")[1:]]
+        node = ev
+        for t in path:
+            node = node[int(t)] if isinstance(node, list) else node[t]
+        key = int(last) if isinstance(node, list) else last
+        data = (private["salt"] + "\0" + pointer + "\0" + canonical(node[key])).encode("utf-8")
+        node[key] = {"withheld_sha256": hashlib.sha256(b"custody-withheld-v1\0" + data).hexdigest()}
+    return ev
+"#;
+
+/// The documented event hash of a stored body: SHA-256 over "custody-ledger-event-v1\0" and
+/// the canonical committed form (the body itself for format 1), computed with Python.
+#[track_caller]
+pub fn event_hash(body: &str) -> String {
+    let script = format!(
+        "{COMMITTED_PY}\nimport sys\nev = json.loads(sys.argv[1])\n\
+         print(hashlib.sha256(b'custody-ledger-event-v1\\0' + canonical(committed(ev)).encode('utf-8')).hexdigest())\n"
+    );
+    let out = tool("python3", &[OsStr::new("-c"), OsStr::new(&script), OsStr::new(body)], Path::new("."));
+    out.status(0);
+    out.stdout().trim().to_owned()
 }
 
 pub fn sha256sum(path: &Path) -> String {
@@ -593,6 +743,22 @@ impl Running {
     /// Whether the process has exited (it is reaped then, but its output is still readable).
     pub fn exited(&mut self) -> bool {
         self.child.try_wait().expect("try_wait").is_some()
+    }
+
+    /// Read the first `n` bytes it prints, then close the pipe, as `| head -c N` does.
+    pub fn read_then_close_stdout(&mut self, n: usize) -> Vec<u8> {
+        use std::io::Read;
+        let mut pipe = self.child.stdout.take().expect("stdout piped");
+        let mut first = vec![0; n];
+        pipe.read_exact(&mut first).expect("read the first bytes");
+        first
+    }
+
+    /// Send it a signal (SIGINT: as Ctrl-C does).
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on the pid of the child this test started and has not reaped.
+        let rc = unsafe { libc::kill(self.child.id() as i32, signal) };
+        assert_eq!(rc, 0, "kill {}: {}", self.child.id(), std::io::Error::last_os_error());
     }
 
     /// SIGKILL it (when still running) and collect what it printed.

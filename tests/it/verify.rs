@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use rusqlite::{Connection, params};
 
-use crate::support::{EXAMINER, Store, digest_bytes_with, write};
+use crate::support::{EXAMINER, Store, digest_bytes_with, event_hash, write};
 
 /// A store with three events: init (1) and two ingests (2, 3).
 fn store_with_items() -> (Store, String, String) {
@@ -28,7 +28,7 @@ fn schema_sql(name: &str) -> &'static str {
 }
 
 /// Run `f` with the named triggers dropped, then put them back exactly as they were.
-fn without_triggers(conn: &Connection, names: &[&str], f: impl FnOnce(&Connection)) {
+pub(crate) fn without_triggers(conn: &Connection, names: &[&str], f: impl FnOnce(&Connection)) {
     for name in names {
         conn.execute_batch(&format!("DROP TRIGGER {name}")).unwrap();
     }
@@ -40,14 +40,6 @@ fn without_triggers(conn: &Connection, names: &[&str], f: impl FnOnce(&Connectio
 
 fn body(conn: &Connection, seq: i64) -> String {
     conn.query_row("SELECT body FROM events WHERE seq = ?1", [seq], |r| r.get(0)).unwrap()
-}
-
-/// The documented event hash: hex(SHA-256("custody-ledger-event-v1\0" || body)), computed
-/// with sha256sum.
-fn event_hash(body: &str) -> String {
-    let mut data = b"custody-ledger-event-v1\0".to_vec();
-    data.extend_from_slice(body.as_bytes());
-    digest_bytes_with("sha256sum", &data)
 }
 
 /// Change the examiner of a body, keeping it canonical (same key order, no new escapes).
@@ -164,7 +156,8 @@ fn a_truncated_tail_is_caught_against_a_head_written_down_before() {
     let store = Store::new();
     store.ingest_text("24-1", "1", "a.txt", "kept\n");
     let path = store.file("last/b.txt", b"removed later\n");
-    let last = store.cmd(&["ingest", "--case", "24-1", "--item", "2"]).arg(&path).run().status(0).head();
+    store.cmd(&["ingest", "--case", "24-1", "--item", "2"]).arg(&path).run().status(0);
+    let last = store.head();
     let sha = crate::support::sha256sum(&path);
     // A careful attacker removes the last event, its index rows and its object.
     let conn = store.sqlite();

@@ -323,7 +323,7 @@ pub fn preview(
     index: &FrameIndex,
     plan: &Plan,
     coverage: &[spec::Coverage],
-    rotation: i32,
+    orientation: super::ffi::Orientation,
     header: &[String],
 ) -> Result<(Picture, Vec<String>)> {
     let mut tiles: Vec<Picture> = Vec::new();
@@ -344,7 +344,7 @@ pub fn preview(
         let keys = r.keys.iter().map(|k| frame_at(k.0)).collect::<Vec<_>>();
         for n in frames {
             let frame = still::decode_frame(src, index, n)?;
-            let mut pic = still::render(&frame, rotation, Render::default())?;
+            let mut pic = still::render(&frame, orientation, Render::default())?;
             let stroke = stroke_width(&pic);
             if r.moving {
                 draw_path(&mut pic, r, stroke);
@@ -404,6 +404,7 @@ pub fn preview(
         sar: (1, 1),
         sar_applied: false,
         rotation: 0,
+        mirrored: false,
         interlaced: false,
         deinterlaced: false,
         pixel_format: String::new(),

@@ -263,10 +263,13 @@ pub struct Geometry {
     pub scaled_width: u32,
     /// Clockwise degrees: 0, 90, 180 or 270.
     pub rotation: i32,
+    /// Shown flipped left to right after the rotation.
+    pub mirrored: bool,
 }
 
 impl Geometry {
-    pub fn new(coded: (u32, u32), sar: (i32, i32), rotation: i32) -> Geometry {
+    pub fn new(coded: (u32, u32), sar: (i32, i32), orientation: crate::media::ffi::Orientation) -> Geometry {
+        let rotation = orientation.rotation;
         let (w, _) = coded;
         // The same rounding as the still: an even width.
         let scaled_width = if sar.0 > 0 && sar.1 > 0 && sar.0 != sar.1 {
@@ -274,7 +277,7 @@ impl Geometry {
         } else {
             w
         };
-        Geometry { coded, scaled_width, rotation }
+        Geometry { coded, scaled_width, rotation, mirrored: orientation.mirrored }
     }
 
     /// The displayed picture's size.
@@ -287,6 +290,13 @@ impl Geometry {
     /// outwards to whole pixels so nothing of the asked area is missed.
     pub fn to_coded(&self, r: RectF) -> Rect {
         let (sw, h) = (self.scaled_width as f64, self.coded.1 as f64);
+        // Undo the mirror: it is applied last, across the displayed width.
+        let r = if self.mirrored {
+            let dw = self.display().0 as f64;
+            RectF { x0: dw - r.x1, x1: dw - r.x0, ..r }
+        } else {
+            r
+        };
         // Undo the rotation: back to the upright-before-rotation picture.
         let (x0, x1, y0, y1) = match self.rotation {
             90 => (r.y0, r.y1, h - r.x1, h - r.x0),
@@ -509,7 +519,7 @@ pub fn resolve(spec: &Spec, subject: &Subject) -> Result<Plan> {
             }
             Position::Time(us) => us,
             Position::WallClock(dt) => {
-                index.wall_to_media_us(dt, subject.timeline).map_err(|e| error::input(format!("{what}: {e}")))?
+                index.wall_to_media_us(&dt, subject.timeline).map_err(|e| error::input(format!("{what}: {e}")))?
             }
         };
         if us < 0 || us > total {
@@ -668,7 +678,8 @@ mod tests {
     #[test]
     fn rotated_and_anamorphic_boxes_map_onto_the_coded_picture() {
         // 704x480 with 10:11 pixels shows as 640x480.
-        let g = Geometry::new((704, 480), (10, 11), 0);
+        use crate::media::ffi::Orientation;
+        let g = Geometry::new((704, 480), (10, 11), Orientation::default());
         assert_eq!(g.display(), (640, 480));
         assert_eq!(
             g.to_coded(RectF { x0: 320.0, y0: 0.0, x1: 640.0, y1: 10.0 }),
@@ -676,11 +687,20 @@ mod tests {
         );
         // 1920x1080 coded, rotated 90° clockwise: shown 1080 wide, 1920 high. The displayed
         // top-left corner is the coded bottom-left.
-        let g = Geometry::new((1920, 1080), (1, 1), 90);
+        let g = Geometry::new((1920, 1080), (1, 1), Orientation { rotation: 90, mirrored: false });
         assert_eq!(g.display(), (1080, 1920));
         assert_eq!(
             g.to_coded(RectF { x0: 0.0, y0: 0.0, x1: 10.0, y1: 20.0 }),
             Rect { x0: 0, y0: 1070, x1: 20, y1: 1080 }
+        );
+        // Mirrored as well (a transpose): the displayed top-left corner is the coded top-left.
+        let g = Geometry::new((1920, 1080), (1, 1), Orientation { rotation: 90, mirrored: true });
+        assert_eq!(g.to_coded(RectF { x0: 0.0, y0: 0.0, x1: 10.0, y1: 20.0 }), Rect { x0: 0, y0: 0, x1: 20, y1: 10 });
+        // Mirrored alone: the displayed left edge is the coded right edge.
+        let g = Geometry::new((640, 480), (1, 1), Orientation { rotation: 0, mirrored: true });
+        assert_eq!(
+            g.to_coded(RectF { x0: 0.0, y0: 0.0, x1: 10.0, y1: 20.0 }),
+            Rect { x0: 630, y0: 0, x1: 640, y1: 20 }
         );
     }
 
