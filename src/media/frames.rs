@@ -117,9 +117,11 @@ pub fn frame_hashes(path: &Path) -> Result<(Vec<StreamHeader>, Vec<FrameHash>)> 
 /// clock in microseconds that starts at minus the decoder's reordering delay in frames (at the
 /// stream's average frame rate) and advances by each packet's duration, and hands each packet
 /// the clock's reading; the decoder passes it on to the picture the packet completes. Stamping
-/// packets the same way gives every picture the timestamp `ffmpeg` lists for it, and the frame
-/// index the same timeline.
-pub(super) struct Clock {
+/// packets the same way gives every picture the timestamp `ffmpeg` lists for it. The frame
+/// index adds the durations up exactly instead: where a frame's duration is not a whole number
+/// of microseconds (30 fps: 33,333.3), `ffmpeg`'s clock drifts from it by up to half a
+/// microsecond a frame.
+struct Clock {
     time_base: ffmpeg::Rational,
     /// The stream's average frame rate, when known.
     rate: Option<ffmpeg::Rational>,
@@ -131,7 +133,7 @@ pub(super) struct Clock {
 }
 
 impl Clock {
-    pub(super) fn new(stream: &ffmpeg::format::stream::Stream<'_>) -> Clock {
+    fn new(stream: &ffmpeg::format::stream::Stream<'_>) -> Clock {
         let rate = stream.avg_frame_rate();
         Clock {
             time_base: stream.time_base(),
@@ -143,7 +145,7 @@ impl Clock {
     }
 
     /// Give `packet` the clock's reading when it carries no timestamp, and advance the clock.
-    pub(super) fn stamp(&mut self, packet: &mut ffmpeg::Packet) {
+    fn stamp(&mut self, packet: &mut ffmpeg::Packet) {
         use ffmpeg::Rescale;
         const US: ffmpeg::Rational = ffmpeg::Rational(1, 1_000_000);
         let mut now = self.next_us();
@@ -161,7 +163,7 @@ impl Clock {
 
     /// The clock's reading for the next packet, in microseconds (where it starts, before the
     /// first).
-    pub(super) fn next_us(&self) -> i64 {
+    fn next_us(&self) -> i64 {
         self.next_us.unwrap_or_else(|| self.start_us())
     }
 

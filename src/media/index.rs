@@ -163,8 +163,6 @@ impl FrameIndex {
         let mut frames = Vec::new();
         let mut derived = false;
         let mut next_ts = 0i64;
-        // Packets without timestamps are placed on the timeline `ffmpeg` gives them.
-        let mut clock = super::frames::Clock::new(&stream);
         let mut packet = ffmpeg::Packet::empty();
         let mut decode_index = 0usize;
         while super::probe::next_packet(&mut input, &mut packet, path)? {
@@ -178,7 +176,6 @@ impl FrameIndex {
                 continue;
             }
             let duration = packet.duration().max(0);
-            clock.stamp(&mut packet);
             let pts = match packet.pts() {
                 Some(p) => p,
                 None => {

@@ -206,19 +206,21 @@ pub fn probe(path: &Path, deep: bool) -> MediaFacts {
 /// Demuxers of raw elementary video streams, which carry no timestamps or length.
 const RAW_VIDEO: [&str; 6] = ["h264", "hevc", "mjpeg", "mpegvideo", "m4v", "cavsvideo"];
 
-/// The frames of a raw stream's only stream and their total duration in microseconds: the
-/// packet durations the parser gives, added up on the clock `ffmpeg` and the frame index time
-/// such a stream by ([`super::frames::Clock`]).
+/// The frames of a raw stream's only stream and their total duration in microseconds (the sum
+/// of the packet durations the parser gives, as the frame index times them).
 fn count_raw_frames(input: &mut ffmpeg::format::context::Input, path: &Path) -> Option<(i64, i64)> {
-    let mut clock = super::frames::Clock::new(&input.stream(0)?);
-    let start = clock.next_us();
-    let mut frames = 0i64;
+    let tb = input.stream(0)?.time_base();
+    let (mut frames, mut ticks, mut typical) = (0i64, 0i64, 0i64);
     let mut packet = ffmpeg::Packet::empty();
     while next_packet(input, &mut packet, path).ok()? {
         frames += 1;
-        clock.stamp(&mut packet);
+        let d = packet.duration();
+        if d > 0 {
+            typical = d;
+        }
+        ticks += if d > 0 { d } else { typical };
     }
-    (frames > 0).then(|| (frames, clock.next_us() - start))
+    (frames > 0).then(|| (frames, super::time::ticks_to_us(ticks, tb.numerator(), tb.denominator())))
 }
 
 /// Open a local file for demuxing. Only the `file` protocol is allowed, so a crafted file
