@@ -47,21 +47,27 @@ pub fn decode_frame(path: &Path, index: &FrameIndex, n: usize) -> Result<ffmpeg:
     let target = index.frames[n].pts;
     if !index.derived_timestamps {
         let key = index.frames[index.keyframe_before(n)].pts;
-        if let Some(frame) = decode_until(path, index, |_, pts| pts == Some(target), Some(key), target)? {
+        if let Some(frame) = decode_until(path, index, Start::Keyframe(key), |_, pts| pts == Some(target), target)? {
             return Ok(frame);
         }
         // The seek landed too late, or timestamps did not match: decode from the start.
-        if let Some(frame) = decode_until(path, index, |_, pts| pts == Some(target), None, target)? {
+        if let Some(frame) = decode_until(path, index, Start::Beginning, |_, pts| pts == Some(target), target)? {
             return Ok(frame);
         }
         return Err(undecodable(path, index, n));
     }
-    if let Some(frame) = decode_raw_from_idr(path, index, n)? {
+    // Pictures carry the index's timestamps (see raw_timestamps), else they are counted.
+    let hit = |count: usize, pts: Option<i64>| pts.map_or(count == n, |p| p == target);
+    // In a raw stream, frames are numbered in decode order; an IDR picture is shown before
+    // everything decoded after it and after everything decoded before it, so decoding may start
+    // at the last one before the frame, sought by its byte position: a still near the end of a
+    // day's raw recording reads one group of pictures, not the day.
+    if let Some(k) = (1..=n).rev().find(|&i| index.frames[i].idr && index.frames[i].pos >= 0)
+        && let Some(frame) = decode_until(path, index, Start::Idr(k), hit, target)?
+    {
         return Ok(frame);
     }
-    // Pictures carry the index's timestamps (see raw_timestamps), else they are counted.
-    decode_until(path, index, |count, pts| pts.map_or(count == n, |p| p == target), None, target)?
-        .ok_or_else(|| undecodable(path, index, n))
+    decode_until(path, index, Start::Beginning, hit, target)?.ok_or_else(|| undecodable(path, index, n))
 }
 
 /// Frame `n` is listed in the file but FFmpeg's decoder gives no picture for it (a damaged
@@ -95,79 +101,27 @@ fn raw_timestamps(index: &FrameIndex, stream: &ffmpeg::format::stream::Stream<'_
 /// this many packets past the one asked for without producing it will not.
 const REORDER_LIMIT: usize = 16;
 
-/// Frame `n` of a stream without timestamps, decoded from the last IDR picture before it, sought
-/// by its byte position: a still near the end of a day's raw recording reads one group of
-/// pictures, not the day. `None` when there is no such picture with a known position, or the
-/// packet found there is not it (the caller decodes from the start).
-fn decode_raw_from_idr(path: &Path, index: &FrameIndex, n: usize) -> Result<Option<ffmpeg::frame::Video>> {
-    // In a raw stream, frames are numbered in decode order; an IDR picture is shown before
-    // everything decoded after it, and after everything decoded before it.
-    let Some(k) = (0..=n).rev().find(|&i| index.frames[i].idr && index.frames[i].pos >= 0) else { return Ok(None) };
-    if k == 0 {
-        return Ok(None);
-    }
-    let entry = &index.frames[k];
-    let mut input =
-        open_input(path).map_err(|e| error::input(format!("FFmpeg cannot open {}: {e}", path.display())))?;
-    let stream = input.stream(index.stream).expect("indexed stream exists");
-    let ctx = ffmpeg::codec::context::Context::from_parameters(stream.parameters())?;
-    let mut decoder = ctx.decoder().video().map_err(|e| {
-        error::environment(format!("no decoder for the video of {} in this FFmpeg build: {e}", path.display()))
-    })?;
-    let raw = raw_timestamps(index, &stream);
-    if ffi::seek_byte(&mut input, entry.pos).is_err() {
-        return Ok(None);
-    }
-    let mut frame = ffmpeg::frame::Video::empty();
-    let mut packet = ffmpeg::Packet::empty();
-    let target = Some(index.frames[n].pts);
-    // The decode position of the next packet, and the pictures output: from the IDR picture.
-    let (mut next, mut count) = (k, k);
-    let mut eof = false;
-    loop {
-        if !eof {
-            if !super::probe::next_packet(&mut input, &mut packet, path)? {
-                eof = true;
-                decoder.send_eof()?;
-            } else if packet.stream() != index.stream {
-                continue;
-            } else {
-                // The first packet must be the IDR picture the index recorded at this position.
-                if next == k && (packet.position() as i64 != entry.pos || !packet.is_key()) {
-                    return Ok(None);
-                }
-                if let Some(pts) = &raw {
-                    // Past the frame asked for by more than a decoder holds back: not coming.
-                    if next > index.frames[n].decode_index + REORDER_LIMIT {
-                        return Ok(None);
-                    }
-                    packet.set_pts(pts.get(next).copied());
-                }
-                next += 1;
-                let _ = decoder.send_packet(&packet);
-            }
-        }
-        loop {
-            match decoder.receive_frame(&mut frame) {
-                Ok(()) if raw.is_some() && frame.pts() == target => return Ok(Some(frame)),
-                Ok(()) if raw.is_none() && count == n => return Ok(Some(frame)),
-                Ok(()) => count += 1,
-                Err(ffmpeg::Error::Other { errno }) if errno == libc::EAGAIN => break,
-                Err(_) if eof => return Ok(None),
-                Err(_) => break,
-            }
-        }
-    }
+/// Where decoding starts.
+#[derive(Clone, Copy)]
+enum Start {
+    /// At the file's first packet.
+    Beginning,
+    /// At the keyframe with this pts, sought by timestamp.
+    Keyframe(i64),
+    /// At frame `k` of a raw stream (an IDR picture), sought by the byte position the index
+    /// recorded for it; the packet found there must be that picture.
+    Idr(usize),
 }
 
-/// Decode the indexed stream, from `seek_to` (a keyframe pts) or the start, until `hit`
-/// accepts a frame (given the count of frames output so far and the frame's timestamp).
-/// Returns `None` once frames run past `past` without a hit.
+/// Decode the indexed stream from `start` until `hit` accepts a frame (given the count of
+/// pictures output, counted from the first frame decoded, and the picture's timestamp).
+/// Returns `None` once decoding runs past `past` (a pts) without a hit, when a seek fails or
+/// lands elsewhere, or at the end of the stream.
 fn decode_until(
     path: &Path,
     index: &FrameIndex,
+    start: Start,
     hit: impl Fn(usize, Option<i64>) -> bool,
-    seek_to: Option<i64>,
     past: i64,
 ) -> Result<Option<ffmpeg::frame::Video>> {
     let mut input =
@@ -178,15 +132,19 @@ fn decode_until(
         error::environment(format!("no decoder for the video of {} in this FFmpeg build: {e}", path.display()))
     })?;
     let raw = raw_timestamps(index, &stream);
-    if let Some(ts) = seek_to
-        && ffi::seek_stream_backward(&mut input, index.stream, ts).is_err()
-    {
+    let sought = match start {
+        Start::Beginning => Ok(()),
+        Start::Keyframe(ts) => ffi::seek_stream_backward(&mut input, index.stream, ts),
+        Start::Idr(k) => ffi::seek_byte(&mut input, index.frames[k].pos),
+    };
+    if sought.is_err() {
         return Ok(None);
     }
+    let first = if let Start::Idr(k) = start { k } else { 0 };
+    // The decode position of the next packet, and the pictures output so far.
+    let (mut next, mut count) = (first, first);
     let mut frame = ffmpeg::frame::Video::empty();
-    let mut count = 0usize;
     let mut packet = ffmpeg::Packet::empty();
-    let mut next = 0usize;
     let mut eof = false;
     loop {
         if !eof {
@@ -196,14 +154,20 @@ fn decode_until(
             } else if packet.stream() != index.stream {
                 continue;
             } else {
+                if let Start::Idr(k) = start
+                    && next == k
+                    && (packet.position() as i64 != index.frames[k].pos || !packet.is_key())
+                {
+                    return Ok(None);
+                }
                 if let Some(pts) = &raw {
                     // Past the frame asked for by more than a decoder holds back: not coming.
                     if pts.get(next.saturating_sub(REORDER_LIMIT)).is_some_and(|&p| p > past) {
                         return Ok(None);
                     }
                     packet.set_pts(pts.get(next).copied());
-                    next += 1;
                 }
+                next += 1;
                 // A damaged packet is skipped; the frames around it still decode.
                 let _ = decoder.send_packet(&packet);
             }
@@ -215,13 +179,13 @@ fn decode_until(
                     if hit(count, pts) {
                         return Ok(Some(frame));
                     }
-                    if seek_to.is_some() && pts.is_some_and(|p| p > past) {
+                    if matches!(start, Start::Keyframe(_)) && pts.is_some_and(|p| p > past) {
                         return Ok(None);
                     }
                     count += 1;
                 }
                 Err(ffmpeg::Error::Other { errno }) if errno == libc::EAGAIN => break,
-                Err(ffmpeg::Error::Eof) => return Ok(None),
+                Err(_) if eof => return Ok(None),
                 Err(_) => break,
             }
         }
