@@ -171,6 +171,8 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
                 before.len()
             )));
         }
+        // FFmpeg reads the verified copy; its messages name the file as the user gave it.
+        crate::media::log::name(&staged.location, &crate::item::shown(&label));
         let media = probe::probe(&staged.location, args.deep);
         let mut facts = Map::new();
         source_facts(&mut facts, path, Some(json!(mtime_text(&before))));

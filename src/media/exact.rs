@@ -211,7 +211,12 @@ pub fn encode(src: &Path, dst: &Path, job: &Job, edits: &mut dyn Edits) -> Resul
         b
     };
     let mut video_frames = 0u64;
-    let mut decoded = 0usize; // counts output frames, for streams without timestamps
+    let mut decoded = 0usize; // counts output frames, for raw streams that reorder pictures
+    // A raw stream's packets carry the index's timestamps into the decoder, so its pictures are
+    // known by them: a packet the decoder gives no picture for (damage) leaves a gap, never a
+    // later picture taken for this frame. One that reorders pictures is counted.
+    let raw_pts = input.stream(index.stream).and_then(|s| super::still::raw_timestamps(index, &s));
+    let mut packets_sent = 0usize;
     let mut vframe = frame::Video::empty();
     let mut scaled = frame::Video::empty();
     let mut aframe = frame::Audio::empty();
@@ -227,10 +232,14 @@ pub fn encode(src: &Path, dst: &Path, job: &Job, edits: &mut dyn Edits) -> Resul
             if eof {
                 v.decoder.send_eof()?;
             } else {
+                if let Some(pts) = &raw_pts {
+                    packet.set_pts(pts.get(packets_sent).copied());
+                    packets_sent += 1;
+                }
                 let _ = v.decoder.send_packet(&packet);
             }
             while v.decoder.receive_frame(&mut vframe).is_ok() {
-                let n = if index.derived_timestamps {
+                let n = if index.derived_timestamps && raw_pts.is_none() {
                     let n = decoded;
                     decoded += 1;
                     (first..=last).contains(&n).then_some(n)

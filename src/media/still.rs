@@ -87,7 +87,7 @@ fn undecodable(path: &Path, index: &FrameIndex, n: usize) -> anyhow::Error {
 /// is known by its timestamp. `None` for streams with timestamps, and for raw streams that
 /// reorder pictures (B-frames), whose index numbers frames in decode order while they are
 /// shown in another: their pictures are counted as they come out, as before.
-fn raw_timestamps(index: &FrameIndex, stream: &ffmpeg::format::stream::Stream<'_>) -> Option<Vec<i64>> {
+pub(crate) fn raw_timestamps(index: &FrameIndex, stream: &ffmpeg::format::stream::Stream<'_>) -> Option<Vec<i64>> {
     (index.derived_timestamps && ffi::video_delay(&stream.parameters()) == 0).then(|| {
         let mut pts = vec![i64::MIN; index.len()];
         for f in &index.frames {

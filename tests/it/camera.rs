@@ -688,3 +688,37 @@ fn custodys_own_conversions_raise_no_ffmpeg_warnings() {
     out.status(0).stderr_lacks("FFmpeg");
     store.cmd(&["still", &item.id, "--at", "frame:5"]).run().status(0).stderr_lacks("FFmpeg");
 }
+
+#[test]
+fn an_exact_clip_of_a_raw_stream_with_a_packet_that_gives_no_picture_never_takes_the_next_picture_for_it() {
+    use custody::media::synth::{Fixture, read_frame_index};
+    let store = Store::new();
+    let raw = store.work().join("ch02.h264");
+    let info = custody::media::synth::generate(Fixture::RawH264, &raw).expect("the raw fixture");
+    // Frame 6's slice data zeroed after its first byte: the parser still sees its packet, the
+    // decoder gives no picture for it.
+    let packets = ffprobe_json(&raw, &["-show_packets", "-show_entries", "packet=pos,size"]);
+    let p = &packets["packets"][6];
+    let (pos, size) =
+        (p["pos"].as_str().unwrap().parse::<usize>().unwrap(), p["size"].as_str().unwrap().parse::<usize>().unwrap());
+    let mut bytes = std::fs::read(&raw).unwrap();
+    let slice = pos + bytes[pos..pos + size].windows(3).rposition(|w| w == [0, 0, 1]).expect("a start code");
+    bytes[slice + 5..pos + size].fill(0);
+    let damaged = crate::support::write(&store.work().join("ch02_damaged.h264"), &bytes);
+    let md5s = picture_md5s(&damaged);
+    assert_eq!(md5s.len(), 29, "precondition: ffmpeg decodes every frame but one");
+    let item = store.ingest_media(&damaged);
+    let before = store.snapshot();
+    store
+        .cmd(&["clip", &item.id, "--from", "frame:3", "--to", "frame:12", "--mode", "exact"])
+        .run()
+        .status(2)
+        .stderr_has("decoded 9 of the 10 frames asked");
+    store.assert_unchanged(&before);
+    // After the damage, every frame is its own picture.
+    let (_, file) = clip(&store, &item.id, "frame:8", "frame:12", &["--mode", "exact"]);
+    let (w, h) = (info.width as usize, info.height as usize);
+    let grey = ffmpeg_read(&file, &["-f", "rawvideo", "-pix_fmt", "gray", "-"]);
+    let bands: Vec<Option<u32>> = grey.chunks_exact(w * h).map(|f| read_frame_index(f, w, w, h)).collect();
+    assert_eq!(bands, (8..=12).map(Some).collect::<Vec<_>>());
+}
