@@ -163,14 +163,16 @@ impl Store {
     /// this user (an archived copy on write-once media, or one made read-only by permissions).
     pub fn read_only(&self) -> Option<String> {
         let mut paths = vec![self.root.clone(), self.ledger_path(), self.objects_dir(), self.root.join(TMP_DIR)];
-        for extra in [LOCK_FILE, "ledger.db-wal", "ledger.db-shm"] {
-            let p = self.root.join(extra);
-            if p.exists() {
-                paths.push(p);
-            }
-        }
+        paths.extend([LOCK_FILE, "ledger.db-wal", "ledger.db-shm"].map(|f| self.root.join(f)));
         paths.iter().find_map(|p| {
             let e = fsutil::writable(p).err()?;
+            // A file that is not there is no obstacle: the -wal and -shm come and go with other
+            // custody processes (SQLite removes them when the last connection closes; checking
+            // for them first raced with that, and a concurrent ingest failed with exit 3), and
+            // a missing ledger is reported when it is opened.
+            if e.kind() == std::io::ErrorKind::NotFound {
+                return None;
+            }
             Some(if e.raw_os_error() == Some(libc::EROFS) {
                 "its filesystem is mounted read-only".to_owned()
             } else {
