@@ -174,6 +174,10 @@ pub struct HashArgs {
     /// -i FILE -map 0:v -fps_mode passthrough -enc_time_base -1 -f framemd5 -`.
     #[arg(long, conflicts_with_all = ["check", "sums", "record", "algos"])]
     pub frames: bool,
+    /// With --frames of a store item: also re-hash its whole object (every byte read is
+    /// checked against the recorded BLAKE3 either way).
+    #[arg(long, requires = "frames")]
+    pub verify_whole: bool,
 }
 
 /// Check the store: the ledger chain, every object's digests, missing and unexpected files.
@@ -297,6 +301,10 @@ pub struct StillArgs {
     /// a directory this user can write, or one that can be created).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Also re-hash the whole parent object before the result counts (every byte read is
+    /// checked against the recorded BLAKE3 either way; see docs/verify.md).
+    #[arg(long)]
+    pub verify_whole: bool,
     /// A note recorded with the event.
     #[arg(long, value_name = "TEXT")]
     pub note: Option<String>,
@@ -344,6 +352,10 @@ pub struct ClipArgs {
     /// a directory this user can write, or one that can be created).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Also re-hash the whole parent object before the result counts (every byte read is
+    /// checked against the recorded BLAKE3 either way; see docs/verify.md).
+    #[arg(long)]
+    pub verify_whole: bool,
     /// A note recorded with the event.
     #[arg(long, value_name = "TEXT")]
     pub note: Option<String>,
@@ -362,6 +374,10 @@ pub struct RewrapArgs {
     /// a directory this user can write, or one that can be created).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Also re-hash the whole parent object before the result counts (every byte read is
+    /// checked against the recorded BLAKE3 either way; see docs/verify.md).
+    #[arg(long)]
+    pub verify_whole: bool,
     /// A note recorded with the event.
     #[arg(long, value_name = "TEXT")]
     pub note: Option<String>,
@@ -419,6 +435,10 @@ pub struct RedactArgs {
     /// recorded.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Also re-hash the whole parent object before the result counts (every byte read is
+    /// checked against the recorded BLAKE3 either way; see docs/verify.md).
+    #[arg(long)]
+    pub verify_whole: bool,
     /// A note recorded with the event.
     #[arg(long, value_name = "TEXT")]
     pub note: Option<String>,

@@ -1,9 +1,10 @@
 //! The one data path for derived files (clips, stills, playback copies): resolve the parent
-//! item, re-verify its object against the recorded digests, stage the outputs, and record them
-//! as new items that name their parent, in one event.
+//! item, read its object only through checks against the recorded BLAKE3 (or, when asked,
+//! re-verify it whole), stage the outputs, and record them as new items that name their
+//! parent, in one event that says what was verified.
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Result;
 use serde_json::{Map, Value, json};
@@ -15,6 +16,7 @@ use crate::ledger::{Actor, Draft, Event, FileRef, Head, ItemRow, Ledger};
 use crate::media::index::{FrameIndex, Timeline};
 use crate::media::probe::MediaFacts;
 use crate::media::time::{ClockOffset, Position, parse_civil};
+use crate::outboard::Object;
 use crate::store::{Staging, Store};
 
 /// A parent item, ready to be read.
@@ -31,6 +33,11 @@ pub struct Source {
     /// The digest of the frame index this command used, once it used one (recorded with the
     /// event, so later commands may trust the cached copy).
     index_digest: OnceLock<String>,
+    /// The object as FFmpeg and every other reader in this process read it: checked, a chunk
+    /// group at a time, against the recorded BLAKE3.
+    object: Arc<Object>,
+    /// Re-hash the whole object before the result counts (`--verify-whole`).
+    whole: bool,
 }
 
 impl Source {
@@ -39,9 +46,14 @@ impl Source {
         let row = item::resolve(ledger, spec)?;
         let (created, file) = ledger.item_origin(&row)?;
         let path = store.object_path(&row.sha256);
-        crate::media::log::name(
+        let label = format!("{} ({}:{}/{})", row.id, row.case, row.exhibit, item::shown(&row.name));
+        crate::media::log::name(&path, &label);
+        let object = Object::register(
             &path,
-            &format!("{} ({}:{}/{})", row.id, row.case, row.exhibit, item::shown(&row.name)),
+            crate::outboard::path_in(store.root(), &row.sha256),
+            file.size,
+            &file.blake3,
+            label,
         );
         // Derived items (clips, playback copies) carry no probe of their own: probe them now.
         let media: Option<MediaFacts> = file
@@ -59,7 +71,44 @@ impl Source {
             created,
             store_root: store.root().to_owned(),
             index_digest: OnceLock::new(),
+            object,
+            whole: false,
         })
+    }
+
+    /// With `yes`, the whole object is re-hashed before the result counts, as well as every
+    /// byte read being checked (`--verify-whole`, for procedures that require it).
+    pub fn verify_whole(mut self, yes: bool) -> Source {
+        self.whole = yes;
+        self
+    }
+
+    /// After work that read the object: re-hash it whole with `--verify-whole`, and fail (exit
+    /// 1) when any read found bytes that are not the recorded ones.
+    pub fn confirm(&self) -> Result<()> {
+        if self.whole {
+            self.verify()?;
+        }
+        self.check()
+    }
+
+    /// Fail (exit 1) when a read of the object found bytes that are not the recorded ones.
+    pub fn check(&self) -> Result<()> {
+        match self.object.failure_message() {
+            Some(message) => Err(error::mismatch(message)),
+            None => Ok(()),
+        }
+    }
+
+    /// What this command verified of the object, for its event: the chunk groups it read, each
+    /// checked against the recorded BLAKE3, or the whole object re-hashed.
+    pub fn verification(&self) -> Value {
+        let mut v = self.object.summary();
+        if self.whole {
+            v["mode"] = json!("whole");
+            v["bytes"] = json!(self.file.size);
+        }
+        v
     }
 
     /// Re-read the object and check it against the digests recorded when it entered custody.
@@ -88,28 +137,30 @@ impl Source {
         Ok(())
     }
 
-    /// Run `work` while the object is re-verified on another thread; nothing the work made
-    /// counts unless the object still matches (a mismatch is reported first).
+    /// Run `work`, which reads the object only through checked reads; nothing the work made
+    /// counts unless every read checked out (a mismatch is reported first). With
+    /// `--verify-whole`, the whole object is also re-hashed, on another thread.
     pub fn verified_while<T>(&self, work: impl FnOnce() -> Result<T>) -> Result<T> {
         let (made, verified) = std::thread::scope(|scope| {
-            let check = scope.spawn(|| self.verify());
+            let whole = self.whole.then(|| scope.spawn(|| self.verify()));
             let made = work();
-            (made, check.join().expect("verification thread"))
+            (made, whole.map_or(Ok(()), |h| h.join().expect("verification thread")))
         });
         if verified.is_err() {
             // The work may have cached a frame index of the altered bytes after verify dropped it.
             self.forget_frame_index();
         }
         verified?;
+        self.check()?;
         made.map_err(|e| error::naming(e, &self.path, &self.label()))
     }
 
     /// The frame index of the item's object: from the store's cache when it has a sound one
     /// that the ledger records a command using, else built from the object.
     pub fn frame_index(&self, ledger: &Ledger) -> Result<FrameIndex> {
-        let (index, digest) =
-            crate::media::index::cache::load_recorded(ledger, &self.store_root, &self.file.sha256, &self.path)
-                .map_err(|e| error::naming(e, &self.path, &self.label()))?;
+        let loaded = crate::media::index::cache::load_recorded(ledger, &self.store_root, &self.file.sha256, &self.path);
+        self.check()?;
+        let (index, digest) = loaded.map_err(|e| error::naming(e, &self.path, &self.label()))?;
         let _ = self.index_digest.set(digest);
         Ok(index)
     }
@@ -236,6 +287,9 @@ pub fn commit(
     if let Some(digest) = source.index_digest.get() {
         params.insert("frame_index".into(), json!(digest));
     }
+    // Nothing is recorded from bytes that failed a check (a last guard: commands check first).
+    source.check()?;
+    params.insert("verified".into(), source.verification());
     store.commit(ledger, actor, staging, |txn| {
         let mut refs: Vec<FileRef> = Vec::new();
         for out in outputs {

@@ -101,7 +101,7 @@ impl Algorithm {
 }
 
 /// The digests of one byte stream, lowercase hex, plus its length.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Digests {
     pub size: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -114,7 +114,26 @@ pub struct Digests {
     pub sha1: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sha512: Option<String>,
+    /// The BLAKE3 tree's outboard, when it was asked for ([`digest_mapped`] with `tree`): kept
+    /// beside the object so later reads can check parts of it ([`crate::outboard`]).
+    #[serde(skip)]
+    pub tree: Option<Tree>,
 }
+
+/// An outboard computed with a digest run.
+#[derive(Clone, Debug)]
+pub struct Tree(pub Arc<crate::outboard::Encoded>);
+
+/// Digest sets are equal when their sizes and digests are: a tree follows from the bytes as the
+/// BLAKE3 does, and whether one was kept takes no part.
+impl PartialEq for Digests {
+    fn eq(&self, other: &Digests) -> bool {
+        (self.size, &self.sha256, &self.blake3, &self.md5, &self.sha1, &self.sha512)
+            == (other.size, &other.sha256, &other.blake3, &other.md5, &other.sha1, &other.sha512)
+    }
+}
+
+impl Eq for Digests {}
 
 impl Digests {
     pub fn get(&self, algo: Algorithm) -> Option<&str> {
@@ -240,11 +259,16 @@ pub fn copy_stream<R: Read>(reader: &mut R, algos: &[Algorithm], writer: Writer<
 /// medium once. `progress` is told how many bytes the leader has taken. A page that cannot be read (the
 /// file shrank, the medium failed) stops the run with a read error at its offset; nothing
 /// computed from the mapping is returned then.
+///
+/// With `tree` (and BLAKE3 among `algos`), the leader also keeps the BLAKE3 tree's parent
+/// nodes as it goes: the object's outboard, returned in [`Digests::tree`], for the cost of
+/// finishing each chunk group's hash on its own.
 pub fn digest_mapped(
     map: &Mapped,
     algos: &[Algorithm],
     writer: Option<Writer<'_>>,
     progress: &dyn Fn(u64),
+    tree: bool,
 ) -> Result<Digests, StreamError> {
     let data: &[u8] = map;
     let mut wanted = distinct(algos);
@@ -286,24 +310,55 @@ pub fn digest_mapped(
                 copier.error
             })
         });
-        let mut own = wanted.first().map(|&a| Worker::new(a));
-        let mut at = 0;
-        map.prefetch(0, mapped::AHEAD);
-        while at < data.len() && !write_failed.load(Ordering::Relaxed) && map.lost().is_none() {
+        // The leader's duties for each chunk before it is hashed: read ahead, report, and
+        // hand it to the followers. None once the run must stop (a write failed, a page was lost).
+        let announce = |at: usize| {
+            if at >= data.len() || write_failed.load(Ordering::Relaxed) || map.lost().is_some() {
+                return None;
+            }
             map.prefetch(at + mapped::AHEAD, CHUNK);
             let len = CHUNK.min(data.len() - at);
-            if let Some(w) = own.as_mut() {
-                w.update(&data[at..at + len]);
-            }
             progress(len as u64);
             for tx in &senders {
                 // A follower only stops when its sender is dropped, so this cannot fail.
                 let _ = tx.send((at, len));
             }
-            at += len;
+            Some(len)
+        };
+        map.prefetch(0, mapped::AHEAD);
+        let with_tree = tree && wanted.first() == Some(&Algorithm::Blake3);
+        let mut own = if with_tree { None } else { wanted.first().map(|&a| Worker::new(a)) };
+        let mut at = 0;
+        let mut outboard = None;
+        if with_tree {
+            // bao-tree hashes each chunk group and writes the parents in post order while it
+            // reads the mapping through `Lead`, which does the leader's duties chunk by chunk.
+            let mut lead = Lead { data, at: 0, announced: 0, announce: &announce };
+            let built = crate::outboard::encode(&mut lead, data.len() as u64);
+            at = lead.announced;
+            if let Ok(built) = built {
+                outboard = Some(built);
+            }
+        } else {
+            while let Some(len) = announce(at) {
+                if let Some(w) = own.as_mut() {
+                    w.update(&data[at..at + len]);
+                }
+                at += len;
+            }
         }
         drop(senders);
         let mut digests = Digests { size: at as u64, ..Digests::default() };
+        if let Some((root, encoded)) = outboard {
+            digests.set(Algorithm::Blake3, root.to_hex().to_string());
+            digests.tree = Some(Tree(Arc::new(encoded)));
+        } else if with_tree && at == data.len() && !write_failed.load(Ordering::Relaxed) && map.lost().is_none() {
+            // Only the outboard's temporary file can have failed here.
+            return Err(StreamError::Sink {
+                offset: at as u64,
+                source: io::Error::other("cannot keep the BLAKE3 tree"),
+            });
+        }
         for (algo, h) in handles {
             digests.set(algo, h.join().expect("digest thread panicked"));
         }
@@ -318,6 +373,33 @@ pub fn digest_mapped(
     // A lost page explains whatever else went wrong (a copy cut short, a read-back mismatch).
     intact(map)?;
     result
+}
+
+/// The mapped bytes as the BLAKE3 leader reads them: chunk by chunk, each announced (read
+/// ahead, reported, handed to the followers) before its first byte is given out. A run that
+/// must stop reads as an error.
+struct Lead<'a, F: Fn(usize) -> Option<usize>> {
+    data: &'a [u8],
+    at: usize,
+    /// Where the chunks announced so far end.
+    announced: usize,
+    announce: &'a F,
+}
+
+impl<F: Fn(usize) -> Option<usize>> Read for Lead<'_, F> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.at == self.announced {
+            if self.at == self.data.len() {
+                return Ok(0);
+            }
+            let len = (self.announce)(self.at).ok_or_else(|| io::Error::other("stopped"))?;
+            self.announced += len;
+        }
+        let n = buf.len().min(self.announced - self.at);
+        buf[..n].copy_from_slice(&self.data[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
 }
 
 /// The read error for the first page of `map` that could not be read, if any.
@@ -718,6 +800,7 @@ pub fn digest_file(
     file: &mut std::fs::File,
     algos: &[Algorithm],
     progress: &(dyn Fn(u64) + Sync),
+    tree: bool,
 ) -> Result<Digests, StreamError> {
     let Some(map) = Mapped::if_large(file) else {
         return digest_stream(file, algos, |c| {
@@ -725,7 +808,7 @@ pub fn digest_file(
             Ok(())
         });
     };
-    digest_mapped(&map, algos, None, progress)
+    digest_mapped(&map, algos, None, progress, tree)
 }
 
 #[cfg(test)]
@@ -739,11 +822,19 @@ mod file_tests {
         std::io::Write::write_all(&mut tmp, &data).unwrap();
         let all = [Algorithm::Sha256, Algorithm::Blake3, Algorithm::Md5, Algorithm::Sha1, Algorithm::Sha512];
         let seen = std::sync::atomic::AtomicU64::new(0);
-        let mapped = digest_file(tmp.as_file_mut(), &all, &|n| {
-            seen.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-        })
+        let mapped = digest_file(
+            tmp.as_file_mut(),
+            &all,
+            &|n| {
+                seen.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            },
+            true,
+        )
         .unwrap();
         assert_eq!(mapped, digest_bytes(&data, &all));
+        // The BLAKE3 tree kept on the way is the one bao-tree computes on its own.
+        let tree = mapped.tree.as_ref().expect("a tree was asked for").0.to_vec().unwrap();
+        assert!(tree == crate::outboard::encode(&data[..], data.len() as u64).unwrap().1.to_vec().unwrap());
         assert_eq!(seen.into_inner(), data.len() as u64);
     }
 }

@@ -17,4 +17,5 @@ pub mod job;
 pub mod ledger;
 pub mod mapped;
 pub mod media;
+pub mod outboard;
 pub mod store;

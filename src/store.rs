@@ -233,7 +233,16 @@ impl Store {
         let renamed = fs::rename(&fresh, &dir);
         crate::interrupt::keep(if renamed.is_ok() { &fresh } else { &dir });
         renamed.map_err(|e| env_io(e, &dir, "cannot create"))?;
-        Ok(Staging { dir, _lock: lock, moves: Vec::new(), seen: HashMap::new(), last: None, next: 0, committed: false })
+        Ok(Staging {
+            dir,
+            _lock: lock,
+            moves: Vec::new(),
+            seen: HashMap::new(),
+            trees: Vec::new(),
+            last: None,
+            next: 0,
+            committed: false,
+        })
     }
 
     /// Commit: append one event built by `build` and move the staged objects into place, all
@@ -298,6 +307,14 @@ impl Store {
         }
         for dir in parents {
             fsutil::fsync_dir(&dir).map_err(|e| env_io(e, &dir, "cannot sync"))?;
+        }
+        // The objects' BLAKE3 trees, for checked reads later. They need no trust and no sync:
+        // one that is missing or damaged is rebuilt from its object when it is next read.
+        for (sha, tree) in &staging.trees {
+            let path = crate::outboard::path_in(&self.root, sha);
+            if !path.exists() {
+                let _ = tree.0.save(&path);
+            }
         }
         staging.committed = false; // everything is in place: the staging directory may go
         Ok((head, event))
@@ -409,6 +426,8 @@ pub struct Staging {
     moves: Vec<[u8; 32]>,
     /// Every object this command has staged or found, and whether the store held it before.
     seen: HashMap<[u8; 32], bool>,
+    /// The BLAKE3 trees computed while objects were staged, to keep beside them at commit.
+    trees: Vec<(String, digest::Tree)>,
     /// What the last call staged.
     last: Option<Staged>,
     next: u64,
@@ -450,7 +469,7 @@ impl Staging {
     ) -> Result<&Staged> {
         match Mapped::if_large(source) {
             Some(map) => self.stage(store, label, extra, Some(source), |algos, writer| {
-                digest::digest_mapped(&map, algos, Some(writer), progress)
+                digest::digest_mapped(&map, algos, Some(writer), progress, true)
             }),
             None => {
                 let mut reader = Progress { inner: source, progress };
@@ -546,7 +565,7 @@ impl Staging {
         let (synced, digests) = std::thread::scope(|s| {
             let synced = s.spawn(move || syncing.sync_all());
             // Our own file, which nothing else writes: it may be read mapped.
-            let digests = digest::digest_file(&mut f, &[Algorithm::Sha256, Algorithm::Blake3], &|_| {});
+            let digests = digest::digest_file(&mut f, &[Algorithm::Sha256, Algorithm::Blake3], &|_| {}, true);
             (synced.join().expect("sync thread panicked"), digests)
         });
         synced.map_err(|e| env_io(e, path, "cannot sync"))?;
@@ -569,6 +588,11 @@ impl Staging {
         verify_existing: Option<&str>,
     ) -> Result<&Staged> {
         let sha = digests.sha256().to_owned();
+        if let Some(tree) = &digests.tree
+            && !self.trees.iter().any(|(s, _)| *s == sha)
+        {
+            self.trees.push((sha.clone(), tree.clone()));
+        }
         let mut key = [0u8; 32];
         hex::decode_to_slice(&sha, &mut key).expect("SHA-256 digests are 64 hex digits");
         let existing = store.object_path(&sha);

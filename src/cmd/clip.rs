@@ -23,7 +23,7 @@ struct Range {
 pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
     let store = ctx.store()?;
     let mut ledger = store.open_ledger()?;
-    let source = Source::open(&store, &ledger, &args.item)?;
+    let source = Source::open(&store, &ledger, &args.item)?.verify_whole(args.verify_whole);
     let media = source.require_decodable("a clip")?.clone();
     let index = source.frame_index(&ledger)?;
     let asked = resolve_range(&index, &args, &source)?;

@@ -64,7 +64,7 @@ pub fn run(args: HashArgs, ctx: &Ctx) -> Result<Report> {
     let mut results: Vec<(PathBuf, Digests)> = Vec::new();
     for (path, _) in &files {
         let mut f = crate::fsutil::open_source(path).map_err(|e| read_error(path, &e))?;
-        let d = digest::digest_file(&mut f, &algos, &|n| bar.inc(n))
+        let d = digest::digest_file(&mut f, &algos, &|n| bar.inc(n), false)
             .map_err(|e| error::environment(format!("{}: {e}", path.display())))?;
         results.push((path.clone(), d));
     }
@@ -419,18 +419,24 @@ fn frames(args: &HashArgs, ctx: &Ctx) -> Result<Report> {
     let [target] = args.paths.as_slice() else {
         return Err(error::input("--frames takes exactly one FILE or ITEM"));
     };
-    let (path, label) = if target.exists() {
-        (target.clone(), path_text(target))
+    let (path, label, source) = if target.exists() {
+        (target.clone(), path_text(target), None)
     } else {
         let store = ctx.store()?;
         let ledger = store.read_ledger()?;
-        let source = crate::derive::Source::open(&store, &ledger, &target.to_string_lossy())?;
+        let source =
+            crate::derive::Source::open(&store, &ledger, &target.to_string_lossy())?.verify_whole(args.verify_whole);
         source.require_decodable("frame hashes")?;
-        source.verify()?;
-        (source.path.clone(), source.label())
+        (source.path.clone(), source.label(), Some(source))
     };
-    let (headers, hashes) = crate::media::frames::frame_hashes(&path)?;
-    let packets = crate::media::remux::stream_hashes(&path)?;
+    let hashed = crate::media::frames::frame_hashes(&path)
+        .and_then(|frames| Ok((frames, crate::media::remux::stream_hashes(&path)?)));
+    // An item's object was read only through checks against its recorded BLAKE3: a mismatch
+    // is the answer, whatever FFmpeg made of the bytes it was refused.
+    if let Some(source) = &source {
+        source.confirm()?;
+    }
+    let ((headers, hashes), packets) = hashed?;
     let mut text = crate::media::frames::render(&headers, &hashes);
     let mut extra = String::new();
     for p in &packets {

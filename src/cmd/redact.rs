@@ -32,7 +32,7 @@ const SENSITIVE: [&str; 8] = [
 pub fn run(args: RedactArgs, ctx: &Ctx) -> Result<Report> {
     let store = ctx.store()?;
     let mut ledger = store.open_ledger()?;
-    let source = Source::open(&store, &ledger, &args.item)?;
+    let source = Source::open(&store, &ledger, &args.item)?.verify_whole(args.verify_whole);
     source.require_decodable("a redaction")?;
     let index = source.frame_index(&ledger)?;
 
@@ -141,7 +141,7 @@ pub fn run(args: RedactArgs, ctx: &Ctx) -> Result<Report> {
             ],
         )?;
         let mut staging = store.stage()?;
-        source.verify()?;
+        source.confirm()?;
         let name = format!("{stem}_redaction_preview.png");
         let digests = staging.write_from(&store, &mut Cursor::new(&png), &name, &[])?.digests.clone();
         let mut facts = Map::new();

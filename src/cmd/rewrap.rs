@@ -15,7 +15,7 @@ use crate::media::remux::{self, Selection};
 pub fn run(args: RewrapArgs, ctx: &Ctx) -> Result<Report> {
     let store = ctx.store()?;
     let mut ledger = store.open_ledger()?;
-    let source = Source::open(&store, &ledger, &args.item)?;
+    let source = Source::open(&store, &ledger, &args.item)?.verify_whole(args.verify_whole);
     let media = source.require_decodable("a playback copy")?.clone();
     let actor = ctx.actor();
     let index = source.frame_index(&ledger)?;

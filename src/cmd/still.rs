@@ -26,7 +26,7 @@ pub fn run(args: StillArgs, ctx: &Ctx) -> Result<Report> {
     };
     let store = ctx.store()?;
     let mut ledger = store.open_ledger()?;
-    let source = Source::open(&store, &ledger, &args.item)?;
+    let source = Source::open(&store, &ledger, &args.item)?.verify_whole(args.verify_whole);
     let media = source.require_decodable("a still")?;
     if !media.streams.iter().any(|s| s.kind == "video") {
         return Err(error::input(format!(

@@ -257,6 +257,7 @@ fn scan_objects(store: &Store) -> Result<(BTreeSet<String>, Vec<String>)> {
         store::TMP_DIR,
         store::LOCK_FILE,
         crate::media::index::cache::DIR,
+        crate::outboard::DIR,
     ];
     for entry in fs::read_dir(store.root())? {
         let entry = entry?;

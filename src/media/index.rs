@@ -443,7 +443,10 @@ pub mod cache {
                 return Ok((index, digest));
             }
         }
-        let index = FrameIndex::build(object)?;
+        let index = FrameIndex::build(object);
+        // An index is cached only from bytes that all checked out against the recorded BLAKE3.
+        crate::outboard::check(object)?;
+        let index = index?;
         let bytes = encode(&index, sha256);
         let _ = save(&file, &bytes);
         Ok((index, digest_of(&bytes)))

@@ -5,7 +5,6 @@
 //! length was not known when the header was written), is read as a number, so a one-second file
 //! lasts 39:46:05 at a timescale of 30000. Only box headers and the `moov` box are read.
 
-use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
@@ -33,8 +32,9 @@ impl Movie {
     /// The header of `path`, when it is an ISO file whose `moov` box can be read; `None` for
     /// anything else (the caller then relies on FFmpeg alone).
     pub fn read(path: &Path) -> Option<Movie> {
-        let mut file = File::open(path).ok()?;
-        let len = file.metadata().ok()?.len();
+        // A registered object is read through its checked reader, like FFmpeg reads it.
+        let mut file = crate::outboard::open(path).ok()?;
+        let len = file.seek(SeekFrom::End(0)).ok()?;
         let mut at = 0u64;
         while at + 8 <= len {
             file.seek(SeekFrom::Start(at)).ok()?;

@@ -237,6 +237,15 @@ pub fn open_input(path: &Path) -> Result<ffmpeg::format::context::Input, ffmpeg:
     let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
     // The `file:` prefix stops FFmpeg reading a name such as `http:x` as a URL.
     let url = format!("file:{}", abs.display());
+    // A derived command's parent object: FFmpeg gets only bytes checked against the BLAKE3
+    // recorded for it (`crate::outboard`), through its own I/O context.
+    if let Some(object) = crate::outboard::Object::find(path) {
+        let io = ffmpeg::format::context::StreamIo::from_read_seek_with_capacity(
+            crate::outboard::Reader::new(object),
+            64 << 10,
+        )?;
+        return ffmpeg::format::input_from_stream(io, Some(&url), Some(opts));
+    }
     ffmpeg::format::input_with_dictionary(&url, opts)
 }
 

@@ -1,0 +1,598 @@
+//! Verified reads: an object's BLAKE3 tree, kept beside it (its *outboard*), and the reader that
+//! hands out only bytes it has checked against the BLAKE3 recorded when the object entered
+//! custody.
+//!
+//! The tree is BLAKE3's own, cut into chunk groups of [`GROUP`] bytes: the outboard holds the
+//! parent nodes above the groups (64 bytes per group, 0.2 % of the object) in post order, as the
+//! `bao-tree` crate lays them out (`PostOrderOutboard`, block size [`GROUP_LOG`]). It needs no
+//! trust of its own: `bao-tree` checks every node it uses against the recorded root on the way
+//! down, and every group against its node. A damaged, forged, short or missing outboard is
+//! rebuilt from the object (one full read, whose root must be the recorded BLAKE3) and never
+//! believed.
+//!
+//! Derived commands register their parent's object ([`Object::register`]); FFmpeg then reads it
+//! through a [`Reader`] (see `media::avio`) and every other reader of the object asks
+//! [`open`]. A group that does not hash to its node stops the command: the error names the item
+//! and the byte range, and the command records nothing.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bao_tree::io::EncodeError;
+use bao_tree::io::outboard::PostOrderOutboard;
+use bao_tree::io::sync::{encode_ranges_validated, outboard_post_order};
+use bao_tree::{BaoTree, BlockSize, ChunkNum, ChunkRanges};
+use serde_json::{Value, json};
+
+use crate::mapped::Mapped;
+
+/// log2 of the BLAKE3 chunks (1 KiB) in a chunk group.
+pub const GROUP_LOG: u8 = 5;
+/// Bytes in a chunk group: the unit that is read and checked.
+pub const GROUP: u64 = 1024 << GROUP_LOG;
+const BLOCK: BlockSize = BlockSize::from_chunk_log(GROUP_LOG);
+/// Where outboards live, below the store's root (`outboards/ab/cdef…`, named like objects).
+pub const DIR: &str = "outboards";
+/// Bytes read and checked at a time: FFmpeg reads in small pieces, close together.
+const WINDOW: u64 = 8 * GROUP;
+/// Outboard bytes kept in memory while one is computed, before they go to a temporary file.
+const SPILL_AT: usize = 4 << 20;
+
+/// The tree of an object of `size` bytes.
+pub fn tree(size: u64) -> BaoTree {
+    BaoTree::new(size, BLOCK)
+}
+
+/// The outboard of object `sha256` in the store at `root`.
+pub fn path_in(root: &Path, sha256: &str) -> PathBuf {
+    root.join(DIR).join(&sha256[..2]).join(&sha256[2..])
+}
+
+/// An outboard as it is computed: in memory, then in an unnamed temporary file once it is
+/// large, so memory stays flat whatever the object's size.
+#[derive(Default)]
+pub struct Encoded {
+    mem: Vec<u8>,
+    spill: Option<File>,
+    spilled: u64,
+}
+
+impl Write for Encoded {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.mem.extend_from_slice(buf);
+        if self.mem.len() >= SPILL_AT {
+            let spill = match &mut self.spill {
+                Some(f) => f,
+                None => self.spill.insert(tempfile::tempfile()?),
+            };
+            spill.write_all_at(&self.mem, self.spilled)?;
+            self.spilled += self.mem.len() as u64;
+            self.mem.clear();
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Encoded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Encoded({} bytes)", self.len())
+    }
+}
+
+impl Encoded {
+    pub fn len(&self) -> u64 {
+        self.spilled + self.mem.len() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Copy the outboard into `out`.
+    fn write_into(&self, out: &mut impl Write) -> io::Result<()> {
+        if let Some(spill) = &self.spill {
+            let mut buf = vec![0u8; 1 << 20];
+            let mut at = 0;
+            while at < self.spilled {
+                let n = buf.len().min((self.spilled - at) as usize);
+                spill.read_exact_at(&mut buf[..n], at)?;
+                out.write_all(&buf[..n])?;
+                at += n as u64;
+            }
+        }
+        out.write_all(&self.mem)
+    }
+
+    /// The outboard's bytes.
+    pub fn to_vec(&self) -> io::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(self.len() as usize);
+        self.write_into(&mut out)?;
+        Ok(out)
+    }
+
+    /// Write the outboard to `dest` (atomically: complete or not there).
+    pub fn save(&self, dest: &Path) -> io::Result<()> {
+        let dir = dest.parent().expect("outboard paths have a parent");
+        fs::create_dir_all(dir)?;
+        let mut tmp = tempfile::Builder::new().prefix(".new-").tempfile_in(dir)?;
+        self.write_into(&mut io::BufWriter::new(tmp.as_file_mut()))?;
+        tmp.persist(dest).map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    /// The outboard in an unnamed temporary file (where the store cannot keep it).
+    fn into_file(self) -> io::Result<File> {
+        let mut f = tempfile::tempfile()?;
+        self.write_into(&mut io::BufWriter::new(&mut f))?;
+        Ok(f)
+    }
+}
+
+/// Compute the BLAKE3 of `size` bytes read from `data` and their outboard.
+pub fn encode(data: impl Read, size: u64) -> io::Result<(blake3::Hash, Encoded)> {
+    let mut out = Encoded::default();
+    let root = outboard_post_order(data, tree(size), &mut out)?;
+    Ok((root, out))
+}
+
+/// Why bytes of an object could not be handed out.
+#[derive(Clone, Debug)]
+pub enum Failure {
+    /// These bytes do not hash to their place in the recorded tree.
+    Altered { start: u64, end: u64 },
+    /// The object as a whole does not have the recorded BLAKE3 (or size).
+    Whole(String),
+    /// The object could not be read.
+    Unreadable(String),
+}
+
+/// An object being read by a derived command, and what was checked of it.
+pub struct Object {
+    /// The item, as reports name it.
+    label: String,
+    path: PathBuf,
+    outboard_path: PathBuf,
+    size: u64,
+    root: blake3::Hash,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    file: Option<File>,
+    nodes: Option<PostOrderOutboard<File>>,
+    /// The outboard was rebuilt from the object by this process (a node that still fails is
+    /// then the object's fault).
+    rebuilt: bool,
+    /// Byte ranges checked, start → end, merged.
+    checked: BTreeMap<u64, u64>,
+    groups: u64,
+    failure: Option<Failure>,
+}
+
+/// Objects registered by this process: FFmpeg and every other reader of their path read them
+/// through a [`Reader`].
+static REGISTERED: Mutex<Vec<Arc<Object>>> = Mutex::new(Vec::new());
+
+impl Object {
+    /// Read the object at `path` (of `size` bytes and BLAKE3 `blake3_hex`, as recorded) only
+    /// through checked reads from now on, in this process; `label` names it in errors.
+    pub fn register(path: &Path, outboard_path: PathBuf, size: u64, blake3_hex: &str, label: String) -> Arc<Object> {
+        let root = blake3::Hash::from_hex(blake3_hex).unwrap_or_else(|_| blake3::hash(b"not a recorded BLAKE3"));
+        let object = Arc::new(Object {
+            label,
+            path: path.to_owned(),
+            outboard_path,
+            size,
+            root,
+            state: Mutex::new(State::default()),
+        });
+        let mut all = REGISTERED.lock().unwrap_or_else(|e| e.into_inner());
+        all.retain(|o| o.path != object.path);
+        all.push(Arc::clone(&object));
+        object
+    }
+
+    /// The object registered for `path`, if any.
+    pub fn find(path: &Path) -> Option<Arc<Object>> {
+        let all = REGISTERED.lock().unwrap_or_else(|e| e.into_inner());
+        all.iter().find(|o| o.path == path).cloned().or_else(|| {
+            let canonical = fs::canonicalize(path).ok()?;
+            all.iter().find(|o| fs::canonicalize(&o.path).is_ok_and(|p| p == canonical)).cloned()
+        })
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The first failure of any read, if one failed.
+    pub fn failure(&self) -> Option<Failure> {
+        self.state().failure.clone()
+    }
+
+    /// The failure as the command reports it (exit 1).
+    pub fn failure_message(&self) -> Option<String> {
+        let failure = self.failure()?;
+        Some(match failure {
+            Failure::Altered { start, end } => format!(
+                "item {}: bytes {start}..{end} of its object do not match the BLAKE3 recorded when it entered \
+                 custody: the object was altered. Nothing was recorded; run `custody verify`",
+                self.label
+            ),
+            Failure::Whole(why) => format!(
+                "item {} no longer matches the digests recorded for it: {why}. Nothing was recorded; run `custody verify`",
+                self.label
+            ),
+            Failure::Unreadable(why) => format!(
+                "item {}: its object {} cannot be read ({why}); nothing was recorded; run `custody verify`",
+                self.label,
+                self.path.display()
+            ),
+        })
+    }
+
+    /// What was checked: for the event's `verified` member.
+    pub fn summary(&self) -> Value {
+        let st = self.state();
+        let bytes: u64 = st.checked.iter().map(|(s, e)| e - s).sum();
+        json!({
+            "mode": "read-ranges",
+            "against": "blake3",
+            "group_bytes": GROUP,
+            "groups": st.groups,
+            "bytes": bytes,
+            "of": self.size,
+            "ranges": st.checked.iter().map(|(s, e)| json!([s, e])).collect::<Vec<_>>(),
+        })
+    }
+
+    /// Bytes `start..start + len` (within the object), checked.
+    fn read_checked(&self, start: u64, len: u64) -> Result<Vec<u8>, Failure> {
+        let mut st = self.state();
+        if let Some(f) = &st.failure {
+            return Err(f.clone());
+        }
+        let result = self.read_locked(&mut st, start, len);
+        if let Err(f) = &result {
+            st.failure = Some(f.clone());
+        }
+        result
+    }
+
+    fn read_locked(&self, st: &mut State, start: u64, len: u64) -> Result<Vec<u8>, Failure> {
+        let end = (start + len).min(self.size);
+        let (first, last) = (start / GROUP * GROUP, end.div_ceil(GROUP) * GROUP);
+        let last = last.min(self.size);
+        if st.file.is_none() {
+            let file = File::open(&self.path).map_err(|e| Failure::Unreadable(e.to_string()))?;
+            let actual = file.metadata().map_err(|e| Failure::Unreadable(e.to_string()))?.len();
+            if actual != self.size {
+                return Err(Failure::Whole(format!(
+                    "its object holds {actual} bytes where {} were recorded",
+                    self.size
+                )));
+            }
+            st.file = Some(file);
+        }
+        let mut bytes = vec![0u8; (last - first) as usize];
+        let file = st.file.as_ref().expect("opened above");
+        file.read_exact_at(&mut bytes, first).map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                Failure::Whole(format!("its object is shorter than the {} bytes recorded", self.size))
+            } else {
+                Failure::Unreadable(format!("reading bytes {first}..{last}: {e}"))
+            }
+        })?;
+        let ranges = ChunkRanges::from(ChunkNum(first / 1024)..ChunkNum(last.div_ceil(1024)));
+        loop {
+            if st.nodes.is_none() {
+                st.nodes = Some(self.load_nodes(st)?);
+            }
+            let nodes = st.nodes.as_ref().expect("loaded above");
+            let data = Window { start: first, bytes: &bytes };
+            match encode_ranges_validated(data, nodes, &ranges, io::sink()) {
+                Ok(()) => break,
+                Err(EncodeError::LeafHashMismatch(chunk)) => {
+                    // Every node above this group checked out against the root: the bytes are wrong.
+                    let start = chunk.0 * 1024;
+                    return Err(Failure::Altered { start, end: (start + GROUP).min(self.size) });
+                }
+                Err(EncodeError::ParentHashMismatch(_)) if !st.rebuilt => {
+                    // A node of the outboard does not hash up to the root: the outboard is
+                    // damaged or forged. Rebuild it from the object and try again.
+                    st.nodes = None;
+                    st.nodes = Some(self.rebuild(st)?);
+                }
+                Err(EncodeError::ParentHashMismatch(_)) => {
+                    return Err(Failure::Whole("its BLAKE3 tree changed while it was read".into()));
+                }
+                Err(e) => return Err(Failure::Unreadable(format!("checking bytes {first}..{last}: {e}"))),
+            }
+        }
+        let groups = (last - first).div_ceil(GROUP);
+        if !covered(&st.checked, first, last) {
+            st.groups += groups - overlap_groups(&st.checked, first, last);
+            insert_range(&mut st.checked, first, last);
+        }
+        Ok(bytes)
+    }
+
+    /// The stored outboard, when it has the size the object's tree needs; else one rebuilt.
+    fn load_nodes(&self, st: &mut State) -> Result<PostOrderOutboard<File>, Failure> {
+        let tree = tree(self.size);
+        if let Ok(f) = File::open(&self.outboard_path)
+            && f.metadata().is_ok_and(|m| m.len() == tree.outboard_size())
+        {
+            return Ok(PostOrderOutboard { root: self.root, tree, data: f });
+        }
+        self.rebuild(st)
+    }
+
+    /// Read the whole object once, build its outboard and keep it (in the store when the store
+    /// can be written, else in a temporary file). Its root must be the recorded BLAKE3.
+    fn rebuild(&self, st: &mut State) -> Result<PostOrderOutboard<File>, Failure> {
+        st.rebuilt = true;
+        let file = st.file.as_ref().expect("opened before the tree is needed");
+        if self.size >= 1 << 30 {
+            eprintln!(
+                "note: reading {} whole once to build its BLAKE3 tree (it was stored before custody kept one, or its tree was damaged); later commands read only what they need",
+                self.label
+            );
+        }
+        let (root, encoded) = match Mapped::if_large(file) {
+            Some(map) => {
+                let built = encode(&map[..], self.size);
+                map.check().map_err(|e| Failure::Unreadable(e.to_string()))?;
+                built
+            }
+            None => encode(io::BufReader::new(file), self.size),
+        }
+        .map_err(|e| Failure::Unreadable(e.to_string()))?;
+        if root != self.root {
+            return Err(Failure::Whole("its BLAKE3 is not the one recorded: the object was altered".into()));
+        }
+        let tree = tree(self.size);
+        let data = match encoded.save(&self.outboard_path).and_then(|_| File::open(&self.outboard_path)) {
+            Ok(f) => f,
+            Err(_) => encoded.into_file().map_err(|e| Failure::Unreadable(e.to_string()))?,
+        };
+        Ok(PostOrderOutboard { root: self.root, tree, data })
+    }
+}
+
+/// Bytes of the object held in memory, read at their offsets in the object.
+struct Window<'a> {
+    start: u64,
+    bytes: &'a [u8],
+}
+
+impl positioned_io::ReadAt for Window<'_> {
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let at = pos.checked_sub(self.start).ok_or_else(|| io::Error::other("read before the window"))?;
+        self.bytes.read_at(at, buf)
+    }
+}
+
+fn covered(ranges: &BTreeMap<u64, u64>, start: u64, end: u64) -> bool {
+    ranges.range(..=start).next_back().is_some_and(|(_, &e)| e >= end)
+}
+
+/// How many groups of `start..end` (group aligned) some range already covers.
+fn overlap_groups(ranges: &BTreeMap<u64, u64>, start: u64, end: u64) -> u64 {
+    ranges
+        .iter()
+        .map(|(&s, &e)| {
+            let (a, b) = (s.max(start), e.min(end));
+            if a < b { (b - a).div_ceil(GROUP) } else { 0 }
+        })
+        .sum()
+}
+
+fn insert_range(ranges: &mut BTreeMap<u64, u64>, mut start: u64, mut end: u64) {
+    let touching: Vec<(u64, u64)> = ranges.range(..=end).filter(|(_, e)| **e >= start).map(|(s, e)| (*s, *e)).collect();
+    for (s, e) in touching {
+        ranges.remove(&s);
+        start = start.min(s);
+        end = end.max(e);
+    }
+    ranges.insert(start, end);
+}
+
+/// A reader over a registered object that hands out only checked bytes.
+pub struct Reader {
+    object: Arc<Object>,
+    pos: u64,
+    window_start: u64,
+    window: Vec<u8>,
+}
+
+impl Reader {
+    pub fn new(object: Arc<Object>) -> Reader {
+        Reader { object, pos: 0, window_start: 0, window: Vec::new() }
+    }
+
+    pub fn object(&self) -> &Arc<Object> {
+        &self.object
+    }
+}
+
+impl Read for Reader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pos >= self.object.size || buf.is_empty() {
+            return Ok(0);
+        }
+        let in_window = self.pos >= self.window_start && self.pos < self.window_start + self.window.len() as u64;
+        if !in_window {
+            let start = self.pos / GROUP * GROUP;
+            self.window = self
+                .object
+                .read_checked(start, WINDOW)
+                .map_err(|f| io::Error::new(io::ErrorKind::InvalidData, format!("{f:?}")))?;
+            self.window_start = start;
+        }
+        let at = (self.pos - self.window_start) as usize;
+        let n = buf.len().min(self.window.len() - at);
+        buf[..n].copy_from_slice(&self.window[at..at + n]);
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for Reader {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let pos = match to {
+            SeekFrom::Start(p) => Some(p),
+            SeekFrom::End(d) => self.object.size.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = pos.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
+        Ok(self.pos)
+    }
+}
+
+/// Something to read a file through.
+pub trait ReadSeek: Read + Seek {}
+impl<T: Read + Seek> ReadSeek for T {}
+
+/// Open `path` for reading: through a [`Reader`] when it is a registered object, else plainly.
+pub fn open(path: &Path) -> io::Result<Box<dyn ReadSeek>> {
+    match Object::find(path) {
+        Some(object) => Ok(Box::new(Reader::new(object))),
+        None => Ok(Box::new(File::open(path)?)),
+    }
+}
+
+/// `Err` with the command's message when a read of the object registered for `path` failed.
+pub fn check(path: &Path) -> anyhow::Result<()> {
+    match Object::find(path).and_then(|o| o.failure_message()) {
+        Some(message) => Err(crate::error::mismatch(message)),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(len: usize) -> Vec<u8> {
+        let mut x: u64 = 7;
+        (0..len)
+            .map(|_| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (x >> 56) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_outboards_root_is_blake3_and_it_spills_without_changing() {
+        for len in [0usize, 1, 1024, 32768, 32769, 5 * 32768 + 7, 300 * 32768 + 11] {
+            let d = data(len);
+            let (root, enc) = encode(&d[..], len as u64).unwrap();
+            assert_eq!(root, blake3::hash(&d), "length {len}");
+            assert_eq!(enc.len(), tree(len as u64).outboard_size(), "length {len}");
+        }
+        // An outboard larger than SPILL_AT reads back whole from its temporary file.
+        let mut e = Encoded::default();
+        let piece: Vec<u8> = (0..64u8).collect();
+        for _ in 0..(SPILL_AT / 64 + 100) {
+            e.write_all(&piece).unwrap();
+        }
+        let mut out = Vec::new();
+        e.write_into(&mut out).unwrap();
+        assert_eq!(out.len() as u64, e.len());
+        assert!(out.chunks(64).all(|c| c == &piece[..]));
+    }
+
+    fn object(dir: &Path, bytes: &[u8]) -> (PathBuf, Arc<Object>) {
+        let path = dir.join("obj");
+        fs::write(&path, bytes).unwrap();
+        let label = "i1 (c:1/x)".to_owned();
+        let o = Object::register(&path, dir.join("ob"), bytes.len() as u64, &blake3::hash(bytes).to_hex(), label);
+        (path, o)
+    }
+
+    #[test]
+    fn a_reader_hands_out_the_objects_bytes_and_records_what_it_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = data(40 * 32768 + 5);
+        let (_, o) = object(dir.path(), &d);
+        let mut r = Reader::new(Arc::clone(&o));
+        r.seek(SeekFrom::Start(20 * 32768 + 100)).unwrap();
+        let mut buf = vec![0u8; 70000];
+        r.read_exact(&mut buf).unwrap();
+        assert!(buf == d[20 * 32768 + 100..20 * 32768 + 70100]);
+        r.seek(SeekFrom::End(-3)).unwrap();
+        let mut tail = Vec::new();
+        r.read_to_end(&mut tail).unwrap();
+        assert_eq!(tail, &d[d.len() - 3..]);
+        let s = o.summary();
+        assert_eq!(s["ranges"][0], json!([20 * 32768, 28 * 32768]));
+        assert_eq!(s["ranges"][1], json!([40 * 32768, d.len()]));
+        assert_eq!(s["groups"], json!(9));
+        assert!(o.failure().is_none());
+        // The outboard was built once (there was none) and kept.
+        assert_eq!(fs::metadata(dir.path().join("ob")).unwrap().len(), tree(d.len() as u64).outboard_size());
+    }
+
+    #[test]
+    fn an_altered_group_fails_with_its_range_and_others_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = data(40 * 32768);
+        let (path, o) = object(dir.path(), &d);
+        // Build the outboard from the good bytes, then alter one byte of group 30.
+        let _ = o.read_checked(0, 10);
+        let mut bad = d.clone();
+        bad[30 * 32768 + 9] ^= 1;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).ok();
+        fs::write(&path, &bad).unwrap();
+        let o = Object::register(&path, dir.path().join("ob"), d.len() as u64, &blake3::hash(&d).to_hex(), "i1".into());
+        assert!(o.read_checked(0, 32768).is_ok());
+        match o.read_checked(30 * 32768 + 5, 10) {
+            Err(Failure::Altered { start, end }) => assert_eq!((start, end), (30 * 32768, 31 * 32768)),
+            other => panic!("{:?}", other.map(|v| v.len())),
+        }
+        assert!(o.failure_message().unwrap().contains("bytes 983040..1015808"));
+    }
+
+    #[test]
+    fn a_forged_or_short_outboard_is_rebuilt_never_believed() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = data(64 * 32768);
+        let (path, o) = object(dir.path(), &d);
+        let _ = o.read_checked(0, 10).unwrap();
+        let ob = dir.path().join("ob");
+        let mut nodes = fs::read(&ob).unwrap();
+        // The root's pair (last, in post order) is on every group's path.
+        let at = nodes.len() - 10;
+        nodes[at] ^= 0x40;
+        fs::write(&ob, &nodes).unwrap();
+        let o = Object::register(&path, ob.clone(), d.len() as u64, &blake3::hash(&d).to_hex(), "i1".into());
+        assert!(o.read_checked(50 * 32768, 10).unwrap() == d[50 * 32768..51 * 32768]);
+        assert!(fs::read(&ob).unwrap() == encode(&d[..], d.len() as u64).unwrap().1.mem, "rebuilt");
+        fs::write(&ob, &nodes[..nodes.len() - 64]).unwrap();
+        let o = Object::register(&path, ob.clone(), d.len() as u64, &blake3::hash(&d).to_hex(), "i1".into());
+        assert!(o.read_checked(3 * 32768, 10).unwrap() == d[3 * 32768..4 * 32768]);
+        // A forged outboard of altered bytes is caught by the root.
+        let mut bad = d.clone();
+        bad[7] ^= 1;
+        encode(&bad[..], bad.len() as u64).unwrap().1.save(&ob).unwrap();
+        let o = Object::register(&path, ob, d.len() as u64, &blake3::hash(&d).to_hex(), "i1".into());
+        assert!(o.read_checked(60 * 32768, 10).is_ok(), "a forged tree is rebuilt from the good object");
+    }
+
+    use std::os::unix::fs::PermissionsExt;
+}
