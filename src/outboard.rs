@@ -37,8 +37,8 @@ pub const GROUP: u64 = 1024 << GROUP_LOG;
 const BLOCK: BlockSize = BlockSize::from_chunk_log(GROUP_LOG);
 /// Where outboards live, below the store's root (`outboards/ab/cdef…`, named like objects).
 pub const DIR: &str = "outboards";
-/// Bytes read and checked at a time: FFmpeg reads in small pieces, close together.
-const WINDOW: u64 = 8 * GROUP;
+/// The most bytes read and checked at a time.
+const MAX_READ: u64 = 32 * GROUP;
 /// Outboard bytes kept in memory while one is computed, before they go to a temporary file.
 const SPILL_AT: usize = 4 << 20;
 
@@ -436,11 +436,14 @@ impl Read for Reader {
         }
         let in_window = self.pos >= self.window_start && self.pos < self.window_start + self.window.len() as u64;
         if !in_window {
+            // The groups this read touches (at least one), and no more: a reader that jumps
+            // through the file (from one sample's header to the next) is checked where it lands.
             let start = self.pos / GROUP * GROUP;
-            self.window = self
-                .object
-                .read_checked(start, WINDOW)
-                .map_err(|f| io::Error::new(io::ErrorKind::InvalidData, format!("{f:?}")))?;
+            let len = (self.pos + (buf.len() as u64).max(GROUP)).min(self.object.size) - start;
+            self.window = self.object.read_checked(start, len.min(MAX_READ)).map_err(|_| {
+                let why = self.object.failure_message().unwrap_or_default();
+                io::Error::new(io::ErrorKind::InvalidData, why)
+            })?;
             self.window_start = start;
         }
         let at = (self.pos - self.window_start) as usize;

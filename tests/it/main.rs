@@ -22,5 +22,6 @@ mod smart;
 mod still;
 mod store;
 mod support;
+mod verified;
 mod verify;
 mod wallclock;

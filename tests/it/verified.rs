@@ -1,0 +1,207 @@
+//! Verified reads: a derived command reads its parent only through checks against the BLAKE3
+//! recorded at ingest, a chunk group at a time, and records what it checked.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::support::*;
+
+const GROUP: u64 = 32 * 1024;
+
+/// A 40 s 640x360 H.264 MP4, keyframe every 25 frames (1 s), noisy enough to be a few MiB.
+fn recording(dir: &Path) -> PathBuf {
+    let path = dir.join("pole-cam.mp4");
+    fs::create_dir_all(dir).unwrap();
+    let args = [
+        "-v",
+        "error",
+        "-nostdin",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=640x360:rate=25,noise=alls=12:allf=t",
+        "-t",
+        "40",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        "25",
+        "-pix_fmt",
+        "yuv420p",
+        "-y",
+    ];
+    tool("ffmpeg", &[args.map(std::ffi::OsStr::new).as_slice(), &[path.as_os_str()]].concat(), dir).status(0);
+    path
+}
+
+fn outboard_path(store: &Store, sha256: &str) -> PathBuf {
+    store.path().join("outboards").join(&sha256[..2]).join(&sha256[2..])
+}
+
+/// The outboard size of an object of `size` bytes: one 64-byte pair per parent node, one fewer
+/// than its 32 KiB groups.
+fn outboard_size(size: u64) -> u64 {
+    size.div_ceil(GROUP).max(1).saturating_sub(1) * 64
+}
+
+/// The event of the still a `--json still` printed.
+fn still_event(store: &Store, item: &str, json: &Value) -> Value {
+    let seq = json["head"]["seq"].as_u64().expect("head seq");
+    let log = store.cmd(&["--json", "log", item]).run().status(0).json();
+    log["events"].as_array().unwrap().iter().find(|e| e["seq"] == seq).cloned().expect("the still's event")
+}
+
+fn ranges(event: &Value) -> Vec<(u64, u64)> {
+    event["params"]["verified"]["ranges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no verified ranges in {event:#}"))
+        .iter()
+        .map(|r| (r[0].as_u64().unwrap(), r[1].as_u64().unwrap()))
+        .collect()
+}
+
+fn set_byte(path: &Path, at: u64, flip: u8) {
+    let mode = fs::metadata(path).unwrap().permissions().mode();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode | 0o200)).unwrap();
+    let mut bytes = fs::read(path).unwrap();
+    bytes[at as usize] ^= flip;
+    fs::write(path, bytes).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Byte positions of the video keyframes, in decode order (ffprobe as the oracle).
+fn keyframe_positions(path: &Path) -> Vec<u64> {
+    let json = ffprobe_json(path, &["-select_streams", "v:0", "-show_entries", "packet=pos,flags"]);
+    json["packets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["flags"].as_str().is_some_and(|f| f.starts_with('K')))
+        .map(|p| p["pos"].as_str().unwrap().parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_still_checks_only_what_it_reads_a_byte_altered_there_stops_it_and_one_altered_elsewhere_is_verifys_to_find() {
+    let store = Store::new();
+    let src = recording(&store.work().join("media"));
+    let video = store.ingest_media(&src);
+    let sha = sha256sum(&src);
+    let size = fs::metadata(&src).unwrap().len();
+    let object = store.object_path(&sha);
+
+    // Ingest kept the object's BLAKE3 tree beside it.
+    let outboard = outboard_path(&store, &sha);
+    assert_eq!(fs::metadata(&outboard).map(|m| m.len()).ok(), Some(outboard_size(size)), "the outboard of {sha}");
+
+    // The first still indexes the frames (one demux of the whole file, every byte checked; the
+    // index is then cached), the second reads what its frame needs.
+    let first = store.cmd(&["--json", "still", &video.id, "--at", "frame:500"]).run().status(0).json();
+    let png = first["items"][0]["sha256"].as_str().unwrap().to_owned();
+    let event = still_event(&store, &video.id, &first);
+    let verified = &event["params"]["verified"];
+    assert_eq!(verified["mode"], "read-ranges", "{verified:#}");
+    assert_eq!(verified["of"].as_u64(), Some(size), "{verified:#}");
+    let json = store.cmd(&["--json", "still", &video.id, "--at", "frame:500"]).run().status(0).json();
+    let read = ranges(&still_event(&store, &video.id, &json));
+    let checked: u64 = read.iter().map(|(a, b)| b - a).sum();
+    assert!(checked < size / 4, "a still with its index cached checked {checked} of {size} bytes: {read:?}");
+    assert!(read.iter().all(|(a, b)| a % GROUP == 0 && (b % GROUP == 0 || *b == size)), "{read:?}");
+
+    // A byte no still reads: the still is the same, and says what it checked.
+    let outside = (size / 2..size).rev().find(|x| read.iter().all(|(a, b)| x < a || x >= b)).expect("a byte not read");
+    set_byte(&object, outside, 0x10);
+    let json = store.cmd(&["--json", "still", &video.id, "--at", "frame:500"]).run().status(0).json();
+    assert_eq!(json["items"][0]["sha256"], png.as_str(), "the same picture");
+    let read = ranges(&still_event(&store, &video.id, &json));
+    assert!(read.iter().all(|(a, b)| outside < *a || outside >= *b), "{outside} is not among {read:?}");
+    // verify re-hashes the whole object and finds it.
+    store.cmd(&["verify"]).run().status(1).stdout_has(&sha);
+    set_byte(&object, outside, 0x10);
+
+    // A byte of the keyframe the still decodes from, with the cached frame index gone: exit 1
+    // naming the item and the bytes, nothing recorded, nothing left, no index cached.
+    let key = keyframe_positions(&src)[20] + 8;
+    let cached = store.path().join("cache").join("frames").join(&sha);
+    fs::remove_file(&cached).expect("a cached frame index");
+    set_byte(&object, key, 0x01);
+    let before = store.snapshot();
+    let start = key / GROUP * GROUP;
+    let out = store.cmd(&["still", &video.id, "--at", "frame:500"]).run();
+    out.status(1).stderr_has(&video.id).stderr_has(&format!("bytes {start}..{}", (start + GROUP).min(size)));
+    store.assert_unchanged(&before);
+    assert!(!cached.exists(), "a frame index was cached from bytes that failed their check");
+    // The same with a clip (copy) and a playback copy, which read the same keyframe.
+    store.cmd(&["clip", &video.id, "--from", "00:00:20", "--to", "00:00:22"]).run().status(1).stderr_has(&video.id);
+    store.assert_unchanged(&before);
+
+    // Restored, everything reads again.
+    set_byte(&object, key, 0x01);
+    let json = store.cmd(&["--json", "still", &video.id, "--at", "frame:500"]).run().status(0).json();
+    assert_eq!(json["items"][0]["sha256"], png.as_str());
+    store.verify_ok();
+}
+
+#[test]
+fn a_missing_short_or_forged_outboard_is_rebuilt_from_the_object_and_the_still_is_the_same() {
+    let store = Store::new();
+    let src = recording(&store.work().join("media"));
+    let video = store.ingest_media(&src);
+    let sha = sha256sum(&src);
+    let outboard = outboard_path(&store, &sha);
+    let genuine = fs::read(&outboard).unwrap();
+    let still = |what: &str| {
+        let json = store.cmd(&["--json", "still", &video.id, "--at", "frame:730"]).run().status(0).json();
+        assert_eq!(fs::read(&outboard).ok().as_ref(), Some(&genuine), "the outboard after {what}");
+        json["items"][0]["sha256"].as_str().unwrap().to_owned()
+    };
+    let png = still("a first still");
+
+    // Deleted (as for an object stored before custody kept trees): rebuilt, same picture.
+    fs::remove_file(&outboard).unwrap();
+    assert_eq!(still("deleting it"), png);
+    // Cut short.
+    fs::write(&outboard, &genuine[..genuine.len() - 64]).unwrap();
+    assert_eq!(still("truncating it"), png);
+    // One node changed: the root's pair, last in post order, is on every read's path.
+    let mut forged = genuine.clone();
+    let at = forged.len() - 3;
+    forged[at] ^= 0x80;
+    fs::write(&outboard, &forged).unwrap();
+    assert_eq!(still("changing a node"), png);
+    // Every node replaced by zeros.
+    fs::write(&outboard, vec![0u8; genuine.len()]).unwrap();
+    assert_eq!(still("zeroing it"), png);
+    store.verify_ok();
+}
+
+#[test]
+fn verify_whole_re_hashes_the_whole_object_and_says_so() {
+    let store = Store::new();
+    let src = recording(&store.work().join("media"));
+    let video = store.ingest_media(&src);
+    let sha = sha256sum(&src);
+    let size = fs::metadata(&src).unwrap().len();
+    let json = store.cmd(&["--json", "still", &video.id, "--at", "frame:100", "--verify-whole"]).run().status(0).json();
+    let verified = &still_event(&store, &video.id, &json)["params"]["verified"];
+    assert_eq!((verified["mode"].as_str(), verified["bytes"].as_u64()), (Some("whole"), Some(size)), "{verified:#}");
+    // A byte the still does not read: only the whole re-hash finds it.
+    let json = store.cmd(&["--json", "still", &video.id, "--at", "frame:100"]).run().status(0).json();
+    let read = ranges(&still_event(&store, &video.id, &json));
+    let outside = (size / 2..size).find(|x| read.iter().all(|(a, b)| x < a || x >= b)).expect("a byte not read");
+    set_byte(&store.object_path(&sha), outside, 0x04);
+    store.cmd(&["still", &video.id, "--at", "frame:100"]).run().status(0);
+    let before = store.snapshot();
+    store.cmd(&["still", &video.id, "--at", "frame:100", "--verify-whole"]).run().status(1).stderr_has(&video.id);
+    store
+        .cmd(&["clip", &video.id, "--from", "frame:0", "--to", "frame:30", "--verify-whole"])
+        .run()
+        .status(1)
+        .stderr_has(&video.id);
+    store.assert_unchanged(&before);
+}
