@@ -121,6 +121,20 @@ pub fn index_entries(stream: &ffmpeg::format::stream::Stream<'_>) -> Vec<(i64, i
     }
 }
 
+/// [`index_entries`] with each entry's keyframe flag (an MP4's sync samples).
+pub fn index_entries_flagged(stream: &ffmpeg::format::stream::Stream<'_>) -> Vec<(i64, i64, bool)> {
+    // SAFETY: as in index_entries.
+    unsafe {
+        let st = stream.as_ptr() as *mut ffi::AVStream;
+        (0..ffi::avformat_index_get_entries_count(st))
+            .filter_map(|i| {
+                let e = ffi::avformat_index_get_entry(st, i);
+                (!e.is_null()).then(|| ((*e).pos, i64::from((*e).size()), (*e).flags() & ffi::AVINDEX_KEYFRAME != 0))
+            })
+            .collect()
+    }
+}
+
 /// How many frames the decoder holds back before its first output (B-frame reordering), as the
 /// stream's parameters state it.
 pub fn video_delay(params: &ffmpeg::codec::Parameters) -> i32 {

@@ -9,11 +9,10 @@ use ffmpeg_next as ffmpeg;
 use serde::Serialize;
 
 use super::ffi;
-use super::probe::open_input;
 use super::time::{ClockOffset, Position, WallTime, Zone, format_civil, format_us};
 use crate::error;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FrameEntry {
     /// Presentation timestamp in the stream's time base.
     pub pts: i64,
@@ -29,7 +28,7 @@ pub struct FrameEntry {
     pub pos: i64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FrameIndex {
     pub stream: usize,
     /// True when the indexed stream is audio (an audio-only item): its "frames" are audio
@@ -130,10 +129,33 @@ impl Timeline {
 
 impl FrameIndex {
     /// Demux the best video stream of `path` (else its best audio stream) and index its frames.
+    /// The H.264 or HEVC video of an MP4 or MOV object is indexed from the container's sample
+    /// tables, reading only the headers of its keyframes (see below).
     pub fn build(path: &Path) -> Result<FrameIndex> {
+        FrameIndex::build_with(path, true)
+    }
+
+    /// [`FrameIndex::build`]; with `use_tables` false, every packet is read (to show that the two
+    /// give the same index).
+    #[doc(hidden)]
+    pub fn build_with(path: &Path, use_tables: bool) -> Result<FrameIndex> {
+        match FrameIndex::read(path, use_tables)? {
+            Some(index) => Ok(index),
+            // The tables could not be followed: read every packet.
+            None => Ok(FrameIndex::read(path, false)?.expect("reading every packet gives an index")),
+        }
+    }
+
+    /// [`FrameIndex::build_with`], `None` when the sample tables turned out not to be enough.
+    fn read(path: &Path, use_tables: bool) -> Result<Option<FrameIndex>> {
         super::init();
-        let mut input =
-            open_input(path).map_err(|e| error::input(format!("FFmpeg cannot open {}: {e}", path.display())))?;
+        let registered = crate::outboard::Object::find(path).is_some();
+        let left_out = crate::outboard::LeftOut::default();
+        let mut input = super::probe::open_input_leaving_out(
+            path,
+            (use_tables && registered).then(|| std::sync::Arc::clone(&left_out)),
+        )
+        .map_err(|e| error::input(format!("FFmpeg cannot open {}: {e}", path.display())))?;
         let stream = input
             .streams()
             .best(ffmpeg::media::Type::Video)
@@ -160,6 +182,45 @@ impl FrameIndex {
         let length_size = super::nal::length_size(codec, &ffi::extradata(&stream.parameters()));
         let index = stream.index();
         let tb = stream.time_base();
+        // MP4 and MOV list every sample (position, size, time, sync flag) in tables the demuxer
+        // reads when the file is opened, and their demuxer takes each packet's times from those
+        // tables, not from its bytes. So the payloads of the video's samples are left out: read
+        // as zeros, never from the disk, the demuxer giving the same packets with nothing in
+        // them. A packet is a keyframe where FFmpeg's H.264/HEVC parser finds one in the bytes:
+        // the sync samples the tables list are checked by their NAL unit headers (and SEI
+        // messages), read through the checked reader; other samples are not keyframes. Read
+        // whole instead: files whose tables do not list every frame (fragmented MP4), that list
+        // most samples or fewer than one a minute as sync samples, or whose keyframes are
+        // recovery points (intra refresh, where FFmpeg finds keyframes the tables do not list).
+        let entries = ffi::index_entries_flagged(&stream);
+        let syncs = entries.iter().filter(|e| e.2).count();
+        let minutes = (stream.duration().max(0) as f64 * f64::from(tb)) / 60.0;
+        let tables = use_tables
+            && registered
+            && !audio
+            && matches!(codec, ffmpeg::codec::Id::H264 | ffmpeg::codec::Id::HEVC)
+            && input.format().name().starts_with("mov,")
+            && stream.frames() > 0
+            && entries.len() as i64 == stream.frames()
+            && entries.iter().all(|&(pos, size, _)| pos >= 0 && size >= 0)
+            && syncs * 2 < entries.len()
+            && syncs as f64 >= minutes;
+        let mut sync_sizes = std::collections::HashMap::new();
+        let mut headers = None;
+        if let (true, Some(n)) = (tables, length_size) {
+            let mut ranges: Vec<(u64, u64)> = entries.iter().map(|&(p, s, _)| (p as u64, (p + s) as u64)).collect();
+            ranges.sort_unstable();
+            let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+            for (start, end) in ranges {
+                match merged.last_mut() {
+                    Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                    _ => merged.push((start, end)),
+                }
+            }
+            *left_out.lock().unwrap_or_else(|e| e.into_inner()) = merged;
+            sync_sizes = entries.iter().filter(|e| e.2).map(|&(p, s, _)| (p, s)).collect();
+            headers = Some((crate::outboard::open(path)?, n));
+        }
         let mut frames = Vec::new();
         let mut derived = false;
         let mut next_ts = 0i64;
@@ -184,8 +245,23 @@ impl FrameIndex {
                 }
             };
             next_ts = pts + duration.max(1);
-            let key = packet.is_key();
-            let idr = key && super::nal::is_idr(codec, length_size, packet.data().unwrap_or_default());
+            let (key, idr) = match headers.as_mut() {
+                Some((file, n)) => match sync_sizes.get(&pos) {
+                    Some(&size) => {
+                        let found = super::nal::sample_key(codec, *n, file.as_mut(), pos as u64, size as u64)
+                            .map_err(|e| error::environment(format!("cannot read {}: {e}", path.display())))?;
+                        if found.recovery {
+                            return Ok(None);
+                        }
+                        (found.key, found.idr)
+                    }
+                    None => (false, false),
+                },
+                None => {
+                    let key = packet.is_key();
+                    (key, key && super::nal::is_idr(codec, length_size, packet.data().unwrap_or_default()))
+                }
+            };
             frames.push(FrameEntry { pts, duration, key, idr, decode_index, pos });
             decode_index += 1;
         }
@@ -200,13 +276,13 @@ impl FrameIndex {
             return Err(error::input(format!("{} has a {kind} stream without frames", path.display())));
         }
         frames.sort_by_key(|f| (f.pts, f.decode_index));
-        Ok(FrameIndex {
+        Ok(Some(FrameIndex {
             stream: index,
             audio,
             time_base: (tb.numerator(), tb.denominator()),
             frames,
             derived_timestamps: derived,
-        })
+        }))
     }
 
     /// A constant-frame-rate video stream of `frames` frames `ticks` long each, a keyframe (IDR)

@@ -113,6 +113,102 @@ pub fn is_idr(codec: Id, length_size: Option<usize>, data: &[u8]) -> bool {
     }
 }
 
+/// Whether FFmpeg's parser calls the sample of `size` bytes at `pos` in `file` a keyframe, and
+/// whether it is an IDR picture ([`is_idr`]), reading only what that takes of its
+/// length-prefixed NAL units (as MP4 and MOV hold them): each unit's length and header byte,
+/// skipping over its payload, and the messages of H.264 SEI units. H.264: a keyframe holds an
+/// IDR slice or a recovery point SEI message; HEVC: an IRAP picture (NAL types 16 to 23).
+pub fn sample_key(
+    codec: Id,
+    length_size: usize,
+    file: &mut dyn crate::outboard::ReadSeek,
+    pos: u64,
+    size: u64,
+) -> std::io::Result<Key> {
+    use std::io::SeekFrom;
+    let n = length_size as u64;
+    let mut key = Key::default();
+    let mut head = [0u8; 6];
+    let mut at = 0u64;
+    while at + n < size {
+        let take = (n + 2).min(size - at) as usize;
+        file.seek(SeekFrom::Start(pos + at))?;
+        file.read_exact(&mut head[..take])?;
+        let len = head[..length_size].iter().fold(0u64, |l, &b| l << 8 | u64::from(b));
+        let len = len.min(size - at - n);
+        let header = head[length_size];
+        match codec {
+            Id::H264 => match header & 0x1f {
+                5 => return Ok(Key { key: true, idr: true, recovery: key.recovery }),
+                6 if len <= 1 << 16 => {
+                    let mut unit = vec![0u8; len as usize];
+                    file.seek(SeekFrom::Start(pos + at + n))?;
+                    file.read_exact(&mut unit)?;
+                    if sei_has_recovery_point(&unit) {
+                        key.key = true;
+                        key.recovery = true;
+                    }
+                }
+                _ => {}
+            },
+            _ => {
+                let t = (header >> 1) & 0x3f;
+                if (16..=23).contains(&t) {
+                    key.key = true;
+                    key.idr |= (16..=20).contains(&t);
+                }
+            }
+        }
+        at += n + len;
+    }
+    Ok(key)
+}
+
+/// What [`sample_key`] found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Key {
+    pub key: bool,
+    pub idr: bool,
+    /// A keyframe by a recovery point SEI message (no IDR slice).
+    pub recovery: bool,
+}
+
+/// True when the H.264 SEI unit `unit` (header byte first) holds a recovery point message
+/// (payload type 6).
+fn sei_has_recovery_point(unit: &[u8]) -> bool {
+    let mut rbsp = Vec::with_capacity(unit.len());
+    let mut zeros = 0;
+    for &b in unit.iter().skip(1) {
+        if zeros >= 2 && b == 3 {
+            zeros = 0;
+            continue;
+        }
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+        rbsp.push(b);
+    }
+    let mut i = 0;
+    let number = |i: &mut usize| -> Option<usize> {
+        let mut v = 0usize;
+        loop {
+            let b = *rbsp.get(*i)?;
+            *i += 1;
+            v += b as usize;
+            if b != 0xff {
+                return Some(v);
+            }
+        }
+    };
+    // Messages until the trailing bits (0x80).
+    while i < rbsp.len() && rbsp[i] != 0x80 {
+        let (Some(kind), Some(len)) = (number(&mut i), number(&mut i)) else { return false };
+        if kind == 6 {
+            return true;
+        }
+        i += len;
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -226,6 +226,15 @@ fn count_raw_frames(input: &mut ffmpeg::format::context::Input, path: &Path) -> 
 /// Open a local file for demuxing. Only the `file` protocol is allowed, so a crafted file
 /// (a playlist, a concat list) cannot make FFmpeg open network resources.
 pub fn open_input(path: &Path) -> Result<ffmpeg::format::context::Input, ffmpeg::Error> {
+    open_input_leaving_out(path, None)
+}
+
+/// [`open_input`], reading the byte ranges `left_out` will hold as zeros when `path` is a
+/// registered object ([`crate::outboard::Reader::leaving_out`]).
+pub fn open_input_leaving_out(
+    path: &Path,
+    left_out: Option<crate::outboard::LeftOut>,
+) -> Result<ffmpeg::format::context::Input, ffmpeg::Error> {
     super::init();
     super::log::reading(path);
     let mut opts = ffmpeg::Dictionary::new();
@@ -240,10 +249,11 @@ pub fn open_input(path: &Path) -> Result<ffmpeg::format::context::Input, ffmpeg:
     // A derived command's parent object: FFmpeg gets only bytes checked against the BLAKE3
     // recorded for it (`crate::outboard`), through its own I/O context.
     if let Some(object) = crate::outboard::Object::find(path) {
-        let io = ffmpeg::format::context::StreamIo::from_read_seek_with_capacity(
-            crate::outboard::Reader::new(object),
-            64 << 10,
-        )?;
+        let reader = match left_out {
+            Some(ranges) => crate::outboard::Reader::leaving_out(object, ranges),
+            None => crate::outboard::Reader::new(object),
+        };
+        let io = ffmpeg::format::context::StreamIo::from_read_seek_with_capacity(reader, 64 << 10)?;
         return ffmpeg::format::input_from_stream(io, Some(&url), Some(opts));
     }
     ffmpeg::format::input_with_dictionary(&url, opts)

@@ -5,6 +5,9 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use custody::media::index::FrameIndex;
+use custody::media::synth::Fixture;
+use custody::outboard::Object;
 use serde_json::Value;
 
 use crate::support::*;
@@ -204,4 +207,81 @@ fn verify_whole_re_hashes_the_whole_object_and_says_so() {
         .status(1)
         .stderr_has(&video.id);
     store.assert_unchanged(&before);
+}
+
+#[test]
+fn the_frame_index_read_from_mp4_and_mov_sample_tables_is_the_one_reading_every_packet_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = vec![
+        media(Fixture::H264Mp4, &dir.path().join("bframes.mp4")),
+        media(Fixture::VfrMp4, &dir.path().join("vfr.mp4")),
+        recording(&dir.path().join("gop")),
+    ];
+    // MOV with PCM, intra refresh, HEVC with B-frames, an edit list that starts a second in,
+    // and an MP4 cut short (its last samples lie past the end).
+    let more: [(&str, &[&str]); 4] = [
+        ("pcm.mov", &["-c:v", "libx264", "-bf", "2", "-c:a", "pcm_s16le"]),
+        // Periodic intra refresh: keyframes are recovery points, found in the bytes.
+        ("refresh.mp4", &["-c:v", "libx264", "-x264-params", "intra-refresh=1:keyint=30", "-c:a", "aac"]),
+        ("hevc.mp4", &["-c:v", "libx265", "-x265-params", "log-level=error", "-c:a", "aac"]),
+        ("cut.mp4", &["-c:v", "libx264", "-c:a", "aac", "-ss", "1.3"]),
+    ];
+    for (name, codec) in more {
+        let out = dir.path().join(name);
+        let mut args: Vec<&str> = vec![
+            "-v",
+            "error",
+            "-nostdin",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=sample_rate=48000",
+            "-t",
+            "4",
+        ];
+        args.extend_from_slice(codec);
+        args.push("-y");
+        let os: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).chain([out.as_os_str()]).collect();
+        tool("ffmpeg", &os, dir.path()).status(0);
+        files.push(out);
+    }
+    // Header first (faststart), then cut: its last samples lie past the end.
+    let fast = dir.path().join("fast.mp4");
+    let os: Vec<&std::ffi::OsStr> = ["-v", "error", "-nostdin", "-i"]
+        .iter()
+        .map(std::ffi::OsStr::new)
+        .chain([files[2].as_os_str()])
+        .chain(["-c", "copy", "-movflags", "+faststart", "-y"].iter().map(std::ffi::OsStr::new))
+        .chain([fast.as_os_str()])
+        .collect();
+    tool("ffmpeg", &os, dir.path()).status(0);
+    let whole = fs::read(&fast).unwrap();
+    let short = dir.path().join("short.mp4");
+    fs::write(&short, &whole[..whole.len() * 9 / 10]).unwrap();
+    files.push(short);
+    for file in &files {
+        let bytes = fs::read(file).unwrap();
+        let object = Object::register(
+            file,
+            dir.path().join("outboard"),
+            bytes.len() as u64,
+            &b3sum(file),
+            file.display().to_string(),
+        );
+        let tables = FrameIndex::build_with(file, true).unwrap();
+        // The tables' way reads a fraction of the file (its header, the few packets FFmpeg
+        // probes, the keyframes' first group: 40 s at 25 fps is 40 keyframes).
+        if file.ends_with("gop/pole-cam.mp4") {
+            let read = object.summary()["bytes"].as_u64().unwrap();
+            assert!(read < bytes.len() as u64 / 2, "read {read} of {} bytes", bytes.len());
+        }
+        let every = FrameIndex::build_with(file, false).unwrap();
+        assert!(tables.len() > 10, "{}", file.display());
+        assert_eq!(tables, every, "{}", file.display());
+        fs::remove_file(dir.path().join("outboard")).ok();
+    }
 }
