@@ -1,9 +1,12 @@
 """The benchmark behind bins/bench: each custody command against the reference tools, in one
 run, on the same bytes in the page cache; reports medians and ratios against the targets.
 
-Four sections, all by default; BENCH_ONLY=hash, media, bundle or scale runs one:
-  hash    custody hash / ingest against openssl, sha256sum, b3sum, cp
+Five sections, all by default; BENCH_ONLY=hash, media, long, bundle or scale runs one:
+  hash    custody hash / ingest against openssl, sha256sum, b3sum, cp (and, with BENCH_BASELINE,
+          ingest against an older custody binary's)
   media   custody clip (copy and exact) / still against the ffmpeg CLI doing the same cut
+  long    custody still and copy clip against the ffmpeg CLI on a 100-minute recording and on the
+          media section's short one, in the page cache and (root) with a cold page cache
   bundle  custody package against zip -0 -r, custody verify FILE.zip against openssl dgst
   scale   custody verify of a 1,000,000-event ledger (time, peak memory); ingest of 10,000 small
           files against 1,000 (peak memory)"""
@@ -19,8 +22,8 @@ import time
 
 custody = sys.argv[1]
 only = os.environ.get("BENCH_ONLY", "").strip().lower()
-if only not in ("", "hash", "media", "bundle", "scale"):
-    sys.exit(f"bench: BENCH_ONLY must be hash, media, bundle or scale (or unset for all), not {only!r}")
+if only not in ("", "hash", "media", "long", "bundle", "scale"):
+    sys.exit(f"bench: BENCH_ONLY must be hash, media, long, bundle or scale (or unset for all), not {only!r}")
 
 
 def env_int(name, default, minimum):
@@ -38,6 +41,11 @@ mib = env_int("BENCH_MIB", 1024, 1)
 runs = env_int("BENCH_RUNS", 5, 1)
 media_seconds = env_int("BENCH_MEDIA_SECONDS", 300, 10)
 media_runs = env_int("BENCH_MEDIA_RUNS", 3, 1)
+long_seconds = env_int("BENCH_LONG_SECONDS", 6000, 0)
+long_runs = env_int("BENCH_LONG_RUNS", 5, 1)
+baseline = os.environ.get("BENCH_BASELINE", "").strip()
+if baseline and not (os.path.isfile(baseline) and os.access(baseline, os.X_OK)):
+    sys.exit(f"bench: BENCH_BASELINE must name an executable custody binary, not {baseline!r}")
 prefault_mib = env_int("BENCH_PREFAULT_MIB", 4096, 0)
 keep = bool(os.environ.get("BENCH_DIR"))
 base = os.environ.get("BENCH_DIR") or tempfile.mkdtemp(prefix="custody-bench.")
@@ -79,18 +87,24 @@ def prefault():
     m.close()
 
 
-def timed(setup, cmd, cleanup=None, warm=()):
+def drop_caches():
+    """Empty the page cache; False where we may not (not root)."""
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("1\n")
+        return True
+    except OSError:
+        return False
+
+
+def timed(setup, cmd, cleanup=None, warm=(), drop=False):
     if setup:
         setup()
     # Every command starts from the same state: the previous command's writeback finished,
     # the page cache emptied where we may (root), and the input read back into it.
     os.sync()
-    if os.environ.get("BENCH_DROP_CACHES"):
-        try:
-            with open("/proc/sys/vm/drop_caches", "w") as f:
-                f.write("1\n")
-        except OSError:
-            pass
+    if drop or os.environ.get("BENCH_DROP_CACHES"):
+        drop_caches()
     for path in warm:
         run(["cat", path])
     time.sleep(0.5)  # let the kernel's own follow-up work (writeback, freeing) settle
@@ -103,12 +117,12 @@ def timed(setup, cmd, cleanup=None, warm=()):
     return elapsed
 
 
-def measure(cases, n, warm):
+def measure(cases, n, warm, drop=False):
     """Each case n times, interleaved (case order within every round), so drift hits all alike."""
     times = {name: [] for name in cases}
     for _ in range(n):
         for name, (setup, cmd, cleanup) in cases.items():
-            times[name].append(timed(setup, cmd, cleanup, warm))
+            times[name].append(timed(setup, cmd, cleanup, warm, drop))
     return times, {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -162,6 +176,22 @@ def hash_section():
             [custody, "--store", store, "ingest", src, "--case", "BENCH", "--item", "1"],
             lambda: remove(store),
         ),
+    }
+    if baseline:
+        # The same ingest by an older custody (BENCH_BASELINE), each into a store its own binary
+        # made, interleaved with the current one: what the outboard written at ingest costs.
+        base_store = os.path.join(base, "store-baseline")
+
+        def fresh_base_store():
+            shutil.rmtree(base_store, ignore_errors=True)
+            run([baseline, "init", base_store])
+
+        cases["custody ingest (BENCH_BASELINE)"] = (
+            fresh_base_store,
+            [baseline, "--store", base_store, "ingest", src, "--case", "BENCH", "--item", "1"],
+            lambda: remove(base_store),
+        )
+    cases |= {
         "cp, then openssl dgst -sha256": (None, f"cp '{src}' '{copy}' && openssl dgst -sha256 '{copy}'", lambda: remove(copy)),
         # For comparison only: the same copy made durable (ingest fsyncs before it acknowledges).
         "cp, sync, then openssl dgst -sha256": (None, f"cp '{src}' '{copy}' && sync '{copy}' && openssl dgst -sha256 '{copy}'",
@@ -176,6 +206,9 @@ def hash_section():
     ratio(med, "custody hash (SHA-256 + BLAKE3)", "b3sum")
     ratio(med, "custody ingest", "cp, then openssl dgst -sha256", 1.0)
     ratio(med, "custody ingest", "cp, sync, then openssl dgst -sha256")
+    if baseline:
+        print(f"BENCH_BASELINE: {baseline}")
+        ratio(med, "custody ingest", "custody ingest (BENCH_BASELINE)", 1.02)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,6 +261,18 @@ def make_media(path, seconds):
     print(f"bench: made {path} in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
 
 
+def ingest_item(store, path, exhibit):
+    """Ingest one file (outside any timing); its item ID."""
+    p = subprocess.run([custody, "--store", store, "--json", "ingest", path, "--case", "BENCH", "--item", exhibit],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        raise Failed(f"custody ingest of {path} failed with exit {p.returncode}:\n{p.stderr.strip()}")
+    try:
+        return json.loads(p.stdout)["items"][0]["id"]
+    except (ValueError, KeyError, IndexError) as e:
+        raise Failed(f"cannot read the item ID from `custody --json ingest` ({e!r}):\n{p.stdout[:2000]}")
+
+
 def media_section():
     T = media_seconds
     media = os.path.join(base, f"media-{T}s.mp4")
@@ -238,14 +283,7 @@ def media_section():
     store = os.path.join(base, "media-store")
     remove(store)
     run([custody, "init", store])
-    p = subprocess.run([custody, "--store", store, "--json", "ingest", media, "--case", "BENCH", "--item", "1"],
-                       capture_output=True, text=True)
-    if p.returncode != 0:
-        raise Failed(f"custody ingest of {media} failed with exit {p.returncode}:\n{p.stderr.strip()}")
-    try:
-        item = json.loads(p.stdout)["items"][0]["id"]
-    except (ValueError, KeyError, IndexError) as e:
-        raise Failed(f"cannot read the item ID from `custody --json ingest` ({e!r}):\n{p.stdout[:2000]}")
+    item = ingest_item(store, media, "1")
     objects = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(store, "objects")) for f in fs]
     # custody reads its own copy, ffmpeg the original: both go into the page cache before each command.
     warm = (media, *objects)
@@ -301,6 +339,140 @@ def media_section():
     ratio(med, *names["still"], 1.3)
     ratio(med, *names["exact"], 1.05)
     ratio(med, *names["smart"])
+
+
+# ---------------------------------------------------------------------------------------------
+# long: still and copy clip on a 100-minute recording against the short one, warm and cold
+
+SEGMENT_SECONDS = 60
+
+
+def make_long_media(path, seconds):
+    """A {seconds} s 1080p25 H.264 + AAC MP4 of several GiB, made cheaply: a 60 s segment
+    encoded once at 6 Mbit/s (keyframe every 2 s, as make_media), then looped with -c copy.
+    Both are cached in BENCH_DIR under names that hold their length and bit rate, each written
+    under a temporary name first."""
+    if os.path.exists(path) and os.path.getsize(path) > 0:
+        return
+    seg = os.path.join(base, f"media-segment-{SEGMENT_SECONDS}s-6M.mp4")
+    start = time.perf_counter()
+    if not (os.path.exists(seg) and os.path.getsize(seg) > 0):
+        print(f"bench: making a {SEGMENT_SECONDS} s 1080p25 H.264 + AAC segment at 6 Mbit/s (once; cached in "
+              f"BENCH_DIR) ...", file=sys.stderr, flush=True)
+        part = seg + ".part"
+        try:
+            run(["ffmpeg", "-v", "error", "-nostdin",
+                 "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=25",
+                 "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",
+                 "-t", str(SEGMENT_SECONDS), "-c:v", "libx264", "-preset", "ultrafast", "-g", "50",
+                 "-b:v", "6M", "-maxrate", "6M", "-bufsize", "12M",
+                 "-c:a", "aac", "-shortest", "-f", "mp4", "-y", part])
+        except BaseException:
+            remove(part)
+            raise
+        os.replace(part, seg)
+    print(f"bench: looping it into a {seconds} s test video (once; cached in BENCH_DIR) ...", file=sys.stderr,
+          flush=True)
+    part = path + ".part"
+    loops = -(-seconds // SEGMENT_SECONDS) - 1
+    try:
+        run(["ffmpeg", "-v", "error", "-nostdin", "-stream_loop", str(loops), "-i", seg, "-t", str(seconds),
+             "-c", "copy", "-f", "mp4", "-y", part])
+        # The loops' timestamps must run on: the result lasts as long as asked.
+        p = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", part],
+                           capture_output=True, text=True)
+        try:
+            duration = float(p.stdout.strip())
+        except ValueError:
+            raise Failed(f"ffprobe cannot read the duration of {part}: {p.stderr.strip()}")
+        if abs(duration - seconds) > 2:
+            raise Failed(f"{part} lasts {duration:.1f} s, not {seconds} s: the looped timestamps are wrong")
+    except BaseException:
+        remove(part)
+        raise
+    os.replace(part, path)
+    print(f"bench: made {path} ({os.path.getsize(path) / (1 << 30):.1f} GiB, {duration:.1f} s) in "
+          f"{time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+
+
+def minutes(seconds):
+    return f"{seconds / 60:g} min"
+
+
+def long_section():
+    if long_seconds == 0:
+        print("custody bench long: skipped (BENCH_LONG_SECONDS=0)")
+        return
+    short = os.path.join(base, f"media-{media_seconds}s.mp4")
+    make_media(short, media_seconds)
+    long = os.path.join(base, f"media-long-{long_seconds}s.mp4")
+    make_long_media(long, long_seconds)
+    files = {minutes(media_seconds): (short, media_seconds), minutes(long_seconds): (long, long_seconds)}
+
+    # Both files in one store, ingested outside the timings (fresh on every invocation).
+    store = os.path.join(base, "long-store")
+    remove(store)
+    run([custody, "init", store])
+    items = {label: ingest_item(store, path, str(i + 1)) for i, (label, (path, _)) in enumerate(files.items())}
+
+    out_mp4 = os.path.join(base, "long-out.mp4")
+    out_png = os.path.join(base, "long-out.png")
+    ff = ["ffmpeg", "-v", "error", "-nostdin"]
+    cs = [custody, "--store", store]
+    names = {}
+    cases = {}
+    firsts = {}
+    try:
+        # The first derived command on an item demuxes the whole file once to index its frames
+        # (then cached in the store): one still per item before the timings, so they measure
+        # the steady state.
+        warm = (short, long, *(os.path.join(d, f) for d, _, fs in os.walk(store) for f in fs))
+        for label, (path, T) in files.items():
+            firsts[label] = timed(None, [*cs, "still", items[label], "--at", hms(T / 2 + 0.5)], None, warm)
+        # custody reads its own copy (object, outboard, frame index), ffmpeg the original.
+        warm = (short, long, *(os.path.join(d, f) for d, _, fs in os.walk(store) for f in fs))
+        for label, (path, T) in files.items():
+            at = T / 2 + 0.5
+            c0 = T / 5
+            names[label] = {
+                "still": (f"custody still ({label})", f"ffmpeg -ss -i -frames:v 1 ({label})"),
+                "clip": (f"custody clip (60 s, copy, {label})", f"ffmpeg -ss -i -t 60 -c copy ({label})"),
+            }
+            n = names[label]
+            cases[n["still"][0]] = (None, [*cs, "still", items[label], "--at", hms(at)], None)
+            cases[n["still"][1]] = (None, [*ff, "-ss", secs(at), "-i", path, "-frames:v", "1", "-y", out_png],
+                                    lambda: remove(out_png))
+            cases[n["clip"][0]] = (None, [*cs, "clip", items[label], "--from", hms(c0), "--to", hms(c0 + 60)], None)
+            cases[n["clip"][1]] = (None, [*ff, "-ss", secs(c0), "-i", path, "-t", "60", "-c", "copy", "-y", out_mp4],
+                                   lambda: remove(out_mp4))
+        passes = [("in the page cache", warm, False)]
+        if drop_caches():
+            passes.append(("with the page cache dropped before every command", (), True))
+        results = [(title, *measure(cases, long_runs, w, drop)) for title, w, drop in passes]
+        if len(passes) == 1:
+            results.append(("cold cache: not measured (dropping the page cache needs root)", None, None))
+    finally:
+        remove(out_mp4)
+        remove(out_png)
+        remove(store)  # every still and clip added an item; the store is not reused
+
+    short_label, long_label = files
+    print(f"custody bench long: {long_seconds} s ({os.path.getsize(long) / (1 << 30):.1f} GiB) and "
+          f"{media_seconds} s ({os.path.getsize(short) / (1 << 20):.0f} MiB) of 1080p25 H.264 + AAC, one store, "
+          f"median of {long_runs} interleaved runs, {os.cpu_count()} cores")
+    for label, t in firsts.items():
+        print(f"first still of the {label} item (frame index built, not yet cached): {t:.3f} s")
+    for title, times, med in results:
+        print()
+        print(f"{title}:")
+        if times is None:
+            continue
+        table(times, med)
+        for label in files:
+            ratio(med, *names[label]["still"], 1.3)
+        ratio(med, names[long_label]["still"][0], names[short_label]["still"][0], 1.2)
+        for label in files:
+            ratio(med, *names[label]["clip"], 1.3)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -447,6 +619,15 @@ try:
             status = 3
         else:
             media_section()
+    if only in ("", "long"):
+        if only == "":
+            print()
+        problem = ffmpeg_problem()
+        if problem:
+            print(f"bench: cannot run the long section: {problem}", file=sys.stderr)
+            status = 3
+        else:
+            long_section()
     if only in ("", "bundle"):
         if only == "":
             print()
