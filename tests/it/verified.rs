@@ -18,28 +18,37 @@ const GROUP: u64 = 32 * 1024;
 fn recording(dir: &Path) -> PathBuf {
     let path = dir.join("pole-cam.mp4");
     fs::create_dir_all(dir).unwrap();
-    let args = [
-        "-v",
-        "error",
-        "-nostdin",
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=640x360:rate=25,noise=alls=12:allf=t",
-        "-t",
-        "40",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-g",
-        "25",
-        "-pix_fmt",
-        "yuv420p",
-        "-y",
-    ];
-    tool("ffmpeg", &[args.map(std::ffi::OsStr::new).as_slice(), &[path.as_os_str()]].concat(), dir).status(0);
+    let input = "testsrc2=size=640x360:rate=25,noise=alls=12:allf=t";
+    let args = ["-f", "lavfi", "-i", input, "-t", "40", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25"];
+    make(&[&args[..], &["-pix_fmt", "yuv420p"]].concat(), &path);
     path
+}
+
+/// `ffmpeg -v error -nostdin ARGS -y OUT`, which must succeed.
+fn make(args: &[&str], out: &Path) {
+    let os: Vec<&std::ffi::OsStr> = ["-v", "error", "-nostdin"]
+        .iter()
+        .chain(args)
+        .chain(&["-y"])
+        .map(std::ffi::OsStr::new)
+        .chain([out.as_os_str()])
+        .collect();
+    tool("ffmpeg", &os, out.parent().expect("a directory")).status(0);
+}
+
+/// A store holding [`recording`], its item, SHA-256 and size.
+fn ingested() -> (Store, Ingested, String, u64) {
+    let store = Store::new();
+    let src = recording(&store.work().join("media"));
+    let video = store.ingest_media(&src);
+    let sha = sha256sum(&src);
+    let size = fs::metadata(&src).unwrap().len();
+    (store, video, sha, size)
+}
+
+/// A byte of the second half of the object no range of `read` covers.
+fn unread_byte(read: &[(u64, u64)], size: u64) -> u64 {
+    (size / 2..size).rev().find(|x| read.iter().all(|(a, b)| x < a || x >= b)).expect("a byte not read")
 }
 
 fn outboard_path(store: &Store, sha256: &str) -> PathBuf {
@@ -91,11 +100,8 @@ fn keyframe_positions(path: &Path) -> Vec<u64> {
 
 #[test]
 fn a_still_checks_only_what_it_reads_a_byte_altered_there_stops_it_and_one_altered_elsewhere_is_verifys_to_find() {
-    let store = Store::new();
-    let src = recording(&store.work().join("media"));
-    let video = store.ingest_media(&src);
-    let sha = sha256sum(&src);
-    let size = fs::metadata(&src).unwrap().len();
+    let (store, video, sha, size) = ingested();
+    let src = video.path.clone();
     let object = store.object_path(&sha);
 
     // Ingest kept the object's BLAKE3 tree beside it.
@@ -117,7 +123,7 @@ fn a_still_checks_only_what_it_reads_a_byte_altered_there_stops_it_and_one_alter
     assert!(read.iter().all(|(a, b)| a % GROUP == 0 && (b % GROUP == 0 || *b == size)), "{read:?}");
 
     // A byte no still reads: the still is the same, and says what it checked.
-    let outside = (size / 2..size).rev().find(|x| read.iter().all(|(a, b)| x < a || x >= b)).expect("a byte not read");
+    let outside = unread_byte(&read, size);
     set_byte(&object, outside, 0x10);
     let json = store.cmd(&["--json", "still", &video.id, "--at", "frame:500"]).run().status(0).json();
     assert_eq!(json["items"][0]["sha256"], png.as_str(), "the same picture");
@@ -152,10 +158,7 @@ fn a_still_checks_only_what_it_reads_a_byte_altered_there_stops_it_and_one_alter
 
 #[test]
 fn a_missing_short_or_forged_outboard_is_rebuilt_from_the_object_and_the_still_is_the_same() {
-    let store = Store::new();
-    let src = recording(&store.work().join("media"));
-    let video = store.ingest_media(&src);
-    let sha = sha256sum(&src);
+    let (store, video, sha, _) = ingested();
     let outboard = outboard_path(&store, &sha);
     let genuine = fs::read(&outboard).unwrap();
     let still = |what: &str| {
@@ -185,18 +188,14 @@ fn a_missing_short_or_forged_outboard_is_rebuilt_from_the_object_and_the_still_i
 
 #[test]
 fn verify_whole_re_hashes_the_whole_object_and_says_so() {
-    let store = Store::new();
-    let src = recording(&store.work().join("media"));
-    let video = store.ingest_media(&src);
-    let sha = sha256sum(&src);
-    let size = fs::metadata(&src).unwrap().len();
+    let (store, video, sha, size) = ingested();
     let json = store.cmd(&["--json", "still", &video.id, "--at", "frame:100", "--verify-whole"]).run().status(0).json();
     let verified = &still_event(&store, &video.id, &json)["params"]["verified"];
     assert_eq!((verified["mode"].as_str(), verified["bytes"].as_u64()), (Some("whole"), Some(size)), "{verified:#}");
     // A byte the still does not read: only the whole re-hash finds it.
     let json = store.cmd(&["--json", "still", &video.id, "--at", "frame:100"]).run().status(0).json();
     let read = ranges(&still_event(&store, &video.id, &json));
-    let outside = (size / 2..size).find(|x| read.iter().all(|(a, b)| x < a || x >= b)).expect("a byte not read");
+    let outside = unread_byte(&read, size);
     set_byte(&store.object_path(&sha), outside, 0x04);
     store.cmd(&["still", &video.id, "--at", "frame:100"]).run().status(0);
     let before = store.snapshot();
@@ -228,37 +227,15 @@ fn the_frame_index_read_from_mp4_and_mov_sample_tables_is_the_one_reading_every_
     ];
     for (name, codec) in more {
         let out = dir.path().join(name);
-        let mut args: Vec<&str> = vec![
-            "-v",
-            "error",
-            "-nostdin",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=sample_rate=48000",
-            "-t",
-            "4",
-        ];
-        args.extend_from_slice(codec);
-        args.push("-y");
-        let os: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).chain([out.as_os_str()]).collect();
-        tool("ffmpeg", &os, dir.path()).status(0);
+        let inputs =
+            ["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-f", "lavfi", "-i", "sine=sample_rate=48000"];
+        make(&[&inputs[..], &["-t", "4"], codec].concat(), &out);
         files.push(out);
     }
     // Header first (faststart), then cut: its last samples lie past the end.
     let fast = dir.path().join("fast.mp4");
-    let os: Vec<&std::ffi::OsStr> = ["-v", "error", "-nostdin", "-i"]
-        .iter()
-        .map(std::ffi::OsStr::new)
-        .chain([files[2].as_os_str()])
-        .chain(["-c", "copy", "-movflags", "+faststart", "-y"].iter().map(std::ffi::OsStr::new))
-        .chain([fast.as_os_str()])
-        .collect();
-    tool("ffmpeg", &os, dir.path()).status(0);
+    let copied = files[2].to_str().expect("a UTF-8 path");
+    make(&["-i", copied, "-c", "copy", "-movflags", "+faststart"], &fast);
     let whole = fs::read(&fast).unwrap();
     let short = dir.path().join("short.mp4");
     fs::write(&short, &whole[..whole.len() * 9 / 10]).unwrap();
