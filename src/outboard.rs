@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -124,6 +124,8 @@ impl Encoded {
         fs::create_dir_all(dir)?;
         let mut tmp = tempfile::Builder::new().prefix(".new-").tempfile_in(dir)?;
         self.write_into(&mut io::BufWriter::new(tmp.as_file_mut()))?;
+        // Read-only, like the objects: anyone who may read the store may use it.
+        tmp.as_file().set_permissions(fs::Permissions::from_mode(0o444))?;
         tmp.persist(dest).map_err(|e| e.error)?;
         Ok(())
     }
@@ -473,7 +475,7 @@ impl Read for Reader {
             // The groups this read touches (at least one), and no more: a reader that jumps
             // through the file (from one sample's header to the next) is checked where it lands.
             let start = self.pos / GROUP * GROUP;
-            let len = (self.pos + (buf.len() as u64).max(GROUP)).min(self.object.size) - start;
+            let len = (self.pos + (buf.len() as u64).max(1)).min(self.object.size) - start;
             self.window = self.object.read_checked(start, len.min(MAX_READ)).map_err(|_| {
                 let why = self.object.failure_message().unwrap_or_default();
                 io::Error::new(io::ErrorKind::InvalidData, why)
@@ -616,10 +618,12 @@ mod tests {
         // The root's pair (last, in post order) is on every group's path.
         let at = nodes.len() - 10;
         nodes[at] ^= 0x40;
+        fs::remove_file(&ob).unwrap();
         fs::write(&ob, &nodes).unwrap();
         let o = Object::register(&path, ob.clone(), d.len() as u64, &blake3::hash(&d).to_hex(), "i1".into());
         assert!(o.read_checked(50 * 32768, 10).unwrap() == d[50 * 32768..51 * 32768]);
         assert!(fs::read(&ob).unwrap() == encode(&d[..], d.len() as u64).unwrap().1.mem, "rebuilt");
+        fs::remove_file(&ob).unwrap();
         fs::write(&ob, &nodes[..nodes.len() - 64]).unwrap();
         let o = Object::register(&path, ob.clone(), d.len() as u64, &blake3::hash(&d).to_hex(), "i1".into());
         assert!(o.read_checked(3 * 32768, 10).unwrap() == d[3 * 32768..4 * 32768]);
@@ -630,6 +634,4 @@ mod tests {
         let o = Object::register(&path, ob, d.len() as u64, &blake3::hash(&d).to_hex(), "i1".into());
         assert!(o.read_checked(60 * 32768, 10).is_ok(), "a forged tree is rebuilt from the good object");
     }
-
-    use std::os::unix::fs::PermissionsExt;
 }

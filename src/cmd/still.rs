@@ -104,16 +104,10 @@ fn make_stills(args: &StillArgs, ledger: &Ledger, source: &Source, every: Option
             t += step;
         }
     }
-    let orientation = {
-        crate::media::init();
-        let input = crate::media::probe::open_input(&source.path)?;
-        let stream = input.stream(index.stream).expect("indexed stream");
-        crate::media::ffi::display_orientation(&stream)
-    };
     let stem = source.stem().to_owned();
     let mut made = Vec::new();
     for (n, asked) in frames {
-        let frame = still::decode_frame(&source.path, &index, n)?;
+        let (frame, orientation) = still::decode_frame(&source.path, &index, n)?;
         let mut pic =
             still::render(&frame, orientation, Render { no_sar: args.no_sar, deinterlace: args.deinterlace })?;
         let entry = &index.frames[n];

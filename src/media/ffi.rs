@@ -121,6 +121,18 @@ pub fn index_entries(stream: &ffmpeg::format::stream::Stream<'_>) -> Vec<(i64, i
     }
 }
 
+/// Discard every stream of `input` but `keep`: the demuxer gives no packets of them (MP4 and
+/// MOV do not even read them).
+pub fn discard_all_but(input: &mut ffmpeg::format::context::Input, keep: usize) {
+    // SAFETY: plain field writes on the streams of an open AVFormatContext we own.
+    unsafe {
+        let ctx = input.as_mut_ptr();
+        for i in (0..(*ctx).nb_streams as usize).filter(|&i| i != keep) {
+            (**(*ctx).streams.add(i)).discard = ffi::AVDiscard::AVDISCARD_ALL;
+        }
+    }
+}
+
 /// [`index_entries`] with each entry's keyframe flag (an MP4's sync samples).
 pub fn index_entries_flagged(stream: &ffmpeg::format::stream::Stream<'_>) -> Vec<(i64, i64, bool)> {
     // SAFETY: as in index_entries.

@@ -208,19 +208,20 @@ impl FrameIndex {
         let mut sync_sizes = std::collections::HashMap::new();
         let mut headers = None;
         if let (true, Some(n)) = (tables, length_size) {
-            let mut ranges: Vec<(u64, u64)> = entries.iter().map(|&(p, s, _)| (p as u64, (p + s) as u64)).collect();
-            ranges.sort_unstable();
-            let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
-            for (start, end) in ranges {
-                match merged.last_mut() {
-                    Some(last) if start <= last.1 => last.1 = last.1.max(end),
-                    _ => merged.push((start, end)),
-                }
-            }
+            // Everything from the first sample of any stream to the end of the last: the media
+            // data, with the other streams' samples between the video's (read forward through
+            // by FFmpeg, never wanted). The header was read when the file was opened.
+            let spans = input.streams().flat_map(|st| ffi::index_entries(&st)).filter(|&(p, s)| p >= 0 && s > 0);
+            let (first, last) = spans.fold((i64::MAX, 0), |(a, b), (p, s)| (a.min(p), b.max(p + s)));
+            let merged = if first < last { vec![(first as u64, last as u64)] } else { Vec::new() };
             *left_out.lock().unwrap_or_else(|e| e.into_inner()) = merged;
+            // The other streams' samples are not wanted at all: the demuxer skips them unread.
+            ffi::discard_all_but(&mut input, index);
             sync_sizes = entries.iter().filter(|e| e.2).map(|&(p, s, _)| (p, s)).collect();
             headers = Some((crate::outboard::open(path)?, n));
         }
+        // FFmpeg's parser complains of the zeros it is given: not a word of it is about the file.
+        let _quiet = headers.is_some().then(super::log::Quiet::new);
         let mut frames = Vec::new();
         let mut derived = false;
         let mut next_ts = 0i64;

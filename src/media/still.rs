@@ -41,8 +41,9 @@ pub struct Picture {
     pub pixel_format: String,
 }
 
-/// Decode frame `n` (presentation order) of the indexed stream.
-pub fn decode_frame(path: &Path, index: &FrameIndex, n: usize) -> Result<ffmpeg::frame::Video> {
+/// Decode frame `n` (presentation order) of the indexed stream, with the orientation its
+/// stream states (read from the same opening of the file: a day's MP4 header is megabytes).
+pub fn decode_frame(path: &Path, index: &FrameIndex, n: usize) -> Result<(ffmpeg::frame::Video, ffi::Orientation)> {
     super::init();
     let target = index.frames[n].pts;
     if !index.derived_timestamps {
@@ -123,7 +124,7 @@ fn decode_until(
     start: Start,
     hit: impl Fn(usize, Option<i64>) -> bool,
     past: i64,
-) -> Result<Option<ffmpeg::frame::Video>> {
+) -> Result<Option<(ffmpeg::frame::Video, ffi::Orientation)>> {
     let mut input =
         open_input(path).map_err(|e| error::input(format!("FFmpeg cannot open {}: {e}", path.display())))?;
     let stream = input.stream(index.stream).expect("indexed stream exists");
@@ -132,6 +133,7 @@ fn decode_until(
         error::environment(format!("no decoder for the video of {} in this FFmpeg build: {e}", path.display()))
     })?;
     let raw = raw_timestamps(index, &stream);
+    let orientation = ffi::display_orientation(&stream);
     let sought = match start {
         Start::Beginning => Ok(()),
         Start::Keyframe(ts) => ffi::seek_stream_backward(&mut input, index.stream, ts),
@@ -177,7 +179,7 @@ fn decode_until(
                 Ok(()) => {
                     let pts = frame.timestamp().or(frame.pts());
                     if hit(count, pts) {
-                        return Ok(Some(frame));
+                        return Ok(Some((frame, orientation)));
                     }
                     if matches!(start, Start::Keyframe(_)) && pts.is_some_and(|p| p > past) {
                         return Ok(None);

@@ -470,7 +470,7 @@ fn a_still_of_a_raw_stream_decodes_from_the_idr_picture_before_it_not_from_the_s
     let mut bytes = std::fs::read(&raw).unwrap();
     bytes[..idr.pos as usize].fill(0);
     let damaged = crate::support::write(&store.work().join("damaged.h264"), &bytes);
-    let frame = custody::media::still::decode_frame(&damaged, &index, 22).expect("frame 22");
+    let (frame, _) = custody::media::still::decode_frame(&damaged, &index, 22).expect("frame 22");
     let (w, h) = (frame.width() as usize, frame.height() as usize);
     assert_eq!(read_frame_index(frame.data(0), frame.stride(0), w, h), Some(22), "the picture decoded is frame 22");
 

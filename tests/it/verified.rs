@@ -51,6 +51,12 @@ fn unread_byte(read: &[(u64, u64)], size: u64) -> u64 {
     (size / 2..size).rev().find(|x| read.iter().all(|(a, b)| x < a || x >= b)).expect("a byte not read")
 }
 
+/// Put `bytes` where the (read-only) file `path` was.
+fn replace(path: &Path, bytes: impl AsRef<[u8]>) {
+    let _ = fs::remove_file(path);
+    fs::write(path, bytes).unwrap();
+}
+
 fn outboard_path(store: &Store, sha256: &str) -> PathBuf {
     store.path().join("outboards").join(&sha256[..2]).join(&sha256[2..])
 }
@@ -172,16 +178,16 @@ fn a_missing_short_or_forged_outboard_is_rebuilt_from_the_object_and_the_still_i
     fs::remove_file(&outboard).unwrap();
     assert_eq!(still("deleting it"), png);
     // Cut short.
-    fs::write(&outboard, &genuine[..genuine.len() - 64]).unwrap();
+    replace(&outboard, &genuine[..genuine.len() - 64]);
     assert_eq!(still("truncating it"), png);
     // One node changed: the root's pair, last in post order, is on every read's path.
     let mut forged = genuine.clone();
     let at = forged.len() - 3;
     forged[at] ^= 0x80;
-    fs::write(&outboard, &forged).unwrap();
+    replace(&outboard, &forged);
     assert_eq!(still("changing a node"), png);
     // Every node replaced by zeros.
-    fs::write(&outboard, vec![0u8; genuine.len()]).unwrap();
+    replace(&outboard, vec![0u8; genuine.len()]);
     assert_eq!(still("zeroing it"), png);
     store.verify_ok();
 }

@@ -343,7 +343,7 @@ pub fn preview(
         let frames = spread(frames, TILES_PER_REGION);
         let keys = r.keys.iter().map(|k| frame_at(k.0)).collect::<Vec<_>>();
         for n in frames {
-            let frame = still::decode_frame(src, index, n)?;
+            let (frame, _) = still::decode_frame(src, index, n)?;
             let mut pic = still::render(&frame, orientation, Render::default())?;
             let stroke = stroke_width(&pic);
             if r.moving {
