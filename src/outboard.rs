@@ -37,6 +37,8 @@ pub const GROUP: u64 = 1024 << GROUP_LOG;
 const BLOCK: BlockSize = BlockSize::from_chunk_log(GROUP_LOG);
 /// Where outboards live, below the store's root (`outboards/ab/cdef…`, named like objects).
 pub const DIR: &str = "outboards";
+/// The most byte ranges an event lists (see [`Object::summary`]).
+pub const LISTED_RANGES: usize = 64;
 /// The most bytes read and checked at a time.
 const MAX_READ: u64 = 32 * GROUP;
 /// Outboard bytes kept in memory while one is computed, before they go to a temporary file.
@@ -246,19 +248,31 @@ impl Object {
         })
     }
 
-    /// What was checked: for the event's `verified` member.
+    /// What was checked: for the event's `verified` member. The byte ranges are listed when
+    /// there are at most [`LISTED_RANGES`] of them; more (the first command on a long MP4
+    /// reads a group of every keyframe) are told by their count, their span and the SHA-256
+    /// of their list, so an event stays small.
     pub fn summary(&self) -> Value {
         let st = self.state();
         let bytes: u64 = st.checked.iter().map(|(s, e)| e - s).sum();
-        json!({
+        let ranges: Vec<Value> = st.checked.iter().map(|(s, e)| json!([s, e])).collect();
+        let mut v = json!({
             "mode": "read-ranges",
             "against": "blake3",
             "group_bytes": GROUP,
             "groups": st.groups,
             "bytes": bytes,
             "of": self.size,
-            "ranges": st.checked.iter().map(|(s, e)| json!([s, e])).collect::<Vec<_>>(),
-        })
+        });
+        if ranges.len() <= LISTED_RANGES {
+            v["ranges"] = json!(ranges);
+        } else {
+            let list = serde_json::to_vec(&ranges).expect("numbers serialize");
+            v["range_count"] = json!(ranges.len());
+            v["span"] = json!([st.checked.keys().next(), st.checked.values().next_back()]);
+            v["ranges_sha256"] = json!(hex::encode(crate::digest::sha256(&list)));
+        }
+        v
     }
 
     /// Bytes `start..start + len` (within the object), checked.
@@ -585,6 +599,20 @@ mod tests {
         assert!(o.failure().is_none());
         // The outboard was built once (there was none) and kept.
         assert_eq!(fs::metadata(dir.path().join("ob")).unwrap().len(), tree(d.len() as u64).outboard_size());
+    }
+
+    #[test]
+    fn many_scattered_reads_are_summed_up_not_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = data(200 * 32768);
+        let (_, o) = object(dir.path(), &d);
+        for g in (0..200).step_by(2) {
+            o.read_checked(g * 32768 + 7, 1).unwrap();
+        }
+        let s = o.summary();
+        assert_eq!((s["groups"].as_u64(), s["range_count"].as_u64()), (Some(100), Some(100)), "{s}");
+        assert_eq!(s["span"], json!([0, 199 * 32768]));
+        assert!(s.get("ranges").is_none() && s["ranges_sha256"].as_str().is_some_and(|h| h.len() == 64), "{s}");
     }
 
     #[test]
