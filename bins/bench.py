@@ -610,24 +610,16 @@ status = 0
 try:
     if only in ("", "hash"):
         hash_section()
-    if only in ("", "media"):
-        if only == "":
-            print()
-        problem = ffmpeg_problem()
-        if problem:
-            print(f"bench: cannot run the media section: {problem}", file=sys.stderr)
-            status = 3
-        else:
-            media_section()
-    if only in ("", "long"):
-        if only == "":
-            print()
-        problem = ffmpeg_problem()
-        if problem:
-            print(f"bench: cannot run the long section: {problem}", file=sys.stderr)
-            status = 3
-        else:
-            long_section()
+    for name, section in (("media", media_section), ("long", long_section)):
+        if only in ("", name):
+            if only == "":
+                print()
+            problem = ffmpeg_problem()
+            if problem:
+                print(f"bench: cannot run the {name} section: {problem}", file=sys.stderr)
+                status = 3
+            else:
+                section()
     if only in ("", "bundle"):
         if only == "":
             print()
