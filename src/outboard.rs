@@ -602,6 +602,25 @@ mod tests {
     }
 
     #[test]
+    fn objects_of_one_group_or_less_are_checked_against_the_root_itself() {
+        for len in [1usize, 1000, 32768] {
+            let dir = tempfile::tempdir().unwrap();
+            let d = data(len);
+            let (path, o) = object(dir.path(), &d);
+            let mut all = Vec::new();
+            Reader::new(Arc::clone(&o)).read_to_end(&mut all).unwrap();
+            assert!(all == d, "length {len}");
+            assert_eq!(fs::metadata(dir.path().join("ob")).unwrap().len(), 0, "no parent nodes");
+            let mut bad = d.clone();
+            bad[len / 2] ^= 2;
+            fs::remove_file(&path).unwrap();
+            fs::write(&path, &bad).unwrap();
+            let o = Object::register(&path, dir.path().join("ob"), len as u64, &blake3::hash(&d).to_hex(), "i1".into());
+            assert!(Reader::new(o).read_to_end(&mut Vec::new()).is_err(), "length {len}");
+        }
+    }
+
+    #[test]
     fn many_scattered_reads_are_summed_up_not_listed() {
         let dir = tempfile::tempdir().unwrap();
         let d = data(200 * 32768);
