@@ -176,9 +176,9 @@ struct State {
     /// The outboard was rebuilt from the object by this process (a node that still fails is
     /// then the object's fault).
     rebuilt: bool,
-    /// Byte ranges checked, start → end, merged.
+    /// Byte ranges checked, start → end, merged (each starts on a group; each ends on one or
+    /// at the end of the object).
     checked: BTreeMap<u64, u64>,
-    groups: u64,
     failure: Option<Failure>,
 }
 
@@ -212,10 +212,6 @@ impl Object {
             let canonical = fs::canonicalize(path).ok()?;
             all.iter().find(|o| fs::canonicalize(&o.path).is_ok_and(|p| p == canonical)).cloned()
         })
-    }
-
-    pub fn size(&self) -> u64 {
-        self.size
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -255,12 +251,13 @@ impl Object {
     pub fn summary(&self) -> Value {
         let st = self.state();
         let bytes: u64 = st.checked.iter().map(|(s, e)| e - s).sum();
+        let groups: u64 = st.checked.iter().map(|(s, e)| (e - s).div_ceil(GROUP)).sum();
         let ranges: Vec<Value> = st.checked.iter().map(|(s, e)| json!([s, e])).collect();
         let mut v = json!({
             "mode": "read-ranges",
             "against": "blake3",
             "group_bytes": GROUP,
-            "groups": st.groups,
+            "groups": groups,
             "bytes": bytes,
             "of": self.size,
         });
@@ -284,6 +281,7 @@ impl Object {
         let result = self.read_locked(&mut st, start, len);
         if let Err(f) = &result {
             st.failure = Some(f.clone());
+            // HUSH
         }
         result
     }
@@ -338,11 +336,7 @@ impl Object {
                 Err(e) => return Err(Failure::Unreadable(format!("checking bytes {first}..{last}: {e}"))),
             }
         }
-        let groups = (last - first).div_ceil(GROUP);
-        if !covered(&st.checked, first, last) {
-            st.groups += groups - overlap_groups(&st.checked, first, last);
-            insert_range(&mut st.checked, first, last);
-        }
+        insert_range(&mut st.checked, first, last);
         Ok(bytes)
     }
 
@@ -402,21 +396,6 @@ impl positioned_io::ReadAt for Window<'_> {
     }
 }
 
-fn covered(ranges: &BTreeMap<u64, u64>, start: u64, end: u64) -> bool {
-    ranges.range(..=start).next_back().is_some_and(|(_, &e)| e >= end)
-}
-
-/// How many groups of `start..end` (group aligned) some range already covers.
-fn overlap_groups(ranges: &BTreeMap<u64, u64>, start: u64, end: u64) -> u64 {
-    ranges
-        .iter()
-        .map(|(&s, &e)| {
-            let (a, b) = (s.max(start), e.min(end));
-            if a < b { (b - a).div_ceil(GROUP) } else { 0 }
-        })
-        .sum()
-}
-
 fn insert_range(ranges: &mut BTreeMap<u64, u64>, mut start: u64, mut end: u64) {
     let touching: Vec<(u64, u64)> = ranges.range(..=end).filter(|(_, e)| **e >= start).map(|(s, e)| (*s, *e)).collect();
     for (s, e) in touching {
@@ -463,10 +442,6 @@ impl Reader {
             Some(&(start, _)) => (None, start),
             None => (None, u64::MAX),
         }
-    }
-
-    pub fn object(&self) -> &Arc<Object> {
-        &self.object
     }
 }
 

@@ -290,10 +290,7 @@ fn exact(
             made.audio_samples, made.audio_sample_rate
         ));
     }
-    text.push_str(&left_out_line(&left, "  "));
-    text.push_str(&output_line(out));
-    text.push_str(&super::copy_out_line(&store, out, args.out.as_deref(), "  ")?);
-    text.push_str(&head_line(&head));
+    text.push_str(&closing_lines(&store, out, &left, args.out.as_deref(), &head)?);
     let json = json!({"schema_version": 1, "command": "clip", "parent": source.row.id, "item": id, "name": out.name,
         "sha256": out.sha256, "size": out.size, "mode": "exact", "exact": true,
         "requested": {"first_frame": asked.first, "last_frame": asked.last},
@@ -392,10 +389,7 @@ fn exact_audio(
         made.audio_samples,
         made.audio_sample_rate
     );
-    text.push_str(&left_out_line(&left, "  "));
-    text.push_str(&output_line(out));
-    text.push_str(&super::copy_out_line(&store, out, args.out.as_deref(), "  ")?);
-    text.push_str(&head_line(&head));
+    text.push_str(&closing_lines(&store, out, &left, args.out.as_deref(), &head)?);
     let json = json!({"schema_version": 1, "command": "clip", "parent": source.row.id, "item": id, "name": out.name,
         "sha256": out.sha256, "size": out.size, "mode": "exact", "exact": exact,
         "requested": {"from": args.from.to_string(), "to": args.to.to_string(), "from_time": format_us(a), "to_time": format_us(b),
@@ -481,10 +475,7 @@ fn smart(
     if made.audio_packets > 0 {
         text.push_str(&format!("  audio: {} packets copied bit for bit over the same span\n", made.audio_packets));
     }
-    text.push_str(&left_out_line(&left, "  "));
-    text.push_str(&output_line(out));
-    text.push_str(&super::copy_out_line(&store, out, args.out.as_deref(), "  ")?);
-    text.push_str(&head_line(&head));
+    text.push_str(&closing_lines(&store, out, &left, args.out.as_deref(), &head)?);
     let json = json!({"schema_version": 1, "command": "clip", "parent": source.row.id, "item": id, "name": out.name,
         "sha256": out.sha256, "size": out.size, "mode": "smart", "exact": true,
         "requested": {"first_frame": asked.first, "last_frame": asked.last},
@@ -534,6 +525,24 @@ fn re_encode_params(args: &ClipArgs, mode: &str) -> Map<String, serde_json::Valu
 }
 
 /// The report line naming a clip's output: its name, SHA-256 and size.
+/// The end of a re-encoded clip's report: the streams left out, the clip, where it was copied,
+/// the new head.
+fn closing_lines(
+    store: &crate::store::Store,
+    out: &crate::ledger::FileRef,
+    left: &[serde_json::Value],
+    out_dir: Option<&std::path::Path>,
+    head: &crate::ledger::Head,
+) -> Result<String> {
+    Ok(format!(
+        "{}{}{}{}",
+        left_out_line(left, "  "),
+        output_line(out),
+        super::copy_out_line(store, out, out_dir, "  ")?,
+        head_line(head)
+    ))
+}
+
 fn output_line(out: &crate::ledger::FileRef) -> String {
     format!("  {}  sha256 {}  {}\n", out.name.as_deref().unwrap_or_default(), out.sha256, super::human_size(out.size))
 }

@@ -108,17 +108,7 @@ pub fn start_time(input: &ffmpeg::format::context::Input) -> Option<i64> {
 /// the samples of a file cut short lie past its end; other containers list keyframes as they
 /// are read, or nothing.
 pub fn index_entries(stream: &ffmpeg::format::stream::Stream<'_>) -> Vec<(i64, i64)> {
-    // SAFETY: the stream belongs to an open AVFormatContext that is not used while the entries
-    // are read; each entry pointer is dereferenced at once, as avformat_index_get_entry allows.
-    unsafe {
-        let st = stream.as_ptr() as *mut ffi::AVStream;
-        (0..ffi::avformat_index_get_entries_count(st))
-            .filter_map(|i| {
-                let e = ffi::avformat_index_get_entry(st, i);
-                (!e.is_null()).then(|| ((*e).pos, i64::from((*e).size())))
-            })
-            .collect()
-    }
+    index_entries_flagged(stream).into_iter().map(|(pos, size, _)| (pos, size)).collect()
 }
 
 /// Discard every stream of `input` but `keep`: the demuxer gives no packets of them (MP4 and
@@ -135,7 +125,8 @@ pub fn discard_all_but(input: &mut ffmpeg::format::context::Input, keep: usize) 
 
 /// [`index_entries`] with each entry's keyframe flag (an MP4's sync samples).
 pub fn index_entries_flagged(stream: &ffmpeg::format::stream::Stream<'_>) -> Vec<(i64, i64, bool)> {
-    // SAFETY: as in index_entries.
+    // SAFETY: the stream belongs to an open AVFormatContext that is not used while the entries
+    // are read; each entry pointer is dereferenced at once, as avformat_index_get_entry allows.
     unsafe {
         let st = stream.as_ptr() as *mut ffi::AVStream;
         (0..ffi::avformat_index_get_entries_count(st))
