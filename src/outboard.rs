@@ -281,7 +281,7 @@ impl Object {
         let result = self.read_locked(&mut st, start, len);
         if let Err(f) = &result {
             st.failure = Some(f.clone());
-            // HUSH
+            crate::media::log::hush();
         }
         result
     }

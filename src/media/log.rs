@@ -43,6 +43,13 @@ impl Quiet {
     }
 }
 
+/// Drop FFmpeg's messages from now on in this process: a read of the object was refused (its
+/// bytes did not match), the command fails for that reason, and what FFmpeg says of the bytes
+/// it did not get is not about the recording.
+pub fn hush() {
+    log().quiet += 1;
+}
+
 impl Default for Quiet {
     fn default() -> Quiet {
         Quiet::new()
