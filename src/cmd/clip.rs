@@ -195,7 +195,7 @@ fn asked_times(index: &FrameIndex, args: &ClipArgs, source: &Source) -> Option<(
 /// the tags a muxer writes of its own). A redaction keeps none of them.
 fn kept_tags(source: &Source) -> Vec<(String, String)> {
     let tags = source.media.as_ref().map(|m| m.tags.as_slice()).unwrap_or_default();
-    remux::recording_tags(tags.iter().map(|[k, v]| (k.as_str(), v.as_str())))
+    remux::recording_tags(tags.iter().map(|[k, v]| (k.clone(), v.clone())).collect())
 }
 
 /// The codec of the source's stream `stream`, as probed.

@@ -428,6 +428,31 @@ pub fn set_extradata(params: &mut ffmpeg::codec::Parameters, bytes: &[u8]) -> Re
     Ok(())
 }
 
+/// The entries of an FFmpeg dictionary (container, stream or chapter tags), in order. Tags
+/// come from the file, so they need not be UTF-8 (an ID3 tag in Latin-1, a misdetected file's
+/// bytes): invalid sequences become U+FFFD. ffmpeg-next's own iterator takes them as `str`
+/// unchecked, which must never be done with bytes from evidence.
+pub fn tags(dict: &ffmpeg::DictionaryRef<'_>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut entry: *const ffi::AVDictionaryEntry = std::ptr::null();
+    loop {
+        // SAFETY: a valid (possibly null) AVDictionary; av_dict_get with an empty key and
+        // AV_DICT_IGNORE_SUFFIX walks every entry after `entry`, returning null at the end.
+        // Each entry's key and value are NUL-terminated strings owned by the dictionary,
+        // copied out before the next call.
+        unsafe {
+            entry = ffi::av_dict_get(dict.as_ptr(), c"".as_ptr(), entry, ffi::AV_DICT_IGNORE_SUFFIX);
+            if entry.is_null() {
+                break;
+            }
+            let key = CStr::from_ptr((*entry).key).to_string_lossy().into_owned();
+            let value = CStr::from_ptr((*entry).value).to_string_lossy().into_owned();
+            out.push((key, value));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -161,7 +161,7 @@ pub fn probe(path: &Path, deep: bool) -> MediaFacts {
         duration_us: (duration > 0).then_some(duration),
         start_us: start,
         bit_rate: (input.bit_rate() > 0).then(|| input.bit_rate()),
-        tags: input.metadata().iter().map(|(k, v)| [k.to_owned(), v.to_owned()]).collect(),
+        tags: super::ffi::tags(&input.metadata()).into_iter().map(|(k, v)| [k, v]).collect(),
         chapters: input.chapters().count() as u64,
         ..MediaFacts::default()
     };
@@ -277,7 +277,7 @@ fn stream_facts(stream: &ffmpeg::format::stream::Stream<'_>) -> StreamFacts {
         frames: (stream.frames() > 0).then(|| stream.frames()),
         format: ffi::format_name(&params),
         bit_rate: (params.bit_rate() > 0).then(|| params.bit_rate()),
-        tags: stream.metadata().iter().map(|(k, v)| [k.to_owned(), v.to_owned()]).collect(),
+        tags: super::ffi::tags(&stream.metadata()).into_iter().map(|(k, v)| [k, v]).collect(),
         ..StreamFacts::default()
     };
     match medium {

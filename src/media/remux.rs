@@ -131,8 +131,8 @@ const MUXER_TAGS: [&str; 5] = ["major_brand", "minor_version", "compatible_brand
 
 /// The tags of a recording worth keeping on a clip or playback copy for court: every tag but
 /// those a muxer writes of its own (creation time, location, make and model, language stay).
-pub fn recording_tags<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<(String, String)> {
-    tags.into_iter().filter(|(k, _)| !MUXER_TAGS.contains(k)).map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+pub fn recording_tags(tags: Vec<(String, String)>) -> Vec<(String, String)> {
+    tags.into_iter().filter(|(k, _)| !MUXER_TAGS.contains(&k.as_str())).collect()
 }
 
 /// Give `output` the source's recording tags; an ISO muxer writes keys it has no atom for too.
@@ -143,7 +143,7 @@ pub(crate) fn carry_tags(
     muxer: &str,
 ) {
     let mut tags = ffmpeg::Dictionary::new();
-    for (k, v) in recording_tags(input.metadata().iter()) {
+    for (k, v) in recording_tags(ffi::tags(&input.metadata())) {
         tags.set(&k, &v);
     }
     output.set_metadata(tags);
@@ -497,8 +497,10 @@ pub(crate) fn add_copied_stream(
     ost.set_parameters(ist.parameters());
     // The stream's own tags (language, creation time), but not the handler a muxer names.
     let mut tags = ffmpeg::Dictionary::new();
-    for (k, v) in ist.metadata().iter().filter(|(k, _)| !matches!(*k, "handler_name" | "vendor_id" | "encoder")) {
-        tags.set(k, v);
+    for (k, v) in ffi::tags(&ist.metadata()) {
+        if !matches!(k.as_str(), "handler_name" | "vendor_id" | "encoder") {
+            tags.set(&k, &v);
+        }
     }
     ost.set_metadata(tags);
     let mut p = ost.parameters();

@@ -80,6 +80,22 @@ fn ingest_keeps_a_proprietary_blob_and_marks_it_not_decodable() {
 }
 
 #[test]
+fn tags_that_are_not_utf8_are_recorded_with_replacement_characters() {
+    // Seen in the torture run: random bytes FFmpeg took for LRC lyrics, whose tags were
+    // invalid UTF-8, made ingest write a spool it could not read back (exit 3).
+    let store = Store::new();
+    let lyrics =
+        write(&store.work().join("overhear.lrc"), b"[ar:\xff\xfe\xc3]\n[ti:x\x80y]\n[00:01.00]one\n[00:02.00]two\n");
+    let out = store.cmd(&["--json", "ingest", "--case", "24-1234", "--item", "7"]).arg(&lyrics).run();
+    let json = out.status(0).json();
+    let tags = &json["items"][0]["media"]["tags"];
+    assert_eq!(tags, &serde_json::json!([["artist", "\u{fffd}\u{fffd}\u{fffd}"], ["title", "x\u{fffd}y"]]), "{json:#}");
+    store.cmd(&["show", "24-1234:7/overhear.lrc"]).run().status(0).stdout_has("x\u{fffd}y");
+    assert_eq!(store.tmp_entries(), Vec::<PathBuf>::new(), "staging left behind");
+    store.verify_ok();
+}
+
+#[test]
 fn ingest_leaves_the_source_files_unchanged_bytes_mtime_and_atime() {
     let store = Store::new();
     let dir = dvr_export(&store);

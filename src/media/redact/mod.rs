@@ -40,8 +40,8 @@ pub fn inventory(path: &Path) -> Result<Vec<Entry>> {
         key: key.to_owned(),
         value: value.to_owned(),
     };
-    for (k, v) in input.metadata().iter() {
-        out.push(entry("container", k, v));
+    for (k, v) in super::ffi::tags(&input.metadata()) {
+        out.push(entry("container", &k, &v));
     }
     for s in input.streams() {
         let params = s.parameters();
@@ -52,15 +52,15 @@ pub fn inventory(path: &Path) -> Result<Vec<Entry>> {
             what.push_str(" (cover art)");
         }
         out.push(entry(&scope, "stream", &what));
-        for (k, v) in s.metadata().iter() {
-            out.push(entry(&scope, k, v));
+        for (k, v) in super::ffi::tags(&s.metadata()) {
+            out.push(entry(&scope, &k, &v));
         }
     }
     for (i, c) in input.chapters().enumerate() {
         let scope = format!("chapter {i}");
         out.push(entry(&scope, "chapter", &format!("{}..{}", c.start(), c.end())));
-        for (k, v) in c.metadata().iter() {
-            out.push(entry(&scope, k, v));
+        for (k, v) in super::ffi::tags(&c.metadata()) {
+            out.push(entry(&scope, &k, &v));
         }
     }
     Ok(out)
