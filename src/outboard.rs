@@ -172,7 +172,7 @@ pub struct Object {
 #[derive(Default)]
 struct State {
     file: Option<File>,
-    nodes: Option<PostOrderOutboard<File>>,
+    nodes: Option<PostOrderOutboard<Pages>>,
     /// The outboard was rebuilt from the object by this process (a node that still fails is
     /// then the object's fault).
     rebuilt: bool,
@@ -341,19 +341,19 @@ impl Object {
     }
 
     /// The stored outboard, when it has the size the object's tree needs; else one rebuilt.
-    fn load_nodes(&self, st: &mut State) -> Result<PostOrderOutboard<File>, Failure> {
+    fn load_nodes(&self, st: &mut State) -> Result<PostOrderOutboard<Pages>, Failure> {
         let tree = tree(self.size);
         if let Ok(f) = File::open(&self.outboard_path)
             && f.metadata().is_ok_and(|m| m.len() == tree.outboard_size())
         {
-            return Ok(PostOrderOutboard { root: self.root, tree, data: f });
+            return Ok(PostOrderOutboard { root: self.root, tree, data: Pages::new(f) });
         }
         self.rebuild(st)
     }
 
     /// Read the whole object once, build its outboard and keep it (in the store when the store
     /// can be written, else in a temporary file). Its root must be the recorded BLAKE3.
-    fn rebuild(&self, st: &mut State) -> Result<PostOrderOutboard<File>, Failure> {
+    fn rebuild(&self, st: &mut State) -> Result<PostOrderOutboard<Pages>, Failure> {
         st.rebuilt = true;
         let file = st.file.as_ref().expect("opened before the tree is needed");
         if self.size >= 1 << 30 {
@@ -379,7 +379,64 @@ impl Object {
             Ok(f) => f,
             Err(_) => encoded.into_file().map_err(|e| Failure::Unreadable(e.to_string()))?,
         };
-        Ok(PostOrderOutboard { root: self.root, tree, data })
+        Ok(PostOrderOutboard { root: self.root, tree, data: Pages::new(data) })
+    }
+}
+
+/// An outboard file read a page at a time, the pages kept: checking one group reads a node
+/// per level of the tree, 64 bytes each, and neighbouring groups share most of them, so a
+/// sequential read of the object reads each page of its outboard once instead of a node per
+/// system call. Nothing here is trusted: every node is checked as it is used.
+struct Pages {
+    file: File,
+    pages: std::cell::RefCell<std::collections::HashMap<u64, Box<[u8]>>>,
+}
+
+/// Bytes in an outboard page (64 nodes).
+const PAGE: u64 = 4096;
+/// Pages kept before the cache starts afresh: 4 MiB, the outboard of 2 GiB of object.
+const PAGES_KEPT: usize = 1024;
+
+impl Pages {
+    fn new(file: File) -> Pages {
+        Pages { file, pages: Default::default() }
+    }
+}
+
+impl positioned_io::ReadAt for Pages {
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let mut pages = self.pages.borrow_mut();
+        let mut done = 0;
+        while done < buf.len() {
+            let at = pos + done as u64;
+            let page_start = at / PAGE * PAGE;
+            if !pages.contains_key(&page_start) {
+                if pages.len() >= PAGES_KEPT {
+                    pages.clear();
+                }
+                let mut page = vec![0u8; PAGE as usize];
+                let mut got = 0;
+                while got < page.len() {
+                    match FileExt::read_at(&self.file, &mut page[got..], page_start + got as u64) {
+                        Ok(0) => break,
+                        Ok(n) => got += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                page.truncate(got);
+                pages.insert(page_start, page.into_boxed_slice());
+            }
+            let page = &pages[&page_start];
+            let offset = (at - page_start) as usize;
+            if offset >= page.len() {
+                break; // the end of the file
+            }
+            let n = (page.len() - offset).min(buf.len() - done);
+            buf[done..done + n].copy_from_slice(&page[offset..offset + n]);
+            done += n;
+        }
+        Ok(done)
     }
 }
 

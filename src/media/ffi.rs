@@ -382,6 +382,20 @@ pub fn read_packet(
     packet.read(input)
 }
 
+/// A second reference to a packet's data (and a copy of its fields), without copying the
+/// data: ffmpeg-next's `clone` makes the copy writable, which copies every byte.
+pub fn packet_ref(packet: &ffmpeg::Packet) -> ffmpeg::Packet {
+    use ffmpeg::packet::{Mut, Ref};
+    let mut out = ffmpeg::Packet::empty();
+    // SAFETY: both are valid AVPackets; `out` is blank. av_packet_ref shares a refcounted
+    // buffer (or copies the data of one that is not) and copies the side data and fields.
+    // Nothing writes to the shared data: a muxer or filter that wants to make it writable
+    // finds it referenced twice and copies it first.
+    let rc = unsafe { ffi::av_packet_ref(out.as_mut_ptr(), packet.as_ptr()) };
+    assert!(rc >= 0, "av_packet_ref failed ({rc}): out of memory");
+    out
+}
+
 /// The codec's extradata (for H.264 in MP4: the `avcC` record with its parameter sets).
 pub fn extradata(params: &ffmpeg::codec::Parameters) -> Vec<u8> {
     // SAFETY: a valid AVCodecParameters, whose `extradata` holds `extradata_size` bytes when

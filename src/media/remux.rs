@@ -437,13 +437,25 @@ impl PcmTrim {
     }
 }
 
-/// The streams being copied, each with its framing and the running SHA-256 of its packets.
+/// The streams being copied, each with its framing and the SHA-256 of its packets. The
+/// hashing runs on a thread of its own, fed references to the packets (not copies), so it
+/// overlaps the reading and writing instead of adding to them.
 #[derive(Default)]
 struct Tally {
     streams: Vec<CopiedStream>,
     framings: Vec<Framing>,
-    hashers: Vec<ring::digest::Context>,
+    hashing: Option<Hashing>,
 }
+
+/// The hashing thread: packets in (by slot), one SHA-256 per stream out.
+struct Hashing {
+    packets: std::sync::mpsc::SyncSender<(usize, ffmpeg::Packet)>,
+    thread: std::thread::JoinHandle<Vec<ring::digest::Context>>,
+}
+
+/// Packets queued for the hashing thread before the copy waits for it: a few seconds of
+/// video, so memory stays bounded however far the copy runs ahead.
+const HASH_QUEUE: usize = 256;
 
 impl Tally {
     /// Start counting input stream `input` (written as output stream `output`).
@@ -461,23 +473,44 @@ impl Tally {
             framing,
         });
         self.framings.push(framing);
-        self.hashers.push(ring::digest::Context::new(&ring::digest::SHA256));
     }
 
-    /// Count and hash one packet of input stream `ist` (one added before).
+    /// Count one packet of input stream `ist` (one added before) and queue it for hashing.
     fn count(&mut self, ist: usize, packet: &ffmpeg::Packet) {
         let slot = self.streams.iter().position(|c| c.input_index == ist).expect("an added stream");
         let stream = &mut self.streams[slot];
-        if let Some(data) = packet.data() {
-            self.framings[slot].hash_into(&mut self.hashers[slot], data);
-            stream.bytes += data.len() as u64;
-        }
         stream.packets += 1;
+        let Some(data) = packet.data() else { return };
+        stream.bytes += data.len() as u64;
+        let framings = &self.framings;
+        let hashing = self.hashing.get_or_insert_with(|| {
+            let framings = framings.clone();
+            let (packets, queue) = std::sync::mpsc::sync_channel::<(usize, ffmpeg::Packet)>(HASH_QUEUE);
+            let thread = std::thread::spawn(move || {
+                let mut hashers: Vec<_> =
+                    framings.iter().map(|_| ring::digest::Context::new(&ring::digest::SHA256)).collect();
+                for (slot, packet) in queue {
+                    if let Some(data) = packet.data() {
+                        framings[slot].hash_into(&mut hashers[slot], data);
+                    }
+                }
+                hashers
+            });
+            Hashing { packets, thread }
+        });
+        hashing.packets.send((slot, ffi::packet_ref(packet))).expect("the packet hashing thread is running");
     }
 
     fn finish(self) -> Vec<CopiedStream> {
         let mut streams = self.streams;
-        for (c, h) in streams.iter_mut().zip(self.hashers) {
+        let hashers = match self.hashing {
+            Some(Hashing { packets, thread }) => {
+                drop(packets);
+                thread.join().expect("the packet hashing thread panicked")
+            }
+            None => streams.iter().map(|_| ring::digest::Context::new(&ring::digest::SHA256)).collect(),
+        };
+        for (c, h) in streams.iter_mut().zip(hashers) {
             c.packets_sha256 = hex::encode(h.finish().as_ref());
         }
         streams
