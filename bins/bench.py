@@ -395,6 +395,21 @@ def make_long_media(path, seconds):
           f"{time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
 
 
+def keyframe_from(path, t):
+    """The time of the first video keyframe at or after t s (per ffprobe). Stills and clips are
+    placed at the same distance past a keyframe in every file: a still costs the frames decoded
+    from its keyframe, so positions at different phases of the group of pictures would compare
+    the phase, not the size of the file (the looped long file's keyframes are not on the
+    short one's even seconds)."""
+    p = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time,flags",
+                        "-read_intervals", f"{secs(t)}%+6", "-of", "csv=p=0", path], capture_output=True, text=True)
+    for line in p.stdout.splitlines():
+        fields = line.split(",")
+        if len(fields) >= 2 and "K" in fields[1] and float(fields[0]) >= t:
+            return float(fields[0])
+    raise Failed(f"ffprobe finds no keyframe in {path} within 6 s after {t} s: {p.stderr.strip()}")
+
+
 def minutes(seconds):
     return f"{seconds / 60:g} min"
 
@@ -427,13 +442,16 @@ def long_section():
         # (then cached in the store): one still per item before the timings, so they measure
         # the steady state.
         warm = (short, long, *(os.path.join(d, f) for d, _, fs in os.walk(store) for f in fs))
+        # Half a second past a keyframe near the middle, and a clip from half a second past one
+        # near the first fifth: the same work in both files.
+        points = {label: (keyframe_from(path, T / 2) + 0.5, keyframe_from(path, T / 5) + 0.5)
+                  for label, (path, T) in files.items()}
         for label, (path, T) in files.items():
-            firsts[label] = timed(None, [*cs, "still", items[label], "--at", hms(T / 2 + 0.5)], None, warm)
+            firsts[label] = timed(None, [*cs, "still", items[label], "--at", hms(points[label][0])], None, warm)
         # custody reads its own copy (object, outboard, frame index), ffmpeg the original.
         warm = (short, long, *(os.path.join(d, f) for d, _, fs in os.walk(store) for f in fs))
         for label, (path, T) in files.items():
-            at = T / 2 + 0.5
-            c0 = T / 5
+            at, c0 = points[label]
             names[label] = {
                 "still": (f"custody still ({label})", f"ffmpeg -ss -i -frames:v 1 ({label})"),
                 "clip": (f"custody clip (60 s, copy, {label})", f"ffmpeg -ss -i -t 60 -c copy ({label})"),
@@ -460,6 +478,8 @@ def long_section():
     print(f"custody bench long: {long_seconds} s ({os.path.getsize(long) / (1 << 30):.1f} GiB) and "
           f"{media_seconds} s ({os.path.getsize(short) / (1 << 20):.0f} MiB) of 1080p25 H.264 + AAC, one store, "
           f"median of {long_runs} interleaved runs, {os.cpu_count()} cores")
+    for label, (at, c0) in points.items():
+        print(f"{label}: still at {at:.3f} s, clip from {c0:.3f} s (each 0.5 s past a keyframe)")
     for label, t in firsts.items():
         print(f"first still of the {label} item (frame index built, not yet cached): {t:.3f} s")
     for title, times, med in results:
