@@ -66,9 +66,11 @@ pub enum Command {
     Man(ManArgs),
 }
 
-/// Create an evidence store (ledger.db + objects/).
+/// Create an evidence store (ledger.db + objects/), or one whose ledger is an agency's
+/// PostgreSQL database.
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  custody init /evidence --agency \"Metro PD\"")]
+#[command(after_help = "Examples:\n  custody init /evidence --agency \"Metro PD\"\n  \
+    custody init /mnt/evidence --ledger postgres://custody_owner@db.metro.example/custody --agency \"Metro PD\"")]
 pub struct InitArgs {
     /// Directory for the new store (created if missing). Default: the current directory.
     #[arg(value_name = "DIR")]
@@ -76,6 +78,11 @@ pub struct InitArgs {
     /// The agency that holds the evidence, recorded in the store's first event.
     #[arg(long, value_name = "NAME")]
     pub agency: Option<String>,
+    /// Create the agency's ledger in this PostgreSQL database (postgres://ROLE@HOST:PORT/DB, no
+    /// password: PGPASSWORD or ~/.pgpass), as the role that will own it; workstations then
+    /// record through it as their own roles (CUSTODY_LEDGER). See docs/agency.md
+    #[arg(long, value_name = "URL")]
+    pub ledger: Option<String>,
 }
 
 /// Copy files into the store as evidence: hashed while copying, verified, probed, recorded.

@@ -167,3 +167,25 @@ pub fn copy_range(src: &File, dst: &File, offset: u64, len: usize) -> std::io::R
 pub fn copy_range_unsupported(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EXDEV | libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP | libc::EBADF))
 }
+
+/// Write a small file whole and durably: to a temporary name beside it, fsynced, renamed
+/// into place (never over an existing file), the directory fsynced.
+pub fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    let (_, tmp_path) = tmp.keep().map_err(|e| e.error)?;
+    match rename_noreplace(&tmp_path, path) {
+        Ok(true) => fsync_dir(dir),
+        Ok(false) => {
+            let _ = std::fs::remove_file(&tmp_path);
+            Err(io::Error::new(io::ErrorKind::AlreadyExists, "the file already exists"))
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp_path);
+            Err(e)
+        }
+    }
+}

@@ -340,7 +340,7 @@ impl Checker<'_> {
             return;
         }
         let Ok(row) = item::resolve(self.ledger, id) else { return };
-        let Some(store_root) = self.ledger.path().parent() else { return };
+        let Some(store_root) = self.ledger.store_root() else { return };
         let object = crate::store::object_path_in(store_root, &row.sha256);
         match crate::media::index::cache::load_recorded(self.ledger, store_root, &row.sha256, &object) {
             Ok((index, _)) => {

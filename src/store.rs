@@ -1,7 +1,8 @@
 //! The write-once, content-addressed object store, and the one data path every changing
 //! command goes through.
 //!
-//! Layout: `ledger.db` (the custody ledger), `objects/ab/cdef…` (one read-only file per
+//! Layout: `ledger.db` (the custody ledger; an agency store has `store.json` instead, naming
+//! its PostgreSQL ledger), `objects/ab/cdef…` (one read-only file per
 //! object, named by its SHA-256), `tmp/` (staging directories, one per running command) and
 //! `lock` (held while an event is committed and its objects are moved into place).
 //!
@@ -26,10 +27,12 @@ use anyhow::{Context, Result};
 use crate::digest::{self, Algorithm, Digests};
 use crate::error;
 use crate::fsutil;
-use crate::ledger::{Access, Actor, Draft, Event, Head, Ledger, Txn};
+use crate::ledger::{Access, Actor, Draft, Event, Head, Ledger, Location, Txn};
 use crate::mapped::Mapped;
 
 pub const LEDGER_FILE: &str = "ledger.db";
+/// An agency store's descriptor: where its ledger is (never a password).
+pub const DESCRIPTOR: &str = "store.json";
 pub const OBJECTS_DIR: &str = "objects";
 pub const TMP_DIR: &str = "tmp";
 pub const LOCK_FILE: &str = "lock";
@@ -47,31 +50,66 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct Store {
     root: PathBuf,
     lock_timeout: Duration,
+    ledger: Location,
 }
 
 impl Store {
     /// Create a new store in `dir` (created if missing; must not already be a store).
     pub fn create(dir: &Path, lock_timeout: Duration) -> Result<(Store, Ledger)> {
-        if dir.join(LEDGER_FILE).exists() {
+        let store = Store::prepare(dir, lock_timeout)?;
+        let ledger = Ledger::create(&store.ledger_path()).inspect_err(|_| {
+            // A failed init leaves nothing behind.
+            let _ = fs::remove_file(store.ledger_path());
+        })?;
+        fsutil::fsync_dir(&store.root)?;
+        let store = Store { ledger: Location::File(store.ledger_path()), ..store };
+        Ok((store, ledger))
+    }
+
+    /// Create a store in `dir` whose ledger is a new one in the agency's PostgreSQL database at
+    /// `url` (whose role will own its tables). Its objects stay in `dir`, which workstations
+    /// share. The URL is written to `store.json`; a password never is.
+    pub fn create_agency(dir: &Path, url: &str, lock_timeout: Duration) -> Result<(Store, Ledger)> {
+        if crate::ledger::pg::has_password(url) {
+            return Err(error::input(format!(
+                "{}: the URL holds a password, and custody never writes one down; nothing was changed. \
+                 Give it in PGPASSWORD or the password file (~/.pgpass, or PGPASSFILE) and the URL without it",
+                crate::ledger::pg::shown(url)
+            )));
+        }
+        let store = Store::prepare(dir, lock_timeout)?;
+        let cleanup = |_: &anyhow::Error| {
+            let _ = fs::remove_file(store.root.join(DESCRIPTOR));
+        };
+        let location = Location::Postgres(url.to_owned());
+        let ledger = Ledger::create_postgres(url, lock_timeout).inspect_err(cleanup)?;
+        let descriptor = serde_json::json!({"custody_store": 1, "ledger": url});
+        let path = store.root.join(DESCRIPTOR);
+        fsutil::write_durably(&path, format!("{descriptor:#}\n").as_bytes())
+            .map_err(|e| env_io(e, &path, "cannot write"))
+            .inspect_err(cleanup)?;
+        let ledger = ledger.for_store(&store.root);
+        Ok((Store { ledger: location, ..store }, ledger))
+    }
+
+    /// The directories and lock file of a new store in `dir`, which must not be one yet.
+    fn prepare(dir: &Path, lock_timeout: Duration) -> Result<Store> {
+        if dir.join(LEDGER_FILE).exists() || dir.join(DESCRIPTOR).exists() {
             return Err(error::input(format!("{} is already a custody store; nothing was changed", dir.display())));
         }
         if dir.exists() && !dir.is_dir() {
             return Err(error::input(format!("{} exists and is not a directory", dir.display())));
         }
         fs::create_dir_all(dir).map_err(|e| env_io(e, dir, "cannot create the store directory"))?;
-        let store = Store { root: dir.canonicalize()?, lock_timeout };
+        let root = dir.canonicalize()?;
+        let store = Store { ledger: Location::File(root.join(LEDGER_FILE)), root, lock_timeout };
         for sub in [OBJECTS_DIR, TMP_DIR] {
             let p = store.root.join(sub);
             fs::create_dir_all(&p).map_err(|e| env_io(e, &p, "cannot create"))?;
         }
         let lock = store.root.join(LOCK_FILE);
         File::create(&lock).map_err(|e| env_io(e, &lock, "cannot create"))?;
-        let ledger = Ledger::create(&store.ledger_path()).inspect_err(|_| {
-            // A failed init leaves nothing behind.
-            let _ = fs::remove_file(store.ledger_path());
-        })?;
-        fsutil::fsync_dir(&store.root)?;
-        Ok((store, ledger))
+        Ok(store)
     }
 
     /// Find the store: `--store`, then `CUSTODY_STORE`, then the current directory and its
@@ -104,7 +142,32 @@ impl Store {
                 dir.display()
             )));
         }
-        Ok(Store { root: dir.canonicalize()?, lock_timeout })
+        let root = dir.canonicalize()?;
+        let descriptor = root.join(DESCRIPTOR);
+        let ledger = if descriptor.is_file() {
+            let text = fs::read_to_string(&descriptor).map_err(|e| env_io(e, &descriptor, "cannot read"))?;
+            let url = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v.get("ledger").and_then(|l| l.as_str()).map(str::to_owned))
+                .ok_or_else(|| {
+                    error::input(format!(
+                        "{} is not a custody store descriptor (it names no ledger); restore it, or join the agency's \
+                         ledger again with `custody init --join URL` in an empty directory",
+                        descriptor.display()
+                    ))
+                })?;
+            // Each workstation records as its own role: CUSTODY_LEDGER names it.
+            let url = std::env::var("CUSTODY_LEDGER").ok().filter(|u| !u.is_empty()).unwrap_or(url);
+            Location::Postgres(url)
+        } else {
+            Location::File(root.join(LEDGER_FILE))
+        };
+        Ok(Store { root, lock_timeout, ledger })
+    }
+
+    /// Where the store's ledger is.
+    pub fn ledger_location(&self) -> &Location {
+        &self.ledger
     }
 
     pub fn root(&self) -> &Path {
@@ -143,27 +206,30 @@ impl Store {
                 self.root.display()
             )));
         }
-        Ledger::open(&self.ledger_path(), self.lock_timeout, Access::ReadWrite)
+        Ok(Ledger::open_at(&self.ledger, self.lock_timeout, Access::ReadWrite)?.for_store(&self.root))
     }
 
     /// Open the ledger only to read it (commands that record nothing): works on a store on
     /// read-only or write-once media, and cannot change it.
     pub fn read_ledger(&self) -> Result<Ledger> {
-        Ledger::open(&self.ledger_path(), self.lock_timeout, Access::ReadOnly)
+        Ok(Ledger::open_at(&self.ledger, self.lock_timeout, Access::ReadOnly)?.for_store(&self.root))
     }
 
     /// [`Store::read_ledger`] that reports how the ledger's schema differs instead of refusing
     /// it (for `verify`).
     pub fn read_ledger_unchecked(&self) -> Result<(Ledger, Vec<String>)> {
-        Ledger::open_unchecked(&self.ledger_path(), self.lock_timeout, Access::ReadOnly)
+        let (ledger, problems) = Ledger::open_unchecked_at(&self.ledger, self.lock_timeout, Access::ReadOnly)?;
+        Ok((ledger.for_store(&self.root), problems))
     }
 
     /// Why this process cannot write the store, if it cannot: its filesystem is mounted
     /// read-only, or the store's directory, ledger, `objects/` or `tmp/` are not writable for
     /// this user (an archived copy on write-once media, or one made read-only by permissions).
     pub fn read_only(&self) -> Option<String> {
-        let mut paths = vec![self.root.clone(), self.ledger_path(), self.objects_dir(), self.root.join(TMP_DIR)];
-        paths.extend([LOCK_FILE, "ledger.db-wal", "ledger.db-shm"].map(|f| self.root.join(f)));
+        let mut paths = vec![self.root.clone(), self.objects_dir(), self.root.join(TMP_DIR), self.root.join(LOCK_FILE)];
+        if matches!(self.ledger, Location::File(_)) {
+            paths.extend([LEDGER_FILE, "ledger.db-wal", "ledger.db-shm"].map(|f| self.root.join(f)));
+        }
         paths.iter().find_map(|p| {
             let e = fsutil::writable(p).err()?;
             // A file that is not there is no obstacle: the -wal and -shm come and go with other
@@ -722,7 +788,7 @@ pub fn env_io(e: io::Error, path: &Path, what: &str) -> anyhow::Error {
 }
 
 fn is_store(dir: &Path) -> bool {
-    dir.join(LEDGER_FILE).is_file() && dir.join(OBJECTS_DIR).is_dir()
+    (dir.join(LEDGER_FILE).is_file() || dir.join(DESCRIPTOR).is_file()) && dir.join(OBJECTS_DIR).is_dir()
 }
 
 pub fn is_sha256(s: &str) -> bool {

@@ -607,6 +607,7 @@ mod tests {
                 time: format!("2024-05-01T15:{i:02}:00.000Z"),
                 examiner: d.examiner.to_owned(),
                 os_user: "aruiz".to_owned(),
+                db_user: None,
                 host: "evidence-ws-02".to_owned(),
                 tools: tools(),
                 action: d.action.to_owned(),

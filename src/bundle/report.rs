@@ -178,7 +178,8 @@ fn lineage(ctx: &Context, f: &Packed) -> Vec<String> {
 
 fn event_lines(ev: &Event, hash: &str) -> Vec<String> {
     let mut l = vec![format!("Event {} - {} - {} UTC", ev.seq, ev.action, ev.time)];
-    l.push(format!("Examiner {} (OS user {}) on host {}", ev.examiner, ev.os_user, ev.host));
+    let login = ev.db_user.as_deref().map(|u| format!(", database role {u}")).unwrap_or_default();
+    l.push(format!("Examiner {} (OS user {}{login}) on host {}", ev.examiner, ev.os_user, ev.host));
     if let Some(c) = &ev.case {
         l.push(format!("Case {c}{}", ev.exhibit.as_ref().map(|e| format!(", item {e}")).unwrap_or_default()));
     }

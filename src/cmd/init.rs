@@ -14,21 +14,39 @@ pub fn run(mut args: InitArgs, ctx: &Ctx) -> Result<Report> {
     }
     let dir = args.dir.clone().unwrap_or_else(|| ".".into());
     let actor = ctx.actor();
-    let (store, mut ledger) = Store::create(&dir, ctx.lock_timeout)?;
+    let url = args.ledger.as_deref();
+    let (store, mut ledger) = match url {
+        Some(url) => Store::create_agency(&dir, url, ctx.lock_timeout)?,
+        None => Store::create(&dir, ctx.lock_timeout)?,
+    };
     let mut params = Map::new();
     params.insert("agency".into(), json!(args.agency));
     params.insert("store".into(), json!(store.root().display().to_string()));
+    let shown = url.map(crate::ledger::pg::shown);
+    if let Some(shown) = &shown {
+        params.insert("ledger".into(), json!(shown));
+    }
+    let action = "init";
     let staging = store.stage()?;
-    let (head, _) = store
-        .commit(&mut ledger, &actor, staging, |_| Ok(Draft { action: "init".into(), params, ..Draft::default() }))?;
+    let committed =
+        store.commit(&mut ledger, &actor, staging, |_| Ok(Draft { action: action.into(), params, ..Draft::default() }));
+    let (head, _) = committed.inspect_err(|_| {
+        // A failed init leaves nothing behind: the agency store's descriptor goes too.
+        let _ = std::fs::remove_file(store.root().join(crate::store::DESCRIPTOR));
+    })?;
+    let what = match &shown {
+        Some(s) => format!("Created the agency ledger {s} and store"),
+        None => "Created custody store".to_owned(),
+    };
     let text = format!(
-        "Created custody store {}{}\n{}\nUse it with `--store {}` or `export CUSTODY_STORE={}`.",
+        "{what} {}{}\n{}\nUse it with `--store {}` or `export CUSTODY_STORE={}`.",
         store.root().display(),
         args.agency.as_deref().map(|a| format!(" for {a}")).unwrap_or_default(),
         head_to_keep(&head),
         store.root().display(),
         store.root().display()
     );
-    let json = json!({"schema_version": 1, "command": "init", "store": crate::fsutil::path_text(store.root()), "agency": args.agency, "head": head});
+    let json = json!({"schema_version": 1, "command": "init", "store": crate::fsutil::path_text(store.root()),
+        "agency": args.agency, "ledger": shown, "head": head});
     Ok(Report::ok(text, json))
 }

@@ -25,7 +25,10 @@ pub fn run(args: LogArgs, ctx: &Ctx) -> Result<Report> {
             events.iter().filter(|e| e.case.as_deref() == Some(case.as_str())).collect(),
         )
     } else {
-        (format!("Custody ledger of {}", store.root().display()), events.iter().collect())
+        (
+            format!("Custody ledger of {}{}", store.root().display(), store.ledger_location().after_store()),
+            events.iter().collect(),
+        )
     };
     let mut text = format!("{title}: {} event{}\n", chosen.len(), if chosen.len() == 1 { "" } else { "s" });
     for e in &chosen {
@@ -49,7 +52,8 @@ pub fn event_line(e: &Event) -> String {
 }
 
 fn event_block(e: &Event) -> String {
-    let mut s = format!("{}  ({}@{})\n", event_line(e), e.os_user, e.host);
+    let login = e.db_user.as_deref().map(|u| format!(", database role {u}")).unwrap_or_default();
+    let mut s = format!("{}  ({}@{}{login})\n", event_line(e), e.os_user, e.host);
     for i in &e.inputs {
         s.push_str(&format!(
             "        in   {} {}  sha256 {}\n",

@@ -62,8 +62,9 @@ pub fn run(args: crate::cli::ShowArgs, ctx: &Ctx) -> Result<Report> {
             t.push_str(&format!("  {:<9} {v}\n", algo.to_uppercase()));
         }
     }
+    let login = f.created.db_user.as_deref().map(|u| format!(", database role {u}")).unwrap_or_default();
     t.push_str(&format!(
-        "  Acquired  {} by {} ({}@{}), event {}\n",
+        "  Acquired  {} by {} ({}@{}{login}), event {}\n",
         f.created.time, f.created.examiner, f.created.os_user, f.created.host, f.created.seq
     ));
     if let Some(src) = f.created.params.get("source").and_then(|v| v.as_str()) {

@@ -187,7 +187,7 @@ pub fn run(args: VerifyArgs, ctx: &Ctx) -> Result<Report> {
         });
     }
 
-    let mut text = format!("Verified store {}\n", store.root().display());
+    let mut text = format!("Verified store {}{}\n", store.root().display(), store.ledger_location().after_store());
     match &head {
         Some(h) => text.push_str(&format!("  ledger   {} events recomputed; head {h}\n", chain.count)),
         None => text.push_str("  ledger   no events\n"),
@@ -250,6 +250,7 @@ fn scan_objects(store: &Store) -> Result<(BTreeSet<String>, Vec<String>)> {
     let mut unexpected = Vec::new();
     let known = [
         store::LEDGER_FILE,
+        store::DESCRIPTOR,
         "ledger.db-wal",
         "ledger.db-shm",
         "ledger.db-journal",

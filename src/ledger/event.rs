@@ -50,6 +50,11 @@ pub struct Event {
     pub examiner: String,
     pub os_user: String,
     pub host: String,
+    /// The role the database authenticated for the workstation that appended the event (an
+    /// agency ledger in PostgreSQL: `session_user`), beside the examiner it declared. Absent
+    /// from events of a SQLite ledger, which has no logins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_user: Option<String>,
     /// custody's version and the FFmpeg library versions.
     pub tools: BTreeMap<String, String>,
     pub action: String,
@@ -100,6 +105,9 @@ impl Event {
         };
         text(&mut out, "action", Some(&self.action));
         text(&mut out, "case", self.case.as_deref());
+        if let Some(user) = &self.db_user {
+            text(&mut out, "db_user", Some(user));
+        }
         text(&mut out, "examiner", Some(&self.examiner));
         text(&mut out, "exhibit", self.exhibit.as_deref());
         text(&mut out, "host", Some(&self.host));
@@ -270,6 +278,7 @@ mod tests {
             examiner: "Det. \"Q\" O'Neil\n".into(),
             os_user: "é".into(),
             host: "h".into(),
+            db_user: None,
             tools: [("custody".to_owned(), "1".to_owned()), ("avcodec".to_owned(), "59.37.100".to_owned())].into(),
             action: "clip".into(),
             case: None,
@@ -293,6 +302,10 @@ mod tests {
         withheld.private = Some(Private { members: private::members(&event), salt: "0a".repeat(16) });
         let via_value = canonical::encode(&serde_json::to_value(&withheld).unwrap()).unwrap();
         assert_eq!(withheld.encode().unwrap(), via_value);
+        let mut logged_in = withheld.clone();
+        logged_in.db_user = Some("tech_ortiz".into());
+        let via_value = canonical::encode(&serde_json::to_value(&logged_in).unwrap()).unwrap();
+        assert_eq!(logged_in.encode().unwrap(), via_value);
         let mut clash = event.clone();
         clash.outputs[1].facts.insert("size".into(), 1.into());
         assert_eq!(clash.encode(), Err(canonical::CanonicalError::Duplicate("size".into())));

@@ -1,13 +1,17 @@
-//! The custody ledger: an append-only, hash-chained SQLite table of events.
+//! The custody ledger: an append-only, hash-chained table of events, in a SQLite file (a
+//! store's `ledger.db`) or in PostgreSQL (an agency store, [`pg`]). This module is the seam:
+//! commands see one [`Ledger`]; the event encoding, the chain and its checks are one
+//! implementation whichever database holds the rows.
 //!
-//! Events are only ever appended, in a `BEGIN IMMEDIATE` transaction, so concurrent writers
-//! queue rather than fork the chain. The `items` table is an index derived from the events
+//! Events are only ever appended, in a `BEGIN IMMEDIATE` transaction (SQLite) or under an
+//! advisory lock (PostgreSQL), so concurrent writers queue rather than fork the chain. The `items` table is an index derived from the events
 //! (short ID → object and name), written in the same transaction and checked against the events
 //! by `verify`. See docs/ledger.md for the format.
 
 pub mod canonical;
 pub mod chain;
 pub mod event;
+pub mod pg;
 pub mod private;
 pub mod schema;
 
@@ -103,10 +107,110 @@ pub enum Access {
     ReadOnly,
 }
 
+/// Where a store's ledger lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// A SQLite file (`ledger.db` in the store's directory).
+    File(PathBuf),
+    /// A PostgreSQL database, by its URL (never with a password).
+    Postgres(String),
+}
+
+impl Location {
+    /// How reports name an agency ledger after the store: " (ledger in PostgreSQL: URL)"; empty
+    /// for a store's own file.
+    pub fn after_store(&self) -> String {
+        match self {
+            Location::File(_) => String::new(),
+            Location::Postgres(url) => format!(" (ledger in PostgreSQL: {})", pg::shown(url)),
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::File(p) => write!(f, "{}", p.display()),
+            Location::Postgres(url) => f.write_str(&pg::shown(url)),
+        }
+    }
+}
+
 pub struct Ledger {
-    conn: Connection,
-    path: PathBuf,
+    db: Db,
+    location: Location,
     lock_timeout: Duration,
+    /// The directory of the store the ledger was opened for (its objects, caches).
+    store_root: Option<PathBuf>,
+}
+
+enum Db {
+    Sqlite(Connection),
+    Postgres(Box<pg::Pg>),
+}
+
+/// What an append does to the database, whichever it is: the steps of
+/// [`Ledger::append_each`], inside its one transaction.
+pub(crate) trait Writer {
+    fn last(&self) -> Result<Option<(i64, String)>>;
+    fn item_count(&self) -> Result<i64>;
+    fn insert_event(&self, seq: i64, hash: &str, body: &str) -> Result<()>;
+    /// Item row `pos` (counted from 0) of its event.
+    fn insert_item(&self, row: &ItemRow, pos: i32) -> Result<()>;
+    fn item_named(&self, case: &str, exhibit: &str, name: &str) -> Result<Option<String>>;
+    /// The role the database authenticated, if it has logins.
+    fn session_user(&self) -> Result<Option<String>>;
+}
+
+/// An append to a SQLite ledger.
+struct SqliteWriter<'a> {
+    tx: rusqlite::Transaction<'a>,
+    path: &'a Path,
+    timeout: Duration,
+}
+
+impl Writer for SqliteWriter<'_> {
+    fn session_user(&self) -> Result<Option<String>> {
+        Ok(None)
+    }
+
+    fn last(&self) -> Result<Option<(i64, String)>> {
+        Ok(self
+            .tx
+            .query_row("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
+    }
+
+    fn item_count(&self) -> Result<i64> {
+        Ok(self.tx.query_row("SELECT count(*) FROM items", [], |r| r.get(0))?)
+    }
+
+    fn insert_event(&self, seq: i64, hash: &str, body: &str) -> Result<()> {
+        self.tx
+            .execute("INSERT INTO events (seq, hash, body) VALUES (?1, ?2, ?3)", params![seq, hash, body])
+            .map_err(|e| busy_or(e, self.path, self.timeout))?;
+        Ok(())
+    }
+
+    fn insert_item(&self, row: &ItemRow, _pos: i32) -> Result<()> {
+        // SQLite keeps rows in the order they are inserted (rowid).
+        self.tx.execute(
+            "INSERT INTO items (id, seq, sha256, case_id, exhibit, name, parent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![row.id, row.seq, row.sha256, row.case, row.exhibit, row.name, row.parent],
+        )?;
+        Ok(())
+    }
+
+    fn item_named(&self, case: &str, exhibit: &str, name: &str) -> Result<Option<String>> {
+        Ok(self
+            .tx
+            .query_row(
+                "SELECT id FROM items WHERE case_id = ?1 AND exhibit = ?2 AND name = ?3",
+                [case, exhibit, name],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
 }
 
 impl Ledger {
@@ -125,8 +229,66 @@ impl Ledger {
             )));
         }
         let ledger = Ledger::configure(conn, path, Duration::from_secs(30))?;
-        schema::create(&ledger.conn)?;
+        schema::create(ledger.sqlite())?;
         Ok(ledger)
+    }
+
+    /// Create custody's tables in a PostgreSQL database that has none (as the role that will
+    /// own them), and connect to it.
+    pub fn create_postgres(url: &str, lock_timeout: Duration) -> Result<Ledger> {
+        let db = pg::Pg::connect(url, lock_timeout)?;
+        db.create_schema()?;
+        Ok(Ledger {
+            db: Db::Postgres(Box::new(db)),
+            location: Location::Postgres(url.to_owned()),
+            lock_timeout,
+            store_root: None,
+        })
+    }
+
+    /// Open the ledger at `location`, refusing one whose schema was altered.
+    pub fn open_at(location: &Location, lock_timeout: Duration, access: Access) -> Result<Ledger> {
+        let (ledger, problems) = Ledger::open_unchecked_at(location, lock_timeout, access)?;
+        if !problems.is_empty() {
+            return Err(error::mismatch(format!(
+                "the ledger {location} has been altered outside custody ({}); refusing to use it. \
+                 Run `custody verify` to see what changed, and restore the store from a trusted copy",
+                problems.join("; ")
+            )));
+        }
+        Ok(ledger)
+    }
+
+    /// [`Ledger::open_at`] that reports how the schema differs instead of refusing it.
+    pub fn open_unchecked_at(
+        location: &Location,
+        lock_timeout: Duration,
+        access: Access,
+    ) -> Result<(Ledger, Vec<String>)> {
+        match location {
+            Location::File(path) => Ledger::open_unchecked(path, lock_timeout, access),
+            Location::Postgres(url) => {
+                // Read-only access is the database's to enforce (an auditor's role).
+                let db = pg::Pg::connect(url, lock_timeout)?;
+                let problems = db.differences()?;
+                Ok((
+                    Ledger {
+                        db: Db::Postgres(Box::new(db)),
+                        location: location.clone(),
+                        lock_timeout,
+                        store_root: None,
+                    },
+                    problems,
+                ))
+            }
+        }
+    }
+
+    fn sqlite(&self) -> &Connection {
+        match &self.db {
+            Db::Sqlite(c) => c,
+            Db::Postgres(_) => unreachable!("a SQLite step on a PostgreSQL ledger"),
+        }
     }
 
     /// Open an existing ledger, refusing it unless its schema is exactly custody's.
@@ -156,7 +318,7 @@ impl Ledger {
             Access::ReadOnly => connect_read_only(path)?,
         };
         let ledger = Ledger::configure(conn, path, lock_timeout)?;
-        let problems = schema::differences(&ledger.conn)
+        let problems = schema::differences(ledger.sqlite())
             .map_err(|e| error::mismatch(format!("{} is not a readable custody ledger: {e}", path.display())))?;
         Ok((ledger, problems))
     }
@@ -168,11 +330,33 @@ impl Ledger {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
         conn.busy_timeout(lock_timeout)?;
-        Ok(Ledger { conn, path: path.to_owned(), lock_timeout })
+        let store_root = path.parent().map(Path::to_owned);
+        Ok(Ledger { db: Db::Sqlite(conn), location: Location::File(path.to_owned()), lock_timeout, store_root })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The ledger as opened for the store in `root`.
+    pub fn for_store(mut self, root: &Path) -> Ledger {
+        self.store_root = Some(root.to_owned());
+        self
+    }
+
+    /// The directory of the store this ledger was opened for.
+    pub fn store_root(&self) -> Option<&Path> {
+        self.store_root.as_deref()
+    }
+
+    /// Where the ledger is.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// The role the database authenticated (PostgreSQL), beside the examiner each event
+    /// declares; `None` for a SQLite file, which has no logins.
+    pub fn session_user(&self) -> Result<Option<String>> {
+        match &self.db {
+            Db::Sqlite(_) => Ok(None),
+            Db::Postgres(pg) => pg.session_user().map(Some),
+        }
     }
 
     /// Append one event. `build` runs inside the write transaction, so what it reads (item
@@ -194,78 +378,33 @@ impl Ledger {
         actor: &Actor,
         mut build: impl FnMut(&mut Txn<'_>) -> Result<Option<Draft>>,
     ) -> Result<(Head, Event)> {
-        let timeout = self.lock_timeout;
-        let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| busy_or(e, &path, timeout))?;
-        let last: Option<(i64, String)> = tx
-            .query_row("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        let (mut seq, mut prev) = match last {
-            Some((s, h)) => (s as u64 + 1, h),
-            None => (1, event::GENESIS_PREV.to_owned()),
-        };
-        let item_count: i64 = tx.query_row("SELECT count(*) FROM items", [], |r| r.get(0))?;
-        let mut txn = Txn { tx: &tx, next_item: item_count as u64 + 1 };
-        let mut recorded = None;
-        while let Some(draft) = build(&mut txn)? {
-            let mut event = Event {
-                v: event::FORMAT_VERSION,
-                seq,
-                prev: std::mem::take(&mut prev),
-                time: now_utc(),
-                examiner: actor.examiner.clone(),
-                os_user: actor.os_user.clone(),
-                host: actor.host.clone(),
-                tools: actor.tools.clone(),
-                action: draft.action,
-                case: draft.case,
-                exhibit: draft.exhibit,
-                inputs: draft.inputs,
-                outputs: draft.outputs,
-                params: {
-                    let mut p = draft.params;
-                    if let Some(job) = &actor.job {
-                        p.insert("job".into(), job.clone());
-                    }
-                    p
-                },
-                note: draft.note,
-                private: None,
-            };
-            // Host, OS user and paths are recorded in the clear but hashed as commitments, so
-            // a public release can withhold them and still be checked against the chain.
-            event.private = Some(private::Private { members: private::members(&event), salt: private::new_salt()? });
-            let body = event.encode().context("cannot encode the ledger event")?;
-            let hash = event::stored_hash(&body, &event).context("cannot encode the ledger event")?;
-            tx.execute("INSERT INTO events (seq, hash, body) VALUES (?1, ?2, ?3)", params![seq as i64, hash, body])
-                .map_err(|e| busy_or(e, &path, timeout))?;
-            drop(body);
-            for row in item_rows(&event) {
-                tx.execute(
-                    "INSERT INTO items (id, seq, sha256, case_id, exhibit, name, parent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![row.id, row.seq, row.sha256, row.case, row.exhibit, row.name, row.parent],
-                )?;
+        match &mut self.db {
+            Db::Sqlite(conn) => {
+                let Location::File(path) = &self.location else { unreachable!("a SQLite ledger is a file") };
+                let timeout = self.lock_timeout;
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(|e| busy_or(e, path, timeout))?;
+                let writer = SqliteWriter { tx, path, timeout };
+                let recorded = append_with(&writer, actor, &mut build)?;
+                writer.tx.commit().map_err(|e| busy_or(e, path, timeout))?;
+                Ok(recorded)
             }
-            prev = hash.clone();
-            seq += 1;
-            recorded = Some((Head { seq: event.seq, hash }, event));
+            Db::Postgres(pg) => pg.append(|writer| append_with(writer, actor, &mut build)),
         }
-        let recorded = recorded.ok_or_else(|| anyhow::anyhow!("internal error: a command recorded no event"))?;
-        tx.commit().map_err(|e| busy_or(e, &path, timeout))?;
-        Ok(recorded)
     }
 
     /// The newest event, if any.
     pub fn head(&self) -> Result<Option<Head>> {
-        Ok(self
-            .conn
-            .query_row("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", [], |r| {
-                Ok(Head { seq: r.get::<_, i64>(0)? as u64, hash: r.get(1)? })
-            })
-            .optional()?)
+        let last = match &self.db {
+            Db::Sqlite(conn) => conn
+                .query_row("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", [], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get(1)?))
+                })
+                .optional()?,
+            Db::Postgres(pg) => pg.last()?,
+        };
+        Ok(last.map(|(seq, hash)| Head { seq: seq as u64, hash }))
     }
 
     /// Visit every stored row in sequence order, exactly as stored.
@@ -275,7 +414,22 @@ impl Ledger {
 
     /// Every stored row after event `seq` (all of them for `None`), in order.
     pub fn for_each_row_after(&self, seq: Option<u64>, mut f: impl FnMut(Row) -> Result<()>) -> Result<()> {
-        let mut stmt = self.conn.prepare("SELECT seq, hash, body FROM events WHERE seq > ?1 ORDER BY seq")?;
+        let conn = match &self.db {
+            Db::Sqlite(conn) => conn,
+            Db::Postgres(pg) => {
+                // In batches, so memory stays flat however long the ledger is.
+                let mut after = seq.map_or(-1, |s| s as i64);
+                loop {
+                    let rows = pg.rows_after(after, 1000)?;
+                    let Some(last) = rows.last() else { return Ok(()) };
+                    after = last.seq;
+                    for row in rows {
+                        f(row)?;
+                    }
+                }
+            }
+        };
+        let mut stmt = conn.prepare("SELECT seq, hash, body FROM events WHERE seq > ?1 ORDER BY seq")?;
         let mut rows = stmt.query([seq.map_or(-1, |s| s as i64)])?;
         while let Some(r) = rows.next()? {
             f(Row { seq: r.get(0)?, hash: r.get(1)?, body: r.get(2)? })?;
@@ -296,13 +450,19 @@ impl Ledger {
     /// Whether an event that derived a file from object `sha256` recorded using the frame
     /// index with this digest (`params.frame_index`).
     pub fn frame_index_recorded(&self, sha256: &str, digest: &str) -> Result<bool> {
-        let mut stmt = self.conn.prepare(
-            "SELECT e.seq, e.hash, e.body FROM items AS d JOIN items AS p ON d.parent = p.id \
-             JOIN events AS e ON e.seq = d.seq WHERE p.sha256 = ?1 AND instr(e.body, ?2) > 0",
-        )?;
-        let mut rows = stmt.query([sha256, digest])?;
-        while let Some(r) = rows.next()? {
-            let ev = parse_body(&Row { seq: r.get(0)?, hash: r.get(1)?, body: r.get(2)? })?;
+        let rows = match &self.db {
+            Db::Sqlite(conn) => {
+                let mut stmt = conn.prepare(
+                    "SELECT e.seq, e.hash, e.body FROM items AS d JOIN items AS p ON d.parent = p.id \
+                     JOIN events AS e ON e.seq = d.seq WHERE p.sha256 = ?1 AND instr(e.body, ?2) > 0",
+                )?;
+                stmt.query_map([sha256, digest], |r| Ok(Row { seq: r.get(0)?, hash: r.get(1)?, body: r.get(2)? }))?
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+            Db::Postgres(pg) => pg.derived_rows_mentioning(sha256, digest)?,
+        };
+        for row in rows {
+            let ev = parse_body(&row)?;
             if ev.params.get("frame_index").and_then(Value::as_str) == Some(digest)
                 && ev.inputs.iter().any(|i| i.sha256 == sha256)
             {
@@ -314,51 +474,54 @@ impl Ledger {
 
     /// One event by sequence number.
     pub fn event(&self, seq: u64) -> Result<Option<Event>> {
-        let row = self
-            .conn
-            .query_row("SELECT seq, hash, body FROM events WHERE seq = ?1", [seq as i64], |r| {
-                Ok(Row { seq: r.get(0)?, hash: r.get(1)?, body: r.get(2)? })
-            })
-            .optional()?;
+        let row = match &self.db {
+            Db::Sqlite(conn) => conn
+                .query_row("SELECT seq, hash, body FROM events WHERE seq = ?1", [seq as i64], |r| {
+                    Ok(Row { seq: r.get(0)?, hash: r.get(1)?, body: r.get(2)? })
+                })
+                .optional()?,
+            Db::Postgres(pg) => pg.rows_after(seq as i64 - 1, 1)?.into_iter().find(|r| r.seq == seq as i64),
+        };
         row.map(|r| parse_body(&r)).transpose()
     }
 
     /// Every row of the items index, in ID order of creation.
     pub fn items(&self) -> Result<Vec<ItemRow>> {
-        self.query_items("SELECT id, seq, sha256, case_id, exhibit, name, parent FROM items ORDER BY seq, rowid", [])
+        self.query_items("", &[])
     }
 
     pub fn item(&self, id: &str) -> Result<Option<ItemRow>> {
-        Ok(self
-            .query_items("SELECT id, seq, sha256, case_id, exhibit, name, parent FROM items WHERE id = ?1", [id])?
-            .pop())
+        Ok(self.query_items("id = ?1", &[id])?.pop())
     }
 
     pub fn items_by_sha_prefix(&self, prefix: &str) -> Result<Vec<ItemRow>> {
         let pattern = format!("{}%", prefix.to_ascii_lowercase());
-        self.query_items(
-            "SELECT id, seq, sha256, case_id, exhibit, name, parent FROM items WHERE sha256 LIKE ?1 ORDER BY seq, rowid",
-            [pattern],
-        )
+        self.query_items("sha256 LIKE ?1", &[&pattern])
     }
 
     pub fn items_in_exhibit(&self, case: &str, exhibit: &str) -> Result<Vec<ItemRow>> {
-        self.query_items(
-            "SELECT id, seq, sha256, case_id, exhibit, name, parent FROM items WHERE case_id = ?1 AND exhibit = ?2 ORDER BY seq, rowid",
-            [case, exhibit],
-        )
+        self.query_items("case_id = ?1 AND exhibit = ?2", &[case, exhibit])
     }
 
     pub fn items_in_case(&self, case: &str) -> Result<Vec<ItemRow>> {
-        self.query_items(
-            "SELECT id, seq, sha256, case_id, exhibit, name, parent FROM items WHERE case_id = ?1 ORDER BY seq, rowid",
-            [case],
-        )
+        self.query_items("case_id = ?1", &[case])
     }
 
-    fn query_items<P: rusqlite::Params>(&self, sql: &str, p: P) -> Result<Vec<ItemRow>> {
-        let mut stmt = self.conn.prepare(sql)?;
-        let rows = stmt.query_map(p, |r| {
+    /// Item rows matching `condition` (over `?1`, `?2`…; empty for all), in order of creation.
+    fn query_items(&self, condition: &str, values: &[&str]) -> Result<Vec<ItemRow>> {
+        let conn = match &self.db {
+            Db::Sqlite(conn) => conn,
+            Db::Postgres(pg) => {
+                let filter =
+                    if condition.is_empty() { String::new() } else { format!("WHERE {}", condition.replace('?', "$")) };
+                return pg.items(&filter, values);
+            }
+        };
+        let filter = if condition.is_empty() { String::new() } else { format!("WHERE {condition}") };
+        let mut stmt = conn.prepare(&format!(
+            "SELECT id, seq, sha256, case_id, exhibit, name, parent FROM items {filter} ORDER BY seq, rowid"
+        ))?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| {
             Ok(ItemRow {
                 id: r.get(0)?,
                 seq: r.get(1)?,
@@ -386,13 +549,18 @@ impl Ledger {
 
     /// True when any committed event references the object.
     pub fn references(&self, sha256: &str) -> Result<bool> {
-        Ok(self.conn.query_row("SELECT EXISTS (SELECT 1 FROM items WHERE sha256 = ?1)", [sha256], |r| r.get(0))?)
+        match &self.db {
+            Db::Sqlite(conn) => {
+                Ok(conn.query_row("SELECT EXISTS (SELECT 1 FROM items WHERE sha256 = ?1)", [sha256], |r| r.get(0))?)
+            }
+            Db::Postgres(pg) => pg.references(sha256),
+        }
     }
 }
 
 /// What a command may consult while its event is being written.
 pub struct Txn<'a> {
-    tx: &'a rusqlite::Transaction<'a>,
+    db: &'a dyn Writer,
     next_item: u64,
 }
 
@@ -406,15 +574,66 @@ impl Txn<'_> {
 
     /// The item already holding this name in this exhibit, if any.
     pub fn item_named(&self, case: &str, exhibit: &str, name: &str) -> Result<Option<String>> {
-        Ok(self
-            .tx
-            .query_row(
-                "SELECT id FROM items WHERE case_id = ?1 AND exhibit = ?2 AND name = ?3",
-                [case, exhibit, name],
-                |r| r.get(0),
-            )
-            .optional()?)
+        self.db.item_named(case, exhibit, name)
     }
+}
+
+/// The body of every append: number, encode, chain and write each drafted event, and the item
+/// rows it implies. Returns the last event.
+fn append_with(
+    db: &dyn Writer,
+    actor: &Actor,
+    build: &mut dyn FnMut(&mut Txn<'_>) -> Result<Option<Draft>>,
+) -> Result<(Head, Event)> {
+    let (mut seq, mut prev) = match db.last()? {
+        Some((s, h)) => (s as u64 + 1, h),
+        None => (1, event::GENESIS_PREV.to_owned()),
+    };
+    let item_count = db.item_count()?;
+    let db_user = db.session_user()?;
+    let mut txn = Txn { db, next_item: item_count as u64 + 1 };
+    let mut recorded = None;
+    while let Some(draft) = build(&mut txn)? {
+        let mut event = Event {
+            v: event::FORMAT_VERSION,
+            seq,
+            prev: std::mem::take(&mut prev),
+            time: now_utc(),
+            examiner: actor.examiner.clone(),
+            os_user: actor.os_user.clone(),
+            host: actor.host.clone(),
+            db_user: db_user.clone(),
+            tools: actor.tools.clone(),
+            action: draft.action,
+            case: draft.case,
+            exhibit: draft.exhibit,
+            inputs: draft.inputs,
+            outputs: draft.outputs,
+            params: {
+                let mut p = draft.params;
+                if let Some(job) = &actor.job {
+                    p.insert("job".into(), job.clone());
+                }
+                p
+            },
+            note: draft.note,
+            private: None,
+        };
+        // Host, OS user and paths are recorded in the clear but hashed as commitments, so
+        // a public release can withhold them and still be checked against the chain.
+        event.private = Some(private::Private { members: private::members(&event), salt: private::new_salt()? });
+        let body = event.encode().context("cannot encode the ledger event")?;
+        let hash = event::stored_hash(&body, &event).context("cannot encode the ledger event")?;
+        db.insert_event(seq as i64, &hash, &body)?;
+        drop(body);
+        for (pos, row) in item_rows(&event).iter().enumerate() {
+            db.insert_item(row, pos as i32)?;
+        }
+        prev = hash.clone();
+        seq += 1;
+        recorded = Some((Head { seq: event.seq, hash }, event));
+    }
+    recorded.ok_or_else(|| anyhow::anyhow!("internal error: a command recorded no event"))
 }
 
 /// The items index rows an event implies: one per output that names an item.

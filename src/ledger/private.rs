@@ -64,6 +64,9 @@ pub enum PrivateError {
 /// `target`, and any string that is an absolute path).
 pub fn members(event: &Event) -> Vec<String> {
     let mut out = vec!["/host".to_owned(), "/os_user".to_owned()];
+    if event.db_user.is_some() {
+        out.push("/db_user".to_owned());
+    }
     if event.examiner == event.os_user {
         out.push("/examiner".to_owned());
     }
@@ -179,7 +182,10 @@ fn check_pointers(members: &[String]) -> Result<(), PrivateError> {
             return bad(p, "is listed out of order or twice");
         }
         if !may_be_withheld(p) {
-            return bad(p, "may not be withheld (only host, os_user, examiner, note, parameters and file facts may)");
+            return bad(
+                p,
+                "may not be withheld (only host, os_user, db_user, examiner, note, parameters and file facts may)",
+            );
         }
         let mut end = p.len();
         while let Some(cut) = p[..end].rfind('/').filter(|&c| c > 0) {
@@ -195,7 +201,7 @@ fn check_pointers(members: &[String]) -> Result<(), PrivateError> {
 fn may_be_withheld(pointer: &str) -> bool {
     let parts: Vec<&str> = pointer.split('/').collect();
     match parts.as_slice() {
-        ["", "host" | "os_user" | "examiner" | "note"] => true,
+        ["", "host" | "os_user" | "db_user" | "examiner" | "note"] => true,
         ["", "params", _, ..] => true,
         ["", "inputs" | "outputs", index, key, ..] => {
             index.parse::<usize>().is_ok() && !matches!(*key, "item" | "sha256" | "blake3" | "size")

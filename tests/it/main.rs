@@ -1,5 +1,6 @@
 //! The one integration-test binary: drives the real `custody` binary on real media.
 
+mod agency;
 mod batch;
 mod bundle;
 mod camera;
@@ -16,6 +17,7 @@ mod ingest;
 mod json;
 mod ledger;
 mod out;
+mod postgres;
 mod readonly;
 mod redact;
 mod smart;

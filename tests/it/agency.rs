@@ -1,0 +1,252 @@
+//! The agency store: the ledger in a real PostgreSQL server (started by the harness, see
+//! `postgres.rs`), the same events byte for byte as SQLite holds, append-only by triggers and
+//! by privileges, workstations recording at once under their own roles.
+
+use std::path::PathBuf;
+
+use custody::media::synth::Fixture;
+use tempfile::TempDir;
+
+use crate::postgres::{self, Database, PASSWORD};
+use crate::support::{Cmd, cmd, event_hash, media};
+
+/// An agency store: its directory (shared by the workstations) and its database.
+struct Agency {
+    _dir: TempDir,
+    root: PathBuf,
+    work: PathBuf,
+    db: Database,
+}
+
+impl Agency {
+    fn new() -> Agency {
+        let db = postgres::cluster().database();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (root, work) = (dir.path().join("store"), dir.path().join("work"));
+        std::fs::create_dir(&work).expect("work dir");
+        cmd(&["init"])
+            .arg(&root)
+            .args(&["--ledger", &db.url(&db.owner), "--agency", "Test PD"])
+            .env("PGPASSWORD", PASSWORD)
+            .run()
+            .status(0)
+            .stdout_has("Created the agency ledger");
+        Agency { _dir: dir, root, work, db }
+    }
+
+    /// `custody --store STORE ARGS…` as the database role `role`.
+    fn cmd_as(&self, role: &str, args: &[&str]) -> Cmd {
+        cmd(&[])
+            .arg("--store")
+            .arg(&self.root)
+            .args(args)
+            .current_dir(&self.work)
+            .env("PGPASSWORD", PASSWORD)
+            .env("CUSTODY_LEDGER", self.db.url(role))
+    }
+
+    /// As the owner (the role that made the ledger).
+    fn cmd(&self, args: &[&str]) -> Cmd {
+        self.cmd_as(&self.db.owner.clone(), args)
+    }
+
+    /// (seq, hash, body) of every event, read with psql.
+    fn rows(&self) -> Vec<(i64, String, String)> {
+        let out = self.db.admin("SELECT json_build_array(seq, hash, body)::text FROM custody.events ORDER BY seq");
+        out.lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("a row as JSON");
+                (v[0].as_i64().unwrap(), v[1].as_str().unwrap().to_owned(), v[2].as_str().unwrap().to_owned())
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn an_agency_store_keeps_its_events_in_postgresql_hashed_and_chained_as_in_sqlite() {
+    let agency = Agency::new();
+    // The descriptor names the ledger, never a password.
+    let descriptor = std::fs::read_to_string(agency.root.join("store.json")).unwrap();
+    assert!(descriptor.contains(&agency.db.name) && !descriptor.contains(PASSWORD), "{descriptor}");
+    let video = media(Fixture::H264Mp4, &agency.work.join("cam1.mp4"));
+    let tech = agency.db.role("tech", Some("custody_recorder"));
+    agency.cmd_as(&tech, &["ingest", "--case", "24-0001", "--item", "1"]).arg(&video).run().status(0);
+    agency.cmd_as(&tech, &["still", "24-0001:1/cam1.mp4", "--at", "00:00:01"]).run().status(0);
+    agency.cmd(&["verify"]).run().status(0).stdout_has("OK");
+    let log = agency.cmd_as(&tech, &["log"]).run().status(0).stdout();
+    assert!(log.contains("ingest") && log.contains("still"), "{log}");
+    // Each event names the login that appended it, beside the examiner it declared.
+    assert!(log.contains(&format!("database role {tech}")), "{log}");
+    agency.cmd_as(&tech, &["show", "24-0001:1/cam1.mp4"]).run().status(0).stdout_has(&format!("database role {tech}"));
+    // The rows, read with psql: contiguous, each hash the independent hash of its body, each
+    // body's prev the hash before.
+    let rows = agency.rows();
+    assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 2, 3]);
+    let mut prev = "0".repeat(64);
+    for (seq, hash, body) in &rows {
+        assert_eq!(&event_hash(body), hash, "event {seq}");
+        let parsed: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(parsed["prev"], prev.as_str(), "event {seq}");
+        prev = hash.clone();
+    }
+    let users: Vec<String> = rows
+        .iter()
+        .map(|(_, _, b)| serde_json::from_str::<serde_json::Value>(b).unwrap()["db_user"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(users, [agency.db.owner.clone(), tech.clone(), tech.clone()]);
+    // The standalone verifiers: the exported ledger with Python's standard library alone, and a
+    // bundle made from the agency store with its own script and with custody, no store around.
+    let exported = agency.work.join("ledger.jsonl");
+    agency.cmd(&["export", "--out"]).arg(&exported).run().status(0);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/verify_ledger.py");
+    let out = std::process::Command::new("python3").arg(script).arg(&exported).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("OK: 3 events"), "{out:?}");
+    let zip = agency.work.join("bundle.zip");
+    agency.cmd_as(&tech, &["package", "--case", "24-0001", "--out"]).arg(&zip).run().status(0);
+    cmd(&["verify"]).arg(&zip).run().status(0).stdout_has("OK");
+    let items = agency.db.admin("SELECT string_agg(id || ' ' || name, ', ' ORDER BY seq, pos) FROM custody.items");
+    assert!(items.starts_with("i1 cam1.mp4, i2 "), "{items}");
+}
+
+#[test]
+fn the_recording_role_may_only_insert_and_the_auditor_only_read() {
+    let agency = Agency::new();
+    agency
+        .cmd(&["ingest", "--case", "24-0002", "--item", "1"])
+        .arg(crate::support::write(&agency.work.join("note.txt"), "x"))
+        .run()
+        .status(0);
+    let tech = agency.db.role("tech", Some("custody_recorder"));
+    let auditor = agency.db.role("auditor", Some("custody_auditor"));
+    for sql in [
+        "UPDATE custody.events SET body = body || ' ' WHERE seq = 1",
+        "DELETE FROM custody.events WHERE seq = 2",
+        "TRUNCATE custody.items",
+        "ALTER TABLE custody.events DISABLE TRIGGER events_append_only",
+        "DROP TRIGGER events_append_only ON custody.events",
+        "CREATE TABLE custody.extra (x int)",
+    ] {
+        for role in [&tech, &auditor] {
+            let out = agency.db.psql(role, sql);
+            assert_ne!(out.code, Some(0), "{role} may run {sql}");
+            assert!(
+                out.stderr().contains("permission denied") || out.stderr().contains("must be owner"),
+                "{}",
+                out.stderr()
+            );
+        }
+    }
+    let insert = "INSERT INTO custody.items (id, seq, pos, sha256, case_id, exhibit, name) VALUES ('x', 1, 9, 'x', 'x', 'x', 'x')";
+    assert!(agency.db.psql(&auditor, insert).stderr().contains("permission denied"));
+    // Even the owner is stopped by the triggers.
+    for sql in
+        ["UPDATE custody.events SET body = '' WHERE seq = 1", "DELETE FROM custody.items", "TRUNCATE custody.events"]
+    {
+        let out = agency.db.psql(&agency.db.owner, sql);
+        assert!(out.stderr().contains("the custody ledger is append-only"), "{sql}: {}", out.stderr());
+    }
+    // The auditor reads and verifies, and is refused a record: exit 2, nothing recorded.
+    agency.cmd_as(&auditor, &["verify"]).run().status(0).stdout_has("OK");
+    let before = agency.rows().len();
+    let refused = agency
+        .cmd_as(&auditor, &["ingest", "--case", "24-0002", "--item", "2"])
+        .arg(crate::support::write(&agency.work.join("other.txt"), "y"))
+        .run();
+    refused.status(2).stderr_has("may not append to the ledger").stderr_has("nothing was recorded");
+    assert_eq!(agency.rows().len(), before);
+    assert!(std::fs::read_dir(agency.root.join("tmp")).unwrap().next().is_none(), "staging left behind");
+}
+
+#[test]
+fn an_event_edited_by_the_database_owner_fails_verify_naming_it_and_an_altered_schema_is_refused() {
+    let agency = Agency::new();
+    agency
+        .cmd(&["ingest", "--case", "24-0003", "--item", "1"])
+        .arg(crate::support::write(&agency.work.join("a.txt"), "a"))
+        .run()
+        .status(0);
+    // The owner disables the trigger, edits event 2 and enables it again.
+    agency
+        .db
+        .psql(
+            &agency.db.owner,
+            "ALTER TABLE custody.events DISABLE TRIGGER events_append_only; \
+        UPDATE custody.events SET body = replace(body, '24-0003', '24-0004') WHERE seq = 2; \
+        ALTER TABLE custody.events ENABLE TRIGGER events_append_only",
+        )
+        .status(0);
+    agency.cmd(&["verify"]).run().status(1).stdout_has("event 2");
+    // A trigger left disabled: every command refuses the ledger, verify names it.
+    agency.db.psql(&agency.db.owner, "ALTER TABLE custody.items DISABLE TRIGGER items_append_only").status(0);
+    agency.cmd(&["log"]).run().status(1).stderr_has("trigger items_append_only is disabled");
+    agency.cmd(&["verify"]).run().status(1).stdout_has("items_append_only");
+}
+
+#[test]
+fn wrong_credentials_exit_2_and_a_server_that_does_not_answer_exits_3_without_printing_a_secret() {
+    let agency = Agency::new();
+    let secret = "not-the-password-4711";
+    let out = agency.cmd(&["log"]).env("PGPASSWORD", secret).run();
+    out.status(2).stderr_has("cannot log in to the ledger").stderr_has("PGPASSWORD");
+    assert!(!out.stderr().contains(secret) && !out.stdout().contains(secret));
+    // A URL with the password in it is not written down at init.
+    let db = postgres::cluster().database();
+    let dir = tempfile::tempdir().unwrap();
+    let with_password = db.url(&db.owner).replace(&format!("{}@", db.owner), &format!("{}:{secret}@", db.owner));
+    let out = cmd(&["init"]).arg(dir.path().join("s")).args(&["--ledger", &with_password]).run();
+    out.status(2).stderr_has("never writes one down");
+    assert!(!out.stderr().contains(secret));
+    assert!(!dir.path().join("s").join("store.json").exists());
+    // Nobody listening: exit 3, saying what to check.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out = agency.cmd(&["log"]).env("CUSTODY_LEDGER", format!("postgres://x@127.0.0.1:{port}/none")).run();
+    out.status(3).stderr_has("cannot connect to the ledger").stderr_has("up and reachable");
+}
+
+#[test]
+fn eight_workstations_recording_at_once_keep_one_contiguous_chain() {
+    let agency = Agency::new();
+    let per = 12;
+    let roles: Vec<String> = (0..8).map(|i| agency.db.role(&format!("ws{i}"), Some("custody_recorder"))).collect();
+    let running: Vec<_> = roles
+        .iter()
+        .enumerate()
+        .map(|(w, role)| {
+            let files: Vec<PathBuf> = (0..per)
+                .map(|n| crate::support::write(&agency.work.join(format!("ws{w}/f{n}.txt")), format!("{w}/{n}")))
+                .collect();
+            let script = files
+                .iter()
+                .enumerate()
+                .map(|(n, f)| {
+                    format!(
+                        "\"$CUSTODY\" --store '{}' ingest --case 24-0008 --item ws{w}-{n} '{}' >/dev/null || exit $?",
+                        agency.root.display(),
+                        f.display()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            std::process::Command::new("sh")
+                .args(["-c", &script])
+                .env("CUSTODY", env!("CARGO_BIN_EXE_custody"))
+                .env("PGPASSWORD", PASSWORD)
+                .env("CUSTODY_LEDGER", agency.db.url(role))
+                .env("CUSTODY_EXAMINER", format!("Examiner {w}"))
+                .env("CUSTODY_CONFIG", "/nonexistent/custody-test-config.yaml")
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("start a workstation")
+        })
+        .collect();
+    for child in running {
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "a workstation failed: {stderr}");
+        assert!(!stderr.contains("locked"), "{stderr}");
+    }
+    let rows = agency.rows();
+    assert_eq!(rows.len(), 1 + 8 * per);
+    assert!(rows.iter().enumerate().all(|(i, r)| r.0 == i as i64 + 1), "the sequence has gaps");
+    agency.cmd(&["verify"]).run().status(0).stdout_has("OK");
+}
