@@ -50,15 +50,8 @@ impl Agency {
         self.cmd_as(&self.db.owner.clone(), args)
     }
 
-    /// (seq, hash, body) of every event, read with psql.
     fn rows(&self) -> Vec<(i64, String, String)> {
-        let out = self.db.admin("SELECT json_build_array(seq, hash, body)::text FROM custody.events ORDER BY seq");
-        out.lines()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).expect("a row as JSON");
-                (v[0].as_i64().unwrap(), v[1].as_str().unwrap().to_owned(), v[2].as_str().unwrap().to_owned())
-            })
-            .collect()
+        self.db.rows()
     }
 }
 

@@ -104,7 +104,8 @@ fn start() -> Cluster {
     let port = free_port();
     let options = format!(
         "-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={} -c fsync=off \
-         -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+         -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 \
+         -c max_wal_size=128MB -c min_wal_size=32MB",
         base.display()
     );
     let mut pg_ctl = server_cmd("pg_ctl");
@@ -165,12 +166,19 @@ impl Cluster {
     }
 }
 
-/// A database for one test.
+/// A database for one test, dropped when the test ends (a few MB each: a run makes hundreds).
 pub struct Database {
     pub cluster: &'static Cluster,
     pub owner: String,
     pub name: String,
     tag: String,
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let _ =
+            self.cluster.psql("postgres", "postgres", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+    }
 }
 
 impl Database {
@@ -189,6 +197,17 @@ impl Database {
 
     pub fn psql(&self, role: &str, sql: &str) -> Output {
         self.cluster.psql(role, &self.name, sql)
+    }
+
+    /// `(seq, hash, body)` of every event, read with psql.
+    pub fn rows(&self) -> Vec<(i64, String, String)> {
+        self.admin("SELECT json_build_array(seq, hash, body)::text FROM custody.events ORDER BY seq")
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("a row as JSON");
+                (v[0].as_i64().unwrap(), v[1].as_str().unwrap().to_owned(), v[2].as_str().unwrap().to_owned())
+            })
+            .collect()
     }
 
     pub fn admin(&self, sql: &str) -> String {

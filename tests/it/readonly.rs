@@ -12,6 +12,9 @@ use crate::support::{ReadOnly, Store, cmd};
 /// Remove the ledger's `-wal` and `-shm` (as a writer's close does; the test's own read-only
 /// SQLite connections leave them), or make sure they exist (as a copy taken with them has).
 fn wal_files(store: &Store, present: bool) {
+    if !store.sqlite_ledger() {
+        return; // an agency store has no ledger file
+    }
     let wal = store.path().join("ledger.db-wal");
     let shm = store.path().join("ledger.db-shm");
     if present {
@@ -29,6 +32,9 @@ fn wal_files(store: &Store, present: bool) {
 #[test]
 fn a_read_only_store_is_verified_logged_shown_and_exported_and_refuses_to_record() {
     let store = Store::new();
+    if !store.sqlite_ledger() {
+        return; // tampers with or reads ledger.db itself: the agency ledger's own tests are in agency.rs
+    }
     store.ingest_text("24-7", "1", "note.txt", "seized phone's lock screen note\n");
     let wav = store.ingest_fixture(Fixture::Wav);
     let new_file = store.file("later/extra.txt", "found later\n");
@@ -95,6 +101,9 @@ fn a_read_only_store_is_verified_logged_shown_and_exported_and_refuses_to_record
 #[test]
 fn a_copy_whose_write_ahead_log_cannot_be_read_is_refused_not_read_without_its_newest_events() {
     let store = Store::new();
+    if !store.sqlite_ledger() {
+        return; // tampers with or reads ledger.db itself: the agency ledger's own tests are in agency.rs
+    }
     store.ingest_text("24-7", "1", "first.txt", "first\n");
     // An open connection keeps the last writer from checkpointing and removing the -wal.
     let holder = store.sqlite();

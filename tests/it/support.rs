@@ -24,14 +24,23 @@ pub const EXAMINER: &str = "Examiner Tess";
 /// opened for reading).
 const TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The ledger backend the store-independent tests run against: `CUSTODY_TEST_LEDGER=postgres`
+/// (bins/test's second pass) makes every [`Store::new`] an agency store whose ledger is a
+/// database of its own in the harness's PostgreSQL cluster; unset, a `ledger.db`.
+pub fn agency() -> bool {
+    std::env::var("CUSTODY_TEST_LEDGER").is_ok_and(|v| v == "postgres")
+}
+
 /// A fresh evidence store (`custody init`) in its own temp dir, with a `work/` directory beside
-/// it for source files.
+/// it for source files. Its ledger is SQLite's, or PostgreSQL's under [`agency`].
 pub struct Store {
     _dir: TempDir,
     root: PathBuf,
     work: PathBuf,
     /// What `custody init` printed.
     pub init: Output,
+    /// The agency ledger's database, under [`agency`].
+    pub db: Option<crate::postgres::Database>,
 }
 
 impl Store {
@@ -40,9 +49,40 @@ impl Store {
         let root = dir.path().join("store");
         let work = dir.path().join("work");
         fs::create_dir(&work).expect("work dir");
-        let init = cmd(&["init"]).arg(&root).args(&["--agency", "Test PD"]).current_dir(&work).run().status(0).clone();
+        let db = agency().then(|| crate::postgres::cluster().database());
+        let mut init = cmd(&["init"]).arg(&root).args(&["--agency", "Test PD"]);
+        if let Some(db) = &db {
+            init = init.args(&["--ledger", &db.url(&db.owner)]);
+        }
+        let init = init.current_dir(&work).run().status(0).clone();
         let root = root.canonicalize().expect("store exists after init");
-        Store { _dir: dir, root, work, init }
+        Store { _dir: dir, root, work, init, db }
+    }
+
+    /// Whether this store's ledger is a SQLite file (tests that open `ledger.db` themselves
+    /// apply to it alone).
+    pub fn sqlite_ledger(&self) -> bool {
+        self.db.is_none()
+    }
+
+    /// `(seq, hash, body)` of every event, read straight from the database (not through
+    /// custody): SQLite, or psql for an agency ledger.
+    pub fn rows(&self) -> Vec<(i64, String, String)> {
+        match &self.db {
+            Some(db) => db.rows(),
+            None => {
+                let conn = rusqlite::Connection::open_with_flags(
+                    self.ledger_path(),
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                )
+                .expect("open ledger.db read-only");
+                let mut stmt = conn.prepare("SELECT seq, hash, body FROM events ORDER BY seq").expect("query events");
+                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .expect("read events")
+                    .map(|r| r.expect("event row"))
+                    .collect()
+            }
+        }
     }
 
     /// The store directory (canonical).
@@ -82,8 +122,11 @@ impl Store {
         rusqlite::Connection::open(self.ledger_path()).expect("open ledger.db with SQLite")
     }
 
-    /// The newest event as `SEQ:HASH`, read straight from SQLite (not through custody).
+    /// The newest event as `SEQ:HASH`, read straight from the database (not through custody).
     pub fn head(&self) -> String {
+        if let Some(db) = &self.db {
+            return db.admin("SELECT seq || ':' || hash FROM custody.events ORDER BY seq DESC LIMIT 1");
+        }
         let conn =
             rusqlite::Connection::open_with_flags(self.ledger_path(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
                 .expect("open ledger.db read-only");
@@ -93,8 +136,11 @@ impl Store {
         .expect("the ledger has a head")
     }
 
-    /// Number of events stored, read straight from SQLite.
+    /// Number of events stored, read straight from the database.
     pub fn event_count(&self) -> i64 {
+        if let Some(db) = &self.db {
+            return db.admin("SELECT count(*) FROM custody.events").parse().expect("a count");
+        }
         let conn =
             rusqlite::Connection::open_with_flags(self.ledger_path(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
                 .expect("open ledger.db read-only");
@@ -169,6 +215,10 @@ pub fn cmd(args: &[&str]) -> Cmd {
             ("NO_COLOR".into(), Some("1".into())),
             // No user config file: tests see only what they set.
             ("CUSTODY_CONFIG".into(), Some("/nonexistent/custody-test-config.yaml".into())),
+            // An agency store's ledger logs in with the test roles' password (and a store's
+            // own ledger.db ignores it).
+            ("PGPASSWORD".into(), Some(crate::postgres::PASSWORD.into())),
+            ("CUSTODY_LEDGER".into(), None),
         ],
         dir: None,
         stdin: None,
@@ -778,14 +828,20 @@ impl Store {
     /// Number of events, or `None` when SQLite cannot answer right now (polling while a custody
     /// process writes).
     pub fn try_event_count(&self) -> Option<i64> {
+        if let Some(db) = &self.db {
+            return db.psql("postgres", "SELECT count(*) FROM custody.events").stdout().trim().parse().ok();
+        }
         let conn =
             rusqlite::Connection::open_with_flags(self.ledger_path(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
                 .ok()?;
         conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).ok()
     }
 
-    /// Every event body, in order, parsed, read straight from SQLite.
+    /// Every event body, in order, parsed, read straight from the database.
     pub fn event_bodies(&self) -> Vec<Value> {
+        if self.db.is_some() {
+            return self.rows().iter().map(|(_, _, b)| serde_json::from_str(b).expect("event body is JSON")).collect();
+        }
         let conn =
             rusqlite::Connection::open_with_flags(self.ledger_path(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
                 .expect("open ledger.db read-only");

@@ -66,6 +66,9 @@ fn verify_passes_on_a_fresh_store_with_items() {
 #[test]
 fn update_and_delete_on_the_ledger_are_aborted_by_its_triggers() {
     let (store, _, _) = store_with_items();
+    if !store.sqlite_ledger() {
+        return; // tampers with or reads ledger.db itself: the agency ledger's own tests are in agency.rs
+    }
     let head = store.head();
     let conn = store.sqlite();
     for sql in [
@@ -86,6 +89,9 @@ fn update_and_delete_on_the_ledger_are_aborted_by_its_triggers() {
 #[test]
 fn an_edited_event_body_fails_verify_naming_the_event() {
     let (store, _, _) = store_with_items();
+    if !store.sqlite_ledger() {
+        return; // tampers with or reads ledger.db itself: the agency ledger's own tests are in agency.rs
+    }
     let conn = store.sqlite();
     without_triggers(&conn, &["events_no_update"], |c| {
         let forged = forge_examiner(&body(c, 2));
@@ -99,6 +105,9 @@ fn an_edited_event_body_fails_verify_naming_the_event() {
 #[test]
 fn a_deleted_event_fails_verify_naming_the_gap() {
     let (store, _, _) = store_with_items();
+    if !store.sqlite_ledger() {
+        return; // tampers with or reads ledger.db itself: the agency ledger's own tests are in agency.rs
+    }
     let conn = store.sqlite();
     without_triggers(&conn, &["events_no_delete"], |c| {
         c.execute("DELETE FROM events WHERE seq = 2", []).unwrap();
@@ -110,6 +119,9 @@ fn a_deleted_event_fails_verify_naming_the_gap() {
 #[test]
 fn reordered_events_fail_verify() {
     let (store, _, _) = store_with_items();
+    if !store.sqlite_ledger() {
+        return; // tampers with or reads ledger.db itself: the agency ledger's own tests are in agency.rs
+    }
     let conn = store.sqlite();
     without_triggers(&conn, &["events_no_update"], |c| {
         c.execute_batch(
@@ -130,6 +142,9 @@ fn reordered_events_fail_verify() {
 #[test]
 fn a_forged_event_inserted_in_the_middle_fails_verify() {
     let (store, _, _) = store_with_items();
+    if !store.sqlite_ledger() {
+        return; // tampers with or reads ledger.db itself: the agency ledger's own tests are in agency.rs
+    }
     let conn = store.sqlite();
     without_triggers(&conn, &["events_no_update"], |c| {
         // Make room at 3, then insert a well-formed event 3 that links to event 2.
@@ -154,6 +169,9 @@ fn a_forged_event_inserted_in_the_middle_fails_verify() {
 #[test]
 fn a_truncated_tail_is_caught_against_a_head_written_down_before() {
     let store = Store::new();
+    if !store.sqlite_ledger() {
+        return; // tampers with or reads ledger.db itself: the agency ledger's own tests are in agency.rs
+    }
     store.ingest_text("24-1", "1", "a.txt", "kept\n");
     let path = store.file("last/b.txt", b"removed later\n");
     store.cmd(&["ingest", "--case", "24-1", "--item", "2"]).arg(&path).run().status(0);
@@ -181,6 +199,9 @@ fn a_truncated_tail_is_caught_against_a_head_written_down_before() {
 #[test]
 fn a_consistently_rewritten_chain_passes_verify_but_not_against_the_old_head() {
     let (store, _, _) = store_with_items();
+    if !store.sqlite_ledger() {
+        return; // tampers with or reads ledger.db itself: the agency ledger's own tests are in agency.rs
+    }
     let first = store.init.head();
     let old_head = store.head();
     let conn = store.sqlite();
@@ -219,6 +240,9 @@ fn a_consistently_rewritten_chain_passes_verify_but_not_against_the_old_head() {
 #[test]
 fn dropped_triggers_fail_verify_and_make_other_commands_refuse_the_ledger() {
     let (store, _, _) = store_with_items();
+    if !store.sqlite_ledger() {
+        return; // tampers with or reads ledger.db itself: the agency ledger's own tests are in agency.rs
+    }
     store.sqlite().execute_batch("DROP TRIGGER events_no_update; DROP TRIGGER events_no_delete;").unwrap();
     store
         .cmd(&["verify"])
@@ -242,6 +266,9 @@ fn dropped_triggers_fail_verify_and_make_other_commands_refuse_the_ledger() {
 #[test]
 fn a_forged_row_in_the_items_index_fails_verify() {
     let (store, a, _) = store_with_items();
+    if !store.sqlite_ledger() {
+        return; // tampers with or reads ledger.db itself: the agency ledger's own tests are in agency.rs
+    }
     // Inserting needs no trigger dropped: the index is append-only, not insert-proof.
     store
         .sqlite()
