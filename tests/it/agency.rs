@@ -20,7 +20,11 @@ struct Agency {
 
 impl Agency {
     fn new() -> Agency {
-        let db = postgres::cluster().database();
+        Agency::on(postgres::cluster())
+    }
+
+    fn on(cluster: &'static postgres::Cluster) -> Agency {
+        let db = cluster.database();
         let dir = tempfile::tempdir().expect("temp dir");
         let (root, work) = (dir.path().join("store"), dir.path().join("work"));
         std::fs::create_dir(&work).expect("work dir");
@@ -194,6 +198,103 @@ fn wrong_credentials_exit_2_and_a_server_that_does_not_answer_exits_3_without_pr
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let out = agency.cmd(&["log"]).env("CUSTODY_LEDGER", format!("postgres://x@127.0.0.1:{port}/none")).run();
     out.status(3).stderr_has("cannot connect to the ledger").stderr_has("up and reachable");
+}
+
+/// The key of the advisory lock every append holds (src/ledger/pg.rs, "CUSTODYLEDG").
+const APPEND_LOCK: i64 = 0x4355_5354_4c45_4447;
+
+/// Another session holding the append lock (as a slow workstation's append would), until killed.
+fn hold_append_lock(agency: &Agency) -> std::process::Child {
+    let child = std::process::Command::new("psql")
+        .args(["-X", "-q", "-d", &agency.db.url(&agency.db.owner), "-c"])
+        .arg(format!("SELECT pg_advisory_lock({APPEND_LOCK}); SELECT pg_sleep(120)"))
+        .env("PGPASSWORD", PASSWORD)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start psql");
+    wait_for(agency, "granted");
+    child
+}
+
+/// Wait until an advisory lock is held (`granted`) or waited for (`waiting`) in the database.
+fn wait_for(agency: &Agency, state: &str) {
+    let granted = state == "granted";
+    for _ in 0..600 {
+        let sql = format!("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted = {granted}");
+        if agency.db.admin(&sql) != "0" {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("no advisory lock {state} after 30 s");
+}
+
+/// End the session holding the append lock (killing psql alone would leave its server process
+/// sleeping with the lock held).
+fn release(agency: &Agency, mut holder: std::process::Child) {
+    agency.db.admin("SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND granted");
+    let _ = holder.kill();
+    let _ = holder.wait();
+}
+
+fn no_staging_left(agency: &Agency) -> bool {
+    std::fs::read_dir(agency.root.join("tmp")).unwrap().next().is_none()
+}
+
+#[test]
+fn an_append_waiting_for_the_ledger_longer_than_the_lock_timeout_exits_3_and_records_nothing() {
+    let agency = Agency::new();
+    let file = crate::support::write(&agency.work.join("late.txt"), "late");
+    let holder = hold_append_lock(&agency);
+    let before = agency.rows();
+    let out =
+        agency.cmd(&["ingest", "--case", "24-0010", "--item", "1"]).arg(&file).env("CUSTODY_LOCK_TIMEOUT", "2").run();
+    release(&agency, holder);
+    out.status(3).stderr_has("stayed locked by other appends for more than 2 s").stderr_has("nothing was recorded");
+    assert_eq!(agency.rows(), before);
+    assert!(no_staging_left(&agency), "staging left behind");
+    agency.cmd(&["ingest", "--case", "24-0010", "--item", "1"]).arg(&file).run().status(0);
+}
+
+#[test]
+fn a_server_restarted_while_an_append_waits_exits_3_records_nothing_and_the_retry_succeeds() {
+    let private = postgres::private();
+    let agency = Agency::on(private.cluster);
+    let file = crate::support::write(&agency.work.join("scene.txt"), "scene");
+    let sha = crate::support::sha256sum(&file);
+    let mut holder = hold_append_lock(&agency);
+    let before = agency.rows();
+    let running = agency.cmd(&["ingest", "--case", "24-0011", "--item", "1"]).arg(&file).spawn();
+    wait_for(&agency, "waiting");
+    private.cluster.restart();
+    let out = running.wait();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    out.status(3).stderr_has("nothing was recorded").stderr_has("run the command again");
+    assert_eq!(agency.rows(), before, "an event landed although the append failed");
+    assert!(no_staging_left(&agency), "staging left behind");
+    assert!(!agency.root.join("objects").join(&sha[..2]).join(&sha[2..]).exists(), "an unrecorded object was stored");
+    agency.cmd(&["ingest", "--case", "24-0011", "--item", "1"]).arg(&file).run().status(0);
+    agency.cmd(&["verify"]).run().status(0).stdout_has("OK");
+}
+
+#[test]
+fn a_workstation_killed_while_its_append_waits_records_nothing_and_the_next_command_cleans_up() {
+    let agency = Agency::new();
+    let file = crate::support::write(&agency.work.join("cam.txt"), "cam");
+    let holder = hold_append_lock(&agency);
+    let before = agency.rows();
+    let running = agency.cmd(&["ingest", "--case", "24-0012", "--item", "1"]).arg(&file).spawn();
+    wait_for(&agency, "waiting");
+    running.kill();
+    release(&agency, holder);
+    assert_eq!(agency.rows(), before, "a killed append left an event");
+    // verify clears what the killed command staged, and finds everything in order.
+    agency.cmd(&["verify"]).run().status(0).stdout_has("OK");
+    assert!(no_staging_left(&agency), "staging left behind");
+    agency.cmd(&["ingest", "--case", "24-0012", "--item", "1"]).arg(&file).run().status(0);
+    assert_eq!(agency.rows().len(), before.len() + 1);
 }
 
 #[test]

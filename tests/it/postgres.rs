@@ -24,6 +24,7 @@ pub const PASSWORD: &str = "custody-test-role";
 
 pub struct Cluster {
     pub port: u16,
+    data: PathBuf,
 }
 
 /// The cluster, started if need be.
@@ -85,7 +86,7 @@ fn start() -> Cluster {
     if let Ok(port) = fs::read_to_string(&port_file).map(|p| p.trim().parse::<u16>().expect("port file"))
         && ready(port)
     {
-        return Cluster { port };
+        return Cluster { port, data };
     }
     // Nothing usable: make it afresh.
     if data.exists() {
@@ -94,6 +95,14 @@ fn start() -> Cluster {
         let _ = stop.output();
         fs::remove_dir_all(&data).expect("remove the old cluster");
     }
+    let port = create(&base);
+    fs::write(&port_file, port.to_string()).expect("port file");
+    Cluster { port, data }
+}
+
+/// Make a cluster in `base/data` and start it: its port.
+fn create(base: &std::path::Path) -> u16 {
+    let data = base.join("data");
     let pwfile = base.join("pwfile");
     fs::write(&pwfile, SUPER_PASSWORD).expect("pwfile");
     fs::set_permissions(&pwfile, fs::Permissions::from_mode(0o644)).expect("chmod pwfile");
@@ -111,9 +120,31 @@ fn start() -> Cluster {
     let mut pg_ctl = server_cmd("pg_ctl");
     pg_ctl.arg("-D").arg(&data).arg("-l").arg(data.join("server.log")).args(["-o", &options, "-w", "start"]);
     run(pg_ctl, "pg_ctl start");
-    fs::write(&port_file, port.to_string()).expect("port file");
     assert!(ready(port), "the PostgreSQL server started but does not answer on 127.0.0.1:{port}");
-    Cluster { port }
+    port
+}
+
+/// A cluster of one test's own, for faults that would disturb the others (a restart): stopped
+/// and removed when dropped.
+pub struct Private {
+    pub cluster: &'static Cluster,
+    _dir: tempfile::TempDir,
+}
+
+pub fn private() -> Private {
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).expect("chmod");
+    let port = create(dir.path());
+    let cluster = Box::leak(Box::new(Cluster { port, data: dir.path().join("data") }));
+    Private { cluster, _dir: dir }
+}
+
+impl Drop for Private {
+    fn drop(&mut self) {
+        let mut stop = server_cmd("pg_ctl");
+        stop.arg("-D").arg(&self.cluster.data).args(["-m", "immediate", "stop"]);
+        let _ = stop.output();
+    }
 }
 
 fn free_port() -> u16 {
@@ -126,6 +157,16 @@ fn ready(port: u16) -> bool {
 }
 
 impl Cluster {
+    /// Restart the server: every session is ended (`pg_ctl restart -m fast`).
+    pub fn restart(&self) {
+        let mut restart = server_cmd("pg_ctl");
+        // The log file again: without it the new server would hold our output pipes open.
+        restart.arg("-D").arg(&self.data).arg("-l").arg(self.data.join("server.log"));
+        restart.args(["-m", "fast", "-w", "restart"]);
+        run(restart, "pg_ctl restart");
+        assert!(ready(self.port), "the PostgreSQL server does not answer after its restart");
+    }
+
     /// `postgres://ROLE@127.0.0.1:PORT/DB`.
     pub fn url(&self, role: &str, db: &str) -> String {
         format!("postgres://{role}@127.0.0.1:{}/{db}", self.port)
