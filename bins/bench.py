@@ -1,7 +1,7 @@
 """The benchmark behind bins/bench: each custody command against the reference tools, in one
 run, on the same bytes in the page cache; reports medians and ratios against the targets.
 
-Five sections, all by default; BENCH_ONLY=hash, media, long, bundle or scale runs one:
+Six sections, all by default; BENCH_ONLY=hash, media, long, bundle, scale or agency runs one:
   hash    custody hash / ingest against openssl, sha256sum, b3sum, cp (and, with BENCH_BASELINE,
           ingest against an older custody binary's)
   media   custody clip (copy and exact) / still against the ffmpeg CLI doing the same cut
@@ -9,7 +9,10 @@ Five sections, all by default; BENCH_ONLY=hash, media, long, bundle or scale run
           media section's short one, in the page cache and (root) with a cold page cache
   bundle  custody package against zip -0 -r, custody verify FILE.zip against openssl dgst
   scale   custody verify of a 1,000,000-event ledger (time, peak memory); ingest of 10,000 small
-          files against 1,000 (peak memory)"""
+          files against 1,000 (peak memory)
+  agency  8 workstations x BENCH_AGENCY_INGESTS ingests at once into one store whose ledger is in
+          PostgreSQL (a throwaway cluster this section starts on 127.0.0.1), against the same load
+          on a store with its own ledger.db; events contiguous, none lost, verify passes"""
 import json
 import mmap
 import os
@@ -22,8 +25,8 @@ import time
 
 custody = sys.argv[1]
 only = os.environ.get("BENCH_ONLY", "").strip().lower()
-if only not in ("", "hash", "media", "long", "bundle", "scale"):
-    sys.exit(f"bench: BENCH_ONLY must be hash, media, long, bundle or scale (or unset for all), not {only!r}")
+if only not in ("", "hash", "media", "long", "bundle", "scale", "agency"):
+    sys.exit(f"bench: BENCH_ONLY must be hash, media, long, bundle, scale or agency (or unset for all), not {only!r}")
 
 
 def env_int(name, default, minimum):
@@ -43,6 +46,7 @@ media_seconds = env_int("BENCH_MEDIA_SECONDS", 300, 10)
 media_runs = env_int("BENCH_MEDIA_RUNS", 3, 1)
 long_seconds = env_int("BENCH_LONG_SECONDS", 6000, 0)
 long_runs = env_int("BENCH_LONG_RUNS", 5, 1)
+agency_ingests = env_int("BENCH_AGENCY_INGESTS", 200, 1)
 baseline = os.environ.get("BENCH_BASELINE", "").strip()
 if baseline and not (os.path.isfile(baseline) and os.access(baseline, os.X_OK)):
     sys.exit(f"bench: BENCH_BASELINE must name an executable custody binary, not {baseline!r}")
@@ -625,6 +629,116 @@ def scale_section():
 
 
 # ---------------------------------------------------------------------------------------------
+# agency: many workstations recording at once, ledger in PostgreSQL against ledger.db
+
+PG_PASSWORD = "custody-bench"
+
+
+def pg_bin(name):
+    found = sorted(p for p in (os.path.join("/usr/lib/postgresql", v, "bin", name)
+                               for v in os.listdir("/usr/lib/postgresql")) if os.path.isfile(p))
+    if not found:
+        raise Failed(f"no {name} under /usr/lib/postgresql/*/bin (bins/setup installs postgresql)")
+    return found[-1]
+
+
+def as_server_user(cmd):
+    """PostgreSQL refuses to run as root: as root, run it as Debian's postgres user."""
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+def start_cluster(where):
+    """A throwaway cluster in `where` on 127.0.0.1 with production durability (fsync on):
+    its port."""
+    os.makedirs(where, exist_ok=True)
+    os.chmod(where, 0o777)
+    data, pwfile = os.path.join(where, "data"), os.path.join(where, "pwfile")
+    with open(pwfile, "w") as f:
+        f.write(PG_PASSWORD)
+    os.chmod(pwfile, 0o644)
+    run(as_server_user([pg_bin("initdb"), "-D", data, "-U", "postgres", "-E", "UTF8", "--locale=C",
+                        "--auth-host=scram-sha-256", "--auth-local=scram-sha-256", f"--pwfile={pwfile}"]))
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={where} -c max_connections=100"
+    run(as_server_user([pg_bin("pg_ctl"), "-D", data, "-l", os.path.join(data, "server.log"), "-o", options,
+                        "-w", "start"]))
+    return port
+
+
+def agency_section():
+    workstations = 8
+    # Outside BENCH_DIR, which the server's user may not be able to enter.
+    where = tempfile.mkdtemp(prefix="custody-bench-pg.")
+    port = start_cluster(where)
+    env = dict(os.environ, PGPASSWORD=PG_PASSWORD, CUSTODY_EXAMINER="bench")
+    env.pop("CUSTODY_STORE", None)
+    try:
+        def psql(sql):
+            run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", f"postgres://postgres@127.0.0.1:{port}/postgres",
+                 "-c", sql], env=env)
+        psql(f"CREATE ROLE custody_owner LOGIN CREATEROLE PASSWORD '{PG_PASSWORD}'")
+        psql("CREATE DATABASE custody OWNER custody_owner")
+        url = f"postgres://custody_owner@127.0.0.1:{port}/custody"
+        trees = []
+        for w in range(workstations):
+            tree = os.path.join(base, f"agency-files-{w}")
+            remove(tree)
+            os.makedirs(tree)
+            for n in range(agency_ingests):
+                with open(os.path.join(tree, f"f{n:04}.txt"), "w") as f:
+                    f.write(f"workstation {w} file {n}\n")
+            trees.append(tree)
+        results = {}
+        for label, ledger in (("ledger.db (one file, SQLite)", None), ("PostgreSQL ledger", url)):
+            store = os.path.join(base, "agency-store")
+            remove(store)
+            run([custody, "init", store, *(["--ledger", ledger] if ledger else [])], env=env)
+            if ledger:
+                for w in range(workstations):
+                    psql(f"CREATE ROLE ws{w} LOGIN PASSWORD '{PG_PASSWORD}' IN ROLE custody_recorder")
+            start = time.perf_counter()
+            procs = []
+            for w, tree in enumerate(trees):
+                wenv = dict(env, CUSTODY_LEDGER=f"postgres://ws{w}@127.0.0.1:{port}/custody") if ledger else env
+                script = "\n".join(
+                    f'"$0" --store "$1" ingest --case B --item w{w}-{n} "$2/f{n:04}.txt" >/dev/null || exit $?'
+                    for n in range(agency_ingests))
+                procs.append(subprocess.Popen(["sh", "-c", script, custody, store, tree], env=wenv,
+                                              stderr=subprocess.PIPE))
+            errors = []
+            for p in procs:
+                _, err = p.communicate()
+                if p.returncode != 0:
+                    errors.append(err.decode(errors="replace").strip())
+            wall = time.perf_counter() - start
+            if errors:
+                raise Failed(f"a workstation failed on the {label}: {errors[0]}")
+            out = subprocess.run([custody, "--store", store, "--json", "log"], env=env, capture_output=True, text=True)
+            events = json.loads(out.stdout)["events"] if out.returncode == 0 else []
+            seqs = [e["seq"] for e in events]
+            contiguous = seqs == list(range(1, len(seqs) + 1))
+            verified = subprocess.run([custody, "--store", store, "verify"], env=env, capture_output=True).returncode == 0
+            results[label] = (wall, len(events), contiguous, verified)
+            remove(store)
+        print(f"custody bench agency: {workstations} workstations x {agency_ingests} ingests at once into one store, "
+              f"{os.cpu_count()} cores; PostgreSQL with fsync on, on this machine")
+        print(f"{'ledger':32} {'wall s':>8} {'ingests/s':>10} {'events':>7}  contiguous  verify")
+        for label, (wall, events, contiguous, verified) in results.items():
+            expected = 1 + workstations * agency_ingests
+            print(f"{label:32} {wall:8.1f} {workstations * agency_ingests / wall:10.1f} {events:>7}  "
+                  f"{'yes' if contiguous and events == expected else 'NO':10}  {'OK' if verified else 'FAILED'}")
+        (sq, *_), (pg, *_) = results.values()
+        print(f"PostgreSQL / ledger.db wall time: {pg / sq:.2f}x")
+    finally:
+        subprocess.run(as_server_user([pg_bin("pg_ctl"), "-D", os.path.join(where, "data"), "-m", "fast", "stop"]),
+                       capture_output=True)
+        remove(where)
+
+
+# ---------------------------------------------------------------------------------------------
 
 status = 0
 try:
@@ -648,6 +762,10 @@ try:
         if only == "":
             print()
         scale_section()
+    if only in ("", "agency"):
+        if only == "":
+            print()
+        agency_section()
 except Failed as e:
     print(f"bench: {e}", file=sys.stderr)
     status = 1

@@ -56,11 +56,9 @@ pub struct Store {
 impl Store {
     /// Create a new store in `dir` (created if missing; must not already be a store).
     pub fn create(dir: &Path, lock_timeout: Duration) -> Result<(Store, Ledger)> {
-        let store = Store::prepare(dir, lock_timeout)?;
-        let ledger = Ledger::create(&store.ledger_path()).inspect_err(|_| {
-            // A failed init leaves nothing behind.
-            let _ = fs::remove_file(store.ledger_path());
-        })?;
+        let (store, created) = Store::prepare(dir, lock_timeout)?;
+        // A failed init leaves nothing behind.
+        let ledger = Ledger::create(&store.ledger_path()).inspect_err(|_| store.unprepare(created))?;
         fsutil::fsync_dir(&store.root)?;
         let store = Store { ledger: Location::File(store.ledger_path()), ..store };
         Ok((store, ledger))
@@ -77,10 +75,8 @@ impl Store {
                 crate::ledger::pg::shown(url)
             )));
         }
-        let store = Store::prepare(dir, lock_timeout)?;
-        let cleanup = |_: &anyhow::Error| {
-            let _ = fs::remove_file(store.root.join(DESCRIPTOR));
-        };
+        let (store, created) = Store::prepare(dir, lock_timeout)?;
+        let cleanup = |_: &anyhow::Error| store.unprepare(created);
         let location = Location::Postgres(url.to_owned());
         let ledger = Ledger::create_postgres(url, lock_timeout).inspect_err(cleanup)?;
         let descriptor = serde_json::json!({"custody_store": 1, "ledger": url});
@@ -92,24 +88,44 @@ impl Store {
         Ok((Store { ledger: location, ..store }, ledger))
     }
 
-    /// The directories and lock file of a new store in `dir`, which must not be one yet.
-    fn prepare(dir: &Path, lock_timeout: Duration) -> Result<Store> {
+    /// The directories and lock file of a new store in `dir`, which must not be one yet; and
+    /// whether `dir` itself was created.
+    fn prepare(dir: &Path, lock_timeout: Duration) -> Result<(Store, bool)> {
         if dir.join(LEDGER_FILE).exists() || dir.join(DESCRIPTOR).exists() {
             return Err(error::input(format!("{} is already a custody store; nothing was changed", dir.display())));
         }
         if dir.exists() && !dir.is_dir() {
             return Err(error::input(format!("{} exists and is not a directory", dir.display())));
         }
+        let created = !dir.exists();
         fs::create_dir_all(dir).map_err(|e| env_io(e, dir, "cannot create the store directory"))?;
         let root = dir.canonicalize()?;
         let store = Store { ledger: Location::File(root.join(LEDGER_FILE)), root, lock_timeout };
-        for sub in [OBJECTS_DIR, TMP_DIR] {
-            let p = store.root.join(sub);
-            fs::create_dir_all(&p).map_err(|e| env_io(e, &p, "cannot create"))?;
+        let made = (|| {
+            for sub in [OBJECTS_DIR, TMP_DIR] {
+                let p = store.root.join(sub);
+                fs::create_dir_all(&p).map_err(|e| env_io(e, &p, "cannot create"))?;
+            }
+            let lock = store.root.join(LOCK_FILE);
+            File::create(&lock).map_err(|e| env_io(e, &lock, "cannot create"))?;
+            Ok::<_, anyhow::Error>(())
+        })();
+        made.inspect_err(|_| store.unprepare(created))?;
+        Ok((store, created))
+    }
+
+    /// Undo [`Store::prepare`] (and a ledger file or descriptor written after it) when the
+    /// store could not be made: a failed init leaves nothing behind.
+    fn unprepare(&self, created: bool) {
+        for file in [LEDGER_FILE, "ledger.db-wal", "ledger.db-shm", DESCRIPTOR, LOCK_FILE] {
+            let _ = fs::remove_file(self.root.join(file));
         }
-        let lock = store.root.join(LOCK_FILE);
-        File::create(&lock).map_err(|e| env_io(e, &lock, "cannot create"))?;
-        Ok(store)
+        for sub in [OBJECTS_DIR, TMP_DIR] {
+            let _ = fs::remove_dir(self.root.join(sub));
+        }
+        if created {
+            let _ = fs::remove_dir(&self.root);
+        }
     }
 
     /// Find the store: `--store`, then `CUSTODY_STORE`, then the current directory and its
@@ -137,7 +153,7 @@ impl Store {
     pub fn at(dir: &Path, lock_timeout: Duration) -> Result<Store> {
         if !is_store(dir) {
             return Err(error::input(format!(
-                "{} is not a custody store (no {LEDGER_FILE} and {OBJECTS_DIR}/ in it). Create one with `custody init {}`",
+                "{} is not a custody store (no {LEDGER_FILE} or {DESCRIPTOR}, and {OBJECTS_DIR}/, in it). Create one with `custody init {}`",
                 dir.display(),
                 dir.display()
             )));

@@ -193,7 +193,15 @@ fn wrong_credentials_exit_2_and_a_server_that_does_not_answer_exits_3_without_pr
     let out = cmd(&["init"]).arg(dir.path().join("s")).args(&["--ledger", &with_password]).run();
     out.status(2).stderr_has("never writes one down");
     assert!(!out.stderr().contains(secret));
-    assert!(!dir.path().join("s").join("store.json").exists());
+    assert!(!dir.path().join("s").exists(), "a refused init left its directory");
+    // A role that cannot log in: exit 2, and the directory init made is gone again.
+    let out = cmd(&["init"])
+        .arg(dir.path().join("t"))
+        .args(&["--ledger", &db.url(&db.owner)])
+        .env("PGPASSWORD", secret)
+        .run();
+    out.status(2).stderr_has("cannot log in");
+    assert!(!dir.path().join("t").exists(), "a failed init left its directory");
     // Nobody listening: exit 3, saying what to check.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let out = agency.cmd(&["log"]).env("CUSTODY_LEDGER", format!("postgres://x@127.0.0.1:{port}/none")).run();
