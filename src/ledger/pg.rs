@@ -10,9 +10,11 @@
 //!
 //! Credentials follow libpq's conventions: the URL never holds a password (custody refuses
 //! to write one down); it comes from `PGPASSWORD` or the password file (`PGPASSFILE`, else
-//! `~/.pgpass`). `sslmode=disable` is plain TCP; otherwise TLS (OpenSSL, the server's
-//! certificate checked against the system's roots) is used when the server offers it, and
-//! required with `sslmode=require`.
+//! `~/.pgpass`). So does `sslmode` (OpenSSL): `disable` is plain TCP; `prefer` (the default)
+//! and `require` encrypt without authenticating the server, as libpq does; `verify-ca` checks
+//! its certificate against the root certificates (`sslrootcert`, `PGSSLROOTCERT`,
+//! `~/.postgresql/root.crt`, else the system's), `verify-full` its host name too. The TLS
+//! context is built only once the server has agreed to TLS.
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -21,6 +23,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use postgres::error::SqlState;
+use postgres::tls::{MakeTlsConnect, TlsConnect};
 use postgres::{Client, Config};
 
 use super::{ItemRow, Row, Writer};
@@ -127,14 +130,155 @@ pub fn shown(url: &str) -> String {
 
 /// Whether `url` holds a password (custody never writes one down).
 pub fn has_password(url: &str) -> bool {
-    Config::from_str(url).is_ok_and(|c| c.get_password().is_some())
+    let (url, _) = tls_options(url);
+    Config::from_str(&url).is_ok_and(|c| c.get_password().is_some())
+}
+
+/// How the connection is secured, as libpq's `sslmode` says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Tls {
+    Disable,
+    /// `allow`, `prefer`, `require`: encrypted, the server not authenticated.
+    Encrypt {
+        required: bool,
+    },
+    /// `verify-ca` (`host` false) or `verify-full`: the certificate checked against these roots
+    /// (`None`: the system's).
+    Verify {
+        roots: Option<PathBuf>,
+        host: bool,
+    },
+}
+
+/// The URL without the TLS options the `postgres` crate does not parse (`sslmode` beyond
+/// disable/prefer/require, `sslrootcert`), and the TLS they ask for.
+fn tls_options(url: &str) -> (String, Tls) {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let (mut mode, mut root) = ("prefer".to_owned(), std::env::var("PGSSLROOTCERT").ok());
+    if let Ok(m) = std::env::var("PGSSLMODE") {
+        mode = m;
+    }
+    let mut kept = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("sslmode", v)) => mode = percent_decode(v),
+            Some(("sslrootcert", v)) => root = Some(percent_decode(v)),
+            _ => kept.push(pair),
+        }
+    }
+    let tls = match mode.as_str() {
+        "disable" => Tls::Disable,
+        "require" => Tls::Encrypt { required: true },
+        "verify-ca" | "verify-full" => {
+            let roots = match root.as_deref() {
+                Some("system") => None,
+                Some(path) => Some(PathBuf::from(path)),
+                None => std::env::var_os("HOME")
+                    .map(|h| PathBuf::from(h).join(".postgresql/root.crt"))
+                    .filter(|p| p.is_file()),
+            };
+            Tls::Verify { roots, host: mode == "verify-full" }
+        }
+        _ => Tls::Encrypt { required: false },
+    };
+    // The crate itself only needs to know whether TLS must be had.
+    let crate_mode = match &tls {
+        Tls::Disable => "disable",
+        Tls::Encrypt { required: false } => "prefer",
+        _ => "require",
+    };
+    kept.push(match crate_mode {
+        "disable" => "sslmode=disable",
+        "prefer" => "sslmode=prefer",
+        _ => "sslmode=require",
+    });
+    (format!("{base}?{}", kept.join("&")), tls)
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(b) = text.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// TLS through OpenSSL, its context built only when the server agrees to TLS: loading the
+/// root certificates costs tens of milliseconds, which a server without TLS (sslmode=prefer)
+/// should not cost every command.
+struct LazyTls(Tls);
+
+impl MakeTlsConnect<postgres::Socket> for LazyTls {
+    type Stream = postgres_openssl::TlsStream<postgres::Socket>;
+    type TlsConnect = LazyConnect;
+    type Error = openssl::error::ErrorStack;
+
+    fn make_tls_connect(&mut self, domain: &str) -> Result<LazyConnect, openssl::error::ErrorStack> {
+        Ok(LazyConnect { tls: self.0.clone(), domain: domain.to_owned() })
+    }
+}
+
+struct LazyConnect {
+    tls: Tls,
+    domain: String,
+}
+
+impl TlsConnect<postgres::Socket> for LazyConnect {
+    type Stream = postgres_openssl::TlsStream<postgres::Socket>;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Stream, Self::Error>> + Send>>;
+
+    fn connect(self, stream: postgres::Socket) -> Self::Future {
+        use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+        let configured = (|| {
+            let connector = match &self.tls {
+                Tls::Verify { roots: Some(file), .. } => {
+                    let mut b = SslConnector::builder(SslMethod::tls())?;
+                    b.set_ca_file(file)?;
+                    b
+                }
+                Tls::Verify { roots: None, .. } => SslConnector::builder(SslMethod::tls())?,
+                _ => {
+                    // Encrypt only: no roots to load, nothing verified (libpq's prefer/require).
+                    let mut b = SslConnector::builder(SslMethod::tls())?;
+                    b.set_verify(SslVerifyMode::NONE);
+                    b
+                }
+            };
+            let mut config = connector.build().configure()?;
+            match self.tls {
+                Tls::Verify { host: true, .. } => {}
+                Tls::Verify { host: false, .. } => config.set_verify_hostname(false),
+                _ => {
+                    config.set_verify_hostname(false);
+                    config.set_verify(SslVerifyMode::NONE);
+                }
+            }
+            Ok::<_, openssl::error::ErrorStack>(config)
+        })();
+        match configured {
+            Ok(config) => postgres_openssl::TlsConnector::new(config, &self.domain).connect(stream),
+            Err(e) => Box::pin(async move { Err(Box::new(e) as Self::Error) }),
+        }
+    }
 }
 
 impl Pg {
     /// Connect, with the password from the environment or the password file.
     pub fn connect(url: &str, lock_timeout: Duration) -> Result<Pg> {
         let shown = shown(url);
-        let mut config = Config::from_str(url).map_err(|e| {
+        let (url, tls) = tls_options(url);
+        let mut config = Config::from_str(&url).map_err(|e| {
             error::input(format!(
                 "{shown} is not a PostgreSQL connection URL ({e}); write postgres://ROLE@HOST:PORT/DATABASE"
             ))
@@ -154,13 +298,9 @@ impl Pg {
             config.connect_timeout(Duration::from_secs(10));
         }
         config.application_name("custody");
-        let client = match config.get_ssl_mode() {
-            postgres::config::SslMode::Disable => config.connect(postgres::NoTls),
-            _ => {
-                let builder = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls())
-                    .map_err(|e| error::environment(format!("cannot set up TLS for {shown}: {e}")))?;
-                config.connect(postgres_openssl::MakeTlsConnector::new(builder.build()))
-            }
+        let client = match tls {
+            Tls::Disable => config.connect(postgres::NoTls),
+            tls => config.connect(LazyTls(tls)),
         }
         .map_err(|e| failure(e, &shown, "connect to"))?;
         Ok(Pg { client: RefCell::new(client), shown, lock_timeout })
@@ -501,6 +641,12 @@ fn failure(e: postgres::Error, shown: &str, what: &str) -> anyhow::Error {
         Some(c) if *c == SqlState::RAISE_EXCEPTION => {
             error::mismatch(format!("the ledger {shown} refused a change: {said}; nothing was recorded"))
         }
+        _ if said.contains("certificate verify failed") => error::environment(format!(
+            "cannot {what} the ledger {shown}: its server's TLS certificate does not check out ({said}); nothing was \
+             recorded. With sslmode=verify-ca or verify-full the certificate must be signed by the root certificates \
+             given (sslrootcert, PGSSLROOTCERT or ~/.postgresql/root.crt, else the system's), and verify-full also \
+             needs the host name in the URL to be the certificate's"
+        )),
         _ => error::environment(format!(
             "cannot {what} the ledger {shown}: {said}; nothing was recorded. Check that the PostgreSQL server is \
              up and reachable from this workstation, and run the command again"
@@ -568,6 +714,20 @@ mod tests {
         assert_eq!(shown("postgresql://db/custody?sslmode=require"), "postgresql://db/custody?sslmode=require");
         assert!(has_password("postgres://tech:s3cret@db/custody"));
         assert!(!has_password("postgres://tech@db/custody"));
+    }
+
+    #[test]
+    fn sslmode_and_sslrootcert_are_read_as_libpq_reads_them() {
+        let (url, tls) =
+            tls_options("postgres://u@h/db?sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem&connect_timeout=5");
+        assert_eq!(url, "postgres://u@h/db?connect_timeout=5&sslmode=require");
+        assert_eq!(tls, Tls::Verify { roots: Some("/etc/ca.pem".into()), host: true });
+        assert_eq!(
+            tls_options("postgres://u@h/db?sslmode=verify-ca&sslrootcert=system").1,
+            Tls::Verify { roots: None, host: false }
+        );
+        assert_eq!(tls_options("postgres://u@h/db?sslmode=disable").1, Tls::Disable);
+        assert_eq!(tls_options("postgres://u@h/db?sslmode=require").1, Tls::Encrypt { required: true });
     }
 
     #[test]

@@ -306,6 +306,43 @@ fn a_workstation_killed_while_its_append_waits_records_nothing_and_the_next_comm
 }
 
 #[test]
+fn tls_is_used_when_the_server_offers_it_and_verify_full_checks_the_certificate_as_libpq_does() {
+    let (private, cert) = postgres::private_tls();
+    let agency = Agency::on(private.cluster);
+    let owner = agency.db.owner.clone();
+    // The default (prefer) and require: encrypted, the self-signed certificate not checked.
+    let base = agency.db.url(&owner);
+    for url in [base.clone(), format!("{base}?sslmode=require")] {
+        agency.cmd(&["log"]).env("CUSTODY_LEDGER", &url).run().status(0);
+    }
+    let authorized = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains(&format!("user={owner}")) && l.contains("authorized"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let lines = authorized(&private.cluster.log());
+    assert!(!lines.is_empty() && lines.iter().all(|l| l.contains("SSL enabled")), "{lines:#?}");
+    // verify-full against the server's own certificate: connects.
+    let pinned = format!("{base}?sslmode=verify-full&sslrootcert={}", cert.display());
+    agency.cmd(&["log"]).env("CUSTODY_LEDGER", &pinned).run().status(0);
+    // verify-full against the system's authorities, which never signed it: refused, exit 3.
+    let system = format!("{base}?sslmode=verify-full&sslrootcert=system");
+    agency
+        .cmd(&["log"])
+        .env("CUSTODY_LEDGER", &system)
+        .run()
+        .status(3)
+        .stderr_has("certificate does not check out")
+        .stderr_has("sslrootcert");
+    // disable: in the clear.
+    let before = authorized(&private.cluster.log()).len();
+    agency.cmd(&["log"]).env("CUSTODY_LEDGER", format!("{base}?sslmode=disable")).run().status(0);
+    let after = authorized(&private.cluster.log());
+    assert!(after.len() > before && !after.last().unwrap().contains("SSL enabled"), "{after:#?}");
+}
+
+#[test]
 fn eight_workstations_recording_at_once_keep_one_contiguous_chain() {
     let agency = Agency::new();
     let per = 12;

@@ -95,13 +95,13 @@ fn start() -> Cluster {
         let _ = stop.output();
         fs::remove_dir_all(&data).expect("remove the old cluster");
     }
-    let port = create(&base);
+    let port = create(&base, "");
     fs::write(&port_file, port.to_string()).expect("port file");
     Cluster { port, data }
 }
 
-/// Make a cluster in `base/data` and start it: its port.
-fn create(base: &std::path::Path) -> u16 {
+/// Make a cluster in `base/data` and start it, with `extra` server options: its port.
+fn create(base: &std::path::Path, extra: &str) -> u16 {
     let data = base.join("data");
     let pwfile = base.join("pwfile");
     fs::write(&pwfile, SUPER_PASSWORD).expect("pwfile");
@@ -114,7 +114,7 @@ fn create(base: &std::path::Path) -> u16 {
     let options = format!(
         "-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={} -c fsync=off \
          -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 \
-         -c max_wal_size=128MB -c min_wal_size=32MB",
+         -c max_wal_size=128MB -c min_wal_size=32MB {extra}",
         base.display()
     );
     let mut pg_ctl = server_cmd("pg_ctl");
@@ -134,9 +134,48 @@ pub struct Private {
 pub fn private() -> Private {
     let dir = tempfile::tempdir().expect("temp dir");
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).expect("chmod");
-    let port = create(dir.path());
+    let port = create(dir.path(), "");
     let cluster = Box::leak(Box::new(Cluster { port, data: dir.path().join("data") }));
     Private { cluster, _dir: dir }
+}
+
+/// A private cluster that offers TLS with a self-signed certificate for 127.0.0.1 (made with
+/// the openssl CLI) and logs every connection: the cluster, and the certificate's path.
+pub fn private_tls() -> (Private, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).expect("chmod");
+    let (cert, key) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+    let mut req = Command::new("openssl");
+    req.args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=custody test server"]);
+    req.args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"]).arg(&key).arg("-out").arg(&cert);
+    run(req, "openssl req");
+    fs::set_permissions(&cert, fs::Permissions::from_mode(0o644)).expect("chmod cert");
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).expect("chmod key");
+    if as_root() {
+        run(
+            {
+                let mut c = Command::new("chown");
+                c.arg("postgres").arg(&key);
+                c
+            },
+            "chown the key",
+        );
+    }
+    let extra = format!(
+        "-c ssl=on -c ssl_cert_file={} -c ssl_key_file={} -c log_connections=on",
+        cert.display(),
+        key.display()
+    );
+    let port = create(dir.path(), &extra);
+    let cluster = Box::leak(Box::new(Cluster { port, data: dir.path().join("data") }));
+    (Private { cluster, _dir: dir }, cert)
+}
+
+impl Cluster {
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.data.join("server.log")).unwrap_or_default()
+    }
 }
 
 impl Drop for Private {
