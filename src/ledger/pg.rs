@@ -114,17 +114,26 @@ pub struct Pg {
     lock_timeout: Duration,
 }
 
-/// The URL with any password taken out, as messages and the store's descriptor show it.
+/// The URL with any password taken out, as messages and the store's descriptor show it (a
+/// `key=value` connection string loses its `password=` too).
 pub fn shown(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => {
-            let (auth, host) = rest.rsplit_once('@').map_or((None, rest), |(a, h)| (Some(a), h));
+            let (authority, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+            let (auth, host) = authority.rsplit_once('@').map_or((None, authority), |(a, h)| (Some(a), h));
+            let path = path
+                .split_once('?')
+                .map(|(p, q)| {
+                    let kept: Vec<&str> = q.split('&').filter(|kv| !kv.starts_with("password=")).collect();
+                    if kept.is_empty() { p.to_owned() } else { format!("{p}?{}", kept.join("&")) }
+                })
+                .unwrap_or_else(|| path.to_owned());
             match auth {
-                Some(a) => format!("{scheme}://{}@{host}", a.split(':').next().unwrap_or(a)),
-                None => format!("{scheme}://{host}"),
+                Some(a) => format!("{scheme}://{}@{host}{path}", a.split(':').next().unwrap_or(a)),
+                None => format!("{scheme}://{host}{path}"),
             }
         }
-        None => url.to_owned(),
+        None => url.split_whitespace().filter(|kv| !kv.starts_with("password=")).collect::<Vec<_>>().join(" "),
     }
 }
 
@@ -712,6 +721,8 @@ mod tests {
         assert_eq!(shown("postgres://tech:s3cret@db.example:5433/custody"), "postgres://tech@db.example:5433/custody");
         assert_eq!(shown("postgres://tech@db/custody"), "postgres://tech@db/custody");
         assert_eq!(shown("postgresql://db/custody?sslmode=require"), "postgresql://db/custody?sslmode=require");
+        assert_eq!(shown("postgres://t@db/c?password=s3cret&sslmode=require"), "postgres://t@db/c?sslmode=require");
+        assert_eq!(shown("host=db user=tech password=s3cret dbname=c"), "host=db user=tech dbname=c");
         assert!(has_password("postgres://tech:s3cret@db/custody"));
         assert!(!has_password("postgres://tech@db/custody"));
     }
