@@ -41,6 +41,32 @@ const APPEND_LOCK: i64 = 0x4355_5354_4c45_4447;
 /// The body of the trigger function that refuses every change.
 const APPEND_ONLY_BODY: &str = "BEGIN RAISE EXCEPTION 'the custody ledger is append-only'; END";
 
+/// The body of the trigger function every new event must pass, whoever inserts it: the next
+/// number, linked to the head, and naming as its `db_user` the role that really logged in. So
+/// a workstation with INSERT can neither fork the chain nor record under another's login.
+const NEXT_EVENT_BODY: &str = "
+DECLARE
+    head_seq bigint;
+    head_hash text;
+    ev jsonb := NEW.body::jsonb;
+BEGIN
+    SELECT seq, hash INTO head_seq, head_hash FROM custody.events ORDER BY seq DESC LIMIT 1;
+    IF NEW.seq IS DISTINCT FROM COALESCE(head_seq, 0) + 1 OR (ev->>'seq')::bigint IS DISTINCT FROM NEW.seq THEN
+        RAISE EXCEPTION 'custody ledger: event % does not follow event %', NEW.seq, COALESCE(head_seq, 0);
+    END IF;
+    IF ev->>'prev' IS DISTINCT FROM COALESCE(head_hash, repeat('0', 64)) THEN
+        RAISE EXCEPTION 'custody ledger: event % does not link to the head %', NEW.seq, head_hash;
+    END IF;
+    IF ev->>'db_user' IS DISTINCT FROM session_user::text THEN
+        RAISE EXCEPTION 'custody ledger: event % names database role %, but % is appending it',
+            NEW.seq, ev->>'db_user', session_user;
+    END IF;
+    RETURN NEW;
+END";
+
+/// custody's functions in the schema: name, body.
+const FUNCTIONS: &[(&str, &str)] = &[("append_only", APPEND_ONLY_BODY), ("next_event", NEXT_EVENT_BODY)];
+
 /// The tables' columns, as `information_schema.columns` gives them: table, column, type,
 /// nullable.
 const COLUMNS: &[(&str, &str, &str, &str)] = &[
@@ -57,13 +83,14 @@ const COLUMNS: &[(&str, &str, &str, &str)] = &[
     ("items", "parent", "text", "YES"),
 ];
 
-/// The triggers: table, name, `pg_trigger.tgtype` (1 row, 2 before, 8 delete, 16 update,
-/// 32 truncate).
-const TRIGGERS: &[(&str, &str, i16)] = &[
-    ("events", "events_append_only", 1 | 2 | 8 | 16),
-    ("events", "events_no_truncate", 2 | 32),
-    ("items", "items_append_only", 1 | 2 | 8 | 16),
-    ("items", "items_no_truncate", 2 | 32),
+/// The triggers: table, name, `pg_trigger.tgtype` (1 row, 2 before, 4 insert, 8 delete,
+/// 16 update, 32 truncate), function.
+const TRIGGERS: &[(&str, &str, i16, &str)] = &[
+    ("events", "events_append_only", 1 | 2 | 8 | 16, "custody.append_only()"),
+    ("events", "events_next_only", 1 | 2 | 4, "custody.next_event()"),
+    ("events", "events_no_truncate", 2 | 32, "custody.append_only()"),
+    ("items", "items_append_only", 1 | 2 | 8 | 16, "custody.append_only()"),
+    ("items", "items_no_truncate", 2 | 32, "custody.append_only()"),
 ];
 
 /// The indexes, by name (the keys' own and one for lookups by object).
@@ -79,9 +106,13 @@ fn schema_sql() -> String {
              case_id text NOT NULL, exhibit text NOT NULL, name text NOT NULL, parent text, UNIQUE (case_id, exhibit, name));
          CREATE INDEX items_sha256 ON custody.items (sha256);
          CREATE FUNCTION custody.append_only() RETURNS trigger LANGUAGE plpgsql AS $body${APPEND_ONLY_BODY}$body$;
+         CREATE FUNCTION custody.next_event() RETURNS trigger LANGUAGE plpgsql AS $body${NEXT_EVENT_BODY}$body$;
+         CREATE TRIGGER events_next_only BEFORE INSERT ON custody.events
+             FOR EACH ROW EXECUTE FUNCTION custody.next_event();
          REVOKE ALL ON SCHEMA custody FROM PUBLIC;
          REVOKE ALL ON ALL TABLES IN SCHEMA custody FROM PUBLIC;
-         REVOKE ALL ON FUNCTION custody.append_only() FROM PUBLIC;"
+         REVOKE ALL ON FUNCTION custody.append_only() FROM PUBLIC;
+         REVOKE ALL ON FUNCTION custody.next_event() FROM PUBLIC;"
     );
     for table in ["events", "items"] {
         sql.push_str(&format!(
@@ -405,10 +436,10 @@ impl Pg {
             .iter()
             .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
             .collect();
-        for (table, name, kind) in TRIGGERS {
+        for (table, name, kind, function) in TRIGGERS {
             match triggers.iter().find(|t| t.1 == *name) {
                 None => problems.push(format!("trigger {name} is missing")),
-                Some((t, _, k, _, f)) if t != table || k != kind || f != "custody.append_only()" => {
+                Some((t, _, k, _, f)) if t != table || k != kind || f != function => {
                     problems.push(format!("trigger {name} differs from custody's definition"))
                 }
                 Some((_, _, _, enabled, _)) if enabled != "O" => problems.push(format!("trigger {name} is disabled")),
@@ -416,7 +447,7 @@ impl Pg {
             }
         }
         for t in &triggers {
-            if !TRIGGERS.iter().any(|(_, n, _)| *n == t.1) {
+            if !TRIGGERS.iter().any(|(_, n, _, _)| *n == t.1) {
                 problems.push(format!("unexpected trigger {} on custody.{}", t.1, t.0));
             }
         }
@@ -431,14 +462,18 @@ impl Pg {
             .map(|r| (r.get(0), r.get(1)))
             .collect();
         for (name, body) in &functions {
-            if name != "append_only" {
-                problems.push(format!("unexpected function custody.{name}"));
-            } else if body != APPEND_ONLY_BODY {
-                problems.push("function custody.append_only differs from custody's definition".into());
+            match FUNCTIONS.iter().find(|(n, _)| n == name) {
+                None => problems.push(format!("unexpected function custody.{name}")),
+                Some((_, expected)) if body != expected => {
+                    problems.push(format!("function custody.{name} differs from custody's definition"))
+                }
+                Some(_) => {}
             }
         }
-        if !functions.iter().any(|(n, _)| n == "append_only") {
-            problems.push("function custody.append_only is missing".into());
+        for (name, _) in FUNCTIONS {
+            if !functions.iter().any(|(n, _)| n == name) {
+                problems.push(format!("function custody.{name} is missing"));
+            }
         }
         let rules: i64 =
             client.query_one("SELECT count(*) FROM pg_rules WHERE schemaname = 'custody'", &[]).map_err(read)?.get(0);

@@ -135,6 +135,25 @@ fn the_recording_role_may_only_insert_and_the_auditor_only_read() {
     }
     let insert = "INSERT INTO custody.items (id, seq, pos, sha256, case_id, exhibit, name) VALUES ('x', 1, 9, 'x', 'x', 'x', 'x')";
     assert!(agency.db.psql(&auditor, insert).stderr().contains("permission denied"));
+    // A recorder inserting by hand can neither fork the chain nor record under another login.
+    let rows = agency.rows();
+    let (head_seq, head_hash) = (rows.last().unwrap().0, rows.last().unwrap().1.clone());
+    let forged = |seq: i64, prev: &str, user: &str| {
+        format!(
+            "INSERT INTO custody.events (seq, hash, body) VALUES ({seq}, '{}', '{{\"seq\":{seq},\"prev\":\"{prev}\",\"db_user\":\"{user}\"}}')",
+            "ab".repeat(32)
+        )
+    };
+    let owner = agency.db.owner.clone();
+    for (sql, refusal) in [
+        (forged(head_seq + 1, &head_hash, &owner), format!("names database role {owner}, but {tech} is appending it")),
+        (forged(head_seq + 2, &head_hash, &tech), format!("event {} does not follow event {head_seq}", head_seq + 2)),
+        (forged(head_seq + 1, &"0".repeat(64), &tech), format!("event {} does not link to the head", head_seq + 1)),
+    ] {
+        let out = agency.db.psql(&tech, &sql);
+        assert!(out.stderr().contains(&refusal), "{sql}: {}", out.stderr());
+    }
+    assert_eq!(agency.rows(), rows);
     // Even the owner is stopped by the triggers.
     for sql in
         ["UPDATE custody.events SET body = '' WHERE seq = 1", "DELETE FROM custody.items", "TRUNCATE custody.events"]
