@@ -101,6 +101,9 @@ fn acquisition(ctx: &Context, f: &Packed) -> Vec<(String, String)> {
     if let Some(s) = ev.params.get("source").and_then(|v| v.as_str()) {
         facts.push(("Source".into(), s.to_owned()));
     }
+    if let Some(v) = ev.params.get("verified").filter(|v| v.is_object()) {
+        facts.push(("Parent verified".into(), verified(v)));
+    }
     if let Some(c) = ev.params.get("clock").filter(|c| !c.is_null()) {
         let offset = c.get("offset").and_then(|v| v.as_str()).unwrap_or("?");
         let reference = c.get("reference").and_then(|v| v.as_str()).unwrap_or("not stated");
@@ -117,6 +120,22 @@ fn acquisition(ctx: &Context, f: &Packed) -> Vec<(String, String)> {
         }
     }
     facts
+}
+
+/// What a derived file's event says was verified of its parent (`params.verified`), in words.
+fn verified(v: &serde_json::Value) -> String {
+    let n = |key: &str| v.get(key).and_then(|x| x.as_u64()).unwrap_or(0);
+    if v.get("mode").and_then(|m| m.as_str()) == Some("whole") {
+        return format!("the whole parent ({} bytes) re-read and matched to its recorded digests", n("bytes"));
+    }
+    format!(
+        "the {} bytes of the {}-byte parent that were read, in {} groups of {} KiB, each checked against the \
+         parent's recorded BLAKE3 before use (the rest was not read; `custody verify` checks whole objects)",
+        n("bytes"),
+        n("of"),
+        n("groups"),
+        n("group_bytes") / 1024
+    )
 }
 
 /// The coverage a redacted copy's event recorded for each region (`regions` in its facts).

@@ -624,6 +624,10 @@ fn the_report_pdf_passes_qpdf_and_its_text_holds_every_packaged_items_sha256() {
     }
     assert!(joined.contains(&head_hash), "the PDF does not state the ledger head {}:\n{text}", p.head_before);
     assert!(html.contains(&head_hash), "report.html does not state the ledger head {}", p.head_before);
+    // The still and the clip say what of their parent was checked before use.
+    let checked = html.matches("checked against the parent&#39;s recorded BLAKE3").count()
+        + html.matches("checked against the parent's recorded BLAKE3").count();
+    assert_eq!(checked, 2, "report.html does not say what the still and the clip verified:\n{html}");
 }
 
 // ---------------------------------------------------------------------------------------------
