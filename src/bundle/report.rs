@@ -128,6 +128,16 @@ fn verified(v: &serde_json::Value) -> String {
     if v.get("mode").and_then(|m| m.as_str()) == Some("whole") {
         return format!("the whole parent ({} bytes) re-read and matched to its recorded digests", n("bytes"));
     }
+    if n("bytes") == n("of") {
+        // A raw stream, or a file read whole to index it: nothing was left unread.
+        return format!(
+            "all {} bytes of the parent, read in {} groups of {} KiB, each checked against the parent's recorded \
+             BLAKE3 before use",
+            n("of"),
+            n("groups"),
+            n("group_bytes") / 1024
+        );
+    }
     format!(
         "the {} bytes of the {}-byte parent that were read, in {} groups of {} KiB, each checked against the \
          parent's recorded BLAKE3 before use (the rest was not read; `custody verify` checks whole objects)",

@@ -29,8 +29,9 @@ pub const WITHHELD: &str = "withheld_sha256";
 /// How a withheld member reads in a report or a CASE/UCO graph.
 pub const SHOWN: &str = "(withheld)";
 
-/// Members holding paths on the agency's machines, withheld whatever their value.
-const PATH_KEYS: [&str; 4] = ["paths", "source_path", "store", "target"];
+/// Members holding paths on the agency's machines (or its ledger's address and login),
+/// withheld whatever their value.
+const PATH_KEYS: [&str; 5] = ["ledger", "paths", "source_path", "store", "target"];
 
 /// The `private` member of a format-2 event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

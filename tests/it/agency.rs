@@ -101,6 +101,18 @@ fn an_agency_store_keeps_its_events_in_postgresql_hashed_and_chained_as_in_sqlit
     let zip = agency.work.join("bundle.zip");
     agency.cmd_as(&tech, &["package", "--case", "24-0001", "--out"]).arg(&zip).run().status(0);
     cmd(&["verify"]).arg(&zip).run().status(0).stdout_has("OK");
+    // A public release withholds the ledger's address and logins (host, port, database, roles).
+    let release = agency.work.join("release.zip");
+    agency.cmd_as(&tech, &["package", "--case", "24-0001", "--release", "--out"]).arg(&release).run().status(0);
+    let unzipped = agency.work.join("release");
+    std::process::Command::new("unzip").arg("-q").arg(&release).arg("-d").arg(&unzipped).status().unwrap();
+    for file in crate::support::files_under(&unzipped) {
+        let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap()).into_owned();
+        for secret in [&agency.db.name, &tech, &agency.db.owner] {
+            assert!(!text.contains(secret.as_str()), "{} names {secret}", file.display());
+        }
+    }
+    cmd(&["verify"]).arg(&release).run().status(0).stdout_has("OK");
     let items = agency.db.admin("SELECT string_agg(id || ' ' || name, ', ' ORDER BY seq, pos) FROM custody.items");
     assert!(items.starts_with("i1 cam1.mp4, i2 "), "{items}");
 }
