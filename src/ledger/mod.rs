@@ -350,15 +350,6 @@ impl Ledger {
         &self.location
     }
 
-    /// The role the database authenticated (PostgreSQL), beside the examiner each event
-    /// declares; `None` for a SQLite file, which has no logins.
-    pub fn session_user(&self) -> Result<Option<String>> {
-        match &self.db {
-            Db::Sqlite(_) => Ok(None),
-            Db::Postgres(pg) => pg.session_user().map(Some),
-        }
-    }
-
     /// Append one event. `build` runs inside the write transaction, so what it reads (item
     /// numbers, existing names) cannot change before the event lands.
     pub fn append(

@@ -222,14 +222,9 @@ fn tls_options(url: &str) -> (String, Tls) {
         _ => Tls::Encrypt { required: false },
     };
     // The crate itself only needs to know whether TLS must be had.
-    let crate_mode = match &tls {
-        Tls::Disable => "disable",
-        Tls::Encrypt { required: false } => "prefer",
-        _ => "require",
-    };
-    kept.push(match crate_mode {
-        "disable" => "sslmode=disable",
-        "prefer" => "sslmode=prefer",
+    kept.push(match &tls {
+        Tls::Disable => "sslmode=disable",
+        Tls::Encrypt { required: false } => "sslmode=prefer",
         _ => "sslmode=require",
     });
     (format!("{base}?{}", kept.join("&")), tls)
@@ -483,16 +478,6 @@ impl Pg {
         Ok(problems)
     }
 
-    /// The role this connection logged in as.
-    pub fn session_user(&self) -> Result<String> {
-        let row = self
-            .client
-            .borrow_mut()
-            .query_one("SELECT session_user::text", &[])
-            .map_err(|e| failure(e, &self.shown, "read"))?;
-        Ok(row.get(0))
-    }
-
     /// Run `append` in one transaction holding the append lock; commit when it succeeds.
     pub(crate) fn append<T>(&self, append: impl FnOnce(&dyn Writer) -> Result<T>) -> Result<T> {
         let mut client = self.client.borrow_mut();
@@ -518,39 +503,29 @@ impl Pg {
         failure(e, &self.shown, what)
     }
 
+    /// The rows a read-only query returns.
+    fn read(&self, sql: &str, params: &[&(dyn postgres::types::ToSql + Sync)]) -> Result<Vec<postgres::Row>> {
+        self.client.borrow_mut().query(sql, params).map_err(|e| failure(e, &self.shown, "read"))
+    }
+
     /// The newest event's number and hash.
     pub fn last(&self) -> Result<Option<(i64, String)>> {
-        let row = self
-            .client
-            .borrow_mut()
-            .query_opt("SELECT seq, hash FROM custody.events ORDER BY seq DESC LIMIT 1", &[])
-            .map_err(|e| failure(e, &self.shown, "read"))?;
-        Ok(row.map(|r| (r.get(0), r.get(1))))
+        let rows = self.read("SELECT seq, hash FROM custody.events ORDER BY seq DESC LIMIT 1", &[])?;
+        Ok(rows.first().map(|r| (r.get(0), r.get(1))))
     }
 
     /// Rows after `seq`, at most `limit`, in order.
     pub fn rows_after(&self, seq: i64, limit: i64) -> Result<Vec<Row>> {
-        let rows = self
-            .client
-            .borrow_mut()
-            .query("SELECT seq, hash, body FROM custody.events WHERE seq > $1 ORDER BY seq LIMIT $2", &[&seq, &limit])
-            .map_err(|e| failure(e, &self.shown, "read"))?;
-        Ok(rows.iter().map(|r| Row { seq: r.get(0), hash: r.get(1), body: r.get(2) }).collect())
+        let sql = "SELECT seq, hash, body FROM custody.events WHERE seq > $1 ORDER BY seq LIMIT $2";
+        Ok(event_rows(self.read(sql, &[&seq, &limit])?))
     }
 
     /// Rows whose item (an output) derives from an item holding object `sha256` and whose body
     /// mentions `text`.
     pub fn derived_rows_mentioning(&self, sha256: &str, text: &str) -> Result<Vec<Row>> {
-        let rows = self
-            .client
-            .borrow_mut()
-            .query(
-                "SELECT e.seq, e.hash, e.body FROM custody.items AS d JOIN custody.items AS p ON d.parent = p.id
-                 JOIN custody.events AS e ON e.seq = d.seq WHERE p.sha256 = $1 AND strpos(e.body, $2) > 0",
-                &[&sha256, &text],
-            )
-            .map_err(|e| failure(e, &self.shown, "read"))?;
-        Ok(rows.iter().map(|r| Row { seq: r.get(0), hash: r.get(1), body: r.get(2) }).collect())
+        let sql = "SELECT e.seq, e.hash, e.body FROM custody.items AS d JOIN custody.items AS p ON d.parent = p.id
+                   JOIN custody.events AS e ON e.seq = d.seq WHERE p.sha256 = $1 AND strpos(e.body, $2) > 0";
+        Ok(event_rows(self.read(sql, &[&sha256, &text])?))
     }
 
     /// Item rows matching `filter` (a WHERE clause over `$1`, `$2`… or nothing), in order of
@@ -561,8 +536,8 @@ impl Pg {
         );
         let params: Vec<&(dyn postgres::types::ToSql + Sync)> =
             params.iter().map(|p| p as &(dyn postgres::types::ToSql + Sync)).collect();
-        let rows = self.client.borrow_mut().query(&sql, &params).map_err(|e| failure(e, &self.shown, "read"))?;
-        Ok(rows
+        Ok(self
+            .read(&sql, &params)?
             .iter()
             .map(|r| ItemRow {
                 id: r.get(0),
@@ -577,13 +552,14 @@ impl Pg {
     }
 
     pub fn references(&self, sha256: &str) -> Result<bool> {
-        let row = self
-            .client
-            .borrow_mut()
-            .query_one("SELECT EXISTS (SELECT 1 FROM custody.items WHERE sha256 = $1)", &[&sha256])
-            .map_err(|e| failure(e, &self.shown, "read"))?;
-        Ok(row.get(0))
+        let rows = self.read("SELECT EXISTS (SELECT 1 FROM custody.items WHERE sha256 = $1)", &[&sha256])?;
+        Ok(rows.first().is_some_and(|r| r.get(0)))
     }
+}
+
+/// Event rows (seq, hash, body) as the ledger module takes them.
+fn event_rows(rows: Vec<postgres::Row>) -> Vec<Row> {
+    rows.iter().map(|r| Row { seq: r.get(0), hash: r.get(1), body: r.get(2) }).collect()
 }
 
 /// An append in progress.
