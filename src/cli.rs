@@ -70,7 +70,8 @@ pub enum Command {
 /// PostgreSQL database.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  custody init /evidence --agency \"Metro PD\"\n  \
-    custody init /mnt/evidence --ledger postgres://custody_owner@db.metro.example/custody --agency \"Metro PD\"")]
+    custody init /mnt/evidence --ledger postgres://custody_owner@db.metro.example/custody --agency \"Metro PD\"\n  \
+    custody init ws1 --ledger postgres://custody_owner@db/custody --objects s3://evidence/metro --agency \"Metro PD\"")]
 pub struct InitArgs {
     /// Directory for the new store (created if missing). Default: the current directory.
     #[arg(value_name = "DIR")]
@@ -83,6 +84,11 @@ pub struct InitArgs {
     /// record through it as their own roles (CUSTODY_LEDGER). See docs/agency.md
     #[arg(long, value_name = "URL")]
     pub ledger: Option<String>,
+    /// Keep the store's objects in this S3-compatible bucket (s3://BUCKET/PREFIX; needs
+    /// --ledger), at AWS_ENDPOINT_URL with the AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or
+    /// AWS_PROFILE credentials. Give the bucket Object Lock with a COMPLIANCE default retention.
+    #[arg(long, value_name = "S3_URL", requires = "ledger")]
+    pub objects: Option<String>,
 }
 
 /// Copy files into the store as evidence: hashed while copying, verified, probed, recorded.

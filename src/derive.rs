@@ -38,6 +38,8 @@ pub struct Source {
     object: Arc<Object>,
     /// Re-hash the whole object before the result counts (`--verify-whole`).
     whole: bool,
+    /// The bucket the object is in, for an agency store that keeps its objects in S3.
+    bucket: Option<Arc<crate::objects::Bucket>>,
 }
 
 impl Source {
@@ -48,19 +50,19 @@ impl Source {
         let path = store.object_path(&row.sha256);
         let label = format!("{} ({}:{}/{})", row.id, row.case, row.exhibit, item::shown(&row.name));
         crate::media::log::name(&path, &label);
-        let object = Object::register(
+        let object = Object::register_at(
             &path,
+            store.remote(&row.sha256),
             crate::outboard::path_in(store.root(), &row.sha256),
             file.size,
             &file.blake3,
             label,
         );
         // Derived items (clips, playback copies) carry no probe of their own: probe them now.
-        let media: Option<MediaFacts> = file
-            .facts
-            .get("media")
-            .and_then(|m| serde_json::from_value(m.clone()).ok())
-            .or_else(|| path.is_file().then(|| crate::media::probe::probe(&path, false)));
+        let media: Option<MediaFacts> =
+            file.facts.get("media").and_then(|m| serde_json::from_value(m.clone()).ok()).or_else(|| {
+                (store.bucket().is_some() || path.is_file()).then(|| crate::media::probe::probe(&path, false))
+            });
         let timeline = timeline(ledger, &row)?;
         Ok(Source {
             row,
@@ -73,6 +75,7 @@ impl Source {
             index_digest: OnceLock::new(),
             object,
             whole: false,
+            bucket: store.bucket().cloned(),
         })
     }
 
@@ -113,6 +116,19 @@ impl Source {
 
     /// Re-read the object and check it against the digests recorded when it entered custody.
     pub fn verify(&self) -> Result<()> {
+        if let Some(bucket) = &self.bucket {
+            let key = bucket.object_key(&self.file.sha256);
+            let mut reader = crate::objects::Ranged::new(Arc::clone(bucket), key, self.file.size);
+            let mut hasher = blake3::Hasher::new();
+            let read = std::io::copy(&mut reader, &mut hasher).map_err(|e| {
+                error::mismatch(format!(
+                    "item {}: its object {} cannot be read ({e}); run `custody verify`",
+                    self.row.id,
+                    bucket.shown(&bucket.object_key(&self.file.sha256))
+                ))
+            })?;
+            return self.compare(read, &hasher.finalize().to_hex());
+        }
         let mut f = std::fs::File::open(&self.path).map_err(|e| {
             error::mismatch(format!(
                 "item {}: its object {} cannot be read ({e}); run `custody verify`",
@@ -125,7 +141,12 @@ impl Source {
         // day's recording is gigabytes: verifying it must not take longer than the work).
         let d = digest::blake3_file(&mut f)
             .map_err(|e| error::environment(format!("item {}: cannot read its object: {e}", self.row.id)))?;
-        if d.size != self.file.size || !digest::hex_eq(d.blake3(), &self.file.blake3) {
+        self.compare(d.size, d.blake3())
+    }
+
+    /// Fail (exit 1) unless the object re-read had the recorded size and BLAKE3.
+    fn compare(&self, size: u64, blake3: &str) -> Result<()> {
+        if size != self.file.size || !digest::hex_eq(blake3, &self.file.blake3) {
             // A frame index read from the altered bytes must not outlive this: it could misplace
             // frames once the object is restored.
             self.forget_frame_index();

@@ -17,5 +17,6 @@ pub mod job;
 pub mod ledger;
 pub mod mapped;
 pub mod media;
+pub mod objects;
 pub mod outboard;
 pub mod store;

@@ -158,6 +158,26 @@ pub enum Failure {
     Unreadable(String),
 }
 
+/// Where an object's bytes are when they are not in a file of the store's own directory (an
+/// agency store's bucket): read in ranges, its stored outboard fetched whole (it is 0.2 % of
+/// the object). Nothing it returns is trusted more than a file's bytes: every byte is checked.
+pub trait Remote: Send + Sync {
+    /// Bytes `start..end` of the object.
+    fn read(&self, start: u64, end: u64) -> io::Result<Vec<u8>>;
+    /// The object's size as stored.
+    fn size(&self) -> io::Result<u64>;
+    /// The outboard kept beside the object, when there is one of `size` bytes.
+    fn outboard(&self, size: u64) -> Option<Vec<u8>>;
+    /// Keep an outboard rebuilt from the object beside it (best effort: it needs no trust).
+    fn keep_outboard(&self, bytes: &[u8]);
+    /// Where the object is, for messages.
+    fn shown(&self) -> String;
+}
+
+/// Bytes fetched at once from a [`Remote`] object: a request costs a round trip, so a reader
+/// moving forward in small steps (FFmpeg's demuxers) is served from one fetch.
+const REMOTE_AHEAD: u64 = 2 << 20;
+
 /// An object being read by a derived command, and what was checked of it.
 pub struct Object {
     /// The item, as reports name it.
@@ -166,6 +186,7 @@ pub struct Object {
     outboard_path: PathBuf,
     size: u64,
     root: blake3::Hash,
+    remote: Option<Arc<dyn Remote>>,
     state: Mutex<State>,
 }
 
@@ -180,6 +201,10 @@ struct State {
     /// at the end of the object).
     checked: BTreeMap<u64, u64>,
     failure: Option<Failure>,
+    /// The last bytes fetched from a remote object (not yet checked), and where they start.
+    fetched: Option<(u64, Vec<u8>)>,
+    /// The remote object's size was checked against the recorded one.
+    sized: bool,
 }
 
 /// Objects registered by this process: FFmpeg and every other reader of their path read them
@@ -190,6 +215,19 @@ impl Object {
     /// Read the object at `path` (of `size` bytes and BLAKE3 `blake3_hex`, as recorded) only
     /// through checked reads from now on, in this process; `label` names it in errors.
     pub fn register(path: &Path, outboard_path: PathBuf, size: u64, blake3_hex: &str, label: String) -> Arc<Object> {
+        Object::register_at(path, None, outboard_path, size, blake3_hex, label)
+    }
+
+    /// [`Object::register`] for an object whose bytes `remote` holds (`path` is then only the
+    /// name FFmpeg is given); `outboard_path` caches its outboard.
+    pub fn register_at(
+        path: &Path,
+        remote: Option<Arc<dyn Remote>>,
+        outboard_path: PathBuf,
+        size: u64,
+        blake3_hex: &str,
+        label: String,
+    ) -> Arc<Object> {
         let root = blake3::Hash::from_hex(blake3_hex).unwrap_or_else(|_| blake3::hash(b"not a recorded BLAKE3"));
         let object = Arc::new(Object {
             label,
@@ -197,6 +235,7 @@ impl Object {
             outboard_path,
             size,
             root,
+            remote,
             state: Mutex::new(State::default()),
         });
         let mut all = REGISTERED.lock().unwrap_or_else(|e| e.into_inner());
@@ -239,7 +278,7 @@ impl Object {
             Failure::Unreadable(why) => format!(
                 "item {}: its object {} cannot be read ({why}); nothing was recorded; run `custody verify`",
                 self.label,
-                self.path.display()
+                self.shown()
             ),
         })
     }
@@ -286,10 +325,51 @@ impl Object {
         result
     }
 
+    /// Where the object is, for messages.
+    fn shown(&self) -> String {
+        match &self.remote {
+            Some(r) => r.shown(),
+            None => self.path.display().to_string(),
+        }
+    }
+
+    /// Bytes `first..last` of a remote object, fetched [`REMOTE_AHEAD`] at a time.
+    fn fetch(&self, st: &mut State, remote: &dyn Remote, first: u64, last: u64) -> Result<Vec<u8>, Failure> {
+        if !st.sized {
+            let actual = remote.size().map_err(|e| Failure::Unreadable(e.to_string()))?;
+            if actual != self.size {
+                return Err(Failure::Whole(format!(
+                    "its object holds {actual} bytes where {} were recorded",
+                    self.size
+                )));
+            }
+            st.sized = true;
+        }
+        let held = |st: &State| st.fetched.as_ref().is_some_and(|(at, b)| *at <= first && last <= *at + b.len() as u64);
+        if !held(st) {
+            let end = last.max(first + REMOTE_AHEAD).min(self.size);
+            let bytes = remote
+                .read(first, end)
+                .map_err(|e| Failure::Unreadable(format!("reading bytes {first}..{end}: {e}")))?;
+            st.fetched = Some((first, bytes));
+        }
+        let (at, bytes) = st.fetched.as_ref().expect("fetched above");
+        Ok(bytes[(first - at) as usize..(last - at) as usize].to_vec())
+    }
+
     fn read_locked(&self, st: &mut State, start: u64, len: u64) -> Result<Vec<u8>, Failure> {
         let end = (start + len).min(self.size);
         let (first, last) = (start / GROUP * GROUP, end.div_ceil(GROUP) * GROUP);
         let last = last.min(self.size);
+        let bytes = match &self.remote {
+            Some(remote) => self.fetch(st, remote.as_ref(), first, last)?,
+            None => self.read_file(st, first, last)?,
+        };
+        self.check_read(st, first, last, bytes)
+    }
+
+    /// Bytes `first..last` of the object's file.
+    fn read_file(&self, st: &mut State, first: u64, last: u64) -> Result<Vec<u8>, Failure> {
         if st.file.is_none() {
             let file = File::open(&self.path).map_err(|e| Failure::Unreadable(e.to_string()))?;
             let actual = file.metadata().map_err(|e| Failure::Unreadable(e.to_string()))?.len();
@@ -310,6 +390,11 @@ impl Object {
                 Failure::Unreadable(format!("reading bytes {first}..{last}: {e}"))
             }
         })?;
+        Ok(bytes)
+    }
+
+    /// Check bytes `first..last` of the object against the recorded tree.
+    fn check_read(&self, st: &mut State, first: u64, last: u64, bytes: Vec<u8>) -> Result<Vec<u8>, Failure> {
         let ranges = ChunkRanges::from(ChunkNum(first / 1024)..ChunkNum(last.div_ceil(1024)));
         loop {
             if st.nodes.is_none() {
@@ -348,6 +433,18 @@ impl Object {
         {
             return Ok(PostOrderOutboard { root: self.root, tree, data: Pages::new(f) });
         }
+        // A remote object's outboard is fetched whole and cached beside the store (it needs no
+        // trust: a node that does not hash up to the root makes us rebuild it).
+        if let Some(remote) = &self.remote
+            && let Some(bytes) = remote.outboard(tree.outboard_size())
+        {
+            let encoded = Encoded { mem: bytes, ..Encoded::default() };
+            let data = match encoded.save(&self.outboard_path).and_then(|_| File::open(&self.outboard_path)) {
+                Ok(f) => f,
+                Err(_) => encoded.into_file().map_err(|e| Failure::Unreadable(e.to_string()))?,
+            };
+            return Ok(PostOrderOutboard { root: self.root, tree, data: Pages::new(data) });
+        }
         self.rebuild(st)
     }
 
@@ -355,31 +452,59 @@ impl Object {
     /// can be written, else in a temporary file). Its root must be the recorded BLAKE3.
     fn rebuild(&self, st: &mut State) -> Result<PostOrderOutboard<Pages>, Failure> {
         st.rebuilt = true;
-        let file = st.file.as_ref().expect("opened before the tree is needed");
         if self.size >= 1 << 30 {
             eprintln!(
                 "note: reading {} whole once to build its BLAKE3 tree (it was stored before custody kept one, or its tree was damaged); later commands read only what they need",
                 self.label
             );
         }
-        let (root, encoded) = match Mapped::if_large(file) {
-            Some(map) => {
-                let built = encode(&map[..], self.size);
-                map.check().map_err(|e| Failure::Unreadable(e.to_string()))?;
-                built
+        let built = match (&self.remote, st.file.as_ref()) {
+            (Some(remote), _) => {
+                let reader = RemoteReader { remote: remote.as_ref(), pos: 0, size: self.size };
+                encode(io::BufReader::with_capacity(crate::objects::FETCH as usize, reader), self.size)
             }
-            None => encode(io::BufReader::new(file), self.size),
-        }
-        .map_err(|e| Failure::Unreadable(e.to_string()))?;
+            (None, Some(file)) => match Mapped::if_large(file) {
+                Some(map) => {
+                    let built = encode(&map[..], self.size);
+                    map.check().map_err(|e| Failure::Unreadable(e.to_string()))?;
+                    built
+                }
+                None => encode(io::BufReader::new(file), self.size),
+            },
+            (None, None) => unreachable!("a local object's file is opened before its tree is needed"),
+        };
+        let (root, encoded) = built.map_err(|e| Failure::Unreadable(e.to_string()))?;
         if root != self.root {
             return Err(Failure::Whole("its BLAKE3 is not the one recorded: the object was altered".into()));
         }
         let tree = tree(self.size);
+        if let Some(remote) = &self.remote
+            && let Ok(bytes) = encoded.to_vec()
+        {
+            remote.keep_outboard(&bytes);
+        }
         let data = match encoded.save(&self.outboard_path).and_then(|_| File::open(&self.outboard_path)) {
             Ok(f) => f,
             Err(_) => encoded.into_file().map_err(|e| Failure::Unreadable(e.to_string()))?,
         };
         Ok(PostOrderOutboard { root: self.root, tree, data: Pages::new(data) })
+    }
+}
+
+/// A remote object read in order, for rebuilding its tree.
+struct RemoteReader<'a> {
+    remote: &'a dyn Remote,
+    pos: u64,
+    size: u64,
+}
+
+impl Read for RemoteReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let end = (self.pos + buf.len() as u64).min(self.size);
+        let bytes = self.remote.read(self.pos, end)?;
+        buf[..bytes.len()].copy_from_slice(&bytes);
+        self.pos = end;
+        Ok(bytes.len())
     }
 }
 

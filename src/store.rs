@@ -29,6 +29,8 @@ use crate::error;
 use crate::fsutil;
 use crate::ledger::{Access, Actor, Draft, Event, Head, Ledger, Location, Txn};
 use crate::mapped::Mapped;
+use crate::objects::Bucket;
+use std::sync::Arc;
 
 pub const LEDGER_FILE: &str = "ledger.db";
 /// An agency store's descriptor: where its ledger is (never a password).
@@ -51,6 +53,9 @@ pub struct Store {
     root: PathBuf,
     lock_timeout: Duration,
     ledger: Location,
+    /// The bucket holding the objects of an agency store that keeps them in S3; `None`: they
+    /// are in `objects/`.
+    objects: Option<Arc<Bucket>>,
 }
 
 impl Store {
@@ -67,7 +72,12 @@ impl Store {
     /// Create a store in `dir` whose ledger is a new one in the agency's PostgreSQL database at
     /// `url` (whose role will own its tables). Its objects stay in `dir`, which workstations
     /// share. The URL is written to `store.json`; a password never is.
-    pub fn create_agency(dir: &Path, url: &str, lock_timeout: Duration) -> Result<(Store, Ledger)> {
+    pub fn create_agency(
+        dir: &Path,
+        url: &str,
+        objects: Option<&str>,
+        lock_timeout: Duration,
+    ) -> Result<(Store, Ledger)> {
         if crate::ledger::pg::has_password(url) {
             return Err(error::input(format!(
                 "{}: the URL holds a password, and custody never writes one down; nothing was changed. \
@@ -75,17 +85,36 @@ impl Store {
                 crate::ledger::pg::shown(url)
             )));
         }
+        // The bucket first: it must answer to these credentials before anything is made.
+        let bucket = match objects {
+            Some(u) => {
+                let endpoint = crate::objects::endpoint_from_env().ok_or_else(|| {
+                    error::input(format!(
+                        "{u}: which S3 server? Set AWS_ENDPOINT_URL (e.g. https://s3.us-east-1.amazonaws.com, or the \
+                         agency's own S3 service); nothing was changed"
+                    ))
+                })?;
+                let bucket = Bucket::open(u, &endpoint)?;
+                bucket.check()?;
+                Some(Arc::new(bucket))
+            }
+            None => None,
+        };
         let (store, created) = Store::prepare(dir, lock_timeout)?;
         let cleanup = |_: &anyhow::Error| store.unprepare(created);
         let location = Location::Postgres(url.to_owned());
         let ledger = Ledger::create_postgres(url, lock_timeout).inspect_err(cleanup)?;
-        let descriptor = serde_json::json!({"custody_store": 1, "ledger": url});
+        let mut descriptor = serde_json::json!({"custody_store": 1, "ledger": url});
+        if let Some(b) = &bucket {
+            descriptor["objects"] = serde_json::json!(b.url());
+            descriptor["endpoint"] = serde_json::json!(b.endpoint());
+        }
         let path = store.root.join(DESCRIPTOR);
         fsutil::write_durably(&path, format!("{descriptor:#}\n").as_bytes())
             .map_err(|e| env_io(e, &path, "cannot write"))
             .inspect_err(cleanup)?;
         let ledger = ledger.for_store(&store.root);
-        Ok((Store { ledger: location, ..store }, ledger))
+        Ok((Store { ledger: location, objects: bucket, ..store }, ledger))
     }
 
     /// The directories and lock file of a new store in `dir`, which must not be one yet; and
@@ -100,7 +129,7 @@ impl Store {
         let created = !dir.exists();
         fs::create_dir_all(dir).map_err(|e| env_io(e, dir, "cannot create the store directory"))?;
         let root = dir.canonicalize()?;
-        let store = Store { ledger: Location::File(root.join(LEDGER_FILE)), root, lock_timeout };
+        let store = Store { ledger: Location::File(root.join(LEDGER_FILE)), root, lock_timeout, objects: None };
         let made = (|| {
             for sub in [OBJECTS_DIR, TMP_DIR] {
                 let p = store.root.join(sub);
@@ -160,25 +189,80 @@ impl Store {
         }
         let root = dir.canonicalize()?;
         let descriptor = root.join(DESCRIPTOR);
+        let mut objects = None;
         let ledger = if descriptor.is_file() {
             let text = fs::read_to_string(&descriptor).map_err(|e| env_io(e, &descriptor, "cannot read"))?;
-            let url = serde_json::from_str::<serde_json::Value>(&text)
-                .ok()
-                .and_then(|v| v.get("ledger").and_then(|l| l.as_str()).map(str::to_owned))
-                .ok_or_else(|| {
-                    error::input(format!(
-                        "{} is not a custody store descriptor (it names no ledger); restore it, or join the agency's \
+            let parsed = serde_json::from_str::<serde_json::Value>(&text).ok();
+            let field = |name: &str| parsed.as_ref().and_then(|v| v.get(name)?.as_str().map(str::to_owned));
+            // Each workstation may name the bucket and server its own way (CUSTODY_OBJECTS,
+            // AWS_ENDPOINT_URL); the descriptor says what the store was made with.
+            let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+            if let Some(url) = env("CUSTODY_OBJECTS").or_else(|| field("objects")) {
+                let endpoint = crate::objects::endpoint_from_env()
+                    .or_else(|| field("endpoint"))
+                    .ok_or_else(|| error::input(format!("{url}: which S3 server? Set AWS_ENDPOINT_URL")))?;
+                objects = Some(Arc::new(Bucket::open(&url, &endpoint)?));
+            }
+            let url = field("ledger").ok_or_else(|| {
+                error::input(format!(
+                    "{} is not a custody store descriptor (it names no ledger); restore it, or join the agency's \
                          ledger again with `custody init --join URL` in an empty directory",
-                        descriptor.display()
-                    ))
-                })?;
+                    descriptor.display()
+                ))
+            })?;
             // Each workstation records as its own role: CUSTODY_LEDGER names it.
             let url = std::env::var("CUSTODY_LEDGER").ok().filter(|u| !u.is_empty()).unwrap_or(url);
             Location::Postgres(url)
         } else {
             Location::File(root.join(LEDGER_FILE))
         };
-        Ok(Store { root, lock_timeout, ledger })
+        Ok(Store { root, lock_timeout, ledger, objects })
+    }
+
+    /// The bucket holding this store's objects, when they are not in `objects/`.
+    pub fn bucket(&self) -> Option<&Arc<Bucket>> {
+        self.objects.as_ref()
+    }
+
+    /// Where the object's bytes are, for the verifying reader: `None` for a file in `objects/`.
+    pub fn remote(&self, sha256: &str) -> Option<Arc<dyn crate::outboard::Remote>> {
+        let bucket = self.objects.as_ref()?;
+        Some(Arc::new(crate::objects::Remote { bucket: Arc::clone(bucket), sha256: sha256.to_owned() }))
+    }
+
+    /// The object, read from the start (or seeking): its file, or ranged reads from the bucket.
+    pub fn open_object(&self, sha256: &str) -> Result<Box<dyn crate::outboard::ReadSeek + Send>> {
+        match &self.objects {
+            None => {
+                let path = self.object_path(sha256);
+                Ok(Box::new(File::open(&path).map_err(|e| env_io(e, &path, "cannot open"))?))
+            }
+            Some(bucket) => {
+                let key = bucket.object_key(sha256);
+                let head = bucket.head(&key)?.ok_or_else(|| {
+                    error::mismatch(format!(
+                        "object {sha256} is missing from the bucket ({}); run `custody verify`",
+                        bucket.shown(&key)
+                    ))
+                })?;
+                Ok(Box::new(crate::objects::Ranged::new(Arc::clone(bucket), key, head.size)))
+            }
+        }
+    }
+
+    /// The object as a file: its own in `objects/`, or (kept in a bucket) a copy fetched into an
+    /// unnamed temporary file, for work that reads it whole and in place (bundles).
+    pub fn object_file(&self, sha256: &str) -> Result<File> {
+        if self.objects.is_none() {
+            let path = self.object_path(sha256);
+            return File::open(&path).map_err(|e| env_io(e, &path, "cannot open"));
+        }
+        let tmp = self.root.join(TMP_DIR);
+        let mut copy = tempfile::tempfile_in(&tmp).map_err(|e| env_io(e, &tmp, "cannot create a temporary file in"))?;
+        let mut from = self.open_object(sha256)?;
+        io::copy(&mut from, &mut copy)
+            .map_err(|e| error::environment(format!("cannot fetch object {sha256} from the bucket: {e}")))?;
+        Ok(copy)
     }
 
     /// Where the store's ledger is.
@@ -208,7 +292,15 @@ impl Store {
     }
 
     pub fn has_object(&self, sha256: &str) -> bool {
-        self.object_path(sha256).is_file()
+        self.object_exists(sha256).unwrap_or(false)
+    }
+
+    /// Whether the store holds the object (asking the bucket, for one kept in S3).
+    pub fn object_exists(&self, sha256: &str) -> Result<bool> {
+        match &self.objects {
+            None => Ok(self.object_path(sha256).is_file()),
+            Some(bucket) => Ok(bucket.head(&bucket.object_key(sha256))?.is_some()),
+        }
     }
 
     /// Open the ledger to record in it, refusing one whose schema was altered. Every changing
@@ -321,6 +413,7 @@ impl Store {
             moves: Vec::new(),
             seen: HashMap::new(),
             trees: Vec::new(),
+            blake3: HashMap::new(),
             last: None,
             next: 0,
             committed: false,
@@ -349,6 +442,9 @@ impl Store {
         mut staging: Staging,
         build: impl FnMut(&mut Txn<'_>) -> Result<Option<Draft>>,
     ) -> Result<(Head, Event)> {
+        if let Some(bucket) = &self.objects {
+            return self.commit_to_bucket(bucket, ledger, actor, staging, build);
+        }
         let mut parents: Vec<PathBuf> = staging
             .moves
             .iter()
@@ -402,6 +498,60 @@ impl Store {
         Ok((head, event))
     }
 
+    /// [`Store::commit_each`] for a store whose objects are in a bucket: the objects go up
+    /// first (created write-once, then read back and checked), and only then is the event
+    /// appended, naming where each one is stored. A command killed or failing before the event
+    /// leaves at most an object no event records (`verify` lists it as an orphan; the bucket's
+    /// retention keeps it), never an event whose object is missing.
+    fn commit_to_bucket(
+        &self,
+        bucket: &Arc<Bucket>,
+        ledger: &mut Ledger,
+        actor: &Actor,
+        mut staging: Staging,
+        mut build: impl FnMut(&mut Txn<'_>) -> Result<Option<Draft>>,
+    ) -> Result<(Head, Event)> {
+        let mut stored: HashMap<String, serde_json::Value> = HashMap::new();
+        for key in &staging.moves {
+            let sha = hex::encode(key);
+            let path = staging.dir.join(&sha);
+            let file = File::open(&path).map_err(|e| env_io(e, &path, "cannot open the staged copy"))?;
+            let size = file.metadata().map_err(|e| env_io(e, &path, "cannot read"))?.len();
+            let blake3 = staging.blake3.get(key).cloned().unwrap_or_default();
+            let facts = crate::objects::store(bucket, &sha, &file, size, &blake3, &|_| {})?;
+            stored.insert(sha, facts);
+        }
+        // The objects' BLAKE3 trees, beside them in the bucket and in this store's cache. They
+        // need no trust: one that is missing or damaged is rebuilt when the object is next read.
+        for (sha, tree) in &staging.trees {
+            if let Ok(bytes) = tree.0.to_vec() {
+                let _ = bucket.create(&bucket.outboard_key(sha), &bytes);
+            }
+            let path = crate::outboard::path_in(&self.root, sha);
+            if !path.exists() {
+                let _ = tree.0.save(&path);
+            }
+        }
+        let _lock = self.write_lock()?;
+        let _commit = crate::interrupt::committing();
+        let _ = self.recover_locked(ledger);
+        let (head, event) = ledger.append_each(actor, |txn| {
+            let draft = build(txn)?;
+            Ok(draft.map(|mut d| {
+                for out in &mut d.outputs {
+                    if let Some(facts) = stored.get(&out.sha256) {
+                        out.facts.insert("stored".into(), facts.clone());
+                    }
+                }
+                d
+            }))
+        })?;
+        crate::interrupt::recorded(head.seq);
+        // Everything is in the bucket: the staging directory may go.
+        staging.committed = false;
+        Ok((head, event))
+    }
+
     /// Finish or undo what killed commands left in `tmp/`. Runs under the store lock.
     pub fn recover(&self, ledger: &Ledger) -> Result<Recovery> {
         let _lock = self.write_lock()?;
@@ -440,7 +590,8 @@ impl Store {
             for file in fs::read_dir(&dir)? {
                 let path = file?.path();
                 let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
-                if is_sha256(&name) && ledger.references(&name)? && !self.has_object(&name) {
+                // (A bucket's objects are stored before their event is: nothing to finish.)
+                if self.objects.is_none() && is_sha256(&name) && ledger.references(&name)? && !self.has_object(&name) {
                     let dest = self.object_path(&name);
                     fs::create_dir_all(dest.parent().expect("objects have a parent"))?;
                     if fsutil::rename_noreplace(&path, &dest)? {
@@ -510,6 +661,8 @@ pub struct Staging {
     seen: HashMap<[u8; 32], bool>,
     /// The BLAKE3 trees computed while objects were staged, to keep beside them at commit.
     trees: Vec<(String, digest::Tree)>,
+    /// The BLAKE3 of every copy staged here, to prove its upload with (a bucket's objects).
+    blake3: HashMap<[u8; 32], String>,
     /// What the last call staged.
     last: Option<Staged>,
     next: u64,
@@ -681,9 +834,19 @@ impl Staging {
         let staged = if let Some(&existed) = self.seen.get(&key) {
             // The same bytes twice in one command (a hard link, a duplicate file).
             let _ = fs::remove_file(file);
-            let location = if existed { existing } else { self.dir.join(&sha) };
+            let location = if existed && store.objects.is_none() { existing } else { self.dir.join(&sha) };
             Staged { digests, location, existed }
-        } else if existing.is_file() {
+        } else if let Some(bucket) = &store.objects
+            && store.object_exists(&sha)?
+        {
+            // The bucket holds these bytes already: they are read back and checked before they
+            // stand for the file; the staged copy stays here, for this command to read.
+            crate::objects::prove(bucket, &sha, digests.size, digests.blake3(), false)?;
+            let dest = self.dir.join(&sha);
+            fs::rename(file, &dest).map_err(|e| env_io(e, &dest, "cannot stage"))?;
+            self.seen.insert(key, true);
+            Staged { digests, location: dest, existed: true }
+        } else if store.objects.is_none() && existing.is_file() {
             let _ = fs::remove_file(file);
             if let Some(label) = verify_existing {
                 verify_copy(&existing, &digests, label)?;
@@ -695,6 +858,7 @@ impl Staging {
             fs::rename(file, &dest).map_err(|e| env_io(e, &dest, "cannot stage"))?;
             self.seen.insert(key, false);
             self.moves.push(key);
+            self.blake3.insert(key, digests.blake3().to_owned());
             Staged { digests, location: dest, existed: false }
         };
         Ok(self.last.insert(staged))

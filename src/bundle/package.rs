@@ -197,7 +197,12 @@ pub fn write(store: &Store, ledger: &Ledger, req: &Request) -> Result<Written> {
             used.insert(rel.clone());
         }
         let object = store.object_path(&r.sha256);
-        let f = File::open(&object).map_err(|e| {
+        // An object kept in a bucket is fetched whole first: a bundle copies every byte anyway.
+        let opened = match store.bucket() {
+            Some(_) => store.object_file(&r.sha256).map_err(|e| format!("{e:#}")),
+            None => File::open(&object).map_err(|e| e.to_string()),
+        };
+        let f = opened.map_err(|e| {
             error::mismatch(format!(
                 "item {}: its object {} cannot be read ({e}); run `custody verify`",
                 r.id,

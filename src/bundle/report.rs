@@ -39,7 +39,8 @@ fn thumbnail(ctx: &Context, f: &Packed) -> Option<Thumb> {
     if !f.name.to_ascii_lowercase().ends_with(".png") {
         return None;
     }
-    let bytes = std::fs::read(ctx.store.object_path(&f.sha256)).ok()?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut ctx.store.open_object(&f.sha256).ok()?, &mut bytes).ok()?;
     let mut reader = png::Decoder::new(std::io::Cursor::new(bytes)).read_info().ok()?;
     let mut buf = vec![0; reader.output_buffer_size()?];
     let info = reader.next_frame(&mut buf).ok()?;

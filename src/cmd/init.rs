@@ -16,7 +16,7 @@ pub fn run(mut args: InitArgs, ctx: &Ctx) -> Result<Report> {
     let actor = ctx.actor();
     let url = args.ledger.as_deref();
     let (store, mut ledger) = match url {
-        Some(url) => Store::create_agency(&dir, url, ctx.lock_timeout)?,
+        Some(url) => Store::create_agency(&dir, url, args.objects.as_deref(), ctx.lock_timeout)?,
         None => Store::create(&dir, ctx.lock_timeout)?,
     };
     let mut params = Map::new();
@@ -26,6 +26,9 @@ pub fn run(mut args: InitArgs, ctx: &Ctx) -> Result<Report> {
     if let Some(shown) = &shown {
         params.insert("ledger".into(), json!(shown));
     }
+    if let Some(bucket) = store.bucket() {
+        params.insert("objects".into(), json!(bucket.url()));
+    }
     let action = "init";
     let staging = store.stage()?;
     let committed =
@@ -34,9 +37,10 @@ pub fn run(mut args: InitArgs, ctx: &Ctx) -> Result<Report> {
         // A failed init leaves nothing behind: the agency store's descriptor goes too.
         let _ = std::fs::remove_file(store.root().join(crate::store::DESCRIPTOR));
     })?;
-    let what = match &shown {
-        Some(s) => format!("Created the agency ledger {s} and store"),
-        None => "Created custody store".to_owned(),
+    let what = match (&shown, store.bucket()) {
+        (Some(s), Some(b)) => format!("Created the agency ledger {s}, objects in {}, and store", b.url()),
+        (Some(s), None) => format!("Created the agency ledger {s} and store"),
+        (None, _) => "Created custody store".to_owned(),
     };
     let text = format!(
         "{what} {}{}\n{}\nUse it with `--store {}` or `export CUSTODY_STORE={}`.",
@@ -47,6 +51,6 @@ pub fn run(mut args: InitArgs, ctx: &Ctx) -> Result<Report> {
         store.root().display()
     );
     let json = json!({"schema_version": 1, "command": "init", "store": crate::fsutil::path_text(store.root()),
-        "agency": args.agency, "ledger": shown, "head": head});
+        "agency": args.agency, "ledger": shown, "objects": store.bucket().map(|b| b.url()), "head": head});
     Ok(Report::ok(text, json))
 }

@@ -333,7 +333,17 @@ pub fn copy_out(store: &crate::store::Store, out: &crate::ledger::FileRef, dir: 
     let name = out.name.as_deref().unwrap_or("output").rsplit('/').next().unwrap_or("output");
     let file = dir.join(name);
     let object = store.object_path(&out.sha256);
-    std::fs::create_dir_all(dir).and_then(|_| std::fs::copy(&object, &file)).map_err(|e| {
+    let copied = std::fs::create_dir_all(dir).and_then(|_| match store.bucket() {
+        None => std::fs::copy(&object, &file),
+        Some(_) => {
+            let mut from = store.open_object(&out.sha256).map_err(|e| std::io::Error::other(format!("{e:#}")))?;
+            let mut to = std::fs::File::create(&file)?;
+            let n = std::io::copy(&mut from, &mut to)?;
+            to.sync_all()?;
+            Ok(n)
+        }
+    });
+    copied.map_err(|e| {
         let why = if crate::error::is_disk_full(&e) { "the disk is full".to_owned() } else { e.to_string() };
         crate::error::environment(format!(
             "{} ({}) WAS recorded, but it could not be copied to {}: {why}. Do not run the command again (that \

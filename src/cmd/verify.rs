@@ -142,8 +142,13 @@ pub fn run(args: VerifyArgs, ctx: &Ctx) -> Result<Report> {
             });
             continue;
         }
-        let path = store.object_path(sha);
-        let result = fs::File::open(&path).map_err(|e| e.to_string()).and_then(|mut f| {
+        let opened = match store.bucket() {
+            Some(_) => store.open_object(sha).map_err(|e| format!("{e:#}")),
+            None => fs::File::open(store.object_path(sha))
+                .map(|f| Box::new(f) as Box<dyn crate::outboard::ReadSeek + Send>)
+                .map_err(|e| e.to_string()),
+        };
+        let result = opened.and_then(|mut f| {
             digest::digest_stream(&mut f, &[Algorithm::Sha256, Algorithm::Blake3], |c| {
                 bar.inc(c.len() as u64);
                 Ok(())
@@ -266,6 +271,19 @@ fn scan_objects(store: &Store) -> Result<(BTreeSet<String>, Vec<String>)> {
         if !known.contains(&name.as_str()) {
             unexpected.push(name);
         }
+    }
+    if let Some(bucket) = store.bucket() {
+        // The bucket's `objects/` below the store's prefix.
+        let (found, other) = bucket.list(store::OBJECTS_DIR)?;
+        for (sha, key) in found {
+            if store::is_sha256(&sha) {
+                present.insert(sha);
+            } else {
+                unexpected.push(bucket.shown(&key));
+            }
+        }
+        unexpected.extend(other.iter().map(|k| bucket.shown(k)));
+        return Ok((present, unexpected));
     }
     let objects = store.objects_dir();
     for entry in fs::read_dir(&objects)? {

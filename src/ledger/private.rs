@@ -31,7 +31,7 @@ pub const SHOWN: &str = "(withheld)";
 
 /// Members holding paths on the agency's machines (or its ledger's address and login),
 /// withheld whatever their value.
-const PATH_KEYS: [&str; 5] = ["ledger", "paths", "source_path", "store", "target"];
+const PATH_KEYS: [&str; 7] = ["ledger", "objects", "paths", "source_path", "store", "stored", "target"];
 
 /// The `private` member of a format-2 event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -20,6 +20,7 @@ mod out;
 mod postgres;
 mod readonly;
 mod redact;
+mod s3;
 mod smart;
 mod still;
 mod store;

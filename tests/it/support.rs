@@ -31,8 +31,33 @@ pub fn agency() -> bool {
     std::env::var("CUSTODY_TEST_LEDGER").is_ok_and(|v| v == "postgres")
 }
 
+/// Whether the agency stores keep their objects in the harness's S3 server
+/// (`CUSTODY_TEST_OBJECTS=s3`, with [`agency`]: bins/test's second pass), each store under a
+/// bucket of its own.
+pub fn bucket_objects() -> bool {
+    agency() && std::env::var("CUSTODY_TEST_OBJECTS").is_ok_and(|v| v == "s3")
+}
+
+/// The variables of the AWS conventions custody reads: removed from every run, so a
+/// developer's own never reach a test, and set to the harness server's under
+/// [`bucket_objects`].
+const AWS_VARS: [&str; 11] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_PROFILE",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "CUSTODY_OBJECTS",
+];
+
 /// A fresh evidence store (`custody init`) in its own temp dir, with a `work/` directory beside
-/// it for source files. Its ledger is SQLite's, or PostgreSQL's under [`agency`].
+/// it for source files. Its ledger is SQLite's, or PostgreSQL's under [`agency`]; its objects
+/// are in its `objects/`, or in a bucket under [`bucket_objects`].
 pub struct Store {
     _dir: TempDir,
     root: PathBuf,
@@ -41,6 +66,8 @@ pub struct Store {
     pub init: Output,
     /// The agency ledger's database, under [`agency`].
     pub db: Option<crate::postgres::Database>,
+    /// The bucket holding the objects (below the prefix `store/`), under [`bucket_objects`].
+    pub bucket: Option<crate::s3::Bucket>,
 }
 
 impl Store {
@@ -54,9 +81,27 @@ impl Store {
         if let Some(db) = &db {
             init = init.args(&["--ledger", &db.url(&db.owner)]);
         }
+        let bucket = bucket_objects().then(|| crate::s3::server().bucket());
+        if let Some(bucket) = &bucket {
+            init = init.args(&["--objects", &bucket.url("store")]);
+        }
         let init = init.current_dir(&work).run().status(0).clone();
         let root = root.canonicalize().expect("store exists after init");
-        Store { _dir: dir, root, work, init, db }
+        Store { _dir: dir, root, work, init, db, bucket }
+    }
+
+    /// Whether this store's objects are files in its `objects/` (tests that alter or remove
+    /// object files themselves apply to it alone).
+    pub fn local_objects(&self) -> bool {
+        self.bucket.is_none()
+    }
+
+    /// The bytes of the object with this SHA-256, read straight from where it is kept.
+    pub fn object_bytes(&self, sha256: &str) -> Vec<u8> {
+        match &self.bucket {
+            Some(b) => b.get(&format!("store/objects/{}/{}", &sha256[..2], &sha256[2..])),
+            None => fs::read(self.object_path(sha256)).expect("read the object"),
+        }
     }
 
     /// Whether this store's ledger is a SQLite file (tests that open `ledger.db` themselves
@@ -152,9 +197,17 @@ impl Store {
         self.root.join("objects").join(&sha256[..2]).join(&sha256[2..])
     }
 
-    /// Every file under `objects/`, sorted.
+    /// Every file under `objects/` (or every key of the bucket's), sorted.
     pub fn object_files(&self) -> Vec<PathBuf> {
-        files_under(&self.root.join("objects"))
+        match &self.bucket {
+            Some(b) => b
+                .keys()
+                .into_iter()
+                .filter(|(k, _)| k.starts_with("store/objects/"))
+                .map(|(k, _)| PathBuf::from(k))
+                .collect(),
+            None => files_under(&self.root.join("objects")),
+        }
     }
 
     /// Every entry left in `tmp/` (staging directories of commands).
@@ -219,12 +272,34 @@ pub fn cmd(args: &[&str]) -> Cmd {
             // own ledger.db ignores it).
             ("PGPASSWORD".into(), Some(crate::postgres::PASSWORD.into())),
             ("CUSTODY_LEDGER".into(), None),
-        ],
+        ]
+        .into_iter()
+        .chain(aws_env())
+        .collect(),
         dir: None,
         stdin: None,
         wrap: Vec::new(),
         _scratch: None,
     }
+}
+
+/// Every AWS variable removed, then the harness server's endpoint and workstation credentials
+/// under [`bucket_objects`].
+fn aws_env() -> Vec<(OsString, Option<OsString>)> {
+    let mut env: Vec<(OsString, Option<OsString>)> = AWS_VARS.iter().map(|v| (v.into(), None)).collect();
+    if bucket_objects() {
+        let server = crate::s3::server();
+        let (key, secret) = crate::s3::Identity::Workstation.keys();
+        for (k, v) in [
+            ("AWS_ACCESS_KEY_ID", key.to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", secret.to_owned()),
+            ("AWS_ENDPOINT_URL", server.endpoint()),
+            ("AWS_REGION", crate::s3::REGION.to_owned()),
+        ] {
+            env.push((k.into(), Some(v.into())));
+        }
+    }
+    env
 }
 
 impl Cmd {
