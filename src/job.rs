@@ -342,6 +342,12 @@ impl Checker<'_> {
         let Ok(row) = item::resolve(self.ledger, id) else { return };
         let Some(store_root) = self.ledger.store_root() else { return };
         let object = crate::store::object_path_in(store_root, &row.sha256);
+        // An object kept in a bucket is read as derived commands read it: through the verifying
+        // reader, in ranges (opening it as an item registers it so).
+        let _source = crate::store::Store::at(store_root, std::time::Duration::from_secs(1))
+            .ok()
+            .filter(|s| s.bucket().is_some())
+            .and_then(|s| crate::derive::Source::open(&s, self.ledger, id).ok());
         match crate::media::index::cache::load_recorded(self.ledger, store_root, &row.sha256, &object) {
             Ok((index, _)) => {
                 let timeline = crate::media::index::Timeline::default();

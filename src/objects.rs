@@ -95,6 +95,9 @@ impl Bucket {
             .ok()
             .filter(|r| !r.is_empty())
             .unwrap_or_else(|| "us-east-1".to_owned());
+        // rust-s3 retries every failed request once after a second by default, a 404 (an object
+        // not there yet) and a 412 (already stored) included: custody decides itself.
+        s3::set_retries(0);
         let profile = std::env::var("AWS_PROFILE").ok().filter(|p| !p.is_empty());
         let credentials = s3::creds::Credentials::new(None, None, None, None, profile.as_deref()).map_err(|_| {
             error::input(format!(
@@ -455,13 +458,20 @@ pub fn prove(bucket: &Arc<Bucket>, sha256: &str, size: u64, blake3_hex: &str, cr
     })?;
     let back = hasher.finalize().to_hex();
     if head.size != size || !crate::digest::hex_eq(&back, blake3_hex) {
-        let whose = if created { "the copy just uploaded" } else { "the object already stored under that name" };
-        return Err(error::mismatch(format!(
-            "{}: {whose} reads back as {} bytes with BLAKE3 {back}, not the {size} bytes with BLAKE3 {blake3_hex} staged; \
-             nothing was recorded. Tell the store's administrator",
-            bucket.shown(&key),
-            head.size
-        )));
+        let shown = bucket.shown(&key);
+        let found = format!("{} bytes with BLAKE3 {back} instead of {size} bytes with BLAKE3 {blake3_hex}", head.size);
+        return Err(error::environment(if created {
+            format!(
+                "the copy just uploaded to {shown} does not read back as the bytes staged ({found}): the storage is \
+                 faulty. Nothing was recorded; try again, and tell the store's administrator"
+            )
+        } else {
+            format!(
+                "the bucket already holds an object under this SHA-256, but {shown} does not read back as the bytes \
+                 read from the source ({found}): the stored object is damaged. Nothing was recorded; run `custody \
+                 verify` to list what is damaged"
+            )
+        }));
     }
     let mut stored = json!({
         "url": bucket.shown(&key),

@@ -685,6 +685,15 @@ pub fn open(path: &Path) -> io::Result<Box<dyn ReadSeek>> {
     }
 }
 
+/// The size of the file at `path`: a registered object's recorded size (its bytes may be in a
+/// bucket, with no file at `path`), else the file's.
+pub fn size_of(path: &Path) -> io::Result<u64> {
+    match Object::find(path) {
+        Some(object) => Ok(object.size),
+        None => Ok(fs::metadata(path)?.len()),
+    }
+}
+
 /// `Err` with the command's message when a read of the object registered for `path` failed.
 pub fn check(path: &Path) -> anyhow::Result<()> {
     match Object::find(path).and_then(|o| o.failure_message()) {

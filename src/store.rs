@@ -70,51 +70,64 @@ impl Store {
     }
 
     /// Create a store in `dir` whose ledger is a new one in the agency's PostgreSQL database at
-    /// `url` (whose role will own its tables). Its objects stay in `dir`, which workstations
-    /// share. The URL is written to `store.json`; a password never is.
+    /// `url` (whose role will own its tables), its objects in the bucket `objects` names, else in
+    /// `dir` (which workstations then share). The URL is written to `store.json`; a password
+    /// never is.
     pub fn create_agency(
         dir: &Path,
         url: &str,
         objects: Option<&str>,
         lock_timeout: Duration,
     ) -> Result<(Store, Ledger)> {
-        if crate::ledger::pg::has_password(url) {
-            return Err(error::input(format!(
-                "{}: the URL holds a password, and custody never writes one down; nothing was changed. \
-                 Give it in PGPASSWORD or the password file (~/.pgpass, or PGPASSFILE) and the URL without it",
-                crate::ledger::pg::shown(url)
-            )));
-        }
+        refuse_password(url)?;
         // The bucket first: it must answer to these credentials before anything is made.
-        let bucket = match objects {
-            Some(u) => {
-                let endpoint = crate::objects::endpoint_from_env().ok_or_else(|| {
-                    error::input(format!(
-                        "{u}: which S3 server? Set AWS_ENDPOINT_URL (e.g. https://s3.us-east-1.amazonaws.com, or the \
-                         agency's own S3 service); nothing was changed"
-                    ))
-                })?;
-                let bucket = Bucket::open(u, &endpoint)?;
-                bucket.check()?;
-                Some(Arc::new(bucket))
-            }
-            None => None,
-        };
+        let bucket = objects.map(open_checked).transpose()?;
         let (store, created) = Store::prepare(dir, lock_timeout)?;
         let cleanup = |_: &anyhow::Error| store.unprepare(created);
-        let location = Location::Postgres(url.to_owned());
         let ledger = Ledger::create_postgres(url, lock_timeout).inspect_err(cleanup)?;
+        store.write_descriptor(url, bucket.as_deref()).inspect_err(cleanup)?;
+        let ledger = ledger.for_store(&store.root);
+        Ok((Store { ledger: Location::Postgres(url.to_owned()), objects: bucket, ..store }, ledger))
+    }
+
+    /// A workstation's store in `dir` for the agency store whose ledger is at `url` (opened as
+    /// the workstation's role, schema checked): its objects are where the ledger's `init` event
+    /// says (a bucket: listed first with the environment's credentials). Writes `store.json`.
+    pub fn join(dir: &Path, url: &str, lock_timeout: Duration) -> Result<(Store, Ledger)> {
+        refuse_password(url)?;
+        let location = Location::Postgres(url.to_owned());
+        let ledger = Ledger::open_at(&location, lock_timeout, Access::ReadWrite)?;
+        let first = ledger.event(1)?.filter(|e| e.action == "init").ok_or_else(|| {
+            error::input(format!(
+                "{} holds no custody store (no init event); create one with `custody init DIR --ledger URL`",
+                crate::ledger::pg::shown(url)
+            ))
+        })?;
+        let Some(objects) = first.params.get("objects").and_then(|v| v.as_str()) else {
+            return Err(error::input(format!(
+                "the agency store of {} keeps its objects in its own directory ({}), not in a bucket: a workstation \
+                 uses that directory (shared), with CUSTODY_LEDGER naming its own role; nothing was changed",
+                crate::ledger::pg::shown(url),
+                first.params.get("store").and_then(|v| v.as_str()).unwrap_or("see its init event")
+            )));
+        };
+        let bucket = open_checked(objects)?;
+        let (store, created) = Store::prepare(dir, lock_timeout)?;
+        store.write_descriptor(url, Some(&bucket)).inspect_err(|_| store.unprepare(created))?;
+        let ledger = ledger.for_store(&store.root);
+        Ok((Store { ledger: location, objects: Some(bucket), ..store }, ledger))
+    }
+
+    /// Write `store.json`: the ledger's URL and the bucket (and its endpoint), never a secret.
+    fn write_descriptor(&self, url: &str, bucket: Option<&Bucket>) -> Result<()> {
         let mut descriptor = serde_json::json!({"custody_store": 1, "ledger": url});
-        if let Some(b) = &bucket {
+        if let Some(b) = bucket {
             descriptor["objects"] = serde_json::json!(b.url());
             descriptor["endpoint"] = serde_json::json!(b.endpoint());
         }
-        let path = store.root.join(DESCRIPTOR);
+        let path = self.root.join(DESCRIPTOR);
         fsutil::write_durably(&path, format!("{descriptor:#}\n").as_bytes())
             .map_err(|e| env_io(e, &path, "cannot write"))
-            .inspect_err(cleanup)?;
-        let ledger = ledger.for_store(&store.root);
-        Ok((Store { ledger: location, objects: bucket, ..store }, ledger))
     }
 
     /// The directories and lock file of a new store in `dir`, which must not be one yet; and
@@ -608,6 +621,32 @@ impl Store {
         }
         Ok(report)
     }
+}
+
+/// Refuse a ledger URL that holds a password: custody never writes one down.
+fn refuse_password(url: &str) -> Result<()> {
+    if crate::ledger::pg::has_password(url) {
+        return Err(error::input(format!(
+            "{}: the URL holds a password, and custody never writes one down; nothing was changed. \
+             Give it in PGPASSWORD or the password file (~/.pgpass, or PGPASSFILE) and the URL without it",
+            crate::ledger::pg::shown(url)
+        )));
+    }
+    Ok(())
+}
+
+/// The bucket `url` names at the environment's endpoint, once it has answered a listing with the
+/// environment's credentials (so no store is made or joined over a bucket it cannot use).
+fn open_checked(url: &str) -> Result<Arc<Bucket>> {
+    let endpoint = crate::objects::endpoint_from_env().ok_or_else(|| {
+        error::input(format!(
+            "{url}: which S3 server? Set AWS_ENDPOINT_URL (e.g. https://s3.us-east-1.amazonaws.com, or the agency's \
+             own S3 service); nothing was changed"
+        ))
+    })?;
+    let bucket = Bucket::open(url, &endpoint)?;
+    bucket.check()?;
+    Ok(Arc::new(bucket))
 }
 
 /// Where the store rooted at `root` keeps the object with this SHA-256: `objects/ab/cdef…`.

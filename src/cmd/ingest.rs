@@ -252,6 +252,21 @@ pub fn run(args: IngestArgs, ctx: &Ctx) -> Result<Report> {
     // none is. The spool is read twice: for the events, then (after the commit) for the report.
     let spool_read_error = |e: std::io::Error| error::environment(format!("cannot read {}: {e}", spool_path.display()));
     let open_spool = || fs::File::open(&spool_path).map(std::io::BufReader::new).map_err(spool_read_error);
+    // A name the exhibit already holds is refused before anything is stored: a bucket's objects
+    // go up before the event (and stay, under retention). The transaction checks again.
+    let held: std::collections::HashMap<String, String> =
+        ledger.items_in_exhibit(&args.case, &args.item)?.into_iter().map(|r| (r.name, r.id)).collect();
+    for line in open_spool()?.lines() {
+        let entry = serde_json::from_str::<Spooled>(&line.map_err(spool_read_error)?)?.entry;
+        let name = entry.name.as_deref().unwrap_or_default();
+        if let Some(existing) = held.get(name) {
+            return Err(error::input(format!(
+                "exhibit {}:{} already holds a file named {name:?} (item {existing}); nothing was recorded. \
+                 Use another --item for a new acquisition",
+                args.case, args.item
+            )));
+        }
+    }
     let mut entries = open_spool()?.lines();
     let report_spool = open_spool()?;
     let parts = tally.files.div_ceil(FILES_PER_EVENT);

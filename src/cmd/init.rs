@@ -14,10 +14,11 @@ pub fn run(mut args: InitArgs, ctx: &Ctx) -> Result<Report> {
     }
     let dir = args.dir.clone().unwrap_or_else(|| ".".into());
     let actor = ctx.actor();
-    let url = args.ledger.as_deref();
-    let (store, mut ledger) = match url {
-        Some(url) => Store::create_agency(&dir, url, args.objects.as_deref(), ctx.lock_timeout)?,
-        None => Store::create(&dir, ctx.lock_timeout)?,
+    let url = args.ledger.as_deref().or(args.join.as_deref());
+    let (store, mut ledger) = match (&args.join, url) {
+        (Some(join), _) => Store::join(&dir, join, ctx.lock_timeout)?,
+        (None, Some(url)) => Store::create_agency(&dir, url, args.objects.as_deref(), ctx.lock_timeout)?,
+        (None, None) => Store::create(&dir, ctx.lock_timeout)?,
     };
     let mut params = Map::new();
     params.insert("agency".into(), json!(args.agency));
@@ -29,7 +30,7 @@ pub fn run(mut args: InitArgs, ctx: &Ctx) -> Result<Report> {
     if let Some(bucket) = store.bucket() {
         params.insert("objects".into(), json!(bucket.url()));
     }
-    let action = "init";
+    let action = if args.join.is_some() { "join" } else { "init" };
     let staging = store.stage()?;
     let committed =
         store.commit(&mut ledger, &actor, staging, |_| Ok(Draft { action: action.into(), params, ..Draft::default() }));
@@ -37,10 +38,12 @@ pub fn run(mut args: InitArgs, ctx: &Ctx) -> Result<Report> {
         // A failed init leaves nothing behind: the agency store's descriptor goes too.
         let _ = std::fs::remove_file(store.root().join(crate::store::DESCRIPTOR));
     })?;
-    let what = match (&shown, store.bucket()) {
-        (Some(s), Some(b)) => format!("Created the agency ledger {s}, objects in {}, and store", b.url()),
-        (Some(s), None) => format!("Created the agency ledger {s} and store"),
-        (None, _) => "Created custody store".to_owned(),
+    let what = match (&shown, store.bucket(), args.join.is_some()) {
+        (Some(s), Some(b), true) => format!("Joined the agency store (ledger {s}, objects in {}) with", b.url()),
+        (Some(s), None, true) => format!("Joined the agency store (ledger {s}) with"),
+        (Some(s), Some(b), false) => format!("Created the agency ledger {s}, objects in {}, and store", b.url()),
+        (Some(s), None, false) => format!("Created the agency ledger {s} and store"),
+        (None, _, _) => "Created custody store".to_owned(),
     };
     let text = format!(
         "{what} {}{}\n{}\nUse it with `--store {}` or `export CUSTODY_STORE={}`.",

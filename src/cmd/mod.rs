@@ -345,14 +345,17 @@ pub fn copy_out(store: &crate::store::Store, out: &crate::ledger::FileRef, dir: 
     });
     copied.map_err(|e| {
         let why = if crate::error::is_disk_full(&e) { "the disk is full".to_owned() } else { e.to_string() };
+        // How to get it by hand: from the store's directory, or from its bucket with any S3 client.
+        let from = match store.bucket() {
+            Some(b) => format!("aws s3 cp {} {}", b.shown(&b.object_key(&out.sha256)), shell_word(&file)),
+            None => format!("cp {} {}", shell_word(&object), shell_word(&file)),
+        };
         crate::error::environment(format!(
             "{} ({}) WAS recorded, but it could not be copied to {}: {why}. Do not run the command again (that \
-             would record it a second time); copy it from the store: cp {} {}",
+             would record it a second time); copy it from the store: {from}",
             out.item.as_deref().unwrap_or("the output"),
             out.name.as_deref().unwrap_or(name),
             file.display(),
-            shell_word(&object),
-            shell_word(&file)
         ))
     })?;
     Ok(file)

@@ -180,9 +180,18 @@ pub fn run(args: VerifyArgs, ctx: &Ctx) -> Result<Report> {
         }
     }
     bar.finish_and_clear();
+    // In a bucket, objects go up before their event is appended: one no event records is the
+    // upload of a command that failed or was killed before it recorded anything (running it
+    // again records the same object). It is not evidence of anything, retention keeps it, and
+    // it is listed, not failed.
+    let mut unrecorded = Vec::new();
     for sha in present.iter().filter(|s| !expected.contains_key(*s)) {
         // An object committed after the chain was read is not an orphan.
         if ledger.references(sha).unwrap_or(false) {
+            continue;
+        }
+        if store.bucket().is_some() {
+            unrecorded.push(sha.clone());
             continue;
         }
         problems.push(Problem {
@@ -198,6 +207,14 @@ pub fn run(args: VerifyArgs, ctx: &Ctx) -> Result<Report> {
         None => text.push_str("  ledger   no events\n"),
     }
     text.push_str(&format!("  objects  {checked} re-hashed ({}), {} recorded\n", human_size(bytes), expected.len()));
+    if !unrecorded.is_empty() {
+        text.push_str(&format!(
+            "  bucket   {} object(s) no event records, uploaded by commands that failed before recording (kept by \
+             retention; not evidence): {}\n",
+            unrecorded.len(),
+            unrecorded.join(", ")
+        ));
+    }
     if let Some(a) = &args.against {
         text.push_str(&format!("  against  {a}\n"));
     }
@@ -226,6 +243,7 @@ pub fn run(args: VerifyArgs, ctx: &Ctx) -> Result<Report> {
         "schema_version": 1, "command": "verify", "store": crate::fsutil::path_text(store.root()), "ok": problems.is_empty(),
         "events": chain.count, "head": head, "against": args.against, "objects_checked": checked,
         "bytes_checked": bytes, "problems": problems, "recovery": recovery, "read_only": read_only.is_some(),
+        "unrecorded": unrecorded,
     });
     Ok(Report { text, json, exit, raw: None })
 }

@@ -176,7 +176,7 @@ impl FrameIndex {
             )));
         }
         // Cut short by the end of the file: the demuxer returns what is there, flagged corrupt.
-        let file_len = std::fs::metadata(path).map(|m| m.len() as i64).unwrap_or(i64::MAX);
+        let file_len = crate::outboard::size_of(path).map(|n| n as i64).unwrap_or(i64::MAX);
         let listed = ffi::index_entries(&stream).len();
         let codec = stream.parameters().id();
         let length_size = super::nal::length_size(codec, &ffi::extradata(&stream.parameters()));

@@ -167,7 +167,7 @@ pub fn probe(path: &Path, deep: bool) -> MediaFacts {
     };
     // What the ISO header states that FFmpeg's reading smooths over (MP4, MOV, 3GP only).
     let movie = format.name().starts_with("mov,").then(|| super::iso::Movie::read(path)).flatten();
-    let file_len = std::fs::metadata(path).map(|m| m.len()).ok();
+    let file_len = crate::outboard::size_of(path).ok();
     for stream in input.streams() {
         let mut s = stream_facts(&stream);
         if let Some(movie) = &movie {

@@ -294,9 +294,8 @@ fn every_derived_command_refuses_an_item_whose_object_was_altered_exit_1_recordi
     let store = Store::new();
     let video = store.ingest_fixture(Fixture::H264Mp4);
     let id = video.id.as_str();
-    let object = store.object_path(&crate::support::sha256sum(&video.path));
     let cached_index = store.path().join("cache").join("frames").join(crate::support::sha256sum(&video.path));
-    crate::support::flip_byte(&object);
+    store.flip_object_byte(&crate::support::sha256sum(&video.path));
     let before = store.snapshot();
     let attempts: [&[&str]; 6] = [
         &["clip", id, "--from", "frame:10", "--to", "frame:40"],

@@ -86,11 +86,22 @@ fn a_copy_that_fails_after_recording_says_the_item_was_recorded_and_how_to_get_i
     let log = store.cmd(&["--json", "log"]).run().status(0).json();
     let still = &log["events"].as_array().unwrap().last().unwrap()["outputs"][0];
     assert_eq!(still["name"].as_str().unwrap().rsplit('/').next(), Some(name.as_str()), "{still:#}");
-    let object = store.object_path(still["sha256"].as_str().unwrap());
+    let sha = still["sha256"].as_str().unwrap();
     failed.stderr_has(&format!(
         "{} ({}) WAS recorded",
         still["item"].as_str().unwrap(),
         still["name"].as_str().unwrap()
     ));
-    failed.stderr_has(&format!("cp {} {}", object.display(), out_dir.join(&name).display()));
+    match &store.bucket {
+        None => {
+            failed.stderr_has(&format!("cp {} {}", store.object_path(sha).display(), out_dir.join(&name).display()))
+        }
+        Some((bucket, prefix)) => failed.stderr_has(&format!(
+            "aws s3 cp s3://{}/{prefix}/objects/{}/{} {}",
+            bucket.name,
+            &sha[..2],
+            &sha[2..],
+            out_dir.join(&name).display()
+        )),
+    };
 }

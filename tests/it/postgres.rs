@@ -238,7 +238,11 @@ impl Cluster {
     /// owner would): the names of both.
     pub fn database(&'static self) -> Database {
         static N: AtomicU32 = AtomicU32::new(0);
-        let tag = format!("{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+        // The random part: the cluster outlives runs, pids are reused, and a test killed part-way
+        // leaves its roles behind.
+        let random =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+        let tag = format!("{}_{}_{random:x}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
         let (owner, name) = (format!("owner_{tag}"), format!("ledger_{tag}"));
         self.admin("postgres", &format!("CREATE ROLE {owner} LOGIN CREATEROLE PASSWORD '{PASSWORD}'"));
         self.admin("postgres", &format!("CREATE DATABASE {name} OWNER {owner}"));

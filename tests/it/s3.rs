@@ -157,6 +157,7 @@ fn start_shared() -> Server {
     if data.exists() {
         fs::remove_dir_all(&data).expect("remove the old S3 server's data");
     }
+    let _ = fs::remove_file(base.join(SHARED_MADE));
     let start = first.map_or_else(|| u16::from_str_radix(&tag_hex(&base)[..4], 16).unwrap() % SLOTS, slot_of);
     let slot = Slot::claim(start);
     configure(&base);
@@ -249,6 +250,22 @@ impl Server {
         *running = Some(process);
     }
 
+    /// The bucket the whole run shares (the store-independent tests' stores each keep their
+    /// objects below a prefix of their own in it): made once, like [`Server::bucket`]'s, by the
+    /// first test that asks, under the server's lock.
+    pub fn shared_bucket(&self) -> Bucket {
+        let bucket = Bucket { name: SHARED_BUCKET.to_owned(), endpoint: self.endpoint() };
+        let lock = fs::File::create(self.dir.join("shared-bucket.lock")).expect("shared bucket lock file");
+        // SAFETY: flock on a file descriptor we own; released when `lock` is dropped.
+        assert_eq!(unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) }, 0);
+        let made = self.dir.join(SHARED_MADE);
+        if !made.exists() {
+            self.make_bucket(&bucket);
+            fs::write(&made, SHARED_BUCKET).expect("shared bucket marker");
+        }
+        bucket
+    }
+
     /// A fresh bucket of this test's own, made by the admin identity, with object lock on and a
     /// default retention of COMPLIANCE for one day. Buckets are never removed (their objects
     /// cannot be): the server's data goes when bins/test removes it.
@@ -257,6 +274,12 @@ impl Server {
         // The random part: the shared server outlives runs, and pids are reused.
         let name = format!("t-{}-{}-{:08x}", std::process::id(), N.fetch_add(1, Ordering::SeqCst), random_u32());
         let bucket = Bucket { name, endpoint: self.endpoint() };
+        self.make_bucket(&bucket);
+        bucket
+    }
+
+    /// Create `bucket` with object lock on and a COMPLIANCE default retention of one day.
+    fn make_bucket(&self, bucket: &Bucket) {
         bucket
             .aws(
                 Identity::Admin,
@@ -267,9 +290,13 @@ impl Server {
         bucket
             .s3api(Identity::Admin, "put-object-lock-configuration", &["--object-lock-configuration", rule])
             .status(0);
-        bucket
     }
 }
+
+/// The name of the bucket the run shares ([`Server::shared_bucket`]).
+const SHARED_BUCKET: &str = "custody-shared";
+/// The file that says the shared bucket was made on the server's current data.
+const SHARED_MADE: &str = "shared-bucket";
 
 /// A bucket on a server (shared or private).
 pub struct Bucket {
@@ -357,7 +384,13 @@ impl Bucket {
     /// Every key in the bucket (its current versions) and its size, sorted by key, listed by
     /// the admin identity.
     pub fn keys(&self) -> Vec<(String, u64)> {
-        let listing = json(self.s3api(Identity::Admin, "list-objects-v2", &[]).status(0));
+        self.keys_under("")
+    }
+
+    /// [`Bucket::keys`] of the keys that start with `prefix`.
+    pub fn keys_under(&self, prefix: &str) -> Vec<(String, u64)> {
+        let args: &[&str] = if prefix.is_empty() { &[] } else { &["--prefix", prefix] };
+        let listing = json(self.s3api(Identity::Admin, "list-objects-v2", args).status(0));
         let mut keys: Vec<(String, u64)> = listing["Contents"]
             .as_array()
             .map(|all| {

@@ -66,8 +66,9 @@ pub struct Store {
     pub init: Output,
     /// The agency ledger's database, under [`agency`].
     pub db: Option<crate::postgres::Database>,
-    /// The bucket holding the objects (below the prefix `store/`), under [`bucket_objects`].
-    pub bucket: Option<crate::s3::Bucket>,
+    /// The bucket holding the objects (the run's shared one), and the prefix of this store's,
+    /// under [`bucket_objects`].
+    pub bucket: Option<(crate::s3::Bucket, String)>,
 }
 
 impl Store {
@@ -81,9 +82,15 @@ impl Store {
         if let Some(db) = &db {
             init = init.args(&["--ledger", &db.url(&db.owner)]);
         }
-        let bucket = bucket_objects().then(|| crate::s3::server().bucket());
-        if let Some(bucket) = &bucket {
-            init = init.args(&["--objects", &bucket.url("store")]);
+        let bucket = bucket_objects().then(|| {
+            static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            // The random part: the shared bucket outlives runs, and pids are reused.
+            let prefix = format!("s-{}-{n}-{:08x}", std::process::id(), rand_u32());
+            (crate::s3::server().shared_bucket(), prefix)
+        });
+        if let Some((bucket, prefix)) = &bucket {
+            init = init.args(&["--objects", &bucket.url(prefix)]);
         }
         let init = init.current_dir(&work).run().status(0).clone();
         let root = root.canonicalize().expect("store exists after init");
@@ -99,7 +106,7 @@ impl Store {
     /// The bytes of the object with this SHA-256, read straight from where it is kept.
     pub fn object_bytes(&self, sha256: &str) -> Vec<u8> {
         match &self.bucket {
-            Some(b) => b.get(&format!("store/objects/{}/{}", &sha256[..2], &sha256[2..])),
+            Some((b, prefix)) => b.get(&format!("{prefix}/objects/{}/{}", &sha256[..2], &sha256[2..])),
             None => fs::read(self.object_path(sha256)).expect("read the object"),
         }
     }
@@ -192,22 +199,93 @@ impl Store {
         conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).expect("count events")
     }
 
-    /// Where custody keeps the object with this SHA-256: `objects/ab/cdef…`.
+    /// Where custody keeps the object with this SHA-256: `objects/ab/cdef…`. For a store whose
+    /// objects are in a bucket: a copy of the object, fetched from the bucket by its
+    /// administrator (a path that does not exist when the bucket does not hold it). Tests that
+    /// alter or remove the file apply to [`Store::local_objects`] stores alone.
     pub fn object_path(&self, sha256: &str) -> PathBuf {
-        self.root.join("objects").join(&sha256[..2]).join(&sha256[2..])
+        let Some((bucket, prefix)) = &self.bucket else {
+            return self.root.join("objects").join(&sha256[..2]).join(&sha256[2..]);
+        };
+        let copy = self._dir.path().join("fetched").join(&sha256[..2]).join(&sha256[2..]);
+        if !copy.is_file() {
+            fs::create_dir_all(copy.parent().unwrap()).expect("fetched dir");
+            let key = format!("{prefix}/objects/{}/{}", &sha256[..2], &sha256[2..]);
+            let got = bucket.s3api(crate::s3::Identity::Admin, "get-object", &["--key", &key, copy.to_str().unwrap()]);
+            if got.code != Some(0) {
+                let _ = fs::remove_file(&copy);
+            }
+        }
+        copy
     }
 
     /// Every file under `objects/` (or every key of the bucket's), sorted.
     pub fn object_files(&self) -> Vec<PathBuf> {
         match &self.bucket {
-            Some(b) => b
-                .keys()
-                .into_iter()
-                .filter(|(k, _)| k.starts_with("store/objects/"))
-                .map(|(k, _)| PathBuf::from(k))
-                .collect(),
+            Some((b, prefix)) => {
+                b.keys_under(&format!("{prefix}/objects/")).into_iter().map(|(k, _)| PathBuf::from(k)).collect()
+            }
             None => files_under(&self.root.join("objects")),
         }
+    }
+
+    /// Alter the object with this SHA-256 behind custody's back, as a faulty disk or a tamperer
+    /// would: its file rewritten in place, or (in a bucket) a new version written over its key
+    /// by the bucket's administrator.
+    pub fn alter_object(&self, sha256: &str, alter: impl FnOnce(&mut Vec<u8>)) {
+        match &self.bucket {
+            None => {
+                let path = self.object_path(sha256);
+                let mode = fs::metadata(&path).expect("the object").permissions().mode();
+                fs::set_permissions(&path, fs::Permissions::from_mode(mode | 0o200)).expect("chmod u+w");
+                let mut bytes = fs::read(&path).expect("read");
+                alter(&mut bytes);
+                fs::write(&path, bytes).expect("write");
+            }
+            Some((bucket, prefix)) => {
+                let mut bytes = self.object_bytes(sha256);
+                alter(&mut bytes);
+                let body = self._dir.path().join("altered");
+                fs::write(&body, bytes).expect("write");
+                let key = format!("{prefix}/objects/{}/{}", &sha256[..2], &sha256[2..]);
+                bucket
+                    .s3api(crate::s3::Identity::Admin, "put-object", &["--key", &key, "--body", body.to_str().unwrap()])
+                    .status(0);
+                let _ = fs::remove_file(self._dir.path().join("fetched").join(&sha256[..2]).join(&sha256[2..]));
+            }
+        }
+    }
+
+    /// Remove the object behind custody's back: delete its file, or (in a bucket, whose
+    /// retention keeps every version) hide it under a delete marker.
+    pub fn remove_object(&self, sha256: &str) {
+        match &self.bucket {
+            None => fs::remove_file(self.object_path(sha256)).expect("remove the object"),
+            Some((bucket, prefix)) => {
+                let key = format!("{prefix}/objects/{}/{}", &sha256[..2], &sha256[2..]);
+                bucket.s3api(crate::s3::Identity::Workstation, "delete-object", &["--key", &key]).status(0);
+            }
+        }
+    }
+
+    /// [`Store::alter_object`]: flip one bit of its middle byte.
+    pub fn flip_object_byte(&self, sha256: &str) {
+        self.alter_object(sha256, |bytes| {
+            let at = bytes.len() / 2;
+            bytes[at] ^= 0x01;
+        });
+    }
+
+    /// The SHA-256 of every object the store holds, read from its `objects/` or its bucket.
+    pub fn object_shas(&self) -> Vec<String> {
+        self.object_files()
+            .iter()
+            .map(|f| {
+                let mut parts = f.iter().rev().take(2).map(|c| c.to_string_lossy().into_owned()).collect::<Vec<_>>();
+                parts.reverse();
+                parts.concat()
+            })
+            .collect()
     }
 
     /// Every entry left in `tmp/` (staging directories of commands).
@@ -283,6 +361,14 @@ pub fn cmd(args: &[&str]) -> Cmd {
     }
 }
 
+/// A random number (seeded by the clock and the process), for names that must not repeat.
+fn rand_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    h.finish() as u32
+}
+
 /// Every AWS variable removed, then the harness server's endpoint and workstation credentials
 /// under [`bucket_objects`].
 fn aws_env() -> Vec<(OsString, Option<OsString>)> {
@@ -315,6 +401,14 @@ impl Cmd {
 
     pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Cmd {
         self.env.push((key.into(), Some(value.as_ref().to_owned())));
+        self
+    }
+
+    /// Set every `(name, value)` of `vars`.
+    pub fn envs(mut self, vars: Vec<(String, String)>) -> Cmd {
+        for (k, v) in vars {
+            self.env.push((k.into(), Some(v.into())));
+        }
         self
     }
 

@@ -2,7 +2,6 @@
 //! recorded at ingest, a chunk group at a time, and records what it checked.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use custody::media::index::FrameIndex;
@@ -83,13 +82,8 @@ fn ranges(event: &Value) -> Vec<(u64, u64)> {
         .collect()
 }
 
-fn set_byte(path: &Path, at: u64, flip: u8) {
-    let mode = fs::metadata(path).unwrap().permissions().mode();
-    fs::set_permissions(path, fs::Permissions::from_mode(mode | 0o200)).unwrap();
-    let mut bytes = fs::read(path).unwrap();
-    bytes[at as usize] ^= flip;
-    fs::write(path, bytes).unwrap();
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+fn set_byte(store: &Store, sha: &str, at: u64, flip: u8) {
+    store.alter_object(sha, |bytes| bytes[at as usize] ^= flip);
 }
 
 /// Byte positions of the video keyframes, in decode order (ffprobe as the oracle).
@@ -108,8 +102,6 @@ fn keyframe_positions(path: &Path) -> Vec<u64> {
 fn a_still_checks_only_what_it_reads_a_byte_altered_there_stops_it_and_one_altered_elsewhere_is_verifys_to_find() {
     let (store, video, sha, size) = ingested();
     let src = video.path.clone();
-    let object = store.object_path(&sha);
-
     // Ingest kept the object's BLAKE3 tree beside it.
     let outboard = outboard_path(&store, &sha);
     assert_eq!(fs::metadata(&outboard).map(|m| m.len()).ok(), Some(outboard_size(size)), "the outboard of {sha}");
@@ -130,21 +122,21 @@ fn a_still_checks_only_what_it_reads_a_byte_altered_there_stops_it_and_one_alter
 
     // A byte no still reads: the still is the same, and says what it checked.
     let outside = unread_byte(&read, size);
-    set_byte(&object, outside, 0x10);
+    set_byte(&store, &sha, outside, 0x10);
     let json = store.cmd(&["--json", "still", &video.id, "--at", "frame:500"]).run().status(0).json();
     assert_eq!(json["items"][0]["sha256"], png.as_str(), "the same picture");
     let read = ranges(&still_event(&store, &video.id, &json));
     assert!(read.iter().all(|(a, b)| outside < *a || outside >= *b), "{outside} is not among {read:?}");
     // verify re-hashes the whole object and finds it.
     store.cmd(&["verify"]).run().status(1).stdout_has(&sha);
-    set_byte(&object, outside, 0x10);
+    set_byte(&store, &sha, outside, 0x10);
 
     // A byte of the keyframe the still decodes from, with the cached frame index gone: exit 1
     // naming the item and the bytes, nothing recorded, nothing left, no index cached.
     let key = keyframe_positions(&src)[20] + 8;
     let cached = store.path().join("cache").join("frames").join(&sha);
     fs::remove_file(&cached).expect("a cached frame index");
-    set_byte(&object, key, 0x01);
+    set_byte(&store, &sha, key, 0x01);
     let before = store.snapshot();
     let start = key / GROUP * GROUP;
     let out = store.cmd(&["still", &video.id, "--at", "frame:500"]).run();
@@ -158,7 +150,7 @@ fn a_still_checks_only_what_it_reads_a_byte_altered_there_stops_it_and_one_alter
     store.assert_unchanged(&before);
 
     // Restored, everything reads again.
-    set_byte(&object, key, 0x01);
+    set_byte(&store, &sha, key, 0x01);
     let json = store.cmd(&["--json", "still", &video.id, "--at", "frame:500"]).run().status(0).json();
     assert_eq!(json["items"][0]["sha256"], png.as_str());
 
@@ -166,7 +158,7 @@ fn a_still_checks_only_what_it_reads_a_byte_altered_there_stops_it_and_one_alter
     // refused, said once, without FFmpeg's complaints about the packet it did not get whole.
     let keys = keyframe_positions(&src);
     let inside = (keys[20] + keys[21]) / 2;
-    set_byte(&object, inside, 0x01);
+    set_byte(&store, &sha, inside, 0x01);
     let before = store.snapshot();
     store
         .cmd(&["clip", &video.id, "--from", "00:00:20", "--to", "00:00:22"])
@@ -175,7 +167,7 @@ fn a_still_checks_only_what_it_reads_a_byte_altered_there_stops_it_and_one_alter
         .stderr_has(&format!("bytes {}..", inside / GROUP * GROUP))
         .stderr_lacks("FFmpeg");
     store.assert_unchanged(&before);
-    set_byte(&object, inside, 0x01);
+    set_byte(&store, &sha, inside, 0x01);
     store.verify_ok();
 }
 
@@ -219,7 +211,7 @@ fn verify_whole_re_hashes_the_whole_object_and_says_so() {
     let json = store.cmd(&["--json", "still", &video.id, "--at", "frame:100"]).run().status(0).json();
     let read = ranges(&still_event(&store, &video.id, &json));
     let outside = unread_byte(&read, size);
-    set_byte(&store.object_path(&sha), outside, 0x04);
+    set_byte(&store, &sha, outside, 0x04);
     store.cmd(&["still", &video.id, "--at", "frame:100"]).run().status(0);
     let before = store.snapshot();
     store.cmd(&["still", &video.id, "--at", "frame:100", "--verify-whole"]).run().status(1).stderr_has(&video.id);
