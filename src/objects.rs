@@ -155,6 +155,13 @@ impl Bucket {
                 retain_until: h.object_lock_retain_until_date,
             })),
             Err(S3Error::HttpFailWithBody(404, _)) => Ok(None),
+            // A refused HEAD has no body to say why: a listing, which has one, tells refused
+            // credentials (exit 2) from a refusal of this request (exit 3).
+            Err(S3Error::HttpFailWithBody(403, body)) if error_code(&body).is_empty() => {
+                self.check()?;
+                let denied = S3Error::HttpFailWithBody(403, "<Code>AccessDenied</Code>".into());
+                Err(self.failure(denied, "look up", key))
+            }
             Err(e) => Err(self.failure(e, "look up", key)),
         }
     }

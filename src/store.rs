@@ -427,6 +427,7 @@ impl Store {
             seen: HashMap::new(),
             trees: Vec::new(),
             blake3: HashMap::new(),
+            proven: HashMap::new(),
             last: None,
             next: 0,
             committed: false,
@@ -524,7 +525,7 @@ impl Store {
         mut staging: Staging,
         mut build: impl FnMut(&mut Txn<'_>) -> Result<Option<Draft>>,
     ) -> Result<(Head, Event)> {
-        let mut stored: HashMap<String, serde_json::Value> = HashMap::new();
+        let mut stored = std::mem::take(&mut staging.proven);
         for key in &staging.moves {
             let sha = hex::encode(key);
             let path = staging.dir.join(&sha);
@@ -532,6 +533,13 @@ impl Store {
             let size = file.metadata().map_err(|e| env_io(e, &path, "cannot read"))?.len();
             let blake3 = staging.blake3.get(key).cloned().unwrap_or_default();
             let facts = crate::objects::store(bucket, &sha, &file, size, &blake3, &|_| {})?;
+            // Its BLAKE3 tree travels with it: computed from the staged copy when staging did not
+            // (small copies, and outputs FFmpeg wrote), as ingest computes it for large ones.
+            if !staging.trees.iter().any(|(s, _)| *s == sha) {
+                let encoded = crate::outboard::encode(io::BufReader::new(&file), size)
+                    .map_err(|e| env_io(e, &path, "cannot read the staged copy"))?;
+                staging.trees.push((sha.clone(), digest::Tree(Arc::new(encoded.1))));
+            }
             stored.insert(sha, facts);
         }
         // The objects' BLAKE3 trees, beside them in the bucket and in this store's cache. They
@@ -702,6 +710,9 @@ pub struct Staging {
     trees: Vec<(String, digest::Tree)>,
     /// The BLAKE3 of every copy staged here, to prove its upload with (a bucket's objects).
     blake3: HashMap<[u8; 32], String>,
+    /// What the event records of each object a bucket already held, proven when it was found
+    /// (`stored`, `created: false`).
+    proven: HashMap<String, serde_json::Value>,
     /// What the last call staged.
     last: Option<Staged>,
     next: u64,
@@ -880,7 +891,8 @@ impl Staging {
         {
             // The bucket holds these bytes already: they are read back and checked before they
             // stand for the file; the staged copy stays here, for this command to read.
-            crate::objects::prove(bucket, &sha, digests.size, digests.blake3(), false)?;
+            let facts = crate::objects::prove(bucket, &sha, digests.size, digests.blake3(), false)?;
+            self.proven.insert(sha.clone(), facts);
             let dest = self.dir.join(&sha);
             fs::rename(file, &dest).map_err(|e| env_io(e, &dest, "cannot stage"))?;
             self.seen.insert(key, true);

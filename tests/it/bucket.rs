@@ -113,13 +113,13 @@ fn objects_go_to_the_bucket_write_once_under_retention_and_the_event_says_where_
     // A still and a clip read the video through ranged reads; their outputs go up the same way.
     let still_dir = agency.work.join("stills");
     let out = agency.cmd(&["--json", "still", "26-0100:1/cam1.mp4", "--at", "1.5", "--out"]).arg(&still_dir).run();
-    let still = &out.status(0).json()["stills"][0];
+    let still = &out.status(0).json()["items"][0];
     let sha = still["sha256"].as_str().expect("still sha256");
     let png = crate::support::files_under(&still_dir).pop().expect("a PNG copied out");
     assert_eq!(sha256sum(&png), sha);
     assert!(agency.bucket.get(&agency.key(sha)) == std::fs::read(&png).unwrap());
     assert_eq!(agency.last_outputs()[0]["stored"]["retention"]["mode"], "COMPLIANCE");
-    agency.cmd(&["clip", "26-0100:1/cam1.mp4", "--from", "1", "--to", "3"]).run().status(0);
+    agency.cmd(&["clip", "26-0100:1/cam1.mp4", "--from", "1", "--to", "2.5"]).run().status(0);
     agency.cmd(&["verify"]).run().status(0).stdout_has("OK").stdout_has("4 re-hashed");
     assert!(agency.no_staging_left());
 
@@ -196,7 +196,11 @@ fn wrong_credentials_exit_2_without_printing_the_secret_and_a_refusal_exits_3_re
     let file = write(&agency.work.join("scene.txt"), "scene");
     let before = agency.rows();
     let secret = "not-the-workstation-secret-7f3a";
-    let out = agency.cmd(&["ingest", "--case", "26-0400", "--item", "1"]).arg(&file).env("AWS_SECRET_ACCESS_KEY", secret).run();
+    let out = agency
+        .cmd(&["ingest", "--case", "26-0400", "--item", "1"])
+        .arg(&file)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .run();
     out.status(2).stderr_has("refused the credentials").stderr_has("AWS_SECRET_ACCESS_KEY");
     assert!(!out.stderr().contains(secret) && !out.stdout().contains(secret), "the secret was printed");
     // The read-only identity may look but not store: 403, the environment's refusal.
@@ -247,7 +251,8 @@ fn a_workstation_joins_with_its_own_role_and_records_into_the_same_ledger_and_bu
     let agency = Agency::new();
     let tech = agency.db.role("tech", Some("custody_recorder"));
     let ws2 = agency.work.join("ws2");
-    let out = cmd(&["init"]).arg(&ws2).args(&["--join", &agency.db.url(&tech)]).envs(agency.bucket.env_workstation()).run();
+    let out =
+        cmd(&["init"]).arg(&ws2).args(&["--join", &agency.db.url(&tech)]).envs(agency.bucket.env_workstation()).run();
     out.status(0).stdout_has("Joined the agency store");
     let descriptor: Value = serde_json::from_slice(&std::fs::read(ws2.join("store.json")).unwrap()).unwrap();
     assert_eq!(descriptor["objects"], agency.bucket.url("store").as_str());

@@ -2,6 +2,7 @@
 
 mod agency;
 mod batch;
+mod bucket;
 mod bundle;
 mod camera;
 mod clip;
