@@ -11,7 +11,8 @@ Seven sections, all by default; BENCH_ONLY=hash, media, long, bundle, scale, age
   scale   custody verify of a 1,000,000-event ledger (time, peak memory); ingest of 10,000 small
           files against 1,000 (peak memory)
   agency  8 workstations x BENCH_AGENCY_INGESTS ingests at once into one store whose ledger is in
-          PostgreSQL (a throwaway cluster this section starts on 127.0.0.1), against the same load
+          PostgreSQL (a throwaway cluster this section starts on 127.0.0.1), and into one whose
+          objects are also in an S3 bucket (a throwaway SeaweedFS server), against the same load
           on a store with its own ledger.db; events contiguous, none lost, verify passes
   s3      an agency store whose objects are in an S3 bucket (a throwaway SeaweedFS server and
           PostgreSQL cluster this section starts on 127.0.0.1): a BENCH_MIB ingest against the
@@ -678,6 +679,7 @@ def agency_section():
     # Outside BENCH_DIR, which the server's user may not be able to enter.
     where = tempfile.mkdtemp(prefix="custody-bench-pg.")
     port = start_cluster(where)
+    weed, s3_where, first = None, None, 0
     env = dict(os.environ, PGPASSWORD=PG_PASSWORD, CUSTODY_EXAMINER="bench")
     env.pop("CUSTODY_STORE", None)
     try:
@@ -697,17 +699,30 @@ def agency_section():
                     f.write(f"workstation {w} file {n}\n")
             trees.append(tree)
         results = {}
-        for label, ledger in (("ledger.db (one file, SQLite)", None), ("PostgreSQL ledger", url)):
+        # The agency store whole: the ledger in PostgreSQL and the objects in a bucket (a
+        # throwaway SeaweedFS server, as the s3 section's).
+        s3_where = tempfile.mkdtemp(prefix="custody-bench-s3.")
+        weed, first, endpoint = start_seaweed(s3_where)
+        aws = [os.path.join(ORACLES, "aws"), "--endpoint-url", endpoint]
+        run([*aws, "s3api", "create-bucket", "--bucket", "agency", "--object-lock-enabled-for-bucket"],
+            env=s3_env(endpoint, "admin"))
+        env.update({k: v for k, v in s3_env(endpoint, "ws").items() if k.startswith("AWS_")})
+        psql("CREATE DATABASE custody_s3 OWNER custody_owner")
+        setups = (("ledger.db (one file, SQLite)", None, None), ("PostgreSQL ledger", url, None),
+                  ("PostgreSQL ledger + S3 objects", url.rsplit("/", 1)[0] + "/custody_s3", "s3://agency/bench"))
+        for label, ledger, objects in setups:
             store = os.path.join(base, "agency-store")
             remove(store)
-            run([custody, "init", store, *(["--ledger", ledger] if ledger else [])], env=env)
-            if ledger:
+            run([custody, "init", store, *(["--ledger", ledger] if ledger else []),
+                 *(["--objects", objects] if objects else [])], env=env)
+            if ledger and not objects:
                 for w in range(workstations):
                     psql(f"CREATE ROLE ws{w} LOGIN PASSWORD '{PG_PASSWORD}' IN ROLE custody_recorder")
             start = time.perf_counter()
             procs = []
             for w, tree in enumerate(trees):
-                wenv = dict(env, CUSTODY_LEDGER=f"postgres://ws{w}@127.0.0.1:{port}/custody") if ledger else env
+                db = ledger.rsplit("/", 1)[1] if ledger else None
+                wenv = dict(env, CUSTODY_LEDGER=f"postgres://ws{w}@127.0.0.1:{port}/{db}") if ledger else env
                 script = "\n".join(
                     f'"$0" --store "$1" ingest --case B --item w{w}-{n} "$2/f{n:04}.txt" >/dev/null || exit $?'
                     for n in range(agency_ingests))
@@ -735,9 +750,21 @@ def agency_section():
             expected = 1 + workstations * agency_ingests
             print(f"{label:32} {wall:8.1f} {workstations * agency_ingests / wall:10.1f} {events:>7}  "
                   f"{'yes' if contiguous and events == expected else 'NO':10}  {'OK' if verified else 'FAILED'}")
-        (sq, *_), (pg, *_) = results.values()
+        (sq, *_), (pg, *_), (pgs3, *_) = results.values()
         print(f"PostgreSQL / ledger.db wall time: {pg / sq:.2f}x")
+        print(f"PostgreSQL + S3 / ledger.db wall time: {pgs3 / sq:.2f}x")
     finally:
+        for k in [k for k in env if k.startswith("AWS_")]:
+            env.pop(k)
+        if weed:
+            weed.kill()
+            weed.wait()
+            for p in range(first, first + 8):
+                for f in os.listdir("/tmp"):
+                    if f.startswith("seaweedfs-") and f.endswith(f"-{p}.sock"):
+                        remove(os.path.join("/tmp", f))
+        if s3_where:
+            remove(s3_where)
         subprocess.run(as_server_user([pg_bin("pg_ctl"), "-D", os.path.join(where, "data"), "-m", "fast", "stop"]),
                        capture_output=True)
         remove(where)
