@@ -119,6 +119,21 @@ fn acquisition(ctx: &Context, f: &Packed) -> Vec<(String, String)> {
         if let Some(src) = out.facts.get("source_path").and_then(|v| v.as_str()) {
             facts.push(("Copied from".into(), src.to_owned()));
         }
+        // An agency store's bucket: where the object is, under what retention, and how the copy
+        // there was proven (a release withholds it: then it is a string, and not shown).
+        if let Some(st) = out.facts.get("stored").filter(|v| v.is_object()) {
+            let text = |k: &str| st.get(k).and_then(|v| v.as_str()).unwrap_or("?").to_owned();
+            let mut line = format!("{} (version {})", text("url"), text("version"));
+            if let Some(r) = st.get("retention").filter(|r| r.is_object()) {
+                let (mode, until) = (r.get("mode").and_then(|v| v.as_str()), r.get("until").and_then(|v| v.as_str()));
+                line.push_str(&format!(", retention {} until {}", mode.unwrap_or("?"), until.unwrap_or("?")));
+            }
+            if st.get("created").and_then(|v| v.as_bool()) == Some(false) {
+                line.push_str(", already there with these bytes");
+            }
+            line.push_str(&format!("; {}", text("proof")));
+            facts.push(("Stored".into(), line));
+        }
     }
     facts
 }

@@ -122,6 +122,19 @@ fn objects_go_to_the_bucket_write_once_under_retention_and_the_event_says_where_
     agency.cmd(&["clip", "26-0100:1/cam1.mp4", "--from", "1", "--to", "2.5"]).run().status(0);
     agency.cmd(&["verify"]).run().status(0).stdout_has("OK").stdout_has("4 re-hashed");
     assert!(agency.no_staging_left());
+    // The bundle's report says where each file is stored, under what retention, and how proven.
+    let zip = agency.work.join("court.zip");
+    agency.cmd(&["package", "--case", "26-0100", "--out"]).arg(&zip).run().status(0);
+    let unzipped = agency.work.join("court");
+    crate::support::tool("unzip", &["-q".as_ref(), zip.as_os_str(), "-d".as_ref(), unzipped.as_os_str()], &agency.work)
+        .status(0);
+    let pdf =
+        crate::support::files_under(&unzipped).into_iter().find(|p| p.extension().is_some_and(|e| e == "pdf")).unwrap();
+    let text = crate::support::tool("pdftotext", &[pdf.as_os_str(), "-".as_ref()], &agency.work).status(0).stdout();
+    let retained = format!("s3://{}/{}", agency.bucket.name, agency.key(&sha256sum(&video)));
+    // (The report wraps a long key across lines.)
+    let flat: String = text.split_whitespace().collect();
+    assert!(text.contains("Stored:") && flat.contains(&retained) && text.contains("COMPLIANCE"), "{text}");
 
     // A second store on the same prefix finds the bytes already stored (If-None-Match: *
     // refuses the second write), proves them, and records that it did not create them.
