@@ -757,12 +757,7 @@ def agency_section():
         for k in [k for k in env if k.startswith("AWS_")]:
             env.pop(k)
         if weed:
-            weed.kill()
-            weed.wait()
-            for p in range(first, first + 8):
-                for f in os.listdir("/tmp"):
-                    if f.startswith("seaweedfs-") and f.endswith(f"-{p}.sock"):
-                        remove(os.path.join("/tmp", f))
+            stop_seaweed(weed, first)
         if s3_where:
             remove(s3_where)
         subprocess.run(as_server_user([pg_bin("pg_ctl"), "-D", os.path.join(where, "data"), "-m", "fast", "stop"]),
@@ -838,6 +833,16 @@ def start_seaweed(where):
         proc.kill()
         raise Failed(f"the SeaweedFS server in {where} did not start")
     return proc, first, f"http://127.0.0.1:{first + 3}"
+
+
+def stop_seaweed(proc, first):
+    """Kill the server start_seaweed started and remove the gRPC sockets it leaves in /tmp."""
+    proc.kill()
+    proc.wait()
+    for p in range(first, first + 8):
+        for f in os.listdir("/tmp"):
+            if f.startswith("seaweedfs-") and f.endswith(f"-{p}.sock"):
+                remove(os.path.join("/tmp", f))
 
 
 def s3_env(endpoint, who):
@@ -938,12 +943,7 @@ def s3_section():
             if k.startswith("AWS_"):
                 del os.environ[k]
         if weed:
-            weed.kill()
-            weed.wait()
-            for p in range(first, first + 8):
-                for f in os.listdir("/tmp"):
-                    if f.startswith("seaweedfs-") and f.endswith(f"-{p}.sock"):
-                        remove(os.path.join("/tmp", f))
+            stop_seaweed(weed, first)
         if port:
             subprocess.run(as_server_user([pg_bin("pg_ctl"), "-D", os.path.join(pg_where, "data"), "-m", "fast",
                                            "stop"]), capture_output=True)

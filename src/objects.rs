@@ -370,12 +370,7 @@ impl Read for Ranged {
 
 impl Seek for Ranged {
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let pos = match to {
-            SeekFrom::Start(p) => Some(p),
-            SeekFrom::End(d) => self.size.checked_add_signed(d),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        self.pos = pos.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
+        self.pos = crate::outboard::seek_in(self.pos, self.size, to)?;
         Ok(self.pos)
     }
 }

@@ -663,14 +663,20 @@ impl Read for Reader {
 
 impl Seek for Reader {
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let pos = match to {
-            SeekFrom::Start(p) => Some(p),
-            SeekFrom::End(d) => self.object.size.checked_add_signed(d),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        self.pos = pos.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
+        self.pos = seek_in(self.pos, self.object.size, to)?;
         Ok(self.pos)
     }
+}
+
+/// Where a seek `to` from `pos` lands in something of `size` bytes (past the end is allowed, as
+/// for files; before the start is an error).
+pub fn seek_in(pos: u64, size: u64, to: SeekFrom) -> io::Result<u64> {
+    let at = match to {
+        SeekFrom::Start(p) => Some(p),
+        SeekFrom::End(d) => size.checked_add_signed(d),
+        SeekFrom::Current(d) => pos.checked_add_signed(d),
+    };
+    at.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))
 }
 
 /// Something to read a file through.
