@@ -55,6 +55,7 @@ pub enum Command {
     Log(LogArgs),
     Show(ShowArgs),
     Transfer(TransferArgs),
+    Push(PushArgs),
     Export(ExportArgs),
     Still(StillArgs),
     Clip(ClipArgs),
@@ -258,6 +259,20 @@ pub struct TransferArgs {
     /// Why.
     #[arg(long, value_name = "TEXT")]
     pub reason: String,
+    /// A note recorded with the event.
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+}
+
+/// Push this field store's events and objects into an agency store: the field chain is kept
+/// verbatim there, bound by one `push` event; a second push sends only what is new.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  custody --store /media/field-kit push --to /evidence/agency\n  \
+    custody push --to /evidence/agency --note \"scene 24-1234, returned to the lab\"")]
+pub struct PushArgs {
+    /// The agency store (a directory made with `custody init --ledger postgres://…` or `--join`).
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
     /// A note recorded with the event.
     #[arg(long, value_name = "TEXT")]
     pub note: Option<String>,

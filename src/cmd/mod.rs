@@ -10,6 +10,7 @@ pub mod init;
 pub mod log;
 pub mod manual;
 pub mod package;
+pub mod push;
 pub mod redact;
 pub mod rewrap;
 pub mod show;
@@ -153,6 +154,7 @@ fn dispatch(command: Command, ctx: &Ctx) -> Result<Report> {
         Command::Log(args) => log::run(args, ctx),
         Command::Show(args) => show::run(args, ctx),
         Command::Transfer(args) => transfer::run(args, ctx),
+        Command::Push(args) => push::run(args, ctx),
         Command::Export(args) => export::run(args, ctx),
         Command::Still(args) => still::run(args, ctx),
         Command::Clip(args) => clip::run(args, ctx),

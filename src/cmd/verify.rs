@@ -16,7 +16,7 @@ use crate::cli::VerifyArgs;
 use crate::digest::{self, Algorithm};
 use crate::error::Exit;
 use crate::ledger::chain::ChainVerifier;
-use crate::ledger::{ItemRow, item_rows};
+use crate::ledger::{FileRef, Head, ItemRow, item_rows};
 use crate::store::{self, Store};
 
 /// One problem found, with what it concerns: the same record for a store (kinds schema, ledger,
@@ -69,8 +69,12 @@ pub fn run(args: VerifyArgs, ctx: &Ctx) -> Result<Report> {
     let mut chain = ChainVerifier::new(args.against.clone());
     let mut expected: BTreeMap<String, Expected> = BTreeMap::new();
     let mut index: Vec<ItemRow> = Vec::new();
+    let mut bindings: Vec<Binding> = Vec::new();
     let read = ledger.for_each_row(|row| {
         if let Some(ev) = chain.check(&row) {
+            if ev.action == "push" {
+                bindings.push(Binding::of(&ev));
+            }
             for out in &ev.outputs {
                 let e = expected.entry(out.sha256.clone()).or_insert_with(|| Expected {
                     blake3: out.blake3.clone(),
@@ -118,6 +122,8 @@ pub fn run(args: VerifyArgs, ctx: &Ctx) -> Result<Report> {
             message: format!("the items index cannot be read: {e:#}"),
         }),
     }
+
+    let pushed = check_pushed(&ledger, &bindings, &mut problems);
 
     // Objects on disk.
     let (present, unexpected) = scan_objects(&store)?;
@@ -206,6 +212,15 @@ pub fn run(args: VerifyArgs, ctx: &Ctx) -> Result<Report> {
         Some(h) => text.push_str(&format!("  ledger   {} events recomputed; head {h}\n", chain.count)),
         None => text.push_str("  ledger   no events\n"),
     }
+    for p in &pushed {
+        text.push_str(&format!(
+            "  pushed   field chain {}: {} events recomputed, bound by {} push event(s); head {}\n",
+            &p.chain[..12.min(p.chain.len())],
+            p.events,
+            p.pushes,
+            p.head.as_ref().map_or("none".into(), |h| h.to_string())
+        ));
+    }
     text.push_str(&format!("  objects  {checked} re-hashed ({}), {} recorded\n", human_size(bytes), expected.len()));
     if !unrecorded.is_empty() {
         text.push_str(&format!(
@@ -243,9 +258,160 @@ pub fn run(args: VerifyArgs, ctx: &Ctx) -> Result<Report> {
         "schema_version": 1, "command": "verify", "store": crate::fsutil::path_text(store.root()), "ok": problems.is_empty(),
         "events": chain.count, "head": head, "against": args.against, "objects_checked": checked,
         "bytes_checked": bytes, "problems": problems, "recovery": recovery, "read_only": read_only.is_some(),
-        "unrecorded": unrecorded,
+        "unrecorded": unrecorded, "pushed": pushed,
     });
     Ok(Report { text, json, exit, raw: None })
+}
+
+/// What one `push` event says of the field chain it binds.
+struct Binding {
+    seq: u64,
+    chain: String,
+    head: Option<Head>,
+    after: Option<Head>,
+    /// Each agency output: the field event it came from, and the file as the push recorded it.
+    files: Vec<(u64, FileRef)>,
+}
+
+impl Binding {
+    fn of(ev: &crate::ledger::Event) -> Binding {
+        let text = |k: &str| ev.params.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        let files =
+            ev.outputs.iter().filter_map(|o| Some((o.facts.get("pushed")?.get("seq")?.as_u64()?, o.clone()))).collect();
+        Binding {
+            seq: ev.seq,
+            chain: text("chain").unwrap_or_default(),
+            head: text("head").and_then(|h| h.parse().ok()),
+            after: text("after").and_then(|h| h.parse().ok()),
+            files,
+        }
+    }
+}
+
+/// What `verify` reports of one pushed chain.
+#[derive(serde::Serialize)]
+struct Pushed {
+    chain: String,
+    events: u64,
+    pushes: usize,
+    head: Option<Head>,
+}
+
+/// Every field chain kept in the ledger: recomputed from its stored bytes as the agency's own
+/// chain is, each push event's head found in it with the same hash, the pushes following one
+/// another, no kept row that no push binds, and every object a push brought recorded by the
+/// field event it names.
+fn check_pushed(ledger: &crate::ledger::Ledger, bindings: &[Binding], problems: &mut Vec<Problem>) -> Vec<Pushed> {
+    let mut chains: BTreeSet<String> = bindings.iter().map(|b| b.chain.clone()).collect();
+    match ledger.pushed_chains() {
+        Ok(c) => chains.extend(c),
+        Err(e) => problems.push(Problem {
+            kind: "pushed",
+            subject: "pushed".into(),
+            message: format!("the pushed chains cannot be read: {e:#}"),
+        }),
+    }
+    let mut out = Vec::new();
+    for id in chains {
+        let short = id.get(..12).unwrap_or(&id).to_owned();
+        let mut problem = |subject: String, message: String| {
+            problems.push(Problem { kind: "pushed", subject, message: format!("field chain {short}: {message}") })
+        };
+        let mine: Vec<&Binding> = bindings.iter().filter(|b| b.chain == id).collect();
+        // The hashes and outputs of the field events the pushes name.
+        let named: BTreeSet<u64> = mine
+            .iter()
+            .flat_map(|b| b.head.iter().map(|h| h.seq).chain(b.after.iter().map(|h| h.seq)))
+            .chain(mine.iter().flat_map(|b| b.files.iter().map(|(s, _)| *s)))
+            .collect();
+        let mut hashes: BTreeMap<u64, String> = BTreeMap::new();
+        let mut outputs: BTreeMap<u64, Vec<FileRef>> = BTreeMap::new();
+        let mut verifier = ChainVerifier::new(None);
+        let read = ledger.for_each_pushed_row(&id, None, |row| {
+            let ev = verifier.check(&row);
+            if named.contains(&(row.seq as u64)) {
+                hashes.insert(row.seq as u64, row.hash.clone());
+                if let Some(ev) = ev {
+                    outputs.insert(row.seq as u64, ev.outputs);
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = read {
+            problem("pushed".into(), format!("its events cannot be read: {e:#}"));
+        }
+        let head = verifier.finish();
+        for p in &verifier.problems {
+            problem(format!("chain {short} {}", event_subject(p)), format!("{p} (kept as pushed)"));
+        }
+        let mut prev: Option<&Head> = None;
+        for b in &mine {
+            let Some(h) = &b.head else {
+                problem(format!("event {}", b.seq), format!("push event {} names no field head", b.seq));
+                continue;
+            };
+            match hashes.get(&h.seq) {
+                None => problem(
+                    format!("event {}", b.seq),
+                    format!(
+                        "push event {} binds field event {}, which is not kept: pushed events were removed",
+                        b.seq, h.seq
+                    ),
+                ),
+                Some(found) if *found != h.hash => problem(
+                    format!("event {}", b.seq),
+                    format!(
+                        "push event {} binds field event {} with hash {}, but the kept event has {}: the pushed chain was edited",
+                        b.seq, h.seq, h.hash, found
+                    ),
+                ),
+                Some(_) => {}
+            }
+            if b.after.as_ref() != prev {
+                problem(
+                    format!("event {}", b.seq),
+                    format!(
+                        "push event {} does not follow the push before it (it says it continues from {})",
+                        b.seq,
+                        b.after.as_ref().map_or("the start".into(), |a| a.to_string())
+                    ),
+                );
+            }
+            prev = Some(h);
+            for (seq, file) in &b.files {
+                let recorded = outputs.get(seq).is_some_and(|outs| {
+                    outs.iter().any(|o| {
+                        o.sha256 == file.sha256
+                            && o.blake3 == file.blake3
+                            && o.size == file.size
+                            && o.item.as_deref()
+                                == file.facts.get("pushed").and_then(|p| p.get("item")).and_then(|i| i.as_str())
+                    })
+                });
+                if !recorded {
+                    problem(
+                        format!("event {}", b.seq),
+                        format!(
+                            "push event {} records object {} as brought by field event {seq}, which does not record it",
+                            b.seq, file.sha256
+                        ),
+                    );
+                }
+            }
+        }
+        match (&head, prev) {
+            (Some(last), Some(bound)) if last.seq > bound.seq => problem(
+                "pushed".into(),
+                format!("field events {}..{} are kept, but no push event binds them", bound.seq + 1, last.seq),
+            ),
+            (Some(last), None) => {
+                problem("pushed".into(), format!("field events 1..{} are kept, but no push event binds them", last.seq))
+            }
+            _ => {}
+        }
+        out.push(Pushed { chain: id.clone(), events: verifier.count, pushes: mine.len(), head });
+    }
+    out
 }
 
 /// Staging directories interrupted commands left in `tmp/`.

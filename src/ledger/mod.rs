@@ -160,6 +160,10 @@ pub(crate) trait Writer {
     fn item_named(&self, case: &str, exhibit: &str, name: &str) -> Result<Option<String>>;
     /// The role the database authenticated, if it has logins.
     fn session_user(&self) -> Result<Option<String>>;
+    /// The newest row pushed of a field store's chain.
+    fn pushed_last(&self, chain: &str) -> Result<Option<(i64, String)>>;
+    /// Keep one row of a field store's chain, verbatim.
+    fn insert_pushed(&self, chain: &str, row: &Row) -> Result<()>;
 }
 
 /// An append to a SQLite ledger.
@@ -172,6 +176,17 @@ struct SqliteWriter<'a> {
 impl Writer for SqliteWriter<'_> {
     fn session_user(&self) -> Result<Option<String>> {
         Ok(None)
+    }
+
+    fn pushed_last(&self, _chain: &str) -> Result<Option<(i64, String)>> {
+        Ok(None)
+    }
+
+    fn insert_pushed(&self, _chain: &str, _row: &Row) -> Result<()> {
+        Err(error::input(format!(
+            "the ledger {} is a store's own file: field stores are pushed into an agency store (a PostgreSQL ledger)",
+            self.path.display()
+        )))
     }
 
     fn last(&self) -> Result<Option<(i64, String)>> {
@@ -538,6 +553,63 @@ impl Ledger {
         Ok((created, file))
     }
 
+    /// Whether this ledger can hold pushed chains (an agency ledger).
+    pub fn holds_pushed_chains(&self) -> bool {
+        matches!(self.db, Db::Postgres(_))
+    }
+
+    /// The newest row of chain `chain` pushed into this ledger, if any.
+    pub fn pushed_head(&self, chain: &str) -> Result<Option<Head>> {
+        let last = match &self.db {
+            Db::Sqlite(_) => None,
+            Db::Postgres(pg) => pg.pushed_last(chain)?,
+        };
+        Ok(last.map(|(seq, hash)| Head { seq: seq as u64, hash }))
+    }
+
+    /// The field stores whose chains were pushed into this ledger, by chain ID.
+    pub fn pushed_chains(&self) -> Result<Vec<String>> {
+        match &self.db {
+            Db::Sqlite(_) => Ok(Vec::new()),
+            Db::Postgres(pg) => pg.pushed_chains(),
+        }
+    }
+
+    /// Every row of a pushed chain after event `seq` (all for `None`), in order, as stored.
+    pub fn for_each_pushed_row(
+        &self,
+        chain: &str,
+        seq: Option<u64>,
+        mut f: impl FnMut(Row) -> Result<()>,
+    ) -> Result<()> {
+        let Db::Postgres(pg) = &self.db else { return Ok(()) };
+        let mut after = seq.map_or(0, |s| s as i64);
+        loop {
+            let rows = pg.pushed_rows_after(chain, after, 1000)?;
+            let Some(last) = rows.last() else { return Ok(()) };
+            after = last.seq;
+            for row in rows {
+                f(row)?;
+            }
+        }
+    }
+
+    /// The `push` events that bound rows of chain `chain`, in order.
+    pub fn push_events(&self, chain: &str) -> Result<Vec<(Event, String)>> {
+        let rows = match &self.db {
+            Db::Sqlite(_) => return Ok(Vec::new()),
+            Db::Postgres(pg) => pg.rows_mentioning(chain)?,
+        };
+        let mut out = Vec::new();
+        for row in rows {
+            let ev = parse_body(&row)?;
+            if ev.action == "push" && ev.params.get("chain").and_then(Value::as_str) == Some(chain) {
+                out.push((ev, row.hash));
+            }
+        }
+        Ok(out)
+    }
+
     /// True when any committed event references the object.
     pub fn references(&self, sha256: &str) -> Result<bool> {
         match &self.db {
@@ -561,6 +633,16 @@ impl Txn<'_> {
         let id = format!("i{}", self.next_item);
         self.next_item += 1;
         id
+    }
+
+    /// The newest row of a field store's chain pushed into this ledger, if any.
+    pub fn pushed_head(&self, chain: &str) -> Result<Option<Head>> {
+        Ok(self.db.pushed_last(chain)?.map(|(seq, hash)| Head { seq: seq as u64, hash }))
+    }
+
+    /// Keep one row of a field store's chain verbatim, beside the event that binds it.
+    pub fn insert_pushed(&self, chain: &str, row: &Row) -> Result<()> {
+        self.db.insert_pushed(chain, row)
     }
 
     /// The item already holding this name in this exhibit, if any.
@@ -634,12 +716,18 @@ pub fn item_rows(event: &Event) -> Vec<ItemRow> {
         .iter()
         .filter_map(|out| {
             let id = out.item.clone()?;
+            // A push brings items of many exhibits: each of its outputs names its own.
+            let own = |key: &str| {
+                (event.action == "push")
+                    .then(|| out.facts.get(key).and_then(Value::as_str).map(str::to_owned))
+                    .flatten()
+            };
             Some(ItemRow {
                 id,
                 seq: event.seq as i64,
                 sha256: out.sha256.clone(),
-                case: event.case.clone().unwrap_or_default(),
-                exhibit: event.exhibit.clone().unwrap_or_default(),
+                case: own("case").or_else(|| event.case.clone()).unwrap_or_default(),
+                exhibit: own("exhibit").or_else(|| event.exhibit.clone()).unwrap_or_default(),
                 name: out.name.clone().unwrap_or_default(),
                 parent: out.facts.get("parent").and_then(|v| v.as_str()).map(str::to_owned),
             })

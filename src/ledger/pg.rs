@@ -30,7 +30,7 @@ use super::{ItemRow, Row, Writer};
 use crate::error;
 
 /// The schema's comment, checked on open: which software wrote it, and its version.
-pub const SCHEMA_COMMENT: &str = "custody ledger, schema 1";
+pub const SCHEMA_COMMENT: &str = "custody ledger, schema 2";
 /// The role granted SELECT and INSERT: workstations that record.
 pub const RECORDER: &str = "custody_recorder";
 /// The role granted SELECT only: auditors.
@@ -81,6 +81,10 @@ const COLUMNS: &[(&str, &str, &str, &str)] = &[
     ("items", "exhibit", "text", "NO"),
     ("items", "name", "text", "NO"),
     ("items", "parent", "text", "YES"),
+    ("pushed", "chain", "text", "NO"),
+    ("pushed", "seq", "bigint", "NO"),
+    ("pushed", "hash", "text", "NO"),
+    ("pushed", "body", "text", "NO"),
 ];
 
 /// The triggers: table, name, `pg_trigger.tgtype` (1 row, 2 before, 4 insert, 8 delete,
@@ -91,11 +95,16 @@ const TRIGGERS: &[(&str, &str, i16, &str)] = &[
     ("events", "events_no_truncate", 2 | 32, "custody.append_only()"),
     ("items", "items_append_only", 1 | 2 | 8 | 16, "custody.append_only()"),
     ("items", "items_no_truncate", 2 | 32, "custody.append_only()"),
+    ("pushed", "pushed_append_only", 1 | 2 | 8 | 16, "custody.append_only()"),
+    ("pushed", "pushed_no_truncate", 2 | 32, "custody.append_only()"),
 ];
 
 /// The indexes, by name (the keys' own and one for lookups by object).
 const INDEXES: &[&str] =
-    &["events_hash_key", "events_pkey", "items_case_id_exhibit_name_key", "items_pkey", "items_sha256"];
+    &["events_hash_key", "events_pkey", "items_case_id_exhibit_name_key", "items_pkey", "items_sha256", "pushed_pkey"];
+
+/// The tables.
+const TABLES: &[&str] = &["events", "items", "pushed"];
 
 fn schema_sql() -> String {
     let mut sql = format!(
@@ -105,6 +114,8 @@ fn schema_sql() -> String {
          CREATE TABLE custody.items (id text PRIMARY KEY, seq bigint NOT NULL, pos integer NOT NULL, sha256 text NOT NULL,
              case_id text NOT NULL, exhibit text NOT NULL, name text NOT NULL, parent text, UNIQUE (case_id, exhibit, name));
          CREATE INDEX items_sha256 ON custody.items (sha256);
+         CREATE TABLE custody.pushed (chain text NOT NULL, seq bigint NOT NULL, hash text NOT NULL, body text NOT NULL,
+             PRIMARY KEY (chain, seq));
          CREATE FUNCTION custody.append_only() RETURNS trigger LANGUAGE plpgsql AS $body${APPEND_ONLY_BODY}$body$;
          CREATE FUNCTION custody.next_event() RETURNS trigger LANGUAGE plpgsql AS $body${NEXT_EVENT_BODY}$body$;
          CREATE TRIGGER events_next_only BEFORE INSERT ON custody.events
@@ -114,7 +125,7 @@ fn schema_sql() -> String {
          REVOKE ALL ON FUNCTION custody.append_only() FROM PUBLIC;
          REVOKE ALL ON FUNCTION custody.next_event() FROM PUBLIC;"
     );
-    for table in ["events", "items"] {
+    for table in TABLES {
         sql.push_str(&format!(
             "CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON custody.{table}
                  FOR EACH ROW EXECUTE FUNCTION custody.append_only();
@@ -131,8 +142,8 @@ fn schema_sql() -> String {
     }
     sql.push_str(&format!(
         "GRANT USAGE ON SCHEMA custody TO {RECORDER}, {AUDITOR};
-         GRANT SELECT, INSERT ON custody.events, custody.items TO {RECORDER};
-         GRANT SELECT ON custody.events, custody.items TO {AUDITOR};"
+         GRANT SELECT, INSERT ON custody.events, custody.items, custody.pushed TO {RECORDER};
+         GRANT SELECT ON custody.events, custody.items, custody.pushed TO {AUDITOR};"
     ));
     sql
 }
@@ -407,7 +418,7 @@ impl Pg {
             .collect();
         for (name, kind) in &relations {
             let known = match kind.as_str() {
-                "r" => name == "events" || name == "items",
+                "r" => TABLES.contains(&name.as_str()),
                 "i" => INDEXES.contains(&name.as_str()),
                 _ => false,
             };
@@ -551,6 +562,30 @@ impl Pg {
             .collect())
     }
 
+    /// The field stores whose chains were pushed here, by chain ID.
+    pub fn pushed_chains(&self) -> Result<Vec<String>> {
+        let rows = self.read("SELECT DISTINCT chain FROM custody.pushed ORDER BY chain", &[])?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Rows of a pushed chain after `seq`, at most `limit`, in order.
+    pub fn pushed_rows_after(&self, chain: &str, seq: i64, limit: i64) -> Result<Vec<Row>> {
+        let sql = "SELECT seq, hash, body FROM custody.pushed WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+        Ok(event_rows(self.read(sql, &[&chain, &seq, &limit])?))
+    }
+
+    /// The newest row of a pushed chain.
+    pub fn pushed_last(&self, chain: &str) -> Result<Option<(i64, String)>> {
+        let sql = "SELECT seq, hash FROM custody.pushed WHERE chain = $1 ORDER BY seq DESC LIMIT 1";
+        Ok(self.read(sql, &[&chain])?.first().map(|r| (r.get(0), r.get(1))))
+    }
+
+    /// Events whose body mentions `text`, in order.
+    pub fn rows_mentioning(&self, text: &str) -> Result<Vec<Row>> {
+        let sql = "SELECT seq, hash, body FROM custody.events WHERE strpos(body, $1) > 0 ORDER BY seq";
+        Ok(event_rows(self.read(sql, &[&text])?))
+    }
+
     pub fn references(&self, sha256: &str) -> Result<bool> {
         let rows = self.read("SELECT EXISTS (SELECT 1 FROM custody.items WHERE sha256 = $1)", &[&sha256])?;
         Ok(rows.first().is_some_and(|r| r.get(0)))
@@ -611,6 +646,26 @@ impl Writer for PgWriter<'_> {
                 "INSERT INTO custody.items (id, seq, pos, sha256, case_id, exhibit, name, parent)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 &[&row.id, &row.seq, &pos, &row.sha256, &row.case, &row.exhibit, &row.name, &row.parent],
+            )
+            .map_err(|e| failure(e, self.shown, "append to"))?;
+        Ok(())
+    }
+
+    fn pushed_last(&self, chain: &str) -> Result<Option<(i64, String)>> {
+        let row = self
+            .tx
+            .borrow_mut()
+            .query_opt("SELECT seq, hash FROM custody.pushed WHERE chain = $1 ORDER BY seq DESC LIMIT 1", &[&chain])
+            .map_err(|e| failure(e, self.shown, "read"))?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
+    fn insert_pushed(&self, chain: &str, row: &Row) -> Result<()> {
+        self.tx
+            .borrow_mut()
+            .execute(
+                "INSERT INTO custody.pushed (chain, seq, hash, body) VALUES ($1, $2, $3, $4)",
+                &[&chain, &row.seq, &row.hash, &row.body],
             )
             .map_err(|e| failure(e, self.shown, "append to"))?;
         Ok(())

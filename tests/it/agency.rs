@@ -131,6 +131,10 @@ fn the_recording_role_may_only_insert_and_the_auditor_only_read() {
         "UPDATE custody.events SET body = body || ' ' WHERE seq = 1",
         "DELETE FROM custody.events WHERE seq = 2",
         "TRUNCATE custody.items",
+        "UPDATE custody.pushed SET body = ''",
+        "DELETE FROM custody.pushed",
+        "TRUNCATE custody.pushed",
+        "ALTER TABLE custody.pushed DISABLE TRIGGER pushed_append_only",
         "ALTER TABLE custody.events DISABLE TRIGGER events_append_only",
         "DROP TRIGGER events_append_only ON custody.events",
         "CREATE TABLE custody.extra (x int)",
@@ -147,6 +151,8 @@ fn the_recording_role_may_only_insert_and_the_auditor_only_read() {
     }
     let insert = "INSERT INTO custody.items (id, seq, pos, sha256, case_id, exhibit, name) VALUES ('x', 1, 9, 'x', 'x', 'x', 'x')";
     assert!(agency.db.psql(&auditor, insert).stderr().contains("permission denied"));
+    let keep = "INSERT INTO custody.pushed (chain, seq, hash, body) VALUES ('x', 1, 'x', 'x')";
+    assert!(agency.db.psql(&auditor, keep).stderr().contains("permission denied"));
     // A recorder inserting by hand can neither fork the chain nor record under another login.
     let rows = agency.rows();
     let (head_seq, head_hash) = (rows.last().unwrap().0, rows.last().unwrap().1.clone());
@@ -167,9 +173,12 @@ fn the_recording_role_may_only_insert_and_the_auditor_only_read() {
     }
     assert_eq!(agency.rows(), rows);
     // Even the owner is stopped by the triggers.
-    for sql in
-        ["UPDATE custody.events SET body = '' WHERE seq = 1", "DELETE FROM custody.items", "TRUNCATE custody.events"]
-    {
+    for sql in [
+        "UPDATE custody.events SET body = '' WHERE seq = 1",
+        "DELETE FROM custody.items",
+        "TRUNCATE custody.events",
+        "TRUNCATE custody.pushed",
+    ] {
         let out = agency.db.psql(&agency.db.owner, sql);
         assert!(out.stderr().contains("the custody ledger is append-only"), "{sql}: {}", out.stderr());
     }

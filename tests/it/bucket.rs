@@ -13,12 +13,12 @@ use crate::s3::{self, Bucket, Identity};
 use crate::support::{Cmd, cmd, media, sha256sum, write};
 
 /// An agency store: ledger in PostgreSQL, objects in a bucket of its own under `store/`.
-struct Agency {
+pub struct Agency {
     _dir: TempDir,
-    root: PathBuf,
-    work: PathBuf,
-    db: Database,
-    bucket: Bucket,
+    pub root: PathBuf,
+    pub work: PathBuf,
+    pub db: Database,
+    pub bucket: Bucket,
 }
 
 impl Agency {
@@ -39,20 +39,20 @@ impl Agency {
         agency
     }
 
-    fn new() -> Agency {
+    pub fn new() -> Agency {
         Agency::on(s3::server())
     }
 
     /// `custody --store STORE ARGS…` with the workstation's credentials.
-    fn cmd(&self, args: &[&str]) -> Cmd {
+    pub fn cmd(&self, args: &[&str]) -> Cmd {
         cmd(&[]).arg("--store").arg(&self.root).args(args).current_dir(&self.work).envs(self.bucket.env_workstation())
     }
 
-    fn key(&self, sha: &str) -> String {
+    pub fn key(&self, sha: &str) -> String {
         format!("store/objects/{}/{}", &sha[..2], &sha[2..])
     }
 
-    fn rows(&self) -> Vec<(i64, String, String)> {
+    pub fn rows(&self) -> Vec<(i64, String, String)> {
         self.db.rows()
     }
 

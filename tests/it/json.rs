@@ -18,7 +18,7 @@ use crate::support::{Output, Store, cmd, media, write};
 
 /// Every schema file docs/schemas must hold: one per command output, the export line format, and
 /// the error document.
-const SCHEMAS: [&str; 18] = [
+const SCHEMAS: [&str; 19] = [
     "init",
     "ingest",
     "hash",
@@ -26,6 +26,7 @@ const SCHEMAS: [&str; 18] = [
     "log",
     "show",
     "transfer",
+    "push",
     "export",
     "ledger-line",
     "still",
@@ -176,13 +177,13 @@ fn run_validator(manifest: Option<&Path>) -> String {
 }
 
 /// Documents collected from real runs, validated together by one run of the oracle.
-struct Checks {
+pub struct Checks {
     entries: Vec<Value>,
     dir: tempfile::TempDir,
 }
 
 impl Checks {
-    fn new() -> Checks {
+    pub fn new() -> Checks {
         Checks { entries: Vec::new(), dir: tempfile::tempdir().expect("temp dir") }
     }
 
@@ -193,7 +194,7 @@ impl Checks {
 
     /// A run that must exit `code` and print exactly one JSON document, valid under `schema`.
     #[track_caller]
-    fn doc(&mut self, schema: &str, label: &str, out: &Output, code: i32) -> Value {
+    pub fn doc(&mut self, schema: &str, label: &str, out: &Output, code: i32) -> Value {
         let doc = out.status(code).json();
         assert!(doc.is_object(), "{label}: stdout is not a JSON object: {doc:#}");
         self.add(schema, label, doc.clone(), "valid");
@@ -211,7 +212,7 @@ impl Checks {
 
     /// Validate everything collected; fails with the validator's report.
     #[track_caller]
-    fn validate(self) {
+    pub fn validate(self) {
         assert!(!self.entries.is_empty(), "nothing to validate");
         let manifest = self.dir.path().join("manifest.json");
         fs::write(&manifest, serde_json::to_vec(&self.entries).expect("manifest")).expect("write manifest");

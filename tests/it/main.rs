@@ -19,6 +19,7 @@ mod json;
 mod ledger;
 mod out;
 mod postgres;
+mod push;
 mod readonly;
 mod redact;
 mod s3;
