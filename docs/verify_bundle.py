@@ -7,7 +7,9 @@ Checks that every event in data/custody/ledger.jsonl matches its hash, that each
 the one before it (events that concern other evidence appear only as their hashes; in a release,
 host names, OS users and paths appear only as commitments), that the last event is the ledger
 head written in bag-info.txt, and that every evidence file listed in data/custody/items.jsonl has
-the SHA-256 the ledger recorded for it. Exit 0 if all holds, else 1 naming every problem. (The
+the SHA-256 the ledger recorded for it; and, for files pushed from a field store, that the field
+chain in data/custody/pushed/ is intact up to the head its push event binds and records them.
+Exit 0 if all holds, else 1 naming every problem. (The
 manifests are checked by `sha256sum -c` or `bagit.py --validate`.)"""
 import hashlib
 import json
@@ -47,33 +49,69 @@ def sha256_file(path):
     return h.hexdigest()
 
 
+def excerpt(path, name, problems):
+    """Check one ledger excerpt: each event matches its hash and links to the one before it.
+    Returns the events in full by number and the head it ends at (SEQ:HASH)."""
+    events, prev, seq = {}, "0" * 64, 0
+    for n, line in enumerate(open(path, encoding="utf-8"), 1):
+        record = json.loads(line)
+        if "omitted" in record:
+            stub = record["omitted"]
+            if stub["seq"] != seq + 1:
+                problems.append(f"{name} line {n}: event {stub['seq']} follows event {seq}")
+            prev, seq = stub["hash"], stub["seq"]
+            continue
+        ev = record["event"]
+        digest = hashlib.sha256(PREFIX + canonical(committed(ev)).encode("utf-8")).hexdigest()
+        if ev["seq"] != seq + 1:
+            problems.append(f"{name} line {n}: event {ev['seq']} follows event {seq}: events missing or reordered")
+        if ev["prev"] != prev:
+            problems.append(f"{name} line {n}: event {ev['seq']} does not link to the event before it")
+        if digest != record["hash"]:
+            problems.append(f"{name} line {n}: event {ev['seq']} does not match its hash: it was edited")
+        events[ev["seq"]] = ev
+        prev, seq = record["hash"], ev["seq"]
+    return events, f"{seq}:{prev}"
+
+
 def main(bag):
     problems = []
     head = None
     for line in open(os.path.join(bag, "bag-info.txt"), encoding="utf-8"):
         if line.startswith("Custody-Ledger-Head:"):
             head = line.split(":", 1)[1].strip()
-    events, prev, seq = {}, "0" * 64, 0
-    for n, line in enumerate(open(os.path.join(bag, "data/custody/ledger.jsonl"), encoding="utf-8"), 1):
-        record = json.loads(line)
-        if "omitted" in record:
-            stub = record["omitted"]
-            if stub["seq"] != seq + 1:
-                problems.append(f"ledger line {n}: event {stub['seq']} follows event {seq}")
-            prev, seq = stub["hash"], stub["seq"]
+    events, end = excerpt(os.path.join(bag, "data/custody/ledger.jsonl"), "ledger", problems)
+    if head != end:
+        problems.append(f"the ledger excerpt ends at {end}, not at the head in bag-info.txt ({head})")
+    # Field chains (pushed from a field store into the agency's): each ends at the newest head
+    # a push event of the excerpt binds, and records every field item a push brought.
+    pushes = [ev for ev in events.values() if ev["action"] == "push"]
+    pushed_dir = os.path.join(bag, "data/custody/pushed")
+    carried = sorted(f[:-6] for f in os.listdir(pushed_dir) if f.endswith(".jsonl")) if os.path.isdir(pushed_dir) else []
+    field_count = 0
+    for chain in carried:
+        name = f"data/custody/pushed/{chain}.jsonl"
+        mine = [ev for ev in pushes if ev["params"].get("chain") == chain]
+        if not mine:
+            problems.append(f"{name}: no push event in the ledger excerpt binds this field chain")
             continue
-        ev = record["event"]
-        digest = hashlib.sha256(PREFIX + canonical(committed(ev)).encode("utf-8")).hexdigest()
-        if ev["seq"] != seq + 1:
-            problems.append(f"ledger line {n}: event {ev['seq']} follows event {seq}: events missing or reordered")
-        if ev["prev"] != prev:
-            problems.append(f"ledger line {n}: event {ev['seq']} does not link to the event before it")
-        if digest != record["hash"]:
-            problems.append(f"ledger line {n}: event {ev['seq']} does not match its hash: it was edited")
-        events[ev["seq"]] = ev
-        prev, seq = record["hash"], ev["seq"]
-    if head != f"{seq}:{prev}":
-        problems.append(f"the ledger excerpt ends at {seq}:{prev}, not at the head in bag-info.txt ({head})")
+        field, field_end = excerpt(os.path.join(bag, name), name, problems)
+        field_count += len(field)
+        bound = max((ev["params"]["head"] for ev in mine), key=lambda h: int(h.split(":")[0]))
+        if field_end != bound:
+            problems.append(f"{name} ends at {field_end}, not at the head its push event binds ({bound})")
+        for ev in mine:
+            for out in ev["outputs"]:
+                origin = out.get("pushed") or {}
+                fev = field.get(origin.get("seq"))
+                if fev is not None and "item" in origin and not any(
+                    o.get("item") == origin["item"] and o["sha256"] == out["sha256"] for o in fev["outputs"]
+                ):
+                    problems.append(f"{name}: field event {origin['seq']} does not record field item {origin['item']} "
+                                    f"with the SHA-256 push event {ev['seq']} recorded for it")
+    for ev in pushes:
+        if ev["params"].get("chain") not in carried and any("item" in o for o in ev["outputs"]):
+            problems.append(f"event {ev['seq']} binds field chain {ev['params'].get('chain')}, which the bundle does not carry")
     for n, line in enumerate(open(os.path.join(bag, "data/custody/items.jsonl"), encoding="utf-8"), 1):
         item = json.loads(line)
         ev = events.get(item["event"])
@@ -89,7 +127,8 @@ def main(bag):
         print(f"FAILED: {p}")
     if problems:
         return 1
-    print(f"OK: {len(events)} events checked, chained to head {seq}:{prev}; every evidence file matches its event")
+    fields = f" and {field_count} field event(s) of {len(carried)} pushed chain(s)" if carried else ""
+    print(f"OK: {len(events)} events checked, chained to head {end}{fields}; every evidence file matches its event")
     return 0
 
 

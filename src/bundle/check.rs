@@ -339,6 +339,7 @@ fn check_bag(bag: &Bag, name: String) -> Result<Outcome> {
             BTreeMap::new()
         }
     };
+    let pushed_events = pushed_chains(bag, &present, &events, &mut problems);
     let mut files = 0;
     match bag.text("data/custody/items.jsonl") {
         Ok(t) => {
@@ -377,40 +378,120 @@ fn check_bag(bag: &Bag, name: String) -> Result<Outcome> {
             add(&mut problems, "missing", "data/custody/items.jsonl", "data/custody/items.jsonl is missing".into())
         }
     }
-    Ok(Outcome { bag: name, files, bytes, events: events.len(), head, problems })
+    Ok(Outcome { bag: name, files, bytes, events: events.len() + pushed_events, head, problems })
 }
+
+/// Check the field chains a bundle carries (`data/custody/pushed/CHAIN.jsonl`, see
+/// docs/agency.md): each an excerpt as the ledger's is, ending at the newest head a carried
+/// `push` event binds, and recording each field item a push brought with the SHA-256 the push
+/// recorded. A carried push event whose chain is not in the bundle is a problem too. Returns
+/// how many field events were checked.
+fn pushed_chains(
+    bag: &Bag,
+    present: &BTreeSet<String>,
+    events: &BTreeMap<u64, Event>,
+    problems: &mut Vec<Finding>,
+) -> usize {
+    let pushes: Vec<&Event> = events.values().filter(|e| e.action == "push").collect();
+    let chain_of = |e: &Event| e.params.get("chain").and_then(|c| c.as_str()).unwrap_or_default().to_owned();
+    let mut checked = 0;
+    let mut seen = BTreeSet::new();
+    for rel in present.iter().filter(|r| r.starts_with(PUSHED_DIR) && r.ends_with(".jsonl")) {
+        let chain = rel[PUSHED_DIR.len()..rel.len() - ".jsonl".len()].to_owned();
+        seen.insert(chain.clone());
+        let mine: Vec<&&Event> = pushes.iter().filter(|e| chain_of(e) == chain).collect();
+        let head = mine
+            .iter()
+            .filter_map(|e| {
+                e.params.get("head").and_then(|h| h.as_str()).and_then(|h| h.parse::<crate::ledger::Head>().ok())
+            })
+            .max_by_key(|h| h.seq);
+        let Some(head) = head else {
+            add(problems, "ledger", rel, format!("{rel}: no push event in the ledger excerpt binds this field chain"));
+            continue;
+        };
+        let Ok(text) = bag.text(rel) else { continue };
+        let field = ledger_excerpt_in(rel, &text, Some(&head.to_string()), problems);
+        checked += field.len();
+        for push in &mine {
+            for out in &push.outputs {
+                let origin = out.facts.get("pushed");
+                let (Some(seq), Some(item)) = (
+                    origin.and_then(|p| p.get("seq")).and_then(|s| s.as_u64()),
+                    origin.and_then(|p| p.get("item")).and_then(|i| i.as_str()),
+                ) else {
+                    continue;
+                };
+                if let Some(ev) = field.get(&seq)
+                    && !ev.outputs.iter().any(|o| o.item.as_deref() == Some(item) && o.sha256 == out.sha256)
+                {
+                    add(
+                        problems,
+                        "ledger",
+                        rel,
+                        format!(
+                            "{rel}: field event {seq} does not record field item {item} with the SHA-256 push event {} \
+                             recorded for it",
+                            push.seq
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    for push in pushes {
+        let chain = chain_of(push);
+        if !seen.contains(&chain) && push.outputs.iter().any(|o| o.item.is_some()) {
+            add(
+                problems,
+                "missing",
+                &format!("{PUSHED_DIR}{chain}.jsonl"),
+                format!("event {} binds field chain {chain}, which the bundle does not carry", push.seq),
+            );
+        }
+    }
+    checked
+}
+
+/// Where a bundle carries the field chains its pushed items came from.
+pub const PUSHED_DIR: &str = "data/custody/pushed/";
 
 /// Check a bundle's ledger excerpt (`data/custody/ledger.jsonl`): every line an event whose
 /// canonical form has the hash beside it, or an omitted event's stub; numbered without gaps;
 /// each linked to the one before; ending at `head`. Problems are added to `problems`; the
 /// events read are returned by number.
 pub fn ledger_excerpt(t: &str, head: Option<&str>, problems: &mut Vec<Finding>) -> BTreeMap<u64, Event> {
+    ledger_excerpt_in("data/custody/ledger.jsonl", t, head, problems)
+}
+
+/// [`ledger_excerpt`] of the excerpt in bag file `file`.
+fn ledger_excerpt_in(file: &str, t: &str, head: Option<&str>, problems: &mut Vec<Finding>) -> BTreeMap<u64, Event> {
     let mut events: BTreeMap<u64, Event> = BTreeMap::new();
     let (mut prev, mut seq) = (crate::ledger::event::GENESIS_PREV.to_owned(), 0u64);
     for (n, line) in t.lines().enumerate().map(|(i, l)| (i + 1, l)) {
         let v: serde_json::Value = match serde_json::from_str(line) {
             Ok(v) => v,
             Err(e) => {
-                add(problems, "ledger", "data/custody/ledger.jsonl", format!("line {n} is not JSON: {e}"));
+                add(problems, "ledger", file, format!("{file} line {n} is not JSON: {e}"));
                 continue;
             }
         };
         if let Some(stub) = v.get("omitted") {
             let s = stub.get("seq").and_then(|s| s.as_u64()).unwrap_or(0);
             if s != seq + 1 {
-                add(problems, "ledger", &format!("event {s}"), format!("line {n}: event {s} follows event {seq}"));
+                add(
+                    problems,
+                    "ledger",
+                    &format!("event {s}"),
+                    format!("{file} line {n}: event {s} follows event {seq}"),
+                );
             }
             prev = stub.get("hash").and_then(|h| h.as_str()).unwrap_or_default().to_owned();
             seq = s;
             continue;
         }
         let (Some(body), Some(hash)) = (v.get("event"), v.get("hash").and_then(|h| h.as_str())) else {
-            add(
-                problems,
-                "ledger",
-                "data/custody/ledger.jsonl",
-                format!("line {n} is neither an event nor an omitted one"),
-            );
+            add(problems, "ledger", file, format!("{file} line {n} is neither an event nor an omitted one"));
             continue;
         };
         // An event in full, or (in a release) its committed form, whose withheld members read
@@ -418,7 +499,7 @@ pub fn ledger_excerpt(t: &str, head: Option<&str>, problems: &mut Vec<Finding>) 
         let ev: Event = match serde_json::from_value(private::shown(body)) {
             Ok(e) => e,
             Err(e) => {
-                add(problems, "ledger", "data/custody/ledger.jsonl", format!("line {n}: not an event: {e}"));
+                add(problems, "ledger", file, format!("{file} line {n}: not an event: {e}"));
                 continue;
             }
         };
@@ -430,21 +511,26 @@ pub fn ledger_excerpt(t: &str, head: Option<&str>, problems: &mut Vec<Finding>) 
                     problems,
                     "ledger",
                     &subject,
-                    format!("line {n}: {subject} does not match its hash: it was edited"),
+                    format!("{file} line {n}: {subject} does not match its hash: it was edited"),
                 ),
             },
-            Err(e) => add(problems, "ledger", &subject, format!("line {n}: {subject}: {e}")),
+            Err(e) => add(problems, "ledger", &subject, format!("{file} line {n}: {subject}: {e}")),
         }
         if ev.seq != seq + 1 {
             add(
                 problems,
                 "ledger",
                 &subject,
-                format!("line {n}: {subject} follows event {seq}: events missing or reordered"),
+                format!("{file} line {n}: {subject} follows event {seq}: events missing or reordered"),
             );
         }
         if ev.prev != prev {
-            add(problems, "ledger", &subject, format!("line {n}: {subject} does not link to the event before it"));
+            add(
+                problems,
+                "ledger",
+                &subject,
+                format!("{file} line {n}: {subject} does not link to the event before it"),
+            );
         }
         prev = hash.to_owned();
         seq = ev.seq;
@@ -455,9 +541,10 @@ pub fn ledger_excerpt(t: &str, head: Option<&str>, problems: &mut Vec<Finding>) 
         add(
             problems,
             "ledger",
-            "bag-info.txt",
+            if file == "data/custody/ledger.jsonl" { "bag-info.txt" } else { file },
             format!(
-                "the ledger excerpt ends at {end}, not at the head bag-info.txt states ({})",
+                "the ledger excerpt {file} ends at {end}, not at the head {} ({})",
+                if file == "data/custody/ledger.jsonl" { "bag-info.txt states" } else { "its push event binds" },
                 head.unwrap_or("none")
             ),
         );

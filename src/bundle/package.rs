@@ -15,7 +15,7 @@ use super::report;
 use super::zip::ZipWriter;
 use crate::digest;
 use crate::error;
-use crate::ledger::{Event, Head, ItemRow, Ledger, canonical, parse_body, private};
+use crate::ledger::{Event, Head, ItemRow, Ledger, Row, canonical, parse_body, private};
 use crate::mapped::Mapped;
 use crate::store::{Store, env_io};
 
@@ -141,26 +141,13 @@ pub fn write(store: &Store, ledger: &Ledger, req: &Request) -> Result<Written> {
             refs.iter().any(|f| f.item.as_deref().is_some_and(|i| concerned.contains(i)))
         };
         let wanted = if req.release { names(&ev.outputs) } else { names(&ev.inputs) || names(&ev.outputs) };
-        if req.release && (ev.seq == 1 || wanted) && ev.private.is_some() {
-            // Its committed form: host, OS user and paths replaced by their commitments.
-            let committed = private::committed(serde_json::from_str(&row.body)?)
-                .map_err(|e| error::mismatch(format!("ledger event {}: {e}; run `custody verify`", ev.seq)))?;
-            let bytes = canonical::encode(&committed)?;
-            lines.push(format!("{{\"event\":{bytes},\"hash\":\"{}\"}}", row.hash));
-            events.push((serde_json::from_value(private::shown(&committed))?, row.hash.clone()));
-        } else if req.release && wanted {
-            return Err(unreleasable(&ev, &concerned));
-        } else if wanted || (ev.seq == 1 && !req.release) {
-            lines.push(format!("{{\"event\":{},\"hash\":\"{}\"}}", row.body, row.hash));
-            events.push((ev, row.hash.clone()));
-        } else {
-            // Withheld (it concerns other evidence, or it is a format-1 first event, which
-            // holds the store's path), but its hash keeps the chain checkable.
-            lines.push(format!("{{\"omitted\":{{\"seq\":{},\"hash\":\"{}\"}}}}", row.seq, row.hash));
-        }
+        let (line, kept) = excerpt_line(&row, ev, wanted, req.release, &concerned)?;
+        lines.push(line);
+        events.extend(kept);
         Ok(())
     })?;
     let ledger_jsonl = lines.join("\n") + "\n";
+    let pushed = pushed_excerpts(ledger, &events, &concerned, req.release)?;
 
     let stem = req.out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "bundle".into());
     let bag = safe(&stem);
@@ -292,6 +279,10 @@ pub fn write(store: &Store, ledger: &Ledger, req: &Request) -> Result<Written> {
         ("data/report/report.html".into(), html.into_bytes()),
         ("data/report/report.pdf".into(), pdf),
     ];
+    // The field chains pushed items came from, each ending at the head a push event binds.
+    for (chain, text) in pushed {
+        extra.push((format!("data/custody/pushed/{chain}.jsonl"), text.into_bytes()));
+    }
     for (rel, data) in &extra {
         zip.add_bytes(&format!("{bag}/{rel}"), data).map_err(io)?;
     }
@@ -335,7 +326,8 @@ pub fn write(store: &Store, ledger: &Ledger, req: &Request) -> Result<Written> {
         info.push_str(&format!("Custody-Purpose: {}\n", one_line(p)));
     }
     info.push_str(&format!("Bag-Software-Agent: custody {}\n", env!("CARGO_PKG_VERSION")));
-    let readme = readme(&bag, &head, &files, req.release);
+    let field_chains = extra.iter().any(|(rel, _)| rel.starts_with(super::check::PUSHED_DIR));
+    let readme = readme(&bag, &head, &files, req.release, field_chains);
     let mut tags: Vec<(String, Vec<u8>)> = vec![
         ("bagit.txt".into(), b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n".to_vec()),
         ("bag-info.txt".into(), info.into_bytes()),
@@ -379,6 +371,75 @@ pub fn write(store: &Store, ledger: &Ledger, req: &Request) -> Result<Written> {
         head,
         digests,
     })
+}
+
+/// One line of a ledger excerpt, and the event as the bundle shows it when it is carried: in
+/// full, or in a release its committed form (host, OS user and paths replaced by their
+/// commitments); else, as a stub of its number and hash, which keeps the chain checkable.
+fn excerpt_line(
+    row: &Row,
+    ev: Event,
+    wanted: bool,
+    release: bool,
+    concerned: &BTreeSet<String>,
+) -> Result<(String, Option<(Event, String)>)> {
+    if release && (ev.seq == 1 || wanted) && ev.private.is_some() {
+        let committed = private::committed(serde_json::from_str(&row.body)?)
+            .map_err(|e| error::mismatch(format!("ledger event {}: {e}; run `custody verify`", ev.seq)))?;
+        let bytes = canonical::encode(&committed)?;
+        let shown = serde_json::from_value(private::shown(&committed))?;
+        Ok((format!("{{\"event\":{bytes},\"hash\":\"{}\"}}", row.hash), Some((shown, row.hash.clone()))))
+    } else if release && wanted {
+        Err(unreleasable(&ev, concerned))
+    } else if wanted || (ev.seq == 1 && !release) {
+        Ok((format!("{{\"event\":{},\"hash\":\"{}\"}}", row.body, row.hash), Some((ev, row.hash.clone()))))
+    } else {
+        // Withheld (it concerns other evidence, or it is a format-1 first event, which holds
+        // the store's path), but its hash keeps the chain checkable.
+        Ok((format!("{{\"omitted\":{{\"seq\":{},\"hash\":\"{}\"}}}}", row.seq, row.hash), None))
+    }
+}
+
+/// The excerpt of every field chain a carried `push` event binds: the field events of the
+/// field items the bundle holds (their acquisition, byte for byte as the field store recorded
+/// it) in full, the others as stubs, up to the newest head a carried push event names.
+fn pushed_excerpts(
+    ledger: &Ledger,
+    events: &[(Event, String)],
+    concerned: &BTreeSet<String>,
+    release: bool,
+) -> Result<Vec<(String, String)>> {
+    // Per chain: the newest head bound, and the field items the bundle's items came from.
+    let mut chains: BTreeMap<String, (u64, BTreeSet<String>)> = BTreeMap::new();
+    for (ev, _) in events.iter().filter(|(e, _)| e.action == "push") {
+        let Some(chain) = ev.params.get("chain").and_then(|v| v.as_str()) else { continue };
+        let head: Option<Head> = ev.params.get("head").and_then(|v| v.as_str()).and_then(|h| h.parse().ok());
+        let entry = chains.entry(chain.to_owned()).or_default();
+        entry.0 = entry.0.max(head.map_or(0, |h| h.seq));
+        for out in ev.outputs.iter().filter(|o| o.item.as_deref().is_some_and(|i| concerned.contains(i))) {
+            if let Some(field_item) = out.facts.get("pushed").and_then(|p| p.get("item")).and_then(|i| i.as_str()) {
+                entry.1.insert(field_item.to_owned());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (chain, (head, field_items)) in chains {
+        let mut lines = Vec::new();
+        ledger.for_each_pushed_row(&chain, None, |row| {
+            if row.seq as u64 > head {
+                return Ok(());
+            }
+            let ev = parse_body(&row)?;
+            let names = |refs: &[crate::ledger::FileRef]| {
+                refs.iter().any(|f| f.item.as_deref().is_some_and(|i| field_items.contains(i)))
+            };
+            let wanted = if release { names(&ev.outputs) } else { names(&ev.inputs) || names(&ev.outputs) };
+            lines.push(excerpt_line(&row, ev, wanted, release, &field_items)?.0);
+            Ok(())
+        })?;
+        out.push((chain, lines.join("\n") + "\n"));
+    }
+    Ok(out)
 }
 
 /// Why a release cannot include what a format-1 event made: that event was hashed with its
@@ -437,7 +498,13 @@ impl Drop for RemoveOnDrop {
 }
 
 /// The plain-language README: what is in the bundle and how to check it with standard tools.
-fn readme(bag: &str, head: &Head, files: &[Packed], release: bool) -> String {
+fn readme(bag: &str, head: &Head, files: &[Packed], release: bool, field_chains: bool) -> String {
+    let pushed = if field_chains {
+        "data/custody/pushed/       the field stores' own records of files pushed from them (their\n\
+         \x20                          acquisition events, byte for byte), one chain a file\n"
+    } else {
+        ""
+    };
     let mut s = format!(
         "CUSTODY BUNDLE {bag}\n\
          =====================\n\n\
@@ -449,6 +516,7 @@ fn readme(bag: &str, head: &Head, files: &[Packed], release: bool) -> String {
          data/custody/ledger.jsonl  the custody ledger events that concern these files and their\n\
                                     sources (other events appear only as their hashes)\n\
          data/custody/items.jsonl   which evidence file is which item, with its digests\n\
+         {pushed}\
          data/custody/case.jsonld   the same custody graph in CASE/UCO JSON-LD\n\
          data/report/report.pdf     the custody and processing report (also report.html)\n\
          manifest-sha256.txt        SHA-256 of every file under data/ (also manifest-sha512.txt)\n\

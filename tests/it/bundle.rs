@@ -148,7 +148,7 @@ fn package(store: &Store, name: &str, args: &[&str]) -> Packaged {
 
 /// Unzip `zip` with Info-ZIP into `into` (which must be empty); returns the one top folder.
 #[track_caller]
-fn unzip(zip: &Path, into: &Path) -> PathBuf {
+pub fn unzip(zip: &Path, into: &Path) -> PathBuf {
     fs::create_dir_all(into).expect("unzip target");
     run_oracle(&system_oracle("unzip"), &[OsStr::new("-q"), zip.as_os_str(), OsStr::new("-d"), into.as_os_str()], into)
         .status(0);

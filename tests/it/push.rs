@@ -114,6 +114,43 @@ fn a_field_store_is_pushed_kept_verbatim_grows_and_is_pushed_again_with_only_wha
         .stdout_has(&format!("pushed   field chain {}: 6 events recomputed, bound by 2 push event(s)", &chain[..12]));
     let json = agency.cmd(&["--json", "verify"]).run().json();
     assert_eq!(json["pushed"][0]["chain"], chain.as_str());
+    // A bundle of the case made from the agency store carries the field's own records of the
+    // pushed files, byte for byte, and both checkers follow them to the heads the pushes bind.
+    let zip = agency.work.join("case.zip");
+    agency.cmd(&["package", "--case", "26-0700", "--out"]).arg(&zip).run().status(0);
+    agency.cmd(&["verify"]).arg(&zip).run().status(0).stdout_has("OK");
+    let bag = crate::bundle::unzip(&zip, &agency.work.join("unzipped"));
+    let carried = std::fs::read_to_string(bag.join(format!("data/custody/pushed/{chain}.jsonl"))).unwrap();
+    let rows = field_rows(&field);
+    for (seq, hash, body) in &rows {
+        // The acquisition (ingest) events of the pushed files are there whole; the rest as stubs.
+        let whole = format!("{{\"event\":{body},\"hash\":\"{hash}\"}}");
+        let stub = format!("{{\"omitted\":{{\"seq\":{seq},\"hash\":\"{hash}\"}}}}");
+        assert!(carried.lines().any(|l| l == whole || l == stub), "field event {seq} is not carried:\n{carried}");
+        if body.contains("\"action\":\"ingest\"") {
+            assert!(carried.lines().any(|l| l == whole), "the field ingest {seq} is not carried whole:\n{carried}");
+        }
+    }
+    let python = |dir: &Path| crate::support::tool("python3", &["verify_custody.py".as_ref(), ".".as_ref()], dir);
+    let out = python(&bag);
+    out.status(0).stdout_has("field event(s) of 1 pushed chain(s)");
+    // A field event edited in the bag: both checkers name the file and the event.
+    let edited = carried.replacen("26-0700", "26-0799", 1);
+    let file = bag.join(format!("data/custody/pushed/{chain}.jsonl"));
+    let mut perms = std::fs::metadata(&file).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
+    std::fs::set_permissions(&file, perms).unwrap();
+    std::fs::write(&file, edited).unwrap();
+    python(&bag)
+        .status(1)
+        .stdout_has(&format!("data/custody/pushed/{chain}.jsonl line 2: event 2 does not match its hash"));
+    agency
+        .cmd(&["verify"])
+        .arg(&bag)
+        .run()
+        .status(1)
+        .stdout_has(&format!("pushed/{chain}.jsonl line 2: event 2 does not match its hash"));
+
     // The field store itself was only read.
     in_field(&agency, &field, &["verify"]).run().status(0);
     assert_eq!(field_rows(&field).len(), 6);
