@@ -203,7 +203,8 @@ pub struct HashArgs {
 /// Check the store: the ledger chain, every object's digests, missing and unexpected files.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  custody verify\n  custody verify --against 42:3f1c…(64 hex digits)\n  custody verify 24-1234_release.zip\n\n\
+    after_help = "Examples:\n  custody verify\n  custody verify --against 42:3f1c…(64 hex digits)\n  custody verify 24-1234_release.zip\n  \
+    custody verify --from 9f86d081\n\n\
     Exit 0: everything checked is intact. Exit 1: a problem was found (each is listed).\n\
     See docs/verify.md for what a passing verify does not prove."
 )]
@@ -215,6 +216,18 @@ pub struct VerifyArgs {
     /// that was truncated or rewritten since.
     #[arg(long, value_name = "SEQ:HASH")]
     pub against: Option<Head>,
+    /// Continue a check that stopped: re-hash only the objects from this SHA-256 (or a prefix
+    /// of one) on. Objects are checked in SHA-256 order; a check that stops says where to go
+    /// on from. The chain, the index and the missing objects are checked whole every time.
+    #[arg(long, value_name = "SHA256", conflicts_with = "bundle", value_parser = hex_prefix)]
+    pub from: Option<String>,
+}
+
+fn hex_prefix(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("{s:?} is not a SHA-256 or a prefix of one (1 to 64 hex digits)"));
+    }
+    Ok(s.to_ascii_lowercase())
 }
 
 /// Print the custody history: all events, one item's, or one case's.

@@ -357,3 +357,31 @@ fn a_workstation_killed_during_its_upload_or_its_commit_records_nothing_and_the_
     assert_eq!(report["unrecorded"], serde_json::json!([]), "{report}");
     assert!(agency.no_staging_left());
 }
+
+#[test]
+fn a_verify_that_cannot_read_the_bucket_stops_exit_3_saying_where_to_go_on_from_and_from_goes_on_there() {
+    let agency = Agency::new();
+    let mut shas = Vec::new();
+    for n in 0..3 {
+        let file = write(&agency.work.join(format!("f{n}.txt")), format!("file {n} of the verify test"));
+        agency.cmd(&["ingest", "--case", "26-0800", "--item", "1"]).arg(&file).run().status(0);
+        shas.push(sha256sum(&file));
+    }
+    shas.sort();
+    // Credentials that may list the bucket but read nothing in it: the check stops at the first
+    // object, names it, and says how to go on.
+    let out = agency.cmd(&["verify"]).envs(agency.bucket.env(Identity::Lister)).run();
+    out.status(3)
+        .stderr_has(&format!("verify stopped at object {}", shas[0]))
+        .stderr_has(&format!("custody verify --from {}", shas[0]));
+    assert!(!out.stderr().contains(crate::s3::LISTER_SECRET));
+    // Going on from the second object re-hashes the two from it on, and says so.
+    let out = agency.cmd(&["verify", "--from", &shas[1][..10]]).run();
+    out.status(0).stdout_has("objects  2 re-hashed").stdout_has(&format!(
+        "from     {}: the 1 object(s) before it in SHA-256 order were not re-hashed",
+        &shas[1][..10]
+    ));
+    let json = agency.cmd(&["--json", "verify", "--from", &shas[1]]).run().json();
+    assert_eq!((json["objects_checked"].as_u64(), json["objects_skipped"].as_u64()), (Some(2), Some(1)), "{json}");
+    agency.cmd(&["verify", "--from", "xyz"]).run().status(2).stderr_has("not a SHA-256");
+}

@@ -45,6 +45,8 @@ pub const WORKSTATION_SECRET: &str = "custody-test-workstation-secret";
 /// The reader identity's keys: read and list only, as an auditor's.
 pub const READER_KEY: &str = "custody-test-reader";
 pub const READER_SECRET: &str = "custody-test-reader-secret";
+pub const LISTER_KEY: &str = "custody-test-lister";
+pub const LISTER_SECRET: &str = "custody-test-lister-secret";
 
 /// Ports a server takes, from the first of its block: master, volume, filer and S3 (HTTP),
 /// then the same four's gRPC ports.
@@ -67,6 +69,8 @@ pub enum Identity {
     Workstation,
     /// Actions Read, List.
     Reader,
+    /// Action List only: sees the keys, reads no object.
+    Lister,
 }
 
 impl Identity {
@@ -76,6 +80,7 @@ impl Identity {
             Identity::Admin => (ADMIN_KEY, ADMIN_SECRET),
             Identity::Workstation => (WORKSTATION_KEY, WORKSTATION_SECRET),
             Identity::Reader => (READER_KEY, READER_SECRET),
+            Identity::Lister => (LISTER_KEY, LISTER_SECRET),
         }
     }
 }
@@ -452,6 +457,7 @@ fn configure(dir: &Path) {
         identity("admin", Identity::Admin.keys(), &["Admin", "Read", "Write", "List", "Tagging"]),
         identity("workstation", Identity::Workstation.keys(), &["Read", "Write", "List"]),
         identity("reader", Identity::Reader.keys(), &["Read", "List"]),
+        identity("lister", Identity::Lister.keys(), &["List"]),
     ]});
     fs::write(dir.join("s3.json"), serde_json::to_vec_pretty(&config).unwrap()).expect("s3.json");
     // Each bucket is a collection of volumes of its own, and by default the master makes seven
