@@ -308,8 +308,10 @@ impl Bucket {
                     )),
                     _ => error::environment(format!(
                         "the object store could not {what} {at} (HTTP {status}{}); nothing was recorded. Try again; \
-                         if it persists, ask the store's administrator",
-                        if code.is_empty() { String::new() } else { format!(" {code}") }
+                         if it persists, ask the store's administrator{}",
+                        if code.is_empty() { String::new() } else { format!(" {code}") },
+                        // A server out of space answers so (SeaweedFS: "no free volumes left").
+                        if status >= 500 { " whether it is out of space or failing" } else { "" }
                     )),
                 }
             }

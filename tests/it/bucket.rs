@@ -385,3 +385,24 @@ fn a_verify_that_cannot_read_the_bucket_stops_exit_3_saying_where_to_go_on_from_
     assert_eq!((json["objects_checked"].as_u64(), json["objects_skipped"].as_u64()), (Some(2), Some(1)), "{json}");
     agency.cmd(&["verify", "--from", "xyz"]).run().status(2).stderr_has("not a SHA-256");
 }
+
+#[test]
+fn a_full_object_store_exits_3_records_nothing_and_the_retry_succeeds_once_it_has_room() {
+    let server = s3::private_cramped();
+    let agency = Agency::on(&server);
+    // The first object fills the server's one volume.
+    let first = random_file(&agency.work.join("first.bin"), 3 << 20);
+    agency.cmd(&["ingest", "--case", "26-0900", "--item", "1"]).arg(&first).run().status(0);
+    let rows = agency.rows();
+    let second = write(&agency.work.join("second.txt"), "the file that finds the store full");
+    let out = agency.cmd(&["ingest", "--case", "26-0900", "--item", "2"]).arg(&second).run();
+    out.status(3).stderr_has("InternalError").stderr_has("nothing was recorded").stderr_has("out of space");
+    assert!(server.log().contains("no free volumes left"), "not the full store this test is about");
+    assert_eq!(agency.rows(), rows);
+    assert!(agency.no_staging_left());
+    // Once the store has room, the same command records the file.
+    server.give_room();
+    agency.cmd(&["ingest", "--case", "26-0900", "--item", "2"]).arg(&second).run().status(0);
+    assert_eq!(agency.bucket.get(&agency.key(&sha256sum(&second))), std::fs::read(&second).unwrap());
+    agency.cmd(&["verify"]).run().status(0).stdout_has("OK");
+}

@@ -187,9 +187,24 @@ fn start_shared() -> Server {
 /// A server of one test's own, for faults that would disturb the others ([`Server::kill`]):
 /// its own directory and ports, killed and removed when dropped.
 pub fn private() -> Server {
+    private_with(false)
+}
+
+/// A private server with room for one small volume (1 MB, which one larger object may
+/// overfill): once it holds an object, every write fails as a full store's do ("No writable
+/// volumes and no free volumes left"; S3 InternalError). [`Server::give_room`] restarts it with
+/// room, on the same data.
+pub fn private_cramped() -> Server {
+    private_with(true)
+}
+
+fn private_with(cramped: bool) -> Server {
     let dir = tempfile::Builder::new().prefix("custody-test-s3-private-").tempdir().expect("temp dir");
     let slot = Slot::claim(random_u32() as u16 % SLOTS);
     configure(dir.path());
+    if cramped {
+        fs::write(dir.path().join(CRAMPED), "").expect("cramped marker");
+    }
     // In this test's process group: if the test is killed, the server goes with it.
     let mut running = Running { pid: 0, child: Some(spawn(dir.path(), slot.first, false)) };
     running.pid = running.child.as_ref().unwrap().id();
@@ -226,6 +241,13 @@ impl Server {
     /// The server's log so far (its stdout and stderr).
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.join("weed.log")).unwrap_or_default()
+    }
+
+    /// Restart a [`private_cramped`] server with the room a server normally has.
+    pub fn give_room(&self) {
+        self.kill();
+        fs::remove_file(self.dir.join(CRAMPED)).expect("a cramped server");
+        self.start_again();
     }
 
     /// Kill the server (SIGKILL: no chance to finish a write) and wait until it is gone.
@@ -444,6 +466,9 @@ fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("aws printed no JSON ({e}): {}", out.stdout()))
 }
 
+/// The marker file of a [`private_cramped`] server.
+const CRAMPED: &str = "cramped";
+
 /// Write the identities and the master's settings into `dir`.
 fn configure(dir: &Path) {
     let identity = |name: &str, (key, secret): (&str, &str), actions: &[&str]| {
@@ -490,11 +515,14 @@ fn spawn(dir: &Path, first: u16, own_group: bool) -> Child {
         "-master.telemetry=false",
         // A master that resumes its state waits out an election (10 s by default) first.
         "-master.electionTimeout=1s",
+    ]);
+    if dir.join(CRAMPED).exists() {
+        c.args(["-master.volumeSizeLimitMB=1", "-volume.max=1"]);
+    } else {
         // Room for a volume per bucket, thousands of buckets: without -volume.max the limit is
         // the free disk space over the volume size (30 GB by default), often one volume.
-        "-master.volumeSizeLimitMB=64",
-        "-volume.max=10000",
-    ]);
+        c.args(["-master.volumeSizeLimitMB=64", "-volume.max=10000"]);
+    }
     // The HTTP unix sockets can be put elsewhere (the gRPC ones cannot): in our directory.
     c.arg(format!("-filer.localSocket={}", dir.join("filer.sock").display()));
     c.arg(format!("-s3.localSocket={}", dir.join("s3.sock").display()));
