@@ -23,6 +23,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use anyhow::Result;
 use s3::error::S3Error;
@@ -34,6 +35,8 @@ use crate::error;
 const ONE_PUT: u64 = 16 << 20;
 /// The size of an upload's parts (the last may be shorter).
 const PART: u64 = 16 << 20;
+/// Parts sent at once.
+const UPLOADERS: u32 = 4;
 /// Bytes fetched at a time by sequential readers.
 pub const FETCH: u64 = 8 << 20;
 
@@ -188,7 +191,7 @@ impl Bucket {
     /// Create `key` with the `size` bytes of `file`, unless it exists. Returns whether this
     /// call created it (`false`: the key was already there; its bytes are the caller's to
     /// check). `progress` is told of every byte sent.
-    pub fn create_from_file(&self, key: &str, file: &File, size: u64, progress: &dyn Fn(u64)) -> Result<bool> {
+    pub fn create_from_file(&self, key: &str, file: &File, size: u64, progress: &(dyn Fn(u64) + Sync)) -> Result<bool> {
         if size <= ONE_PUT {
             let mut bytes = vec![0u8; size as usize];
             file.read_exact_at(&mut bytes, 0)
@@ -203,23 +206,8 @@ impl Bucket {
             .map_err(|e| self.failure(e, "start the upload of", key))?;
         let id = upload.upload_id;
         let sent = (|| {
-            let mut parts = Vec::new();
-            let mut buf = vec![0u8; PART as usize];
-            let mut at = 0u64;
-            let mut number = 1u32;
-            while at < size {
-                let n = PART.min(size - at) as usize;
-                file.read_exact_at(&mut buf[..n], at)
-                    .map_err(|e| error::environment(format!("cannot read the staged copy: {e}")))?;
-                let part = self
-                    .inner
-                    .put_multipart_chunk(&buf[..n], key, number, &id, "application/octet-stream")
-                    .map_err(|e| self.failure(e, "upload", key))?;
-                parts.push(part);
-                progress(n as u64);
-                at += n as u64;
-                number += 1;
-            }
+            let mut parts = self.upload_parts(key, &id, file, size, progress)?;
+            parts.sort_by_key(|p| p.part_number);
             let conditional = self.conditional()?;
             match conditional.complete_multipart_upload(key, &id, parts) {
                 Ok(r) if r.as_str().is_ok_and(|s| s.contains("<Error>")) => Err(error::environment(format!(
@@ -236,6 +224,61 @@ impl Bucket {
             let _ = self.inner.abort_upload(key, &id);
         }
         sent
+    }
+
+    /// Send every part of `file` to upload `id`, [`UPLOADERS`] at a time (a server takes
+    /// concurrent parts faster than one stream: SeaweedFS here, 1 GiB in about 7 s against 10 s
+    /// one part after another). Each sender reads its own part from the file; memory is one
+    /// part per sender. The first failure stops the others and is returned.
+    fn upload_parts(
+        &self,
+        key: &str,
+        id: &str,
+        file: &File,
+        size: u64,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<s3::serde_types::Part>> {
+        let count = size.div_ceil(PART) as u32;
+        let next = AtomicU32::new(1);
+        let stop = AtomicBool::new(false);
+        let sender = || -> Result<Vec<s3::serde_types::Part>> {
+            let mut buf = vec![0u8; PART as usize];
+            let mut sent = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let number = next.fetch_add(1, Ordering::Relaxed);
+                if number > count {
+                    break;
+                }
+                let at = (number - 1) as u64 * PART;
+                let n = PART.min(size - at) as usize;
+                let part = file
+                    .read_exact_at(&mut buf[..n], at)
+                    .map_err(|e| error::environment(format!("cannot read the staged copy: {e}")))
+                    .and_then(|()| {
+                        self.inner
+                            .put_multipart_chunk(&buf[..n], key, number, id, "application/octet-stream")
+                            .map_err(|e| self.failure(e, "upload", key))
+                    });
+                match part {
+                    Ok(p) => sent.push(p),
+                    Err(e) => {
+                        stop.store(true, Ordering::Relaxed);
+                        return Err(e);
+                    }
+                }
+                progress(n as u64);
+            }
+            Ok(sent)
+        };
+        let results: Vec<Result<Vec<s3::serde_types::Part>>> = std::thread::scope(|s| {
+            let senders: Vec<_> = (0..UPLOADERS.min(count)).map(|_| s.spawn(sender)).collect();
+            senders.into_iter().map(|h| h.join().expect("an upload thread panicked")).collect()
+        });
+        let mut parts = Vec::with_capacity(count as usize);
+        for r in results {
+            parts.extend(r?);
+        }
+        Ok(parts)
     }
 
     /// Create `key` holding `bytes`, unless it exists; whether this call created it.
@@ -425,11 +468,35 @@ pub fn store(
     file: &File,
     size: u64,
     blake3_hex: &str,
-    progress: &dyn Fn(u64),
+    progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Value> {
     let key = bucket.object_key(sha256);
     let created = bucket.create_from_file(&key, file, size, progress)?;
     prove(bucket, sha256, size, blake3_hex, created)
+}
+
+/// Hand `consume` every byte of `key` (`size` bytes) in order, fetched [`FETCH`] bytes per
+/// request, [`UPLOADERS`] requests at a time: a read-back at the pace the server can serve
+/// several streams, in memory of one fetch per request.
+fn read_in_order(bucket: &Bucket, key: &str, size: u64, mut consume: impl FnMut(&[u8])) -> io::Result<()> {
+    let mut at = 0u64;
+    while at < size {
+        let round: Vec<(u64, u64)> = (0..UPLOADERS as u64)
+            .map(|i| at + i * FETCH)
+            .filter(|&start| start < size)
+            .map(|start| (start, (start + FETCH).min(size)))
+            .collect();
+        let fetched: Vec<io::Result<Vec<u8>>> = std::thread::scope(|s| {
+            let fetches: Vec<_> =
+                round.iter().map(|&(start, end)| s.spawn(move || bucket.get_range(key, start, end))).collect();
+            fetches.into_iter().map(|f| f.join().expect("a read-back thread panicked")).collect()
+        });
+        for bytes in fetched {
+            consume(&bytes?);
+        }
+        at = round.last().map_or(size, |r| r.1);
+    }
+    Ok(())
 }
 
 /// Read object `sha256` back whole from the bucket and check it has `size` bytes and BLAKE3
@@ -444,8 +511,10 @@ pub fn prove(bucket: &Arc<Bucket>, sha256: &str, size: u64, blake3_hex: &str, cr
         ))
     })?;
     let mut hasher = blake3::Hasher::new();
-    let mut reader = Ranged::new(Arc::clone(bucket), key.clone(), head.size);
-    io::copy(&mut reader, &mut hasher).map_err(|e| {
+    read_in_order(bucket, &key, head.size, |bytes| {
+        hasher.update(bytes);
+    })
+    .map_err(|e| {
         error::environment(format!(
             "cannot read {} back from the bucket ({e}); nothing was recorded. Try again",
             bucket.shown(&key)
