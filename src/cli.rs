@@ -92,9 +92,10 @@ pub struct InitArgs {
     #[arg(long, value_name = "S3_URL", requires = "ledger")]
     pub objects: Option<String>,
     /// Join an existing agency store from this workstation: its ledger at this URL (as the
-    /// workstation's own role), its objects where the ledger's first event says (the endpoint
-    /// and credentials from the AWS environment). Records a `join` event.
-    #[arg(long, value_name = "URL", conflicts_with_all = ["ledger", "objects"])]
+    /// workstation's own role; without one, CUSTODY_LEDGER or the config file's `ledger`), its
+    /// objects where the ledger's first event says (the endpoint and credentials from the AWS
+    /// environment). Records a `join` event.
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "", conflicts_with_all = ["ledger", "objects"])]
     pub join: Option<String>,
 }
 

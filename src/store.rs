@@ -209,8 +209,7 @@ impl Store {
             let field = |name: &str| parsed.as_ref().and_then(|v| v.get(name)?.as_str().map(str::to_owned));
             // Each workstation may name the bucket and server its own way (CUSTODY_OBJECTS,
             // AWS_ENDPOINT_URL); the descriptor says what the store was made with.
-            let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-            if let Some(url) = env("CUSTODY_OBJECTS").or_else(|| field("objects")) {
+            if let Some(url) = workstation_setting("CUSTODY_OBJECTS").or_else(|| field("objects")) {
                 let endpoint = crate::objects::endpoint_from_env()
                     .or_else(|| field("endpoint"))
                     .ok_or_else(|| error::input(format!("{url}: which S3 server? Set AWS_ENDPOINT_URL")))?;
@@ -224,7 +223,7 @@ impl Store {
                 ))
             })?;
             // Each workstation records as its own role: CUSTODY_LEDGER names it.
-            let url = std::env::var("CUSTODY_LEDGER").ok().filter(|u| !u.is_empty()).unwrap_or(url);
+            let url = workstation_setting("CUSTODY_LEDGER").unwrap_or(url);
             Location::Postgres(url)
         } else {
             Location::File(root.join(LEDGER_FILE))
@@ -629,6 +628,25 @@ impl Store {
         }
         Ok(report)
     }
+}
+
+/// The config file's `ledger` and `objects` (see [`workstation_setting`]).
+static WORKSTATION: std::sync::OnceLock<(Option<String>, Option<String>)> = std::sync::OnceLock::new();
+
+/// Set once, at start-up, from the config file.
+pub fn set_workstation_defaults(ledger: Option<String>, objects: Option<String>) {
+    let _ = WORKSTATION.set((ledger, objects));
+}
+
+/// `CUSTODY_LEDGER` or `CUSTODY_OBJECTS`: this workstation's login to the agency ledger, or its
+/// bucket; from the environment, else the config file's `ledger` or `objects`.
+pub fn workstation_setting(name: &str) -> Option<String> {
+    let from_file = WORKSTATION.get().and_then(|(ledger, objects)| match name {
+        "CUSTODY_LEDGER" => ledger.clone(),
+        "CUSTODY_OBJECTS" => objects.clone(),
+        _ => None,
+    });
+    std::env::var(name).ok().filter(|v| !v.is_empty()).or(from_file).filter(|v| !v.is_empty())
 }
 
 /// Refuse a ledger URL that holds a password: custody never writes one down.

@@ -14,6 +14,17 @@ pub fn run(mut args: InitArgs, ctx: &Ctx) -> Result<Report> {
     }
     let dir = args.dir.clone().unwrap_or_else(|| ".".into());
     let actor = ctx.actor();
+    // `--join` alone: the workstation's login from CUSTODY_LEDGER or the config file.
+    let join = match args.join.as_deref() {
+        Some("") => Some(crate::store::workstation_setting("CUSTODY_LEDGER").ok_or_else(|| {
+            crate::error::input(
+                "--join needs the agency ledger's URL (postgres://ROLE@HOST/DB): give it, or set CUSTODY_LEDGER or \
+                 `ledger:` in the config file",
+            )
+        })?),
+        other => other.map(str::to_owned),
+    };
+    let args = crate::cli::InitArgs { join, ..args };
     let url = args.ledger.as_deref().or(args.join.as_deref());
     let (store, mut ledger) = match (&args.join, url) {
         (Some(join), _) => Store::join(&dir, join, ctx.lock_timeout)?,

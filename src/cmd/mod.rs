@@ -51,6 +51,10 @@ pub struct Config {
     pub examiner: Option<String>,
     pub agency: Option<String>,
     pub store: Option<PathBuf>,
+    /// This workstation's login to the agency ledger (as `CUSTODY_LEDGER`, which wins).
+    pub ledger: Option<String>,
+    /// This workstation's bucket and prefix of an agency store (as `CUSTODY_OBJECTS`, which wins).
+    pub objects: Option<String>,
 }
 
 impl Config {
@@ -79,7 +83,10 @@ impl Config {
             let at = e.location().map(|l| format!(" at line {} column {}", l.line(), l.column())).unwrap_or_default();
             let msg = e.to_string();
             let msg = msg.split(" at line ").next().unwrap_or(&msg).to_owned();
-            crate::error::input(format!("config file {}{at}: {msg} (keys: examiner, agency, store)", path.display()))
+            crate::error::input(format!(
+                "config file {}{at}: {msg} (keys: examiner, agency, store, ledger, objects)",
+                path.display()
+            ))
         })
     }
 }
@@ -89,6 +96,9 @@ impl Ctx {
     /// the environment gave them (command line > environment > file).
     pub fn new(global: &Global) -> Result<Ctx> {
         let config = Config::load()?;
+        // What the store layer reads as CUSTODY_LEDGER and CUSTODY_OBJECTS when the
+        // environment does not set them.
+        crate::store::set_workstation_defaults(config.ledger.clone(), config.objects.clone());
         Ok(Ctx {
             store: global.store.clone().or(config.store),
             examiner: global.examiner.clone().filter(|s| !s.trim().is_empty()).or(config.examiner),

@@ -287,6 +287,38 @@ fn a_workstation_joins_with_its_own_role_and_records_into_the_same_ledger_and_bu
     agency.cmd(&["show", "26-0600:1/bodycam.txt"]).run().status(0).stdout_has(&tech);
     agency.cmd(&["verify"]).run().status(0).stdout_has("OK");
 
+    // A workstation whose config file names its login joins with `--join` alone, and records
+    // as that login without CUSTODY_LEDGER.
+    let config = write(&agency.work.join("ws4.yaml"), format!("ledger: {}\n", agency.db.url(&tech)));
+    let ws4 = agency.work.join("ws4");
+    cmd(&["init"])
+        .arg(&ws4)
+        .arg("--join")
+        .env("CUSTODY_CONFIG", &config)
+        .envs(agency.bucket.env_workstation())
+        .run()
+        .status(0);
+    let note = write(&agency.work.join("note4.txt"), "ws4 note");
+    cmd(&["--store"])
+        .arg(&ws4)
+        .args(&["ingest", "--case", "26-0600", "--item", "2"])
+        .arg(&note)
+        .env("CUSTODY_CONFIG", &config)
+        .envs(agency.bucket.env_workstation())
+        .run()
+        .status(0);
+    let (_, _, body) = agency.rows().pop().unwrap();
+    let ingest: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ingest["db_user"].as_str(), Some(tech.as_str()), "{body}");
+    // `--join` alone with no login anywhere says where to give one.
+    cmd(&["init"])
+        .arg(agency.work.join("ws5"))
+        .arg("--join")
+        .envs(agency.bucket.env_workstation())
+        .run()
+        .status(2)
+        .stderr_has("CUSTODY_LEDGER");
+
     // A password in the URL is refused, and nothing is made.
     let ws3 = agency.work.join("ws3");
     let with_password = agency.db.url(&tech).replace(&format!("{tech}@"), &format!("{tech}:not-written-down@"));
