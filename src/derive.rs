@@ -241,8 +241,9 @@ fn timeline(ledger: &Ledger, row: &ItemRow) -> Result<Timeline> {
     let (mut into_parent_us, mut first_frame_us) = (0i64, 0i64);
     let mut current = row.clone();
     for _ in 0..64 {
-        if let Some(ev) = ledger.event(current.seq as u64)? {
-            let file = ev.outputs.iter().find(|o| o.item.as_deref() == Some(current.id.as_str()));
+        // (For an item pushed from a field store, the field event that recorded it.)
+        if let Ok((ev, file)) = ledger.acquisition(&current) {
+            let file = Some(&file);
             for (slot, key) in found.iter_mut().zip(keys) {
                 if slot.is_none() {
                     *slot = file

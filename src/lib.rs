@@ -7,6 +7,7 @@ pub mod bundle;
 pub mod cli;
 pub mod cmd;
 pub mod derive;
+pub mod detect;
 pub mod digest;
 pub mod error;
 pub mod fsutil;

@@ -25,7 +25,8 @@ pub struct ItemFacts {
 }
 
 pub fn item_facts(ledger: &Ledger, row: &ItemRow) -> Result<ItemFacts> {
-    let (created, file) = ledger.item_origin(row)?;
+    // For an item pushed from a field store: its acquisition there.
+    let (created, file) = ledger.acquisition(row)?;
     let clock = created
         .params
         .get("clock")
@@ -63,10 +64,28 @@ pub fn run(args: crate::cli::ShowArgs, ctx: &Ctx) -> Result<Report> {
         }
     }
     let login = f.created.db_user.as_deref().map(|u| format!(", database role {u}")).unwrap_or_default();
+    let (recorded, as_recorded) = ledger.item_origin(&row)?;
+    let pushed = (recorded.action == "push").then(|| as_recorded.facts.get("pushed").cloned()).flatten();
     t.push_str(&format!(
-        "  Acquired  {} by {} ({}@{}{login}), event {}\n",
-        f.created.time, f.created.examiner, f.created.os_user, f.created.host, f.created.seq
+        "  Acquired  {} by {} ({}@{}{login}), event {}{}\n",
+        f.created.time,
+        f.created.examiner,
+        f.created.os_user,
+        f.created.host,
+        f.created.seq,
+        if pushed.is_some() { " of the field store" } else { "" }
     ));
+    if let Some(p) = &pushed {
+        let chain = p.get("chain").and_then(|v| v.as_str()).unwrap_or_default();
+        t.push_str(&format!(
+            "  Pushed    from field chain {} (its item {}) by event {}, {} by {}\n",
+            &chain[..chain.len().min(12)],
+            p.get("item").and_then(|v| v.as_str()).unwrap_or("-"),
+            recorded.seq,
+            recorded.time,
+            recorded.examiner
+        ));
+    }
     if let Some(src) = f.created.params.get("source").and_then(|v| v.as_str()) {
         t.push_str(&format!("  Source    {src}\n"));
     }

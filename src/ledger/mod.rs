@@ -610,6 +610,54 @@ impl Ledger {
         Ok(out)
     }
 
+    /// Where an item was really acquired: for an item a `push` brought from a field store, the
+    /// field event that recorded it (kept verbatim in this ledger) and the file as that event
+    /// recorded it (its media facts, source, recording start; the event's clock offset); for any
+    /// other item, [`Ledger::item_origin`].
+    pub fn acquisition(&self, row: &ItemRow) -> Result<(Event, FileRef)> {
+        let (created, file) = self.item_origin(row)?;
+        if created.action != "push" {
+            return Ok((created, file));
+        }
+        let origin = file.facts.get("pushed");
+        let text = |k: &str| origin.and_then(|o| o.get(k)).and_then(Value::as_str).map(str::to_owned);
+        let (Some(chain), Some(field_item), Some(seq)) =
+            (text("chain"), text("item"), origin.and_then(|o| o.get("seq")).and_then(Value::as_u64))
+        else {
+            return Ok((created, file));
+        };
+        let mut found = None;
+        self.for_each_pushed_row(&chain, Some(seq - 1), |r| {
+            if found.is_none() && r.seq as u64 == seq {
+                found = Some(r);
+            }
+            Ok(())
+        })?;
+        let kept = found.ok_or_else(|| {
+            error::mismatch(format!(
+                "item {} was pushed from event {seq} of field chain {}, which this ledger no longer keeps; run \
+                 `custody verify`",
+                row.id,
+                &chain[..chain.len().min(12)]
+            ))
+        })?;
+        let field = parse_body(&kept)?;
+        let field_file = field
+            .outputs
+            .iter()
+            .find(|o| o.item.as_deref() == Some(field_item.as_str()) && o.sha256 == file.sha256)
+            .cloned()
+            .ok_or_else(|| {
+                error::mismatch(format!(
+                    "item {}: field event {seq} of chain {} does not record it as push event {} says; run `custody verify`",
+                    row.id,
+                    &chain[..chain.len().min(12)],
+                    created.seq
+                ))
+            })?;
+        Ok((field, field_file))
+    }
+
     /// True when any committed event references the object.
     pub fn references(&self, sha256: &str) -> Result<bool> {
         match &self.db {

@@ -7,6 +7,7 @@ mod bundle;
 mod camera;
 mod clip;
 mod damaged;
+mod detect;
 mod docs;
 mod exact;
 mod faults;

@@ -57,7 +57,11 @@ fn a_field_store_is_pushed_kept_verbatim_grows_and_is_pushed_again_with_only_wha
     let agency = Agency::new();
     let field = field_store(&agency, "laptop");
     let video = media(Fixture::H264Mp4, &agency.work.join("cam1.mp4"));
-    in_field(&agency, &field, &["ingest", "--case", "26-0700", "--item", "1"]).arg(&video).run().status(0);
+    in_field(&agency, &field, &["ingest", "--case", "26-0700", "--item", "1", "--clock-offset", "0"])
+        .args(&["--recording-start", "2026-03-01T10:00:00"])
+        .arg(&video)
+        .run()
+        .status(0);
     in_field(&agency, &field, &["still", "26-0700:1/cam1.mp4", "--at", "00:00:01"]).run().status(0);
     in_field(&agency, &field, &["transfer", "i1", "--to", "Det. R. Alvarez", "--reason", "review"]).run().status(0);
     let chain = field_rows(&field)[0].1.clone();
@@ -81,9 +85,13 @@ fn a_field_store_is_pushed_kept_verbatim_grows_and_is_pushed_again_with_only_wha
     assert_eq!(agency.bucket.get(&agency.key(&sha256sum(&video))), std::fs::read(&video).unwrap());
     let url = outputs[0]["stored"]["url"].as_str().unwrap();
     assert!(url.ends_with(&agency.key(&sha256sum(&video))) && url.starts_with("s3://"), "{first}");
-    agency.cmd(&["show", "26-0700:1/cam1.mp4"]).run().status(0).stdout_has(&video_item);
-    // The agency works on what the field brought: a still of the pushed video.
-    agency.cmd(&["still", &video_item, "--at", "00:00:02"]).run().status(0);
+    // The agency item shows its acquisition in the field (its media facts among them) and the push.
+    let shown = agency.cmd(&["show", "26-0700:1/cam1.mp4"]).run();
+    shown.status(0).stdout_has(&video_item).stdout_has("event 2 of the field store").stdout_has("Media     MP4");
+    shown.stdout_has(&format!("Pushed    from field chain {} (its item i1) by event", &chain[..12]));
+    // The agency works on what the field brought: a still of the pushed video, asked for by the
+    // wall-clock time the field's ingest recorded the DVR clock for.
+    agency.cmd(&["still", &video_item, "--at", "2026-03-01T10:00:02"]).run().status(0);
 
     // Nothing new: nothing is recorded.
     let before = agency.rows().len();
