@@ -79,7 +79,7 @@ pub fn run(args: PushArgs, ctx: &Ctx) -> Result<Report> {
     // What was pushed before must still be there, unchanged.
     let before = ledger.pushed_head(&id)?;
     if let Some(b) = &before {
-        match rows.get(b.seq as usize - 1) {
+        match (b.seq as usize).checked_sub(1).and_then(|i| rows.get(i)) {
             None => {
                 return Err(error::mismatch(format!(
                     "the field store {field_name} ends at event {}, but its chain {short} was pushed up to event {} \

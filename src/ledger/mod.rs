@@ -626,14 +626,11 @@ impl Ledger {
         else {
             return Ok((created, file));
         };
-        let mut found = None;
-        self.for_each_pushed_row(&chain, Some(seq - 1), |r| {
-            if found.is_none() && r.seq as u64 == seq {
-                found = Some(r);
-            }
-            Ok(())
-        })?;
-        let kept = found.ok_or_else(|| {
+        let found = match &self.db {
+            Db::Postgres(pg) => pg.pushed_rows_after(&chain, seq.saturating_sub(1) as i64, 1)?.pop(),
+            Db::Sqlite(_) => None,
+        };
+        let kept = found.filter(|r| r.seq as u64 == seq).ok_or_else(|| {
             error::mismatch(format!(
                 "item {} was pushed from event {seq} of field chain {}, which this ledger no longer keeps; run \
                  `custody verify`",

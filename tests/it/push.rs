@@ -139,7 +139,20 @@ fn a_field_store_is_pushed_kept_verbatim_grows_and_is_pushed_again_with_only_wha
             assert!(carried.lines().any(|l| l == whole), "the field ingest {seq} is not carried whole:\n{carried}");
         }
     }
+    // A public release of a pushed still: the field event that made it is carried in its
+    // committed form (host, OS user and paths withheld), and both checkers pass it.
+    let release = agency.work.join("release.zip");
+    let still_item = first["outputs"][1]["item"].as_str().unwrap().to_owned();
+    agency.cmd(&["package", &still_item, "--release", "--out"]).arg(&release).run().status(0);
+    agency.cmd(&["verify"]).arg(&release).run().status(0).stdout_has("OK");
+    let released = crate::bundle::unzip(&release, &agency.work.join("released"));
+    let carried_release = std::fs::read_to_string(released.join(format!("data/custody/pushed/{chain}.jsonl"))).unwrap();
+    assert!(
+        carried_release.contains("withheld_sha256") && !carried_release.contains("\"os_user\":\"root\""),
+        "{carried_release}"
+    );
     let python = |dir: &Path| crate::support::tool("python3", &["verify_custody.py".as_ref(), ".".as_ref()], dir);
+    python(&released).status(0);
     let out = python(&bag);
     out.status(0).stdout_has("field event(s) of 1 pushed chain(s)");
     // A field event edited in the bag: both checkers name the file and the event.
