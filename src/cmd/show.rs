@@ -21,6 +21,9 @@ pub struct ItemFacts {
     pub media: Option<MediaFacts>,
     /// Every event that names the item, oldest first.
     pub history: Vec<Event>,
+    /// For an item pushed from a field store: the field events that name it there (its
+    /// acquisition, stills, hand-offs at the scene), oldest first, numbered in the field chain.
+    pub field_history: Vec<Event>,
     pub children: Vec<ItemRow>,
 }
 
@@ -35,14 +38,37 @@ pub fn item_facts(ledger: &Ledger, row: &ItemRow) -> Result<ItemFacts> {
     let media = file.facts.get("media").and_then(|m| serde_json::from_value(m.clone()).ok());
     let names = |refs: &[FileRef]| refs.iter().any(|r| r.item.as_deref() == Some(row.id.as_str()));
     let history: Vec<Event> = ledger.events()?.into_iter().filter(|e| names(&e.inputs) || names(&e.outputs)).collect();
+    let field_history = field_history(ledger, row)?;
+    // The last hand-off: here, else at the scene before the push.
     let holder = history
         .iter()
         .rev()
+        .chain(field_history.iter().rev())
         .find(|e| e.action == "transfer")
         .and_then(|e| e.params.get("to").and_then(|v| v.as_str()).map(str::to_owned))
         .unwrap_or_else(|| created.examiner.clone());
     let children = ledger.items()?.into_iter().filter(|i| i.parent.as_deref() == Some(row.id.as_str())).collect();
-    Ok(ItemFacts { row: row.clone(), file, created, holder, clock, media, history, children })
+    Ok(ItemFacts { row: row.clone(), file, created, holder, clock, media, history, field_history, children })
+}
+
+/// The field events that name an item a push brought (none for any other item).
+fn field_history(ledger: &Ledger, row: &ItemRow) -> Result<Vec<Event>> {
+    let (recorded, as_recorded) = ledger.item_origin(row)?;
+    let origin = as_recorded.facts.get("pushed");
+    let text = |k: &str| origin.and_then(|o| o.get(k)).and_then(|v| v.as_str()).map(str::to_owned);
+    let (true, Some(chain), Some(item)) = (recorded.action == "push", text("chain"), text("item")) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    ledger.for_each_pushed_row(&chain, None, |r| {
+        let ev = crate::ledger::parse_body(&r)?;
+        let names = |refs: &[FileRef]| refs.iter().any(|f| f.item.as_deref() == Some(item.as_str()));
+        if names(&ev.inputs) || names(&ev.outputs) {
+            out.push(ev);
+        }
+        Ok(())
+    })?;
+    Ok(out)
 }
 
 pub fn run(args: crate::cli::ShowArgs, ctx: &Ctx) -> Result<Report> {
@@ -136,6 +162,9 @@ pub fn run(args: crate::cli::ShowArgs, ctx: &Ctx) -> Result<Report> {
         t.push_str(&format!("  Derived   {}\n", kids.join(", ")));
     }
     t.push_str(&format!("  Held by   {}\n  History\n", f.holder));
+    for e in &f.field_history {
+        t.push_str(&format!("    field {}\n", super::log::event_line(e)));
+    }
     for e in &f.history {
         t.push_str(&format!("    {}\n", super::log::event_line(e)));
     }
@@ -144,6 +173,7 @@ pub fn run(args: crate::cli::ShowArgs, ctx: &Ctx) -> Result<Report> {
         "acquired": {"time": f.created.time, "examiner": f.created.examiner, "event": f.created.seq},
         "clock": f.clock, "holder": f.holder,
         "history": f.history.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        "field_history": f.field_history.iter().map(|e| e.seq).collect::<Vec<_>>(),
         "derived": f.children.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
     });
     Ok(Report::ok(t, json))

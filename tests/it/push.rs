@@ -89,6 +89,11 @@ fn a_field_store_is_pushed_kept_verbatim_grows_and_is_pushed_again_with_only_wha
     let shown = agency.cmd(&["show", "26-0700:1/cam1.mp4"]).run();
     shown.status(0).stdout_has(&video_item).stdout_has("event 2 of the field store").stdout_has("Media     MP4");
     shown.stdout_has(&format!("Pushed    from field chain {} (its item i1) by event", &chain[..12]));
+    // Its history starts at the scene: the field ingest, still and hand-off, then the push; the
+    // holder is whom the field handed it to.
+    shown.stdout_has("field #2").stdout_has("ingest").stdout_has("Held by   Det. R. Alvarez");
+    let json = agency.cmd(&["--json", "show", &video_item]).run().json();
+    assert_eq!(json["field_history"], serde_json::json!([2, 3, 4]), "{json}");
     // The agency works on what the field brought: a still of the pushed video, asked for by the
     // wall-clock time the field's ingest recorded the DVR clock for.
     agency.cmd(&["still", &video_item, "--at", "2026-03-01T10:00:02"]).run().status(0);
