@@ -203,15 +203,7 @@ fn an_event_edited_by_the_database_owner_fails_verify_naming_it_and_an_altered_s
         .run()
         .status(0);
     // The owner disables the trigger, edits event 2 and enables it again.
-    agency
-        .db
-        .psql(
-            &agency.db.owner,
-            "ALTER TABLE custody.events DISABLE TRIGGER events_append_only; \
-        UPDATE custody.events SET body = replace(body, '24-0003', '24-0004') WHERE seq = 2; \
-        ALTER TABLE custody.events ENABLE TRIGGER events_append_only",
-        )
-        .status(0);
+    agency.db.edit_as_owner("events", 2, "24-0003", "24-0004");
     agency.cmd(&["verify"]).run().status(1).stdout_has("event 2");
     // A trigger left disabled: every command refuses the ledger, verify names it.
     agency.db.psql(&agency.db.owner, "ALTER TABLE custody.items DISABLE TRIGGER items_append_only").status(0);

@@ -212,15 +212,7 @@ fn a_field_chain_that_forks_or_lost_pushed_events_is_refused_and_an_edited_kept_
     agency.cmd(&["verify"]).run().status(0);
 
     // The kept field chain edited by the database owner, triggers disabled: verify names it.
-    agency
-        .db
-        .psql(
-            &agency.db.owner,
-            "ALTER TABLE custody.pushed DISABLE TRIGGER pushed_append_only; \
-             UPDATE custody.pushed SET body = replace(body, '26-0701', '26-0799') WHERE seq = 3; \
-             ALTER TABLE custody.pushed ENABLE TRIGGER pushed_append_only",
-        )
-        .status(0);
+    agency.db.edit_as_owner("pushed", 3, "26-0701", "26-0799");
     let out = agency.cmd(&["verify"]).run();
     out.status(1).stdout_has(&format!("field chain {}: event 3: its content does not match its hash", &chain[..12]));
     // A push into a store whose ledger is its own file is refused before anything is read.
