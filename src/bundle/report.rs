@@ -205,16 +205,19 @@ fn lineage(ctx: &Context, f: &Packed) -> Vec<String> {
     let mut steps = Vec::new();
     let mut item = f.item.clone();
     for _ in 0..64 {
-        let Some((ev, _)) =
-            ctx.events.iter().find(|(e, _)| e.outputs.iter().any(|o| o.item.as_deref() == Some(item.as_str())))
+        let Some((ev, out)) = ctx
+            .events
+            .iter()
+            .find_map(|(e, _)| e.outputs.iter().find(|o| o.item.as_deref() == Some(item.as_str())).map(|o| (e, o)))
         else {
             break;
         };
-        let name = ev.outputs.iter().find(|o| o.item.as_deref() == Some(item.as_str())).and_then(|o| o.name.clone());
-        steps.push(format!("{item} {} (event {} {})", name.unwrap_or_default(), ev.seq, ev.action));
-        match ev.inputs.iter().find_map(|i| i.item.clone()) {
-            Some(parent) if ev.action != "ingest" && ev.action != "transfer" => item = parent,
-            _ => break,
+        steps.push(format!("{item} {} (event {} {})", out.name.as_deref().unwrap_or_default(), ev.seq, ev.action));
+        // Every made file names the item it was made from (`parent`), whichever event made it:
+        // a derivation, or a push that brought it from a field store.
+        match out.facts.get("parent").and_then(|p| p.as_str()) {
+            Some(parent) => item = parent.to_owned(),
+            None => break,
         }
     }
     steps.reverse();

@@ -134,6 +134,12 @@ fn a_field_store_is_pushed_kept_verbatim_grows_and_is_pushed_again_with_only_wha
     agency.cmd(&["verify"]).arg(&zip).run().status(0).stdout_has("OK");
     let bag = crate::bundle::unzip(&zip, &agency.work.join("unzipped"));
     let carried = std::fs::read_to_string(bag.join(format!("data/custody/pushed/{chain}.jsonl"))).unwrap();
+    // The report's lineage of the still made in the field goes back to the video it was made from.
+    let html = std::fs::read_to_string(bag.join("data/report/report.html")).unwrap();
+    assert!(
+        html.contains(&format!("{video_item} cam1.mp4 (event 2 push) → ")),
+        "the field still's lineage lost its parent"
+    );
     let rows = field_rows(&field);
     for (seq, hash, body) in &rows {
         // The acquisition (ingest) events of the pushed files are there whole; the rest as stubs.
