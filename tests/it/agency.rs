@@ -261,8 +261,7 @@ fn hold_append_lock(agency: &Agency) -> std::process::Child {
 fn wait_for(agency: &Agency, state: &str) {
     let granted = state == "granted";
     for _ in 0..600 {
-        let sql = format!("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted = {granted}");
-        if agency.db.admin(&sql) != "0" {
+        if agency.db.advisory_locks(granted) != 0 {
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
@@ -273,7 +272,7 @@ fn wait_for(agency: &Agency, state: &str) {
 /// End the session holding the append lock (killing psql alone would leave its server process
 /// sleeping with the lock held).
 fn release(agency: &Agency, mut holder: std::process::Child) {
-    agency.db.admin("SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND granted");
+    agency.db.end_advisory_lock_holders();
     let _ = holder.kill();
     let _ = holder.wait();
 }

@@ -360,17 +360,15 @@ fn a_workstation_killed_during_its_upload_or_its_commit_records_nothing_and_the_
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start psql");
-    let waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted";
-    let granted = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted";
-    while agency.db.admin(granted) == "0" {
+    while agency.db.advisory_locks(true) == 0 {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let running = agency.cmd(&["ingest", "--case", "26-0700", "--item", "2"]).arg(&small).spawn();
-    while agency.db.admin(waiting) == "0" {
+    while agency.db.advisory_locks(false) == 0 {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     running.kill();
-    agency.db.admin("SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND granted");
+    agency.db.end_advisory_lock_holders();
     let mut holder = holder;
     let _ = holder.kill();
     let _ = holder.wait();

@@ -298,6 +298,25 @@ impl Database {
         self.cluster.admin(&self.name, sql)
     }
 
+    /// How many advisory locks are held (`granted`) or waited for in this database. pg_locks
+    /// lists the whole cluster's locks, and other tests' workstations share the cluster.
+    pub fn advisory_locks(&self, granted: bool) -> usize {
+        let sql = format!(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted = {granted} \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        );
+        self.admin(&sql).parse().expect("a count")
+    }
+
+    /// End the sessions holding an advisory lock in this database, and only in it: terminating
+    /// every holder in the cluster killed other tests' workstations mid-append.
+    pub fn end_advisory_lock_holders(&self) {
+        self.admin(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        );
+    }
+
     /// Edit row `seq` of `custody.TABLE` as its owner can: the append-only trigger disabled,
     /// `from` replaced by `to` in its body, the trigger enabled again.
     pub fn edit_as_owner(&self, table: &str, seq: i64, from: &str, to: &str) {
