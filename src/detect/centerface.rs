@@ -28,6 +28,7 @@ const NMS_IOU: f32 = 0.3;
 
 type Plan = Arc<TypedRunnableModel>;
 
+#[derive(Clone)]
 pub struct CenterFace {
     /// The model as read from disk and checked, optimised anew for each input size.
     model: InferenceModel,
@@ -138,9 +139,9 @@ impl Detector for CenterFace {
                 let cx = (c as f32 + ox + 0.5) * 4.0;
                 let cy = (r as f32 + oy + 0.5) * 4.0;
                 let (fw, fh) = (frame.width as f32, frame.height as f32);
-                let x1 = (cx - bw / 2.0).clamp(0.0, fw);
-                let y1 = (cy - bh / 2.0).clamp(0.0, fh);
-                found.push(Detection { x1, y1, x2: (x1 + bw).min(fw), y2: (y1 + bh).min(fh), score });
+                let (x1, x2) = ((cx - bw / 2.0).clamp(0.0, fw), (cx + bw / 2.0).clamp(0.0, fw));
+                let (y1, y2) = ((cy - bh / 2.0).clamp(0.0, fh), (cy + bh / 2.0).clamp(0.0, fh));
+                found.push(Detection { x1, y1, x2, y2, score });
             }
         }
         Ok(super::suppress(found, NMS_IOU))

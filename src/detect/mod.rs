@@ -6,6 +6,8 @@
 //! whose SHA-256 it knows, and every event that used one records its identity ([`Model`]).
 
 pub mod centerface;
+pub mod sheet;
+pub mod track;
 
 use std::path::PathBuf;
 

@@ -41,6 +41,40 @@ pub struct Picture {
     pub pixel_format: String,
 }
 
+impl Picture {
+    /// A black picture of `width` × `height` (a sheet to draw on).
+    pub fn blank(width: u32, height: u32) -> Picture {
+        Picture {
+            rgb: vec![0; width as usize * height as usize * 3],
+            width,
+            height,
+            coded_width: width,
+            coded_height: height,
+            sar: (1, 1),
+            sar_applied: false,
+            rotation: 0,
+            mirrored: false,
+            interlaced: false,
+            deinterlaced: false,
+            pixel_format: String::new(),
+        }
+    }
+
+    /// Stack `below` under this picture (padded with black on the right if it is narrower;
+    /// cut if wider).
+    pub fn append(&mut self, below: &Picture) {
+        let w = self.width as usize;
+        let bw = below.width as usize;
+        for row in 0..below.height as usize {
+            let line = &below.rgb[row * bw * 3..(row + 1) * bw * 3];
+            let take = bw.min(w);
+            self.rgb.extend_from_slice(&line[..take * 3]);
+            self.rgb.extend(std::iter::repeat_n(0u8, (w - take) * 3));
+        }
+        self.height += below.height;
+    }
+}
+
 /// Decode frame `n` (presentation order) of the indexed stream, with the orientation its
 /// stream states (read from the same opening of the file: a day's MP4 header is megabytes).
 pub fn decode_frame(path: &Path, index: &FrameIndex, n: usize) -> Result<(ffmpeg::frame::Video, ffi::Orientation)> {
@@ -69,6 +103,69 @@ pub fn decode_frame(path: &Path, index: &FrameIndex, n: usize) -> Result<(ffmpeg
         return Ok(frame);
     }
     decode_until(path, index, Start::Beginning, hit, target)?.ok_or_else(|| undecodable(path, index, n))
+}
+
+/// Decode frames `first..=last` (presentation order) of the indexed stream in one pass, and
+/// hand `take` each frame `n` that `wanted(n)` accepts, with the stream's orientation. Frames
+/// are known as `custody still` knows them: by the index's timestamps, or counted where the
+/// stream has none that survive decoding. Returns how many frames were handed over; a frame
+/// the decoder gives no picture for (damage) is skipped, never replaced by another.
+pub fn each_frame(
+    path: &Path,
+    index: &FrameIndex,
+    (first, last): (usize, usize),
+    wanted: impl Fn(usize) -> bool,
+    mut take: impl FnMut(usize, &ffmpeg::frame::Video, ffi::Orientation) -> Result<()>,
+) -> Result<usize> {
+    super::init();
+    let mut input =
+        open_input(path).map_err(|e| error::input(format!("FFmpeg cannot open {}: {e}", path.display())))?;
+    let stream = input.stream(index.stream).expect("indexed stream exists");
+    let orientation = ffi::display_orientation(&stream);
+    let raw = raw_timestamps(index, &stream);
+    let ctx = ffmpeg::codec::context::Context::from_parameters(stream.parameters())?;
+    let mut decoder = ctx.decoder().video().map_err(|e| {
+        error::environment(format!("no decoder for the video of {} in this FFmpeg build: {e}", path.display()))
+    })?;
+    index.seek_before(&mut input, first);
+    let numbers: std::collections::HashMap<i64, usize> = (first..=last).map(|n| (index.frames[n].pts, n)).collect();
+    let counted = index.derived_timestamps && raw.is_none();
+    let (mut sent, mut decoded, mut given) = (0usize, 0usize, 0usize);
+    let mut frame = ffmpeg::frame::Video::empty();
+    let mut packet = ffmpeg::Packet::empty();
+    let mut eof = false;
+    while !eof {
+        if !super::probe::next_packet(&mut input, &mut packet, path)? {
+            eof = true;
+            decoder.send_eof()?;
+        } else if packet.stream() != index.stream {
+            continue;
+        } else {
+            if let Some(pts) = &raw {
+                packet.set_pts(pts.get(sent).copied());
+                sent += 1;
+            }
+            // A damaged packet is skipped; the frames around it still decode.
+            let _ = decoder.send_packet(&packet);
+        }
+        while decoder.receive_frame(&mut frame).is_ok() {
+            let n = if counted {
+                decoded += 1;
+                (first..=last).contains(&(decoded - 1)).then_some(decoded - 1)
+            } else {
+                frame.timestamp().or(frame.pts()).and_then(|p| numbers.get(&p).copied())
+            };
+            let Some(n) = n else { continue };
+            if wanted(n) {
+                take(n, &frame, orientation)?;
+                given += 1;
+            }
+            if n == last {
+                return Ok(given);
+            }
+        }
+    }
+    Ok(given)
 }
 
 /// Frame `n` is listed in the file but FFmpeg's decoder gives no picture for it (a damaged
@@ -254,6 +351,50 @@ pub fn render(frame: &ffmpeg::frame::Video, orientation: ffi::Orientation, opts:
         deinterlaced,
         pixel_format: frame.format().descriptor().map(|d| d.name().to_owned()).unwrap_or_default(),
     })
+}
+
+/// A decoded frame as a face detector sees it: the displayed picture (sample aspect ratio and
+/// rotation applied, as `render` makes it), scaled down so its longer side is at most
+/// `max_side` (0: not scaled), as 8-bit BGR rows. Returns the pixels, their width and height,
+/// and the displayed picture's size, which boxes found in the pixels are scaled back to.
+pub fn detector_view(
+    frame: &ffmpeg::frame::Video,
+    orientation: ffi::Orientation,
+    max_side: u32,
+) -> Result<(Vec<u8>, u32, u32, (u32, u32))> {
+    let (w, h) = (frame.width(), frame.height());
+    let ar = frame.aspect_ratio();
+    let sar = if ar.numerator() > 0 && ar.denominator() > 0 { (ar.numerator(), ar.denominator()) } else { (1, 1) };
+    let shown_w = if sar.0 != sar.1 {
+        (((w as i64 * sar.0 as i64) + sar.1 as i64 / 2) / sar.1 as i64).max(2) as u32 & !1
+    } else {
+        w
+    };
+    let longer = shown_w.max(h);
+    let k = if max_side > 0 && longer > max_side { max_side as f64 / longer as f64 } else { 1.0 };
+    let (out_w, out_h) = (((shown_w as f64 * k).round() as u32).max(1), ((h as f64 * k).round() as u32).max(1));
+    let mut scaler = ffmpeg::software::scaling::Context::get(
+        frame.format(),
+        w,
+        h,
+        ffmpeg::format::Pixel::BGR24,
+        out_w,
+        out_h,
+        ffmpeg::software::scaling::Flags::BILINEAR,
+    )?;
+    let mut bgr = ffmpeg::frame::Video::empty();
+    scaler.run(frame, &mut bgr)?;
+    let stride = bgr.stride(0);
+    let mut pixels = Vec::with_capacity(out_w as usize * out_h as usize * 3);
+    for row in 0..out_h as usize {
+        pixels.extend_from_slice(&bgr.data(0)[row * stride..row * stride + out_w as usize * 3]);
+    }
+    let (mut pixels, fw, fh) = rotate(pixels, out_w, out_h, orientation.rotation);
+    if orientation.mirrored {
+        mirror(&mut pixels, fw as usize);
+    }
+    let shown = if orientation.rotation == 90 || orientation.rotation == 270 { (h, shown_w) } else { (shown_w, h) };
+    Ok((pixels, fw, fh, shown))
 }
 
 /// Deinterlace by keeping the first field and interpolating the lines of the second.

@@ -264,7 +264,7 @@ fn a_three_item_job_runs_every_step_once_records_the_job_with_each_event_and_its
     );
     assert_eq!(outputs["stills"].len(), 2, "two positions, two stills");
     assert_eq!(event_items(&events["release"], "inputs"), std::slice::from_ref(cut), "the redaction reads the clip");
-    assert_eq!(outputs["release"].len(), 2, "the redacted copy and its spec: {:?}", outputs["release"]);
+    assert_eq!(outputs["release"].len(), 3, "the redacted copy, its spec and exemption log: {:?}", outputs["release"]);
     assert_eq!(
         event_items(&events["plate"], "inputs"),
         [outputs["cam"][0].clone()],

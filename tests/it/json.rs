@@ -18,7 +18,7 @@ use crate::support::{Output, Store, cmd, media, write};
 
 /// Every schema file docs/schemas must hold: one per command output, the export line format, and
 /// the error document.
-const SCHEMAS: [&str; 19] = [
+const SCHEMAS: [&str; 21] = [
     "init",
     "ingest",
     "hash",
@@ -33,6 +33,8 @@ const SCHEMAS: [&str; 19] = [
     "clip",
     "rewrap",
     "redact",
+    "detect",
+    "review",
     "package",
     "batch",
     "man",

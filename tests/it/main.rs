@@ -1,6 +1,7 @@
 //! The one integration-test binary: drives the real `custody` binary on real media.
 
 mod agency;
+mod assisted;
 mod batch;
 mod bucket;
 mod bundle;

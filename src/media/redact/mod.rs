@@ -2,6 +2,7 @@
 //! none of its metadata, then check the result (frame count, duration, metadata) instead of
 //! assuming it; and the reviewer's contact sheet.
 
+pub mod exemptions;
 pub mod fill;
 pub mod spec;
 
@@ -395,29 +396,10 @@ pub fn preview(
     for w in coverage.iter().filter_map(|c| c.warning.as_ref()) {
         lines.push(format!("WARNING: {w}"));
     }
-    let mut summary = Picture {
-        rgb: Vec::new(),
-        width,
-        height: 0,
-        coded_width: width,
-        coded_height: 0,
-        sar: (1, 1),
-        sar_applied: false,
-        rotation: 0,
-        mirrored: false,
-        interlaced: false,
-        deinterlaced: false,
-        pixel_format: String::new(),
-    };
-    still::add_caption(&mut summary, &lines);
-    let mut sheet = summary;
-    for t in tiles {
-        // Tiles narrower than the sheet are padded on the right with black.
-        for row in 0..t.height as usize {
-            sheet.rgb.extend_from_slice(&t.rgb[row * t.width as usize * 3..(row + 1) * t.width as usize * 3]);
-            sheet.rgb.extend(std::iter::repeat_n(0u8, (width - t.width) as usize * 3));
-        }
-        sheet.height += t.height;
+    let mut sheet = Picture::blank(width, 0);
+    still::add_caption(&mut sheet, &lines);
+    for t in &tiles {
+        sheet.append(t);
     }
     lines.extend(captions);
     Ok((sheet, lines))

@@ -115,6 +115,88 @@ pub struct RegionSpec {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Set on a track `custody detect` drafted: the machine's evidence for it and the person's
+    /// decision. A region without it was drawn by a person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detected: Option<Detected>,
+}
+
+/// What a person decided about a track the machine found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    /// No one has decided yet: `custody redact` refuses the spec.
+    Pending,
+    /// Redacted.
+    Accepted,
+    /// Left visible; kept in the spec and the record.
+    Rejected,
+}
+
+impl Decision {
+    pub fn name(self) -> &'static str {
+        match self {
+            Decision::Pending => "pending",
+            Decision::Accepted => "accepted",
+            Decision::Rejected => "rejected",
+        }
+    }
+}
+
+/// A track drafted by `custody detect`. Confidences are decimal strings (`"0.912"`): the
+/// ledger's canonical encoding holds no floating-point numbers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Detected {
+    /// The track's number in the draft (1, 2, …, in the order faces first appear).
+    pub track: u32,
+    pub decision: Decision,
+    /// The frames the detector found it in (between them the box is interpolated), and the
+    /// first and last of them.
+    pub detections: usize,
+    pub first_frame: usize,
+    pub last_frame: usize,
+    /// The detector's confidence over those detections.
+    pub confidence_mean: String,
+    pub confidence_min: String,
+    pub confidence_max: String,
+    /// Never found at or above the threshold: shown to the reviewer first.
+    #[serde(default)]
+    pub low_confidence: bool,
+    /// Who decided, and how (`named` on the command line, `accept-all-above 0.8`, `accept-all`,
+    /// or `edited` in the file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub how: Option<String>,
+}
+
+impl Detected {
+    /// The track's best confidence as a number.
+    pub fn best(&self) -> f64 {
+        self.confidence_max.parse().unwrap_or(0.0)
+    }
+}
+
+/// How a draft was made: by which detector, on which item, with which settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Detection {
+    pub item: String,
+    pub sha256: String,
+    pub model: String,
+    pub model_sha256: String,
+    pub backend: String,
+    pub threshold: String,
+    pub floor: String,
+    /// Every how many frames the detector ran.
+    pub every: usize,
+    /// The size of picture the detector saw (the displayed picture, scaled down).
+    pub scaled_to: String,
+    /// How much each found box was grown about its centre.
+    pub margin: String,
+    pub first_frame: usize,
+    pub last_frame: usize,
 }
 
 /// One audio range to mute or bleep.
@@ -156,6 +238,9 @@ pub struct Spec {
     pub keep_tags: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<SpecSource>,
+    /// Set on a draft from `custody detect` (and kept through review): how its tracks were found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detection: Option<Detection>,
 }
 
 impl Spec {
@@ -176,11 +261,56 @@ impl Spec {
         })
     }
 
+    /// Refuse a spec with a track no one has decided (exit 2, naming each): no machine-only
+    /// release.
+    pub fn require_decisions(&self) -> Result<()> {
+        let pending: Vec<String> = self
+            .regions
+            .iter()
+            .filter_map(|r| r.detected.as_ref().filter(|d| d.decision == Decision::Pending))
+            .map(|d| {
+                format!(
+                    "track {} ({}frames {}-{}, confidence up to {})",
+                    d.track,
+                    if d.low_confidence { "low-confidence, " } else { "" },
+                    d.first_frame,
+                    d.last_frame,
+                    d.confidence_max
+                )
+            })
+            .collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        Err(error::input(format!(
+            "the redaction spec has {} track{} the detector found that no one has decided: {}. A person decides \
+             every track: `custody review SPEC --accept N,… --reject N,… --reason CODE` (or set decision: \
+             accepted/rejected in the spec). Nothing was recorded",
+            pending.len(),
+            if pending.len() == 1 { "" } else { "s" },
+            pending.join("; ")
+        )))
+    }
+
+    /// The spec as rendered: without the tracks a reviewer rejected (they stay in the stored
+    /// spec, with their decision).
+    pub fn without_rejected(&self) -> Spec {
+        let mut spec = self.clone();
+        spec.regions.retain(|r| r.detected.as_ref().is_none_or(|d| d.decision != Decision::Rejected));
+        spec
+    }
+
     /// Give every region and range without a reason the spec's reason, then `fallback`
-    /// (`--reason`); fail naming the first one left without.
+    /// (`--reason`); fail naming the first one left without. A rejected track needs none: it
+    /// is not redacted.
     pub fn settle_reasons(&mut self, fallback: Option<&str>) -> Result<()> {
         let default = self.reason.clone().or_else(|| fallback.map(str::to_owned));
-        let regions = self.regions.iter_mut().enumerate().map(|(i, r)| (format!("region {}", i + 1), &mut r.reason));
+        let regions = self
+            .regions
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, r)| r.detected.as_ref().is_none_or(|d| d.decision != Decision::Rejected))
+            .map(|(i, r)| (format!("region {}", i + 1), &mut r.reason));
         let ranges = self.audio.iter_mut().enumerate().map(|(i, a)| (format!("audio range {}", i + 1), &mut a.reason));
         for (what, reason) in regions.chain(ranges) {
             if reason.as_deref().is_none_or(|s| s.trim().is_empty()) {
@@ -340,6 +470,9 @@ pub struct Region {
     pub name: Option<String>,
     /// Given as a track (keys), not a fixed box.
     pub moving: bool,
+    /// A track the detector found: it starts and ends where the face came and went, so
+    /// reaching one end of the recording and not the other is no sign of a mistake.
+    pub detected: bool,
     pub shape: Shape,
     pub inverse: bool,
     pub reason: String,
@@ -448,13 +581,13 @@ pub fn coverage(plan: &Plan, index: &FrameIndex) -> Vec<Coverage> {
                     format_us(r.from_us),
                     format_us(r.to_us)
                 )),
-                (Some(0), Some(b)) if b + 1 < of => Some(format!(
+                (Some(0), Some(b)) if b + 1 < of && !r.detected => Some(format!(
                     "{label} starts at the first frame but stops at {}, before the last: its last {} NOT redacted; \
                      if it should run to the end, give it `until: end` in the spec (on the command line, @FROM-end)",
                     format_us(r.to_us),
                     frames_text(b + 1, of - 1) + if of - 1 - b == 1 { " is" } else { " are" }
                 )),
-                (Some(a), Some(b)) if a > 0 && b + 1 == of => Some(format!(
+                (Some(a), Some(b)) if a > 0 && b + 1 == of && !r.detected => Some(format!(
                     "{label} runs to the last frame but starts at {}, after the first: the first {} NOT redacted; \
                      if it should start at the beginning, give it `from: start` in the spec (on the command line, @start-TO)",
                     format_us(r.from_us),
@@ -609,6 +742,7 @@ pub fn resolve(spec: &Spec, subject: &Subject) -> Result<Plan> {
         regions.push(Region {
             name: r.name.clone().filter(|n| !n.trim().is_empty()),
             moving,
+            detected: r.detected.is_some(),
             shape: r.shape,
             inverse: r.inverse,
             reason: r.reason.clone().unwrap_or_default(),
@@ -709,6 +843,7 @@ mod tests {
         let r = Region {
             name: None,
             moving: true,
+            detected: false,
             shape: Shape::Rect,
             inverse: false,
             reason: "x".into(),
