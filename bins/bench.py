@@ -1,7 +1,7 @@
 """The benchmark behind bins/bench: each custody command against the reference tools, in one
 run, on the same bytes in the page cache; reports medians and ratios against the targets.
 
-Seven sections, all by default; BENCH_ONLY=hash, media, long, bundle, scale, agency or s3 runs one:
+Eight sections, all by default; BENCH_ONLY=hash, media, long, bundle, scale, agency, s3 or detect runs one:
   hash    custody hash / ingest against openssl, sha256sum, b3sum, cp (and, with BENCH_BASELINE,
           ingest against an older custody binary's)
   media   custody clip (copy and exact) / still against the ffmpeg CLI doing the same cut
@@ -17,7 +17,12 @@ Seven sections, all by default; BENCH_ONLY=hash, media, long, bundle, scale, age
   s3      an agency store whose objects are in an S3 bucket (a throwaway SeaweedFS server and
           PostgreSQL cluster this section starts on 127.0.0.1): a BENCH_MIB ingest against the
           AWS CLI's upload of the same file followed by sha256sum; a still of the long section's
-          recording from the bucket against the same still from a local store"""
+          recording from the bucket against the same still from a local store
+  detect  custody detect --faces on BENCH_DETECT_SECONDS of 1080p30 video made from real photographs
+          (scikit-image's astronaut moving over its camera.png) against deface 1.5.0 (onnxruntime,
+          --scale 960x540, the size custody searches at) anonymising the same file: minutes of machine
+          time per minute of footage, and how far the two detectors agree on the frames custody
+          searched (deface's CenterFace run as deface runs it, on those frames)"""
 import json
 import mmap
 import os
@@ -30,8 +35,8 @@ import time
 
 custody = sys.argv[1]
 only = os.environ.get("BENCH_ONLY", "").strip().lower()
-if only not in ("", "hash", "media", "long", "bundle", "scale", "agency", "s3"):
-    sys.exit(f"bench: BENCH_ONLY must be hash, media, long, bundle, scale, agency or s3 (or unset for all), "
+if only not in ("", "hash", "media", "long", "bundle", "scale", "agency", "s3", "detect"):
+    sys.exit(f"bench: BENCH_ONLY must be hash, media, long, bundle, scale, agency, s3 or detect (or unset for all), "
              f"not {only!r}")
 
 
@@ -57,6 +62,8 @@ baseline = os.environ.get("BENCH_BASELINE", "").strip()
 if baseline and not (os.path.isfile(baseline) and os.access(baseline, os.X_OK)):
     sys.exit(f"bench: BENCH_BASELINE must name an executable custody binary, not {baseline!r}")
 prefault_mib = env_int("BENCH_PREFAULT_MIB", 4096, 0)
+detect_seconds = env_int("BENCH_DETECT_SECONDS", 60, 10)
+detect_runs = env_int("BENCH_DETECT_RUNS", 3, 1)
 keep = bool(os.environ.get("BENCH_DIR"))
 base = os.environ.get("BENCH_DIR") or tempfile.mkdtemp(prefix="custody-bench.")
 os.makedirs(base, exist_ok=True)
@@ -953,6 +960,137 @@ def s3_section():
 
 
 # ---------------------------------------------------------------------------------------------
+# detect: assisted redaction's face detector against deface
+
+
+repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+deface_venv = os.path.join(repo, "target", "deface")
+faces_dir = os.path.join(repo, "target", "faces")
+
+
+def make_face_video(path, seconds):
+    """{seconds} s of 1080p30 H.264: camera.png (the cameraman is a real face too) with the
+    astronaut's head at three sizes (faces about 50, 85 and 135 px wide) moving on smooth paths,
+    the largest on screen from 3 s to two thirds of the way."""
+    if os.path.exists(path) and os.path.getsize(path) > 0:
+        return
+    part = path + ".part.mp4"
+    crop = "crop=150:180:150:30"
+    graph = (f"[0]scale=1920:1080,setsar=1,format=yuv420p,trim=duration={seconds}[v0];"
+             f"[1]{crop},scale=90:108[a];[v0][a]overlay=x='200+700*(1+sin(t/4))':y='820+80*sin(t/3)'[v1];"
+             f"[1]{crop},scale=150:180,hflip[b];[v1][b]overlay=x='1650-300*(1+sin(t/5))':y='120+60*(1+cos(t/4))'[v2];"
+             f"[1]{crop},scale=240:288[c];[v2][c]overlay=x='80+150*(1+sin(t/6))':y='300+100*sin(t/5)':"
+             f"enable='between(t,3,{seconds * 2 // 3})'[v3]")
+    try:
+        run(["ffmpeg", "-v", "error", "-nostdin", "-loop", "1", "-i", os.path.join(faces_dir, "camera.png"),
+             "-loop", "1", "-i", os.path.join(faces_dir, "astronaut.png"), "-filter_complex", graph,
+             "-map", "[v3]", "-r", "30", "-t", str(seconds), "-c:v", "libx264", "-preset", "veryfast",
+             "-crf", "20", "-pix_fmt", "yuv420p", "-y", part])
+    except BaseException:
+        remove(part)
+        raise
+    os.replace(part, path)
+
+
+AGREEMENT = r"""
+import json, subprocess, sys
+import numpy as np
+from deface.centerface import CenterFace
+video, every, last, hits_path = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+hits = {int(k): v for k, v in json.load(open(hits_path)).items()}
+frames = [n for n in range(last + 1) if n % every == 0 or n == last]
+select = "+".join(f"eq(n\\,{n})" for n in frames)
+raw = subprocess.run(["ffmpeg", "-v", "error", "-i", video, "-vf", f"select='{select}'", "-vsync", "0",
+                      "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
+size = 1920 * 1080 * 3
+cf = CenterFace(in_shape=(960, 540), backend="onnxrt")
+def iou(a, b):
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0])); h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    u = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+    return w * h / u if u > 0 else 0.0
+theirs = ours = matched = 0
+for i, n in enumerate(frames):
+    img = np.frombuffer(raw[i * size:(i + 1) * size], np.uint8).reshape(1080, 1920, 3)
+    dets, _ = cf(img, threshold=0.5)
+    d = [list(map(float, x[:4])) for x in dets]
+    c = [[x, y, x + w, y + h] for x, y, w, h in hits.get(n, [])]
+    theirs += len(d); ours += len(c)
+    used = set()
+    for a in d:
+        best = max(((iou(a, b), j) for j, b in enumerate(c) if j not in used), default=(0.0, -1))
+        if best[0] >= 0.5:
+            used.add(best[1]); matched += 1
+print(json.dumps({"frames": len(frames), "deface": theirs, "custody": ours, "matched": matched}))
+"""
+
+
+def detect_section():
+    seconds = detect_seconds
+    print(f"detect: {seconds} s of 1080p30 H.264 with real faces (scikit-image's astronaut over its camera.png); "
+          f"custody searches about 5 frames a second at 960 px, deface every frame at 960x540")
+    deface = os.path.join(deface_venv, "bin", "deface")
+    if not os.path.exists(deface):
+        raise Failed(f"deface is not installed in {deface_venv}: run bins/setup")
+    video = os.path.join(base, f"faces-{seconds}s.mp4")
+    make_face_video(video, seconds)
+    store = os.path.join(base, "detect-store")
+    remove(store)
+    run([custody, "init", store])
+    item = ingest_item(store, video, "1")
+    anonymised = os.path.join(base, "deface-out.mp4")
+    objects = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(store, "objects")) for f in fs]
+    cases = {
+        "custody detect --faces": (None, [custody, "--store", store, "detect", item, "--faces"], None),
+        "deface --backend onnxrt --scale 960x540": (
+            lambda: remove(anonymised),
+            [deface, video, "-o", anonymised, "--backend", "onnxrt", "--scale", "960x540", "--thresh", "0.5",
+             "--replacewith", "solid"],
+            None),
+    }
+    times, med = measure(cases, detect_runs, (video, *objects))
+    table(times, med)
+    for name in cases:
+        print(f"{name}: {med[name] / seconds:.2f} minutes of machine time per minute of 1080p30 footage"
+              + (" (target <= 1.00: " + ("meets" if med[name] / seconds <= 1.0 else "MISSES") + ")"
+                 if name.startswith("custody") else ""))
+    ratio(med, "custody detect --faces", "deface --backend onnxrt --scale 960x540")
+    # Agreement: custody's boxes as found (--margin 1) against deface's CenterFace on the same frames.
+    out = os.path.join(base, "detect-out")
+    remove(out)
+    p = subprocess.run([custody, "--store", store, "--json", "detect", item, "--faces", "--margin", "1",
+                        "--out", out], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise Failed(f"custody detect failed: {p.stderr.strip()}")
+    doc = json.loads(p.stdout)
+    draft = os.path.join(out, doc["draft"]["name"])
+    hits_path = os.path.join(base, "detect-hits.json")
+    oracle = os.path.join(repo, "target", "oracles", "bin", "python")
+    # Keys within [first_frame, last_frame] of a track are its detections (the extrapolated keys lie outside).
+    subprocess.run([oracle, "-c", "import json, sys, yaml\n"
+                    "spec = yaml.safe_load(open(sys.argv[1])); hits = {}\n"
+                    "for r in spec['regions']:\n"
+                    "    d = r['detected']\n"
+                    "    if float(d['confidence_max']) < 0.5: continue\n"
+                    "    for k in r['track']:\n"
+                    "        n = int(k['at'].split(':')[1])\n"
+                    "        if d['first_frame'] <= n <= d['last_frame']: hits.setdefault(n, []).append(k['box'])\n"
+                    "json.dump(hits, open(sys.argv[2], 'w'))\n", draft, hits_path], check=True)
+    p = subprocess.run([os.path.join(deface_venv, "bin", "python"), "-c", AGREEMENT, video,
+                        str(doc["frames"]["every"]), str(doc["frames"]["last"]), hits_path],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        raise Failed(f"the agreement check failed: {p.stderr.strip()[-2000:]}")
+    a = json.loads(p.stdout.strip().splitlines()[-1])
+    print(f"agreement on the {a['frames']} frames custody searched (confidence >= 0.5, IoU >= 0.5): deface found "
+          f"{a['deface']} faces, custody's tracks hold {a['custody']}; {a['matched']} match "
+          f"({100 * a['matched'] / max(a['deface'], 1):.1f} % of deface's, "
+          f"{100 * a['matched'] / max(a['custody'], 1):.1f} % of custody's)")
+    remove(anonymised)
+    remove(out)
+    remove(store)
+
+
+# ---------------------------------------------------------------------------------------------
 
 status = 0
 try:
@@ -984,6 +1122,10 @@ try:
         if only == "":
             print()
         s3_section()
+    if only in ("", "detect"):
+        if only == "":
+            print()
+        detect_section()
 except Failed as e:
     print(f"bench: {e}", file=sys.stderr)
     status = 1
