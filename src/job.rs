@@ -472,8 +472,9 @@ impl Checker<'_> {
         let item = item_text.and_then(|t| self.reference(f["item"], &t));
         let spec = self.text(f.get("spec"), "spec").map(|s| self.dir.join(s));
         if let Some(p) = &spec {
-            match crate::media::redact::spec::Spec::read(p) {
-                Ok(_) => {}
+            // A drafted spec with a track no one decided fails here, before any step runs.
+            match crate::media::redact::spec::Spec::read(p).and_then(|s| s.require_decisions()) {
+                Ok(()) => {}
                 Err(e) => self.fail(f["spec"], format!("{e:#}")),
             }
         }

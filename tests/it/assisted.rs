@@ -328,6 +328,17 @@ fn a_pending_track_is_refused_a_rejected_face_stays_visible_and_every_decision_i
         .stderr_has("no one has decided")
         .stderr_has(&format!("track {face2} ("))
         .stderr_has("custody review");
+    // Nor does a batch job run with it: refused before any step, nothing recorded.
+    let draft_file = out.join(detect["draft"]["name"].as_str().unwrap());
+    let job = crate::support::write(
+        &out.join("job.yaml"),
+        format!(
+            "job: release 26-7\nsteps:\n  - redact: {{item: {item}, spec: {}}}\n",
+            draft_file.file_name().unwrap().to_string_lossy()
+        ),
+    );
+    store.cmd(&["batch"]).arg(&job).run().status(2).stderr_has("no one has decided").stderr_has("nothing was run");
+    assert_eq!(store.event_count(), before);
     // Review mistakes: an unknown track, a track decided both ways, an accepted one with no
     // reason, nothing to decide.
     store.cmd(&["review", &draft_id, "--accept", "99"]).run().status(2).stderr_has("has no track 99");
