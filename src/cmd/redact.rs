@@ -97,14 +97,15 @@ pub fn run(args: RedactArgs, ctx: &Ctx) -> Result<Report> {
         std::env::var_os("CUSTODY_EXEMPTION_CODES").filter(|v| !v.is_empty()).map(std::path::PathBuf::from)
     });
     let codes = codes_path.as_deref().map(Codes::read).transpose()?;
+    // Tracks a reviewer rejected stay in the spec (and the record), and are not painted.
+    let rendered = spec.without_rejected();
     if let Some(codes) = &codes {
-        let shown = spec.without_rejected();
-        let regions = shown
+        let regions = rendered
             .regions
             .iter()
             .enumerate()
             .map(|(i, r)| (format!("region {}", i + 1), r.reason.as_deref().unwrap_or_default()));
-        let ranges = shown
+        let ranges = rendered
             .audio
             .iter()
             .enumerate()
@@ -113,8 +114,7 @@ pub fn run(args: RedactArgs, ctx: &Ctx) -> Result<Report> {
     }
     let subject =
         Subject { index: &index, timeline: &source.timeline, geometry, has_audio: audio_codec_name.is_some() };
-    // Tracks a reviewer rejected stay in the spec (and the record), and are not painted.
-    let plan = spec::resolve(&spec.without_rejected(), &subject)?;
+    let plan = spec::resolve(&rendered, &subject)?;
     let coverage = spec::coverage(&plan, &index);
     let warnings: Vec<String> = coverage.iter().filter_map(|c| c.warning.clone()).collect();
     if args.strict && !warnings.is_empty() {
@@ -270,14 +270,13 @@ pub fn run(args: RedactArgs, ctx: &Ctx) -> Result<Report> {
         output_sha256: &output_sha256,
         redactor: ctx.examiner.as_deref().unwrap_or_default(),
     };
-    let log = exemptions::log(&spec.without_rejected(), &plan, &coverage, &index, codes.as_ref(), &bound)?;
+    let log = exemptions::log(&rendered, &plan, &coverage, &index, codes.as_ref(), &bound)?;
     let log_name = format!("{stem}_exemption_log.csv");
     let log_digests = staging.write_from(&store, &mut Cursor::new(&log), &log_name, &[])?.digests.clone();
     let mut log_facts = Map::new();
     log_facts.insert("kind".into(), json!("exemption log"));
     log_facts.insert("rows".into(), json!(plan.regions.len() + plan.audio.len()));
-    let covered: std::collections::BTreeMap<u32, usize> = spec
-        .without_rejected()
+    let covered: std::collections::BTreeMap<u32, usize> = rendered
         .regions
         .iter()
         .zip(&coverage)

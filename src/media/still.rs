@@ -299,17 +299,24 @@ pub struct Render {
     pub deinterlace: bool,
 }
 
+/// The width a picture `w` pixels wide is shown at with sample aspect ratio `sar` (rounded to
+/// an even width; `w` for square or unknown pixels): the still's, the redaction's and the
+/// detector's one rule.
+pub fn shown_width(w: u32, sar: (i32, i32)) -> u32 {
+    if sar.0 > 0 && sar.1 > 0 && sar.0 != sar.1 {
+        (((w as i64 * sar.0 as i64) + sar.1 as i64 / 2) / sar.1 as i64).max(2) as u32 & !1
+    } else {
+        w
+    }
+}
+
 /// Turn a decoded frame into an upright RGB picture at its display size.
 pub fn render(frame: &ffmpeg::frame::Video, orientation: ffi::Orientation, opts: Render) -> Result<Picture> {
     let (w, h) = (frame.width(), frame.height());
     let ar = frame.aspect_ratio();
     let sar = if ar.numerator() > 0 && ar.denominator() > 0 { (ar.numerator(), ar.denominator()) } else { (1, 1) };
     let sar_applied = !opts.no_sar && sar.0 != sar.1;
-    let out_w = if sar_applied {
-        (((w as i64 * sar.0 as i64) + sar.1 as i64 / 2) / sar.1 as i64).max(2) as u32 & !1
-    } else {
-        w
-    };
+    let out_w = if sar_applied { shown_width(w, sar) } else { w };
     let mut scaler = ffmpeg::software::scaling::Context::get(
         frame.format(),
         w,
@@ -365,11 +372,7 @@ pub fn detector_view(
     let (w, h) = (frame.width(), frame.height());
     let ar = frame.aspect_ratio();
     let sar = if ar.numerator() > 0 && ar.denominator() > 0 { (ar.numerator(), ar.denominator()) } else { (1, 1) };
-    let shown_w = if sar.0 != sar.1 {
-        (((w as i64 * sar.0 as i64) + sar.1 as i64 / 2) / sar.1 as i64).max(2) as u32 & !1
-    } else {
-        w
-    };
+    let shown_w = shown_width(w, sar);
     let longer = shown_w.max(h);
     let k = if max_side > 0 && longer > max_side { max_side as f64 / longer as f64 } else { 1.0 };
     let (out_w, out_h) = (((shown_w as f64 * k).round() as u32).max(1), ((h as f64 * k).round() as u32).max(1));

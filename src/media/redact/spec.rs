@@ -400,13 +400,8 @@ pub struct Geometry {
 impl Geometry {
     pub fn new(coded: (u32, u32), sar: (i32, i32), orientation: crate::media::ffi::Orientation) -> Geometry {
         let rotation = orientation.rotation;
-        let (w, _) = coded;
         // The same rounding as the still: an even width.
-        let scaled_width = if sar.0 > 0 && sar.1 > 0 && sar.0 != sar.1 {
-            (((w as i64 * sar.0 as i64) + sar.1 as i64 / 2) / sar.1 as i64).max(2) as u32 & !1
-        } else {
-            w
-        };
+        let scaled_width = crate::media::still::shown_width(coded.0, sar);
         Geometry { coded, scaled_width, rotation, mirrored: orientation.mirrored }
     }
 
