@@ -80,6 +80,10 @@ pub struct InitArgs {
     /// Directory for the new store (created if missing). Default: the current directory.
     #[arg(value_name = "DIR")]
     pub dir: Option<PathBuf>,
+    /// The page size of this store's bundle reports (letter or a4), recorded in its first event;
+    /// `package --paper` overrides it [default: letter].
+    #[arg(long, value_enum)]
+    pub paper: Option<crate::bundle::pdf::Paper>,
     /// The agency that holds the evidence, recorded in the store's first event.
     #[arg(long, value_name = "NAME")]
     pub agency: Option<String>,
@@ -625,6 +629,13 @@ pub struct PackageArgs {
     /// and host names, OS accounts and paths as salted commitments (it still verifies).
     #[arg(long)]
     pub release: bool,
+    /// The report's page size [default: the agency's, set by `init --paper`, else letter].
+    #[arg(long, value_enum)]
+    pub paper: Option<crate::bundle::pdf::Paper>,
+    /// The PDF/A level of the report: 1b, 2b, or 3b (2b with the ledger excerpt and the item
+    /// list attached inside the PDF).
+    #[arg(long, value_enum, default_value = "2b", value_name = "LEVEL")]
+    pub pdfa: crate::bundle::pdf::Pdfa,
     /// A note recorded with the event.
     #[arg(long, value_name = "TEXT")]
     pub note: Option<String>,

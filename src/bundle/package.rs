@@ -11,6 +11,7 @@ use anyhow::Result;
 use serde::Serialize;
 use serde_json::json;
 
+use super::pdf::{Paper, Pdfa};
 use super::report;
 use super::zip::ZipWriter;
 use crate::digest;
@@ -45,6 +46,10 @@ pub struct Request<'a> {
     /// full; their sources' events, which describe the unredacted originals, are withheld as
     /// hashes.
     pub release: bool,
+    /// The report's page size; None: the agency's (`init --paper`), else letter.
+    pub paper: Option<Paper>,
+    /// The report's PDF/A level.
+    pub pdfa: Pdfa,
 }
 
 /// One evidence file in the bundle.
@@ -73,6 +78,8 @@ pub struct Written {
     pub events_total: u64,
     pub head: Head,
     pub digests: digest::Digests,
+    /// The report's page size.
+    pub paper: Paper,
 }
 
 /// Make a bag path component readable and safe: no control characters, no separators.
@@ -132,10 +139,12 @@ pub fn write(store: &Store, ledger: &Ledger, req: &Request) -> Result<Written> {
     let mut lines: Vec<String> = Vec::new();
     let mut events: Vec<(Event, String)> = Vec::new();
     let mut agency = None;
+    let mut agency_paper = None;
     ledger.for_each_row(|row| {
         let ev = parse_body(&row)?;
         if ev.seq == 1 {
             agency = super::case::recorded_agency(&[(ev.clone(), row.hash.clone())]);
+            agency_paper = ev.params.get("paper").and_then(|v| v.as_str()).and_then(Paper::parse);
         }
         let names = |refs: &[crate::ledger::FileRef]| {
             refs.iter().any(|f| f.item.as_deref().is_some_and(|i| concerned.contains(i)))
@@ -274,7 +283,18 @@ pub fn write(store: &Store, ledger: &Ledger, req: &Request) -> Result<Written> {
         store,
     };
     let html = report::html(&ctx)?;
-    let pdf = report::pdf(&ctx)?;
+    let paper = req.paper.or(agency_paper).unwrap_or(Paper::Letter);
+    let pdf = report::pdf(
+        &ctx,
+        paper,
+        req.pdfa,
+        &now.timestamp(),
+        &[
+            ("ledger.jsonl", "the ledger excerpt of this bundle (data/custody/ledger.jsonl)", ledger_jsonl.as_bytes()),
+            ("items.jsonl", "the files of this bundle (data/custody/items.jsonl)", items_jsonl.as_bytes()),
+        ],
+    )
+    .map_err(|e| error::environment(format!("the bundle's report: {e:#}. Nothing was packaged")))?;
     let mut extra: Vec<(String, Vec<u8>)> = vec![
         ("data/custody/ledger.jsonl".into(), ledger_jsonl.into_bytes()),
         ("data/custody/items.jsonl".into(), items_jsonl.into_bytes()),
@@ -373,6 +393,7 @@ pub fn write(store: &Store, ledger: &Ledger, req: &Request) -> Result<Written> {
         events_total: head.seq,
         head,
         digests,
+        paper,
     })
 }
 
@@ -591,6 +612,7 @@ pub fn event_params(w: &Written, req: &Request) -> serde_json::Map<String, serde
     p.insert("release".into(), json!(req.release));
     p.insert("recipient".into(), json!(req.recipient));
     p.insert("purpose".into(), json!(req.purpose));
+    p.insert("report".into(), json!({"pdfa": req.pdfa.name(), "paper": w.paper.name()}));
     p.insert("ledger_head".into(), json!(w.head.to_string()));
     p.insert("events_included".into(), json!(w.events_full));
     p

@@ -1,1213 +1,853 @@
-//! A small, dependency-free PDF 1.4 writer for the court "custody and processing report".
-//!
-//! The report is a flow of blocks (headings, paragraphs, monospaced blocks, pictures) laid out
-//! top to bottom on A4 portrait pages with 50 pt margins; a new page starts whenever the next
-//! line or picture does not fit. [`Pdf::finish`] writes every page's footer ("Page N of M" and
-//! the text given to [`Pdf::set_footer`]) once the page count is known.
-//!
-//! What the file contains, and why:
-//! - Only the standard 14 fonts Helvetica, Helvetica-Bold and Courier, with `/WinAnsiEncoding`,
-//!   so nothing has to be embedded and every viewer has them. Text is measured with the Adobe
-//!   AFM widths of those fonts (table below), so wrapping matches what the viewer draws.
-//! - Pictures are `/XObject /Image` streams, `/DeviceRGB`, 8 bits, uncompressed (there is no
-//!   deflate crate, and thumbnails are small). No stream is compressed: the file can be read
-//!   with a text editor, which helps when someone has to explain it in court.
-//! - A classic cross-reference table with exact byte offsets, written in object-number order.
-//! - The output is deterministic: the same calls give the same bytes. There is no creation
-//!   date and no `/ID` (optional in PDF 1.4 for unencrypted files); put dates in the text.
-//!
-//! Characters: page text is encoded in Windows-1252 (WinAnsi). ASCII, Latin-1 (U+00A0..U+00FF)
-//! and the 27 WinAnsi extras (€ ‚ ƒ „ … † ‡ ˆ ‰ Š ‹ Œ Ž ‘ ’ “ ” • – — ˜ ™ š › œ ž Ÿ) print as
-//! themselves; every other character (CJK, emoji, combining accents of decomposed text, control
-//! characters) is printed as one `?` per character. The document title in the Info dictionary
-//! is the exception: it is written as UTF-16 when needed, so it keeps every character.
+//! The report's page layout, over krilla: headings kept with what follows them, wrapped
+//! paragraphs of mixed styles, tables that break between rows (a row taller than what is left
+//! of a page continues on the next, its header repeated), pictures, and a footer with the page
+//! number. Text is shaped with rustybuzz and every character is set in the first font of its
+//! style's chain that has it (Noto Sans, then DejaVu Sans, then Noto Sans CJK; DejaVu Sans Mono
+//! first for hashes), so any name prints; the fonts are read from their Debian packages' paths,
+//! never from whatever fontconfig finds. Hashes and numbers are never broken inside: a word wider
+//! than its column is cut into fixed groups of 8 characters. krilla embeds the subset fonts and
+//! validates the PDF/A level asked for, refusing to write a file that breaks it.
 
-use std::fmt::Write as _;
+use std::ops::Range;
+use std::sync::OnceLock;
 
-/// A4 portrait, in points (1/72 inch).
-const PAGE_WIDTH: f64 = 595.28;
-const PAGE_HEIGHT: f64 = 841.89;
-const MARGIN: f64 = 50.0;
-const TEXT_WIDTH: f64 = PAGE_WIDTH - 2.0 * MARGIN;
-/// The body flows between these two heights (measured from the bottom edge, as PDF does).
-const TOP: f64 = PAGE_HEIGHT - MARGIN;
-const BOTTOM: f64 = MARGIN;
-/// Tolerance for comparing accumulated positions, so that an exact fit is not lost to rounding.
-const EPSILON: f64 = 1e-6;
+use anyhow::{Context as _, Result, anyhow};
+use krilla::color::{luma, rgb};
+use krilla::configure::{Archival, ConfigurationBuilder, Validator};
+use krilla::embed::{AssociationKind, EmbeddedFile, MimeType};
+use krilla::geom::{PathBuilder, Point, Rect, Size};
+use krilla::image::{BitsPerComponent, CustomImage, Image, ImageColorspace};
+use krilla::metadata::{DateTime, Metadata};
+use krilla::num::NormalizedF32;
+use krilla::page::PageSettings;
+use krilla::paint::{Fill, Stroke};
+use krilla::text::{Font, GlyphId, KrillaGlyph};
+use krilla::{Document, SerializeSettings};
 
-/// Pictures are never drawn wider than this, nor larger than one point per pixel.
-const IMAGE_MAX_WIDTH: f64 = 240.0;
-
-/// Vertical space before each kind of block (not added at the top of a page).
-const HEADING_GAP: f64 = 12.0;
-const PARAGRAPH_GAP: f64 = 6.0;
-const MONO_GAP: f64 = 6.0;
-const IMAGE_GAP: f64 = 8.0;
-/// Space between a picture and its caption.
-const CAPTION_GAP: f64 = 4.0;
-
-/// Footer geometry: a thin rule, then up to two lines of footer text whose first line also
-/// carries "Page N of M" at the right margin.
-const FOOTER_RULE_Y: f64 = 40.0;
-const FOOTER_BASELINES: [f64; 2] = [28.0, 18.0];
-/// Space kept between the footer text and the page number.
-const FOOTER_LABEL_GAP: f64 = 12.0;
-
-/// How a kind of text is set: font, size and line height (all in points).
-#[derive(Clone, Copy, Debug)]
-struct Style {
-    font: Font,
-    size: f64,
-    leading: f64,
+/// The page size: the agency's setting (`init --paper`), or `package --paper`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Paper {
+    /// US Letter, 8.5 × 11 in
+    Letter,
+    /// ISO A4, 210 × 297 mm
+    A4,
 }
 
-const HEADING: Style = Style { font: Font::Bold, size: 14.0, leading: 18.0 };
-const BODY: Style = Style { font: Font::Regular, size: 10.0, leading: 13.0 };
-const MONO: Style = Style { font: Font::Mono, size: 8.0, leading: 10.0 };
-const CAPTION: Style = Style { font: Font::Regular, size: 8.0, leading: 10.0 };
-const FOOTER: Style = Style { font: Font::Regular, size: 8.0, leading: 10.0 };
+impl Paper {
+    pub fn name(self) -> &'static str {
+        match self {
+            Paper::Letter => "letter",
+            Paper::A4 => "a4",
+        }
+    }
 
-/// Courier glyphs are all 600/1000 em wide, so a monospaced line holds this many characters.
-const MONO_COLUMNS: usize = (TEXT_WIDTH / (MONO.size * 0.6)) as usize;
-/// Tab stops in monospaced blocks, as in a terminal.
-const TAB_WIDTH: usize = 8;
+    pub fn parse(s: &str) -> Option<Paper> {
+        match s.to_ascii_lowercase().as_str() {
+            "letter" => Some(Paper::Letter),
+            "a4" => Some(Paper::A4),
+            _ => None,
+        }
+    }
 
-/// The three standard fonts the report uses. Their object numbers are fixed (see `finish`).
+    fn size(self) -> (f32, f32) {
+        match self {
+            Paper::Letter => (612.0, 792.0),
+            Paper::A4 => (595.276, 841.89),
+        }
+    }
+}
+
+/// The PDF/A conformance level the report is written to (krilla refuses to write a file that
+/// breaks it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Pdfa {
+    /// PDF/A-1b (PDF 1.4): for archives and validators that take only part 1
+    #[value(name = "1b")]
+    A1b,
+    /// PDF/A-2b (PDF 1.7): the default
+    #[value(name = "2b")]
+    A2b,
+    /// PDF/A-3b: as 2b, with the bundle's ledger excerpt and item list attached inside the PDF
+    #[value(name = "3b")]
+    A3b,
+}
+
+impl Pdfa {
+    pub fn name(self) -> &'static str {
+        match self {
+            Pdfa::A1b => "PDF/A-1b",
+            Pdfa::A2b => "PDF/A-2b",
+            Pdfa::A3b => "PDF/A-3b",
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fonts.
+
+/// Where each font comes from: the Debian package, the file, the face in it.
+const FONT_FILES: [(&str, &str, u32); 8] = [
+    ("fonts-noto-core", "/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf", 0),
+    ("fonts-noto-core", "/usr/share/fonts/truetype/noto/NotoSans-Bold.ttf", 0),
+    ("fonts-dejavu-core", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 0),
+    ("fonts-dejavu-core", "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", 0),
+    ("fonts-dejavu-core", "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf", 0),
+    ("fonts-noto-cjk", "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", 0),
+    ("fonts-noto-cjk", "/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc", 0),
+    ("fonts-dejavu-core", "/usr/share/fonts/truetype/dejavu/DejaVuSansMono-Bold.ttf", 0),
+];
+const NOTO: usize = 0;
+const NOTO_BOLD: usize = 1;
+const DEJAVU: usize = 2;
+const DEJAVU_BOLD: usize = 3;
+const MONO: usize = 4;
+const CJK: usize = 5;
+const CJK_BOLD: usize = 6;
+
+/// One loaded face: its bytes (kept for the life of the process: the report may be written
+/// more than once by a batch job, and the fonts are read once), its shaper face and krilla font.
+struct Face {
+    shaper: rustybuzz::Face<'static>,
+    font: Font,
+    upem: f32,
+}
+
+static FACES: [OnceLock<Result<Face, String>>; 8] = [const { OnceLock::new() }; 8];
+
+fn face(i: usize) -> Result<&'static Face> {
+    let loaded = FACES[i].get_or_init(|| {
+        let (package, path, index) = FONT_FILES[i];
+        let data: &'static [u8] = std::fs::read(path)
+            .map_err(|e| format!("the report's font {path} cannot be read ({e}): install the Debian package {package} (bins/setup does)"))?
+            .leak();
+        let shaper = rustybuzz::Face::from_slice(data, index)
+            .ok_or_else(|| format!("{path} is not a font the report can use: reinstall the Debian package {package}"))?;
+        let font = Font::new(krilla::Data::from(data), index)
+            .ok_or_else(|| format!("{path} is not a font the report can use: reinstall the Debian package {package}"))?;
+        let upem = shaper.units_per_em() as f32;
+        Ok(Face { shaper, font, upem })
+    });
+    loaded.as_ref().map_err(|e| anyhow!("{e}"))
+}
+
+/// The typefaces of the report's text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Font {
-    Regular,
+pub enum Family {
+    Sans,
     Bold,
     Mono,
 }
 
-impl Font {
-    const ALL: [Font; 3] = [Font::Regular, Font::Bold, Font::Mono];
-
-    /// The name of the font in each page's `/Resources`.
-    fn resource(self) -> &'static str {
+impl Family {
+    /// The fonts tried for each character, in order.
+    fn chain(self) -> &'static [usize] {
         match self {
-            Font::Regular => "F1",
-            Font::Bold => "F2",
-            Font::Mono => "F3",
+            Family::Sans => &[NOTO, DEJAVU, CJK],
+            Family::Bold => &[NOTO_BOLD, DEJAVU_BOLD, CJK_BOLD],
+            Family::Mono => &[MONO, NOTO, DEJAVU, CJK],
         }
-    }
-
-    fn base_font(self) -> &'static str {
-        match self {
-            Font::Regular => "Helvetica",
-            Font::Bold => "Helvetica-Bold",
-            Font::Mono => "Courier",
-        }
-    }
-
-    /// Advance width of one WinAnsi byte, in 1/1000 em.
-    fn glyph_width(self, byte: u8) -> u32 {
-        let table = match self {
-            Font::Regular => &HELVETICA_WIDTHS,
-            Font::Bold => &HELVETICA_BOLD_WIDTHS,
-            Font::Mono => return 600,
-        };
-        // Bytes below 0x20 are never produced by `encode_char`; be generous if one ever is.
-        usize::from(byte).checked_sub(32).and_then(|i| table.get(i)).map_or(1000, |&w| u32::from(w))
-    }
-
-    /// Advance width of a WinAnsi string, in 1/1000 em.
-    fn text_width(self, bytes: &[u8]) -> u32 {
-        bytes.iter().map(|&b| self.glyph_width(b)).sum()
     }
 }
 
-/// Helvetica advance widths (1/1000 em) for WinAnsi codes 0x20..=0xFF, from Adobe's
-/// `Helvetica.afm` (Core 14 AFM files). Codes WinAnsi leaves undefined (0x7F, 0x81, 0x8D,
-/// 0x8F, 0x90, 0x9D) are never emitted; they carry the bullet width 350.
-#[rustfmt::skip]
-const HELVETICA_WIDTHS: [u16; 224] = [
-    // 0x20 space ! " # $ % & ' ( ) * + , - . /
-    278, 278, 355, 556, 556, 889, 667, 191, 333, 333, 389, 584, 278, 333, 278, 278,
-    // 0x30 0-9 : ; < = > ?
-    556, 556, 556, 556, 556, 556, 556, 556, 556, 556, 278, 278, 584, 584, 584, 556,
-    // 0x40 @ A-O
-    1015, 667, 667, 722, 722, 667, 611, 778, 722, 278, 500, 667, 556, 833, 722, 778,
-    // 0x50 P-Z [ \ ] ^ _
-    667, 778, 722, 667, 611, 722, 667, 944, 667, 667, 611, 278, 278, 278, 469, 556,
-    // 0x60 ` a-o
-    333, 556, 556, 500, 556, 556, 278, 556, 556, 222, 222, 500, 222, 833, 556, 556,
-    // 0x70 p-z { | } ~ (0x7F undefined)
-    556, 556, 333, 500, 278, 556, 500, 722, 500, 500, 500, 334, 260, 334, 584, 350,
-    // 0x80 € - ‚ ƒ „ … † ‡ ˆ ‰ Š ‹ Œ - Ž -
-    556, 350, 222, 556, 333, 1000, 556, 556, 333, 1000, 667, 333, 1000, 350, 611, 350,
-    // 0x90 - ‘ ’ “ ” • – — ˜ ™ š › œ - ž Ÿ
-    350, 222, 222, 333, 333, 350, 556, 1000, 333, 1000, 500, 333, 944, 350, 500, 667,
-    // 0xA0 nbsp ¡ ¢ £ ¤ ¥ ¦ § ¨ © ª « ¬ shy ® ¯
-    278, 333, 556, 556, 556, 556, 260, 556, 333, 737, 370, 556, 584, 333, 737, 333,
-    // 0xB0 ° ± ² ³ ´ µ ¶ · ¸ ¹ º » ¼ ½ ¾ ¿
-    400, 584, 333, 333, 333, 556, 537, 278, 333, 333, 365, 556, 834, 834, 834, 611,
-    // 0xC0 À-Ï
-    667, 667, 667, 667, 667, 667, 1000, 722, 667, 667, 667, 667, 278, 278, 278, 278,
-    // 0xD0 Ð-ß
-    722, 722, 778, 778, 778, 778, 778, 584, 778, 722, 722, 722, 722, 667, 667, 611,
-    // 0xE0 à-ï
-    556, 556, 556, 556, 556, 556, 889, 500, 556, 556, 556, 556, 278, 278, 278, 278,
-    // 0xF0 ð-ÿ
-    556, 556, 556, 556, 556, 556, 556, 584, 611, 556, 556, 556, 556, 500, 556, 500,
-];
-
-/// Helvetica-Bold advance widths, laid out as [`HELVETICA_WIDTHS`], from `Helvetica-Bold.afm`.
-#[rustfmt::skip]
-const HELVETICA_BOLD_WIDTHS: [u16; 224] = [
-    278, 333, 474, 556, 556, 889, 722, 238, 333, 333, 389, 584, 278, 333, 278, 278,
-    556, 556, 556, 556, 556, 556, 556, 556, 556, 556, 333, 333, 584, 584, 584, 611,
-    975, 722, 722, 722, 722, 667, 611, 778, 722, 278, 556, 722, 611, 833, 722, 778,
-    667, 778, 722, 667, 611, 722, 667, 944, 667, 667, 611, 333, 278, 333, 584, 556,
-    333, 556, 611, 556, 611, 556, 333, 611, 611, 278, 278, 556, 278, 889, 611, 611,
-    611, 611, 389, 556, 333, 611, 556, 778, 556, 556, 500, 389, 280, 389, 584, 350,
-    556, 350, 278, 556, 500, 1000, 556, 556, 333, 1000, 667, 333, 1000, 350, 611, 350,
-    350, 278, 278, 500, 500, 350, 556, 1000, 333, 1000, 556, 333, 944, 350, 500, 667,
-    278, 333, 556, 556, 556, 556, 280, 556, 333, 737, 370, 556, 584, 333, 737, 333,
-    400, 584, 333, 333, 333, 611, 556, 278, 333, 333, 365, 556, 834, 834, 834, 611,
-    722, 722, 722, 722, 722, 722, 1000, 722, 667, 667, 667, 667, 278, 278, 278, 278,
-    722, 722, 778, 778, 778, 778, 778, 584, 778, 722, 722, 722, 722, 667, 667, 611,
-    556, 556, 556, 556, 556, 556, 889, 556, 556, 556, 556, 556, 278, 278, 278, 278,
-    611, 611, 611, 611, 611, 611, 611, 584, 611, 611, 611, 611, 611, 556, 611, 556,
-];
-
-/// One page being laid out: its content-stream operators (without the footer, which needs the
-/// page count) and the pictures it draws (indices into `Pdf::images`).
-#[derive(Default)]
-struct Page {
-    ops: String,
-    images: Vec<usize>,
+/// Combining marks stay in the font of the character they sit on.
+fn combining(c: char) -> bool {
+    matches!(c as u32, 0x0300..=0x036F | 0x1AB0..=0x1AFF | 0x1DC0..=0x1DFF | 0x20D0..=0x20FF | 0xFE20..=0xFE2F)
 }
 
-/// A picture to embed: RGB8 samples, row by row, top row first.
-struct Image {
+/// A piece of shaped text in one font: its glyphs (advances in ems) and the text they show.
+#[derive(Clone)]
+struct Run {
+    face: usize,
+    text: String,
+    glyphs: Vec<KrillaGlyph>,
+    /// The advance of the whole run, in ems.
+    width: f32,
+}
+
+/// `text` shaped in `family`, split where the font changes.
+fn shape(text: &str, family: Family) -> Result<Vec<Run>> {
+    let chain = family.chain();
+    // Which font sets each character (None: no font has it).
+    let mut pieces: Vec<(Option<usize>, String)> = Vec::new();
+    for c in text.chars() {
+        let mut pick = None;
+        if combining(c) {
+            if let Some((_, s)) = pieces.last_mut() {
+                s.push(c);
+                continue;
+            }
+        }
+        for &i in chain {
+            // The CJK faces are large: loaded only when a character needs them.
+            if (i == CJK || i == CJK_BOLD) && c.is_ascii() {
+                continue;
+            }
+            if face(i)?.shaper.glyph_index(c).is_some() {
+                pick = Some(i);
+                break;
+            }
+        }
+        match pieces.last_mut() {
+            Some((f, s)) if *f == pick => s.push(c),
+            _ => pieces.push((pick, c.to_string())),
+        }
+    }
+    let mut runs = Vec::new();
+    for (pick, piece) in pieces {
+        match pick {
+            Some(i) => runs.push(shape_run(i, &piece, &piece)?),
+            // No font has it: a replacement mark is shown, and the text behind it (what copying
+            // or extracting the text gives) is still the character itself.
+            None => {
+                for c in piece.chars() {
+                    let fallback = if family == Family::Bold { DEJAVU_BOLD } else { DEJAVU };
+                    runs.push(shape_run(fallback, "\u{FFFD}", &c.to_string())?);
+                }
+            }
+        }
+    }
+    Ok(runs)
+}
+
+/// `shown` shaped in one face, its glyphs standing for `text` (the same string, except where a
+/// replacement mark stands for a character no font has).
+fn shape_run(i: usize, shown: &str, text: &str) -> Result<Run> {
+    let f = face(i)?;
+    let mut buffer = rustybuzz::UnicodeBuffer::new();
+    buffer.push_str(shown);
+    buffer.guess_segment_properties();
+    buffer.set_direction(rustybuzz::Direction::LeftToRight);
+    let out = rustybuzz::shape(&f.shaper, &[], buffer);
+    let infos = out.glyph_infos();
+    let positions = out.glyph_positions();
+    let mut glyphs = Vec::with_capacity(infos.len());
+    let mut width = 0.0;
+    for (k, (info, pos)) in infos.iter().zip(positions).enumerate() {
+        let start = info.cluster as usize;
+        let end = infos[k + 1..].iter().map(|n| n.cluster as usize).find(|&c| c != start).unwrap_or(shown.len());
+        let range: Range<usize> = if shown == text { start..end } else { 0..text.len() };
+        let adv = pos.x_advance as f32 / f.upem;
+        width += adv;
+        glyphs.push(KrillaGlyph::new(
+            GlyphId::new(info.glyph_id),
+            adv,
+            pos.x_offset as f32 / f.upem,
+            pos.y_offset as f32 / f.upem,
+            pos.y_advance as f32 / f.upem,
+            range,
+            None,
+        ));
+    }
+    Ok(Run { face: i, text: text.to_owned(), glyphs, width })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Styles and words.
+
+/// How a span of text is set.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Style {
+    pub family: Family,
+    pub size: f32,
+    pub color: (u8, u8, u8),
+}
+
+impl Style {
+    pub const BODY: Style = Style { family: Family::Sans, size: 9.5, color: (0, 0, 0) };
+    pub const BOLD: Style = Style { family: Family::Bold, size: 9.5, color: (0, 0, 0) };
+    /// Values in the report's fact tables.
+    pub const VALUE: Style = Style { family: Family::Sans, size: 8.5, color: (0, 0, 0) };
+    pub const SMALL: Style = Style { family: Family::Sans, size: 8.0, color: (0, 0, 0) };
+    pub const SMALL_BOLD: Style = Style { family: Family::Bold, size: 8.0, color: (0, 0, 0) };
+    /// Hashes, commands and file names: 64 hex digits fit a 300 pt column.
+    pub const MONO: Style = Style { family: Family::Mono, size: 7.2, color: (0, 0, 0) };
+    pub const WARNING: Style = Style { family: Family::Bold, size: 9.5, color: (176, 0, 0) };
+    const FOOTER: Style = Style { family: Family::Sans, size: 7.5, color: (80, 80, 80) };
+
+    fn leading(self) -> f32 {
+        self.size * 1.32
+    }
+}
+
+/// A word laid out: its runs and width in points. `space` is the width of the space before it
+/// when it is not the first on its line.
+#[derive(Clone)]
+struct Word {
+    style: Style,
+    runs: Vec<Run>,
+    width: f32,
+    space: f32,
+}
+
+fn word(text: &str, style: Style) -> Result<Word> {
+    let runs = shape(text, style.family)?;
+    let width = runs.iter().map(|r| r.width).sum::<f32>() * style.size;
+    let space = shape(" ", style.family)?.iter().map(|r| r.width).sum::<f32>() * style.size;
+    Ok(Word { style, runs, width, space })
+}
+
+/// A word wider than `max`, cut into pieces that fit: at multiples of 8 characters (hashes and
+/// long numbers read in fixed groups), or at any character when not even 8 fit.
+fn cut(text: &str, style: Style, max: f32) -> Result<Vec<Word>> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < chars.len() {
+        let mut end = start + 1;
+        // The longest piece that fits, preferring an end on a group of 8.
+        let mut best = None;
+        let mut k = start + 1;
+        while k <= chars.len() {
+            let piece: String = chars[start..k].iter().collect();
+            if word(&piece, style)?.width > max {
+                break;
+            }
+            end = k;
+            if (k - start) % 8 == 0 || k == chars.len() {
+                best = Some(k);
+            }
+            k += 1;
+        }
+        let stop = best.filter(|b| *b > start).unwrap_or(end);
+        out.push(word(&chars[start..stop].iter().collect::<String>(), style)?);
+        start = stop;
+    }
+    Ok(out)
+}
+
+/// One line of text: each word placed at its x offset.
+#[derive(Clone, Default)]
+struct Line {
+    words: Vec<(f32, Word)>,
+    height: f32,
+    ascent: f32,
+}
+
+/// Wraps spans of styled text into lines no wider than `max`, breaking at spaces; line breaks
+/// in the text are kept.
+fn wrap(spans: &[(Style, &str)], max: f32) -> Result<Vec<Line>> {
+    let mut lines = vec![Line::default()];
+    let mut x = 0.0f32;
+    let mut space = false;
+    for (style, text) in spans {
+        for (n, hard) in text.split('\n').enumerate() {
+            if n > 0 {
+                lines.push(Line::default());
+                x = 0.0;
+                space = false;
+            }
+            for (k, w) in hard.split(' ').enumerate() {
+                if k > 0 {
+                    space = true;
+                }
+                if w.is_empty() {
+                    continue;
+                }
+                let whole = word(w, *style)?;
+                let pieces = if whole.width > max { cut(w, *style, max)? } else { vec![whole] };
+                for (i, piece) in pieces.into_iter().enumerate() {
+                    let line = lines.last_mut().expect("a line");
+                    let mut gap = if i == 0 && space && !line.words.is_empty() { piece.space } else { 0.0 };
+                    if !line.words.is_empty() && x + gap + piece.width > max {
+                        lines.push(Line::default());
+                        x = 0.0;
+                        gap = 0.0;
+                    }
+                    let line = lines.last_mut().expect("a line");
+                    line.height = line.height.max(piece.style.leading());
+                    line.ascent = line.ascent.max(piece.style.size);
+                    x += gap;
+                    let width = piece.width;
+                    line.words.push((x, piece));
+                    x += width;
+                }
+                space = false;
+            }
+        }
+    }
+    let first = spans.first().map(|s| s.0).unwrap_or(Style::BODY);
+    for l in &mut lines {
+        if l.height == 0.0 {
+            l.height = first.leading();
+            l.ascent = first.size;
+        }
+    }
+    Ok(lines)
+}
+
+/// Splits text with `backticks` into body and monospace spans (commands and file names in the
+/// report's steps), dropping the backticks.
+pub fn code_spans(text: &str, body: Style) -> Vec<(Style, String)> {
+    text.split('`')
+        .enumerate()
+        .filter(|(_, s)| !s.is_empty())
+        .map(|(i, s)| (if i % 2 == 1 { Style::MONO } else { body }, s.to_owned()))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The page model.
+
+/// What is drawn on a page, top-left origin, in points.
+enum Op {
+    Text { x: f32, baseline: f32, word: Word },
+    Fill { rect: (f32, f32, f32, f32), gray: u8 },
+    Stroke { from: (f32, f32), to: (f32, f32), width: f32 },
+    Picture { rect: (f32, f32, f32, f32), image: usize },
+}
+
+/// An RGB picture (no alpha: PDF/A-1 forbids soft masks).
+#[derive(Clone, Hash)]
+struct Rgb {
+    data: Vec<u8>,
     width: u32,
     height: u32,
-    rgb: Vec<u8>,
 }
 
-/// A report being laid out. Add blocks in reading order, then call [`Pdf::finish`].
-///
-/// ```
-/// use custody::bundle::pdf::Pdf;
-///
-/// let mut pdf = Pdf::new("Custody and processing report");
-/// pdf.set_footer("Case 24-1234");
-/// pdf.heading("1. Items");
-/// pdf.paragraph("Item 3 was received from the DVR at 10:02.");
-/// pdf.mono("sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");
-/// let bytes = pdf.finish();
-/// assert!(bytes.starts_with(b"%PDF-1.4"));
-/// ```
+impl CustomImage for Rgb {
+    fn color_channel(&self) -> &[u8] {
+        &self.data
+    }
+    fn alpha_channel(&self) -> Option<&[u8]> {
+        None
+    }
+    fn bits_per_component(&self) -> BitsPerComponent {
+        BitsPerComponent::Eight
+    }
+    fn size(&self) -> (u32, u32) {
+        (self.width, self.height)
+    }
+    fn icc_profile(&self) -> Option<&[u8]> {
+        None
+    }
+    fn color_space(&self) -> ImageColorspace {
+        ImageColorspace::Rgb
+    }
+}
+
+/// One column of a table: its title and its share of the width.
+pub struct Column<'a> {
+    pub title: &'a str,
+    pub share: f32,
+}
+
+/// A table cell: spans of styled text.
+pub type Cell = Vec<(Style, String)>;
+
+pub fn cell(style: Style, text: impl Into<String>) -> Cell {
+    vec![(style, text.into())]
+}
+
+const MARGIN: f32 = 54.0;
+const FOOTER_GAP: f32 = 24.0;
+const PAD: f32 = 3.0;
+
+/// A document being laid out.
 pub struct Pdf {
+    paper: Paper,
     title: String,
     footer: String,
-    /// Never empty: the last page is the one being filled.
-    pages: Vec<Page>,
-    images: Vec<Image>,
-    /// Top of the free space on the current page, in points from the bottom edge.
-    y: f64,
-    /// Nothing has been placed on the current page yet (no gaps above the first block, and no
-    /// new page for something that would not fit on an empty page either).
-    fresh: bool,
+    pages: Vec<Vec<Op>>,
+    images: Vec<Rgb>,
+    y: f32,
+    /// Headings waiting for what follows them, so that a heading never ends a page.
+    pending: Vec<(Style, String, f32)>,
+    attachments: Vec<(String, String, Vec<u8>)>,
+    author: String,
 }
 
 impl Pdf {
-    /// Starts an empty report. `title` goes into the document information dictionary (viewers
-    /// show it as the window title); it is not printed on the page: use [`Pdf::heading`].
-    pub fn new(title: &str) -> Pdf {
+    pub fn new(title: &str, paper: Paper) -> Pdf {
         Pdf {
+            paper,
             title: title.to_owned(),
             footer: String::new(),
-            pages: vec![Page::default()],
+            pages: vec![Vec::new()],
             images: Vec::new(),
-            y: TOP,
-            fresh: true,
+            y: MARGIN,
+            pending: Vec::new(),
+            attachments: Vec::new(),
+            author: String::new(),
         }
     }
 
-    /// Sets the footer text printed at the bottom left of every page (including pages laid
-    /// out before this call), next to "Page N of M". It wraps onto a second footer line if
-    /// needed; text beyond two lines is cut and ends in "...".
     pub fn set_footer(&mut self, text: &str) {
-        text.clone_into(&mut self.footer);
+        self.footer = text.to_owned();
     }
 
-    /// Adds a heading: Helvetica-Bold 14 pt with space above. A heading is kept on the same
-    /// page as at least the first line that follows it.
-    pub fn heading(&mut self, text: &str) {
-        let lines = wrap_text(text, HEADING.font, HEADING.size, TEXT_WIDTH);
-        if lines.is_empty() {
-            return;
-        }
-        let needed = lines.len() as f64 * HEADING.leading + BODY.leading;
-        self.start_block(HEADING_GAP, needed);
-        for line in &lines {
-            self.text_line(HEADING, line);
-        }
+    pub fn set_author(&mut self, name: &str) {
+        self.author = name.to_owned();
     }
 
-    /// Adds a paragraph of Helvetica 10 pt, word-wrapped to the text width. Runs of spaces and
-    /// tabs collapse to one space; `\n` starts a new line. A word wider than the whole line
-    /// (a long hash, a path) is broken between characters.
-    pub fn paragraph(&mut self, text: &str) {
-        let lines = wrap_text(text, BODY.font, BODY.size, TEXT_WIDTH);
-        if lines.is_empty() {
-            return;
-        }
-        self.start_block(PARAGRAPH_GAP, BODY.leading);
-        for line in &lines {
-            self.text_line(BODY, line);
-        }
+    /// A file attached inside the PDF (PDF/A-3 only; other levels leave it out).
+    pub fn attach(&mut self, name: &str, description: &str, data: Vec<u8>) {
+        self.attachments.push((name.to_owned(), description.to_owned(), data));
     }
 
-    /// Adds a block of Courier 8 pt for hashes, commands and JSON: one line per `\n`, spaces
-    /// kept as they are, tabs expanded to 8-column stops, and lines longer than the text width
-    /// (103 characters) continued on the next line.
-    pub fn mono(&mut self, text: &str) {
-        let lines = wrap_mono(text, MONO_COLUMNS);
-        if lines.is_empty() {
-            return;
-        }
-        self.start_block(MONO_GAP, MONO.leading);
-        for line in &lines {
-            self.text_line(MONO, line);
-        }
+    pub fn width(&self) -> f32 {
+        self.paper.size().0 - 2.0 * MARGIN
     }
 
-    /// Adds an RGB8 picture (`width * height * 3` bytes, rows top to bottom) with a Helvetica
-    /// 8 pt caption below it. The picture is drawn at one point per pixel at most, no wider
-    /// than 240 pt, and shrunk further if it would not fit on a page; it keeps its aspect ratio.
-    ///
-    /// If `rgb` does not hold exactly `width * height * 3` bytes (or a side is zero), no picture
-    /// is embedded; a visible "[picture not embedded: ...]" line stands in its place, followed
-    /// by the caption, so the report never silently loses an exhibit.
-    pub fn image(&mut self, rgb: &[u8], width: u32, height: u32, caption: &str) {
-        let expected = usize::try_from(width)
-            .ok()
-            .zip(usize::try_from(height).ok())
-            .and_then(|(w, h)| w.checked_mul(h))
-            .and_then(|n| n.checked_mul(3));
-        if width == 0 || height == 0 || expected != Some(rgb.len()) {
-            let needed = expected.map_or_else(|| "too many".to_owned(), |n| n.to_string());
-            self.paragraph(&format!(
-                "[picture not embedded: {width}x{height} RGB8 needs {needed} bytes, {} given]",
-                rgb.len()
-            ));
-            self.caption(caption);
-            return;
-        }
-
-        let caption_lines = wrap_text(caption, CAPTION.font, CAPTION.size, TEXT_WIDTH);
-        let caption_first = if caption_lines.is_empty() { 0.0 } else { CAPTION_GAP + CAPTION.leading };
-        let (w, h) = (f64::from(width), f64::from(height));
-        let mut scale = (IMAGE_MAX_WIDTH / w).min(1.0);
-        let max_height = TOP - BOTTOM - caption_first;
-        if h * scale > max_height {
-            scale = max_height / h;
-        }
-        let (draw_w, draw_h) = (w * scale, h * scale);
-
-        // The picture and the first caption line stay together.
-        self.start_block(IMAGE_GAP, draw_h + caption_first);
-        let index = self.images.len();
-        self.images.push(Image { width, height, rgb: rgb.to_vec() });
-        let bottom = self.y - draw_h;
-        let page = self.current_page();
-        // `cm` maps the image's unit square onto the drawing box.
-        let _ = writeln!(
-            page.ops,
-            "q {} 0 0 {} {} {} cm /Im{} Do Q",
-            num(draw_w),
-            num(draw_h),
-            num(MARGIN),
-            num(bottom),
-            index + 1
-        );
-        page.images.push(index);
-        self.y = bottom;
-        self.fresh = false;
-
-        if !caption_lines.is_empty() {
-            self.y -= CAPTION_GAP;
-            for line in &caption_lines {
-                self.text_line(CAPTION, line);
-            }
-        }
+    fn bottom(&self) -> f32 {
+        self.paper.size().1 - MARGIN - FOOTER_GAP
     }
 
-    /// Starts a new page. Does nothing on a page that is still empty, so consecutive breaks, a
-    /// break right after an automatic one, or a break at the very end never leave blank pages.
+    fn ops(&mut self) -> &mut Vec<Op> {
+        self.pages.last_mut().expect("a page")
+    }
+
     pub fn page_break(&mut self) {
-        if !self.fresh {
-            self.new_page();
+        if self.y > MARGIN || !self.ops().is_empty() {
+            self.pages.push(Vec::new());
+            self.y = MARGIN;
         }
     }
 
-    /// Writes the complete PDF file.
-    ///
-    /// Object numbers: 1 catalog, 2 page tree, 3 document information, 4-6 fonts, then the
-    /// pictures in the order they were added, then for each page its page object followed by
-    /// its content stream.
-    pub fn finish(mut self) -> Vec<u8> {
-        const FIRST_FONT: usize = 4;
-        const FIRST_IMAGE: usize = FIRST_FONT + Font::ALL.len();
-        // A page opened by a trailing `page_break` holds nothing: drop it. (Automatic breaks
-        // only open a page to place something on it.)
-        if self.fresh && self.pages.len() > 1 {
-            self.pages.pop();
+    /// Places the waiting headings, starting a new page first unless they and `next` points of
+    /// what follows them fit on this one.
+    fn settle(&mut self, next: f32) -> Result<()> {
+        let headings: f32 = self.pending.iter().map(|(_, _, h)| h).sum();
+        if self.y + headings + next > self.bottom() && self.y > MARGIN {
+            self.page_break();
         }
-        let total = self.pages.len();
-        let first_page = FIRST_IMAGE + self.images.len();
-        let page_object = |i: usize| first_page + 2 * i;
+        for (style, text, space_before) in std::mem::take(&mut self.pending) {
+            if self.y > MARGIN {
+                self.y += space_before;
+            }
+            let width = self.width();
+            for line in wrap(&[(style, &text)], width)? {
+                self.draw_line(MARGIN, &line);
+                self.y += line.height;
+            }
+            self.y += 2.0;
+        }
+        Ok(())
+    }
 
-        let fonts: String = Font::ALL
-            .iter()
-            .enumerate()
-            .map(|(i, font)| format!("/{} {} 0 R", font.resource(), FIRST_FONT + i))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let footer = FooterLayout::new(&self.footer, total);
+    fn draw_line(&mut self, x: f32, line: &Line) {
+        let baseline = self.y + line.ascent;
+        for (dx, w) in &line.words {
+            self.pages.last_mut().expect("a page").push(Op::Text { x: x + dx, baseline, word: w.clone() });
+        }
+    }
 
-        let mut out = ObjectWriter::new();
-        out.object("<< /Type /Catalog /Pages 2 0 R >>");
-        let kids: Vec<String> = (0..total).map(|i| format!("{} 0 R", page_object(i))).collect();
-        out.object(&format!("<< /Type /Pages /Kids [{}] /Count {total} >>", kids.join(" ")));
-        out.object(&format!(
-            "<< /Title {} /Producer {} >>",
-            text_string(&self.title),
-            text_string(concat!("custody ", env!("CARGO_PKG_VERSION")))
-        ));
-        for font in Font::ALL {
-            out.object(&format!(
-                "<< /Type /Font /Subtype /Type1 /BaseFont /{} /Encoding /WinAnsiEncoding >>",
-                font.base_font()
-            ));
+    /// A heading of level 1 (the title), 2 (a section) or 3 (an exhibit file). It is drawn
+    /// with whatever comes next, never alone at the foot of a page.
+    pub fn heading(&mut self, level: u8, text: &str) {
+        let (style, before) = match level {
+            1 => (Style { family: Family::Bold, size: 16.0, color: (0, 0, 0) }, 0.0),
+            2 => (Style { family: Family::Bold, size: 13.0, color: (0, 0, 0) }, 14.0),
+            _ => (Style { family: Family::Bold, size: 10.5, color: (0, 0, 0) }, 10.0),
+        };
+        self.pending.push((style, text.to_owned(), before + style.leading() + 2.0));
+    }
+
+    /// A wrapped paragraph of styled spans, with a little space after it.
+    pub fn paragraph(&mut self, spans: &[(Style, String)]) -> Result<()> {
+        self.paragraph_at(0.0, spans)
+    }
+
+    /// A paragraph indented by `indent` points.
+    pub fn paragraph_at(&mut self, indent: f32, spans: &[(Style, String)]) -> Result<()> {
+        let width = self.width() - indent;
+        let borrowed: Vec<(Style, &str)> = spans.iter().map(|(s, t)| (*s, t.as_str())).collect();
+        let lines = wrap(&borrowed, width)?;
+        self.settle(lines.iter().take(2).map(|l| l.height).sum())?;
+        for line in lines {
+            if self.y + line.height > self.bottom() {
+                self.page_break();
+            }
+            self.draw_line(MARGIN + indent, &line);
+            self.y += line.height;
         }
-        for image in &self.images {
-            out.stream(
-                &format!(
-                    "/Type /XObject /Subtype /Image /Width {} /Height {} /ColorSpace /DeviceRGB /BitsPerComponent 8",
-                    image.width, image.height
-                ),
-                &image.rgb,
-            );
+        self.y += 4.0;
+        Ok(())
+    }
+
+    /// Vertical space.
+    pub fn gap(&mut self, points: f32) {
+        self.y += points;
+    }
+
+    /// Starts a new page unless `points` more fit on this one.
+    pub fn keep(&mut self, points: f32) {
+        if self.y + points > self.bottom() {
+            self.page_break();
         }
-        for (i, page) in self.pages.iter().enumerate() {
-            let xobjects: String = page
-                .images
+    }
+
+    /// A table with a shaded header row (repeated on each page it continues on) and ruled rows.
+    /// A row never splits unless it alone is taller than what is left of a page.
+    pub fn table(&mut self, columns: &[Column], rows: &[Vec<Cell>]) -> Result<()> {
+        let width = self.width();
+        let total: f32 = columns.iter().map(|c| c.share).sum();
+        let widths: Vec<f32> = columns.iter().map(|c| width * c.share / total).collect();
+        let lay = |cells: &[Cell]| -> Result<Vec<Vec<Line>>> {
+            cells
                 .iter()
-                .map(|&img| format!("/Im{} {} 0 R", img + 1, FIRST_IMAGE + img))
-                .collect::<Vec<_>>()
-                .join(" ");
-            let xobjects = if xobjects.is_empty() { String::new() } else { format!(" /XObject << {xobjects} >>") };
-            out.object(&format!(
-                "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {} {}] /Resources << /Font << {fonts} >>{xobjects} \
-                 /ProcSet [/PDF /Text /ImageC] >> /Contents {} 0 R >>",
-                num(PAGE_WIDTH),
-                num(PAGE_HEIGHT),
-                page_object(i) + 1
-            ));
-            let mut content = page.ops.clone();
-            content.push_str(&footer.ops(i + 1));
-            out.stream("", content.as_bytes());
-        }
-        out.finish(1, 3)
-    }
-
-    fn current_page(&mut self) -> &mut Page {
-        // `pages` is never empty: `new` creates the first page and nothing removes one.
-        self.pages.last_mut().expect("a report always has a current page")
-    }
-
-    fn new_page(&mut self) {
-        self.pages.push(Page::default());
-        self.y = TOP;
-        self.fresh = true;
-    }
-
-    /// Opens a block that needs `needed` points for its first part (what must not be split
-    /// from it): adds `gap` above it, or starts a new page if the two do not fit here.
-    fn start_block(&mut self, gap: f64, needed: f64) {
-        if self.fresh {
-            return;
-        }
-        if self.y - gap - needed < BOTTOM - EPSILON {
-            self.new_page();
-        } else {
-            self.y -= gap;
-        }
-    }
-
-    /// Sets one line of (already encoded and wrapped) text, on a new page if it does not fit.
-    fn text_line(&mut self, style: Style, line: &[u8]) {
-        if self.fresh && line.is_empty() {
-            // A blank line at the top of a page would only push the content down.
-            return;
-        }
-        if !self.fresh && self.y - style.leading < BOTTOM - EPSILON {
-            self.new_page();
-        }
-        if !line.is_empty() {
-            let baseline = self.y - style.size;
-            let page = self.current_page();
-            push_text(&mut page.ops, style, MARGIN, baseline, line);
-        }
-        self.y -= style.leading;
-        self.fresh = false;
-    }
-
-    /// The caption of a picture that could not be embedded: set like a normal caption.
-    fn caption(&mut self, caption: &str) {
-        for line in &wrap_text(caption, CAPTION.font, CAPTION.size, TEXT_WIDTH) {
-            self.text_line(CAPTION, line);
-        }
-    }
-}
-
-/// The footer is the same on every page except for the page number, so it is wrapped once.
-struct FooterLayout {
-    lines: Vec<Vec<u8>>,
-    total: usize,
-}
-
-impl FooterLayout {
-    fn new(text: &str, total: usize) -> FooterLayout {
-        // Leave room for the widest label, "Page M of M", so that every page wraps alike.
-        let widest = encode(&format!("Page {total} of {total}"));
-        let label_width = points(FOOTER.font.text_width(&widest), FOOTER.size);
-        let max_width = TEXT_WIDTH - label_width - FOOTER_LABEL_GAP;
-        let mut lines = wrap_text(text, FOOTER.font, FOOTER.size, max_width);
-        if lines.len() > FOOTER_BASELINES.len() {
-            lines.truncate(FOOTER_BASELINES.len());
-            let last = lines.last_mut().expect("at least one footer line is kept");
-            let max_units = units_for(max_width, FOOTER.size);
-            while !last.is_empty() && FOOTER.font.text_width(last) + FOOTER.font.text_width(b"...") > max_units {
-                last.pop();
+                .zip(&widths)
+                .map(|(c, w)| {
+                    let spans: Vec<(Style, &str)> = c.iter().map(|(s, t)| (*s, t.as_str())).collect();
+                    if spans.is_empty() { Ok(vec![]) } else { wrap(&spans, w - 2.0 * PAD) }
+                })
+                .collect()
+        };
+        // Key-value tables have no titles, and no header row.
+        let titled = columns.iter().any(|c| !c.title.is_empty());
+        let header: Vec<Cell> = columns.iter().map(|c| cell(Style::SMALL_BOLD, c.title)).collect();
+        let header_lines = if titled { lay(&header)? } else { Vec::new() };
+        let height = |cells: &[Vec<Line>]| -> f32 {
+            if cells.is_empty() {
+                return 0.0;
             }
-            last.extend_from_slice(b"...");
+            cells.iter().map(|ls| ls.iter().map(|l| l.height).sum::<f32>()).fold(0.0, f32::max) + 2.0 * PAD
+        };
+        let header_h = height(&header_lines);
+        let laid: Vec<Vec<Vec<Line>>> = rows.iter().map(|r| lay(r)).collect::<Result<_>>()?;
+        let first = laid.first().map(|r| height(r).min(60.0)).unwrap_or(0.0);
+        self.settle(header_h + first)?;
+        if self.y + header_h + first > self.bottom() {
+            self.page_break();
         }
-        FooterLayout { lines, total }
-    }
-
-    /// Content-stream operators for the footer of page `number` (1-based).
-    fn ops(&self, number: usize) -> String {
-        let mut ops = String::new();
-        let _ = writeln!(
-            ops,
-            "q 0.6 G 0.5 w {} {y} m {} {y} l S Q",
-            num(MARGIN),
-            num(MARGIN + TEXT_WIDTH),
-            y = num(FOOTER_RULE_Y)
-        );
-        ops.push_str("q 0.25 g\n");
-        let label = encode(&format!("Page {number} of {}", self.total));
-        let label_x = MARGIN + TEXT_WIDTH - points(FOOTER.font.text_width(&label), FOOTER.size);
-        push_text(&mut ops, FOOTER, label_x, FOOTER_BASELINES[0], &label);
-        for (line, baseline) in self.lines.iter().zip(FOOTER_BASELINES) {
-            push_text(&mut ops, FOOTER, MARGIN, baseline, line);
-        }
-        ops.push_str("Q\n");
-        ops
-    }
-}
-
-/// Appends one text-showing operation; `bytes` are WinAnsi-encoded.
-fn push_text(ops: &mut String, style: Style, x: f64, baseline: f64, bytes: &[u8]) {
-    let _ = writeln!(
-        ops,
-        "BT /{} {} Tf {} {} Td {} Tj ET",
-        style.font.resource(),
-        num(style.size),
-        num(x),
-        num(baseline),
-        literal(bytes)
-    );
-}
-
-/// Converts 1/1000-em units at `size` points to points.
-fn points(units: u32, size: f64) -> f64 {
-    f64::from(units) * size / 1000.0
-}
-
-/// The largest width in 1/1000-em units that fits in `width` points at `size` points.
-/// Measuring in integer units keeps line breaking exact and platform-independent.
-fn units_for(width: f64, size: f64) -> u32 {
-    (width * 1000.0 / size + EPSILON).floor() as u32
-}
-
-/// Formats a coordinate with at most two decimals and no exponent (PDF has no `1e-3` syntax).
-fn num(value: f64) -> String {
-    let s = format!("{value:.2}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s == "-0" { "0".to_owned() } else { s.to_owned() }
-}
-
-/// Maps one character to its WinAnsi (Windows-1252) byte, or `?` if it has none.
-/// Control characters also become `?`: they have no glyph.
-fn encode_char(c: char) -> u8 {
-    match c {
-        ' '..='~' | '\u{A0}'..='\u{FF}' => u8::try_from(c).unwrap_or(b'?'),
-        '\u{20AC}' => 0x80, // euro sign
-        '\u{201A}' => 0x82, // single low-9 quotation mark
-        '\u{0192}' => 0x83, // latin small f with hook
-        '\u{201E}' => 0x84, // double low-9 quotation mark
-        '\u{2026}' => 0x85, // horizontal ellipsis
-        '\u{2020}' => 0x86, // dagger
-        '\u{2021}' => 0x87, // double dagger
-        '\u{02C6}' => 0x88, // modifier letter circumflex accent
-        '\u{2030}' => 0x89, // per mille sign
-        '\u{0160}' => 0x8A, // S with caron
-        '\u{2039}' => 0x8B, // single left-pointing angle quotation mark
-        '\u{0152}' => 0x8C, // ligature OE
-        '\u{017D}' => 0x8E, // Z with caron
-        '\u{2018}' => 0x91, // left single quotation mark
-        '\u{2019}' => 0x92, // right single quotation mark
-        '\u{201C}' => 0x93, // left double quotation mark
-        '\u{201D}' => 0x94, // right double quotation mark
-        '\u{2022}' => 0x95, // bullet
-        '\u{2013}' => 0x96, // en dash
-        '\u{2014}' => 0x97, // em dash
-        '\u{02DC}' => 0x98, // small tilde
-        '\u{2122}' => 0x99, // trade mark sign
-        '\u{0161}' => 0x9A, // s with caron
-        '\u{203A}' => 0x9B, // single right-pointing angle quotation mark
-        '\u{0153}' => 0x9C, // ligature oe
-        '\u{017E}' => 0x9E, // z with caron
-        '\u{0178}' => 0x9F, // Y with diaeresis
-        _ => b'?',
-    }
-}
-
-/// Encodes text to WinAnsi, one byte per character (see [`encode_char`]).
-fn encode(text: &str) -> Vec<u8> {
-    text.chars().map(encode_char).collect()
-}
-
-/// A PDF literal string for WinAnsi bytes. Parentheses and backslashes are escaped (so the
-/// string cannot end early or swallow an escape), and bytes above 0x7E are written as octal
-/// escapes so that content streams stay plain ASCII.
-fn literal(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() + 2);
-    out.push('(');
-    for &b in bytes {
-        match b {
-            b'(' | b')' | b'\\' => {
-                out.push('\\');
-                out.push(char::from(b));
-            }
-            b' '..=b'~' => out.push(char::from(b)),
-            _ => {
-                let _ = write!(out, "\\{b:03o}");
-            }
-        }
-    }
-    out.push(')');
-    out
-}
-
-/// A PDF text string (for the Info dictionary): an escaped literal when the text is printable
-/// ASCII, otherwise UTF-16BE with a byte-order mark, which keeps every character.
-fn text_string(text: &str) -> String {
-    if text.chars().all(|c| matches!(c, ' '..='~')) {
-        return literal(text.as_bytes());
-    }
-    let mut out = String::from("<FEFF");
-    for unit in text.encode_utf16() {
-        let _ = write!(out, "{unit:04X}");
-    }
-    out.push('>');
-    out
-}
-
-/// Word-wraps `text` into WinAnsi lines no wider than `max_width` points in `font` at `size`.
-/// `\n` (or `\r\n`) ends a line; runs of ASCII whitespace collapse to one space; a word wider
-/// than a whole line is broken between characters. Whitespace-only text gives no lines.
-fn wrap_text(text: &str, font: Font, size: f64, max_width: f64) -> Vec<Vec<u8>> {
-    if text.trim().is_empty() {
-        return Vec::new();
-    }
-    let max_units = units_for(max_width, size);
-    let space = font.glyph_width(b' ');
-    let mut lines = Vec::new();
-    for hard_line in text.lines() {
-        let mut line: Vec<u8> = Vec::new();
-        let mut line_units = 0;
-        for word in hard_line.split_ascii_whitespace() {
-            let word = encode(word);
-            let word_units = font.text_width(&word);
-            if !line.is_empty() && line_units + space + word_units <= max_units {
-                line.push(b' ');
-                line.extend_from_slice(&word);
-                line_units += space + word_units;
-                continue;
-            }
-            if !line.is_empty() {
-                lines.push(std::mem::take(&mut line));
-            }
-            if word_units <= max_units {
-                line = word;
-                line_units = word_units;
-                continue;
-            }
-            // Too long for any line: break between characters, full lines first.
-            line_units = 0;
-            for b in word {
-                let w = font.glyph_width(b);
-                if !line.is_empty() && line_units + w > max_units {
-                    lines.push(std::mem::take(&mut line));
-                    line_units = 0;
+        self.table_row(&widths, &header_lines, true);
+        for row in laid {
+            let mut row = row;
+            loop {
+                let h = height(&row);
+                if self.y + h <= self.bottom() {
+                    self.table_row(&widths, &row, false);
+                    break;
                 }
-                line.push(b);
-                line_units += w;
-            }
-        }
-        // An empty hard line is kept: it is a deliberate blank line.
-        lines.push(line);
-    }
-    lines
-}
-
-/// Splits `text` into WinAnsi lines of at most `columns` characters for a monospaced font:
-/// one line per `\n` (or `\r\n`), tabs expanded to stops every [`TAB_WIDTH`] columns, long
-/// lines continued on the next line. Whitespace-only text gives no lines.
-fn wrap_mono(text: &str, columns: usize) -> Vec<Vec<u8>> {
-    if text.trim().is_empty() {
-        return Vec::new();
-    }
-    let mut lines = Vec::new();
-    for hard_line in text.lines() {
-        let mut expanded = Vec::with_capacity(hard_line.len());
-        for c in hard_line.chars() {
-            if c == '\t' {
-                let pad = TAB_WIDTH - expanded.len() % TAB_WIDTH;
-                expanded.resize(expanded.len() + pad, b' ');
-            } else {
-                expanded.push(encode_char(c));
-            }
-        }
-        if expanded.is_empty() {
-            lines.push(expanded);
-        } else {
-            lines.extend(expanded.chunks(columns).map(<[u8]>::to_vec));
-        }
-    }
-    lines
-}
-
-/// Writes numbered objects in order and remembers where each starts, for the xref table.
-struct ObjectWriter {
-    out: Vec<u8>,
-    /// Byte offset of object `i + 1`.
-    offsets: Vec<usize>,
-}
-
-impl ObjectWriter {
-    fn new() -> ObjectWriter {
-        // The second line holds bytes above 0x7F, which tells transfer tools the file is binary
-        // (the picture streams are raw samples).
-        ObjectWriter { out: b"%PDF-1.4\n%\xE2\xE3\xCF\xD3\n".to_vec(), offsets: Vec::new() }
-    }
-
-    /// Starts the next object and returns its number.
-    fn begin(&mut self) -> usize {
-        self.offsets.push(self.out.len());
-        let number = self.offsets.len();
-        self.out.extend_from_slice(format!("{number} 0 obj\n").as_bytes());
-        number
-    }
-
-    fn object(&mut self, body: &str) -> usize {
-        let number = self.begin();
-        self.out.extend_from_slice(body.as_bytes());
-        self.out.extend_from_slice(b"\nendobj\n");
-        number
-    }
-
-    /// A stream object; `dict` holds the dictionary entries other than `/Length`.
-    fn stream(&mut self, dict: &str, data: &[u8]) -> usize {
-        let number = self.begin();
-        let sep = if dict.is_empty() { "" } else { " " };
-        self.out.extend_from_slice(format!("<< {dict}{sep}/Length {} >>\nstream\n", data.len()).as_bytes());
-        self.out.extend_from_slice(data);
-        // The end-of-line before `endstream` is not part of the data (PDF 1.4, 3.2.7).
-        self.out.extend_from_slice(b"\nendstream\nendobj\n");
-        number
-    }
-
-    /// Appends the cross-reference table and trailer and returns the file.
-    fn finish(mut self, root: usize, info: usize) -> Vec<u8> {
-        let xref = self.out.len();
-        let size = self.offsets.len() + 1;
-        let mut table = format!("xref\n0 {size}\n0000000000 65535 f \n");
-        for offset in &self.offsets {
-            // Each entry is exactly 20 bytes: 10-digit offset, generation, type, space + LF.
-            let _ = writeln!(table, "{offset:010} 00000 n ");
-        }
-        let _ =
-            writeln!(table, "trailer\n<< /Size {size} /Root {root} 0 R /Info {info} 0 R >>\nstartxref\n{xref}\n%%EOF");
-        self.out.extend_from_slice(table.as_bytes());
-        self.out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::process::Command;
-
-    /// One indirect object as read back through the xref table.
-    struct Object {
-        /// The text between `N 0 obj\n` and `endobj` (or `stream`), for dictionary checks.
-        dict: String,
-        stream: Option<Vec<u8>>,
-    }
-
-    fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-        hay.windows(needle.len()).position(|w| w == needle)
-    }
-
-    fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
-        hay.windows(needle.len()).rposition(|w| w == needle)
-    }
-
-    fn ascii(bytes: &[u8]) -> String {
-        assert!(bytes.is_ascii(), "expected ASCII, got {:?}", String::from_utf8_lossy(bytes));
-        String::from_utf8(bytes.to_vec()).unwrap()
-    }
-
-    /// The integer after `key ` in a dictionary, e.g. `/Length 12`.
-    fn dict_int(dict: &str, key: &str) -> usize {
-        let rest =
-            &dict[dict.find(&format!("{key} ")).unwrap_or_else(|| panic!("no {key} in {dict}")) + key.len() + 1..];
-        rest.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
-    }
-
-    /// A deliberately independent, minimal reader: checks the file structure byte by byte
-    /// (header, xref entries and offsets, trailer, every stream's /Length) and returns the
-    /// objects by number (index 0 is object 1).
-    #[track_caller]
-    fn parse(pdf: &[u8]) -> Vec<Object> {
-        assert!(pdf.starts_with(b"%PDF-1.4\n%") && pdf[10..14].iter().all(|&b| b > 127), "header + binary marker");
-        assert!(pdf.ends_with(b"%%EOF\n"), "trailer end");
-        let sx = rfind(pdf, b"startxref\n").expect("startxref");
-        let xref: usize = ascii(&pdf[sx + 10..pdf.len() - 6]).trim().parse().expect("startxref offset");
-        assert!(pdf[xref..].starts_with(b"xref\n0 "), "startxref must point at the xref table");
-        let header_line = ascii(&pdf[xref + 5..xref + find(&pdf[xref + 5..], b"\n").unwrap() + 5]);
-        let size: usize = header_line.strip_prefix("0 ").unwrap().parse().unwrap();
-        let entries_start = xref + 5 + header_line.len() + 1;
-        let entry = |i: usize| &pdf[entries_start + 20 * i..entries_start + 20 * (i + 1)];
-        assert_eq!(entry(0), b"0000000000 65535 f \n");
-        let mut offsets = Vec::new();
-        for i in 1..size {
-            let e = ascii(entry(i));
-            assert_eq!(&e[10..], " 00000 n \n", "entry {i} format: {e:?}");
-            let offset: usize = e[..10].parse().unwrap();
-            assert!(
-                pdf[offset..].starts_with(format!("{i} 0 obj\n").as_bytes()),
-                "xref entry {i} (offset {offset}) does not point at `{i} 0 obj`"
-            );
-            offsets.push(offset);
-        }
-        let trailer = ascii(&pdf[entries_start + 20 * size..sx]);
-        assert_eq!(trailer, format!("trailer\n<< /Size {size} /Root 1 0 R /Info 3 0 R >>\n"));
-
-        let mut sorted = offsets.clone();
-        sorted.sort_unstable();
-        assert_eq!(sorted, offsets, "objects are written in number order");
-        offsets
-            .iter()
-            .enumerate()
-            .map(|(i, &start)| {
-                let end = offsets.get(i + 1).copied().unwrap_or(xref);
-                let obj = &pdf[start..end];
-                assert!(obj.ends_with(b"endobj\n"), "object {} must end with endobj", i + 1);
-                let body = &obj[format!("{} 0 obj\n", i + 1).len()..];
-                match find(body, b">>\nstream\n") {
-                    None => Object { dict: ascii(&body[..body.len() - 8]), stream: None },
-                    Some(at) => {
-                        let dict = ascii(&body[..at + 2]);
-                        let length = dict_int(&dict, "/Length");
-                        let data = &body[at + 10..];
-                        assert!(data.len() >= length, "object {}: /Length {length} runs past the object", i + 1);
-                        assert_eq!(
-                            &data[length..],
-                            b"\nendstream\nendobj\n",
-                            "object {}: /Length {length} must end exactly at the data",
-                            i + 1
-                        );
-                        Object { dict, stream: Some(data[..length].to_vec()) }
+                let room = self.bottom() - self.y - 2.0 * PAD;
+                let fresh = self.bottom() - MARGIN - header_h - 2.0 * PAD;
+                if h - 2.0 * PAD <= fresh || room < 30.0 {
+                    // The row fits a fresh page, or too little is left to be worth splitting.
+                    self.page_break();
+                    self.table_row(&widths, &header_lines, true);
+                    if h - 2.0 * PAD <= fresh {
+                        continue;
                     }
                 }
-            })
-            .collect()
-    }
-
-    /// The content stream of each page, in page-tree order, after checking the page tree.
-    #[track_caller]
-    fn page_contents(objects: &[Object]) -> Vec<String> {
-        assert!(objects[0].dict.starts_with("<< /Type /Catalog /Pages 2 0 R"));
-        let tree = &objects[1].dict;
-        assert!(tree.starts_with("<< /Type /Pages "));
-        let count = dict_int(tree, "/Count");
-        let kids: Vec<usize> = tree[tree.find("/Kids [").unwrap() + 7..tree.find(']').unwrap()]
-            .split(" 0 R")
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| s.parse().unwrap())
-            .collect();
-        let page_objects = objects.iter().filter(|o| o.dict.starts_with("<< /Type /Page ")).count();
-        assert_eq!(count, kids.len(), "/Count vs /Kids");
-        assert_eq!(count, page_objects, "/Count vs page objects");
-        kids.iter()
-            .map(|&kid| {
-                let page = &objects[kid - 1];
-                assert!(page.dict.starts_with("<< /Type /Page /Parent 2 0 R"));
-                let contents = dict_int(&page.dict, "/Contents");
-                ascii(objects[contents - 1].stream.as_ref().expect("contents is a stream"))
-            })
-            .collect()
-    }
-
-    fn contents_of(pdf: Pdf) -> Vec<String> {
-        page_contents(&parse(&pdf.finish()))
-    }
-
-    /// A paragraph's worth of ordinary report text.
-    fn filler(i: usize) -> String {
-        format!(
-            "Entry {i}: item 3 was copied from the DVR export drive to the evidence store, read back and \
-             verified; the SHA-256 and BLAKE3 digests of the copy match those of the source, and the \
-             DVR clock was found to run 41 seconds ahead of the reference clock."
-        )
-    }
-
-    fn sample_report() -> Pdf {
-        let mut pdf = Pdf::new("Custody and processing report");
-        pdf.set_footer("Case 24-1234 - ledger head 42:ab12");
-        pdf.heading("1. Items received");
-        pdf.paragraph(&filler(0));
-        pdf.mono("sha256  9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08  item3.dav");
-        let rgb: Vec<u8> = (0..16 * 9 * 3).map(|i| (i * 7 % 256) as u8).collect();
-        pdf.image(&rgb, 16, 9, "Figure 1: frame 1 of item 3");
-        pdf
-    }
-
-    #[test]
-    fn empty_document_is_one_valid_page() {
-        let pages = contents_of(Pdf::new("Empty"));
-        assert_eq!(pages.len(), 1);
-        assert!(pages[0].contains("(Page 1 of 1) Tj"));
-    }
-
-    #[test]
-    fn xref_offsets_and_stream_lengths_are_exact() {
-        let bytes = sample_report().finish();
-        let objects = parse(&bytes);
-        // catalog, pages, info, 3 fonts, 1 image, 1 page + its contents
-        assert_eq!(objects.len(), 9);
-        assert!(objects[2].dict.contains("/Title (Custody and processing report)"));
-        for (i, font) in ["Helvetica", "Helvetica-Bold", "Courier"].iter().enumerate() {
-            assert_eq!(
-                objects[3 + i].dict,
-                format!("<< /Type /Font /Subtype /Type1 /BaseFont /{font} /Encoding /WinAnsiEncoding >>")
-            );
-        }
-        let image = &objects[6];
-        assert!(image.dict.contains("/Subtype /Image /Width 16 /Height 9 /ColorSpace /DeviceRGB /BitsPerComponent 8"));
-        assert_eq!(image.stream.as_ref().unwrap().len(), 16 * 9 * 3);
-        assert!(objects[7].dict.contains("/XObject << /Im1 7 0 R >>"));
-    }
-
-    #[test]
-    fn long_report_spans_pages_with_numbered_footers() {
-        let mut pdf = sample_report();
-        for i in 1..=150 {
-            if i % 10 == 0 {
-                pdf.heading(&format!("Section {i}"));
-            }
-            pdf.paragraph(&filler(i));
-        }
-        let pages = contents_of(pdf);
-        let total = pages.len();
-        assert!(total >= 5, "150 paragraphs should need several pages, got {total}");
-        for (i, page) in pages.iter().enumerate() {
-            assert!(page.contains(&format!("(Page {} of {total}) Tj", i + 1)), "page {} number", i + 1);
-            assert!(page.contains("(Case 24-1234 - ledger head 42:ab12) Tj"), "page {} footer", i + 1);
-            assert!(page.contains("/F1 10 Tf"), "page {} has body text", i + 1);
-        }
-        // Nothing is lost or duplicated at the page breaks.
-        let all = pages.concat();
-        for i in 1..=150 {
-            assert_eq!(all.matches(&format!("(Entry {i}: item 3")).count(), 1, "entry {i}");
-        }
-    }
-
-    /// A string operand as the font sees it: undoes `literal`.
-    fn unescape(lit: &str) -> Vec<u8> {
-        let inner = lit.strip_prefix('(').and_then(|s| s.strip_suffix(')')).expect("a literal string");
-        let bytes = inner.as_bytes();
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < bytes.len() {
-            if bytes[i] == b'\\' {
-                if bytes[i + 1].is_ascii_digit() {
-                    out.push(u8::from_str_radix(&inner[i + 1..i + 4], 8).unwrap());
-                    i += 4;
-                } else {
-                    out.push(bytes[i + 1]);
-                    i += 2;
+                // Split: the lines of each cell that fit here, the rest on the next page.
+                let room = self.bottom() - self.y - 2.0 * PAD;
+                let mut here = Vec::new();
+                let mut rest = Vec::new();
+                for lines in row {
+                    let mut used = 0.0;
+                    let mut k = 0;
+                    while k < lines.len() && used + lines[k].height <= room {
+                        used += lines[k].height;
+                        k += 1;
+                    }
+                    here.push(lines[..k].to_vec());
+                    rest.push(lines[k..].to_vec());
                 }
-            } else {
-                assert!(bytes[i] != b'(' && bytes[i] != b')', "unescaped parenthesis in {lit}");
-                out.push(bytes[i]);
-                i += 1;
+                self.table_row(&widths, &here, false);
+                self.page_break();
+                self.table_row(&widths, &header_lines, true);
+                row = rest;
             }
         }
-        out
+        self.y += 6.0;
+        Ok(())
     }
 
-    #[test]
-    fn layout_stays_inside_the_page_and_margins() {
-        let mut pdf = sample_report();
-        pdf.set_footer(&"very long footer text ".repeat(40));
-        for i in 0..60 {
-            pdf.paragraph(&format!("{} {}", filler(i), "0123456789abcdef".repeat(12)));
-            pdf.mono(&format!("{{\"entry\": {i}, \"note\": \"{}\"}}", "x".repeat(250)));
+    fn table_row(&mut self, widths: &[f32], cells: &[Vec<Line>], header: bool) {
+        if cells.is_empty() {
+            return;
         }
-        let rgb = vec![200u8; 100 * 3000 * 3];
-        pdf.image(&rgb, 100, 3000, "a tall picture is shrunk to fit the page");
-        let right = PAGE_WIDTH - MARGIN + 0.01;
-        let mut lines = 0;
-        for page in contents_of(pdf) {
-            for op in page.lines() {
-                let parts: Vec<&str> = op.split(' ').collect();
-                if op.starts_with("BT ") {
-                    // BT /F1 10 Tf x y Td (...) Tj ET
-                    let font = match parts[1] {
-                        "/F1" => Font::Regular,
-                        "/F2" => Font::Bold,
-                        "/F3" => Font::Mono,
-                        other => panic!("unknown font {other}"),
-                    };
-                    let size: f64 = parts[2].parse().unwrap();
-                    let (x, y): (f64, f64) = (parts[4].parse().unwrap(), parts[5].parse().unwrap());
-                    let text = &op[op.find(" Td ").unwrap() + 4..op.rfind(" Tj ET").unwrap()];
-                    let width = points(font.text_width(&unescape(text)), size);
-                    assert!(x >= MARGIN && x + width <= right, "{op}: overflows the text width");
-                    let body = y - size * 0.25 >= BOTTOM && y + size <= TOP + 0.01;
-                    assert!(body || FOOTER_BASELINES.contains(&y), "{op}: outside the body and footer");
-                    lines += 1;
-                } else if op.ends_with(" Do Q") {
-                    // q w 0 0 h x y cm /ImN Do Q
-                    let n: Vec<f64> = parts[1..7].iter().map(|p| p.parse().unwrap()).collect();
-                    assert!(n[0] <= IMAGE_MAX_WIDTH && n[4] >= MARGIN && n[4] + n[0] <= right, "{op}");
-                    assert!(n[5] >= BOTTOM && n[5] + n[3] <= TOP + 0.01, "{op}");
+        let h = cells.iter().map(|ls| ls.iter().map(|l| l.height).sum::<f32>()).fold(0.0, f32::max) + 2.0 * PAD;
+        let total: f32 = widths.iter().sum();
+        let top = self.y;
+        if header {
+            self.ops().push(Op::Fill { rect: (MARGIN, top, total, h), gray: 225 });
+        }
+        let mut x = MARGIN;
+        for (lines, w) in cells.iter().zip(widths) {
+            let mut y = top + PAD;
+            for line in lines {
+                let baseline = y + line.ascent;
+                for (dx, word) in &line.words {
+                    self.ops().push(Op::Text { x: x + PAD + dx, baseline, word: word.clone() });
                 }
+                y += line.height;
             }
+            x += w;
         }
-        assert!(lines > 500);
+        let rule = if header { 0.6 } else { 0.3 };
+        self.ops().push(Op::Stroke { from: (MARGIN, top), to: (MARGIN + total, top), width: rule });
+        self.ops().push(Op::Stroke { from: (MARGIN, top + h), to: (MARGIN + total, top + h), width: 0.3 });
+        self.y = top + h;
     }
 
-    #[test]
-    fn text_is_escaped() {
-        let mut pdf = Pdf::new("Exhibit (A) \\ 1");
-        pdf.paragraph("Exhibit (A) at C:\\DVR\\ch1 :) (");
-        pdf.mono(r"ffmpeg -i in.dav -vf 'select=eq(n\,41)' out.png");
-        let bytes = pdf.finish();
-        let objects = parse(&bytes);
-        assert!(objects[2].dict.contains(r"/Title (Exhibit \(A\) \\ 1)"));
-        let page = &page_contents(&objects)[0];
-        assert!(page.contains(r"(Exhibit \(A\) at C:\\DVR\\ch1 :\) \() Tj"), "{page}");
-        assert!(page.contains(r"(ffmpeg -i in.dav -vf 'select=eq\(n\\,41\)' out.png) Tj"), "{page}");
-    }
-
-    #[test]
-    fn characters_outside_winansi_become_question_marks() {
-        assert_eq!(encode("Ab é€ “x” – 日本 😀 e\u{301}\u{7}"), b"Ab \xE9\x80 \x93x\x94 \x96 ?? ? e??".to_vec());
-        let mut pdf = Pdf::new("Übergabe – 日本");
-        pdf.paragraph("Übergabe € 日本");
-        let bytes = pdf.finish();
-        let objects = parse(&bytes);
-        assert!(objects[2].dict.contains("/Title <FEFF00DC006200650072006700610062006500202013002065E5672C>"));
-        assert!(page_contents(&objects)[0].contains(r"(\334bergabe \200 ??) Tj"));
-    }
-
-    #[test]
-    fn output_is_deterministic() {
-        assert_eq!(sample_report().finish(), sample_report().finish());
-    }
-
-    #[test]
-    fn wrapped_lines_fit_and_keep_every_word() {
-        let hash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
-        let huge = "ab".repeat(200);
-        let text = format!("{} SHA-256 {hash} and a path {huge} end", filler(1));
-        let max_units = units_for(TEXT_WIDTH, BODY.size);
-        let lines = wrap_text(&text, BODY.font, BODY.size, TEXT_WIDTH);
-        assert!(lines.len() >= 4);
-        for line in &lines {
-            assert!(Font::Regular.text_width(line) <= max_units, "too wide: {}", String::from_utf8_lossy(line));
+    /// A picture at most `max_width` points wide (and never wider than the page), with its
+    /// caption below; kept on one page with the heading before it.
+    pub fn image(&mut self, rgb: &[u8], width: u32, height: u32, max_width: f32, caption: &str) -> Result<()> {
+        if width == 0 || height == 0 || rgb.len() != width as usize * height as usize * 3 {
+            return Ok(());
         }
-        // The hash fits on one line, so it must not be split; the huge token must be.
-        assert!(lines.iter().any(|l| find(l, hash.as_bytes()).is_some()), "hash split");
-        assert!(!lines.iter().any(|l| find(l, huge.as_bytes()).is_some()));
-        let strip = |s: &[u8]| s.iter().filter(|b| **b != b' ').copied().collect::<Vec<u8>>();
-        assert_eq!(strip(&lines.concat()), strip(text.as_bytes()));
-        // Greedy: no line could have taken the next line's first word.
-        for pair in lines.windows(2) {
-            let next_word = pair[1].split(|&b| b == b' ').next().unwrap();
-            let joined = Font::Regular.text_width(&pair[0]) + 278 + Font::Regular.text_width(next_word);
-            assert!(joined > max_units || pair[1].is_empty());
+        let w = max_width.min(self.width());
+        let mut h = w * height as f32 / width as f32;
+        let mut w = w;
+        let room = self.bottom() - MARGIN - 60.0;
+        if h > room {
+            w *= room / h;
+            h = room;
         }
-        assert!(wrap_text(" \t ", BODY.font, BODY.size, TEXT_WIDTH).is_empty());
-        assert_eq!(wrap_text("a\n\nb", BODY.font, BODY.size, TEXT_WIDTH), vec![b"a".to_vec(), vec![], b"b".to_vec()]);
-    }
-
-    #[test]
-    fn mono_keeps_spaces_expands_tabs_and_wraps_by_columns() {
-        assert_eq!(MONO_COLUMNS, 103);
-        let long = "x".repeat(250);
-        let lines = wrap_mono(&format!("  {{\r\n\t\"a\":\t1\n{long}\n"), MONO_COLUMNS);
-        assert_eq!(lines[0], b"  {");
-        assert_eq!(lines[1], b"        \"a\":    1");
-        assert_eq!(lines[2..].iter().map(Vec::len).collect::<Vec<_>>(), vec![103, 103, 44]);
-    }
-
-    #[test]
-    fn heading_is_kept_with_the_next_line() {
-        let mut pdf = Pdf::new("t");
-        pdf.paragraph("first");
-        // The heading alone would fit, but not together with one line of body text.
-        pdf.y = BOTTOM + HEADING_GAP + HEADING.leading + 5.0;
-        pdf.heading("2. Processing");
-        pdf.paragraph("second");
-        let pages = contents_of(pdf);
-        assert_eq!(pages.len(), 2);
-        assert!(pages[1].contains("(2. Processing) Tj") && pages[1].contains("/F2 14 Tf"));
-        // The heading starts the new page at the top, with no gap above.
-        assert!(pages[1].contains(&format!("{} {} Td (2. Processing)", num(MARGIN), num(TOP - HEADING.size))));
-    }
-
-    #[test]
-    fn pictures_are_scaled_down_never_up_and_captioned() {
-        let mut pdf = Pdf::new("t");
-        pdf.image(&[9u8; 300 * 10 * 3], 300, 10, "wide");
-        pdf.image(&[9u8; 16 * 9 * 3], 16, 9, "small");
-        let bytes = pdf.finish();
-        let objects = parse(&bytes);
-        let page = &page_contents(&objects)[0];
-        assert!(page.contains(&format!("q 240 0 0 8 50 {} cm /Im1 Do Q", num(TOP - 8.0))), "{page}");
-        assert!(page.contains("q 16 0 0 9 50 ") && page.contains("/Im2 Do Q"));
-        assert!(page.contains("/F1 8 Tf") && page.contains("(wide) Tj") && page.contains("(small) Tj"));
-        assert_eq!(objects[6].stream.as_ref().unwrap().len(), 9000);
-        assert!(objects[6].dict.contains("/Width 300 /Height 10 "));
-    }
-
-    #[test]
-    fn a_bad_picture_leaves_a_visible_placeholder() {
-        let mut pdf = Pdf::new("t");
-        pdf.image(&[0u8; 10], 2, 2, "Figure 2");
-        pdf.image(&[], 0, 5, "Figure 3");
-        let bytes = pdf.finish();
-        let objects = parse(&bytes);
-        assert!(!objects.iter().any(|o| o.dict.contains("/Subtype /Image")));
-        let page = &page_contents(&objects)[0];
-        assert!(page.contains("([picture not embedded: 2x2 RGB8 needs 12 bytes, 10 given]) Tj"), "{page}");
-        assert!(page.contains("(Figure 2) Tj") && page.contains("(Figure 3) Tj"));
-    }
-
-    #[test]
-    fn page_breaks_never_leave_blank_pages() {
-        let mut pdf = Pdf::new("t");
-        pdf.page_break();
-        pdf.paragraph("one");
-        pdf.page_break();
-        pdf.page_break();
-        pdf.mono("\n\ntwo");
-        pdf.page_break();
-        let pages = contents_of(pdf);
-        assert_eq!(pages.len(), 2);
-        assert!(pages[0].contains("(one) Tj") && pages[1].contains("(two) Tj"));
-        // Blank lines at the top of a page are dropped.
-        assert!(pages[1].contains("Td (two)") && pages[1].contains(&num(TOP - MONO.size)));
-    }
-
-    #[test]
-    fn long_footers_are_cut_to_two_lines() {
-        let footer = FooterLayout::new(&"word ".repeat(300), 12);
-        assert_eq!(footer.lines.len(), 2);
-        assert!(footer.lines[1].ends_with(b"..."));
-        let ops = footer.ops(3);
-        assert!(ops.contains("(Page 3 of 12) Tj"));
-    }
-
-    #[test]
-    fn numbers_have_no_exponent_or_negative_zero() {
-        assert_eq!(num(595.28), "595.28");
-        assert_eq!(num(50.0), "50");
-        assert_eq!(num(0.1), "0.1");
-        assert_eq!(num(-0.001), "0");
-        assert_eq!(num(1e-9), "0");
-    }
-
-    /// Runs `tool args... file` if the tool is installed; `None` (with a skip message) if not.
-    fn run_oracle(tool: &str, args: &[&str], file: &std::path::Path) -> Option<std::process::Output> {
-        match Command::new(tool).args(args).arg(file).output() {
-            Ok(out) => Some(out),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                eprintln!("skipping the {tool} oracle: {tool} is not installed");
-                None
-            }
-            Err(e) => panic!("could not run {tool}: {e}"),
+        let caption_lines = wrap(&[(Style::SMALL, caption)], self.width())?;
+        let caption_h: f32 = caption_lines.iter().map(|l| l.height).sum();
+        self.settle(h + caption_h + 4.0)?;
+        if self.y + h + caption_h > self.bottom() {
+            self.page_break();
         }
+        self.images.push(Rgb { data: rgb.to_vec(), width, height });
+        let image = self.images.len() - 1;
+        let top = self.y;
+        self.ops().push(Op::Picture { rect: (MARGIN, top, w, h), image });
+        self.y = top + h + 2.0;
+        for line in caption_lines {
+            self.draw_line(MARGIN, &line);
+            self.y += line.height;
+        }
+        self.y += 6.0;
+        Ok(())
     }
 
-    /// Independent oracles, when installed: `qpdf --check` for the file structure, and poppler's
-    /// `pdfinfo` and `pdftotext` (which complain on stderr about anything they had to repair)
-    /// for the page count and the text a reader would extract. Each is skipped, with a
-    /// message, when its tool is missing.
-    #[test]
-    fn external_checkers_accept_output() {
-        let mut pdf = sample_report();
-        pdf.paragraph("Übergabe – 5 € (receipt)");
-        for i in 0..80 {
-            pdf.paragraph(&filler(i));
+    /// A line to sign on, with its label below.
+    pub fn signature_line(&mut self, label: &str, width: f32) -> Result<()> {
+        self.settle(40.0)?;
+        self.keep(40.0);
+        self.y += 26.0;
+        let y = self.y;
+        self.ops().push(Op::Stroke { from: (MARGIN, y), to: (MARGIN + width, y), width: 0.6 });
+        self.y += 2.0;
+        for line in wrap(&[(Style::SMALL, label)], width)? {
+            self.draw_line(MARGIN, &line);
+            self.y += line.height;
         }
-        let bytes = pdf.finish();
-        let pages = page_contents(&parse(&bytes)).len();
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("report.pdf");
-        std::fs::write(&path, bytes).unwrap();
-        let text = |out: &std::process::Output| {
-            let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-            assert!(out.status.success() && stderr.is_empty(), "{stdout}{stderr}");
-            stdout.into_owned()
+        Ok(())
+    }
+
+    /// The finished PDF at the conformance level asked for, with metadata (title, author,
+    /// creation time) and "page N of M" in each footer.
+    pub fn finish(mut self, level: Pdfa, created: &jiff::Timestamp) -> Result<Vec<u8>> {
+        if !self.pending.is_empty() {
+            self.settle(0.0)?;
+        }
+        if self.pages.len() > 1 && self.pages.last().is_some_and(|p| p.is_empty()) {
+            self.pages.pop();
+        }
+        let archival = match level {
+            Pdfa::A1b => Archival::A1_B,
+            Pdfa::A2b => Archival::A2_B,
+            Pdfa::A3b => Archival::A3_B,
         };
-
-        if let Some(out) = run_oracle("qpdf", &["--check"], &path) {
-            let stdout = text(&out);
-            assert!(stdout.contains("No syntax or stream encoding errors"), "{stdout}");
+        let configuration = ConfigurationBuilder::new()
+            .set_validator(Validator::A(archival))
+            .finish()
+            .map_err(|e| anyhow!("the report's PDF settings are inconsistent: {e:?}"))?;
+        let settings = SerializeSettings { configuration, ..SerializeSettings::default() };
+        let mut doc = Document::new_with(settings);
+        let t = created.to_zoned(jiff::tz::TimeZone::UTC);
+        let date = DateTime::new(t.year() as u16)
+            .month(t.month() as u8)
+            .day(t.day() as u8)
+            .hour(t.hour() as u8)
+            .minute(t.minute() as u8)
+            .second(t.second() as u8)
+            .utc_offset_hour(0)
+            .utc_offset_minute(0);
+        let mut meta = Metadata::new()
+            .title(self.title.clone())
+            .language("en".into())
+            .creator(format!("custody {}", env!("CARGO_PKG_VERSION")))
+            .producer(format!("custody {} (krilla)", env!("CARGO_PKG_VERSION")))
+            .creation_date(date);
+        if !self.author.is_empty() {
+            meta = meta.authors(vec![self.author.clone()]);
         }
-        if let Some(out) = run_oracle("pdfinfo", &[], &path) {
-            let info = text(&out);
-            let reported = info.lines().find_map(|l| l.strip_prefix("Pages:")).map(str::trim);
-            assert_eq!(reported, Some(pages.to_string().as_str()), "{info}");
-            assert!(info.contains("Title:           Custody and processing report\n"), "{info}");
-        }
-        if let Some(out) = run_oracle("pdftotext", &["-enc", "UTF-8"], &path) {
-            // pdftotext writes `report.txt` next to the file when no output is named.
-            assert!(text(&out).is_empty());
-            let extracted = std::fs::read_to_string(dir.path().join("report.txt")).unwrap();
-            for expected in [
-                "Items received",
-                "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-                "Übergabe – 5 € (receipt)",
-                &format!("Page {pages} of {pages}"),
-                "Case 24-1234 - ledger head 42:ab12",
-            ] {
-                assert!(extracted.contains(expected), "{expected:?} not in {extracted}");
+        doc.set_metadata(meta);
+        if level == Pdfa::A3b {
+            for (name, description, data) in std::mem::take(&mut self.attachments) {
+                let mime = if name.ends_with(".jsonl") { "application/jsonl" } else { "text/plain" };
+                doc.embed_file(EmbeddedFile {
+                    path: name,
+                    mime_type: MimeType::new(mime),
+                    description: Some(description),
+                    association_kind: AssociationKind::Supplement,
+                    data: data.into(),
+                    modification_date: Some(date),
+                    compress: Some(true),
+                    location: None,
+                });
             }
         }
+        let images: Vec<Image> = std::mem::take(&mut self.images)
+            .into_iter()
+            .map(|i| Image::from_custom(i, false).map_err(|e| anyhow!("a picture in the report: {e}")))
+            .collect::<Result<_>>()?;
+        let (pw, ph) = self.paper.size();
+        let count = self.pages.len();
+        let pages = std::mem::take(&mut self.pages);
+        for (n, ops) in pages.into_iter().enumerate() {
+            let mut page = doc.start_page_with(PageSettings::new(Size::from_wh(pw, ph).expect("paper size")));
+            let mut s = page.surface();
+            let footer = format!("{} · page {} of {count}", self.footer, n + 1);
+            let footer_lines = wrap(&[(Style::FOOTER, footer.trim_start_matches(" · "))], pw - 2.0 * MARGIN)?;
+            let mut fy = ph - MARGIN + 4.0;
+            let mut all = ops;
+            for line in footer_lines {
+                for (dx, w) in &line.words {
+                    all.push(Op::Text { x: MARGIN + dx, baseline: fy + line.ascent, word: w.clone() });
+                }
+                fy += line.height;
+            }
+            for op in all {
+                match op {
+                    Op::Text { x, baseline, word } => {
+                        let (r, g, b) = word.style.color;
+                        s.set_fill(Some(Fill {
+                            paint: rgb::Color::new(r, g, b).into(),
+                            opacity: NormalizedF32::ONE,
+                            rule: Default::default(),
+                        }));
+                        let mut x = x;
+                        for run in &word.runs {
+                            let font = face(run.face)?.font.clone();
+                            s.draw_glyphs(Point::from_xy(x, baseline), &run.glyphs, font, &run.text, word.style.size, false);
+                            x += run.width * word.style.size;
+                        }
+                    }
+                    Op::Fill { rect: (x, y, w, h), gray } => {
+                        let mut pb = PathBuilder::new();
+                        pb.push_rect(Rect::from_xywh(x, y, w, h).context("a table cell")?);
+                        s.set_fill(Some(Fill {
+                            paint: luma::Color::new(gray).into(),
+                            opacity: NormalizedF32::ONE,
+                            rule: Default::default(),
+                        }));
+                        s.set_stroke(None);
+                        s.draw_path(&pb.finish().context("a table cell")?);
+                    }
+                    Op::Stroke { from, to, width } => {
+                        let mut pb = PathBuilder::new();
+                        pb.move_to(from.0, from.1);
+                        pb.line_to(to.0, to.1);
+                        s.set_fill(None);
+                        s.set_stroke(Some(Stroke { width, ..Stroke::default() }));
+                        s.draw_path(&pb.finish().context("a rule")?);
+                        s.set_stroke(None);
+                    }
+                    Op::Picture { rect: (x, y, w, h), image } => {
+                        s.push_transform(&krilla::geom::Transform::from_translate(x, y));
+                        s.draw_image(images[image].clone(), Size::from_wh(w, h).context("a picture's size")?);
+                        s.pop();
+                    }
+                }
+            }
+            s.finish();
+            page.finish();
+        }
+        doc.finish().map_err(|e| anyhow!("the report could not be written as {}: {e:?}", level.name()))
     }
 }

@@ -365,6 +365,8 @@ fn run_step(step: &Step, inputs: &[String], ctx: &Ctx) -> Result<Report> {
                 recipient: recipient.clone(),
                 purpose: purpose.clone(),
                 release: *release,
+                paper: None,
+                pdfa: crate::bundle::pdf::Pdfa::A2b,
                 note: step.note.clone(),
             },
             ctx,

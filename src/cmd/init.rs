@@ -33,6 +33,9 @@ pub fn run(mut args: InitArgs, ctx: &Ctx) -> Result<Report> {
     };
     let mut params = Map::new();
     params.insert("agency".into(), json!(args.agency));
+    if let Some(paper) = args.paper {
+        params.insert("paper".into(), json!(paper.name()));
+    }
     params.insert("store".into(), json!(store.root().display().to_string()));
     let shown = url.map(crate::ledger::pg::shown);
     if let Some(shown) = &shown {

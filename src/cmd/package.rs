@@ -49,6 +49,8 @@ pub fn run(args: PackageArgs, ctx: &Ctx) -> Result<Report> {
         },
         out: &args.out,
         release: args.release,
+        paper: args.paper,
+        pdfa: args.pdfa,
     };
     let written = package::write(&store, &ledger, &req)?;
     let params = package::event_params(&written, &req);

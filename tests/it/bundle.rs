@@ -1129,6 +1129,12 @@ impl Secrets {
                     .stdout();
                 texts.push(text.split_whitespace().collect());
                 texts.push(text);
+                // Its document information and XMP metadata, as readers show them.
+                for args in [&["-meta"][..], &[][..]] {
+                    let mut a: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+                    a.push(file.as_os_str());
+                    texts.push(run_oracle(&system_oracle("pdfinfo"), &a, bag).status(0).stdout());
+                }
             }
             for path in &self.paths {
                 if texts.iter().any(|t| t.contains(path.as_str())) {
@@ -1138,7 +1144,10 @@ impl Secrets {
             if rel.starts_with("data/evidence/") {
                 continue; // media bytes: only the paths are searched
             }
-            for text in &texts {
+            // A PDF's raw bytes are compressed streams and font programs: two random letters in
+            // them are no word. Its words are searched in its text and metadata (above).
+            let skip = usize::from(rel.ends_with(".pdf"));
+            for text in &texts[skip..] {
                 // Thumbnails are base64 in the HTML: their letters are no words.
                 let text = strip_data_uris(text);
                 let words: BTreeSet<&str> =
