@@ -10,6 +10,7 @@ pub mod derive;
 pub mod detect;
 pub mod digest;
 pub mod error;
+pub mod fonts;
 pub mod fsutil;
 pub mod fuzz;
 pub mod interrupt;

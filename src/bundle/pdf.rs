@@ -24,6 +24,8 @@ use krilla::paint::{Fill, Stroke};
 use krilla::text::{Font, GlyphId, KrillaGlyph};
 use krilla::{Document, SerializeSettings};
 
+use crate::fonts::{self, Family};
+
 /// The page size: the agency's setting (`init --paper`), or `package --paper`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Paper {
@@ -85,73 +87,25 @@ impl Pdfa {
 // ---------------------------------------------------------------------------------------------
 // Fonts.
 
-/// Where each font comes from: the Debian package, the file, the face in it.
-const FONT_FILES: [(&str, &str, u32); 8] = [
-    ("fonts-noto-core", "/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf", 0),
-    ("fonts-noto-core", "/usr/share/fonts/truetype/noto/NotoSans-Bold.ttf", 0),
-    ("fonts-dejavu-core", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 0),
-    ("fonts-dejavu-core", "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", 0),
-    ("fonts-dejavu-core", "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf", 0),
-    ("fonts-noto-cjk", "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", 0),
-    ("fonts-noto-cjk", "/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc", 0),
-    ("fonts-dejavu-core", "/usr/share/fonts/truetype/dejavu/DejaVuSansMono-Bold.ttf", 0),
-];
-const NOTO: usize = 0;
-const NOTO_BOLD: usize = 1;
-const DEJAVU: usize = 2;
-const DEJAVU_BOLD: usize = 3;
-const MONO: usize = 4;
-const CJK: usize = 5;
-const CJK_BOLD: usize = 6;
-
-/// One loaded face: its bytes (kept for the life of the process: the report may be written
-/// more than once by a batch job, and the fonts are read once), its shaper face and krilla font.
+/// One loaded face: its shaper face and krilla font, over bytes kept for the process's life.
 struct Face {
     shaper: rustybuzz::Face<'static>,
     font: Font,
     upem: f32,
 }
 
-static FACES: [OnceLock<Result<Face, String>>; 8] = [const { OnceLock::new() }; 8];
+static FACES: [OnceLock<Result<Face, String>>; fonts::COUNT] = [const { OnceLock::new() }; fonts::COUNT];
 
 fn face(i: usize) -> Result<&'static Face> {
     let loaded = FACES[i].get_or_init(|| {
-        let (package, path, index) = FONT_FILES[i];
-        let data: &'static [u8] = std::fs::read(path)
-            .map_err(|e| format!("the report's font {path} cannot be read ({e}): install the Debian package {package} (bins/setup does)"))?
-            .leak();
-        let shaper = rustybuzz::Face::from_slice(data, index)
-            .ok_or_else(|| format!("{path} is not a font the report can use: reinstall the Debian package {package}"))?;
-        let font = Font::new(krilla::Data::from(data), index)
-            .ok_or_else(|| format!("{path} is not a font the report can use: reinstall the Debian package {package}"))?;
+        let (data, index) = fonts::data(i).map_err(|e| format!("{e:#}"))?;
+        let unusable = || format!("{:#}", fonts::unusable(i));
+        let shaper = rustybuzz::Face::from_slice(data, index).ok_or_else(unusable)?;
+        let font = Font::new(krilla::Data::from(data), index).ok_or_else(unusable)?;
         let upem = shaper.units_per_em() as f32;
         Ok(Face { shaper, font, upem })
     });
     loaded.as_ref().map_err(|e| anyhow!("{e}"))
-}
-
-/// The typefaces of the report's text.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Family {
-    Sans,
-    Bold,
-    Mono,
-}
-
-impl Family {
-    /// The fonts tried for each character, in order.
-    fn chain(self) -> &'static [usize] {
-        match self {
-            Family::Sans => &[NOTO, DEJAVU, CJK],
-            Family::Bold => &[NOTO_BOLD, DEJAVU_BOLD, CJK_BOLD],
-            Family::Mono => &[MONO, NOTO, DEJAVU, CJK],
-        }
-    }
-}
-
-/// Combining marks stay in the font of the character they sit on.
-fn combining(c: char) -> bool {
-    matches!(c as u32, 0x0300..=0x036F | 0x1AB0..=0x1AFF | 0x1DC0..=0x1DFF | 0x20D0..=0x20FF | 0xFE20..=0xFE2F)
 }
 
 /// A piece of shaped text in one font: its glyphs (advances in ems) and the text they show.
@@ -166,32 +120,7 @@ struct Run {
 
 /// `text` shaped in `family`, split where the font changes.
 fn shape(text: &str, family: Family) -> Result<Vec<Run>> {
-    let chain = family.chain();
-    // Which font sets each character (None: no font has it).
-    let mut pieces: Vec<(Option<usize>, String)> = Vec::new();
-    for c in text.chars() {
-        let mut pick = None;
-        if combining(c) {
-            if let Some((_, s)) = pieces.last_mut() {
-                s.push(c);
-                continue;
-            }
-        }
-        for &i in chain {
-            // The CJK faces are large: loaded only when a character needs them.
-            if (i == CJK || i == CJK_BOLD) && c.is_ascii() {
-                continue;
-            }
-            if face(i)?.shaper.glyph_index(c).is_some() {
-                pick = Some(i);
-                break;
-            }
-        }
-        match pieces.last_mut() {
-            Some((f, s)) if *f == pick => s.push(c),
-            _ => pieces.push((pick, c.to_string())),
-        }
-    }
+    let pieces = fonts::split(text, family, &mut |i, c| Ok(face(i)?.shaper.glyph_index(c).is_some()))?;
     let mut runs = Vec::new();
     for (pick, piece) in pieces {
         match pick {
@@ -200,8 +129,7 @@ fn shape(text: &str, family: Family) -> Result<Vec<Run>> {
             // or extracting the text gives) is still the character itself.
             None => {
                 for c in piece.chars() {
-                    let fallback = if family == Family::Bold { DEJAVU_BOLD } else { DEJAVU };
-                    runs.push(shape_run(fallback, "\u{FFFD}", &c.to_string())?);
+                    runs.push(shape_run(family.replacement(), "\u{FFFD}", &c.to_string())?);
                 }
             }
         }

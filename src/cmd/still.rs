@@ -132,7 +132,7 @@ fn make_stills(args: &StillArgs, ledger: &Ledger, source: &Source, every: Option
                 )),
                 None => lines.push("WALL CLOCK unknown (no recording start / clock offset recorded)".to_owned()),
             }
-            still::add_caption(&mut pic, &lines);
+            still::add_caption(&mut pic, &lines, still::MIN_BANNER)?;
         }
         let mut text = vec![
             ("Source-SHA256", source.file.sha256.clone()),

@@ -46,7 +46,7 @@ pub fn draw(src: &Path, index: &FrameIndex, header: &[String], rows: &[Row]) -> 
         lines.push(format!("{} TRACKS: THE FIRST {MAX_ROWS} ARE SHOWN; THE SPEC LISTS EVERY ONE", rows.len()));
     }
     lines.push("TIMELINE: ONE BAR PER TRACK (AMBER: LOW CONFIDENCE)".to_owned());
-    still::add_caption(&mut sheet, &lines);
+    still::add_caption(&mut sheet, &lines, 0)?;
     sheet.append(&timeline(index, rows));
     let mut pictures: HashMap<usize, Picture> = HashMap::new();
     for row in rows.iter().take(MAX_ROWS) {
@@ -90,7 +90,7 @@ pub fn draw(src: &Path, index: &FrameIndex, header: &[String], rows: &[Row]) -> 
             "CONFIDENCE MEAN {mean} MIN {min} MAX {max}  CROPS: FRAMES {}",
             picks.iter().map(|p| p.0.to_string()).collect::<Vec<_>>().join(", ")
         );
-        still::add_caption(&mut strip, &[label, span, frames]);
+        still::add_caption(&mut strip, &[label, span, frames], 0)?;
         sheet.append(&strip);
     }
     Ok(sheet)

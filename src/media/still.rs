@@ -18,6 +18,7 @@ use anyhow::Result;
 use ffmpeg_next as ffmpeg;
 
 use super::ffi;
+use crate::fonts;
 use super::index::FrameIndex;
 use super::probe::open_input;
 use crate::error;
@@ -453,52 +454,146 @@ fn rotate(px: Vec<u8>, w: u32, h: u32, degrees: i32) -> (Vec<u8>, u32, u32) {
     }
 }
 
-/// Add a caption banner below the picture (never over it): white 8×8 text on black.
-pub fn add_caption(pic: &mut Picture, lines: &[String]) {
-    // The largest text that fits the width, wrapping only when even the smallest does not.
-    let longest = lines.iter().map(|l| l.chars().count()).max().unwrap_or(1).max(1);
-    let fit = |scale: usize| 8 * scale * longest + 8 * scale <= pic.width as usize;
-    let scale = [3, 2, 1].into_iter().find(|s| fit(*s)).unwrap_or(1);
-    let per_line = ((pic.width as usize).saturating_sub(8 * scale) / (8 * scale)).max(1);
-    let wrapped: Vec<String> = lines
-        .iter()
-        .flat_map(|l| {
-            let chars: Vec<char> = l.chars().collect();
-            chars.chunks(per_line).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>()
-        })
-        .collect();
-    let lines = &wrapped;
-    let glyph = 8 * scale;
-    let line_h = glyph + 4 * scale;
-    let pad = 4 * scale;
-    let banner_h = pad * 2 + line_h * lines.len();
-    let w = pic.width as usize;
-    let mut banner = vec![0u8; w * banner_h * 3];
-    for (li, line) in lines.iter().enumerate() {
-        let y0 = pad + li * line_h;
-        for (ci, ch) in line.chars().enumerate() {
-            let x0 = pad + ci * glyph;
-            if x0 + glyph > w {
-                break;
+/// The narrowest caption banner: a tiny frame's caption is still readable. A picture narrower
+/// than this is set at the top left of a black canvas this wide, its pixels unchanged.
+pub const MIN_BANNER: u32 = 640;
+
+static CAPTION_FACES: [std::sync::OnceLock<Result<ab_glyph::FontRef<'static>, String>>; fonts::COUNT] =
+    [const { std::sync::OnceLock::new() }; fonts::COUNT];
+
+fn caption_face(i: usize) -> Result<&'static ab_glyph::FontRef<'static>> {
+    let loaded = CAPTION_FACES[i].get_or_init(|| {
+        let (data, index) = fonts::data(i).map_err(|e| format!("{e:#}"))?;
+        ab_glyph::FontRef::try_from_slice_and_index(data, index).map_err(|_| format!("{:#}", fonts::unusable(i)))
+    });
+    loaded.as_ref().map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// One piece of caption text in one font, and its width in pixels.
+struct Piece {
+    font: usize,
+    glyphs: Vec<ab_glyph::GlyphId>,
+    width: f32,
+}
+
+/// `text` set in the caption's face at `px` pixels: each character in the first font that has
+/// it; a replacement mark for one that none has.
+fn caption_pieces(text: &str, px: f32) -> Result<Vec<Piece>> {
+    use ab_glyph::{Font as _, ScaleFont as _};
+    let family = fonts::Family::Sans;
+    let split = fonts::split(text, family, &mut |i, c| Ok(caption_face(i)?.glyph_id(c).0 != 0))?;
+    let mut out = Vec::new();
+    for (font, piece) in split {
+        let (font, shown) = match font {
+            Some(f) => (f, piece),
+            None => (family.replacement(), "\u{FFFD}".repeat(piece.chars().count())),
+        };
+        let scaled = caption_face(font)?.as_scaled(px);
+        let glyphs: Vec<ab_glyph::GlyphId> = shown.chars().map(|c| scaled.glyph_id(c)).collect();
+        let mut width = 0.0;
+        for (k, g) in glyphs.iter().enumerate() {
+            if k > 0 {
+                width += scaled.kern(glyphs[k - 1], *g);
             }
-            let code = if ch.is_ascii() { ch as usize } else { b'?' as usize };
-            let bitmap = font8x8::legacy::BASIC_LEGACY[code];
-            for (gy, bits) in bitmap.iter().enumerate() {
-                for gx in 0..8 {
-                    if bits >> gx & 1 == 1 {
-                        for sy in 0..scale {
-                            for sx in 0..scale {
-                                let (x, y) = (x0 + gx * scale + sx, y0 + gy * scale + sy);
-                                banner[(y * w + x) * 3..(y * w + x) * 3 + 3].copy_from_slice(&[255, 255, 255]);
+            width += scaled.h_advance(*g);
+        }
+        out.push(Piece { font, glyphs, width });
+    }
+    Ok(out)
+}
+
+fn caption_width(text: &str, px: f32) -> Result<f32> {
+    Ok(caption_pieces(text, px)?.iter().map(|p| p.width).sum())
+}
+
+/// The caption's lines wrapped to `max` pixels at field boundaries (fields are separated by
+/// two spaces), then at spaces inside a field: never inside a hash, a number or a time.
+fn wrap_caption(lines: &[String], px: f32, max: f32) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for line in lines {
+        let mut cur = String::new();
+        for field in line.split("  ").filter(|f| !f.trim().is_empty()) {
+            let field = field.trim();
+            let joined = if cur.is_empty() { field.to_owned() } else { format!("{cur}  {field}") };
+            if caption_width(&joined, px)? <= max {
+                cur = joined;
+                continue;
+            }
+            if !cur.is_empty() {
+                out.push(std::mem::take(&mut cur));
+            }
+            if caption_width(field, px)? <= max {
+                cur = field.to_owned();
+                continue;
+            }
+            // A field wider than the banner: its words, as many to a line as fit.
+            for word in field.split(' ') {
+                let joined = if cur.is_empty() { word.to_owned() } else { format!("{cur} {word}") };
+                if cur.is_empty() || caption_width(&joined, px)? <= max {
+                    cur = joined;
+                } else {
+                    out.push(std::mem::replace(&mut cur, word.to_owned()));
+                }
+            }
+        }
+        out.push(cur);
+    }
+    Ok(out)
+}
+
+/// Add a caption banner below the picture (never over it): white text on black, set in the
+/// fonts of [`fonts`] so any name prints, wrapped between fields. The banner is at least
+/// `min_width` pixels wide (a still's: [`MIN_BANNER`]; a sheet's strips keep their width).
+pub fn add_caption(pic: &mut Picture, lines: &[String], min_width: u32) -> Result<()> {
+    use ab_glyph::{Font as _, ScaleFont as _};
+    let w = pic.width.max(min_width).max(1) as usize;
+    if w > pic.width as usize {
+        let (old, pw) = (std::mem::take(&mut pic.rgb), pic.width as usize * 3);
+        pic.rgb = Vec::with_capacity(w * 3 * pic.height as usize);
+        for row in old.chunks(pw.max(1)) {
+            pic.rgb.extend_from_slice(row);
+            pic.rgb.resize(pic.rgb.len() + (w * 3 - pw), 0);
+        }
+        pic.width = w as u32;
+    }
+    let px = (w as f32 / 44.0).clamp(14.0, 36.0);
+    let pad = (px * 0.6).round() as usize;
+    let wrapped = wrap_caption(lines, px, (w - 2 * pad) as f32)?;
+    let primary = caption_face(fonts::NOTO)?.as_scaled(px);
+    let line_h = (primary.height() + primary.line_gap()).ceil() as usize;
+    let banner_h = pad * 2 + line_h * wrapped.len();
+    let mut banner = vec![0u8; w * banner_h * 3];
+    for (li, line) in wrapped.iter().enumerate() {
+        let baseline = (pad + li * line_h) as f32 + primary.ascent();
+        let mut x = pad as f32;
+        for piece in caption_pieces(line, px)? {
+            let font = caption_face(piece.font)?;
+            let scaled = font.as_scaled(px);
+            for (k, g) in piece.glyphs.iter().enumerate() {
+                if k > 0 {
+                    x += scaled.kern(piece.glyphs[k - 1], *g);
+                }
+                let glyph = g.with_scale_and_position(px, ab_glyph::point(x, baseline));
+                if let Some(outline) = font.outline_glyph(glyph) {
+                    let b = outline.px_bounds();
+                    outline.draw(|gx, gy, coverage| {
+                        let (x, y) = (b.min.x as i64 + gx as i64, b.min.y as i64 + gy as i64);
+                        if x >= 0 && y >= 0 && (x as usize) < w && (y as usize) < banner_h {
+                            let o = (y as usize * w + x as usize) * 3;
+                            let v = (coverage.clamp(0.0, 1.0) * 255.0).round() as u8;
+                            for c in &mut banner[o..o + 3] {
+                                *c = (*c).max(v);
                             }
                         }
-                    }
+                    });
                 }
+                x += scaled.h_advance(*g);
             }
         }
     }
     pic.rgb.extend_from_slice(&banner);
     pic.height += banner_h as u32;
+    Ok(())
 }
 
 /// Encode an RGB picture as PNG (lossless) with text chunks of provenance.

@@ -375,7 +375,7 @@ pub fn preview(
                 c.of,
                 format_us(index.time_us(n))
             );
-            still::add_caption(&mut pic, std::slice::from_ref(&line));
+            still::add_caption(&mut pic, std::slice::from_ref(&line), 0)?;
             captions.push(line);
             tiles.push(pic);
         }
@@ -397,7 +397,7 @@ pub fn preview(
         lines.push(format!("WARNING: {w}"));
     }
     let mut sheet = Picture::blank(width, 0);
-    still::add_caption(&mut sheet, &lines);
+    still::add_caption(&mut sheet, &lines, 0)?;
     for t in &tiles {
         sheet.append(t);
     }
