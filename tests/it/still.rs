@@ -286,13 +286,19 @@ fn a_caption_is_a_banner_below_the_picture_never_drawn_over_it() {
     let (_, plain) = stills(&store, &item.id, &["frame:37"], &[]).remove(0);
     let (json, captioned) = stills(&store, &item.id, &["frame:37"], &["--caption"]).remove(0);
     assert_eq!((plain.width, plain.height), (w, h));
-    assert_eq!(captioned.width, w, "{json:#}");
+    // A frame narrower than 640 pixels gets a 640-pixel banner (readable), the picture at the
+    // top left of a canvas that wide, its pixels unchanged.
+    let cw = w.max(640);
+    assert_eq!(captioned.width, cw, "{json:#}");
     assert!(captioned.height > h, "no banner added: {}x{}", captioned.width, captioned.height);
-    let picture = w * h * 3;
-    assert!(captioned.rgb[..picture] == plain.rgb[..], "the caption changed the picture's pixels");
+    for y in 0..h {
+        let (row, plain_row) = (&captioned.rgb[y * cw * 3..][..cw * 3], &plain.rgb[y * w * 3..][..w * 3]);
+        assert!(row[..w * 3] == *plain_row, "the caption changed the picture's pixels on row {y}");
+        assert!(row[w * 3..].iter().all(|&v| v == 0), "the canvas beside the picture is not black on row {y}");
+    }
     // The banner holds text: some bright pixels on it.
-    assert!(captioned.rgb[picture..].iter().any(|&v| v > 200), "the banner is empty");
-    assert_eq!(captioned.frame_index(h), Some(37));
+    assert!(captioned.rgb[cw * h * 3..].iter().any(|&v| v > 200), "the banner is empty");
+    assert_eq!(read_frame_index(&captioned.luma(), cw, w, h), Some(37));
 }
 
 #[test]
