@@ -343,6 +343,24 @@ pub fn html(ctx: &Context) -> Result<String> {
     for w in ctx.files.iter().flat_map(|f| redaction_warnings(ctx, f)) {
         writeln!(h, "<p style=\"color:#b00000\"><strong>WARNING: {}</strong></p>", esc(&w))?;
     }
+    writeln!(
+        h,
+        "<h2>Chain of custody</h2>\n<table>\n<tr><th>Exhibit</th><th>Held by</th><th>From</th><th>Until</th><th>How it passed on</th></tr>"
+    )?;
+    for (exhibit, holds) in chain_of_custody(ctx) {
+        for (i, hold) in holds.iter().enumerate() {
+            writeln!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                if i == 0 { esc(&exhibit) } else { String::new() },
+                esc(&hold.holder),
+                esc(&hold.from),
+                esc(&hold.until),
+                esc(&hold.how)
+            )?;
+        }
+    }
+    writeln!(h, "</table>")?;
     writeln!(h, "<h2>Evidence files</h2>")?;
     for f in ctx.files {
         writeln!(h, "<h3>{} - {}:{}/{}</h3>\n<table>", esc(&f.item), esc(&f.case), esc(&f.exhibit), esc(&f.name))?;
