@@ -84,7 +84,11 @@ pub fn combining(c: char) -> bool {
 
 /// Splits `text` into pieces each set in one font of `family`'s chain: the first that has
 /// the character (`has(font, c)`); None for a character no font has.
-pub fn split(text: &str, family: Family, has: &mut dyn FnMut(usize, char) -> Result<bool>) -> Result<Vec<(Option<usize>, String)>> {
+pub fn split(
+    text: &str,
+    family: Family,
+    has: &mut dyn FnMut(usize, char) -> Result<bool>,
+) -> Result<Vec<(Option<usize>, String)>> {
     let mut pieces: Vec<(Option<usize>, String)> = Vec::new();
     for c in text.chars() {
         if combining(c)

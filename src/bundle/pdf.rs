@@ -214,29 +214,44 @@ fn word(text: &str, style: Style) -> Result<Word> {
     Ok(Word { style, runs, width, space })
 }
 
-/// A word wider than `max`, cut into pieces that fit: at multiples of 8 characters (hashes and
-/// long numbers read in fixed groups), or at any character when not even 8 fit.
+/// A word wider than `max`, cut into pieces that fit: after a folder of a path when the file
+/// name then fits, else after a separator (`/`, `_`, `-`, `.`, `:`); at multiples of 8 characters in a hash or a long
+/// number (read in fixed groups); at any character only when neither fits.
 fn cut(text: &str, style: Style, max: f32) -> Result<Vec<Word>> {
     let chars: Vec<char> = text.chars().collect();
     let mut out = Vec::new();
     let mut start = 0;
     while start < chars.len() {
-        let mut end = start + 1;
-        // The longest piece that fits, preferring an end on a group of 8.
-        let mut best = None;
-        let mut k = start + 1;
-        while k <= chars.len() {
-            let piece: String = chars[start..k].iter().collect();
-            if word(&piece, style)?.width > max {
+        let (mut fit, mut soft, mut group, mut slash) = (start + 1, None, None, None);
+        for k in start + 1..=chars.len() {
+            if word(&chars[start..k].iter().collect::<String>(), style)?.width > max {
                 break;
             }
-            end = k;
-            if (k - start) % 8 == 0 || k == chars.len() {
-                best = Some(k);
+            fit = k;
+            if k == chars.len() || matches!(chars[k - 1], '/' | '_' | '-' | '.' | ':') {
+                soft = Some(k);
             }
-            k += 1;
+            if chars[k - 1] == '/' {
+                slash = Some(k);
+            }
+            if (k - start).is_multiple_of(8) {
+                group = Some(k);
+            }
         }
-        let stop = best.filter(|b| *b > start).unwrap_or(end);
+        // A path is best cut after a folder, when the file name then fits its own line.
+        if let Some(k) = slash
+            && word(&chars[k..].iter().collect::<String>(), style)?.width <= max
+        {
+            soft = Some(k);
+        }
+        let alnum = chars[start..].iter().all(|c| c.is_ascii_alphanumeric());
+        let stop = if fit == chars.len() {
+            fit
+        } else if alnum {
+            group.unwrap_or(fit)
+        } else {
+            soft.or(group).unwrap_or(fit)
+        };
         out.push(word(&chars[start..stop].iter().collect::<String>(), style)?);
         start = stop;
     }
@@ -742,7 +757,14 @@ impl Pdf {
                         let mut x = x;
                         for run in &word.runs {
                             let font = face(run.face)?.font.clone();
-                            s.draw_glyphs(Point::from_xy(x, baseline), &run.glyphs, font, &run.text, word.style.size, false);
+                            s.draw_glyphs(
+                                Point::from_xy(x, baseline),
+                                &run.glyphs,
+                                font,
+                                &run.text,
+                                word.style.size,
+                                false,
+                            );
                             x += run.width * word.style.size;
                         }
                     }

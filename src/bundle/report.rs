@@ -460,7 +460,8 @@ fn chain_of_custody(ctx: &Context) -> Vec<(String, Vec<Hold>)> {
                 }
                 let to = ev.params.get("to").and_then(|v| v.as_str()).unwrap_or("?").to_owned();
                 let reason = ev.params.get("reason").and_then(|v| v.as_str()).unwrap_or("").to_owned();
-                let part = if n < items.len() { format!(" ({n} of its {} files here)", items.len()) } else { String::new() };
+                let part =
+                    if n < items.len() { format!(" ({n} of its {} files here)", items.len()) } else { String::new() };
                 let last = holds.last_mut().expect("a hold");
                 last.until = format!("{} (event {})", ev.time, ev.seq);
                 last.how = format!("to {to}{part}: {reason}");
@@ -482,7 +483,10 @@ fn chain_of_custody(ctx: &Context) -> Vec<(String, Vec<Hold>)> {
 
 /// An event's parameters as `name: value` lines (nested names joined with dots), at most
 /// `limit` of them.
-fn parameter_lines(params: &serde_json::Map<String, serde_json::Value>, limit: usize) -> (Vec<(String, String)>, usize) {
+fn parameter_lines(
+    params: &serde_json::Map<String, serde_json::Value>,
+    limit: usize,
+) -> (Vec<(String, String)>, usize) {
     fn walk(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>) {
         use serde_json::Value as V;
         match v {
@@ -526,16 +530,19 @@ fn fact_rows(rows: &[(String, String)]) -> Vec<Vec<Cell>> {
     rows.iter().map(|(k, v)| vec![cell(Style::SMALL_BOLD, k.as_str()), value_cell(v)]).collect()
 }
 
-const FACT_COLUMNS: [Column<'static>; 2] = [
-    Column { title: "", share: 0.24 },
-    Column { title: "", share: 0.76 },
-];
+const FACT_COLUMNS: [Column<'static>; 2] = [Column { title: "", share: 0.24 }, Column { title: "", share: 0.76 }];
 
 /// The report as a PDF/A document: a summary page a judge can read (case, recipient, purpose,
 /// the exhibits with their SHA-256, the ledger head, how to check the bundle), the chain of
 /// custody, each exhibit file with its facts and pictures, a certification the examiner signs,
 /// and the ledger events in readable form. `attach` is attached inside a PDF/A-3 report.
-pub fn pdf(ctx: &Context, paper: Paper, level: Pdfa, created: &jiff::Timestamp, attach: &[(&str, &str, &[u8])]) -> Result<Vec<u8>> {
+pub fn pdf(
+    ctx: &Context,
+    paper: Paper,
+    level: Pdfa,
+    created: &jiff::Timestamp,
+    attach: &[(&str, &str, &[u8])],
+) -> Result<Vec<u8>> {
     let title = "Custody and processing report";
     let mut p = Pdf::new(&format!("{title} - {}", ctx.bag), paper);
     p.set_author(ctx.examiner);
@@ -617,7 +624,8 @@ pub fn pdf(ctx: &Context, paper: Paper, level: Pdfa, created: &jiff::Timestamp, 
     p.heading(2, "Chain of custody");
     p.paragraph(&[(
         Style::SMALL,
-        "Who held each exhibit, from when to when, and how it passed on, from the custody ledger (times UTC).".to_owned(),
+        "Who held each exhibit, from when to when, and how it passed on, from the custody ledger (times UTC)."
+            .to_owned(),
     )])?;
     let mut rows = Vec::new();
     for (exhibit, holds) in chain_of_custody(ctx) {
@@ -726,12 +734,13 @@ pub fn pdf(ctx: &Context, paper: Paper, level: Pdfa, created: &jiff::Timestamp, 
     for (ev, hash) in ctx.events {
         p.heading(3, &format!("Event {} — {} — {}", ev.seq, ev.action, ev.time));
         let login = ev.db_user.as_deref().map(|u| format!(", database role {u}")).unwrap_or_default();
-        let mut rows: Vec<(String, String)> = vec![(
-            "Examiner".into(),
-            format!("{} (OS user {}{login}) on host {}", ev.examiner, ev.os_user, ev.host),
-        )];
+        let mut rows: Vec<(String, String)> =
+            vec![("Examiner".into(), format!("{} (OS user {}{login}) on host {}", ev.examiner, ev.os_user, ev.host))];
         if let Some(c) = &ev.case {
-            rows.push(("Case".into(), format!("{c}{}", ev.exhibit.as_ref().map(|e| format!(", item {e}")).unwrap_or_default())));
+            rows.push((
+                "Case".into(),
+                format!("{c}{}", ev.exhibit.as_ref().map(|e| format!(", item {e}")).unwrap_or_default()),
+            ));
         }
         rows.push(("Tools".into(), ev.tools.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")));
         let mut table = fact_rows(&rows);
@@ -740,7 +749,10 @@ pub fn pdf(ctx: &Context, paper: Paper, level: Pdfa, created: &jiff::Timestamp, 
                 table.push(vec![
                     cell(Style::SMALL_BOLD, label),
                     vec![
-                        (Style::SMALL, format!("{} {} ", r.item.as_deref().unwrap_or("-"), r.name.as_deref().unwrap_or(""))),
+                        (
+                            Style::SMALL,
+                            format!("{} {} ", r.item.as_deref().unwrap_or("-"), r.name.as_deref().unwrap_or("")),
+                        ),
                         (Style::MONO, r.sha256.clone()),
                     ],
                 ]);
@@ -753,7 +765,10 @@ pub fn pdf(ctx: &Context, paper: Paper, level: Pdfa, created: &jiff::Timestamp, 
         if more > 0 {
             table.push(vec![
                 cell(Style::SMALL, "…"),
-                cell(Style::SMALL, format!("{more} more parameters: see event {} in data/custody/ledger.jsonl", ev.seq)),
+                cell(
+                    Style::SMALL,
+                    format!("{more} more parameters: see event {} in data/custody/ledger.jsonl", ev.seq),
+                ),
             ]);
         }
         if let Some(n) = &ev.note {

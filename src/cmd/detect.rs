@@ -78,7 +78,7 @@ pub fn run(args: DetectArgs, ctx: &Ctx) -> Result<Report> {
         let rate = index.len() as f64 / seconds;
         ((rate / SEARCHES_PER_SECOND).round() as usize).max(1)
     });
-    let searched = |n: usize| n >= first && n <= last && ((n - first) % every == 0 || n == last);
+    let searched = |n: usize| n >= first && n <= last && ((n - first).is_multiple_of(every) || n == last);
 
     let found = source.verified_while(|| search(&source, &index, (first, last), &searched, &args, detector))?;
     let shown = found.shown;

@@ -18,10 +18,10 @@ use anyhow::Result;
 use ffmpeg_next as ffmpeg;
 
 use super::ffi;
-use crate::fonts;
 use super::index::FrameIndex;
 use super::probe::open_input;
 use crate::error;
+use crate::fonts;
 
 /// An upright RGB picture and the facts of the frame it came from.
 pub struct Picture {
@@ -361,6 +361,9 @@ pub fn render(frame: &ffmpeg::frame::Video, orientation: ffi::Orientation, opts:
     })
 }
 
+/// The pixels a detector sees, their width and height, and the displayed picture's size.
+pub type DetectorView = (Vec<u8>, u32, u32, (u32, u32));
+
 /// A decoded frame as a face detector sees it: the displayed picture (sample aspect ratio and
 /// rotation applied, as `render` makes it), scaled down so its longer side is at most
 /// `max_side` (0: not scaled), as 8-bit BGR rows. Returns the pixels, their width and height,
@@ -369,7 +372,7 @@ pub fn detector_view(
     frame: &ffmpeg::frame::Video,
     orientation: ffi::Orientation,
     max_side: u32,
-) -> Result<(Vec<u8>, u32, u32, (u32, u32))> {
+) -> Result<DetectorView> {
     let (w, h) = (frame.width(), frame.height());
     let ar = frame.aspect_ratio();
     let sar = if ar.numerator() > 0 && ar.denominator() > 0 { (ar.numerator(), ar.denominator()) } else { (1, 1) };

@@ -24,6 +24,7 @@ mod postgres;
 mod push;
 mod readonly;
 mod redact;
+mod report;
 mod s3;
 mod smart;
 mod still;
