@@ -632,8 +632,7 @@ pub struct PackageArgs {
     /// The report's page size [default: the agency's, set by `init --paper`, else letter].
     #[arg(long, value_enum)]
     pub paper: Option<crate::bundle::pdf::Paper>,
-    /// The PDF/A level of the report: 1b, 2b, or 3b (2b with the ledger excerpt and the item
-    /// list attached inside the PDF).
+    /// The PDF/A level of the report (krilla refuses to write one that breaks it).
     #[arg(long, value_enum, default_value = "2b", value_name = "LEVEL")]
     pub pdfa: crate::bundle::pdf::Pdfa,
     /// A note recorded with the event.
