@@ -703,13 +703,19 @@ pub fn write(path: &Path, bytes: impl AsRef<[u8]>) -> PathBuf {
     path.to_owned()
 }
 
-/// Every file (not directory) under `dir`, recursively, sorted.
+/// Every file (not directory) under `dir`, recursively, sorted. A file that goes between the
+/// listing and its look-up (polling a directory a running custody stages into) is not listed.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let Ok(entries) = fs::read_dir(dir) else { return out };
     for e in entries {
         let path = e.expect("dir entry").path();
-        if fs::symlink_metadata(&path).expect("metadata").is_dir() {
+        let meta = match fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => panic!("metadata of {}: {e}", path.display()),
+        };
+        if meta.is_dir() {
             out.extend(files_under(&path));
         } else {
             out.push(path);
