@@ -64,6 +64,7 @@ pub enum Command {
     Detect(DetectArgs),
     Review(ReviewArgs),
     Package(PackageArgs),
+    Media(MediaArgs),
     Batch(BatchArgs),
     Completions(CompletionsArgs),
     Man(ManArgs),
@@ -635,6 +636,43 @@ pub struct PackageArgs {
     /// The PDF/A level of the report (krilla refuses to write one that breaks it).
     #[arg(long, value_enum, default_value = "2b", value_name = "LEVEL")]
     pub pdfa: crate::bundle::pdf::Pdfa,
+    /// A note recorded with the event.
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+}
+
+/// The contents of a court medium (a USB drive, or a folder to burn to a disc), checked against
+/// a court's profile before anything is written and read back after: the exhibits (natively
+/// playable copies beside the originals), the PDF/A report, and, where the profile takes them,
+/// the custody records as a BagIt bag with an index page that plays each exhibit in a browser.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    custody media --case 24-1234 --profile court --out /media/usb0 --label \"Case 24-1234, State v. Doe\"\n  \
+    custody media i3 i7 --profile d-oregon --out disc-24-1234/\n  \
+    custody media --case 24-1234 --profile ./profiles/county-court.yaml --out /media/usb0\n\n\
+    Profiles: court (generic), d-oregon, investigator, or an agency's own YAML file (docs/media.md)")]
+pub struct MediaArgs {
+    /// Items to put on the medium (short ID, CASE:ITEM[/path], or SHA-256 prefix); or use --case.
+    #[arg(value_name = "ITEM", required_unless_present = "case", conflicts_with = "case")]
+    pub items: Vec<String>,
+    /// Every item of the case.
+    #[arg(long, value_name = "CASE")]
+    pub case: Option<String>,
+    /// The court's rules: court, d-oregon, investigator, or a profile file (FILE.yaml).
+    #[arg(long, value_name = "NAME|FILE.yaml")]
+    pub profile: String,
+    /// Where to write: a mounted USB drive or a folder; it must be empty or not exist.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The medium's label [default: "Case CASE, disc 1 of 1"].
+    #[arg(long, value_name = "TEXT")]
+    pub label: Option<String>,
+    /// Who receives the medium.
+    #[arg(long, value_name = "TEXT")]
+    pub recipient: Option<String>,
+    /// Why it is given.
+    #[arg(long, value_name = "TEXT")]
+    pub purpose: Option<String>,
     /// A note recorded with the event.
     #[arg(long, value_name = "TEXT")]
     pub note: Option<String>,

@@ -10,6 +10,7 @@ pub mod ingest;
 pub mod init;
 pub mod log;
 pub mod manual;
+pub mod media;
 pub mod package;
 pub mod push;
 pub mod redact;
@@ -175,6 +176,7 @@ fn dispatch(command: Command, ctx: &Ctx) -> Result<Report> {
         Command::Detect(args) => detect::run(args, ctx),
         Command::Review(args) => review::run(args, ctx),
         Command::Package(args) => package::run(args, ctx),
+        Command::Media(args) => media::run(args, ctx),
         Command::Batch(args) => batch::run(args, ctx),
         Command::Completions(args) => manual::completions(args),
         Command::Man(args) => manual::man(args),

@@ -18,7 +18,7 @@ use crate::support::{Output, Store, cmd, media, write};
 
 /// Every schema file docs/schemas must hold: one per command output, the export line format, and
 /// the error document.
-const SCHEMAS: [&str; 21] = [
+const SCHEMAS: [&str; 22] = [
     "init",
     "ingest",
     "hash",
@@ -36,6 +36,7 @@ const SCHEMAS: [&str; 21] = [
     "detect",
     "review",
     "package",
+    "media",
     "batch",
     "man",
     "completions",
