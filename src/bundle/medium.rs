@@ -137,6 +137,14 @@ pub fn plays_natively(name: &str, media: Option<&MediaFacts>) -> bool {
     any
 }
 
+/// Whether a stream copy into MP4 plays on a court PC: H.264 video, and AAC or MP3 audio or
+/// none (a raw `.h264`, H.264 in MPEG-TS, AVI or Matroska, a Dahua `.dav` without G.711 audio).
+pub fn rewraps_to_playable(m: &MediaFacts) -> bool {
+    let av: Vec<_> = m.streams.iter().filter(|s| s.kind == "video" || s.kind == "audio").collect();
+    av.iter().any(|s| s.kind == "video")
+        && av.iter().all(|s| if s.kind == "video" { s.codec == "h264" } else { s.codec == "aac" || s.codec == "mp3" })
+}
+
 /// Why `name` cannot be a file name on `fs`, if it cannot.
 pub fn bad_name(name: &str, fs: Filesystem) -> Option<String> {
     if let Some(c) = name.chars().find(|c| c.is_control() || "\"*:<>?\\|".contains(*c)) {

@@ -72,6 +72,20 @@ impl Written {
     }
 }
 
+/// The items `id` was made from, nearest first.
+fn ancestors(ledger: &crate::ledger::Ledger, id: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut cur = item::resolve(ledger, id).ok().and_then(|r| r.parent);
+    while let Some(p) = cur {
+        if out.contains(&p) {
+            break;
+        }
+        cur = item::resolve(ledger, &p).ok().and_then(|r| r.parent);
+        out.push(p);
+    }
+    out
+}
+
 pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
     let (profile, profile_sha) = Profile::load(&args.profile)?;
     let out = &args.out;
@@ -115,22 +129,9 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
     for f in facts.iter_mut().filter(|f| f.media.is_none()) {
         f.media = crate::derive::Source::open(&store, &ledger, &f.row.id)?.media;
     }
-    let ancestors = |id: &str| -> Vec<String> {
-        let mut out = Vec::new();
-        let mut cur = rows.iter().find(|r| r.id == id).and_then(|r| r.parent.clone());
-        while let Some(p) = cur {
-            if out.contains(&p) {
-                break;
-            }
-            out.push(p.clone());
-            cur = facts.iter().find(|f| f.row.id == p).and_then(|f| f.row.parent.clone()).or_else(|| {
-                item::resolve_many(&ledger, &p).ok().and_then(|v| v.into_iter().next()).and_then(|r| r.parent)
-            });
-        }
-        out
-    };
     let plays: Vec<bool> = facts.iter().map(|f| medium::plays_natively(&f.row.name, f.media.as_ref())).collect();
     let mut problems = Vec::new();
+    let mut to_copy: Vec<String> = Vec::new();
     for (i, f) in facts.iter().enumerate() {
         let r = &f.row;
         let who = format!("{} {}", r.id, r.name);
@@ -163,12 +164,28 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
             problems.push(format!("{who}: an executable or script; courts take no programs on media"));
         }
         if medium::is_audio_video(&r.name, f.media.as_ref()) && !plays[i] {
-            let copy = facts.iter().enumerate().any(|(j, g)| plays[j] && ancestors(&g.row.id).contains(&r.id));
-            if !copy {
+            let copy = facts.iter().enumerate().any(|(j, g)| plays[j] && ancestors(&ledger, &g.row.id).contains(&r.id));
+            if !copy && f.media.as_ref().is_some_and(medium::rewraps_to_playable) {
+                // Its streams play once in MP4: a lossless playback copy is made (and recorded)
+                // once the rest of the medium is known to pass.
+                to_copy.push(r.id.clone());
+            } else if !copy {
+                let codecs: Vec<String> = f
+                    .media
+                    .as_ref()
+                    .map(|m| {
+                        m.streams
+                            .iter()
+                            .filter(|s| s.kind == "video" || s.kind == "audio")
+                            .map(|s| s.codec.clone())
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 problems.push(format!(
-                    "{who}: plays on no court PC ({}), and no playable copy of it is selected: make one (`custody rewrap {}`, \
-                     or an exact clip for codecs MP4 cannot hold) and include it",
+                    "{who}: plays on no court PC ({}, {}), and its streams need re-encoding to play: make a playback copy \
+                     (`custody clip {} --mode exact --from frame:0 --to END`) and include it",
                     f.media.as_ref().and_then(|m| m.container_long.clone()).unwrap_or_else(|| "unknown format".into()),
+                    if codecs.is_empty() { "no streams".to_owned() } else { codecs.join(", ") },
                     r.id
                 ));
             }
@@ -182,6 +199,37 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
             problems.len(),
             problems.join("\n  ")
         )));
+    }
+
+    // Playback copies: each a lossless rewrap into MP4, recorded as a derived item.
+    let mut copies: Vec<(String, String)> = Vec::new();
+    for id in &to_copy {
+        let made = super::rewrap::run(
+            crate::cli::RewrapArgs {
+                item: id.clone(),
+                out: None,
+                verify_whole: false,
+                note: Some(format!("playback copy for a court medium (profile {})", profile.name)),
+            },
+            ctx,
+        )?;
+        let copy_id = made.json["item"].as_str().unwrap_or_default().to_owned();
+        let row = item::resolve(&ledger, &copy_id)?;
+        let mut f = super::show::item_facts(&ledger, &row)?;
+        if f.media.is_none() {
+            f.media = crate::derive::Source::open(&store, &ledger, &row.id)?.media;
+        }
+        if !medium::plays_natively(&row.name, f.media.as_ref()) {
+            return Err(error::input(format!(
+                "{id}: its playback copy {copy_id} {} (recorded) still plays on no court PC; make one with \
+                 `custody clip {id} --mode exact` and select it. Nothing was written to {}",
+                row.name,
+                out.display()
+            )));
+        }
+        copies.push((id.clone(), copy_id));
+        rows.push(row);
+        facts.push(f);
     }
 
     // The bundle, made once into the store's scratch space, is the source of every file.
@@ -239,7 +287,7 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
                     )
                 })
                 .unwrap_or_default();
-            let mut chain: Vec<String> = ancestors(&f.item).into_iter().rev().collect();
+            let mut chain: Vec<String> = ancestors(&ledger, &f.item).into_iter().rev().collect();
             chain.push(f.item.clone());
             index.push(IndexEntry {
                 item: &f.item,
@@ -302,6 +350,10 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
     params.insert("recipient".into(), json!(args.recipient));
     params.insert("purpose".into(), json!(args.purpose));
     params.insert("ledger_head".into(), json!(bundle.head.to_string()));
+    params.insert(
+        "playback_copies".into(),
+        json!(copies.iter().map(|(of, copy)| json!({"item": copy, "of": of})).collect::<Vec<_>>()),
+    );
     params.insert("files".into(), json!(file_list));
     params.insert("read_back".into(), json!({"files": files.len(), "bytes": bytes, "result": "matched"}));
     let one_case = (cases.len() == 1).then(|| case_text.clone());
@@ -326,6 +378,9 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
         files.len(),
         human_size(bytes)
     );
+    for (of, copy) in &copies {
+        text.push_str(&format!("  made the playback copy {copy} of {of} (a lossless rewrap into MP4, recorded)\n"));
+    }
     for f in bundle.files.iter() {
         text.push_str(&format!("  {:<5} {}  sha256 {}\n", f.item, f.path, f.sha256));
     }
