@@ -77,6 +77,15 @@ impl Profile {
             let msg = msg.split(" at line ").next().unwrap_or(&msg).to_owned();
             error::input(format!("{source}{at}: {msg}"))
         })?;
+        if let Some(bad) = profile
+            .exhibit_formats
+            .iter()
+            .find(|f| *f != "*" && (f.is_empty() || !f.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())))
+        {
+            return Err(error::input(format!(
+                "{source}: exhibit_formats holds {bad:?}: give extensions in lowercase without the dot (mp4, wav), or \"*\" for any"
+            )));
+        }
         if profile.max_file_size == 0 {
             return Err(error::input(format!("{source}: max_file_size must be more than 0 bytes")));
         }
@@ -264,6 +273,13 @@ pub fn read_back(dir: &Path, files: &[(String, String, u64)]) -> Vec<String> {
     let mut bad = Vec::new();
     for (rel, sha, size) in files {
         let path = dir.join(rel);
+        // What was just written is still in the page cache: drop it (the file was synced), so
+        // the bytes compared come from the medium, not from memory.
+        if let Ok(f) = std::fs::File::open(&path) {
+            use std::os::fd::AsRawFd;
+            // SAFETY: a valid descriptor; the advice changes no data.
+            unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        }
         match std::fs::File::open(&path).and_then(sha256_of) {
             Ok((got, n)) if &got == sha && n == *size => {}
             Ok((got, n)) => {

@@ -99,6 +99,13 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(_) if out.exists() && !out.is_dir() => {
+            return Err(error::input(format!(
+                "{} is a file, not a drive or folder: give the folder a USB drive is mounted at, or a new folder. \
+                 Nothing was written",
+                out.display()
+            )));
+        }
         Err(e) => return Err(crate::store::env_io(e, out, "cannot read")),
     }
     let store = ctx.store()?;
@@ -132,6 +139,7 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
     let plays: Vec<bool> = facts.iter().map(|f| medium::plays_natively(&f.row.name, f.media.as_ref())).collect();
     let mut problems = Vec::new();
     let mut to_copy: Vec<String> = Vec::new();
+    let mut reuse: Vec<(String, String)> = Vec::new();
     for (i, f) in facts.iter().enumerate() {
         let r = &f.row;
         let who = format!("{} {}", r.id, r.name);
@@ -165,7 +173,20 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
         }
         if medium::is_audio_video(&r.name, f.media.as_ref()) && !plays[i] {
             let copy = facts.iter().enumerate().any(|(j, g)| plays[j] && ancestors(&ledger, &g.row.id).contains(&r.id));
-            if !copy && f.media.as_ref().is_some_and(medium::rewraps_to_playable) {
+            // A playable copy made earlier (by hand, or by an earlier medium) is used again.
+            let mut earlier = None;
+            if !copy {
+                for child in &f.children {
+                    let media = crate::derive::Source::open(&store, &ledger, &child.id)?.media;
+                    if medium::plays_natively(&child.name, media.as_ref()) {
+                        earlier = Some(child.id.clone());
+                        break;
+                    }
+                }
+            }
+            if let Some(id) = earlier {
+                reuse.push((r.id.clone(), id));
+            } else if !copy && f.media.as_ref().is_some_and(medium::rewraps_to_playable) {
                 // Its streams play once in MP4: a lossless playback copy is made (and recorded)
                 // once the rest of the medium is known to pass.
                 to_copy.push(r.id.clone());
@@ -201,7 +222,28 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
         )));
     }
 
-    // Playback copies: each a lossless rewrap into MP4, recorded as a derived item.
+    // The drive or folder must be there to write to before anything is recorded (a drive that
+    // went away fails here, not after a playback copy was made).
+    let mut written = Written { dir: out.clone(), created_dir: !out.exists(), paths: Vec::new(), done: false };
+    if written.created_dir {
+        fs::create_dir_all(out).map_err(|e| crate::store::env_io(e, out, "cannot create"))?;
+    }
+    crate::fsutil::writable(out).map_err(|e| crate::store::env_io(e, out, "cannot write to"))?;
+
+    // Playback copies made earlier join the medium; the others are made now, each a lossless
+    // rewrap into MP4, recorded as a derived item (as `custody rewrap` would), so that a retry
+    // after a failed write uses them again.
+    for (_, id) in &reuse {
+        if !rows.iter().any(|r| &r.id == id) {
+            let row = item::resolve(&ledger, id)?;
+            let mut f = super::show::item_facts(&ledger, &row)?;
+            if f.media.is_none() {
+                f.media = crate::derive::Source::open(&store, &ledger, &row.id)?.media;
+            }
+            rows.push(row);
+            facts.push(f);
+        }
+    }
     let mut copies: Vec<(String, String)> = Vec::new();
     for id in &to_copy {
         let made = super::rewrap::run(
@@ -221,8 +263,8 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
         }
         if !medium::plays_natively(&row.name, f.media.as_ref()) {
             return Err(error::input(format!(
-                "{id}: its playback copy {copy_id} {} (recorded) still plays on no court PC; make one with \
-                 `custody clip {id} --mode exact` and select it. Nothing was written to {}",
+                "{id}: its playback copy {copy_id} {} (recorded as a derived item) still plays on no court PC; make \
+                 one with `custody clip {id} --mode exact` and select it. Nothing was written to {}",
                 row.name,
                 out.display()
             )));
@@ -259,15 +301,37 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
     let case_text = cases.iter().copied().collect::<Vec<_>>().join(", ");
     let label = args.label.clone().unwrap_or_else(|| format!("Case {case_text}, disc 1 of 1"));
 
-    let mut written = Written { dir: out.clone(), created_dir: !out.exists(), paths: Vec::new(), done: false };
-    if written.created_dir {
-        fs::create_dir_all(out).map_err(|e| crate::store::env_io(e, out, "cannot create"))?;
-    }
+    // Every file the medium would hold (the report, the copies and the custody records too)
+    // within the profile's limit, before anything is written.
     let prefix = format!("{}/", bundle.bag);
+    let wanted =
+        |rel: &str| profile.custody_files || rel.starts_with("data/evidence/") || rel == "data/report/report.pdf";
+    let over: Vec<String> = entries
+        .iter()
+        .filter(|e| !e.is_dir && e.size > profile.max_file_size)
+        .filter_map(|e| {
+            e.name.strip_prefix(&prefix).filter(|rel| wanted(rel)).map(|rel| format!("{rel}: {} bytes", e.size))
+        })
+        .collect();
+    if !over.is_empty() {
+        let made = if copies.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (the playback copies {} are recorded and will be used again)",
+                copies.iter().map(|c| c.1.as_str()).collect::<Vec<_>>().join(", ")
+            )
+        };
+        return Err(error::input(format!(
+            "these files of the medium are over the profile's limit of {} bytes a file; nothing was written{made}:\n  {}",
+            profile.max_file_size,
+            over.join("\n  ")
+        )));
+    }
     let mut files: Vec<(String, String, u64)> = Vec::new();
     for e in entries.iter().filter(|e| !e.is_dir) {
         let Some(rel) = e.name.strip_prefix(&prefix) else { continue };
-        if !(profile.custody_files || rel.starts_with("data/evidence/") || rel == "data/report/report.pdf") {
+        if !wanted(rel) {
             continue;
         }
         let data = crate::bundle::zip::entry_bytes(&map, e).map_err(error::environment)?;
@@ -352,7 +416,13 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
     params.insert("ledger_head".into(), json!(bundle.head.to_string()));
     params.insert(
         "playback_copies".into(),
-        json!(copies.iter().map(|(of, copy)| json!({"item": copy, "of": of})).collect::<Vec<_>>()),
+        json!(
+            copies
+                .iter()
+                .map(|(of, copy)| json!({"item": copy, "of": of, "made": true}))
+                .chain(reuse.iter().map(|(of, copy)| json!({"item": copy, "of": of, "made": false})))
+                .collect::<Vec<_>>()
+        ),
     );
     params.insert("files".into(), json!(file_list));
     params.insert("read_back".into(), json!({"files": files.len(), "bytes": bytes, "result": "matched"}));
@@ -380,6 +450,9 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
     );
     for (of, copy) in &copies {
         text.push_str(&format!("  made the playback copy {copy} of {of} (a lossless rewrap into MP4, recorded)\n"));
+    }
+    for (of, copy) in &reuse {
+        text.push_str(&format!("  used the playback copy {copy} of {of}, made earlier\n"));
     }
     for f in bundle.files.iter() {
         text.push_str(&format!("  {:<5} {}  sha256 {}\n", f.item, f.path, f.sha256));

@@ -19,6 +19,7 @@ mod hash;
 mod ingest;
 mod json;
 mod ledger;
+mod media;
 mod out;
 mod postgres;
 mod push;
