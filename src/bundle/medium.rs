@@ -225,6 +225,9 @@ pub struct IndexEntry<'a> {
     pub playable: bool,
     pub audio_only: bool,
     pub picture: bool,
+    /// Where a file that does not play in a browser has its playable copy on the medium: the
+    /// copy's item and path.
+    pub played_by: Option<(String, String)>,
 }
 
 /// The medium's start page: opens in any browser from the disc or drive, lists each exhibit
@@ -260,6 +263,13 @@ pub fn index_html(label: &str, case: &str, head: &str, entries: &[IndexEntry]) -
             ));
         } else if e.picture {
             h.push_str(&format!("<img alt=\"{}\" src=\"{}\">\n", esc(e.name), href(e.path)));
+        } else if let Some((item, path)) = &e.played_by {
+            h.push_str(&format!(
+                "<p>This original plays on no court PC as it is: play its copy {}, <a href=\"{}\">{}</a> (its streams copied unchanged).</p>\n",
+                esc(item),
+                href(path),
+                esc(path)
+            ));
         }
         h.push_str("</section>\n");
     }

@@ -340,6 +340,10 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
     }
     if profile.custody_files {
         let mut index = Vec::new();
+        // Each selected file's chain, to point an original that does not play at its copy.
+        let chains: Vec<(String, Vec<String>)> =
+            bundle.files.iter().map(|f| (f.item.clone(), ancestors(&ledger, &f.item))).collect();
+        let facts_of = |id: &str| facts.iter().find(|x| x.row.id == id).and_then(|x| x.media.as_ref());
         for f in &bundle.files {
             let facts = facts.iter().find(|x| x.row.id == f.item);
             let media = facts.and_then(|x| x.media.as_ref());
@@ -365,6 +369,12 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
                 playable: medium::plays_natively(&f.name, media),
                 audio_only: media.is_some_and(|m| !m.streams.iter().any(|s| s.kind == "video")),
                 picture: matches!(medium::extension(&f.name).as_str(), "png" | "jpg" | "jpeg"),
+                played_by: bundle
+                    .files
+                    .iter()
+                    .filter(|g| chains.iter().any(|(id, up)| *id == g.item && up.contains(&f.item)))
+                    .find(|g| medium::plays_natively(&g.name, facts_of(&g.item)))
+                    .map(|g| (g.item.clone(), g.path.clone())),
             });
         }
         let html = medium::index_html(&label, &case_text, &bundle.head.to_string(), &index);

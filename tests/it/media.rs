@@ -482,6 +482,11 @@ fn a_raw_h264_exhibit_with_no_copy_gets_a_recorded_lossless_mp4_playback_copy_on
         "no <video> plays {copy}: {:?}",
         html.media
     );
+    // The original's own entry, which no browser plays, points at its copy.
+    let page = fs::read_to_string(dir.join("index.html")).expect("index.html");
+    let start = page.find("dvr_ch01.h264</h2>").expect("the original's entry");
+    let entry = &page[start..start + page[start..].find("</section>").expect("its end")];
+    assert!(entry.contains(&format!("href=\"{copy}\"")), "the original's entry does not point at {copy}:\n{entry}");
     let on_disk = medium_files(&dir);
     assert_eq!(listed_files(&event["params"]["files"]), on_disk, "the event's files vs the files on the medium");
     assert_eq!(listed_files(&json["files"]), on_disk, "--json files vs the files on the medium");
