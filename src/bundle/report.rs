@@ -92,6 +92,22 @@ fn base64(data: &[u8]) -> String {
     out
 }
 
+/// What both reports show of one evidence file: where it is, its digests, its acquisition,
+/// its redaction counts and its lineage.
+fn file_facts(ctx: &Context, f: &Packed) -> Vec<(String, String)> {
+    let mut rows: Vec<(String, String)> = vec![
+        ("File in bundle".into(), f.path.clone()),
+        ("Size".into(), format!("{} bytes", f.size)),
+        ("SHA-256".into(), f.sha256.clone()),
+        ("SHA-512".into(), f.sha512.clone()),
+        ("BLAKE3".into(), f.blake3.clone()),
+    ];
+    rows.extend(acquisition(ctx, f));
+    rows.extend(redaction(ctx, f));
+    rows.push(("Lineage".into(), lineage(ctx, f).join(" → ")));
+    rows
+}
+
 /// The acquisition facts of an item, from the event that created it.
 fn acquisition(ctx: &Context, f: &Packed) -> Vec<(String, String)> {
     let mut facts = Vec::new();
@@ -364,16 +380,7 @@ pub fn html(ctx: &Context) -> Result<String> {
     writeln!(h, "<h2>Evidence files</h2>")?;
     for f in ctx.files {
         writeln!(h, "<h3>{} - {}:{}/{}</h3>\n<table>", esc(&f.item), esc(&f.case), esc(&f.exhibit), esc(&f.name))?;
-        let mut rows: Vec<(String, String)> = vec![
-            ("File in bundle".into(), f.path.clone()),
-            ("Size".into(), format!("{} bytes", f.size)),
-            ("SHA-256".into(), f.sha256.clone()),
-            ("SHA-512".into(), f.sha512.clone()),
-            ("BLAKE3".into(), f.blake3.clone()),
-        ];
-        rows.extend(acquisition(ctx, f));
-        rows.extend(redaction(ctx, f));
-        rows.push(("Lineage".into(), lineage(ctx, f).join(" → ")));
+        let rows = file_facts(ctx, f);
         for (k, v) in rows {
             writeln!(h, "<tr><th>{}</th><td><code>{}</code></td></tr>", esc(&k), esc(&v))?;
         }
@@ -654,16 +661,7 @@ pub fn pdf(
     p.heading(2, "Exhibits");
     for f in ctx.files {
         p.heading(3, &format!("{} — {}:{}/{}", f.item, f.case, f.exhibit, f.name));
-        let mut rows: Vec<(String, String)> = vec![
-            ("File in bundle".into(), f.path.clone()),
-            ("Size".into(), format!("{} bytes", f.size)),
-            ("SHA-256".into(), f.sha256.clone()),
-            ("SHA-512".into(), f.sha512.clone()),
-            ("BLAKE3".into(), f.blake3.clone()),
-        ];
-        rows.extend(acquisition(ctx, f));
-        rows.extend(redaction(ctx, f));
-        rows.push(("Lineage".into(), lineage(ctx, f).join(" → ")));
+        let rows = file_facts(ctx, f);
         let mut table = fact_rows(&rows);
         for (row, (k, _)) in table.iter_mut().zip(&rows) {
             if k == "File in bundle" {

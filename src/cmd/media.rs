@@ -16,7 +16,7 @@ use crate::bundle::pdf::Pdfa;
 use crate::cli::MediaArgs;
 use crate::error;
 use crate::item;
-use crate::ledger::{Draft, FileRef, ItemRow};
+use crate::ledger::{Draft, FileRef};
 
 /// The files this command created on the medium, removed again unless the command succeeds.
 struct Written {
@@ -110,24 +110,7 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
     }
     let store = ctx.store()?;
     let mut ledger = store.open_ledger()?;
-    let mut rows: Vec<ItemRow> = Vec::new();
-    match &args.case {
-        Some(case) => {
-            rows = ledger.items_in_case(case)?;
-            if rows.is_empty() {
-                return Err(error::input(format!("case {case} has no items in this store")));
-            }
-        }
-        None => {
-            for spec in &args.items {
-                for row in item::resolve_many(&ledger, spec)? {
-                    if !rows.iter().any(|r| r.id == row.id) {
-                        rows.push(row);
-                    }
-                }
-            }
-        }
-    }
+    let mut rows = super::package::selected(&ledger, args.case.as_deref(), &args.items)?;
 
     // Preflight: every problem at once, before anything is written.
     let mut facts: Vec<super::show::ItemFacts> =

@@ -11,30 +11,33 @@ use crate::error;
 use crate::item;
 use crate::ledger::{Draft, ItemRow};
 
+/// The items a `--case` or a list of item names selects, each once, in the order named.
+pub fn selected(ledger: &crate::ledger::Ledger, case: Option<&str>, items: &[String]) -> Result<Vec<ItemRow>> {
+    if let Some(case) = case {
+        let rows = ledger.items_in_case(case)?;
+        if rows.is_empty() {
+            return Err(error::input(format!("case {case} has no items in this store")));
+        }
+        return Ok(rows);
+    }
+    let mut rows: Vec<ItemRow> = Vec::new();
+    for spec in items {
+        for row in item::resolve_many(ledger, spec)? {
+            if !rows.iter().any(|r| r.id == row.id) {
+                rows.push(row);
+            }
+        }
+    }
+    Ok(rows)
+}
+
 pub fn run(args: PackageArgs, ctx: &Ctx) -> Result<Report> {
     if args.out.exists() {
         return Err(error::input(format!("{} already exists; choose another --out or remove it", args.out.display())));
     }
     let store = ctx.store()?;
     let mut ledger = store.open_ledger()?;
-    let mut rows: Vec<ItemRow> = Vec::new();
-    match &args.case {
-        Some(case) => {
-            rows = ledger.items_in_case(case)?;
-            if rows.is_empty() {
-                return Err(error::input(format!("case {case} has no items in this store")));
-            }
-        }
-        None => {
-            for spec in &args.items {
-                for row in item::resolve_many(&ledger, spec)? {
-                    if !rows.iter().any(|r| r.id == row.id) {
-                        rows.push(row);
-                    }
-                }
-            }
-        }
-    }
+    let rows = selected(&ledger, args.case.as_deref(), &args.items)?;
     let actor = ctx.actor();
     let req = Request {
         rows,
