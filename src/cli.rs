@@ -414,6 +414,10 @@ pub struct ClipArgs {
     /// A note recorded with the event.
     #[arg(long, value_name = "TEXT")]
     pub note: Option<String>,
+    /// The clip's file name without its extension (`custody media` names the parts of a long
+    /// recording it splits); by default the source's name and the frames or times it holds.
+    #[arg(skip)]
+    pub stem: Option<String>,
 }
 
 /// A lossless playback copy (stream copy into MP4, or MKV where MP4 cannot hold the codec) of
@@ -649,6 +653,7 @@ pub struct PackageArgs {
 #[command(after_help = "Examples:\n  \
     custody media --case 24-1234 --profile court --out /media/usb0 --label \"Case 24-1234, State v. Doe\"\n  \
     custody media i3 i7 --profile d-oregon --out disc-24-1234/\n  \
+    custody media --case 24-1234 --profile court --out 24-1234.iso --burn /dev/sr0\n  \
     custody media --case 24-1234 --profile ./profiles/county-court.yaml --out /media/usb0\n\n\
     Profiles: court (generic), d-oregon, investigator, or an agency's own YAML file (docs/media.md)")]
 pub struct MediaArgs {
@@ -661,9 +666,14 @@ pub struct MediaArgs {
     /// The court's rules: court, d-oregon, investigator, or a profile file (FILE.yaml).
     #[arg(long, value_name = "NAME|FILE.yaml")]
     pub profile: String,
-    /// Where to write: a mounted USB drive or a folder; it must be empty or not exist.
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
+    /// Where to write: a mounted USB drive or a folder (empty or new), or a disc image IMAGE.iso
+    /// (new; ISO 9660 with Joliet and Rock Ridge names) to burn later or keep.
+    #[arg(long, value_name = "DIR|IMAGE.iso", required_unless_present = "burn")]
+    pub out: Option<PathBuf>,
+    /// Burn the disc to an optical drive (/dev/sr0) or libburn's pseudo-drive stdio:FILE, with
+    /// xorriso, then read every file back from the disc. With --out IMAGE.iso the image is kept.
+    #[arg(long, value_name = "DRIVE")]
+    pub burn: Option<String>,
     /// The medium's label [default: "Case CASE, disc 1 of 1"].
     #[arg(long, value_name = "TEXT")]
     pub label: Option<String>,
@@ -673,6 +683,10 @@ pub struct MediaArgs {
     /// Why it is given.
     #[arg(long, value_name = "TEXT")]
     pub purpose: Option<String>,
+    /// Refuse a recording over the profile's limit a file instead of splitting its playback
+    /// copy at keyframes into parts ("part 1 of 3"), each recorded as a clip.
+    #[arg(long)]
+    pub no_split: bool,
     /// A note recorded with the event.
     #[arg(long, value_name = "TEXT")]
     pub note: Option<String>,

@@ -1,4 +1,5 @@
-//! `custody verify BUNDLE.zip | DIR`: check a bundle without any store. The archive's structure
+//! `custody verify BUNDLE.zip | DIR | IMAGE.iso`: check a bundle without any store (a disc image
+//! is read where each file lies on it). The archive's structure
 //! first (a crafted archive is refused before anything in it is used), then the bag: the file
 //! set against the manifests (missing and unexpected files apart), every payload and tag file
 //! digest, the Payload-Oxum, the chain of the included ledger events up to the stated head, and
@@ -37,10 +38,24 @@ pub struct Outcome {
     pub problems: Vec<Finding>,
 }
 
+/// The list of every file a court medium holds (`custody media`).
+const SUMS: &str = "SHA256SUMS.txt";
+
 /// Where the bag's files are.
 enum Bag<'a> {
-    Zip { zip: &'a [u8], entries: BTreeMap<String, Entry> },
-    Dir { root: PathBuf, files: BTreeSet<String> },
+    Zip {
+        zip: &'a [u8],
+        entries: BTreeMap<String, Entry>,
+    },
+    Dir {
+        root: PathBuf,
+        files: BTreeSet<String>,
+    },
+    /// A disc image (or a disc), mapped: each file read where its extents lie.
+    Iso {
+        image: &'a [u8],
+        files: BTreeMap<String, super::iso::OnDisc>,
+    },
 }
 
 impl Bag<'_> {
@@ -48,6 +63,7 @@ impl Bag<'_> {
         match self {
             Bag::Zip { entries, .. } => entries.keys().cloned().collect(),
             Bag::Dir { files, .. } => files.clone(),
+            Bag::Iso { files, .. } => files.keys().cloned().collect(),
         }
     }
 
@@ -55,6 +71,7 @@ impl Bag<'_> {
         match self {
             Bag::Zip { entries, .. } => entries.contains_key(rel),
             Bag::Dir { files, .. } => files.contains(rel),
+            Bag::Iso { files, .. } => files.contains_key(rel),
         }
     }
 
@@ -79,6 +96,25 @@ impl Bag<'_> {
                 map.check().map_err(|e| format!("{rel} cannot be read: {e}"))?;
                 Ok(result)
             }
+            Bag::Iso { image, files } => {
+                let on = files.get(rel).ok_or_else(|| format!("{rel} is missing"))?;
+                let slice = |&(at, len): &(u64, u64)| {
+                    image
+                        .get(at as usize..(at + len) as usize)
+                        .ok_or_else(|| format!("{rel} lies past the end of the image (cut short?)"))
+                };
+                match on.extents.as_slice() {
+                    [] => Ok(f(&[])),
+                    [one] => Ok(f(slice(one)?)),
+                    many => {
+                        let mut data = Vec::with_capacity(on.size as usize);
+                        for x in many {
+                            data.extend_from_slice(slice(x)?);
+                        }
+                        Ok(f(&data))
+                    }
+                }
+            }
         }
     }
 
@@ -90,7 +126,7 @@ impl Bag<'_> {
     fn crc_ok(&self, rel: &str, data: &[u8]) -> bool {
         match self {
             Bag::Zip { entries, .. } => entries.get(rel).is_none_or(|e| zip::crc_ok(data, e)),
-            Bag::Dir { .. } => true,
+            Bag::Dir { .. } | Bag::Iso { .. } => true,
         }
     }
 }
@@ -109,7 +145,7 @@ pub fn check(path: &Path) -> Result<Outcome> {
         return Err(error::input(format!("{} is empty: not a bundle", path.display())));
     }
     let map = Mapped::open(&file).map_err(|e| error::input(format!("cannot read {}: {e}", path.display())))?;
-    let outcome = check_zip(&map, path);
+    let outcome = if super::iso::is_image(path) { check_iso(&map, path) } else { check_zip(&map, path) };
     // A page that could not be read (the file shrank, the medium failed) voids the check.
     map.check().map_err(|e| {
         error::environment(format!(
@@ -162,6 +198,17 @@ pub fn check_zip(map: &[u8], path: &Path) -> Result<Outcome> {
         }
     }
     check_bag(&Bag::Zip { zip: map, entries: files }, top)
+}
+
+/// Check a disc image held in `map`: the bag at the disc's root, every file read from its extents.
+fn check_iso(map: &[u8], path: &Path) -> Result<Outcome> {
+    let listing = super::iso::list(path)?;
+    let bag = if listing.volume.is_empty() {
+        path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    } else {
+        listing.volume.clone()
+    };
+    check_bag(&Bag::Iso { image: map, files: listing.files }, bag)
 }
 
 fn scan_dir(path: &Path) -> Result<(PathBuf, BTreeSet<String>)> {
@@ -254,6 +301,36 @@ fn check_bag(bag: &Bag, name: String) -> Result<Outcome> {
             }
         }
         Err(_) => add(&mut problems, "missing", "tagmanifest-sha256.txt", "tagmanifest-sha256.txt is missing".into()),
+    }
+
+    // A court medium's own list (SHA256SUMS.txt, for `sha256sum -c`): the files it adds to the
+    // bag (index.html) match it, and nothing else was put beside the bag.
+    if let Ok(t) = bag.text(SUMS) {
+        let tags: BTreeSet<String> = bag
+            .text("tagmanifest-sha256.txt")
+            .map(|t| parse_manifest(&t).into_iter().flatten().map(|(_, p)| p).collect())
+            .unwrap_or_default();
+        let mut summed = BTreeSet::new();
+        for line in parse_manifest(&t) {
+            let Some((want, rel)) = line else {
+                add(&mut problems, "manifest", SUMS, format!("{SUMS} holds a line that is not HASH  PATH"));
+                continue;
+            };
+            summed.insert(rel.clone());
+            if rel.starts_with("data/") || tags.contains(&rel) {
+                continue; // checked against the bag's own manifests below
+            }
+            match bag.with(&rel, |b| hex::encode(crate::digest::sha256(b))) {
+                Ok(got) if got == want => {}
+                Ok(_) => add(&mut problems, "modified", &rel, format!("{rel} does not match its SHA-256 in {SUMS}")),
+                Err(_) => add(&mut problems, "missing", &rel, format!("{rel} is listed in {SUMS} but missing")),
+            }
+        }
+        for p in present.iter().filter(|p| !p.starts_with("data/") && !tags.contains(*p) && !summed.contains(*p)) {
+            if !["bagit.txt", "tagmanifest-sha256.txt", SUMS].contains(&p.as_str()) {
+                add(&mut problems, "unexpected", p, format!("{p} is on the medium but in none of its lists (added?)"));
+            }
+        }
     }
 
     // Payload: the file set against each manifest, then every digest of the SHA-256 manifest.

@@ -39,6 +39,15 @@ pub enum Filesystem {
 }
 
 impl Filesystem {
+    /// The largest file the filesystem holds: FAT32's 4 GiB − 1; ISO 9660 level 3 files of
+    /// several extents are larger than any medium.
+    pub fn largest_file(self) -> u64 {
+        match self {
+            Filesystem::Fat32 => u32::MAX as u64,
+            Filesystem::Iso9660 => u64::MAX,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Filesystem::Fat32 => "fat32",
@@ -226,8 +235,16 @@ pub struct IndexEntry<'a> {
     pub audio_only: bool,
     pub picture: bool,
     /// Where a file that does not play in a browser has its playable copy on the medium: the
-    /// copy's item and path.
-    pub played_by: Option<(String, String)>,
+    /// copy's item and path, or each part's, in order, when the copy was split.
+    pub played_by: Vec<(String, String)>,
+}
+
+/// `(part, of)` when `name` is a part of a split recording (`NAME_part2of3.mp4`).
+pub fn part_of(name: &str) -> Option<(usize, usize)> {
+    let stem = name.rsplit_once('.').map_or(name, |(s, _)| s);
+    let (_, tail) = stem.rsplit_once("_part")?;
+    let (k, n) = tail.split_once("of")?;
+    Some((k.parse().ok()?, n.parse().ok()?))
 }
 
 /// The medium's start page: opens in any browser from the disc or drive, lists each exhibit
@@ -243,10 +260,11 @@ pub fn index_html(label: &str, case: &str, head: &str, entries: &[IndexEntry]) -
     ));
     for e in entries {
         h.push_str(&format!(
-            "<section><h2>{} — {}/{}</h2>\n<p>File <a href=\"{}\">{}</a>, {} bytes<br>SHA-256 <code>{}</code><br>{}<br>Chain: {}</p>\n",
+            "<section><h2>{} — {}/{}{}</h2>\n<p>File <a href=\"{}\">{}</a>, {} bytes<br>SHA-256 <code>{}</code><br>{}<br>Chain: {}</p>\n",
             esc(e.item),
             esc(&e.exhibit),
             esc(e.name),
+            part_of(e.name).map(|(k, n)| format!(" (part {k} of {n})")).unwrap_or_default(),
             href(e.path),
             esc(e.path),
             e.size,
@@ -263,12 +281,32 @@ pub fn index_html(label: &str, case: &str, head: &str, entries: &[IndexEntry]) -
             ));
         } else if e.picture {
             h.push_str(&format!("<img alt=\"{}\" src=\"{}\">\n", esc(e.name), href(e.path)));
-        } else if let Some((item, path)) = &e.played_by {
+        } else if let [(item, path)] = e.played_by.as_slice() {
             h.push_str(&format!(
                 "<p>This original plays on no court PC as it is: play its copy {}, <a href=\"{}\">{}</a> (its streams copied unchanged).</p>\n",
                 esc(item),
                 href(path),
                 esc(path)
+            ));
+        } else if !e.played_by.is_empty() {
+            let n = e.played_by.len();
+            let links: Vec<String> = e
+                .played_by
+                .iter()
+                .enumerate()
+                .map(|(k, (item, path))| {
+                    format!(
+                        "<li>part {} of {n}: {}, <a href=\"{}\">{}</a></li>",
+                        k + 1,
+                        esc(item),
+                        href(path),
+                        esc(path)
+                    )
+                })
+                .collect();
+            h.push_str(&format!(
+                "<p>This original plays on no court PC as it is: play its copy, in {n} parts cut at keyframes (its streams copied unchanged, each part under the court's size limit):</p><ol>{}</ol>\n",
+                links.concat()
             ));
         }
         h.push_str("</section>\n");

@@ -2,6 +2,7 @@
 
 pub mod case;
 pub mod check;
+pub mod iso;
 pub mod medium;
 pub mod package;
 pub mod pdf;

@@ -311,6 +311,7 @@ fn run_step(step: &Step, inputs: &[String], ctx: &Ctx) -> Result<Report> {
                 out: None,
                 verify_whole: false,
                 note: step.note.clone(),
+                stem: None,
             },
             ctx,
         ),

@@ -97,7 +97,9 @@ pub fn run(args: ClipArgs, ctx: &Ctx) -> Result<Report> {
     let (copied, muxer, ext) = (made.streams, made.muxer, made.ext);
 
     let stem = source.stem().to_owned();
-    let name = if has_video {
+    let name = if let Some(named) = &args.stem {
+        format!("{named}.{ext}")
+    } else if has_video {
         format!("{stem}_clip_frames{}-{}.{ext}", produced.first, produced.last)
     } else {
         format!("{stem}_clip_{}ms-{}ms.{ext}", (start_us - origin) / 1000, (end_us - origin) / 1000)

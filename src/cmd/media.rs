@@ -2,14 +2,16 @@
 //! against the court's profile before anything is written, read back after, and recorded as one
 //! `media` event naming every file written and the read-back's result.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use serde_json::json;
 
 use super::{Ctx, Report, head_to_keep, human_size};
+use crate::bundle::iso;
 use crate::bundle::medium::{self, IndexEntry, Profile};
 use crate::bundle::package::{self, Include, Request};
 use crate::bundle::pdf::Pdfa;
@@ -17,6 +19,7 @@ use crate::cli::MediaArgs;
 use crate::error;
 use crate::item;
 use crate::ledger::{Draft, FileRef};
+use crate::media::index::FrameIndex;
 
 /// The files this command created on the medium, removed again unless the command succeeds.
 struct Written {
@@ -86,28 +89,275 @@ fn ancestors(ledger: &crate::ledger::Ledger, id: &str) -> Vec<String> {
     out
 }
 
-pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
-    let (profile, profile_sha) = Profile::load(&args.profile)?;
-    let out = &args.out;
-    match fs::read_dir(out) {
-        Ok(mut entries) => {
-            if entries.next().is_some() {
+/// Where the medium goes.
+enum Target {
+    /// A mounted USB drive or a folder, written file by file.
+    Folder(PathBuf),
+    /// A new disc image.
+    Image(PathBuf),
+    /// A disc burnt in a drive (or libburn's `stdio:` pseudo-drive), from an image kept at
+    /// `keep` or made in scratch space.
+    Burn { drive: String, keep: Option<PathBuf> },
+}
+
+impl Target {
+    fn of(args: &MediaArgs) -> Result<Target> {
+        let image = |p: &PathBuf| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("iso"));
+        Ok(match (&args.out, &args.burn) {
+            (Some(out), None) if image(out) => Target::Image(out.clone()),
+            (Some(out), None) => Target::Folder(out.clone()),
+            (out, Some(drive)) => {
+                if let Some(out) = out.as_ref().filter(|o| !image(o)) {
+                    return Err(error::input(format!(
+                        "--burn writes a disc from an image: --out {} must name a new IMAGE.iso to keep, or be left \
+                         out. Nothing was written",
+                        out.display()
+                    )));
+                }
+                Target::Burn { drive: drive.clone(), keep: out.clone() }
+            }
+            (None, None) => unreachable!("clap requires --out or --burn"),
+        })
+    }
+
+    /// Refuse a target that cannot take a new medium, before anything is made or recorded.
+    fn check(&self) -> Result<()> {
+        let new_image = |p: &Path| -> Result<()> {
+            if p.exists() {
                 return Err(error::input(format!(
-                    "{} is not empty: a medium is written to an empty drive or folder. Nothing was written",
-                    out.display()
+                    "{} exists: a disc image is never written over; name a new file. Nothing was written",
+                    p.display()
                 )));
             }
+            let parent = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            if !parent.is_dir() {
+                return Err(error::input(format!(
+                    "{} does not exist: the image {} goes into an existing folder. Nothing was written",
+                    parent.display(),
+                    p.display()
+                )));
+            }
+            Ok(())
+        };
+        match self {
+            Target::Folder(out) => match fs::read_dir(out) {
+                Ok(mut entries) => {
+                    if entries.next().is_some() {
+                        return Err(error::input(format!(
+                            "{} is not empty: a medium is written to an empty drive or folder. Nothing was written",
+                            out.display()
+                        )));
+                    }
+                    Ok(())
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(_) if out.exists() && !out.is_dir() => Err(error::input(format!(
+                    "{} is a file, not a drive or folder: give the folder a USB drive is mounted at, a new folder, \
+                     or a new IMAGE.iso. Nothing was written",
+                    out.display()
+                ))),
+                Err(e) => Err(crate::store::env_io(e, out, "cannot read")),
+            },
+            Target::Image(p) => new_image(p),
+            Target::Burn { drive, keep } => {
+                if let Some(k) = keep {
+                    new_image(k)?;
+                }
+                burner()?;
+                let dev = iso::device_path(drive);
+                if !drive.starts_with("stdio:") && !dev.exists() {
+                    return Err(error::input(format!(
+                        "there is no drive {drive}: give the optical drive's device (as `xorriso -devices` lists \
+                         it, e.g. /dev/sr0), or stdio:FILE for a file. Nothing was written"
+                    )));
+                }
+                Ok(())
+            }
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(_) if out.exists() && !out.is_dir() => {
+    }
+}
+
+/// The burner custody runs: xorriso, from the PATH.
+fn burner() -> Result<PathBuf> {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join("xorriso"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            error::environment(
+                "xorriso, the disc burner custody runs, is not installed: install it (Debian: apt install xorriso) \
+                 and run the command again. Nothing was written",
+            )
+        })
+}
+
+/// Burn `image` to `drive` with xorriso (its cdrecord emulation, disc-at-once).
+fn burn(image: &Path, drive: &str) -> Result<()> {
+    let out = std::process::Command::new(burner()?)
+        .args(["-as", "cdrecord", "-v", &format!("dev={drive}"), "-dao"])
+        .arg(image)
+        .output()
+        .map_err(|e| error::environment(format!("cannot run xorriso: {e}")))?;
+    if !out.status.success() {
+        let said = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = said.lines().filter(|l| !l.trim().is_empty()).rev().take(6).collect();
+        return Err(error::environment(format!(
+            "xorriso could not burn the disc in {drive} ({}); nothing is recorded. What it said last:\n  {}",
+            out.status,
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n  ")
+        )));
+    }
+    Ok(())
+}
+
+/// Where each part of a recording of `size` bytes starts (frame numbers, the first 0) so that
+/// no part holds more than `budget` bytes: cut at IDR keyframes (video) or between packets
+/// (audio), measured by where each frame lies in the file (else by time). None when one
+/// group of pictures alone is over the budget.
+fn cut_points(index: &FrameIndex, size: u64, budget: u64) -> Option<Vec<usize>> {
+    let n = index.len();
+    let span = (index.time_us(n - 1) + index.frame_len_us(n - 1)).max(1) as u64;
+    let at = |i: usize| -> u64 {
+        match index.frames[i].pos {
+            _ if i == 0 => 0,
+            p if p >= 0 => p as u64,
+            _ => (size as u128 * index.time_us(i).max(0) as u128 / span as u128) as u64,
+        }
+    };
+    let mut starts = vec![0usize];
+    let mut fits: Option<usize> = None;
+    for c in (1..n).filter(|&i| index.audio || index.frames[i].idr) {
+        let s = *starts.last().expect("one start");
+        if at(c).saturating_sub(at(s)) <= budget {
+            fits = Some(c);
+            continue;
+        }
+        let p = fits.filter(|&p| p > s)?;
+        starts.push(p);
+        if at(c).saturating_sub(at(p)) > budget {
+            return None;
+        }
+        fits = Some(c);
+    }
+    let s = *starts.last().expect("one start");
+    if size.saturating_sub(at(s)) > budget {
+        let p = fits.filter(|&p| p > s)?;
+        starts.push(p);
+        if size.saturating_sub(at(p)) > budget {
+            return None;
+        }
+    }
+    Some(starts)
+}
+
+/// The playback copy of item `id` in parts of at most `limit` bytes each, cut at keyframes by
+/// stream copy into MP4 (`custody clip --mode copy`, each part recorded as a clip named
+/// `NAME_partKofN`); a complete set made earlier is used again. Returns the parts' item IDs and
+/// whether they were made now.
+fn split(
+    store: &crate::store::Store,
+    ledger: &crate::ledger::Ledger,
+    ctx: &Ctx,
+    id: &str,
+    limit: u64,
+    profile: &str,
+) -> Result<(Vec<String>, bool)> {
+    let row = item::resolve(ledger, id)?;
+    let facts = super::show::item_facts(ledger, &row)?;
+    // Parts made earlier (a medium that failed its read-back, or an earlier medium).
+    let mut earlier: BTreeMap<usize, (usize, String, u64)> = BTreeMap::new();
+    for c in &facts.children {
+        if let Some((k, n)) = medium::part_of(&c.name) {
+            let size = ledger.acquisition(c).map(|(_, f)| f.size).unwrap_or(u64::MAX);
+            earlier.entry(k).or_insert((n, c.id.clone(), size));
+        }
+    }
+    if let Some((_, (n, _, _))) = earlier.iter().next() {
+        let n = *n;
+        if (1..=n).all(|k| earlier.get(&k).is_some_and(|(m, _, size)| *m == n && *size <= limit)) {
+            return Ok(((1..=n).map(|k| earlier[&k].1.clone()).collect(), false));
+        }
+    }
+    let source = crate::derive::Source::open(store, ledger, id)?;
+    let index = source.frame_index(ledger)?;
+    let stem = source.stem().to_owned();
+    // MP4 keeps a table of every frame (a few bytes each) and a raw stream's start codes
+    // become lengths: 1/32 of the limit leaves room for both.
+    let budget = limit - limit / 32;
+    let starts = cut_points(&index, facts.file.size, budget).ok_or_else(|| {
+        error::input(format!(
+            "{id} {}: one stretch between its keyframes is over the profile's limit of {limit} bytes, so it cannot \
+             be split under it; leave it out, or make a smaller copy (`custody clip {id} --mode exact`)",
+            row.name
+        ))
+    })?;
+    let n = starts.len();
+    let last = index.len() - 1;
+    let mut parts = Vec::new();
+    for (k, &first) in starts.iter().enumerate() {
+        let end = starts.get(k + 1).map_or(last, |next| next - 1);
+        let (from, to) = if index.audio {
+            let t = |i: usize| crate::media::time::Position::Time(index.time_us(i));
+            (
+                t(first),
+                starts.get(k + 1).map_or(
+                    crate::media::time::Position::Time(index.time_us(last) + index.frame_len_us(last)),
+                    |&next| t(next),
+                ),
+            )
+        } else {
+            (crate::media::time::Position::Frame(first as u64), crate::media::time::Position::Frame(end as u64))
+        };
+        let made = super::clip::run(
+            crate::cli::ClipArgs {
+                item: id.to_owned(),
+                from,
+                to,
+                mode: crate::cli::ClipMode::Copy,
+                crf: 18,
+                lossless: false,
+                out: None,
+                verify_whole: false,
+                note: Some(format!(
+                    "part {} of {n} of the playback copy of {id}, for a court medium (profile {profile}: at most {limit} bytes a file)",
+                    k + 1
+                )),
+                stem: Some(format!("{stem}_part{}of{n}", k + 1)),
+            },
+            ctx,
+        )?;
+        let part = made.json["item"].as_str().unwrap_or_default().to_owned();
+        let size = made.json["size"].as_u64().unwrap_or(u64::MAX);
+        if size > limit {
             return Err(error::input(format!(
-                "{} is a file, not a drive or folder: give the folder a USB drive is mounted at, or a new folder. \
-                 Nothing was written",
-                out.display()
+                "{id} {}: part {} of {n} ({part}, recorded) came out at {size} bytes, over the profile's limit of {limit}; \
+                 nothing was written",
+                row.name,
+                k + 1
             )));
         }
-        Err(e) => return Err(crate::store::env_io(e, out, "cannot read")),
+        parts.push(part);
     }
+    Ok((parts, true))
+}
+
+/// A medium that did not read back as written is reported, never recorded.
+fn refuse_read_back(medium: &Path, bad: &[String]) -> Result<()> {
+    if bad.is_empty() {
+        return Ok(());
+    }
+    Err(error::mismatch(format!(
+        "the medium at {} did not read back as written, so it is not recorded and what was written is removed:\n  {}",
+        medium.display(),
+        bad.join("\n  ")
+    )))
+}
+
+pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
+    let (profile, profile_sha) = Profile::load(&args.profile)?;
+    let target = Target::of(&args)?;
+    target.check()?;
     let store = ctx.store()?;
     let mut ledger = store.open_ledger()?;
     let mut rows = super::package::selected(&ledger, args.case.as_deref(), &args.items)?;
@@ -123,6 +373,8 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
     let mut problems = Vec::new();
     let mut to_copy: Vec<String> = Vec::new();
     let mut reuse: Vec<(String, String)> = Vec::new();
+    // Items whose playback copy is made in parts: (item, whether the parts replace it).
+    let mut to_split: Vec<(String, bool)> = Vec::new();
     for (i, f) in facts.iter().enumerate() {
         let r = &f.row;
         let who = format!("{} {}", r.id, r.name);
@@ -135,11 +387,31 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
                 if profile.exhibit_formats.is_empty() { "none".to_owned() } else { profile.exhibit_formats.join(", ") }
             ));
         }
-        if f.file.size > profile.max_file_size {
+        // A native original travels whole where the profile takes natives (only the medium's
+        // filesystem limits it); any other file over the limit is split, or refused.
+        let av = medium::is_audio_video(&r.name, f.media.as_ref());
+        if f.file.size > profile.filesystem.largest_file() {
             problems.push(format!(
-                "{who}: {} bytes is over the profile's limit of {} bytes a file",
-                f.file.size, profile.max_file_size
+                "{who}: {} bytes is more than {} holds in one file ({} bytes); it cannot travel on this medium",
+                f.file.size,
+                profile.filesystem.name(),
+                profile.filesystem.largest_file()
             ));
+        } else if f.file.size > profile.max_file_size && !(original && profile.native_originals) {
+            if av && plays[i] && !args.no_split {
+                to_split.push((r.id.clone(), true));
+            } else {
+                problems.push(format!(
+                    "{who}: {} bytes is over the profile's limit of {} bytes a file{}",
+                    f.file.size,
+                    profile.max_file_size,
+                    if av && plays[i] {
+                        "; without --no-split it is split at keyframes into parts under the limit"
+                    } else {
+                        ""
+                    }
+                ));
+            }
         }
         for part in [r.case.as_str(), r.exhibit.as_str()].into_iter().chain(r.name.split('/')) {
             if let Some(why) = medium::bad_name(part, profile.filesystem) {
@@ -159,7 +431,7 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
             // A playable copy made earlier (by hand, or by an earlier medium) is used again.
             let mut earlier = None;
             if !copy {
-                for child in &f.children {
+                for child in f.children.iter().filter(|c| medium::part_of(&c.name).is_none()) {
                     let media = crate::derive::Source::open(&store, &ledger, &child.id)?.media;
                     if medium::plays_natively(&child.name, media.as_ref()) {
                         earlier = Some(child.id.clone());
@@ -171,8 +443,19 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
                 reuse.push((r.id.clone(), id));
             } else if !copy && f.media.as_ref().is_some_and(medium::rewraps_to_playable) {
                 // Its streams play once in MP4: a lossless playback copy is made (and recorded)
-                // once the rest of the medium is known to pass.
-                to_copy.push(r.id.clone());
+                // once the rest of the medium is known to pass; in parts, cut at keyframes,
+                // when one copy would be over the profile's limit.
+                if f.file.size <= profile.max_file_size {
+                    to_copy.push(r.id.clone());
+                } else if !args.no_split {
+                    to_split.push((r.id.clone(), false));
+                } else {
+                    problems.push(format!(
+                        "{who}: its playback copy would be about {} bytes, over the profile's limit of {} bytes a file; \
+                         without --no-split it is made in parts cut at keyframes",
+                        f.file.size, profile.max_file_size
+                    ));
+                }
             } else if !copy {
                 let codecs: Vec<String> = f
                     .media
@@ -207,11 +490,20 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
 
     // The drive or folder must be there to write to before anything is recorded (a drive that
     // went away fails here, not after a playback copy was made).
-    let mut written = Written { dir: out.clone(), created_dir: !out.exists(), paths: Vec::new(), done: false };
-    if written.created_dir {
-        fs::create_dir_all(out).map_err(|e| crate::store::env_io(e, out, "cannot create"))?;
+    let mut written = Written { dir: PathBuf::new(), created_dir: false, paths: Vec::new(), done: false };
+    if let Target::Folder(out) = &target {
+        written = Written { dir: out.clone(), created_dir: !out.exists(), paths: Vec::new(), done: false };
+        if written.created_dir {
+            fs::create_dir_all(out).map_err(|e| crate::store::env_io(e, out, "cannot create"))?;
+        }
+        crate::fsutil::writable(out).map_err(|e| crate::store::env_io(e, out, "cannot write to"))?;
     }
-    crate::fsutil::writable(out).map_err(|e| crate::store::env_io(e, out, "cannot write to"))?;
+    // The image's folder too (the image is written beside its final name, then renamed).
+    let mut image_files = Written { dir: PathBuf::new(), created_dir: false, paths: Vec::new(), done: false };
+    if let Target::Image(p) | Target::Burn { keep: Some(p), .. } = &target {
+        let parent = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        crate::fsutil::writable(parent).map_err(|e| crate::store::env_io(e, parent, "cannot write to"))?;
+    }
 
     // Playback copies made earlier join the medium; the others are made now, each a lossless
     // rewrap into MP4, recorded as a derived item (as `custody rewrap` would), so that a retry
@@ -247,21 +539,56 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
         if !medium::plays_natively(&row.name, f.media.as_ref()) {
             return Err(error::input(format!(
                 "{id}: its playback copy {copy_id} {} (recorded as a derived item) still plays on no court PC; make \
-                 one with `custody clip {id} --mode exact` and select it. Nothing was written to {}",
+                 one with `custody clip {id} --mode exact` and select it. Nothing was written",
                 row.name,
-                out.display()
             )));
+        }
+        // A copy that came out over the limit (MP4 is larger than the raw stream it holds) is
+        // split too; the whole copy stays recorded but does not travel.
+        if f.file.size > profile.max_file_size && !args.no_split {
+            to_split.push((copy_id.clone(), true));
         }
         copies.push((id.clone(), copy_id));
         rows.push(row);
         facts.push(f);
     }
 
-    // The bundle, made once into the store's scratch space, is the source of every file.
+    // Recordings over the limit: their parts (made now, or made by an earlier medium).
+    let mut parts_made: Vec<(String, Vec<String>, bool)> = Vec::new();
+    for (id, replace) in &to_split {
+        let (ids, made) = split(&store, &ledger, ctx, id, profile.max_file_size, &profile.name)?;
+        if *replace {
+            facts.retain(|f| &f.row.id != id);
+            rows.retain(|r| &r.id != id);
+        }
+        for part in &ids {
+            let row = item::resolve(&ledger, part)?;
+            let mut f = super::show::item_facts(&ledger, &row)?;
+            if f.media.is_none() {
+                f.media = crate::derive::Source::open(&store, &ledger, &row.id)?.media;
+            }
+            rows.push(row);
+            facts.push(f);
+        }
+        parts_made.push((id.clone(), ids, made));
+    }
+
+    // The bundle, made once into the store's scratch space, is the source of every file; a
+    // disc's files are laid out there too, then written as one image.
     let scratch = tempfile::Builder::new()
         .prefix(".media-")
         .tempdir_in(store.root().join("tmp"))
         .map_err(|e| crate::store::env_io(e, &store.root().join("tmp"), "cannot create a scratch folder in"))?;
+    let out = match &target {
+        Target::Folder(out) => out.clone(),
+        _ => {
+            let staging = scratch.path().join("disc");
+            fs::create_dir(&staging).map_err(|e| crate::store::env_io(e, &staging, "cannot create"))?;
+            written.dir = staging.clone();
+            staging
+        }
+    };
+    let out = &out;
     let zip_path = scratch.path().join("medium.zip");
     let actor = ctx.actor();
     let req = Request {
@@ -289,9 +616,18 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
     let prefix = format!("{}/", bundle.bag);
     let wanted =
         |rel: &str| profile.custody_files || rel.starts_with("data/evidence/") || rel == "data/report/report.pdf";
+    // Native originals travel whole where the profile takes them (their size was checked
+    // against the filesystem's limit in the preflight).
+    let natives: std::collections::BTreeSet<String> = bundle
+        .files
+        .iter()
+        .filter(|f| profile.native_originals && rows.iter().any(|r| r.id == f.item && r.parent.is_none()))
+        .map(|f| f.path.clone())
+        .collect();
     let over: Vec<String> = entries
         .iter()
         .filter(|e| !e.is_dir && e.size > profile.max_file_size)
+        .filter(|e| e.name.strip_prefix(&prefix).is_none_or(|rel| !natives.contains(rel)))
         .filter_map(|e| {
             e.name.strip_prefix(&prefix).filter(|rel| wanted(rel)).map(|rel| format!("{rel}: {} bytes", e.size))
         })
@@ -312,9 +648,18 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
         )));
     }
     let mut files: Vec<(String, String, u64)> = Vec::new();
+    // A disc image takes each evidence file straight from the store's object file, where the
+    // store keeps its objects on this machine (the read-back checks every byte the image got).
+    let mut from_store: BTreeMap<String, PathBuf> = BTreeMap::new();
     for e in entries.iter().filter(|e| !e.is_dir) {
         let Some(rel) = e.name.strip_prefix(&prefix) else { continue };
         if !wanted(rel) {
+            continue;
+        }
+        let object = bundle.files.iter().find(|f| f.path == rel).filter(|f| store.remote(&f.sha256).is_none());
+        if let (false, Some(f)) = (matches!(target, Target::Folder(_)), object) {
+            from_store.insert(rel.to_owned(), store.object_path(&f.sha256));
+            files.push((rel.to_owned(), f.sha256.clone(), f.size));
             continue;
         }
         let data = crate::bundle::zip::entry_bytes(&map, e).map_err(error::environment)?;
@@ -352,12 +697,20 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
                 playable: medium::plays_natively(&f.name, media),
                 audio_only: media.is_some_and(|m| !m.streams.iter().any(|s| s.kind == "video")),
                 picture: matches!(medium::extension(&f.name).as_str(), "png" | "jpg" | "jpeg"),
-                played_by: bundle
-                    .files
-                    .iter()
-                    .filter(|g| chains.iter().any(|(id, up)| *id == g.item && up.contains(&f.item)))
-                    .find(|g| medium::plays_natively(&g.name, facts_of(&g.item)))
-                    .map(|g| (g.item.clone(), g.path.clone())),
+                played_by: {
+                    // Its playable copy, or every part of one split under the limit, in order.
+                    let mut playable: Vec<&package::Packed> = bundle
+                        .files
+                        .iter()
+                        .filter(|g| chains.iter().any(|(id, up)| *id == g.item && up.contains(&f.item)))
+                        .filter(|g| medium::plays_natively(&g.name, facts_of(&g.item)))
+                        .collect();
+                    playable.sort_by_key(|g| medium::part_of(&g.name).map(|(k, _)| k));
+                    match playable.iter().position(|g| medium::part_of(&g.name).is_none()) {
+                        Some(whole) => vec![(playable[whole].item.clone(), playable[whole].path.clone())],
+                        None => playable.iter().map(|g| (g.item.clone(), g.path.clone())).collect(),
+                    }
+                },
             });
         }
         let html = medium::index_html(&label, &case_text, &bundle.head.to_string(), &index);
@@ -371,17 +724,76 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
         crate::fsutil::fsync_dir(p).map_err(|e| crate::store::env_io(e, p, "cannot sync"))?;
     }
     drop(map);
-    drop(scratch);
+    let _ = fs::remove_file(&zip_path);
 
-    // Read every file back from the medium.
-    let bad = medium::read_back(out, &files);
-    if !bad.is_empty() {
-        return Err(error::mismatch(format!(
-            "the medium at {} did not read back as written, so it is not recorded and what was written is removed:\n  {}",
-            out.display(),
-            bad.join("\n  ")
-        )));
-    }
+    // Read every file back from the medium: the folder, or the image, or the burnt disc.
+    let mut disc = serde_json::Map::new();
+    let where_to = match &target {
+        Target::Folder(_) => {
+            let bad = medium::read_back(out, &files);
+            refuse_read_back(out, &bad)?;
+            disc.insert("kind".into(), json!("folder"));
+            disc.insert("path".into(), json!(crate::fsutil::path_text(out)));
+            out.display().to_string()
+        }
+        Target::Image(_) | Target::Burn { .. } => {
+            let volume = iso::volume_id(&label);
+            let (image, fin) = match &target {
+                Target::Image(p) | Target::Burn { keep: Some(p), .. } => {
+                    let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                    (p.with_file_name(format!(".{name}.partial")), Some(p.clone()))
+                }
+                _ => (scratch.path().join("disc.iso"), None),
+            };
+            image_files.paths.push(image.clone());
+            let staged: Vec<(String, PathBuf)> = files
+                .iter()
+                .map(|(rel, _, _)| (rel.clone(), from_store.get(rel).cloned().unwrap_or_else(|| out.join(rel))))
+                .collect();
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let size = iso::write(&staged, &image, &volume, now as i64)?;
+            let bad = iso::read_back(&image, &files)?;
+            refuse_read_back(&image, &bad)?;
+            let image_sha = iso::hash_prefix(&image, size)?;
+            disc.insert("volume".into(), json!(volume));
+            disc.insert("image_size".into(), json!(size));
+            disc.insert("image_sha256".into(), json!(image_sha));
+            if let Target::Burn { drive, .. } = &target {
+                burn(&image, drive)?;
+                let dev = iso::device_path(drive);
+                let bad = iso::read_back(&dev, &files)?;
+                refuse_read_back(&dev, &bad)?;
+                let burnt = iso::hash_prefix(&dev, size)?;
+                if burnt != image_sha {
+                    return Err(error::mismatch(format!(
+                        "the disc in {drive} holds every file as written, but not the image as written (its first {size} \
+                         bytes have SHA-256 {burnt}, the image {image_sha}); it is not recorded: burn a new disc"
+                    )));
+                }
+                disc.insert("kind".into(), json!("disc"));
+                disc.insert("drive".into(), json!(drive));
+            } else {
+                disc.insert("kind".into(), json!("image"));
+            }
+            match fin {
+                Some(fin) => {
+                    fs::rename(&image, &fin).map_err(|e| crate::store::env_io(e, &fin, "cannot create"))?;
+                    image_files.paths = vec![fin.clone()];
+                    let parent = fin.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+                    crate::fsutil::fsync_dir(parent).map_err(|e| crate::store::env_io(e, parent, "cannot sync"))?;
+                    disc.insert("path".into(), json!(crate::fsutil::path_text(&fin)));
+                    match &target {
+                        Target::Burn { drive, .. } => format!("{drive} (image kept at {})", fin.display()),
+                        _ => fin.display().to_string(),
+                    }
+                }
+                None => match &target {
+                    Target::Burn { drive, .. } => drive.clone(),
+                    _ => unreachable!("an image target keeps its image"),
+                },
+            }
+        }
+    };
     let bytes: u64 = files.iter().map(|f| f.2).sum();
 
     let inputs: Vec<FileRef> = facts
@@ -403,7 +815,7 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
         json!({"name": profile.name, "sha256": profile_sha, "description": profile.description}),
     );
     params.insert("label".into(), json!(label));
-    params.insert("medium".into(), json!({"kind": "folder", "path": crate::fsutil::path_text(out)}));
+    params.insert("medium".into(), serde_json::Value::Object(disc.clone()));
     params.insert("recipient".into(), json!(args.recipient));
     params.insert("purpose".into(), json!(args.purpose));
     params.insert("ledger_head".into(), json!(bundle.head.to_string()));
@@ -414,6 +826,13 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
                 .iter()
                 .map(|(of, copy)| json!({"item": copy, "of": of, "made": true}))
                 .chain(reuse.iter().map(|(of, copy)| json!({"item": copy, "of": of, "made": false})))
+                .chain(parts_made.iter().flat_map(|(of, parts, made)| {
+                    let n = parts.len();
+                    parts
+                        .iter()
+                        .enumerate()
+                        .map(move |(k, p)| json!({"item": p, "of": of, "made": made, "part": k + 1, "parts": n}))
+                }))
                 .collect::<Vec<_>>()
         ),
     );
@@ -432,10 +851,10 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
         })
     })?;
     written.done = true;
+    image_files.done = true;
 
     let mut text = format!(
-        "Wrote the medium \"{label}\" to {} for profile {} ({}): {} file(s), {}; every file read back and matched\n",
-        out.display(),
+        "Wrote the medium \"{label}\" to {where_to} for profile {} ({}): {} file(s), {}; every file read back and matched\n",
         profile.name,
         profile.description,
         files.len(),
@@ -447,18 +866,39 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
     for (of, copy) in &reuse {
         text.push_str(&format!("  used the playback copy {copy} of {of}, made earlier\n"));
     }
+    for (of, parts, made) in &parts_made {
+        text.push_str(&format!(
+            "  {} the playback copy of {of} in {} parts cut at keyframes, each at most {} bytes: {}\n",
+            if *made { "made" } else { "used" },
+            parts.len(),
+            profile.max_file_size,
+            parts.join(", ")
+        ));
+    }
     for f in bundle.files.iter() {
         text.push_str(&format!("  {:<5} {}  sha256 {}\n", f.item, f.path, f.sha256));
     }
-    if profile.custody_files {
+    if let Some(sha) = disc.get("image_sha256").and_then(|v| v.as_str()) {
         text.push_str(&format!(
+            "  disc image: volume {}, {} bytes, sha256 {sha}{}\n",
+            disc["volume"].as_str().unwrap_or_default(),
+            disc["image_size"],
+            if matches!(target, Target::Burn { .. }) { " (the disc read back the same)" } else { "" }
+        ));
+    }
+    match (&target, profile.custody_files) {
+        (Target::Folder(_), true) => text.push_str(&format!(
             "  open {} in a browser; check it with: custody verify {}\n",
             out.join("index.html").display(),
             out.display()
-        ));
+        )),
+        (Target::Image(p) | Target::Burn { keep: Some(p), .. }, true) => {
+            text.push_str(&format!("  check it with: custody verify {}\n", p.display()))
+        }
+        _ => {}
     }
     text.push_str(&head_to_keep(&head));
-    let json = json!({"schema_version": 1, "command": "media", "profile": profile.name, "out": crate::fsutil::path_text(out),
+    let json = json!({"schema_version": 1, "command": "media", "profile": profile.name, "out": where_to, "medium": disc,
         "label": label, "files": file_list, "read_back": {"files": files.len(), "bytes": bytes, "result": "matched"},
         "ledger_head": bundle.head, "head": head});
     Ok(Report::ok(text, json))

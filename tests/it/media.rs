@@ -516,11 +516,16 @@ fn a_profile_files_size_limit_refuses_a_larger_file_by_name_and_a_bad_profile_is
     let dir = store.work().join("usb");
     let before = store.snapshot();
 
-    // max_file_size 10000: the WAV is named as over the limit, the short note is not.
-    let small = write(&store.work().join("profiles/small.yaml"), profile_yaml("10000", "fat32", ""));
-    let out = run_media(&store, &[&wav_id, &note_id, "--profile", small.to_str().unwrap()], &dir);
+    // max_file_size 10000 and --no-split: the WAV is named as over the limit, the short note is
+    // not. (The profile takes no native originals: a native original travels whole.)
+    let small = write(
+        &store.work().join("profiles/small.yaml"),
+        profile_yaml("10000", "fat32", "").replace("native_originals: true", "native_originals: false"),
+    );
+    let out = run_media(&store, &[&wav_id, &note_id, "--profile", small.to_str().unwrap(), "--no-split"], &dir);
     out.status(2);
     assert_problem(&out, &wav_id, "overhear.wav", "over the profile's limit");
+    out.stderr_has("without --no-split it is split at keyframes");
     let note_flagged = out.stderr().lines().any(|l| l.contains("note.txt") && l.contains("over the profile's limit"));
     assert!(!note_flagged, "a 47-byte file is not over a 10000-byte limit\n{}", shown(&out));
     assert_nothing_written(&dir);
@@ -715,4 +720,160 @@ fn a_media_run_that_fails_after_the_preflight_records_nothing_not_even_a_playbac
     let out = run_media(&store, &[&raw.id, "--profile", "court"], &gone.join("usb"));
     assert!(out.code.is_some_and(|c| c != 0), "custody media cannot succeed here\n{}", shown(&out));
     store.assert_unchanged(&before);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. A recording whose playback copy would be over the limit: split at keyframes into parts.
+
+/// A DVR-like raw H.264 stream (no B-frames, a keyframe a second) of `seconds` at about
+/// 2 Mbit/s, made by ffmpeg (the oracle's own encoder) at `path`.
+fn raw_dvr_stream(path: &Path, seconds: u32) -> PathBuf {
+    let dir = path.parent().expect("a parent");
+    fs::create_dir_all(dir).expect("mkdir");
+    let secs = seconds.to_string();
+    let args = [
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=640x360:rate=25",
+        "-t",
+        &secs,
+        "-c:v",
+        "libx264",
+        "-bf",
+        "0",
+        "-g",
+        "25",
+        "-b:v",
+        "2M",
+        "-f",
+        "h264",
+    ];
+    let mut all: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+    all.push(path.as_os_str());
+    run_oracle(&system_oracle("ffmpeg"), &all, dir).status(0);
+    path.to_owned()
+}
+
+/// Each decoded frame's MD5 (ffmpeg's framemd5), in order: what a player shows, frame by frame.
+fn frame_md5s(path: &Path) -> Vec<String> {
+    let out = run_oracle(
+        &system_oracle("ffmpeg"),
+        &[
+            OsStr::new("-v"),
+            OsStr::new("error"),
+            OsStr::new("-i"),
+            path.as_os_str(),
+            OsStr::new("-map"),
+            OsStr::new("0:v"),
+            OsStr::new("-f"),
+            OsStr::new("framemd5"),
+            OsStr::new("-"),
+        ],
+        Path::new("."),
+    );
+    out.status(0);
+    out.stdout()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.rsplit(',').next().unwrap_or("").trim().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_recording_over_the_limit_travels_as_recorded_parts_cut_at_keyframes_that_play_and_hold_every_frame() {
+    let store = Store::new();
+    let raw_path = raw_dvr_stream(&store.work().join("export/ch02.h264"), 12);
+    let raw = store.ingest_media(&raw_path);
+    let raw_size = fs::metadata(&raw_path).expect("size").len();
+    let limit = 1_200_000u64;
+    assert!(raw_size > 2 * limit, "precondition: the stream ({raw_size} bytes) needs at least three parts");
+    let profile = write(&store.work().join("county.yaml"), profile_yaml(&limit.to_string(), "fat32", ""));
+
+    // --no-split: refused, naming the item, nothing written or recorded.
+    let dir = store.work().join("usb");
+    let before = store.snapshot();
+    let out = run_media(&store, &[&raw.id, "--profile", profile.to_str().unwrap(), "--no-split"], &dir);
+    out.status(2);
+    assert_problem(&out, &raw.id, "ch02.h264", "over the profile's limit");
+    assert_nothing_written(&dir);
+    store.assert_unchanged(&before);
+
+    // Split: the native original travels whole, its playback copy in parts, each a clip.
+    let events_before = store.event_count();
+    run_media(&store, &[&raw.id, "--profile", profile.to_str().unwrap()], &dir).status(0);
+    let bodies = store.event_bodies();
+    let clips: Vec<&Value> = bodies[events_before as usize..].iter().filter(|e| e["action"] == "clip").collect();
+    let n = clips.len();
+    assert!(n >= 3, "the copy is made in at least three parts: {n} clip events");
+    let event = media_event(&store);
+    let files = medium_files(&dir);
+    assert_eq!(files["data/evidence/24-1234/9/ch02.h264"].0, sha256sum(&raw_path), "the original, unaltered");
+    let mut shown_frames = Vec::new();
+    for (k, clip) in clips.iter().enumerate() {
+        assert_eq!(input_items(clip), BTreeSet::from([raw.id.clone()]), "each part is cut from the original: {clip:#}");
+        let note = clip["note"].as_str().unwrap_or_default();
+        assert!(note.contains(&format!("part {} of {n}", k + 1)), "the clip's note says which part: {clip:#}");
+        let name = clip["outputs"][0]["name"].as_str().expect("name");
+        assert_eq!(name, format!("ch02_part{}of{n}.mp4", k + 1), "{clip:#}");
+        let rel = format!("data/evidence/24-1234/9/{name}");
+        let (sha, size) = files.get(&rel).unwrap_or_else(|| panic!("{rel} is not on the medium: {files:#?}"));
+        assert_eq!(sha, clip["outputs"][0]["sha256"].as_str().unwrap(), "{rel}");
+        assert!(*size <= limit, "{rel} is {size} bytes, over the {limit}-byte limit");
+        // Each part plays on its own: ffmpeg decodes it without an error.
+        let path = dir.join(&rel);
+        let play = run_oracle(
+            &system_oracle("ffmpeg"),
+            &[
+                OsStr::new("-v"),
+                OsStr::new("error"),
+                OsStr::new("-i"),
+                path.as_os_str(),
+                OsStr::new("-f"),
+                OsStr::new("null"),
+                OsStr::new("-"),
+            ],
+            Path::new("."),
+        );
+        play.status(0);
+        assert!(play.stderr().trim().is_empty(), "{rel} does not play cleanly\n{}", shown(&play));
+        shown_frames.extend(frame_md5s(&path));
+        let part = event["params"]["playback_copies"]
+            .as_array()
+            .expect("playback_copies")
+            .iter()
+            .find(|p| p["item"] == clip["outputs"][0]["item"])
+            .unwrap_or_else(|| panic!("the media event does not list part {}: {event:#}", k + 1));
+        assert_eq!(
+            (part["of"].clone(), part["part"].clone(), part["parts"].clone(), part["made"].clone()),
+            (Value::from(raw.id.clone()), Value::from(k + 1), Value::from(n), Value::Bool(true)),
+            "{part:#}"
+        );
+    }
+    // Together the parts show every frame of the original, in order, and nothing else.
+    assert_eq!(shown_frames, frame_md5s(&raw_path), "the parts do not hold exactly the original's frames");
+
+    // index.html plays every part, in order, under the original's entry.
+    let html = read_html(&dir.join("index.html"));
+    let videos: Vec<String> = html.media.iter().filter(|(t, _)| t == "video").flat_map(|(_, s)| s.clone()).collect();
+    for k in 1..=n {
+        let rel = format!("data/evidence/24-1234/9/ch02_part{k}of{n}.mp4");
+        assert!(videos.contains(&rel), "index.html does not play {rel}: {videos:?}");
+        assert!(html.text.contains(&format!("part {k} of {n}")), "index.html does not say part {k} of {n}");
+    }
+    store.verify_ok();
+
+    // A second medium uses the same parts again: one event, no new clips.
+    let again = store.work().join("usb2");
+    let count = store.event_count();
+    run_media(&store, &[&raw.id, "--profile", profile.to_str().unwrap()], &again).status(0);
+    assert_eq!(store.event_count(), count + 1, "the parts are used again, not made again");
+    let reused = media_event(&store);
+    assert!(
+        reused["params"]["playback_copies"].as_array().expect("copies").iter().all(|p| p["made"] == false),
+        "{reused:#}"
+    );
 }

@@ -1,0 +1,236 @@
+//! Disc images for court media: ISO 9660 with Joliet names (what Windows reads) and Rock Ridge
+//! names (what Linux and macOS read), written with hadris-iso, and read back by mapping every
+//! file to its extents on the image or the disc: the read-back after writing or burning, and
+//! `custody verify IMAGE.iso`, read the bytes where the disc keeps them.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use hadris_fs::sync::FileSystem as _;
+use hadris_fs::{DirCursor, FileType, MountOptions, NodeId};
+use hadris_iso::sync::IsoFs;
+use hadris_iso::{IsoId, IsoOptions};
+
+use crate::error;
+
+/// Where ISO 9660's first volume descriptor starts, and its signature.
+const DESCRIPTOR_AT: u64 = 16 * 2048;
+
+/// Whether the file at `path` starts like an ISO 9660 image (or a disc holding one).
+pub fn is_image(path: &Path) -> bool {
+    let mut sig = [0u8; 6];
+    File::open(path).and_then(|f| f.read_exact_at(&mut sig, DESCRIPTOR_AT)).is_ok() && &sig[1..6] == b"CD001"
+}
+
+/// The ISO 9660 volume identifier for `label`: at most 32 of A–Z, 0–9 and `_` (d-characters);
+/// the full label is in the Joliet tree's files (index.html), not here.
+pub fn volume_id(label: &str) -> String {
+    let mut id: String = label
+        .chars()
+        .map(|c| c.to_ascii_uppercase())
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    while id.contains("__") {
+        id = id.replace("__", "_");
+    }
+    let id = id.trim_matches('_');
+    let id: String = id.chars().take(32).collect();
+    if id.is_empty() { "CUSTODY".into() } else { id }
+}
+
+/// Write an image holding `files` (path on the disc, file on this machine) to `image`, which
+/// must not exist, dated `time` (seconds since 1970) and named `volume`. Returns its size.
+pub fn write(files: &[(String, PathBuf)], image: &Path, volume: &str, time: i64) -> Result<u64> {
+    let fail = |what: String| error::environment(format!("cannot write the disc image {}: {what}", image.display()));
+    let mut tree = hadris_fs::Tree::new();
+    for (rel, host) in files {
+        // Folders first: the tree wants each parent before its children.
+        let mut at = String::new();
+        let parts: Vec<&str> = rel.split('/').collect();
+        for part in &parts[..parts.len() - 1] {
+            if !at.is_empty() {
+                at.push('/');
+            }
+            at.push_str(part);
+            if tree.get(&at).is_none() {
+                tree.insert(&at, hadris_fs::Node::dir()).map_err(|e| fail(format!("{at}: {e}")))?;
+            }
+        }
+        let content = hadris_fs::host::file(host).map_err(|e| fail(format!("{}: {e}", host.display())))?;
+        tree.insert(rel, hadris_fs::Node::file(content)).map_err(|e| fail(format!("{rel}: {e}")))?;
+    }
+    let when = hadris_fs::DateTime::new(time, 0).map_err(|e| fail(format!("the date {time}: {e:?}")))?;
+    let options = IsoOptions::default()
+        .with_id(IsoId::Volume, volume)
+        .with_id(IsoId::Publisher, "custody")
+        .with_id(IsoId::Application, concat!("CUSTODY ", env!("CARGO_PKG_VERSION")))
+        .with_joliet()
+        .with_rock_ridge()
+        .with_time(when);
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(image)
+        .map_err(|e| crate::store::env_io(e, image, "cannot create"))?;
+    let dev = hadris_storage::host::FileDevice::new(file).map_err(|e| fail(e.to_string()))?;
+    let report = hadris_iso::sync::write(dev, &tree, &options).map_err(|e| {
+        let e = e.to_string();
+        if e.contains("No space left") || e.contains("os error 28") {
+            error::environment(format!(
+                "the disk holding {} is full: free space there (the image needs as much as the medium's files) and \
+                 run the command again",
+                image.display()
+            ))
+        } else {
+            fail(e)
+        }
+    })?;
+    if let Some(w) = report.warnings().first() {
+        return Err(fail(format!("the writer could not store everything: {w}")));
+    }
+    let f = File::open(image).map_err(|e| crate::store::env_io(e, image, "cannot open"))?;
+    f.sync_all().map_err(|e| crate::store::env_io(e, image, "cannot sync"))?;
+    Ok(report.size())
+}
+
+/// One file on a disc: its path (the Rock Ridge name, else Joliet's) and where its bytes lie.
+#[derive(Clone, Debug)]
+pub struct OnDisc {
+    pub size: u64,
+    /// (byte offset on the disc, length), in file order.
+    pub extents: Vec<(u64, u64)>,
+}
+
+/// What a disc holds: every file by path, and the image's size as its descriptor states it.
+pub struct Listing {
+    pub files: BTreeMap<String, OnDisc>,
+    pub size: u64,
+    pub volume: String,
+}
+
+/// List the image or disc at `path` (an image file, a block device, or a libburn `stdio:` file).
+pub fn list(path: &Path) -> Result<Listing> {
+    let bad =
+        |what: String| error::input(format!("{} is not a readable ISO 9660 disc or image: {what}", path.display()));
+    let dev = hadris_storage::host::FileDevice::open(path).map_err(|e| crate::store::env_io(e, path, "cannot open"))?;
+    let mut iso = IsoFs::mount(dev, MountOptions::new()).map_err(|e| bad(e.to_string()))?;
+    let info = iso.info();
+    let size = info.volume_space_size() as u64 * info.block_size() as u64;
+    let volume = String::from_utf8_lossy(info.id(IsoId::Volume)).trim_end().to_owned();
+    let mut files = BTreeMap::new();
+    let mut stack: Vec<(NodeId, String)> = vec![(iso.root(), String::new())];
+    while let Some((dir, at)) = stack.pop() {
+        let mut cursor = DirCursor::START;
+        while let Some(entry) = iso.readdir(dir, cursor).map_err(|e| bad(format!("{at}/: {e}")))? {
+            cursor = entry.next_cursor();
+            let name = String::from_utf8_lossy(entry.name().as_bytes()).into_owned();
+            let rel = if at.is_empty() { name } else { format!("{at}/{name}") };
+            match entry.file_type() {
+                FileType::Dir => stack.push((entry.node(), rel)),
+                FileType::File => {
+                    let mut out = [hadris_fs::Extent::new(0, 0); 16];
+                    let mut extents = Vec::new();
+                    let mut from = 0u64;
+                    loop {
+                        let n = iso.extents(entry.node(), from, &mut out).map_err(|e| bad(format!("{rel}: {e}")))?;
+                        if n == 0 {
+                            break;
+                        }
+                        for x in &out[..n] {
+                            extents.push((x.offset(), x.len()));
+                            from = x.file_offset() + x.len();
+                        }
+                    }
+                    let size = extents.iter().map(|e| e.1).sum();
+                    files.insert(rel, OnDisc { size, extents });
+                }
+                other => return Err(bad(format!("{rel} is a {other:?}, not a file or folder"))),
+            }
+        }
+    }
+    Ok(Listing { files, size, volume })
+}
+
+/// The device or image behind a burn target: `stdio:FILE` is FILE, a drive is itself.
+pub fn device_path(target: &str) -> PathBuf {
+    PathBuf::from(target.strip_prefix("stdio:").unwrap_or(target))
+}
+
+/// Read every file of `files` (path, SHA-256, size) back from the disc or image at `path`, with
+/// its cached pages dropped first so the bytes come from the medium: what differs, is missing,
+/// or was not written (an unexpected file), one line each naming the file.
+pub fn read_back(path: &Path, files: &[(String, String, u64)]) -> Result<Vec<String>> {
+    drop_cache(path);
+    let listing = list(path)?;
+    let disc = File::open(path).map_err(|e| crate::store::env_io(e, path, "cannot open"))?;
+    let mut bad = Vec::new();
+    let expected: BTreeMap<&str, (&str, u64)> = files.iter().map(|(p, s, n)| (p.as_str(), (s.as_str(), *n))).collect();
+    for (rel, (sha, size)) in &expected {
+        let Some(on) = listing.files.get(*rel) else {
+            bad.push(format!("{rel}: missing from the disc"));
+            continue;
+        };
+        match hash_extents(&disc, on) {
+            Ok(got) if got == *sha && on.size == *size => {}
+            Ok(got) => bad.push(format!(
+                "{rel}: read back {} bytes with SHA-256 {got}, written {size} bytes with {sha}",
+                on.size
+            )),
+            Err(e) => bad.push(format!("{rel}: cannot be read back ({e})")),
+        }
+    }
+    for rel in listing.files.keys().filter(|r| !expected.contains_key(r.as_str())) {
+        bad.push(format!("{rel}: on the disc but never written to it"));
+    }
+    Ok(bad)
+}
+
+/// The SHA-256 (hex) of a file on the disc, read from its extents.
+pub fn hash_extents(disc: &File, on: &OnDisc) -> std::io::Result<String> {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; 1 << 20];
+    for &(offset, len) in &on.extents {
+        let mut done = 0u64;
+        while done < len {
+            let want = ((len - done) as usize).min(buf.len());
+            disc.read_exact_at(&mut buf[..want], offset + done)?;
+            ctx.update(&buf[..want]);
+            done += want as u64;
+        }
+    }
+    Ok(hex::encode(ctx.finish()))
+}
+
+/// The SHA-256 (hex) of the first `size` bytes at `path`: the image as burnt (a disc holds
+/// padding after it).
+pub fn hash_prefix(path: &Path, size: u64) -> Result<String> {
+    let f = File::open(path).map_err(|e| crate::store::env_io(e, path, "cannot open"))?;
+    let on = OnDisc { size, extents: vec![(0, size)] };
+    hash_extents(&f, &on).map_err(|e| crate::store::env_io(e, path, "cannot read"))
+}
+
+/// Drop what the page cache holds of `path`, so the next read comes from the medium.
+pub fn drop_cache(path: &Path) {
+    if let Ok(f) = File::open(path) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid descriptor; the advice changes no data.
+        unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volume_ids_are_d_characters() {
+        assert_eq!(volume_id("Case 24-1234, disc 1 of 2"), "CASE_24_1234_DISC_1_OF_2");
+        assert_eq!(volume_id("Дело 5"), "5");
+        assert_eq!(volume_id("—"), "CUSTODY");
+        assert_eq!(volume_id(&"x".repeat(40)).len(), 32);
+    }
+}
