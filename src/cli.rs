@@ -217,7 +217,8 @@ pub struct HashArgs {
     See docs/verify.md for what a passing verify does not prove."
 )]
 pub struct VerifyArgs {
-    /// A bundle (ZIP file or unzipped folder) to check on its own, without any store.
+    /// A bundle to check on its own, without any store: a ZIP file, an unzipped folder or a
+    /// court medium (a drive or folder), or a disc image (IMAGE.iso) that `custody media` made.
     #[arg(value_name = "BUNDLE")]
     pub bundle: Option<PathBuf>,
     /// A head (SEQ:HASH) written down earlier, e.g. from a report or a bundle: detects a ledger
