@@ -208,7 +208,11 @@ fn check_iso(map: &[u8], path: &Path) -> Result<Outcome> {
     } else {
         listing.volume.clone()
     };
-    check_bag(&Bag::Iso { image: map, files: listing.files }, bag)
+    let mut outcome = check_bag(&Bag::Iso { image: map, files: listing.files }, bag)?;
+    for (rel, why) in listing.disagreements {
+        add(&mut outcome.problems, "modified", if rel.is_empty() { "(disc)" } else { &rel }, why);
+    }
+    Ok(outcome)
 }
 
 fn scan_dir(path: &Path) -> Result<(PathBuf, BTreeSet<String>)> {

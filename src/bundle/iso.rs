@@ -12,7 +12,7 @@ use anyhow::Result;
 use hadris_fs::sync::FileSystem as _;
 use hadris_fs::{DirCursor, FileType, MountOptions, NodeId};
 use hadris_iso::sync::IsoFs;
-use hadris_iso::{IsoId, IsoOptions};
+use hadris_iso::{IsoId, IsoOptions, Namespace};
 
 use crate::error;
 
@@ -110,14 +110,59 @@ pub struct Listing {
     pub files: BTreeMap<String, OnDisc>,
     pub size: u64,
     pub volume: String,
+    /// Where the Joliet tree (what Windows reads) and the Rock Ridge tree (what Linux and macOS
+    /// read) disagree: a file in one and not the other, or pointing at other bytes. Each is
+    /// (path, what is wrong); custody writes both trees over the same data.
+    pub disagreements: Vec<(String, String)>,
 }
 
-/// List the image or disc at `path` (an image file, a block device, or a libburn `stdio:` file).
+/// List the image or disc at `path` (an image file, a block device, or a libburn `stdio:` file):
+/// its most capable tree, checked against its Joliet tree.
 pub fn list(path: &Path) -> Result<Listing> {
+    let (files, size, volume, tree) = list_tree(path, Namespace::Preferred)?;
+    let mut disagreements = Vec::new();
+    if tree != Namespace::Joliet {
+        match list_tree(path, Namespace::Joliet) {
+            Ok((joliet, ..)) => {
+                for (rel, on) in &files {
+                    match joliet.get(rel) {
+                        None => disagreements.push((
+                            rel.clone(),
+                            format!("{rel} is missing from the disc's Joliet tree, which Windows reads"),
+                        )),
+                        Some(j) if j.extents != on.extents => disagreements.push((
+                            rel.clone(),
+                            format!(
+                                "{rel} in the disc's Joliet tree (what Windows reads) points at other bytes than in its \
+                                 Rock Ridge tree"
+                            ),
+                        )),
+                        Some(_) => {}
+                    }
+                }
+                for rel in joliet.keys().filter(|r| !files.contains_key(*r)) {
+                    disagreements.push((
+                        rel.clone(),
+                        format!(
+                            "{rel} is in the disc's Joliet tree (what Windows reads) only, not in its Rock Ridge tree"
+                        ),
+                    ));
+                }
+            }
+            Err(e) => disagreements.push((String::new(), format!("the disc's Joliet tree cannot be read: {e}"))),
+        }
+    }
+    Ok(Listing { files, size, volume, disagreements })
+}
+
+/// Every file of one tree of the disc at `path`, the image's size and volume name, and which
+/// tree was read.
+fn list_tree(path: &Path, namespace: Namespace) -> Result<(BTreeMap<String, OnDisc>, u64, String, Namespace)> {
     let bad =
         |what: String| error::input(format!("{} is not a readable ISO 9660 disc or image: {what}", path.display()));
     let dev = hadris_storage::host::FileDevice::open(path).map_err(|e| crate::store::env_io(e, path, "cannot open"))?;
-    let mut iso = IsoFs::mount(dev, MountOptions::new()).map_err(|e| bad(e.to_string()))?;
+    let mut iso = IsoFs::mount_namespace(dev, MountOptions::new(), namespace).map_err(|e| bad(e.to_string()))?;
+    let tree = iso.namespace();
     let info = iso.info();
     let size = info.volume_space_size() as u64 * info.block_size() as u64;
     let volume = String::from_utf8_lossy(info.id(IsoId::Volume)).trim_end().to_owned();
@@ -152,7 +197,7 @@ pub fn list(path: &Path) -> Result<Listing> {
             }
         }
     }
-    Ok(Listing { files, size, volume })
+    Ok((files, size, volume, tree))
 }
 
 /// The device or image behind a burn target: `stdio:FILE` is FILE, a drive is itself.
@@ -186,6 +231,7 @@ pub fn read_back(path: &Path, files: &[(String, String, u64)]) -> Result<Vec<Str
     for rel in listing.files.keys().filter(|r| !expected.contains_key(r.as_str())) {
         bad.push(format!("{rel}: on the disc but never written to it"));
     }
+    bad.extend(listing.disagreements.into_iter().map(|(_, why)| why));
     Ok(bad)
 }
 

@@ -124,20 +124,16 @@ pub fn is_audio_video(name: &str, media: Option<&MediaFacts>) -> bool {
     media.is_some_and(|m| m.streams.iter().any(|s| s.kind == "video" || s.kind == "audio"))
 }
 
-/// Whether an offline Windows PC plays the file without extra software: MP4 with H.264 and
-/// AAC or MP3; MP3; WAV with PCM; AVI with MJPEG, H.264 or MPEG-4 Part 2 and PCM or MP3;
-/// MPEG-1/2 program streams.
+/// Whether the file plays both on an offline Windows court PC without extra software and in
+/// the medium's index page in any browser: MP4 with H.264 and AAC or MP3; M4A; MP3; WAV with
+/// PCM. (Windows also plays AVI and MPEG program streams, but no browser does: those get a
+/// playback copy in MP4.)
 pub fn plays_natively(name: &str, media: Option<&MediaFacts>) -> bool {
     let Some(m) = media else { return false };
     let (video, audio): (&[&str], &[&str]) = match extension(name).as_str() {
         "mp4" | "m4v" | "m4a" => (&["h264"], &["aac", "mp3"]),
         "mp3" => (&[], &["mp3"]),
         "wav" => (&[], &["pcm_s16le", "pcm_s24le", "pcm_s32le", "pcm_u8", "pcm_mulaw", "pcm_alaw", "pcm_f32le"]),
-        "avi" => (
-            &["mjpeg", "h264", "mpeg4", "msmpeg4v2", "msmpeg4v3"],
-            &["pcm_s16le", "pcm_u8", "pcm_mulaw", "pcm_alaw", "mp3"],
-        ),
-        "mpg" | "mpeg" => (&["mpeg1video", "mpeg2video"], &["mp2", "mp3", "ac3"]),
         _ => return false,
     };
     let mut any = false;
@@ -179,6 +175,12 @@ pub fn bad_name(name: &str, fs: Filesystem) -> Option<String> {
             && stem.as_bytes()[3] != b'0');
     if reserved {
         return Some(format!("the reserved device name {stem}"));
+    }
+    if fs == Filesystem::Iso9660 {
+        // Joliet holds UCS-2: nothing outside the Basic Multilingual Plane, and no `;`.
+        if let Some(c) = name.chars().find(|c| *c as u32 > 0xFFFF || *c == ';') {
+            return Some(format!("the character {c:?}, which Joliet names cannot hold"));
+        }
     }
     let limit = match fs {
         Filesystem::Fat32 => 255,

@@ -270,7 +270,10 @@ fn exact(
     let kept: Vec<usize> = [Some(index.stream), made.audio_stream].into_iter().flatten().collect();
     let left = left_out(&source, &kept, &mut facts);
     let params = re_encode_params(&args, "exact");
-    let name = format!("{stem}_exact_frames{}-{}.mp4", asked.first, asked.last);
+    let name = match &args.stem {
+        Some(named) => format!("{named}.mp4"),
+        None => format!("{stem}_exact_frames{}-{}.mp4", asked.first, asked.last),
+    };
     let outputs = vec![Output { name, digests, facts }];
     let (head, event) =
         derive::commit(&store, &mut ledger, &actor, staging, &source, "clip", outputs, params, args.note.clone())?;
@@ -367,7 +370,10 @@ fn exact_audio(
     let mut params = re_encode_params(&args, "exact");
     params.remove("crf");
     params.remove("lossless");
-    let name = format!("{}_exact_{}ms-{}ms.wav", source.stem(), a / 1000, b / 1000);
+    let name = match &args.stem {
+        Some(named) => format!("{named}.wav"),
+        None => format!("{}_exact_{}ms-{}ms.wav", source.stem(), a / 1000, b / 1000),
+    };
     let outputs = vec![Output { name, digests, facts }];
     let (head, event) =
         derive::commit(&store, &mut ledger, &actor, staging, &source, "clip", outputs, params, args.note.clone())?;
@@ -452,7 +458,10 @@ fn smart(
     let kept: Vec<usize> = std::iter::once(index.stream).chain(made.audio_streams.iter().copied()).collect();
     let left = left_out(&source, &kept, &mut facts);
     let params = re_encode_params(&args, "smart");
-    let name = format!("{}_smart_frames{}-{}.{ext}", source.stem(), asked.first, asked.last);
+    let name = match &args.stem {
+        Some(named) => format!("{named}.{ext}"),
+        None => format!("{}_smart_frames{}-{}.{ext}", source.stem(), asked.first, asked.last),
+    };
     let outputs = vec![Output { name, digests, facts }];
     let (head, event) =
         derive::commit(&store, &mut ledger, &actor, staging, &source, "clip", outputs, params, args.note.clone())?;

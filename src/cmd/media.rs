@@ -342,6 +342,44 @@ fn split(
     Ok((parts, true))
 }
 
+/// A playback copy of item `id` re-encoded to H.264 (CRF 18, visually lossless) and AAC in MP4,
+/// or to PCM WAV for sound alone: `custody clip --mode exact` of every frame, named
+/// `NAME_playback`.
+fn encoded_copy(
+    store: &crate::store::Store,
+    ledger: &crate::ledger::Ledger,
+    ctx: &Ctx,
+    id: &str,
+    profile: &str,
+) -> Result<Report> {
+    use crate::media::time::Position;
+    let source = crate::derive::Source::open(store, ledger, id)?;
+    let index = source.frame_index(ledger)?;
+    let last = index.len() - 1;
+    let (from, to) = if index.audio {
+        (Position::Time(0), Position::Time(index.time_us(last) + index.frame_len_us(last)))
+    } else {
+        (Position::Frame(0), Position::Frame(last as u64))
+    };
+    super::clip::run(
+        crate::cli::ClipArgs {
+            item: id.to_owned(),
+            from,
+            to,
+            mode: crate::cli::ClipMode::Exact,
+            crf: 18,
+            lossless: false,
+            out: None,
+            verify_whole: false,
+            note: Some(format!(
+                "playback copy for a court medium (profile {profile}), re-encoded: its codecs play in no browser"
+            )),
+            stem: Some(format!("{}_playback", source.stem())),
+        },
+        ctx,
+    )
+}
+
 /// A medium that did not read back as written is reported, never recorded.
 fn refuse_read_back(medium: &Path, bad: &[String]) -> Result<()> {
     if bad.is_empty() {
@@ -371,7 +409,13 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
     }
     let plays: Vec<bool> = facts.iter().map(|f| medium::plays_natively(&f.row.name, f.media.as_ref())).collect();
     let mut problems = Vec::new();
-    let mut to_copy: Vec<String> = Vec::new();
+    // A disc's names are Joliet's (what Windows reads) too, whatever the profile's filesystem.
+    let mut filesystems = vec![profile.filesystem];
+    if !matches!(target, Target::Folder(_)) && profile.filesystem != medium::Filesystem::Iso9660 {
+        filesystems.push(medium::Filesystem::Iso9660);
+    }
+    // Playback copies to make: (item, whether its streams must be re-encoded).
+    let mut to_copy: Vec<(String, bool)> = Vec::new();
     let mut reuse: Vec<(String, String)> = Vec::new();
     // Items whose playback copy is made in parts: (item, whether the parts replace it).
     let mut to_split: Vec<(String, bool)> = Vec::new();
@@ -414,11 +458,14 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
             }
         }
         for part in [r.case.as_str(), r.exhibit.as_str()].into_iter().chain(r.name.split('/')) {
-            if let Some(why) = medium::bad_name(part, profile.filesystem) {
-                problems.push(format!(
-                    "{who}: the name {part:?} is not allowed on {} ({why}); the medium cannot hold it",
-                    profile.filesystem.name()
-                ));
+            for fs in filesystems.iter().copied() {
+                if let Some(why) = medium::bad_name(part, fs) {
+                    problems.push(format!(
+                        "{who}: the name {part:?} is not allowed on {} ({why}); the medium cannot hold it",
+                        fs.name()
+                    ));
+                    break;
+                }
             }
         }
         let mut head = [0u8; 4];
@@ -446,7 +493,7 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
                 // once the rest of the medium is known to pass; in parts, cut at keyframes,
                 // when one copy would be over the profile's limit.
                 if f.file.size <= profile.max_file_size {
-                    to_copy.push(r.id.clone());
+                    to_copy.push((r.id.clone(), false));
                 } else if !args.no_split {
                     to_split.push((r.id.clone(), false));
                 } else {
@@ -456,6 +503,10 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
                         f.file.size, profile.max_file_size
                     ));
                 }
+            } else if !copy && f.media.as_ref().is_some_and(|m| m.decodable) {
+                // Its codecs play in no browser (MJPEG, MPEG-2, HEVC, PCM in AVI…): a copy
+                // re-encoded to H.264/AAC in MP4, recorded as an exact clip of every frame.
+                to_copy.push((r.id.clone(), true));
             } else if !copy {
                 let codecs: Vec<String> = f
                     .media
@@ -469,8 +520,8 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
                     })
                     .unwrap_or_default();
                 problems.push(format!(
-                    "{who}: plays on no court PC ({}, {}), and its streams need re-encoding to play: make a playback copy \
-                     (`custody clip {} --mode exact --from frame:0 --to END`) and include it",
+                    "{who}: plays on no court PC ({}, {}), and custody cannot decode it to make a playback copy; convert \
+                     it with the maker's player and ingest the copy, or leave it out (item {})",
                     f.media.as_ref().and_then(|m| m.container_long.clone()).unwrap_or_else(|| "unknown format".into()),
                     if codecs.is_empty() { "no streams".to_owned() } else { codecs.join(", ") },
                     r.id
@@ -519,17 +570,22 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
             facts.push(f);
         }
     }
-    let mut copies: Vec<(String, String)> = Vec::new();
-    for id in &to_copy {
-        let made = super::rewrap::run(
-            crate::cli::RewrapArgs {
-                item: id.clone(),
-                out: None,
-                verify_whole: false,
-                note: Some(format!("playback copy for a court medium (profile {})", profile.name)),
-            },
-            ctx,
-        )?;
+    // (original, copy, re-encoded)
+    let mut copies: Vec<(String, String, bool)> = Vec::new();
+    for (id, encode) in &to_copy {
+        let made = if *encode {
+            encoded_copy(&store, &ledger, ctx, id, &profile.name)?
+        } else {
+            super::rewrap::run(
+                crate::cli::RewrapArgs {
+                    item: id.clone(),
+                    out: None,
+                    verify_whole: false,
+                    note: Some(format!("playback copy for a court medium (profile {})", profile.name)),
+                },
+                ctx,
+            )?
+        };
         let copy_id = made.json["item"].as_str().unwrap_or_default().to_owned();
         let row = item::resolve(&ledger, &copy_id)?;
         let mut f = super::show::item_facts(&ledger, &row)?;
@@ -548,7 +604,7 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
         if f.file.size > profile.max_file_size && !args.no_split {
             to_split.push((copy_id.clone(), true));
         }
-        copies.push((id.clone(), copy_id));
+        copies.push((id.clone(), copy_id, *encode));
         rows.push(row);
         facts.push(f);
     }
@@ -632,6 +688,19 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
             e.name.strip_prefix(&prefix).filter(|rel| wanted(rel)).map(|rel| format!("{rel}: {} bytes", e.size))
         })
         .collect();
+    // Every path on the medium (the copies' and parts' names too) within its names' rules.
+    let mut over = over;
+    for e in entries.iter().filter(|e| !e.is_dir) {
+        let Some(rel) = e.name.strip_prefix(&prefix).filter(|rel| wanted(rel)) else { continue };
+        for part in rel.split('/') {
+            if let Some((fs, why)) =
+                filesystems.iter().find_map(|fs| medium::bad_name(part, *fs).map(|why| (fs.name(), why)))
+            {
+                over.push(format!("{rel}: the name {part:?} is not allowed on {fs} ({why})"));
+                break;
+            }
+        }
+    }
     if !over.is_empty() {
         let made = if copies.is_empty() {
             String::new()
@@ -642,7 +711,8 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
             )
         };
         return Err(error::input(format!(
-            "these files of the medium are over the profile's limit of {} bytes a file; nothing was written{made}:\n  {}",
+            "these files of the medium are over the profile's limit of {} bytes a file, or named as it cannot hold; \
+             nothing was written{made}:\n  {}",
             profile.max_file_size,
             over.join("\n  ")
         )));
@@ -824,7 +894,7 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
         json!(
             copies
                 .iter()
-                .map(|(of, copy)| json!({"item": copy, "of": of, "made": true}))
+                .map(|(of, copy, encoded)| json!({"item": copy, "of": of, "made": true, "re_encoded": encoded}))
                 .chain(reuse.iter().map(|(of, copy)| json!({"item": copy, "of": of, "made": false})))
                 .chain(parts_made.iter().flat_map(|(of, parts, made)| {
                     let n = parts.len();
@@ -860,8 +930,15 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
         files.len(),
         human_size(bytes)
     );
-    for (of, copy) in &copies {
-        text.push_str(&format!("  made the playback copy {copy} of {of} (a lossless rewrap into MP4, recorded)\n"));
+    for (of, copy, encoded) in &copies {
+        text.push_str(&format!(
+            "  made the playback copy {copy} of {of} ({}, recorded)\n",
+            if *encoded {
+                "re-encoded to H.264 in MP4: its codecs play in no browser"
+            } else {
+                "a lossless rewrap into MP4"
+            }
+        ));
     }
     for (of, copy) in &reuse {
         text.push_str(&format!("  used the playback copy {copy} of {of}, made earlier\n"));

@@ -3,12 +3,14 @@
 mod agency;
 mod assisted;
 mod batch;
+mod browser;
 mod bucket;
 mod bundle;
 mod camera;
 mod clip;
 mod damaged;
 mod detect;
+mod disc;
 mod docs;
 mod exact;
 mod faults;

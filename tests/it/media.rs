@@ -396,7 +396,8 @@ fn the_preflight_lists_an_unplayable_video_forbidden_names_and_an_executable_at_
     // A raw H.264 stream with no copy: custody can make a playback copy of it (section 2b), but
     // not before the preflight has passed, so not here.
     media(Fixture::RawH264, &export.join("dvr_ch01.h264"));
-    // MPEG-2 in MPEG-TS: plays on no court PC, and a stream copy into MP4 would not either.
+    // MPEG-2 in MPEG-TS: plays in no browser, and a stream copy into MP4 would not either; its
+    // copy is re-encoded after the preflight (section 2c), so it is no problem here.
     crate::formats::ffmpeg(
         &store,
         &crate::formats::words("-f lavfi -i testsrc2=size=320x240:rate=25 -t 1 -c:v mpeg2video -f mpegts"),
@@ -420,7 +421,7 @@ fn the_preflight_lists_an_unplayable_video_forbidden_names_and_an_executable_at_
     let before = store.snapshot();
     let out = run_media(&store, &["--case", "24-1234", "--profile", "court"], &dir);
     out.status(2);
-    assert_problem(&out, &id("cam02.ts"), "cam02.ts", "plays on no court PC");
+    assert!(!out.stderr().contains("cam02.ts"), "a video custody can re-encode is no problem\n{}", shown(&out));
     assert_problem(&out, &id("14:03 call.wav"), "14:03 call.wav", "not allowed on fat32");
     assert_problem(&out, &id("CON.wav"), "CON.wav", "not allowed on fat32");
     assert_problem(&out, &id("run.sh"), "run.sh", "executable");
@@ -460,7 +461,7 @@ fn a_raw_h264_exhibit_with_no_copy_gets_a_recorded_lossless_mp4_playback_copy_on
     let event = media_event(&store);
     assert_eq!(
         event["params"]["playback_copies"],
-        serde_json::json!([{"item": copy_id, "of": raw.id, "made": true}]),
+        serde_json::json!([{"item": copy_id, "of": raw.id, "made": true, "re_encoded": false}]),
         "the media event names the copy it made: {event:#}"
     );
     assert_eq!(input_items(&event), BTreeSet::from([raw.id.clone(), copy_id.clone()]), "{event:#}");
@@ -876,4 +877,41 @@ fn a_recording_over_the_limit_travels_as_recorded_parts_cut_at_keyframes_that_pl
         reused["params"]["playback_copies"].as_array().expect("copies").iter().all(|p| p["made"] == false),
         "{reused:#}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2c. A video whose codec plays in no browser: a re-encoded playback copy, every frame.
+
+#[test]
+fn an_mjpeg_avi_gets_a_recorded_re_encoded_h264_copy_of_every_frame_that_index_html_plays_instead() {
+    let store = Store::new();
+    let avi = store.ingest_fixture(Fixture::MjpegAvi);
+    let dir = store.work().join("usb");
+    let events_before = store.event_count();
+    run_media(&store, &[&avi.id, "--profile", "court"], &dir).status(0);
+    let bodies = store.event_bodies();
+    assert_eq!(bodies.len() as i64, events_before + 2, "a clip event (the copy) and a media event");
+    let clip = &bodies[bodies.len() - 2];
+    assert_eq!((clip["action"].as_str(), clip["params"]["mode"].as_str()), (Some("clip"), Some("exact")), "{clip:#}");
+    assert_eq!(input_items(clip), BTreeSet::from([avi.id.clone()]), "{clip:#}");
+    let name = clip["outputs"][0]["name"].as_str().expect("name");
+    assert_eq!(name, "cam_704x480_playback.mp4");
+    let copy = dir.join("data/evidence/24-1234/9").join(name);
+    // ffprobe, the oracle: H.264 in MP4, and as many frames as the AVI (every frame, none lost).
+    let probe = |p: &Path| {
+        crate::support::ffprobe_json(
+            p,
+            &["-count_frames", "-select_streams", "v:0", "-show_entries", "stream=codec_name,nb_read_frames"],
+        )
+    };
+    let (c, a) = (probe(&copy), probe(&avi.path));
+    assert_eq!(c["streams"][0]["codec_name"], "h264", "{c:#}");
+    assert_eq!(c["streams"][0]["nb_read_frames"], a["streams"][0]["nb_read_frames"], "copy {c:#} vs AVI {a:#}");
+    assert_eq!(sha256sum(&dir.join("data/evidence/24-1234/9/cam_704x480.avi")), sha256sum(&avi.path), "the original");
+    // index.html plays the copy, and offers the AVI (which no browser plays) as a file only.
+    let html = read_html(&dir.join("index.html"));
+    let sources: Vec<&String> = html.media.iter().flat_map(|(_, s)| s).collect();
+    assert!(sources.iter().any(|s| s.ends_with(name)), "index.html does not play the copy: {sources:?}");
+    assert!(!sources.iter().any(|s| s.ends_with(".avi")), "index.html offers the AVI as video: {sources:?}");
+    store.verify_ok();
 }
