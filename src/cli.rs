@@ -684,6 +684,12 @@ pub struct MediaArgs {
     /// Why it is given.
     #[arg(long, value_name = "TEXT")]
     pub purpose: Option<String>,
+    /// The disc the image is for (cd 700 MB, dvd 4.7 GB, dvd-dl 8.5 GB, bd 25 GB, bd-dl 50 GB, or
+    /// its size in bytes):
+    /// a medium larger than one is written as a set, NAME_disc1of2.iso …, split by exhibit and
+    /// labelled "disc n of m" [default: one image, whatever its size].
+    #[arg(long, value_name = "DISC")]
+    pub disc: Option<DiscSize>,
     /// Refuse a recording over the profile's limit a file instead of splitting its playback
     /// copy at keyframes into parts ("part 1 of 3"), each recorded as a clip.
     #[arg(long)]
@@ -691,6 +697,45 @@ pub struct MediaArgs {
     /// A note recorded with the event.
     #[arg(long, value_name = "TEXT")]
     pub note: Option<String>,
+}
+
+/// A recordable disc, by what one holds: cd, dvd, dvd-dl, bd, bd-dl, or a number of bytes (an
+/// agency's own medium).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiscSize {
+    name: &'static str,
+    bytes: u64,
+}
+
+impl DiscSize {
+    /// The discs by name, with the 2048-byte sectors a blank one holds (CD-R 80 min, DVD+R,
+    /// DVD-R DL, BD-R).
+    const NAMED: [(&'static str, u64); 5] =
+        [("cd", 359_847), ("dvd", 2_295_104), ("dvd-dl", 4_171_712), ("bd", 12_219_392), ("bd-dl", 24_438_784)];
+
+    pub fn bytes(self) -> u64 {
+        self.bytes
+    }
+
+    pub fn name(self) -> &'static str {
+        self.name
+    }
+}
+
+impl std::str::FromStr for DiscSize {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Some((name, sectors)) = Self::NAMED.iter().find(|(n, _)| *n == s) {
+            return Ok(DiscSize { name, bytes: sectors * 2048 });
+        }
+        match s.parse::<u64>() {
+            Ok(bytes) if bytes >= 1_000_000 => Ok(DiscSize { name: "custom", bytes }),
+            _ => Err(format!(
+                "{s:?} is not a disc: give cd, dvd, dvd-dl, bd, bd-dl, or its size in bytes (1000000 or more)"
+            )),
+        }
+    }
 }
 
 /// Run a job file: clips, stills, redactions and a package for a whole request. The job is

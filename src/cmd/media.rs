@@ -103,6 +103,15 @@ enum Target {
 impl Target {
     fn of(args: &MediaArgs) -> Result<Target> {
         let image = |p: &PathBuf| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("iso"));
+        if let (Some(out), None, Some(disc)) = (&args.out, &args.burn, args.disc)
+            && !image(out)
+        {
+            return Err(error::input(format!(
+                "--disc {} is for disc images: --out {} is a drive or folder; name an IMAGE.iso, or leave --disc out",
+                disc.name(),
+                out.display()
+            )));
+        }
         Ok(match (&args.out, &args.burn) {
             (Some(out), None) if image(out) => Target::Image(out.clone()),
             (Some(out), None) => Target::Folder(out.clone()),
@@ -380,6 +389,265 @@ fn encoded_copy(
     )
 }
 
+/// What one medium of a set holds and how it was written and read back.
+struct Laid {
+    label: String,
+    /// (path, SHA-256, size) of every file on it.
+    files: Vec<(String, String, u64)>,
+    bundle: package::Written,
+    medium: serde_json::Map<String, serde_json::Value>,
+    where_to: String,
+}
+
+/// What every medium of a set shares.
+struct Job<'a> {
+    store: &'a crate::store::Store,
+    ledger: &'a crate::ledger::Ledger,
+    actor: &'a crate::ledger::Actor,
+    args: &'a MediaArgs,
+    profile: &'a Profile,
+    facts: &'a [super::show::ItemFacts],
+    copies: &'a [(String, String, bool)],
+    filesystems: &'a [medium::Filesystem],
+}
+
+/// Lay out one medium holding `rows` (the bag, index.html, SHA256SUMS.txt) in `out` (the drive
+/// or folder, or a staging folder for a disc), check it against the profile, write it to
+/// `target`, and read it back.
+#[allow(clippy::too_many_arguments)]
+fn lay_out(
+    job: &Job,
+    rows: Vec<crate::ledger::ItemRow>,
+    target: &Target,
+    label: &str,
+    scratch: &Path,
+    out: &Path,
+    written: &mut Written,
+    image_files: &mut Written,
+) -> Result<Laid> {
+    let Job { store, ledger, actor, args, profile, facts, copies, filesystems } = *job;
+    let label = label.to_owned();
+    let zip_path = scratch.join("medium.zip");
+    let req = Request {
+        rows: rows.clone(),
+        include: Include::All,
+        recipient: args.recipient.as_deref(),
+        purpose: args.purpose.as_deref(),
+        examiner: &actor.examiner,
+        out: &zip_path,
+        release: false,
+        paper: None,
+        pdfa: Pdfa::A2b,
+    };
+    let bundle = package::write(store, ledger, &req)?;
+    let zip_file = fs::File::open(&zip_path).map_err(|e| crate::store::env_io(e, &zip_path, "cannot open"))?;
+    let map = crate::mapped::Mapped::open(&zip_file).map_err(|e| crate::store::env_io(e, &zip_path, "cannot map"))?;
+    let entries = crate::bundle::zip::read_entries(&map)
+        .map_err(|e| error::environment(format!("{}: {}", zip_path.display(), e.0)))?;
+    let cases: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.case.as_str()).collect();
+    let case_text = cases.iter().copied().collect::<Vec<_>>().join(", ");
+
+    // Every file the medium would hold (the report, the copies and the custody records too)
+    // within the profile's limit, before anything is written.
+    let prefix = format!("{}/", bundle.bag);
+    let wanted =
+        |rel: &str| profile.custody_files || rel.starts_with("data/evidence/") || rel == "data/report/report.pdf";
+    // Native originals travel whole where the profile takes them (their size was checked
+    // against the filesystem's limit in the preflight).
+    let natives: std::collections::BTreeSet<String> = bundle
+        .files
+        .iter()
+        .filter(|f| profile.native_originals && rows.iter().any(|r| r.id == f.item && r.parent.is_none()))
+        .map(|f| f.path.clone())
+        .collect();
+    let over: Vec<String> = entries
+        .iter()
+        .filter(|e| !e.is_dir && e.size > profile.max_file_size)
+        .filter(|e| e.name.strip_prefix(&prefix).is_none_or(|rel| !natives.contains(rel)))
+        .filter_map(|e| {
+            e.name.strip_prefix(&prefix).filter(|rel| wanted(rel)).map(|rel| format!("{rel}: {} bytes", e.size))
+        })
+        .collect();
+    // Every path on the medium (the copies' and parts' names too) within its names' rules.
+    let mut over = over;
+    for e in entries.iter().filter(|e| !e.is_dir) {
+        let Some(rel) = e.name.strip_prefix(&prefix).filter(|rel| wanted(rel)) else { continue };
+        for part in rel.split('/') {
+            if let Some((fs, why)) =
+                filesystems.iter().find_map(|fs| medium::bad_name(part, *fs).map(|why| (fs.name(), why)))
+            {
+                over.push(format!("{rel}: the name {part:?} is not allowed on {fs} ({why})"));
+                break;
+            }
+        }
+    }
+    if !over.is_empty() {
+        let made = if copies.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (the playback copies {} are recorded and will be used again)",
+                copies.iter().map(|c| c.1.as_str()).collect::<Vec<_>>().join(", ")
+            )
+        };
+        return Err(error::input(format!(
+            "these files of the medium are over the profile's limit of {} bytes a file, or named as it cannot hold; \
+             nothing was written{made}:\n  {}",
+            profile.max_file_size,
+            over.join("\n  ")
+        )));
+    }
+    let mut files: Vec<(String, String, u64)> = Vec::new();
+    // A disc image takes each evidence file straight from the store's object file, where the
+    // store keeps its objects on this machine (the read-back checks every byte the image got).
+    let mut from_store: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for e in entries.iter().filter(|e| !e.is_dir) {
+        let Some(rel) = e.name.strip_prefix(&prefix) else { continue };
+        if !wanted(rel) {
+            continue;
+        }
+        let object = bundle.files.iter().find(|f| f.path == rel).filter(|f| store.remote(&f.sha256).is_none());
+        if let (false, Some(f)) = (matches!(target, Target::Folder(_)), object) {
+            from_store.insert(rel.to_owned(), store.object_path(&f.sha256));
+            files.push((rel.to_owned(), f.sha256.clone(), f.size));
+            continue;
+        }
+        let data = crate::bundle::zip::entry_bytes(&map, e).map_err(error::environment)?;
+        written.file(rel, &data)?;
+        files.push((rel.to_owned(), hex::encode(crate::digest::sha256(&data)), data.len() as u64));
+    }
+    if profile.custody_files {
+        let mut index = Vec::new();
+        // Each selected file's chain, to point an original that does not play at its copy.
+        let chains: Vec<(String, Vec<String>)> =
+            bundle.files.iter().map(|f| (f.item.clone(), ancestors(ledger, &f.item))).collect();
+        let facts_of = |id: &str| facts.iter().find(|x| x.row.id == id).and_then(|x| x.media.as_ref());
+        for f in &bundle.files {
+            let facts = facts.iter().find(|x| x.row.id == f.item);
+            let media = facts.and_then(|x| x.media.as_ref());
+            let origin = facts
+                .map(|x| {
+                    format!(
+                        "Recorded by {} at {} ({}, event {})",
+                        x.created.examiner, x.created.time, x.created.action, x.created.seq
+                    )
+                })
+                .unwrap_or_default();
+            let mut chain: Vec<String> = ancestors(ledger, &f.item).into_iter().rev().collect();
+            chain.push(f.item.clone());
+            index.push(IndexEntry {
+                item: &f.item,
+                exhibit: format!("{}:{}", f.case, f.exhibit),
+                name: &f.name,
+                path: &f.path,
+                sha256: &f.sha256,
+                size: f.size,
+                origin,
+                lineage: chain.join(" → "),
+                playable: medium::plays_natively(&f.name, media),
+                audio_only: media.is_some_and(|m| !m.streams.iter().any(|s| s.kind == "video")),
+                picture: matches!(medium::extension(&f.name).as_str(), "png" | "jpg" | "jpeg"),
+                played_by: {
+                    // Its playable copy, or every part of one split under the limit, in order.
+                    let mut playable: Vec<&package::Packed> = bundle
+                        .files
+                        .iter()
+                        .filter(|g| chains.iter().any(|(id, up)| *id == g.item && up.contains(&f.item)))
+                        .filter(|g| medium::plays_natively(&g.name, facts_of(&g.item)))
+                        .collect();
+                    playable.sort_by_key(|g| medium::part_of(&g.name).map(|(k, _)| k));
+                    match playable.iter().position(|g| medium::part_of(&g.name).is_none()) {
+                        Some(whole) => vec![(playable[whole].item.clone(), playable[whole].path.clone())],
+                        None => playable.iter().map(|g| (g.item.clone(), g.path.clone())).collect(),
+                    }
+                },
+            });
+        }
+        let html = medium::index_html(&label, &case_text, &bundle.head.to_string(), &index);
+        written.file("index.html", html.as_bytes())?;
+        files.push(("index.html".into(), hex::encode(crate::digest::sha256(html.as_bytes())), html.len() as u64));
+        let sums: String = files.iter().map(|(rel, sha, _)| format!("{sha}  {rel}\n")).collect();
+        written.file("SHA256SUMS.txt", sums.as_bytes())?;
+        files.push(("SHA256SUMS.txt".into(), hex::encode(crate::digest::sha256(sums.as_bytes())), sums.len() as u64));
+    }
+    for p in written.paths.iter().map(PathBuf::as_path).filter(|p| p.is_dir()).chain(std::iter::once(out)) {
+        crate::fsutil::fsync_dir(p).map_err(|e| crate::store::env_io(e, p, "cannot sync"))?;
+    }
+    drop(map);
+    let _ = fs::remove_file(&zip_path);
+
+    // Read every file back from the medium: the folder, or the image, or the burnt disc.
+    let mut disc = serde_json::Map::new();
+    let where_to = match target {
+        Target::Folder(_) => {
+            let bad = medium::read_back(out, &files);
+            refuse_read_back(out, &bad)?;
+            disc.insert("kind".into(), json!("folder"));
+            disc.insert("path".into(), json!(crate::fsutil::path_text(out)));
+            out.display().to_string()
+        }
+        Target::Image(_) | Target::Burn { .. } => {
+            let volume = iso::volume_id(&label);
+            let (image, fin) = match target {
+                Target::Image(p) | Target::Burn { keep: Some(p), .. } => {
+                    let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                    (p.with_file_name(format!(".{name}.partial")), Some(p.clone()))
+                }
+                _ => (scratch.join(format!("{}.iso", volume)), None),
+            };
+            image_files.paths.push(image.clone());
+            let staged: Vec<(String, PathBuf)> = files
+                .iter()
+                .map(|(rel, _, _)| (rel.clone(), from_store.get(rel).cloned().unwrap_or_else(|| out.join(rel))))
+                .collect();
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let size = iso::write(&staged, &image, &volume, now as i64)?;
+            let bad = iso::read_back(&image, &files)?;
+            refuse_read_back(&image, &bad)?;
+            let image_sha = iso::hash_prefix(&image, size)?;
+            disc.insert("volume".into(), json!(volume));
+            disc.insert("image_size".into(), json!(size));
+            disc.insert("image_sha256".into(), json!(image_sha));
+            if let Target::Burn { drive, .. } = target {
+                burn(&image, drive)?;
+                let dev = iso::device_path(drive);
+                let bad = iso::read_back(&dev, &files)?;
+                refuse_read_back(&dev, &bad)?;
+                let burnt = iso::hash_prefix(&dev, size)?;
+                if burnt != image_sha {
+                    return Err(error::mismatch(format!(
+                        "the disc in {drive} holds every file as written, but not the image as written (its first {size} \
+                         bytes have SHA-256 {burnt}, the image {image_sha}); it is not recorded: burn a new disc"
+                    )));
+                }
+                disc.insert("kind".into(), json!("disc"));
+                disc.insert("drive".into(), json!(drive));
+            } else {
+                disc.insert("kind".into(), json!("image"));
+            }
+            match fin {
+                Some(fin) => {
+                    fs::rename(&image, &fin).map_err(|e| crate::store::env_io(e, &fin, "cannot create"))?;
+                    image_files.paths.retain(|p| *p != image);
+                    image_files.paths.push(fin.clone());
+                    let parent = fin.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+                    crate::fsutil::fsync_dir(parent).map_err(|e| crate::store::env_io(e, parent, "cannot sync"))?;
+                    disc.insert("path".into(), json!(crate::fsutil::path_text(&fin)));
+                    match target {
+                        Target::Burn { drive, .. } => format!("{drive} (image kept at {})", fin.display()),
+                        _ => fin.display().to_string(),
+                    }
+                }
+                None => match target {
+                    Target::Burn { drive, .. } => drive.clone(),
+                    _ => unreachable!("an image target keeps its image"),
+                },
+            }
+        }
+    };
+    Ok(Laid { label, files, bundle, medium: disc, where_to })
+}
+
 /// A medium that did not read back as written is reported, never recorded.
 fn refuse_read_back(medium: &Path, bad: &[String]) -> Result<()> {
     if bad.is_empty() {
@@ -635,236 +903,95 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
         .prefix(".media-")
         .tempdir_in(store.root().join("tmp"))
         .map_err(|e| crate::store::env_io(e, &store.root().join("tmp"), "cannot create a scratch folder in"))?;
-    let out = match &target {
-        Target::Folder(out) => out.clone(),
-        _ => {
-            let staging = scratch.path().join("disc");
-            fs::create_dir(&staging).map_err(|e| crate::store::env_io(e, &staging, "cannot create"))?;
-            written.dir = staging.clone();
-            staging
-        }
-    };
-    let out = &out;
-    let zip_path = scratch.path().join("medium.zip");
     let actor = ctx.actor();
-    let req = Request {
-        rows: rows.clone(),
-        include: Include::All,
-        recipient: args.recipient.as_deref(),
-        purpose: args.purpose.as_deref(),
-        examiner: &actor.examiner,
-        out: &zip_path,
-        release: false,
-        paper: None,
-        pdfa: Pdfa::A2b,
-    };
-    let bundle = package::write(&store, &ledger, &req)?;
-    let zip_file = fs::File::open(&zip_path).map_err(|e| crate::store::env_io(e, &zip_path, "cannot open"))?;
-    let map = crate::mapped::Mapped::open(&zip_file).map_err(|e| crate::store::env_io(e, &zip_path, "cannot map"))?;
-    let entries = crate::bundle::zip::read_entries(&map)
-        .map_err(|e| error::environment(format!("{}: {}", zip_path.display(), e.0)))?;
     let cases: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.case.as_str()).collect();
     let case_text = cases.iter().copied().collect::<Vec<_>>().join(", ");
-    let label = args.label.clone().unwrap_or_else(|| format!("Case {case_text}, disc 1 of 1"));
-
-    // Every file the medium would hold (the report, the copies and the custody records too)
-    // within the profile's limit, before anything is written.
-    let prefix = format!("{}/", bundle.bag);
-    let wanted =
-        |rel: &str| profile.custody_files || rel.starts_with("data/evidence/") || rel == "data/report/report.pdf";
-    // Native originals travel whole where the profile takes them (their size was checked
-    // against the filesystem's limit in the preflight).
-    let natives: std::collections::BTreeSet<String> = bundle
-        .files
-        .iter()
-        .filter(|f| profile.native_originals && rows.iter().any(|r| r.id == f.item && r.parent.is_none()))
-        .map(|f| f.path.clone())
-        .collect();
-    let over: Vec<String> = entries
-        .iter()
-        .filter(|e| !e.is_dir && e.size > profile.max_file_size)
-        .filter(|e| e.name.strip_prefix(&prefix).is_none_or(|rel| !natives.contains(rel)))
-        .filter_map(|e| {
-            e.name.strip_prefix(&prefix).filter(|rel| wanted(rel)).map(|rel| format!("{rel}: {} bytes", e.size))
-        })
-        .collect();
-    // Every path on the medium (the copies' and parts' names too) within its names' rules.
-    let mut over = over;
-    for e in entries.iter().filter(|e| !e.is_dir) {
-        let Some(rel) = e.name.strip_prefix(&prefix).filter(|rel| wanted(rel)) else { continue };
-        for part in rel.split('/') {
-            if let Some((fs, why)) =
-                filesystems.iter().find_map(|fs| medium::bad_name(part, *fs).map(|why| (fs.name(), why)))
-            {
-                over.push(format!("{rel}: the name {part:?} is not allowed on {fs} ({why})"));
-                break;
-            }
-        }
-    }
-    if !over.is_empty() {
-        let made = if copies.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " (the playback copies {} are recorded and will be used again)",
-                copies.iter().map(|c| c.1.as_str()).collect::<Vec<_>>().join(", ")
-            )
-        };
+    let sets = plan_discs(&rows, &facts, args.disc)?;
+    let m = sets.len();
+    if m > 1 && matches!(target, Target::Burn { .. }) {
         return Err(error::input(format!(
-            "these files of the medium are over the profile's limit of {} bytes a file, or named as it cannot hold; \
-             nothing was written{made}:\n  {}",
-            profile.max_file_size,
-            over.join("\n  ")
+            "the medium needs {m} {} discs: write the set as images (--out NAME.iso --disc {}), burn each, and check each \
+             burnt disc with `custody verify` (nothing was written{})",
+            args.disc.map_or("", |d| d.name()),
+            args.disc.map_or("", |d| d.name()),
+            if copies.is_empty() { "" } else { "; the playback copies made are recorded and will be used again" }
         )));
     }
-    let mut files: Vec<(String, String, u64)> = Vec::new();
-    // A disc image takes each evidence file straight from the store's object file, where the
-    // store keeps its objects on this machine (the read-back checks every byte the image got).
-    let mut from_store: BTreeMap<String, PathBuf> = BTreeMap::new();
-    for e in entries.iter().filter(|e| !e.is_dir) {
-        let Some(rel) = e.name.strip_prefix(&prefix) else { continue };
-        if !wanted(rel) {
-            continue;
-        }
-        let object = bundle.files.iter().find(|f| f.path == rel).filter(|f| store.remote(&f.sha256).is_none());
-        if let (false, Some(f)) = (matches!(target, Target::Folder(_)), object) {
-            from_store.insert(rel.to_owned(), store.object_path(&f.sha256));
-            files.push((rel.to_owned(), f.sha256.clone(), f.size));
-            continue;
-        }
-        let data = crate::bundle::zip::entry_bytes(&map, e).map_err(error::environment)?;
-        written.file(rel, &data)?;
-        files.push((rel.to_owned(), hex::encode(crate::digest::sha256(&data)), data.len() as u64));
-    }
-    if profile.custody_files {
-        let mut index = Vec::new();
-        // Each selected file's chain, to point an original that does not play at its copy.
-        let chains: Vec<(String, Vec<String>)> =
-            bundle.files.iter().map(|f| (f.item.clone(), ancestors(&ledger, &f.item))).collect();
-        let facts_of = |id: &str| facts.iter().find(|x| x.row.id == id).and_then(|x| x.media.as_ref());
-        for f in &bundle.files {
-            let facts = facts.iter().find(|x| x.row.id == f.item);
-            let media = facts.and_then(|x| x.media.as_ref());
-            let origin = facts
-                .map(|x| {
-                    format!(
-                        "Recorded by {} at {} ({}, event {})",
-                        x.created.examiner, x.created.time, x.created.action, x.created.seq
-                    )
-                })
-                .unwrap_or_default();
-            let mut chain: Vec<String> = ancestors(&ledger, &f.item).into_iter().rev().collect();
-            chain.push(f.item.clone());
-            index.push(IndexEntry {
-                item: &f.item,
-                exhibit: format!("{}:{}", f.case, f.exhibit),
-                name: &f.name,
-                path: &f.path,
-                sha256: &f.sha256,
-                size: f.size,
-                origin,
-                lineage: chain.join(" → "),
-                playable: medium::plays_natively(&f.name, media),
-                audio_only: media.is_some_and(|m| !m.streams.iter().any(|s| s.kind == "video")),
-                picture: matches!(medium::extension(&f.name).as_str(), "png" | "jpg" | "jpeg"),
-                played_by: {
-                    // Its playable copy, or every part of one split under the limit, in order.
-                    let mut playable: Vec<&package::Packed> = bundle
-                        .files
-                        .iter()
-                        .filter(|g| chains.iter().any(|(id, up)| *id == g.item && up.contains(&f.item)))
-                        .filter(|g| medium::plays_natively(&g.name, facts_of(&g.item)))
-                        .collect();
-                    playable.sort_by_key(|g| medium::part_of(&g.name).map(|(k, _)| k));
-                    match playable.iter().position(|g| medium::part_of(&g.name).is_none()) {
-                        Some(whole) => vec![(playable[whole].item.clone(), playable[whole].path.clone())],
-                        None => playable.iter().map(|g| (g.item.clone(), g.path.clone())).collect(),
-                    }
-                },
-            });
-        }
-        let html = medium::index_html(&label, &case_text, &bundle.head.to_string(), &index);
-        written.file("index.html", html.as_bytes())?;
-        files.push(("index.html".into(), hex::encode(crate::digest::sha256(html.as_bytes())), html.len() as u64));
-        let sums: String = files.iter().map(|(rel, sha, _)| format!("{sha}  {rel}\n")).collect();
-        written.file("SHA256SUMS.txt", sums.as_bytes())?;
-        files.push(("SHA256SUMS.txt".into(), hex::encode(crate::digest::sha256(sums.as_bytes())), sums.len() as u64));
-    }
-    for p in written.paths.iter().filter(|p| p.is_dir()).chain(std::iter::once(out)) {
-        crate::fsutil::fsync_dir(p).map_err(|e| crate::store::env_io(e, p, "cannot sync"))?;
-    }
-    drop(map);
-    let _ = fs::remove_file(&zip_path);
-
-    // Read every file back from the medium: the folder, or the image, or the burnt disc.
-    let mut disc = serde_json::Map::new();
-    let where_to = match &target {
-        Target::Folder(_) => {
-            let bad = medium::read_back(out, &files);
-            refuse_read_back(out, &bad)?;
-            disc.insert("kind".into(), json!("folder"));
-            disc.insert("path".into(), json!(crate::fsutil::path_text(out)));
-            out.display().to_string()
-        }
-        Target::Image(_) | Target::Burn { .. } => {
-            let volume = iso::volume_id(&label);
-            let (image, fin) = match &target {
-                Target::Image(p) | Target::Burn { keep: Some(p), .. } => {
-                    let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                    (p.with_file_name(format!(".{name}.partial")), Some(p.clone()))
-                }
-                _ => (scratch.path().join("disc.iso"), None),
-            };
-            image_files.paths.push(image.clone());
-            let staged: Vec<(String, PathBuf)> = files
-                .iter()
-                .map(|(rel, _, _)| (rel.clone(), from_store.get(rel).cloned().unwrap_or_else(|| out.join(rel))))
-                .collect();
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            let size = iso::write(&staged, &image, &volume, now as i64)?;
-            let bad = iso::read_back(&image, &files)?;
-            refuse_read_back(&image, &bad)?;
-            let image_sha = iso::hash_prefix(&image, size)?;
-            disc.insert("volume".into(), json!(volume));
-            disc.insert("image_size".into(), json!(size));
-            disc.insert("image_sha256".into(), json!(image_sha));
-            if let Target::Burn { drive, .. } = &target {
-                burn(&image, drive)?;
-                let dev = iso::device_path(drive);
-                let bad = iso::read_back(&dev, &files)?;
-                refuse_read_back(&dev, &bad)?;
-                let burnt = iso::hash_prefix(&dev, size)?;
-                if burnt != image_sha {
-                    return Err(error::mismatch(format!(
-                        "the disc in {drive} holds every file as written, but not the image as written (its first {size} \
-                         bytes have SHA-256 {burnt}, the image {image_sha}); it is not recorded: burn a new disc"
-                    )));
-                }
-                disc.insert("kind".into(), json!("disc"));
-                disc.insert("drive".into(), json!(drive));
-            } else {
-                disc.insert("kind".into(), json!("image"));
-            }
-            match fin {
-                Some(fin) => {
-                    fs::rename(&image, &fin).map_err(|e| crate::store::env_io(e, &fin, "cannot create"))?;
-                    image_files.paths = vec![fin.clone()];
-                    let parent = fin.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-                    crate::fsutil::fsync_dir(parent).map_err(|e| crate::store::env_io(e, parent, "cannot sync"))?;
-                    disc.insert("path".into(), json!(crate::fsutil::path_text(&fin)));
-                    match &target {
-                        Target::Burn { drive, .. } => format!("{drive} (image kept at {})", fin.display()),
-                        _ => fin.display().to_string(),
-                    }
-                }
-                None => match &target {
-                    Target::Burn { drive, .. } => drive.clone(),
-                    _ => unreachable!("an image target keeps its image"),
-                },
-            }
-        }
+    let job = Job {
+        store: &store,
+        ledger: &ledger,
+        actor: &actor,
+        args: &args,
+        profile: &profile,
+        facts: &facts,
+        copies: &copies,
+        filesystems: &filesystems,
     };
-    let bytes: u64 = files.iter().map(|f| f.2).sum();
+    let mut laid: Vec<Laid> = Vec::new();
+    for (k, rows_k) in sets.into_iter().enumerate() {
+        let label_k = match (&args.label, m) {
+            (Some(l), 1) => l.clone(),
+            (Some(l), _) => format!("{l}, disc {} of {m}", k + 1),
+            (None, _) => format!("Case {case_text}, disc {} of {m}", k + 1),
+        };
+        let target_k = match &target {
+            Target::Image(p) if m > 1 => Target::Image(numbered(p, k + 1, m)),
+            Target::Image(p) => Target::Image(p.clone()),
+            Target::Folder(p) => Target::Folder(p.clone()),
+            Target::Burn { drive, keep } => Target::Burn { drive: drive.clone(), keep: keep.clone() },
+        };
+        if let Target::Image(p) = &target_k
+            && m > 1
+        {
+            Target::Image(p.clone()).check()?;
+        }
+        let out = match &target_k {
+            Target::Folder(out) => out.clone(),
+            _ => {
+                let staging = scratch.path().join(format!("disc{}", k + 1));
+                fs::create_dir(&staging).map_err(|e| crate::store::env_io(e, &staging, "cannot create"))?;
+                written.dir = staging.clone();
+                staging
+            }
+        };
+        let one = lay_out(&job, rows_k, &target_k, &label_k, scratch.path(), &out, &mut written, &mut image_files)?;
+        if let (Some(disc), Some(size)) = (args.disc, one.medium.get("image_size").and_then(|s| s.as_u64()))
+            && size > disc.bytes()
+        {
+            return Err(error::input(format!(
+                "{} would be {size} bytes, more than a {} disc holds ({} bytes): nothing was written; choose a larger \
+                 disc",
+                one.label,
+                disc.name(),
+                disc.bytes()
+            )));
+        }
+        laid.push(one);
+    }
+
+    let all_files: Vec<(usize, &(String, String, u64))> =
+        laid.iter().enumerate().flat_map(|(k, l)| l.files.iter().map(move |f| (k + 1, f))).collect();
+    let bytes: u64 = all_files.iter().map(|(_, f)| f.2).sum();
+    let head_then = laid[0].bundle.head.to_string();
+    let label = match (&args.label, m) {
+        (_, 1) => laid[0].label.clone(),
+        (Some(l), _) => l.clone(),
+        (None, _) => format!("Case {case_text}, {m} discs"),
+    };
+    let medium_json = if m == 1 {
+        serde_json::Value::Object(laid[0].medium.clone())
+    } else {
+        json!({"kind": "image", "discs": laid.iter().enumerate().map(|(k, l)| {
+            let mut d = l.medium.clone();
+            d.insert("disc".into(), json!(k + 1));
+            d.insert("of".into(), json!(m));
+            d.insert("label".into(), json!(l.label));
+            d.insert("files".into(), json!(l.files.len()));
+            d.insert("bytes".into(), json!(l.files.iter().map(|f| f.2).sum::<u64>()));
+            serde_json::Value::Object(d)
+        }).collect::<Vec<_>>()})
+    };
+    let where_to = laid.iter().map(|l| l.where_to.as_str()).collect::<Vec<_>>().join(", ");
 
     let inputs: Vec<FileRef> = facts
         .iter()
@@ -877,18 +1004,26 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
             facts: serde_json::Map::new(),
         })
         .collect();
-    let file_list: Vec<serde_json::Value> =
-        files.iter().map(|(p, s, n)| json!({"path": p, "sha256": s, "size": n})).collect();
+    let file_list: Vec<serde_json::Value> = all_files
+        .iter()
+        .map(|(k, (p, s, n))| {
+            if m == 1 {
+                json!({"path": p, "sha256": s, "size": n})
+            } else {
+                json!({"disc": k, "path": p, "sha256": s, "size": n})
+            }
+        })
+        .collect();
     let mut params = serde_json::Map::new();
     params.insert(
         "profile".into(),
         json!({"name": profile.name, "sha256": profile_sha, "description": profile.description}),
     );
     params.insert("label".into(), json!(label));
-    params.insert("medium".into(), serde_json::Value::Object(disc.clone()));
+    params.insert("medium".into(), medium_json.clone());
     params.insert("recipient".into(), json!(args.recipient));
     params.insert("purpose".into(), json!(args.purpose));
-    params.insert("ledger_head".into(), json!(bundle.head.to_string()));
+    params.insert("ledger_head".into(), json!(head_then));
     params.insert(
         "playback_copies".into(),
         json!(
@@ -907,7 +1042,8 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
         ),
     );
     params.insert("files".into(), json!(file_list));
-    params.insert("read_back".into(), json!({"files": files.len(), "bytes": bytes, "result": "matched"}));
+    let read_back = json!({"files": all_files.len(), "bytes": bytes, "result": "matched"});
+    params.insert("read_back".into(), read_back.clone());
     let one_case = (cases.len() == 1).then(|| case_text.clone());
     let staging = store.stage()?;
     let (head, _) = store.commit(&mut ledger, &actor, staging, |_| {
@@ -923,13 +1059,26 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
     written.done = true;
     image_files.done = true;
 
-    let mut text = format!(
-        "Wrote the medium \"{label}\" to {where_to} for profile {} ({}): {} file(s), {}; every file read back and matched\n",
-        profile.name,
-        profile.description,
-        files.len(),
-        human_size(bytes)
-    );
+    let mut text = if m == 1 {
+        format!(
+            "Wrote the medium \"{label}\" to {where_to} for profile {} ({}): {} file(s), {}; every file read back and \
+             matched\n",
+            profile.name,
+            profile.description,
+            all_files.len(),
+            human_size(bytes)
+        )
+    } else {
+        format!(
+            "Wrote the medium \"{label}\" as {m} {} discs for profile {} ({}): {} file(s), {}; every file of every disc \
+             read back and matched\n",
+            args.disc.map_or("", |d| d.name()),
+            profile.name,
+            profile.description,
+            all_files.len(),
+            human_size(bytes)
+        )
+    };
     for (of, copy, encoded) in &copies {
         text.push_str(&format!(
             "  made the playback copy {copy} of {of} ({}, recorded)\n",
@@ -952,31 +1101,93 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
             parts.join(", ")
         ));
     }
-    for f in bundle.files.iter() {
-        text.push_str(&format!("  {:<5} {}  sha256 {}\n", f.item, f.path, f.sha256));
-    }
-    if let Some(sha) = disc.get("image_sha256").and_then(|v| v.as_str()) {
-        text.push_str(&format!(
-            "  disc image: volume {}, {} bytes, sha256 {sha}{}\n",
-            disc["volume"].as_str().unwrap_or_default(),
-            disc["image_size"],
-            if matches!(target, Target::Burn { .. }) { " (the disc read back the same)" } else { "" }
-        ));
-    }
-    match (&target, profile.custody_files) {
-        (Target::Folder(_), true) => text.push_str(&format!(
-            "  open {} in a browser; check it with: custody verify {}\n",
-            out.join("index.html").display(),
-            out.display()
-        )),
-        (Target::Image(p) | Target::Burn { keep: Some(p), .. }, true) => {
-            text.push_str(&format!("  check it with: custody verify {}\n", p.display()))
+    for l in &laid {
+        if m > 1 {
+            text.push_str(&format!("  {}: {}\n", l.label, l.where_to));
         }
-        _ => {}
+        let indent = if m > 1 { "    " } else { "  " };
+        for f in l.bundle.files.iter() {
+            text.push_str(&format!("{indent}{:<5} {}  sha256 {}\n", f.item, f.path, f.sha256));
+        }
+        if let Some(sha) = l.medium.get("image_sha256").and_then(|v| v.as_str()) {
+            text.push_str(&format!(
+                "{indent}disc image: volume {}, {} bytes, sha256 {sha}{}\n",
+                l.medium["volume"].as_str().unwrap_or_default(),
+                l.medium["image_size"],
+                if matches!(target, Target::Burn { .. }) { " (the disc read back the same)" } else { "" }
+            ));
+        }
+        match (&target, profile.custody_files) {
+            (Target::Folder(out), true) => text.push_str(&format!(
+                "{indent}open {} in a browser; check it with: custody verify {}\n",
+                out.join("index.html").display(),
+                out.display()
+            )),
+            (Target::Image(_) | Target::Burn { keep: Some(_), .. }, true) => {
+                if let Some(p) = l.medium.get("path").and_then(|p| p.as_str()) {
+                    text.push_str(&format!("{indent}check it with: custody verify {p}\n"))
+                }
+            }
+            _ => {}
+        }
     }
     text.push_str(&head_to_keep(&head));
-    let json = json!({"schema_version": 1, "command": "media", "profile": profile.name, "out": where_to, "medium": disc,
-        "label": label, "files": file_list, "read_back": {"files": files.len(), "bytes": bytes, "result": "matched"},
-        "ledger_head": bundle.head, "head": head});
+    let json = json!({"schema_version": 1, "command": "media", "profile": profile.name, "out": where_to, "medium": medium_json,
+        "label": label, "files": file_list, "read_back": read_back, "ledger_head": head_then, "head": head});
     Ok(Report::ok(text, json))
+}
+
+/// `NAME_disc2of3.iso` for disc 2 of a set of 3 written to NAME.iso.
+fn numbered(image: &Path, k: usize, m: usize) -> PathBuf {
+    let stem = image.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let ext = image.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_else(|| "iso".into());
+    image.with_file_name(format!("{stem}_disc{k}of{m}.{ext}"))
+}
+
+/// Which items go on which disc, when `disc` says how much one holds: the exhibits in order,
+/// each exhibit's files together on one disc where they fit on one, else item by item. Room is
+/// kept on each disc for the report, the custody records and the filesystem (1/50 and 64 MiB).
+fn plan_discs(
+    rows: &[crate::ledger::ItemRow],
+    facts: &[super::show::ItemFacts],
+    disc: Option<crate::cli::DiscSize>,
+) -> Result<Vec<Vec<crate::ledger::ItemRow>>> {
+    let Some(disc) = disc else { return Ok(vec![rows.to_vec()]) };
+    let room = disc.bytes() - disc.bytes() / 50 - (disc.bytes() / 8).min(64 << 20);
+    let size = |r: &crate::ledger::ItemRow| facts.iter().find(|f| f.row.id == r.id).map_or(0, |f| f.file.size);
+    let mut groups: Vec<(String, Vec<&crate::ledger::ItemRow>)> = Vec::new();
+    for r in rows {
+        let key = format!("{}:{}", r.case, r.exhibit);
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, g)) => g.push(r),
+            None => groups.push((key, vec![r])),
+        }
+    }
+    let mut discs: Vec<(u64, Vec<crate::ledger::ItemRow>)> = vec![(0, Vec::new())];
+    for (exhibit, group) in groups {
+        let total: u64 = group.iter().map(|r| size(r)).sum();
+        let whole = total <= room;
+        if whole && discs.last().is_some_and(|(used, _)| used + total > room) {
+            discs.push((0, Vec::new()));
+        }
+        for r in group {
+            let n = size(r);
+            if n > room {
+                return Err(error::input(format!(
+                    "{} {} ({exhibit}) is {n} bytes: more than a {} disc holds beside the custody records ({room} bytes); \
+                     choose a larger disc, or a drive",
+                    r.id,
+                    r.name,
+                    disc.name()
+                )));
+            }
+            if discs.last().is_some_and(|(used, _)| used + n > room) {
+                discs.push((0, Vec::new()));
+            }
+            let last = discs.last_mut().expect("a disc");
+            last.0 += n;
+            last.1.push(r.clone());
+        }
+    }
+    Ok(discs.into_iter().map(|(_, r)| r).filter(|r| !r.is_empty()).collect())
 }

@@ -53,10 +53,10 @@ fn assert_oracles() {
 
 /// A `<video>` or `<audio>` element once it has settled.
 #[derive(Debug)]
-struct Element {
-    tag: String,
+pub(crate) struct Element {
+    pub(crate) tag: String,
     /// The file it resolved its source to (absolute), if any.
-    src: Option<PathBuf>,
+    pub(crate) src: Option<PathBuf>,
     /// Seconds; `None` while unknown (NaN).
     duration: Option<f64>,
     /// HTMLMediaElement.readyState (1: HAVE_METADATA).
@@ -66,10 +66,10 @@ struct Element {
 }
 
 /// What Chromium shows of a page.
-struct Page {
+pub(crate) struct Page {
     /// document.body.innerText: the text a reader sees.
-    text: String,
-    media: Vec<Element>,
+    pub(crate) text: String,
+    pub(crate) media: Vec<Element>,
 }
 
 /// A path as a `file://` URL (bytes outside the unreserved set and `/` percent-encoded).
@@ -87,7 +87,7 @@ fn file_url(path: &Path) -> String {
 
 /// Open `page` (a file) in headless Chromium and read what it shows.
 #[track_caller]
-fn open_in_chromium(page: &Path) -> Page {
+pub(crate) fn open_in_chromium(page: &Path) -> Page {
     assert_oracles();
     let url = file_url(page);
     let args = ["-c", BROWSER_PY, CHROMIUM, &url, BROWSER_SECONDS].map(OsStr::new);
@@ -134,7 +134,7 @@ fn probed_duration(path: &Path) -> (f64, f64) {
 
 /// Why `element` does not play `path` as ffprobe reads it: not loaded, an error, or another
 /// duration.
-fn fault(element: &Element, path: &Path) -> Option<String> {
+pub(crate) fn fault(element: &Element, path: &Path) -> Option<String> {
     if let Some((code, message)) = &element.error {
         return Some(format!("Chromium cannot play it: MediaError {code} {message:?}"));
     }
