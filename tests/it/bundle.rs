@@ -18,49 +18,17 @@ use std::path::{Path, PathBuf};
 use custody::media::synth::Fixture;
 use serde_json::{Value, json};
 
-use crate::support::{EXAMINER, Output, Store, b3sum, cmd, digest_with, files_under, flip_byte, sha256sum, tool};
+use crate::support::{
+    EXAMINER, Output, Store, b3sum, cmd, digest_with, files_under, flip_byte, run_oracle, sha256sum, shown,
+    system_oracle, venv_oracle,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Oracles.
 
-/// A validator bins/setup installs into the venv under target/oracles (bagit.py, case_validate).
-#[track_caller]
-fn venv_oracle(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/oracles/bin").join(name);
-    assert!(
-        path.is_file(),
-        "the oracle {} is missing: run bins/setup (it installs bagit==1.9.0 and case-utils==0.18.0 into target/oracles)",
-        path.display()
-    );
-    path
-}
-
-/// A system tool bins/setup installs (qpdf, pdftotext, unzip, zip, sha256sum, python3…).
-#[track_caller]
-fn system_oracle(name: &str) -> PathBuf {
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("the oracle {name} is not installed: run bins/setup"))
-}
-
-/// Run an oracle with `args` in `dir`; any exit code.
-#[track_caller]
-fn run_oracle<S: AsRef<OsStr>>(program: &Path, args: &[S], dir: &Path) -> Output {
-    let args: Vec<OsString> = args.iter().map(|a| a.as_ref().to_owned()).collect();
-    let refs: Vec<&OsStr> = args.iter().map(OsString::as_os_str).collect();
-    tool(program.to_str().expect("a UTF-8 tool path"), &refs, dir)
-}
-
 /// Everything a run printed, for searching and for failure messages.
 fn all_text(out: &Output) -> String {
     format!("{}\n{}", out.stdout(), out.stderr())
-}
-
-fn shown(out: &Output) -> String {
-    format!("{}\nexit: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}", out.command, out.code, out.stdout(), out.stderr())
 }
 
 /// Assert the oracle rejected what it was given.

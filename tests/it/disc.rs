@@ -21,41 +21,13 @@ use std::path::{Path, PathBuf};
 use custody::media::synth::Fixture;
 use serde_json::{Value, json};
 
-use crate::support::{Output, Store, cmd, digest_bytes_with, files_under, media, tool, write};
+use crate::support::{
+    Output, Store, assert_plays, cmd, digest_bytes_with, files_under, media, run_oracle, shown, system_oracle,
+    venv_oracle, write,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Oracles.
-
-/// A system tool bins/setup installs (xorriso, isoinfo, sha256sum).
-#[track_caller]
-fn system_oracle(name: &str) -> PathBuf {
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("the oracle {name} is not installed: run bins/setup"))
-}
-
-/// A validator bins/setup installs into the venv under target/oracles (bagit.py).
-#[track_caller]
-fn venv_oracle(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/oracles/bin").join(name);
-    assert!(path.is_file(), "the oracle {} is missing: run bins/setup", path.display());
-    path
-}
-
-/// Run an oracle with `args` in `dir`; any exit code.
-#[track_caller]
-fn run_oracle<S: AsRef<OsStr>>(program: &Path, args: &[S], dir: &Path) -> Output {
-    let args: Vec<OsString> = args.iter().map(|a| a.as_ref().to_owned()).collect();
-    let refs: Vec<&OsStr> = args.iter().map(OsString::as_os_str).collect();
-    tool(program.to_str().expect("a UTF-8 tool path"), &refs, dir)
-}
-
-fn shown(out: &Output) -> String {
-    format!("{}\nexit: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}", out.command, out.code, out.stdout(), out.stderr())
-}
 
 /// `xorriso -local_charset UTF-8 ARGS…` (file names in UTF-8 whatever the locale), which must
 /// succeed.
@@ -995,21 +967,7 @@ fn a_court_image_of_a_case_with_a_1_2_gb_recording_splits_it_under_the_limit_and
         let (_, size) = &files[*rel];
         assert!(*size <= limit, "{rel}: {size} bytes, over the court profile's {limit}");
         let path = dir.join(rel);
-        let play = run_oracle(
-            &system_oracle("ffmpeg"),
-            &[
-                OsStr::new("-v"),
-                OsStr::new("error"),
-                OsStr::new("-i"),
-                path.as_os_str(),
-                OsStr::new("-f"),
-                OsStr::new("null"),
-                OsStr::new("-"),
-            ],
-            Path::new("."),
-        );
-        play.status(0);
-        assert!(play.stderr().trim().is_empty(), "{rel} does not play cleanly\n{}", shown(&play));
+        assert_plays(&path);
         let probe = crate::support::ffprobe_json(
             &path,
             &["-count_packets", "-select_streams", "v:0", "-show_entries", "stream=nb_read_packets"],

@@ -14,48 +14,20 @@
 //! (bins/setup installs them). A missing oracle fails the test (it does not skip it).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use custody::media::synth::Fixture;
 use serde_json::Value;
 
-use crate::support::{Output, Store, cmd, files_under, flip_byte, media, sha256sum, tool, write};
+use crate::support::{
+    Output, Store, assert_plays, cmd, files_under, flip_byte, media, run_oracle, sha256sum, shown, system_oracle,
+    venv_oracle, write,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Oracles.
-
-/// A validator bins/setup installs into the venv under target/oracles (bagit.py).
-#[track_caller]
-fn venv_oracle(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/oracles/bin").join(name);
-    assert!(path.is_file(), "the oracle {} is missing: run bins/setup", path.display());
-    path
-}
-
-/// A system tool bins/setup installs (sha256sum, python3, pdfinfo).
-#[track_caller]
-fn system_oracle(name: &str) -> PathBuf {
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("the oracle {name} is not installed: run bins/setup"))
-}
-
-/// Run an oracle with `args` in `dir`; any exit code.
-#[track_caller]
-fn run_oracle<S: AsRef<OsStr>>(program: &Path, args: &[S], dir: &Path) -> Output {
-    let args: Vec<OsString> = args.iter().map(|a| a.as_ref().to_owned()).collect();
-    let refs: Vec<&OsStr> = args.iter().map(OsString::as_os_str).collect();
-    tool(program.to_str().expect("a UTF-8 tool path"), &refs, dir)
-}
-
-fn shown(out: &Output) -> String {
-    format!("{}\nexit: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}", out.command, out.code, out.stdout(), out.stderr())
-}
 
 /// index.html read by Python's html.parser: every `<video>` / `<audio>` with the sources it
 /// plays (its `src` and those of its `<source>` children, percent-decoded, without a leading
@@ -826,21 +798,7 @@ fn a_recording_over_the_limit_travels_as_recorded_parts_cut_at_keyframes_that_pl
         assert!(*size <= limit, "{rel} is {size} bytes, over the {limit}-byte limit");
         // Each part plays on its own: ffmpeg decodes it without an error.
         let path = dir.join(&rel);
-        let play = run_oracle(
-            &system_oracle("ffmpeg"),
-            &[
-                OsStr::new("-v"),
-                OsStr::new("error"),
-                OsStr::new("-i"),
-                path.as_os_str(),
-                OsStr::new("-f"),
-                OsStr::new("null"),
-                OsStr::new("-"),
-            ],
-            Path::new("."),
-        );
-        play.status(0);
-        assert!(play.stderr().trim().is_empty(), "{rel} does not play cleanly\n{}", shown(&play));
+        assert_plays(&path);
         shown_frames.extend(frame_md5s(&path));
         let part = event["params"]["playback_copies"]
             .as_array()

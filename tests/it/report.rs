@@ -18,34 +18,15 @@ use custody::media::synth::{self, Fixture};
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::support::{self, Cmd, EXAMINER, Output, cmd, tool};
+use crate::support::{self, Cmd, EXAMINER, Output, cmd, shown, system_oracle};
 
 // ---------------------------------------------------------------------------------------------
 // Oracles.
 
-/// A system tool bins/setup installs (pdftotext, pdffonts, pdfinfo, pdfimages, pdftohtml, qpdf,
-/// java).
-#[track_caller]
-fn system_oracle(name: &str) -> PathBuf {
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("the oracle {name} is not installed: run bins/setup"))
-}
-
 /// Run the oracle `name` with `args` in `dir`; any exit code.
 #[track_caller]
 fn run_oracle<S: AsRef<OsStr>>(name: &str, args: &[S], dir: &Path) -> Output {
-    let program = system_oracle(name);
-    let args: Vec<OsString> = args.iter().map(|a| a.as_ref().to_owned()).collect();
-    let refs: Vec<&OsStr> = args.iter().map(OsString::as_os_str).collect();
-    tool(program.to_str().expect("a UTF-8 tool path"), &refs, dir)
-}
-
-fn shown(out: &Output) -> String {
-    format!("{}\nexit: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}", out.command, out.code, out.stdout(), out.stderr())
+    support::run_oracle(&system_oracle(name), args, dir)
 }
 
 /// The jars of Apache PDFBox Preflight 2.0 and what it needs under Java 17, as Debian's

@@ -767,6 +767,64 @@ pub fn tool(program: &str, args: &[&OsStr], dir: &Path) -> Output {
     }
 }
 
+/// A system tool bins/setup installs (sha256sum, qpdf, xorriso, ffmpeg…), from the PATH; a
+/// missing one fails the test (it does not skip it).
+#[track_caller]
+pub fn system_oracle(name: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("the oracle {name} is not installed: run bins/setup"))
+}
+
+/// A validator bins/setup installs into the venv under target/oracles (bagit.py,
+/// case_validate).
+#[track_caller]
+pub fn venv_oracle(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/oracles/bin").join(name);
+    assert!(
+        path.is_file(),
+        "the oracle {} is missing: run bins/setup (it installs bagit==1.9.0 and case-utils==0.18.0 into target/oracles)",
+        path.display()
+    );
+    path
+}
+
+/// Run an oracle with `args` in `dir`; any exit code.
+#[track_caller]
+pub fn run_oracle<S: AsRef<OsStr>>(program: &Path, args: &[S], dir: &Path) -> Output {
+    let args: Vec<OsString> = args.iter().map(|a| a.as_ref().to_owned()).collect();
+    let refs: Vec<&OsStr> = args.iter().map(OsString::as_os_str).collect();
+    tool(program.to_str().expect("a UTF-8 tool path"), &refs, dir)
+}
+
+/// A run in full (command, exit code, stdout, stderr), for failure messages.
+pub fn shown(out: &Output) -> String {
+    format!("{}\nexit: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}", out.command, out.code, out.stdout(), out.stderr())
+}
+
+/// The file plays: ffmpeg (the oracle) decodes all of it and says nothing at `-v error`.
+#[track_caller]
+pub fn assert_plays(path: &Path) {
+    let out = run_oracle(
+        &system_oracle("ffmpeg"),
+        &[
+            OsStr::new("-v"),
+            OsStr::new("error"),
+            OsStr::new("-i"),
+            path.as_os_str(),
+            OsStr::new("-f"),
+            OsStr::new("null"),
+            OsStr::new("-"),
+        ],
+        Path::new("."),
+    );
+    out.status(0);
+    assert!(out.stderr().trim().is_empty(), "{} does not play cleanly\n{}", path.display(), shown(&out));
+}
+
 /// The digest `program` (sha256sum, b3sum, md5sum, sha1sum) prints for the file.
 #[track_caller]
 pub fn digest_with(program: &str, path: &Path) -> String {
