@@ -251,13 +251,14 @@ pub fn part_of(name: &str) -> Option<(usize, usize)> {
 
 /// The medium's start page: opens in any browser from the disc or drive, lists each exhibit
 /// with its hash, origin and place in the chain, and plays what a browser plays.
-pub fn index_html(label: &str, case: &str, head: &str, entries: &[IndexEntry]) -> String {
+pub fn index_html(label: &str, case: &str, formats: &[String], head: &str, entries: &[IndexEntry]) -> String {
     let mut h = String::new();
     h.push_str(&format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\n<style>body{{font-family:sans-serif;max-width:62em;margin:2em auto}}code{{font-size:85%;word-break:break-all}}section{{border-top:1px solid #999;padding:0.5em 0}}video,img{{max-width:100%}}</style></head><body>\n<h1>{}</h1>\n<p>Case {}. The custody report is <a href=\"data/report/report.pdf\">data/report/report.pdf</a>. Ledger head <code>{}</code>. Every file's SHA-256 is listed in SHA256SUMS.txt (check it with <code>sha256sum -c SHA256SUMS.txt</code>).</p>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\n<style>body{{font-family:sans-serif;max-width:62em;margin:2em auto}}code{{font-size:85%;word-break:break-all}}section{{border-top:1px solid #999;padding:0.5em 0}}video,img{{max-width:100%}}</style></head><body>\n<h1>{}</h1>\n<p>Case {}. Formats on this medium: {}. The custody report is <a href=\"data/report/report.pdf\">data/report/report.pdf</a>. Ledger head <code>{}</code>. Every file's SHA-256 is listed in SHA256SUMS.txt (check it with <code>sha256sum -c SHA256SUMS.txt</code>).</p>\n",
         esc(label),
         esc(label),
         esc(case),
+        esc(&formats.join(", ")),
         esc(head)
     ));
     for e in entries {

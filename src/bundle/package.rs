@@ -40,6 +40,8 @@ pub struct Request<'a> {
     pub include: Include,
     pub recipient: Option<&'a str>,
     pub purpose: Option<&'a str>,
+    /// The court medium the bundle is written to (`custody media`): its label and formats.
+    pub medium: Option<&'a str>,
     pub examiner: &'a str,
     pub out: &'a Path,
     /// A release (public records) bundle: only the events that made the included files are in
@@ -279,6 +281,7 @@ pub fn write(store: &Store, ledger: &Ledger, req: &Request) -> Result<Written> {
         examiner: req.examiner,
         recipient: req.recipient,
         purpose: req.purpose,
+        medium: req.medium,
         created: &now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
         store,
     };
@@ -347,6 +350,9 @@ pub fn write(store: &Store, ledger: &Ledger, req: &Request) -> Result<Written> {
     }
     if let Some(p) = req.purpose {
         info.push_str(&format!("Custody-Purpose: {}\n", one_line(p)));
+    }
+    if let Some(m) = req.medium {
+        info.push_str(&format!("Custody-Medium: {}\n", one_line(m)));
     }
     info.push_str(&format!("Bag-Software-Agent: custody {}\n", env!("CARGO_PKG_VERSION")));
     let field_chains = extra.iter().any(|(rel, _)| rel.starts_with(super::check::PUSHED_DIR));

@@ -23,6 +23,8 @@ pub struct Context<'a> {
     pub examiner: &'a str,
     pub recipient: Option<&'a str>,
     pub purpose: Option<&'a str>,
+    /// The court medium the bundle is on: its label and formats.
+    pub medium: Option<&'a str>,
     pub created: &'a str,
     pub store: &'a Store,
 }
@@ -346,6 +348,9 @@ pub fn html(ctx: &Context) -> Result<String> {
     if let Some(p) = ctx.purpose {
         row("Purpose", p)?;
     }
+    if let Some(m) = ctx.medium {
+        row("Medium", m)?;
+    }
     row("Ledger head", &ctx.head.to_string())?;
     row(
         "Events",
@@ -574,6 +579,9 @@ pub fn pdf(
     }
     if let Some(pp) = ctx.purpose {
         facts.push(("Purpose".into(), pp.to_owned()));
+    }
+    if let Some(m) = ctx.medium {
+        facts.push(("Medium".into(), m.to_owned()));
     }
     facts.push(("Prepared by".into(), ctx.examiner.to_owned()));
     facts.push(("Prepared at".into(), ctx.created.to_owned()));

@@ -428,7 +428,18 @@ fn lay_out(
     let Job { store, ledger, actor, args, profile, facts, copies, filesystems } = *job;
     let label = label.to_owned();
     let zip_path = scratch.join("medium.zip");
+    // What the medium is called and which formats it holds (what a clerk writes on the disc).
+    let mut formats: Vec<String> = rows.iter().map(|r| medium::extension(&r.name).to_ascii_uppercase()).collect();
+    formats.push("PDF".into());
+    if profile.custody_files {
+        formats.push("HTML".into());
+    }
+    formats.retain(|f| !f.is_empty());
+    formats.sort();
+    formats.dedup();
+    let medium_text = format!("{label} (formats: {})", formats.join(", "));
     let req = Request {
+        medium: Some(&medium_text),
         rows: rows.clone(),
         include: Include::All,
         recipient: args.recipient.as_deref(),
@@ -563,7 +574,7 @@ fn lay_out(
                 },
             });
         }
-        let html = medium::index_html(&label, &case_text, &bundle.head.to_string(), &index);
+        let html = medium::index_html(&label, &case_text, &formats, &bundle.head.to_string(), &index);
         written.file("index.html", html.as_bytes())?;
         files.push(("index.html".into(), hex::encode(crate::digest::sha256(html.as_bytes())), html.len() as u64));
         let sums: String = files.iter().map(|(rel, sha, _)| format!("{sha}  {rel}\n")).collect();
@@ -645,6 +656,7 @@ fn lay_out(
             }
         }
     };
+    disc.insert("formats".into(), json!(formats));
     Ok(Laid { label, files, bundle, medium: disc, where_to })
 }
 

@@ -40,6 +40,7 @@ pub fn run(args: PackageArgs, ctx: &Ctx) -> Result<Report> {
     let rows = selected(&ledger, args.case.as_deref(), &args.items)?;
     let actor = ctx.actor();
     let req = Request {
+        medium: None,
         rows,
         include: args.include,
         recipient: args.recipient.as_deref(),

@@ -378,6 +378,7 @@ fn a_court_disc_image_holds_every_file_of_the_medium_under_rock_ridge_and_joliet
         *medium,
         json!({
             "kind": "image",
+            "formats": ["AVI", "H264", "HTML", "MP4", "PDF", "WAV"],
             "path": image.to_str().unwrap(),
             "volume": VOLUME,
             "image_size": image_bytes.len(),
@@ -583,6 +584,7 @@ fn a_disc_burnt_to_the_stdio_pseudo_drive_holds_the_kept_image_and_reads_back_an
         *medium,
         json!({
             "kind": "disc",
+            "formats": ["AVI", "HTML", "MP4", "PDF", "WAV"],
             "drive": drive,
             "path": kept.to_str().unwrap(),
             "volume": VOLUME,
@@ -1087,6 +1089,18 @@ fn a_medium_larger_than_one_disc_is_a_set_split_by_exhibit_each_disc_labelled_an
         extract(&path, &dir);
         let html = fs::read_to_string(dir.join("index.html")).expect("index.html");
         assert!(html.contains(&format!("disc {n} of 2")), "disc {n}'s index.html does not say which disc it is");
+        // So does its report (pdftotext, the oracle), with the formats the disc holds.
+        let report = run_oracle(
+            &system_oracle("pdftotext"),
+            &[dir.join("data/report/report.pdf").as_os_str(), OsStr::new("-")],
+            Path::new("."),
+        );
+        report.status(0);
+        let text = report.stdout().split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            text.contains(&format!("Case 24-1234, disc {n} of 2 (formats: HTML, PDF, WAV)")),
+            "disc {n}'s report does not name its medium\n{text}"
+        );
     }
     assert_eq!(seen_exhibits, ["3", "4", "5", "6"].into_iter().map(str::to_owned).collect(), "every exhibit travels");
     store.verify_ok();
