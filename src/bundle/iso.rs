@@ -272,6 +272,36 @@ pub fn drop_cache(path: &Path) {
 mod tests {
     use super::*;
 
+    /// The read-back after writing or burning, on a real image: it matches as written, names
+    /// the file a flipped byte is in, and names a file that was never meant to be there.
+    #[test]
+    fn the_read_back_names_the_file_a_flipped_byte_is_in() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = dir.path().join("a.bin");
+        let b = dir.path().join("b.bin");
+        std::fs::write(&a, vec![7u8; 5000]).expect("a");
+        std::fs::write(&b, vec![9u8; 3000]).expect("b");
+        let files = [("data/a.bin".to_owned(), a.clone()), ("data/Ánh/b.bin".to_owned(), b.clone())];
+        let image = dir.path().join("disc.iso");
+        write(&files, &image, "TEST", 1_800_000_000).expect("write");
+        let sha = |p: &Path| hex::encode(crate::digest::sha256(&std::fs::read(p).expect("read")));
+        let manifest =
+            vec![("data/a.bin".to_owned(), sha(&a), 5000u64), ("data/Ánh/b.bin".to_owned(), sha(&b), 3000u64)];
+        assert_eq!(read_back(&image, &manifest).expect("read back"), Vec::<String>::new());
+
+        let on = list(&image).expect("list").files["data/Ánh/b.bin"].clone();
+        let mut bytes = std::fs::read(&image).expect("image");
+        bytes[on.extents[0].0 as usize + 100] ^= 0x01;
+        std::fs::write(&image, &bytes).expect("flip");
+        let bad = read_back(&image, &manifest).expect("read back");
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        assert!(bad[0].starts_with("data/Ánh/b.bin: read back 3000 bytes with SHA-256"), "{bad:?}");
+
+        let fewer = &manifest[..1];
+        let bad = read_back(&image, fewer).expect("read back");
+        assert!(bad.iter().any(|l| l == "data/Ánh/b.bin: on the disc but never written to it"), "{bad:?}");
+    }
+
     #[test]
     fn volume_ids_are_d_characters() {
         assert_eq!(volume_id("Case 24-1234, disc 1 of 2"), "CASE_24_1234_DISC_1_OF_2");
