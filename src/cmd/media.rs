@@ -353,7 +353,7 @@ fn split(
 
 /// A playback copy of item `id` re-encoded to H.264 (CRF 18, visually lossless) and AAC in MP4,
 /// or to PCM WAV for sound alone: `custody clip --mode exact` of every frame, named
-/// `NAME_playback`.
+/// `NAME_EXT_playback` (`cam01_avi_playback.mp4`).
 fn encoded_copy(
     store: &crate::store::Store,
     ledger: &crate::ledger::Ledger,
@@ -383,7 +383,8 @@ fn encoded_copy(
             note: Some(format!(
                 "playback copy for a court medium (profile {profile}), re-encoded: its codecs play in no browser"
             )),
-            stem: Some(format!("{}_playback", source.stem())),
+            // The original's format in the name: a DVR's .avi and .h264 of one channel share a stem.
+            stem: Some(format!("{}_{}_playback", source.stem(), medium::extension(&source.row.name))),
         },
         ctx,
     )

@@ -328,10 +328,10 @@ fn a_court_disc_image_holds_every_file_of_the_medium_under_rock_ridge_and_joliet
     assert_eq!(clip["inputs"][0]["item"], avi_id.as_str(), "{clip:#}");
     assert_eq!(clip["params"]["mode"], "exact", "the AVI's copy is re-encoded: {clip:#}");
     let avi_copy = &clip["outputs"][0];
-    assert_eq!(avi_copy["name"], "cam_704x480_playback.mp4", "{clip:#}");
+    assert_eq!(avi_copy["name"], "cam_704x480_avi_playback.mp4", "{clip:#}");
     let avi_copy_id = avi_copy["item"].as_str().expect("item").to_owned();
     items.insert(
-        "cam_704x480_playback.mp4".into(),
+        "cam_704x480_avi_playback.mp4".into(),
         (avi_copy_id.clone(), avi_copy["sha256"].as_str().expect("sha256").to_owned()),
     );
     assert_eq!(rewrap["inputs"][0]["item"], raw_id.as_str(), "{rewrap:#}");
@@ -616,7 +616,7 @@ fn a_disc_burnt_to_the_stdio_pseudo_drive_holds_the_kept_image_and_reads_back_an
     assert_eq!(tree(&disc, "norock"), paths, "the disc's Joliet tree vs the event's files");
     let mut want: BTreeSet<String> = BAG_FILES.iter().map(|s| s.to_string()).collect();
     want.extend(items.keys().map(|n| evidence(n)));
-    want.extend(["index.html".to_owned(), "SHA256SUMS.txt".to_owned(), evidence("cam_704x480_playback.mp4")]);
+    want.extend(["index.html".to_owned(), "SHA256SUMS.txt".to_owned(), evidence("cam_704x480_avi_playback.mp4")]);
     assert_eq!(paths, want, "the event's files");
     assert!(verify(&disc, 0).is_empty());
     assert!(verify(&kept, 0).is_empty());
@@ -999,7 +999,7 @@ fn a_court_image_of_a_case_with_a_1_2_gb_recording_splits_it_under_the_limit_and
         assert!(played.contains(rel), "index.html does not play {rel}: {played:?}");
     }
     assert!(played.iter().any(|p| p.ends_with("dvr_ch01_playback.mp4")), "{played:?}");
-    assert!(played.iter().any(|p| p.ends_with("cam_704x480_playback.mp4")), "{played:?}");
+    assert!(played.iter().any(|p| p.ends_with("cam_704x480_avi_playback.mp4")), "{played:?}");
 }
 
 // ---------------------------------------------------------------------------------------------

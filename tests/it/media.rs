@@ -853,7 +853,7 @@ fn an_mjpeg_avi_gets_a_recorded_re_encoded_h264_copy_of_every_frame_that_index_h
     assert_eq!((clip["action"].as_str(), clip["params"]["mode"].as_str()), (Some("clip"), Some("exact")), "{clip:#}");
     assert_eq!(input_items(clip), BTreeSet::from([avi.id.clone()]), "{clip:#}");
     let name = clip["outputs"][0]["name"].as_str().expect("name");
-    assert_eq!(name, "cam_704x480_playback.mp4");
+    assert_eq!(name, "cam_704x480_avi_playback.mp4");
     let copy = dir.join("data/evidence/24-1234/9").join(name);
     // ffprobe, the oracle: H.264 in MP4, and as many frames as the AVI (every frame, none lost).
     let probe = |p: &Path| {
