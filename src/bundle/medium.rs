@@ -239,6 +239,8 @@ pub struct IndexEntry<'a> {
     /// Where a file that does not play in a browser has its playable copy on the medium: the
     /// copy's item and path, or each part's, in order, when the copy was split.
     pub played_by: Vec<(String, String)>,
+    /// Whether that copy was re-encoded (else its streams were copied unchanged).
+    pub re_encoded: bool,
 }
 
 /// `(part, of)` when `name` is a part of a split recording (`NAME_part2of3.mp4`).
@@ -286,10 +288,15 @@ pub fn index_html(label: &str, case: &str, formats: &[String], head: &str, entri
             h.push_str(&format!("<img alt=\"{}\" src=\"{}\">\n", esc(e.name), href(e.path)));
         } else if let [(item, path)] = e.played_by.as_slice() {
             h.push_str(&format!(
-                "<p>This original plays on no court PC as it is: play its copy {}, <a href=\"{}\">{}</a> (its streams copied unchanged).</p>\n",
+                "<p>This original plays on no court PC as it is: play its copy {}, <a href=\"{}\">{}</a> ({}).</p>\n",
                 esc(item),
                 href(path),
-                esc(path)
+                esc(path),
+                if e.re_encoded {
+                    "re-encoded to H.264 so that any PC and browser plays it; the original beside it is the evidence"
+                } else {
+                    "its streams copied unchanged"
+                }
             ));
         } else if !e.played_by.is_empty() {
             let n = e.played_by.len();

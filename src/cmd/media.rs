@@ -534,6 +534,7 @@ fn lay_out(
         let chains: Vec<(String, Vec<String>)> =
             bundle.files.iter().map(|f| (f.item.clone(), ancestors(ledger, &f.item))).collect();
         let facts_of = |id: &str| facts.iter().find(|x| x.row.id == id).and_then(|x| x.media.as_ref());
+        let created_of = |id: &str| facts.iter().find(|x| x.row.id == id).map(|x| &x.created);
         for f in &bundle.files {
             let facts = facts.iter().find(|x| x.row.id == f.item);
             let media = facts.and_then(|x| x.media.as_ref());
@@ -573,6 +574,13 @@ fn lay_out(
                         None => playable.iter().map(|g| (g.item.clone(), g.path.clone())).collect(),
                     }
                 },
+                // A copy is re-encoded unless its event copied the streams (a rewrap, a copy clip).
+                re_encoded: bundle.files.iter().any(|g| {
+                    chains.iter().any(|(id, up)| *id == g.item && up.contains(&f.item))
+                        && created_of(&g.item)
+                            .is_some_and(|c| c.action == "clip" && c.params.get("mode").is_some_and(|m| m != "copy"))
+                        && medium::plays_natively(&g.name, facts_of(&g.item))
+                }),
             });
         }
         let html = medium::index_html(&label, &case_text, &formats, &bundle.head.to_string(), &index);

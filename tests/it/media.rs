@@ -871,5 +871,12 @@ fn an_mjpeg_avi_gets_a_recorded_re_encoded_h264_copy_of_every_frame_that_index_h
     let sources: Vec<&String> = html.media.iter().flat_map(|(_, s)| s).collect();
     assert!(sources.iter().any(|s| s.ends_with(name)), "index.html does not play the copy: {sources:?}");
     assert!(!sources.iter().any(|s| s.ends_with(".avi")), "index.html offers the AVI as video: {sources:?}");
+    assert!(
+        html.text.contains(&format!("play its copy {}", clip["outputs"][0]["item"].as_str().unwrap()))
+            && html.text.contains("re-encoded to H.264")
+            && !html.text.contains("copied unchanged"),
+        "index.html must say the AVI's copy was re-encoded, not copied: {}",
+        html.text
+    );
     store.verify_ok();
 }
