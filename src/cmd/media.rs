@@ -927,17 +927,6 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
     let actor = ctx.actor();
     let cases: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.case.as_str()).collect();
     let case_text = cases.iter().copied().collect::<Vec<_>>().join(", ");
-    let sets = plan_discs(&rows, &facts, args.disc)?;
-    let m = sets.len();
-    if m > 1 && matches!(target, Target::Burn { .. }) {
-        return Err(error::input(format!(
-            "the medium needs {m} {} discs: write the set as images (--out NAME.iso --disc {}), burn each, and check each \
-             burnt disc with `custody verify` (nothing was written{})",
-            args.disc.map_or("", |d| d.name()),
-            args.disc.map_or("", |d| d.name()),
-            if copies.is_empty() { "" } else { "; the playback copies made are recorded and will be used again" }
-        )));
-    }
     let job = Job {
         store: &store,
         ledger: &ledger,
@@ -948,46 +937,78 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
         copies: &copies,
         filesystems: &filesystems,
     };
+    // The custody records, report and filesystem of each disc take room the plan can only
+    // estimate: a disc that comes out larger than the disc holds has the whole set planned
+    // again with no disc holding more exhibits than fitted on that one, and the images made
+    // so far are removed.
     let mut laid: Vec<Laid> = Vec::new();
-    for (k, rows_k) in sets.into_iter().enumerate() {
-        let label_k = match (&args.label, m) {
-            (Some(l), 1) => l.clone(),
-            (Some(l), _) => format!("{l}, disc {} of {m}", k + 1),
-            (None, _) => format!("Case {case_text}, disc {} of {m}", k + 1),
-        };
-        let target_k = match &target {
-            Target::Image(p) if m > 1 => Target::Image(numbered(p, k + 1, m)),
-            Target::Image(p) => Target::Image(p.clone()),
-            Target::Folder(p) => Target::Folder(p.clone()),
-            Target::Burn { drive, keep } => Target::Burn { drive: drive.clone(), keep: keep.clone() },
-        };
-        if let Target::Image(p) = &target_k
-            && m > 1
-        {
-            Target::Image(p.clone()).check()?;
-        }
-        let out = match &target_k {
-            Target::Folder(out) => out.clone(),
-            _ => {
-                let staging = scratch.path().join(format!("disc{}", k + 1));
-                fs::create_dir(&staging).map_err(|e| crate::store::env_io(e, &staging, "cannot create"))?;
-                written.dir = staging.clone();
-                staging
-            }
-        };
-        let one = lay_out(&job, rows_k, &target_k, &label_k, scratch.path(), &out, &mut written, &mut image_files)?;
-        if let (Some(disc), Some(size)) = (args.disc, one.medium.get("image_size").and_then(|s| s.as_u64()))
-            && size > disc.bytes()
-        {
+    let mut cap = u64::MAX;
+    let mut m = 1;
+    for attempt in 1.. {
+        let sets = plan_discs(&rows, &facts, args.disc, cap)?;
+        m = sets.len();
+        if m > 1 && matches!(target, Target::Burn { .. }) {
             return Err(error::input(format!(
-                "{} would be {size} bytes, more than a {} disc holds ({} bytes): nothing was written; choose a larger \
-                 disc",
-                one.label,
+                "the medium needs {m} {} discs: write the set as images (--out NAME.iso --disc {}), burn each, and check \
+                 each burnt disc with `custody verify` (nothing was written{})",
+                args.disc.map_or("", |d| d.name()),
+                args.disc.map_or("", |d| d.name()),
+                if copies.is_empty() { "" } else { "; the playback copies made are recorded and will be used again" }
+            )));
+        }
+        let mut over = None;
+        for (k, rows_k) in sets.into_iter().enumerate() {
+            let label_k = match (&args.label, m) {
+                (Some(l), 1) => l.clone(),
+                (Some(l), _) => format!("{l}, disc {} of {m}", k + 1),
+                (None, _) => format!("Case {case_text}, disc {} of {m}", k + 1),
+            };
+            let target_k = match &target {
+                Target::Image(p) if m > 1 => Target::Image(numbered(p, k + 1, m)),
+                Target::Image(p) => Target::Image(p.clone()),
+                Target::Folder(p) => Target::Folder(p.clone()),
+                Target::Burn { drive, keep } => Target::Burn { drive: drive.clone(), keep: keep.clone() },
+            };
+            if let Target::Image(p) = &target_k
+                && m > 1
+            {
+                Target::Image(p.clone()).check()?;
+            }
+            let out = match &target_k {
+                Target::Folder(out) => out.clone(),
+                _ => {
+                    let staging = scratch.path().join(format!("try{attempt}-disc{}", k + 1));
+                    fs::create_dir(&staging).map_err(|e| crate::store::env_io(e, &staging, "cannot create"))?;
+                    written.dir = staging.clone();
+                    staging
+                }
+            };
+            let content: u64 =
+                rows_k.iter().map(|r| facts.iter().find(|f| f.row.id == r.id).map_or(0, |f| f.file.size)).sum();
+            let one = lay_out(&job, rows_k, &target_k, &label_k, scratch.path(), &out, &mut written, &mut image_files)?;
+            if let (Some(disc), Some(size)) = (args.disc, one.medium.get("image_size").and_then(|s| s.as_u64()))
+                && size > disc.bytes()
+            {
+                over = Some((one.label.clone(), size, content.saturating_sub(size - disc.bytes())));
+                break;
+            }
+            laid.push(one);
+        }
+        let Some((label_k, size, fits)) = over else { break };
+        for p in image_files.paths.drain(..) {
+            let _ = fs::remove_file(p);
+        }
+        laid.clear();
+        cap = cap.min(fits);
+        if attempt == 4 {
+            let disc = args.disc.expect("a disc size");
+            return Err(error::input(format!(
+                "{label_k} would be {size} bytes, more than a {} disc holds ({} bytes), however the exhibits are \
+                 spread: nothing was written; choose a larger disc",
                 disc.name(),
                 disc.bytes()
             )));
         }
-        laid.push(one);
     }
 
     let all_files: Vec<(usize, &(String, String, u64))> =
@@ -1154,7 +1175,7 @@ pub fn run(args: MediaArgs, ctx: &Ctx) -> Result<Report> {
     }
     text.push_str(&head_to_keep(&head));
     let json = json!({"schema_version": 1, "command": "media", "profile": profile.name, "out": where_to, "medium": medium_json,
-        "label": label, "files": file_list, "read_back": read_back, "ledger_head": head_then, "head": head});
+        "label": label, "files": file_list, "read_back": read_back, "ledger_head": laid[0].bundle.head, "head": head});
     Ok(Report::ok(text, json))
 }
 
@@ -1167,14 +1188,16 @@ fn numbered(image: &Path, k: usize, m: usize) -> PathBuf {
 
 /// Which items go on which disc, when `disc` says how much one holds: the exhibits in order,
 /// each exhibit's files together on one disc where they fit on one, else item by item. Room is
-/// kept on each disc for the report, the custody records and the filesystem (1/50 and 64 MiB).
+/// kept on each disc for the report, the custody records and the filesystem (1/50, and 1/8 up
+/// to 64 MiB); no disc holds more than `cap` bytes of exhibits.
 fn plan_discs(
     rows: &[crate::ledger::ItemRow],
     facts: &[super::show::ItemFacts],
     disc: Option<crate::cli::DiscSize>,
+    cap: u64,
 ) -> Result<Vec<Vec<crate::ledger::ItemRow>>> {
     let Some(disc) = disc else { return Ok(vec![rows.to_vec()]) };
-    let room = disc.bytes() - disc.bytes() / 50 - (disc.bytes() / 8).min(64 << 20);
+    let room = (disc.bytes() - disc.bytes() / 50 - (disc.bytes() / 8).min(64 << 20)).min(cap);
     let size = |r: &crate::ledger::ItemRow| facts.iter().find(|f| f.row.id == r.id).map_or(0, |f| f.file.size);
     let mut groups: Vec<(String, Vec<&crate::ledger::ItemRow>)> = Vec::new();
     for r in rows {

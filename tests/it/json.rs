@@ -639,6 +639,40 @@ fn derivation_commands_print_documents_that_validate() {
         0,
     );
     checks.doc("verify", "verify BUNDLE", &store.cmd(&["--json", "verify", "bundle.zip"]).run(), 0);
+    // A court medium: a folder, an image, a set of two discs.
+    checks.doc(
+        "media",
+        "media --out DIR",
+        &store.cmd(&["--json", "media", &mp4, &redacted_id, "--profile", "court", "--out", "usb"]).run(),
+        0,
+    );
+    checks.doc(
+        "media",
+        "media --out IMAGE.iso",
+        &store.cmd(&["--json", "media", &mp4, "--profile", "court", "--out", "disc.iso"]).run(),
+        0,
+    );
+    let set = checks.doc(
+        "media",
+        "media --disc BYTES (a set)",
+        &store
+            .cmd(&[
+                "--json",
+                "media",
+                &mp4,
+                &redacted_id,
+                "--profile",
+                "court",
+                "--disc",
+                "1120000",
+                "--out",
+                "set.iso",
+            ])
+            .run(),
+        0,
+    );
+    assert_eq!(set["medium"]["discs"].as_array().map(Vec::len), Some(2), "{set:#}");
+    checks.doc("verify", "verify IMAGE.iso", &store.cmd(&["--json", "verify", "disc.iso"]).run(), 0);
     let wrong = format!("1:{}", "a".repeat(64));
     checks.doc(
         "verify",
