@@ -42,6 +42,10 @@ pub struct Request<'a> {
     pub purpose: Option<&'a str>,
     /// The court medium the bundle is written to (`custody media`): its label and formats.
     pub medium: Option<&'a str>,
+    /// Whether the evidence's bytes go into the ZIP. A medium copies each object itself (and
+    /// reads it back against its recorded SHA-256): its ZIP holds only the bag's other files,
+    /// and the manifests and report name the evidence as ever.
+    pub evidence: bool,
     pub examiner: &'a str,
     pub out: &'a Path,
     /// A release (public records) bundle: only the events that made the included files are in
@@ -228,7 +232,7 @@ pub fn write(store: &Store, ledger: &Ledger, req: &Request) -> Result<Written> {
         let (sha512, blake3, added) = std::thread::scope(|s| {
             let h512 = recorded512.is_none().then(|| s.spawn(|| hex::encode(openssl::sha::sha512(data))));
             let b3 = s.spawn(|| blake3::hash(data).to_hex().to_string());
-            let added = zip.add(&name, crc32fast::hash(data), data);
+            let added = if req.evidence { zip.add(&name, crc32fast::hash(data), data) } else { Ok(()) };
             let sha512 = match h512 {
                 Some(h) => h.join().expect("SHA-512 thread"),
                 None => recorded512.clone().unwrap_or_default(),

@@ -50,6 +50,24 @@ impl Drop for Written {
 impl Written {
     /// Writes `data` to `rel` under the medium, creating its folders, and syncs it.
     fn file(&mut self, rel: &str, data: &[u8]) -> Result<()> {
+        let mut f = self.create(rel)?;
+        let path = self.dir.join(rel);
+        f.write_all(data).and_then(|_| f.sync_all()).map_err(|e| crate::store::env_io(e, &path, "cannot write"))?;
+        Ok(())
+    }
+
+    /// Copies the whole of `from` to `rel` under the medium, creating its folders, and syncs it.
+    fn copy(&mut self, rel: &str, mut from: fs::File) -> Result<()> {
+        let mut f = self.create(rel)?;
+        let path = self.dir.join(rel);
+        std::io::copy(&mut from, &mut f)
+            .and_then(|_| f.sync_all())
+            .map_err(|e| crate::store::env_io(e, &path, "cannot write"))?;
+        Ok(())
+    }
+
+    /// Creates `rel` under the medium (new), and the folders it needs, remembering each.
+    fn create(&mut self, rel: &str) -> Result<fs::File> {
         let path = self.dir.join(rel);
         if let Some(parent) = path.parent() {
             let mut missing = Vec::new();
@@ -64,14 +82,13 @@ impl Written {
             fs::create_dir_all(parent).map_err(|e| crate::store::env_io(e, parent, "cannot create"))?;
             self.paths.extend(missing.into_iter().rev());
         }
-        let mut f = fs::OpenOptions::new()
+        let f = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&path)
             .map_err(|e| crate::store::env_io(e, &path, "cannot create"))?;
         self.paths.push(path.clone());
-        f.write_all(data).and_then(|_| f.sync_all()).map_err(|e| crate::store::env_io(e, &path, "cannot write"))?;
-        Ok(())
+        Ok(f)
     }
 }
 
@@ -441,6 +458,7 @@ fn lay_out(
     let medium_text = format!("{label} (formats: {})", formats.join(", "));
     let req = Request {
         medium: Some(&medium_text),
+        evidence: false,
         rows: rows.clone(),
         include: Include::All,
         recipient: args.recipient.as_deref(),
@@ -472,18 +490,26 @@ fn lay_out(
         .filter(|f| profile.native_originals && rows.iter().any(|r| r.id == f.item && r.parent.is_none()))
         .map(|f| f.path.clone())
         .collect();
-    let over: Vec<String> = entries
+    // Every file of the medium: the evidence (from the store), then the bag's other files (from
+    // the ZIP), each with its size.
+    let on_medium: Vec<(&str, u64)> = bundle
+        .files
         .iter()
-        .filter(|e| !e.is_dir && e.size > profile.max_file_size)
-        .filter(|e| e.name.strip_prefix(&prefix).is_none_or(|rel| !natives.contains(rel)))
-        .filter_map(|e| {
-            e.name.strip_prefix(&prefix).filter(|rel| wanted(rel)).map(|rel| format!("{rel}: {} bytes", e.size))
-        })
+        .map(|f| (f.path.as_str(), f.size))
+        .chain(
+            entries
+                .iter()
+                .filter(|e| !e.is_dir)
+                .filter_map(|e| e.name.strip_prefix(&prefix).filter(|rel| wanted(rel)).map(|rel| (rel, e.size))),
+        )
+        .collect();
+    let mut over: Vec<String> = on_medium
+        .iter()
+        .filter(|(rel, size)| *size > profile.max_file_size && !natives.contains(*rel))
+        .map(|(rel, size)| format!("{rel}: {size} bytes"))
         .collect();
     // Every path on the medium (the copies' and parts' names too) within its names' rules.
-    let mut over = over;
-    for e in entries.iter().filter(|e| !e.is_dir) {
-        let Some(rel) = e.name.strip_prefix(&prefix).filter(|rel| wanted(rel)) else { continue };
+    for (rel, _) in &on_medium {
         for part in rel.split('/') {
             if let Some((fs, why)) =
                 filesystems.iter().find_map(|fs| medium::bad_name(part, *fs).map(|why| (fs.name(), why)))
@@ -510,18 +536,22 @@ fn lay_out(
         )));
     }
     let mut files: Vec<(String, String, u64)> = Vec::new();
-    // A disc image takes each evidence file straight from the store's object file, where the
-    // store keeps its objects on this machine (the read-back checks every byte the image got).
+    // Each evidence file comes from the store's object: a disc image takes it straight from the
+    // object's file where the store keeps its objects on this machine; a drive or folder gets a
+    // copy. Its recorded SHA-256 is what the read-back holds the medium's bytes to.
     let mut from_store: BTreeMap<String, PathBuf> = BTreeMap::new();
-    for e in entries.iter().filter(|e| !e.is_dir) {
-        let Some(rel) = e.name.strip_prefix(&prefix) else { continue };
-        if !wanted(rel) {
+    for f in &bundle.files {
+        files.push((f.path.clone(), f.sha256.clone(), f.size));
+        if !matches!(target, Target::Folder(_)) && store.remote(&f.sha256).is_none() {
+            from_store.insert(f.path.clone(), store.object_path(&f.sha256));
             continue;
         }
-        let object = bundle.files.iter().find(|f| f.path == rel).filter(|f| store.remote(&f.sha256).is_none());
-        if let (false, Some(f)) = (matches!(target, Target::Folder(_)), object) {
-            from_store.insert(rel.to_owned(), store.object_path(&f.sha256));
-            files.push((rel.to_owned(), f.sha256.clone(), f.size));
+        let object = store.object_file(&f.sha256)?;
+        written.copy(&f.path, object)?;
+    }
+    for e in entries.iter().filter(|e| !e.is_dir) {
+        let Some(rel) = e.name.strip_prefix(&prefix) else { continue };
+        if !wanted(rel) || bundle.files.iter().any(|f| f.path == rel) {
             continue;
         }
         let data = crate::bundle::zip::entry_bytes(&map, e).map_err(error::environment)?;

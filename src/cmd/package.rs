@@ -41,6 +41,7 @@ pub fn run(args: PackageArgs, ctx: &Ctx) -> Result<Report> {
     let actor = ctx.actor();
     let req = Request {
         medium: None,
+        evidence: true,
         rows,
         include: args.include,
         recipient: args.recipient.as_deref(),
