@@ -235,6 +235,92 @@ pub fn read_back(path: &Path, files: &[(String, String, u64)]) -> Result<Vec<Str
     Ok(bad)
 }
 
+/// [`read_back`] and the SHA-256 of the first `size` bytes of the disc (the image as written),
+/// in one sequential pass over the disc: each block read once, the image's hash taken on a
+/// thread of its own while this one hashes the files the block holds.
+pub fn read_back_whole(path: &Path, files: &[(String, String, u64)], size: u64) -> Result<(Vec<String>, String)> {
+    drop_cache(path);
+    let listing = list(path)?;
+    let disc = File::open(path).map_err(|e| crate::store::env_io(e, path, "cannot open"))?;
+    let expected: BTreeMap<&str, (&str, u64)> = files.iter().map(|(p, s, n)| (p.as_str(), (s.as_str(), *n))).collect();
+    // Every extent of every expected file on the disc, by where it lies.
+    let wanted: Vec<(&String, &OnDisc)> =
+        listing.files.iter().filter(|(rel, _)| expected.contains_key(rel.as_str())).collect();
+    let mut segments: Vec<(u64, u64, usize)> = wanted
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (_, on))| on.extents.iter().map(move |&(at, len)| (at, len, i)))
+        .filter(|&(_, len, _)| len > 0)
+        .collect();
+    segments.sort_by_key(|&(at, _, _)| at);
+    let in_order = wanted.iter().all(|(_, on)| on.extents.windows(2).all(|w| w[0].0 + w[0].1 <= w[1].0));
+    let past_end = segments.iter().any(|&(at, len, _)| at + len > size);
+    if !in_order || past_end {
+        // Not laid out as custody lays out its images: read file by file instead.
+        let bad = read_back(path, files)?;
+        return Ok((bad, hash_prefix(path, size)?));
+    }
+    let mut hashers: Vec<ring::digest::Context> =
+        wanted.iter().map(|_| ring::digest::Context::new(&ring::digest::SHA256)).collect();
+    const BLOCK: usize = 4 << 20;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<std::sync::Arc<Vec<u8>>>(4);
+    let read = std::thread::scope(|s| -> std::io::Result<String> {
+        let whole = s.spawn(move || {
+            let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+            for block in rx {
+                ctx.update(&block);
+            }
+            hex::encode(ctx.finish())
+        });
+        let mut pos = 0u64;
+        let mut next = 0usize;
+        let result = (|| {
+            while pos < size {
+                let n = ((size - pos) as usize).min(BLOCK);
+                let mut buf = vec![0u8; n];
+                disc.read_exact_at(&mut buf, pos)?;
+                let block = std::sync::Arc::new(buf);
+                let _ = tx.send(std::sync::Arc::clone(&block));
+                let end = pos + n as u64;
+                // The segments that start before this block's end; those wholly before it are done.
+                while next < segments.len() && segments[next].0 + segments[next].1 <= pos {
+                    next += 1;
+                }
+                for &(at, len, i) in segments[next..].iter().take_while(|&&(at, _, _)| at < end) {
+                    let from = at.max(pos);
+                    let to = (at + len).min(end);
+                    if from < to {
+                        hashers[i].update(&block[(from - pos) as usize..(to - pos) as usize]);
+                    }
+                }
+                pos = end;
+            }
+            Ok(())
+        })();
+        drop(tx);
+        let image = whole.join().expect("the image's hash thread");
+        result.map(|_| image)
+    });
+    let image = read.map_err(|e| crate::store::env_io(e, path, "cannot read back"))?;
+    let mut bad = Vec::new();
+    let got: BTreeMap<&str, (String, u64)> =
+        wanted.iter().zip(hashers).map(|((rel, on), h)| (rel.as_str(), (hex::encode(h.finish()), on.size))).collect();
+    for (rel, (sha, size)) in &expected {
+        match got.get(rel) {
+            None => bad.push(format!("{rel}: missing from the disc")),
+            Some((g, n)) if g == sha && n == size => {}
+            Some((g, n)) => {
+                bad.push(format!("{rel}: read back {n} bytes with SHA-256 {g}, written {size} bytes with {sha}"))
+            }
+        }
+    }
+    for rel in listing.files.keys().filter(|r| !expected.contains_key(r.as_str())) {
+        bad.push(format!("{rel}: on the disc but never written to it"));
+    }
+    bad.extend(listing.disagreements.into_iter().map(|(_, why)| why));
+    Ok((bad, image))
+}
+
 /// The SHA-256 (hex) of a file on the disc, read from its extents.
 pub fn hash_extents(disc: &File, on: &OnDisc) -> std::io::Result<String> {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
@@ -288,6 +374,10 @@ mod tests {
         let manifest =
             vec![("data/a.bin".to_owned(), sha(&a), 5000u64), ("data/Ánh/b.bin".to_owned(), sha(&b), 3000u64)];
         assert_eq!(read_back(&image, &manifest).expect("read back"), Vec::<String>::new());
+        let size = list(&image).expect("list").size;
+        let (bad, whole) = read_back_whole(&image, &manifest, size).expect("read back whole");
+        assert_eq!(bad, Vec::<String>::new());
+        assert_eq!(whole, sha(&image), "the image's SHA-256, in the same pass");
 
         let on = list(&image).expect("list").files["data/Ánh/b.bin"].clone();
         let mut bytes = std::fs::read(&image).expect("image");
@@ -296,6 +386,8 @@ mod tests {
         let bad = read_back(&image, &manifest).expect("read back");
         assert_eq!(bad.len(), 1, "{bad:?}");
         assert!(bad[0].starts_with("data/Ánh/b.bin: read back 3000 bytes with SHA-256"), "{bad:?}");
+        let (whole_bad, _) = read_back_whole(&image, &manifest, size).expect("read back whole");
+        assert_eq!(whole_bad, bad, "one pass finds what file by file finds");
 
         let fewer = &manifest[..1];
         let bad = read_back(&image, fewer).expect("read back");

@@ -652,18 +652,16 @@ fn lay_out(
                 .collect();
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
             let size = iso::write(&staged, &image, &volume, now as i64)?;
-            let bad = iso::read_back(&image, &files)?;
+            let (bad, image_sha) = iso::read_back_whole(&image, &files, size)?;
             refuse_read_back(&image, &bad)?;
-            let image_sha = iso::hash_prefix(&image, size)?;
             disc.insert("volume".into(), json!(volume));
             disc.insert("image_size".into(), json!(size));
             disc.insert("image_sha256".into(), json!(image_sha));
             if let Target::Burn { drive, .. } = target {
                 burn(&image, drive)?;
                 let dev = iso::device_path(drive);
-                let bad = iso::read_back(&dev, &files)?;
+                let (bad, burnt) = iso::read_back_whole(&dev, &files, size)?;
                 refuse_read_back(&dev, &bad)?;
-                let burnt = iso::hash_prefix(&dev, size)?;
                 if burnt != image_sha {
                     return Err(error::mismatch(format!(
                         "the disc in {drive} holds every file as written, but not the image as written (its first {size} \
