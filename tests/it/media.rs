@@ -401,6 +401,21 @@ fn the_preflight_lists_an_unplayable_video_forbidden_names_and_an_executable_at_
     // Nothing recorded: no media event, and no playback copy of the raw stream either.
     store.assert_unchanged(&before);
 
+    // With a 100 kB limit and --no-split (and no native originals, which would travel whole), a
+    // file over the limit joins the list: every problem named at once, nothing written.
+    let small = write(
+        &store.work().join("small.yaml"),
+        profile_yaml("100000", "fat32", "").replace("native_originals: true", "native_originals: false"),
+    );
+    let all = run_media(&store, &["--case", "24-1234", "--profile", small.to_str().unwrap(), "--no-split"], &dir);
+    all.status(2);
+    assert_problem(&all, &id("CON.wav"), "CON.wav", "over the profile's limit");
+    assert_problem(&all, &id("CON.wav"), "CON.wav", "not allowed on fat32");
+    assert_problem(&all, &id("14:03 call.wav"), "14:03 call.wav", "not allowed on fat32");
+    assert_problem(&all, &id("run.sh"), "run.sh", "executable");
+    assert_nothing_written(&dir);
+    store.assert_unchanged(&before);
+
     // The same refusal when the output directory already exists, empty: it is left empty.
     fs::create_dir(&dir).expect("mkdir");
     let again = run_media(&store, &["--case", "24-1234", "--profile", "court"], &dir);
