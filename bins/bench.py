@@ -35,8 +35,8 @@ import time
 
 custody = sys.argv[1]
 only = os.environ.get("BENCH_ONLY", "").strip().lower()
-if only not in ("", "hash", "media", "long", "bundle", "scale", "agency", "s3", "detect"):
-    sys.exit(f"bench: BENCH_ONLY must be hash, media, long, bundle, scale, agency, s3 or detect (or unset for all), "
+if only not in ("", "hash", "media", "long", "bundle", "disc", "scale", "agency", "s3", "detect"):
+    sys.exit(f"bench: BENCH_ONLY must be hash, media, long, bundle, disc, scale, agency, s3 or detect (or unset for all), "
              f"not {only!r}")
 
 
