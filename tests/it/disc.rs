@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use custody::media::synth::Fixture;
 use serde_json::{Value, json};
 
+use crate::media::{listed_files, media_event, medium_files};
 use crate::support::{
     Output, Store, assert_plays, cmd, digest_bytes_with, files_under, media, run_oracle, shown, system_oracle,
     venv_oracle, write,
@@ -227,42 +228,6 @@ fn ingest(store: &Store, files: &[&Path]) -> BTreeMap<String, (String, String)> 
     items
 }
 
-/// A `files` array (the event's or the `--json` output's) as path → (sha256, size).
-#[track_caller]
-fn listed_files(files: &Value) -> BTreeMap<String, (String, u64)> {
-    let list = files.as_array().unwrap_or_else(|| panic!("files is not an array: {files:#}"));
-    let map: BTreeMap<String, (String, u64)> = list
-        .iter()
-        .map(|f| {
-            let path = f["path"].as_str().unwrap_or_else(|| panic!("no path in {f:#}")).to_owned();
-            let sha = f["sha256"].as_str().unwrap_or_else(|| panic!("no sha256 in {f:#}")).to_owned();
-            let size = f["size"].as_u64().unwrap_or_else(|| panic!("no size in {f:#}"));
-            (path, (sha, size))
-        })
-        .collect();
-    assert_eq!(map.len(), list.len(), "a path is listed twice: {files:#}");
-    map
-}
-
-/// Every file under `dir`, relative to it, with its SHA-256 (by sha256sum) and size.
-fn folder_files(dir: &Path) -> BTreeMap<String, (String, u64)> {
-    files_under(dir)
-        .iter()
-        .map(|p| {
-            let rel = p.strip_prefix(dir).expect("under dir").to_str().expect("a UTF-8 name").to_owned();
-            (rel, (sha256_file(p), fs::metadata(p).expect("size").len()))
-        })
-        .collect()
-}
-
-/// The newest event, which must be a `media` one.
-#[track_caller]
-fn media_event(store: &Store) -> Value {
-    let last = store.event_bodies().pop().expect("the ledger has events");
-    assert_eq!(last["action"], "media", "the newest event is not a media event: {last:#}");
-    last
-}
-
 /// `custody verify TARGET` (no store) with the exit code `code`; for 1, the subjects of the
 /// problems `--json` lists, each with its kind, and the text output names each subject.
 #[track_caller]
@@ -421,7 +386,7 @@ fn a_court_disc_image_holds_every_file_of_the_medium_under_rock_ridge_and_joliet
     // the store's object; sha256sum -c and bagit.py accept the folder.
     let dir = store.work().join("extracted");
     extract(&image, &dir);
-    assert_eq!(folder_files(&dir), files, "the files extracted from the image (sha256sum) vs the event's");
+    assert_eq!(medium_files(&dir), files, "the files extracted from the image (sha256sum) vs the event's");
     for (name, (_, sha)) in &items {
         let got = fs::read(dir.join(evidence(name))).expect("exhibit");
         assert!(got == store.object_bytes(sha), "{name} extracted from the image is not the store's object");
@@ -488,7 +453,7 @@ fn a_byte_flipped_in_one_files_data_on_the_image_is_named_by_verify_and_a_file_p
     assert_eq!(tree(&image, "any"), paths, "a flipped data byte leaves the tree alone");
     let dir = store.work().join("flipped");
     extract(&image, &dir);
-    let got = folder_files(&dir);
+    let got = medium_files(&dir);
     assert_ne!(got[&wav_rel], files[&wav_rel], "xorriso extracts the flipped WAV with another SHA-256");
     let others_same = got.iter().filter(|(p, _)| **p != wav_rel).all(|(p, v)| files[p] == *v);
     assert!(others_same, "every other file extracts as written");

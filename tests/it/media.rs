@@ -113,7 +113,7 @@ fn run_media(store: &Store, args: &[&str], out: &Path) -> Output {
 }
 
 /// Every file under `dir`, relative to it (with `/`), with its SHA-256 (by sha256sum) and size.
-fn medium_files(dir: &Path) -> BTreeMap<String, (String, u64)> {
+pub(crate) fn medium_files(dir: &Path) -> BTreeMap<String, (String, u64)> {
     files_under(dir)
         .iter()
         .map(|p| {
@@ -126,7 +126,7 @@ fn medium_files(dir: &Path) -> BTreeMap<String, (String, u64)> {
 
 /// A `files` array (the event's or the `--json` output's) as path → (sha256, size).
 #[track_caller]
-fn listed_files(files: &Value) -> BTreeMap<String, (String, u64)> {
+pub(crate) fn listed_files(files: &Value) -> BTreeMap<String, (String, u64)> {
     let list = files.as_array().unwrap_or_else(|| panic!("files is not an array: {files:#}"));
     let map: BTreeMap<String, (String, u64)> = list
         .iter()
@@ -143,7 +143,7 @@ fn listed_files(files: &Value) -> BTreeMap<String, (String, u64)> {
 
 /// The newest event, which must be a `media` one.
 #[track_caller]
-fn media_event(store: &Store) -> Value {
+pub(crate) fn media_event(store: &Store) -> Value {
     let last = store.event_bodies().pop().expect("the ledger has events");
     assert_eq!(last["action"], "media", "the newest event is not a media event: {last:#}");
     last
