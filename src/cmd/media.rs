@@ -675,7 +675,16 @@ fn lay_out(
             }
             match fin {
                 Some(fin) => {
-                    fs::rename(&image, &fin).map_err(|e| crate::store::env_io(e, &fin, "cannot create"))?;
+                    // Never over a file that appeared there meanwhile.
+                    if !crate::fsutil::rename_noreplace(&image, &fin)
+                        .map_err(|e| crate::store::env_io(e, &fin, "cannot create"))?
+                    {
+                        return Err(error::input(format!(
+                            "{} appeared while the image was made: a disc image is never written over; name a new \
+                             file. Nothing was recorded",
+                            fin.display()
+                        )));
+                    }
                     image_files.paths.retain(|p| *p != image);
                     image_files.paths.push(fin.clone());
                     let parent = fin.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
