@@ -274,6 +274,8 @@ impl Store {
         let mut from = self.open_object(sha256)?;
         io::copy(&mut from, &mut copy)
             .map_err(|e| error::environment(format!("cannot fetch object {sha256} from the bucket: {e}")))?;
+        // Read from the start, as the object's own file would be.
+        io::Seek::rewind(&mut copy).map_err(|e| env_io(e, &tmp, "cannot read back a temporary file in"))?;
         Ok(copy)
     }
 
