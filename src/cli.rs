@@ -61,6 +61,8 @@ pub enum Command {
     Clip(ClipArgs),
     Rewrap(RewrapArgs),
     Redact(RedactArgs),
+    Enhance(EnhanceArgs),
+    Redo(RedoArgs),
     Detect(DetectArgs),
     Review(ReviewArgs),
     Package(PackageArgs),
@@ -508,6 +510,77 @@ pub struct RedactArgs {
     /// A note recorded with the event.
     #[arg(long, value_name = "TEXT")]
     pub note: Option<String>,
+}
+
+/// Process and clarify: a recipe of named steps (deinterlace, levels, denoise, frame averaging,
+/// notch, loudness, ...) run over the item as FFmpeg filter graphs, recorded with the recipe,
+/// the graph FFmpeg ran and every output frame's hash, so `custody redo` can reproduce it.
+#[derive(Debug, Args)]
+#[command(after_help = "A recipe file lists the steps in order:\n\n\
+    recipe: dark DVR plate\n\
+    steps:\n  \
+      - deinterlace: {method: bwdif}\n  \
+      - levels: {black: 16, white: 120, gamma: 1.2}\n  \
+      - sharpen\n\n\
+    `custody enhance --list` describes every step, its parameters and its reference; docs/enhance.md\n\
+    has worked examples. The output is lossless (FFV1 + FLAC in Matroska; FLAC for audio items)\n\
+    unless --deliver mp4.\n\n\
+    Examples:\n  custody enhance i3 --recipe plate.yaml --from 00:01:10 --to 00:01:20\n  \
+    custody enhance i3 --step deinterlace --step levels:white=150 --out work/\n  \
+    custody enhance i9 --step notch:frequency=60 --step bandpass --step loudness")]
+pub struct EnhanceArgs {
+    /// The item to enhance.
+    #[arg(value_name = "ITEM", required_unless_present = "list")]
+    pub item: Option<String>,
+    /// A YAML recipe: `steps:`, a list of `- NAME: {parameter: value}`.
+    #[arg(long, value_name = "FILE.yaml", conflicts_with = "steps")]
+    pub recipe: Option<PathBuf>,
+    /// A step, NAME or NAME:key=value,key=value (repeatable, in order).
+    #[arg(long = "step", value_name = "NAME[:k=v,...]")]
+    pub steps: Vec<String>,
+    /// Where the span to enhance starts (default: the first frame).
+    #[arg(long, value_name = "POS", requires = "to")]
+    pub from: Option<Position>,
+    /// Where it ends (included when a frame:N).
+    #[arg(long, value_name = "POS", requires = "from")]
+    pub to: Option<Position>,
+    /// How the result is encoded.
+    #[arg(long, value_enum, default_value_t = crate::media::enhance::Deliver::Lossless)]
+    pub deliver: crate::media::enhance::Deliver,
+    /// Describe every step, its parameters and its reference, and exit.
+    #[arg(long)]
+    pub list: bool,
+    /// Also copy the result into DIR once it is recorded.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Also re-hash the whole parent object before the result counts.
+    #[arg(long)]
+    pub verify_whole: bool,
+    /// A note recorded with the event (say why a recipe departs from the usual order).
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+    /// Threads for the filter graphs and the encoders (recorded; `redo` uses the recorded number).
+    #[arg(skip)]
+    pub threads: Option<usize>,
+    /// The recipe's text and origin, when `redo` runs a recorded one.
+    #[arg(skip)]
+    pub recorded_recipe: Option<(String, String)>,
+}
+
+/// Re-run a recorded derivation (enhance, clip, still, redact, rewrap) from its original with
+/// the recorded parameters, and compare the result with what was recorded, bit for bit.
+#[derive(Debug, Args)]
+#[command(after_help = "The chain is checked first: an event altered after it was recorded is caught there,\n\
+    before anything is re-run. Nothing is recorded; exit 0 when every output is reproduced bit for\n\
+    bit, 1 when one differs (the first frame that differs is named).\n\n\
+    Examples:\n  custody redo 42\n  custody redo 42 --json")]
+pub struct RedoArgs {
+    /// The event's sequence number (as `custody log` shows it).
+    #[arg(value_name = "EVENT")]
+    pub event: u64,
+    /// Keep the re-made files in DIR (for a side-by-side look when they differ).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 /// Find faces in a video and draft a redaction of them that a person must review: every track

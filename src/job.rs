@@ -44,7 +44,7 @@ pub enum Kind {
 }
 
 impl Node {
-    fn scalar(&self) -> Option<&str> {
+    pub fn scalar(&self) -> Option<&str> {
         match &self.kind {
             Kind::Scalar(s) => Some(s),
             _ => None,
@@ -187,6 +187,19 @@ pub fn load(path: &Path, ledger: &Ledger) -> Result<Result<Job, Vec<Problem>>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| error::input(format!("cannot read the job file {}: {e}", path.display())))?;
     Ok(parse(&text, path, ledger))
+}
+
+/// The YAML document in `text` as nodes that know where they start (`None` when it is empty).
+/// Anchors and aliases are refused: a file a court reads must say each thing where it is used.
+pub fn nodes(text: &str) -> Result<Option<Node>, Problem> {
+    let mut b = Builder::default();
+    if let Err(e) = Parser::new_from_str(text).load(&mut b, false) {
+        return Err(Problem { line: e.marker().line(), column: e.marker().col() + 1, message: e.info().to_owned() });
+    }
+    if b.aliases {
+        return Err(Problem { line: 1, column: 1, message: "anchors and aliases (&, *) are not accepted".into() });
+    }
+    Ok(b.root)
 }
 
 /// Check a job file's text (read from `path`, which relative paths in it start from).

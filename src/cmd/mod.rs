@@ -4,6 +4,7 @@
 pub mod batch;
 pub mod clip;
 pub mod detect;
+pub mod enhance;
 pub mod export;
 pub mod hash;
 pub mod ingest;
@@ -14,6 +15,7 @@ pub mod media;
 pub mod package;
 pub mod push;
 pub mod redact;
+pub mod redo;
 pub mod review;
 pub mod rewrap;
 pub mod show;
@@ -173,6 +175,8 @@ fn dispatch(command: Command, ctx: &Ctx) -> Result<Report> {
         Command::Clip(args) => clip::run(args, ctx),
         Command::Rewrap(args) => rewrap::run(args, ctx),
         Command::Redact(args) => redact::run(args, ctx),
+        Command::Enhance(args) => enhance::run(args, ctx),
+        Command::Redo(args) => redo::run(args, ctx),
         Command::Detect(args) => detect::run(args, ctx),
         Command::Review(args) => review::run(args, ctx),
         Command::Package(args) => package::run(args, ctx),
@@ -193,6 +197,8 @@ fn check_outputs(command: &Command) -> Result<()> {
         Command::Clip(a) => dir(&a.out, "--out"),
         Command::Rewrap(a) => dir(&a.out, "--out"),
         Command::Redact(a) => dir(&a.out, "--out"),
+        Command::Enhance(a) => dir(&a.out, "--out"),
+        Command::Redo(a) => dir(&a.out, "--out"),
         Command::Detect(a) => dir(&a.out, "--out"),
         Command::Review(a) => dir(&a.out, "--out"),
         Command::Man(a) => dir(&a.out, "--out"),

@@ -1,5 +1,6 @@
 //! Everything that touches FFmpeg: probing, decoding, test-source synthesis.
 
+pub mod enhance;
 pub mod exact;
 pub mod ffi;
 pub mod frames;
