@@ -323,6 +323,11 @@ pub fn commit(
     // Nothing is recorded from bytes that failed a check (a last guard: commands check first).
     source.check()?;
     params.insert("verified".into(), source.verification());
+    if store.is_rehearsal() {
+        // `custody redo`: everything was made as the command makes it; nothing is recorded.
+        let outputs = outputs.into_iter().map(|o| (o.name, o.digests.sha256().to_owned(), o.facts)).collect();
+        return Err(anyhow::Error::new(Rehearsed { outputs, params, staging }));
+    }
     store.commit(ledger, actor, staging, |txn| {
         let mut refs: Vec<FileRef> = Vec::new();
         for out in outputs {
@@ -357,6 +362,29 @@ pub fn commit(
         })
     })
 }
+
+/// What a command made when `custody redo` ran it: its outputs (name, SHA-256, facts) in the
+/// order it would have recorded them, its parameters, and the staging directory holding them
+/// (removed when this is dropped).
+pub struct Rehearsed {
+    pub outputs: Vec<(String, String, Map<String, Value>)>,
+    pub params: Map<String, Value>,
+    pub staging: Staging,
+}
+
+impl std::fmt::Debug for Rehearsed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rehearsed").field("outputs", &self.outputs.len()).finish()
+    }
+}
+
+impl std::fmt::Display for Rehearsed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "re-made {} output(s) without recording them", self.outputs.len())
+    }
+}
+
+impl std::error::Error for Rehearsed {}
 
 /// `dir/name.ext` → `dir/name_v2.ext`.
 fn versioned(name: &str, n: u32) -> String {

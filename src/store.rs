@@ -56,9 +56,22 @@ pub struct Store {
     /// The bucket holding the objects of an agency store that keeps them in S3; `None`: they
     /// are in `objects/`.
     objects: Option<Arc<Bucket>>,
+    /// `custody redo`: derived commands run in full, and stop before recording (see
+    /// [`crate::derive::Rehearsed`]).
+    rehearsal: bool,
 }
 
 impl Store {
+    /// This store for `custody redo`: commands that derive files run in full but record nothing;
+    /// [`crate::derive::commit`] hands their outputs back instead.
+    pub fn rehearsing(self) -> Store {
+        Store { rehearsal: true, ..self }
+    }
+
+    pub fn is_rehearsal(&self) -> bool {
+        self.rehearsal
+    }
+
     /// Create a new store in `dir` (created if missing; must not already be a store).
     pub fn create(dir: &Path, lock_timeout: Duration) -> Result<(Store, Ledger)> {
         let (store, created) = Store::prepare(dir, lock_timeout)?;
@@ -142,7 +155,13 @@ impl Store {
         let created = !dir.exists();
         fs::create_dir_all(dir).map_err(|e| env_io(e, dir, "cannot create the store directory"))?;
         let root = dir.canonicalize()?;
-        let store = Store { ledger: Location::File(root.join(LEDGER_FILE)), root, lock_timeout, objects: None };
+        let store = Store {
+            ledger: Location::File(root.join(LEDGER_FILE)),
+            root,
+            lock_timeout,
+            objects: None,
+            rehearsal: false,
+        };
         let made = (|| {
             for sub in [OBJECTS_DIR, TMP_DIR] {
                 let p = store.root.join(sub);
@@ -228,7 +247,7 @@ impl Store {
         } else {
             Location::File(root.join(LEDGER_FILE))
         };
-        Ok(Store { root, lock_timeout, ledger, objects })
+        Ok(Store { root, lock_timeout, ledger, objects, rehearsal: false })
     }
 
     /// The bucket holding this store's objects, when they are not in `objects/`.
@@ -933,6 +952,13 @@ impl Staging {
             Staged { digests, location: dest, existed: false }
         };
         Ok(self.last.insert(staged))
+    }
+}
+
+impl Staging {
+    /// Where a file staged under `sha256` lies (an output `redo` compares).
+    pub fn staged_path(&self, sha256: &str) -> PathBuf {
+        self.dir.join(sha256)
     }
 }
 

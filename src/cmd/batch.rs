@@ -142,6 +142,7 @@ pub fn run(args: BatchArgs, ctx: &Ctx) -> Result<Report> {
             lock_timeout: ctx.lock_timeout,
             job: Some(json!({"name": job.name, "file_sha256": job.sha256, "step": step.id, "key": key})),
             agency: ctx.agency.clone(),
+            rehearse: false,
         };
         // The step's own progress bars show while it runs; the overall bar returns after it.
         let ran = match &bar {

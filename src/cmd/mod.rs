@@ -46,6 +46,8 @@ pub struct Ctx {
     pub job: Option<serde_json::Value>,
     /// The agency `init` records when `--agency` is not given (from the config file).
     pub agency: Option<String>,
+    /// `custody redo` runs a command: it records nothing and hands its outputs back.
+    pub rehearse: bool,
 }
 
 /// The config file: `$CUSTODY_CONFIG`, else `$XDG_CONFIG_HOME/custody/config.yaml`, else
@@ -111,11 +113,13 @@ impl Ctx {
             lock_timeout: Duration::from_secs(global.lock_timeout),
             job: None,
             agency: config.agency,
+            rehearse: false,
         })
     }
 
     pub fn store(&self) -> Result<Store> {
-        Store::locate(self.store.as_deref(), self.lock_timeout)
+        let store = Store::locate(self.store.as_deref(), self.lock_timeout)?;
+        Ok(if self.rehearse { store.rehearsing() } else { store })
     }
 
     /// Who is acting, where, with which tools.
