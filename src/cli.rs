@@ -573,11 +573,11 @@ pub struct EnhanceArgs {
 #[command(after_help = "The chain is checked first: an event altered after it was recorded is caught there,\n\
     before anything is re-run. Nothing is recorded; exit 0 when every output is reproduced bit for\n\
     bit, 1 when one differs (the first frame that differs is named).\n\n\
-    Examples:\n  custody redo 42\n  custody redo 42 --json")]
+    Examples:\n  custody redo 42\n  custody redo 24-1234:3/overhear_enhanced.flac --json")]
 pub struct RedoArgs {
-    /// The event's sequence number (as `custody log` shows it).
-    #[arg(value_name = "EVENT")]
-    pub event: u64,
+    /// The event's sequence number (as `custody log` shows it), or an item the event made.
+    #[arg(value_name = "EVENT|ITEM")]
+    pub event: String,
     /// Keep the re-made files in DIR (for a side-by-side look when they differ).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,

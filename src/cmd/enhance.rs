@@ -160,7 +160,7 @@ pub fn run(args: EnhanceArgs, ctx: &Ctx) -> Result<Report> {
         if recipe.steps.len() == 1 { "" } else { "s" }
     );
     for (i, p) in recipe.steps.iter().enumerate() {
-        let params: Vec<String> = p.values.iter().map(|(k, v)| format!("{k}={}", v.json())).collect();
+        let params: Vec<String> = p.values.iter().map(|(k, v)| format!("{k}={}", v.shown())).collect();
         text.push_str(&format!("  {}. {} {}\n", i + 1, p.step.name, params.join(" ")));
     }
     text.push_str(&format!("  {}  sha256 {}\n", out.name.as_deref().unwrap_or_default(), out.sha256));
@@ -231,7 +231,7 @@ fn list() -> Report {
 }
 
 fn describe(p: &steps::Param) -> (String, String) {
-    let d = steps::default_of(p).map(|v| format!(" [default {}]", v.json())).unwrap_or_default();
+    let d = steps::default_of(p).map(|v| format!(" [default {}]", v.shown())).unwrap_or_default();
     let r = match p.kind {
         Kind::Float { min, max, .. } => format!(" ({min} to {max})"),
         Kind::Int { min, max, .. } => format!(" ({min} to {max})"),

@@ -27,12 +27,20 @@ const REDOABLE: [&str; 5] = ["enhance", "clip", "still", "redact", "rewrap"];
 pub fn run(args: RedoArgs, ctx: &Ctx) -> Result<Report> {
     let store = ctx.store()?;
     let ledger = store.open_ledger()?;
+    let seq = match args.event.parse::<u64>() {
+        Ok(seq) => seq,
+        // An item: the event that made it.
+        Err(_) => {
+            let row = crate::item::resolve(&ledger, &args.event)?;
+            ledger.item_origin(&row)?.0.seq
+        }
+    };
     // The whole chain, recomputed from the stored bytes; the event comes from that pass.
     let mut chain = ChainVerifier::new(None);
     let mut event: Option<Event> = None;
     ledger.for_each_row(|row| {
         if let Some(ev) = chain.check(&row)
-            && ev.seq == args.event
+            && ev.seq == seq
         {
             event = Some(ev);
         }
@@ -48,13 +56,13 @@ pub fn run(args: RedoArgs, ctx: &Ctx) -> Result<Report> {
                 2 => ", and 1 more problem".to_owned(),
                 n => format!(", and {} more problems", n - 1),
             },
-            args.event
+            seq
         )));
     }
     let Some(event) = event else {
         return Err(error::input(format!(
             "there is no event {} in this store's ledger (`custody log` lists them)",
-            args.event
+            seq
         )));
     };
     if !REDOABLE.contains(&event.action.as_str()) {

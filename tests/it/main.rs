@@ -27,6 +27,7 @@ mod postgres;
 mod push;
 mod readonly;
 mod redact;
+mod redo;
 mod report;
 mod s3;
 mod smart;

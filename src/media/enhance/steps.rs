@@ -78,11 +78,21 @@ impl Value {
             Value::Number(_) => "",
         }
     }
+    /// As the ledger records it: whole numbers as integers, others as decimal text (the ledger's
+    /// canonical encoding has no floating point, whose text differs between encoders).
     pub fn json(&self) -> serde_json::Value {
         match self {
             Value::Number(n) if n.fract() == 0.0 && n.abs() < 1e15 => serde_json::json!(*n as i64),
-            Value::Number(n) => serde_json::json!(n),
+            Value::Number(n) => serde_json::json!(f(*n)),
             Value::Text(t) => serde_json::json!(t),
+        }
+    }
+
+    /// As people read it.
+    pub fn shown(&self) -> String {
+        match self {
+            Value::Number(n) => f(*n),
+            Value::Text(t) => t.clone(),
         }
     }
 }
