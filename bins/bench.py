@@ -1,13 +1,18 @@
 """The benchmark behind bins/bench: each custody command against the reference tools, in one
 run, on the same bytes in the page cache; reports medians and ratios against the targets.
 
-Eight sections, all by default; BENCH_ONLY=hash, media, long, bundle, scale, agency, s3 or detect runs one:
+Ten sections, all by default; BENCH_ONLY=hash, media, long, bundle, disc, enhance, scale, agency, s3 or
+detect runs one:
   hash    custody hash / ingest against openssl, sha256sum, b3sum, cp (and, with BENCH_BASELINE,
           ingest against an older custody binary's)
   media   custody clip (copy and exact) / still against the ffmpeg CLI doing the same cut
   long    custody still and copy clip against the ffmpeg CLI on a 100-minute recording and on the
           media section's short one, in the page cache and (root) with a cold page cache
   bundle  custody package against zip -0 -r, custody verify FILE.zip against openssl dgst
+  disc    custody media --out IMAGE.iso against xorriso mkisofs + sync + an O_DIRECT sha256sum
+  enhance custody enhance, one video step at a time, on BENCH_ENHANCE_SECONDS of 1080p25 H.264 +
+          AAC against the ffmpeg CLI running the same filter chain (the one custody recorded) into
+          the same encoders (FFV1 level 3, 4 slices, CRCs, every frame a keyframe; FLAC s16)
   scale   custody verify of a 1,000,000-event ledger (time, peak memory); ingest of 10,000 small
           files against 1,000 (peak memory)
   agency  8 workstations x BENCH_AGENCY_INGESTS ingests at once into one store whose ledger is in
@@ -35,8 +40,9 @@ import time
 
 custody = sys.argv[1]
 only = os.environ.get("BENCH_ONLY", "").strip().lower()
-if only not in ("", "hash", "media", "long", "bundle", "disc", "scale", "agency", "s3", "detect"):
-    sys.exit(f"bench: BENCH_ONLY must be hash, media, long, bundle, disc, scale, agency, s3 or detect (or unset for all), "
+if only not in ("", "hash", "media", "long", "bundle", "disc", "enhance", "scale", "agency", "s3", "detect"):
+    sys.exit(f"bench: BENCH_ONLY must be hash, media, long, bundle, disc, enhance, scale, agency, s3 or detect (or unset "
+             f"for all), "
              f"not {only!r}")
 
 
@@ -619,6 +625,83 @@ def disc_section():
 
 
 # ---------------------------------------------------------------------------------------------
+# enhance: each video step against the same filter chain run by the ffmpeg CLI
+
+# (step flag, seconds of the span when shorter than the section's: nlmeans runs at a few frames a
+# second at 1080p, and reverse holds every frame in memory)
+ENHANCE_STEPS = [
+    ("range:input=full", None),
+    ("aspect:sar=4:3", None),
+    ("deinterlace", None),
+    ("denoise", None),
+    ("denoise:method=nlmeans", 4),
+    ("levels:white=180,gamma=1.2", None),
+    ("contrast:contrast=1.3,brightness=0.05", None),
+    ("white_balance:red=1.1,blue=0.9", None),
+    ("sharpen", None),
+    ("perspective:x0=100,y0=50,x1=1800,y1=20,x2=60,y2=1060,x3=1880,y3=1000", None),
+    ("stabilise", None),
+    ("average:frames=5", None),
+    ("crop:x=480,y=270,w=960,h=540,zoom=2", None),
+    ("rotate:degrees=90", None),
+    ("flip:direction=horizontal", None),
+    ("reverse", 20),
+]
+
+
+def enhance_section():
+    T = env_int("BENCH_ENHANCE_SECONDS", 60, 2)
+    n = env_int("BENCH_ENHANCE_RUNS", 3, 1)
+    media = os.path.join(base, f"media-{T}s.mp4")
+    make_media(media, T)
+    store = os.path.join(base, "enhance-store")
+    remove(store)
+    run([custody, "init", store])
+    item = ingest_item(store, media, "1")
+    objects = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(store, "objects")) for f in fs]
+    warm = (media, *objects)
+    out_mkv = os.path.join(base, "enhance-out.mkv")
+    cs = [custody, "--store", store]
+    threads = str(os.cpu_count())
+    encoders = ["-c:v", "ffv1", "-level", "3", "-slices", "4", "-slicecrc", "1", "-g", "1", "-threads", threads,
+                "-c:a", "flac", "-sample_fmt", "s16"]
+    rows = []
+    try:
+        for step, seconds in ENHANCE_STEPS:
+            span = min(seconds or T, T)
+            name = step.split(":")[0] + (" (nlmeans)" if "nlmeans" in step else "")
+            ours = [*cs, "--json", "enhance", item, "--step", step]
+            if span < T:
+                ours += ["--from", "0", "--to", secs(span)]
+            # The chain custody builds (and records), from a first run outside the timings; custody's
+            # own exact frame average stands against FFmpeg's tmix over as many frames.
+            first = subprocess.run(ours, capture_output=True, text=True)
+            if first.returncode != 0:
+                raise Failed(f"custody enhance --step {step} failed with exit {first.returncode}:\n{first.stderr}")
+            graphs = json.loads(first.stdout)["graphs"]
+            chain = ",".join(g["chain"] for g in graphs if g["medium"] == "video")
+            chain = chain.replace("average=", "tmix=frames=")
+            if "tmix" in chain:
+                chain = chain.replace(",format=pix_fmts=yuv420p|yuv422p|yuv444p|yuv440p|yuv411p|yuv410p|gray", "")
+            theirs = ["ffmpeg", "-v", "error", "-nostdin", "-t", secs(span), "-i", media, "-vf", chain, *encoders, "-y",
+                      out_mkv]
+            labels = (f"custody enhance --step {name} ({span} s)", f"ffmpeg -vf <same chain> ffv1 + flac ({span} s)")
+            cases = {labels[0]: (None, ours, None), labels[1]: (None, theirs, lambda: remove(out_mkv))}
+            times, med = measure(cases, n, warm)
+            table(times, med)
+            rows.append((name, span, med[labels[0]], med[labels[1]]))
+    finally:
+        remove(out_mkv)
+        remove(store)
+    print(f"custody bench enhance: {T} s of 1080p25 H.264 + AAC in the page cache, each step alone, median of {n} "
+          f"interleaved runs, {os.cpu_count()} cores; output FFV1 + FLAC in Matroska for both")
+    print(f"{'step':<22} {'span s':>6} {'custody s':>10} {'ffmpeg s':>9} {'ratio':>6}")
+    for name, span, a, b in rows:
+        verdict = "meets" if a / b <= 1.1 else "MISSES"
+        print(f"{name:<22} {span:>6} {a:10.2f} {b:9.2f} {a / b:5.2f}x  (target <= 1.10x: {verdict})")
+
+
+# ---------------------------------------------------------------------------------------------
 # scale: a million-event ledger, ten thousand files
 
 
@@ -1158,6 +1241,15 @@ try:
         if only == "":
             print()
         disc_section()
+    if only in ("", "enhance"):
+        if only == "":
+            print()
+        problem = ffmpeg_problem()
+        if problem:
+            print(f"bench: cannot run the enhance section: {problem}", file=sys.stderr)
+            status = 3
+        else:
+            enhance_section()
     if only in ("", "scale"):
         if only == "":
             print()

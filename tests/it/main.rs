@@ -12,6 +12,7 @@ mod damaged;
 mod detect;
 mod disc;
 mod docs;
+mod enhance;
 mod exact;
 mod faults;
 mod fixtures;

@@ -129,6 +129,29 @@ fn video_ops(recipe: &Recipe) -> Result<Vec<Op>> {
     Ok(ops)
 }
 
+/// End the video chain with the pixel formats the encoder takes, so FFmpeg converts (losslessly
+/// where it can: packed RGB to planar) what a step gave that the encoder cannot store.
+fn end_with_encoder_formats(ops: &mut Vec<Op>, deliver: Deliver) {
+    let formats = match deliver {
+        Deliver::Mp4 => "yuv420p".to_owned(),
+        Deliver::Lossless => encoder::find_by_name("ffv1")
+            .and_then(|c| c.video().ok())
+            .and_then(|v| {
+                v.formats().map(|f| f.filter_map(|p| p.descriptor().map(|d| d.name().to_owned())).collect::<Vec<_>>())
+            })
+            .map(|names| names.join("|"))
+            .unwrap_or_else(|| "yuv420p".to_owned()),
+    };
+    let last = format!("format=pix_fmts={formats}");
+    match ops.last_mut() {
+        Some(Op::Filters(chain)) => {
+            chain.push(',');
+            chain.push_str(&last);
+        }
+        _ => ops.push(Op::Filters(last)),
+    }
+}
+
 const AVERAGE_FORMATS: &str = "format=pix_fmts=yuv420p|yuv422p|yuv444p|yuv440p|yuv411p|yuv410p|gray";
 
 /// The audio chain for a stream of `ctx`.
@@ -193,6 +216,11 @@ struct Encoding {
     format: format::Pixel,
     /// The encoder and its options, for the record.
     described: String,
+    /// Each frame's duration by its timestamp (known once the next frame arrives), for the
+    /// packets: an MP4 whose last sample lasts nothing loses that frame to its edit list.
+    durations: std::collections::HashMap<i64, i64>,
+    last_pts: Option<i64>,
+    last_duration: i64,
 }
 
 /// The audio encoded beforehand, read back and interleaved with the video as it is written.
@@ -241,7 +269,8 @@ impl AudioMerge {
 fn video_pass(src: &Path, dst: &Path, audio: Option<&Path>, job: &Job, made: &mut Made) -> Result<()> {
     let index = job.index;
     let (first, last) = job.frames;
-    let ops = video_ops(job.recipe)?;
+    let mut ops = video_ops(job.recipe)?;
+    end_with_encoder_formats(&mut ops, job.deliver);
     let mut segments: Vec<Segment> = ops.into_iter().map(|op| Segment { op, graph: None, average: None }).collect();
     let in_tb = Rational::new(index.time_base.0, index.time_base.1);
     let rate = {
@@ -287,6 +316,9 @@ fn video_pass(src: &Path, dst: &Path, audio: Option<&Path>, job: &Job, made: &mu
             src.display()
         )));
     };
+    if let Some(last) = e.last_pts {
+        e.durations.insert(last, e.last_duration);
+    }
     e.encoder.send_eof()?;
     drain(&mut e)?;
     if let Some(a) = e.audio.as_mut() {
@@ -514,6 +546,15 @@ fn encode_video(
     let data = super::ffi::packed_frame(&f)?;
     e.hashes.push(hex::encode(md5::Md5::digest(&data)));
     f.set_kind(ffmpeg::picture::Type::None);
+    if let Some(pts) = f.pts() {
+        if let Some(prev) = e.last_pts
+            && pts > prev
+        {
+            e.durations.insert(prev, pts - prev);
+            e.last_duration = pts - prev;
+        }
+        e.last_pts = Some(pts);
+    }
     e.encoder.send_frame(&f)?;
     drain(e)
 }
@@ -530,6 +571,11 @@ fn drain(e: &mut Encoding) -> Result<()> {
             a.write_until(&mut e.output, at)?;
         }
         packet.set_stream(e.stream);
+        if packet.duration() <= 0
+            && let Some(d) = packet.pts().and_then(|p| e.durations.get(&p))
+        {
+            packet.set_duration(*d);
+        }
         packet.rescale_ts(e.enc_tb, out_tb);
         packet.write_interleaved(&mut e.output)?;
     }
@@ -612,7 +658,21 @@ fn open_video(
     header.set("fflags", "+bitexact");
     output.set_metadata(ffmpeg::Dictionary::new());
     output.write_header_with(header).map_err(|e| error::environment(format!("cannot start the output: {e}")))?;
-    Ok(Encoding { output, encoder, stream, enc_tb: tb, audio, hashes: Vec::new(), format: fmt, described })
+    let last_duration =
+        if rate.numerator() > 0 { ffmpeg::Rescale::rescale(&1i64, rate.invert(), tb).max(1) } else { 1 };
+    Ok(Encoding {
+        output,
+        encoder,
+        stream,
+        enc_tb: tb,
+        audio,
+        hashes: Vec::new(),
+        format: fmt,
+        described,
+        durations: std::collections::HashMap::new(),
+        last_pts: None,
+        last_duration,
+    })
 }
 
 /// Each frame the exact mean of the last `n` frames (of fewer at the start), rounded to the
@@ -744,7 +804,15 @@ fn audio_pass(
     if !chain.is_empty() {
         full.push(chain.clone());
     }
-    full.push(format!("aformat=sample_fmts={}", sample_format.name()));
+    // The layout the output keeps: the source's, or mono after a channel step (some filters,
+    // loudnorm among them, leave it unnamed).
+    let mono = job.recipe.steps.iter().any(|p| p.step.name == "channels");
+    let out_channels = if mono { 1 } else { channels };
+    full.push(format!(
+        "aformat=sample_fmts={}:channel_layouts={}",
+        sample_format.name(),
+        layout_name(if mono { ffmpeg::ChannelLayout::MONO } else { in_layout }, out_channels)
+    ));
     let spec = full.join(",");
     g.output("in", 0)?
         .input("out", 0)?
@@ -870,6 +938,16 @@ fn audio_pass(
         frame_md5: hashes,
     });
     Ok(())
+}
+
+/// A channel layout as filter options name it.
+fn layout_name(layout: ffmpeg::ChannelLayout, channels: u32) -> String {
+    let mut buf = [0 as std::ffi::c_char; 128];
+    // SAFETY: FFmpeg writes a NUL-terminated name of at most the buffer's length.
+    unsafe {
+        ffmpeg::ffi::av_get_channel_layout_string(buf.as_mut_ptr(), buf.len() as i32, channels as i32, layout.bits());
+        CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned()
+    }
 }
 
 /// The samples of an audio frame as `framemd5` hashes them: each plane's samples in turn.

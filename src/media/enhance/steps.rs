@@ -358,9 +358,10 @@ pub static STEPS: &[Step] = &[
             float("gamma", 0.1, 10.0, Some(1.0), "gamma (above 1 lifts the shadows)"),
         ],
         summary: "levels and gamma: stretch the luma between a black and a white point",
-        algorithm: "A dark DVR picture uses a narrow band of the available code values. The step maps luma \
-            linearly from [black, white] to the full limited range 16–235 (values outside are clipped), then \
-            applies the power 1/gamma, through a look-up table on the luma plane only, so colour is not shifted.",
+        algorithm: "A dark DVR picture uses a narrow band of the available code values. The step maps 8-bit \
+            luma linearly from [black, white] to the limited range 16–235 (values outside are clipped), then \
+            applies the power 1/gamma, through a look-up table on the luma plane only, so colour is not \
+            shifted; the result is marked limited range.",
         reference: "Gonzalez & Woods, Digital Image Processing (4th ed., 2018), §3.2 intensity transformations; \
             FFmpeg lutyuv.",
         learned: false,
@@ -369,8 +370,11 @@ pub static STEPS: &[Step] = &[
             if w <= b {
                 return Err(format!("white ({w}) must be above black ({b})"));
             }
+            // On 8-bit pictures (DVRs record nothing deeper), code values as written; the result
+            // is limited range and marked so.
             Ok(Op::Filters(format!(
-                "lutyuv=y='clip(maxval*(16+219*pow(clip((val*255/maxval-{b})/({}),0,1),{}))/255,0,maxval)'",
+                "format=pix_fmts=yuv420p|yuv422p|yuv444p|yuv440p|yuv411p|yuv410p|gray,\
+                 lutyuv=y='clip(16+219*pow(clip((val-{b})/({}),0,1),{}),0,255)',setparams=range=limited",
                 f(w - b),
                 f(1.0 / g)
             )))
@@ -929,6 +933,18 @@ fn method_dependent(step: &str, param: &str) -> bool {
 
 /// Fill in defaults; name a required parameter that is missing.
 pub fn complete(step: &Step, mut given: Values) -> Result<Values, String> {
+    if step.name == "denoise" {
+        // The defaults depend on the method chosen, and are recorded like every other.
+        let nlmeans = given.get("method").is_some_and(|m| m.text() == "nlmeans");
+        let strength = given.get("strength").map_or(if nlmeans { 3.0 } else { 4.0 }, Value::num);
+        given.entry("strength").or_insert(Value::Number(strength));
+        if nlmeans {
+            given.entry("patch").or_insert(Value::Number(7.0));
+            given.entry("research").or_insert(Value::Number(15.0));
+        } else if !given.contains_key("patch") && !given.contains_key("research") {
+            given.entry("temporal").or_insert(Value::Number(1.5 * strength));
+        }
+    }
     for p in step.params {
         if given.contains_key(p.name) || method_dependent(step.name, p.name) {
             continue;
