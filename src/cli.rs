@@ -550,6 +550,12 @@ pub struct EnhanceArgs {
     /// Describe every step, its parameters and its reference, and exit.
     #[arg(long)]
     pub list: bool,
+    /// Write before-and-after sheets into --out instead (spectrograms for sound); nothing is recorded.
+    #[arg(long, requires = "out")]
+    pub preview: bool,
+    /// With --preview: the frame to show (repeatable; default the middle of the span).
+    #[arg(long = "at", value_name = "POS", requires = "preview")]
+    pub at: Vec<Position>,
     /// Also copy the result into DIR once it is recorded.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,

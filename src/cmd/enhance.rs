@@ -83,6 +83,9 @@ pub fn run(args: EnhanceArgs, ctx: &Ctx) -> Result<Report> {
         eprintln!("warning: {w}");
     }
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if args.preview {
+        return preview(&args, &source, &index, &recipe, (first, last), threads);
+    }
     let actor = ctx.actor();
     let mut staging = store.stage()?;
     let (ext, name_ext) = match (index.audio, args.deliver) {
@@ -101,12 +104,37 @@ pub fn run(args: EnhanceArgs, ctx: &Ctx) -> Result<Report> {
         deliver: args.deliver,
         threads,
         audio_scratch: Some(&audio_scratch),
+        look_at: None,
     };
     let made = source
         .verified_while(|| enhance::render(&source.path, &scratch, &job))
         .map_err(|e| error::about(e, &format!("the enhancement of {}", source.label())))?;
     let _ = std::fs::remove_file(&audio_scratch);
     let digests = staging.adopt(&store, &scratch)?.digests.clone();
+    let name = format!("{}_enhanced.{name_ext}", source.stem());
+    // The picture (or the sound's spectrogram) before and after, for the report and the reader.
+    let sheet = match &made.before_after {
+        Some(ba) => {
+            let png = ba.png(
+                &caption(&source, &index, ba, "the enhanced copy", &recipe),
+                &[("Source-SHA256", source.file.sha256.clone())],
+            )?;
+            let staged = staging.write_from(&store, &mut std::io::Cursor::new(&png), "before_after.png", &[])?;
+            let mut facts = Map::new();
+            facts.insert("before_after".into(), json!(true));
+            facts.insert("enhanced".into(), json!(name));
+            if let Some(n) = ba.frame {
+                facts.insert("frame".into(), json!(n));
+                facts.insert("time".into(), json!(format_us(index.time_us(n))));
+            }
+            Some(Output {
+                name: format!("{}_enhanced_before_after.png", source.stem()),
+                digests: staged.digests.clone(),
+                facts,
+            })
+        }
+        None => None,
+    };
 
     let mut params = Map::new();
     params.insert("recipe".into(), json!(recipe.text));
@@ -141,8 +169,8 @@ pub fn run(args: EnhanceArgs, ctx: &Ctx) -> Result<Report> {
     facts.insert("lossless".into(), json!(args.deliver == Deliver::Lossless));
     facts.insert("enhanced".into(), json!(true));
     facts.insert("streams".into(), json!(made.streams));
-    let name = format!("{}_enhanced.{name_ext}", source.stem());
-    let outputs = vec![Output { name, digests, facts }];
+    let mut outputs = vec![Output { name, digests, facts }];
+    outputs.extend(sheet);
     let (head, event) =
         derive::commit(&store, &mut ledger, &actor, staging, &source, "enhance", outputs, params, args.note.clone())?;
     let out = &event.outputs[0];
@@ -179,11 +207,104 @@ pub fn run(args: EnhanceArgs, ctx: &Ctx) -> Result<Report> {
         },
         head.seq
     ));
-    text.push_str(&super::copy_out_line(&store, out, args.out.as_deref(), "  ")?);
+    if let Some(sheet) = event.outputs.get(1) {
+        text.push_str(&format!("  {}  before and after\n", sheet.name.as_deref().unwrap_or_default()));
+    }
+    for o in &event.outputs {
+        text.push_str(&super::copy_out_line(&store, o, args.out.as_deref(), "  ")?);
+    }
     text.push_str(&head_line(&head));
     let json = json!({"schema_version": 1, "command": "enhance", "parent": source.row.id, "item": id, "name": out.name,
         "sha256": out.sha256, "event": head.seq, "warnings": warnings, "steps": recipe.steps_json(),
         "frames": {"first": first, "last": last}, "streams": made.streams, "graphs": made.graphs, "head": head});
+    Ok(Report::ok(text, json))
+}
+
+/// The banner under a before-and-after sheet.
+fn caption(
+    source: &Source,
+    index: &crate::media::index::FrameIndex,
+    ba: &crate::media::enhance::preview::BeforeAfter,
+    name: &str,
+    recipe: &crate::media::enhance::recipe::Recipe,
+) -> Vec<String> {
+    let steps: Vec<&str> = recipe.steps.iter().map(|p| p.step.name).collect();
+    let what = match ba.frame {
+        Some(n) => format!("frame {n} ({}): before (left), after (right)", format_us(index.time_us(n))),
+        None => "spectrograms: before (top), after (bottom)".to_owned(),
+    };
+    vec![
+        format!("CASE {}  ITEM {}  {}  {what}", source.row.case, source.row.exhibit, source.row.id),
+        format!("SOURCE {}  SHA-256 {}", crate::item::shown(&source.row.name), &source.file.sha256[..16]),
+        format!("AFTER ({name}): {}", steps.join(" → ")),
+    ]
+}
+
+/// `--preview`: before-and-after sheets of frames (`--at`, or the middle of the span), or the
+/// spectrograms of an audio item, into `--out`; nothing is recorded.
+fn preview(
+    args: &EnhanceArgs,
+    source: &Source,
+    index: &crate::media::index::FrameIndex,
+    recipe: &crate::media::enhance::recipe::Recipe,
+    (first, last): (usize, usize),
+    threads: usize,
+) -> Result<Report> {
+    let Some(dir) = &args.out else {
+        return Err(error::input("--preview writes its sheets into --out DIR (nothing is recorded); say where"));
+    };
+    let looks: Vec<usize> = if index.audio || args.at.is_empty() {
+        vec![first + (last - first) / 2]
+    } else {
+        args.at.iter().map(|p| index.resolve(p, &source.timeline)).collect::<Result<_>>()?
+    };
+    let scratch =
+        tempfile::tempdir().map_err(|e| error::environment(format!("cannot create a scratch directory: {e}")))?;
+    // Temporal steps need the frames before the one shown.
+    let back = 16
+        + recipe
+            .steps
+            .iter()
+            .filter(|p| p.step.name == "average")
+            .map(|p| p.values.get("frames").map_or(0, |v| v.num() as usize))
+            .max()
+            .unwrap_or(0);
+    let mut written = Vec::new();
+    for (i, &n) in looks.iter().enumerate() {
+        let span = if index.audio { (first, last) } else { (n.saturating_sub(back).max(first), (n + 4).min(last)) };
+        let out = scratch.path().join(format!("preview-{i}.{}", if index.audio { "flac" } else { "mkv" }));
+        let job = Job {
+            index,
+            frames: span,
+            span: args.from.is_some() || !index.audio,
+            recipe,
+            deliver: Deliver::Lossless,
+            threads,
+            audio_scratch: None,
+            look_at: Some(n),
+        };
+        let made = source
+            .verified_while(|| enhance::render(&source.path, &out, &job))
+            .map_err(|e| error::about(e, &format!("the preview of {}", source.label())))?;
+        let Some(ba) = &made.before_after else {
+            return Err(error::input(format!("the recipe gave no picture to show for frame {n}")));
+        };
+        let file = match ba.frame {
+            Some(f) => format!("{}_preview_frame{f:06}.png", source.stem()),
+            None => format!("{}_preview_spectrogram.png", source.stem()),
+        };
+        let png = ba.png(&caption(source, index, ba, "(preview, not recorded)", recipe), &[])?;
+        std::fs::create_dir_all(dir)
+            .and_then(|_| std::fs::write(dir.join(&file), &png))
+            .map_err(|e| error::environment(format!("cannot write {}: {e}", dir.join(&file).display())))?;
+        written.push(dir.join(file));
+    }
+    let mut text = format!("Preview of {} ({} steps); nothing was recorded:\n", source.label(), recipe.steps.len());
+    for w in &written {
+        text.push_str(&format!("  {}\n", w.display()));
+    }
+    let json = json!({"schema_version": 1, "command": "enhance", "preview": true, "parent": source.row.id,
+        "files": written.iter().map(|w| w.display().to_string()).collect::<Vec<_>>()});
     Ok(Report::ok(text, json))
 }
 

@@ -204,6 +204,8 @@ fn command_for(event: &Event, parent: &str, scratch: &Path) -> Result<crate::cli
                 .and_then(|d| crate::media::enhance::Deliver::from_str(&d, true).ok())
                 .unwrap_or(crate::media::enhance::Deliver::Lossless),
             list: false,
+            preview: false,
+            at: Vec::new(),
             out: None,
             verify_whole: false,
             note: None,

@@ -1512,3 +1512,80 @@ fn the_enhanced_store_still_verifies_and_the_output_names_its_parent() {
     assert!(all_text(&show).contains(&item), "show of the output does not name its parent {item}: {show:#}");
     store.verify_ok();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Before and after: the sheet recorded with every enhancement, and `--preview`.
+
+/// Width and height of a PNG, from its header.
+fn png_size(bytes: &[u8]) -> (u32, u32) {
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+    let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    (be(&bytes[16..20]), be(&bytes[20..24]))
+}
+
+#[test]
+fn every_enhancement_records_a_before_and_after_sheet_of_the_middle_frame_beside_its_output() {
+    let store = Store::new();
+    // 40 frames of 480x360; crop + zoom makes the after picture 200x100.
+    let src = lossless_video(&store, "scene.mkv", "testsrc2=s=480x360:r=25:d=1.6", "");
+    let item = ingest(&store, &src);
+    let e = enhance(&store, &item, &["--step", "crop:x=10,y=20,w=100,h=50,zoom=2"]);
+    let ev = last_event(&store);
+    let outputs = ev["outputs"].as_array().expect("outputs");
+    assert_eq!(outputs.len(), 2, "{ev:#}");
+    let sheet = &outputs[1];
+    assert!(sheet["name"].as_str().unwrap().ends_with("_enhanced_before_after.png"), "{sheet:#}");
+    assert_eq!(sheet["before_after"], true, "{sheet:#}");
+    assert_eq!(sheet["frame"], 19, "the middle of frames 0..=39: {sheet:#}");
+    assert_eq!(sheet["parent"], item.as_str(), "{sheet:#}");
+    let png = std::fs::read(store.object_path(sheet["sha256"].as_str().unwrap())).expect("the sheet");
+    let (w, h) = png_size(&png);
+    // before (480) + gap (8) + after (200), over a caption banner.
+    assert_eq!(w, 480 + 8 + 200, "sheet {w}x{h}");
+    assert!(h > 360, "no caption banner under the pictures: {w}x{h}");
+    // The enhanced output itself is still the first output, and the JSON names it.
+    assert_eq!(e.json["sha256"], outputs[0]["sha256"]);
+}
+
+#[test]
+fn an_audio_items_sheet_is_its_spectrogram_before_and_after() {
+    let store = Store::new();
+    let src = wav(&store, "tone.wav", "0.3*sin(2*PI*1000*t)+0.3*sin(2*PI*60*t)", 1.0, "mono");
+    let item = ingest(&store, &src);
+    enhance(&store, &item, &["--step", "notch"]);
+    let ev = last_event(&store);
+    let sheet = &ev["outputs"][1];
+    assert_eq!(sheet["before_after"], true, "{ev:#}");
+    assert!(sheet["frame"].is_null(), "{sheet:#}");
+    let png = std::fs::read(store.object_path(sheet["sha256"].as_str().unwrap())).expect("the sheet");
+    let (w, h) = png_size(&png);
+    assert!(w >= 1024 && h > 2 * 320, "two spectrograms one above the other: {w}x{h}");
+}
+
+#[test]
+fn preview_writes_sheets_of_the_frames_asked_and_records_nothing() {
+    let store = Store::new();
+    let src = lossless_video(&store, "scene.mkv", "testsrc2=s=320x240:r=25:d=2", "");
+    let item = ingest(&store, &src);
+    let before = store.snapshot();
+    let dir = store.work().join("preview");
+    let out = store
+        .cmd(&["--json", "enhance", &item, "--step", "levels:white=150", "--preview", "--at", "frame:5", "--at", "1.5"])
+        .arg("--out")
+        .arg(&dir)
+        .run();
+    let json = out.status(0).json();
+    assert_eq!(json["preview"], true, "{json:#}");
+    let mut names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names, ["scene_preview_frame000005.png", "scene_preview_frame000037.png"]);
+    for n in &names {
+        let (w, _) = png_size(&std::fs::read(dir.join(n)).unwrap());
+        assert_eq!(w, 320 + 8 + 320, "{n}");
+    }
+    store.assert_unchanged(&before);
+    // --preview needs somewhere to write.
+    store.cmd(&["enhance", &item, "--step", "sharpen", "--preview"]).run().status(2);
+    store.assert_unchanged(&before);
+}

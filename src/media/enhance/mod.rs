@@ -9,6 +9,7 @@
 //! a fixed number of slices, the muxer writes no time or random identifier (`+bitexact`), and
 //! nothing depends on the time of day.
 
+pub mod preview;
 pub mod recipe;
 pub mod steps;
 
@@ -59,6 +60,8 @@ pub struct Job<'a> {
     pub threads: usize,
     /// Where the audio of a video item is encoded first (a scratch file).
     pub audio_scratch: Option<&'a Path>,
+    /// The frame shown before and after (default: the middle of the span).
+    pub look_at: Option<usize>,
 }
 
 /// One output stream, as made.
@@ -93,12 +96,15 @@ pub struct GraphMade {
     pub filters: Vec<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Serialize)]
 pub struct Made {
     pub streams: Vec<StreamMade>,
     pub graphs: Vec<GraphMade>,
     /// The encoders and their options.
     pub encoders: Vec<String>,
+    /// The picture before and after at one frame, or the sound's spectrograms before and after.
+    #[serde(skip)]
+    pub before_after: Option<preview::BeforeAfter>,
 }
 
 /// Video segments: FFmpeg filter chains, and custody's averaging between them.
@@ -173,7 +179,7 @@ pub fn render(src: &Path, dst: &Path, job: &Job) -> Result<Made> {
     let (first, last) = job.frames;
     let t0 = index.to_us(index.frames[first].pts);
     let t1 = index.to_us(index.frames[last].pts) + index.frame_len_us(last);
-    let mut made = Made { streams: Vec::new(), graphs: Vec::new(), encoders: Vec::new() };
+    let mut made = Made { streams: Vec::new(), graphs: Vec::new(), encoders: Vec::new(), before_after: None };
     let probe = open_input(src).map_err(|e| error::input(format!("FFmpeg cannot open {}: {e}", src.display())))?;
     let audio_stream =
         if index.audio { Some(index.stream) } else { probe.streams().best(media::Type::Audio).map(|s| s.index()) };
@@ -200,7 +206,7 @@ pub fn render(src: &Path, dst: &Path, job: &Job) -> Result<Made> {
 
 // ------------------------------------------------------------------------------- video
 
-struct Segment {
+pub(crate) struct Segment {
     op: Op,
     graph: Option<filter::Graph>,
     average: Option<Averager>,
@@ -212,7 +218,7 @@ struct Encoding {
     stream: usize,
     enc_tb: Rational,
     audio: Option<AudioMerge>,
-    hashes: Vec<String>,
+    hashes: Hasher,
     format: format::Pixel,
     /// The encoder and its options, for the record.
     described: String,
@@ -281,13 +287,22 @@ fn video_pass(src: &Path, dst: &Path, audio: Option<&Path>, job: &Job, made: &mu
     let mut enc: Option<Encoding> = None;
     let bar = progress(last - first + 1, "enhancing");
     let mut fed = 0usize;
-    let mut run = |n: usize, decoded: &frame::Video, _: super::ffi::Orientation| -> Result<()> {
+    // The frame shown before and after: the source's as decoded, and the output frame shown
+    // at the same moment.
+    let look = job.look_at.unwrap_or(first + (last - first) / 2).clamp(first, last);
+    let look_us = index.to_us(index.frames[look].pts - first_pts);
+    let mut capture = preview::Capture::new(look, look_us);
+    let mut run = |n: usize, decoded: &frame::Video, orientation: super::ffi::Orientation| -> Result<()> {
         let mut f = decoded.clone();
+        if n == look {
+            capture.before(decoded.clone(), orientation);
+        }
         f.set_pts(Some(index.frames[n].pts - first_pts));
         f.set_kind(ffmpeg::picture::Type::None);
         plain_range(&mut f);
         let out = push(&mut segments, 0, f, in_tb, rate, job.threads, &mut made.graphs)?;
         for o in out {
+            capture.offer(&o, &segments, in_tb);
             encode_video(&mut enc, o, dst, &segments, in_tb, audio, job)?;
         }
         fed += 1;
@@ -307,9 +322,11 @@ fn video_pass(src: &Path, dst: &Path, audio: Option<&Path>, job: &Job, made: &mu
     for i in 0..segments.len() {
         let out = flush(&mut segments, i, job.threads, &mut made.graphs)?;
         for o in out {
+            capture.offer(&o, &segments, in_tb);
             encode_video(&mut enc, o, dst, &segments, in_tb, audio, job)?;
         }
     }
+    made.before_after = capture.finish();
     let Some(mut e) = enc else {
         return Err(error::input(format!(
             "{}: the recipe left no frames to encode; nothing was recorded",
@@ -326,6 +343,7 @@ fn video_pass(src: &Path, dst: &Path, audio: Option<&Path>, job: &Job, made: &mu
     }
     e.output.write_trailer().map_err(|err| error::environment(format!("cannot finish the output: {err}")))?;
     let (w, h) = (e.encoder.width(), e.encoder.height());
+    let md5 = std::mem::replace(&mut e.hashes, Hasher::idle()).finish();
     made.encoders.insert(0, std::mem::take(&mut e.described));
     made.streams.push(StreamMade {
         kind: "video",
@@ -336,8 +354,8 @@ fn video_pass(src: &Path, dst: &Path, audio: Option<&Path>, job: &Job, made: &mu
         sample_rate: None,
         channels: None,
         time_base: format!("{}/{}", e.enc_tb.numerator(), e.enc_tb.denominator()),
-        frames: e.hashes.len() as u64,
-        frame_md5: std::mem::take(&mut e.hashes),
+        frames: md5.len() as u64,
+        frame_md5: md5,
     });
     Ok(())
 }
@@ -403,8 +421,16 @@ fn push(
     Ok(all)
 }
 
+/// The time base and frame rate of what the last segment outputs.
+pub(crate) fn output_timing(segments: &[Segment], in_tb: Rational) -> (Rational, Rational) {
+    segments.iter().fold((in_tb, Rational::new(0, 1)), |acc, s| match &s.graph {
+        Some(_) => segment_timing(s, acc.0, acc.1),
+        None => acc,
+    })
+}
+
 /// The time base and frame rate of what segment `seg` outputs.
-fn segment_timing(seg: &Segment, tb: Rational, rate: Rational) -> (Rational, Rational) {
+pub(crate) fn segment_timing(seg: &Segment, tb: Rational, rate: Rational) -> (Rational, Rational) {
     match &seg.graph {
         Some(g) => {
             let sink = sink_ptr(g);
@@ -528,10 +554,7 @@ fn encode_video(
     job: &Job,
 ) -> Result<()> {
     if enc.is_none() {
-        let (tb, rate) = segments.iter().fold((in_tb, Rational::new(0, 1)), |acc, s| match &s.graph {
-            Some(_) => segment_timing(s, acc.0, acc.1),
-            None => acc,
-        });
+        let (tb, rate) = output_timing(segments, in_tb);
         *enc = Some(open_video(&f, dst, tb, rate, audio, job)?);
     }
     let e = enc.as_mut().expect("encoder");
@@ -544,7 +567,7 @@ fn encode_video(
         ));
     }
     let data = super::ffi::packed_frame(&f)?;
-    e.hashes.push(hex::encode(md5::Md5::digest(&data)));
+    e.hashes.add(data);
     f.set_kind(ffmpeg::picture::Type::None);
     if let Some(pts) = f.pts() {
         if let Some(prev) = e.last_pts
@@ -666,13 +689,44 @@ fn open_video(
         stream,
         enc_tb: tb,
         audio,
-        hashes: Vec::new(),
+        hashes: Hasher::start(),
         format: fmt,
         described,
         durations: std::collections::HashMap::new(),
         last_pts: None,
         last_duration,
     })
+}
+
+/// MD5s of packed frames, computed on a thread of their own while the next frames are filtered
+/// and encoded (a 1080p frame is 3 MB: hashing them in line would cost a fifth of the time).
+struct Hasher {
+    to: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    thread: Option<std::thread::JoinHandle<Vec<String>>>,
+}
+
+impl Hasher {
+    fn start() -> Hasher {
+        let (to, from) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let thread = std::thread::spawn(move || from.iter().map(|d| hex::encode(md5::Md5::digest(&d))).collect());
+        Hasher { to: Some(to), thread: Some(thread) }
+    }
+
+    fn idle() -> Hasher {
+        Hasher { to: None, thread: None }
+    }
+
+    fn add(&mut self, data: Vec<u8>) {
+        if let Some(to) = &self.to {
+            let _ = to.send(data);
+        }
+    }
+
+    /// Every MD5, in the order the frames were added.
+    fn finish(mut self) -> Vec<String> {
+        drop(self.to.take());
+        self.thread.take().map(|t| t.join().expect("the hashing thread")).unwrap_or_default()
+    }
 }
 
 /// Each frame the exact mean of the last `n` frames (of fewer at the start), rounded to the
@@ -863,6 +917,15 @@ fn audio_pass(
         let _ = input.seek(at, ..at);
     }
     let mut hashes = Vec::new();
+    // The sound of an audio item before and after, as spectrograms.
+    let mut spectra = if job.index.audio {
+        Some((
+            preview::Spectrogram::new(decoder.rate(), decoder.format(), in_layout)?,
+            preview::Spectrogram::new(rate, sample_format, out_layout)?,
+        ))
+    } else {
+        None
+    };
     let mut packet = ffmpeg::Packet::empty();
     let mut decoded = frame::Audio::empty();
     let mut filtered = frame::Audio::empty();
@@ -872,10 +935,15 @@ fn audio_pass(
                       encoder: &mut encoder::Audio,
                       output: &mut format::context::Output,
                       hashes: &mut Vec<String>,
-                      samples_out: &mut i64|
+                      samples_out: &mut i64,
+                      after: Option<&mut preview::Spectrogram>|
      -> Result<()> {
+        let mut after = after;
         while g.get("out").expect("sink").sink().frame(&mut filtered).is_ok() {
             hashes.push(hex::encode(md5::Md5::digest(audio_bytes(&filtered))));
+            if let Some(a) = after.as_deref_mut() {
+                a.add(&filtered);
+            }
             filtered.set_pts(Some(*samples_out));
             *samples_out += filtered.samples() as i64;
             encoder.send_frame(&filtered)?;
@@ -903,13 +971,32 @@ fn audio_pass(
                 last_us = super::time::ticks_to_us(t, in_tb.numerator(), in_tb.denominator());
             }
             decoded.set_pts(ts);
+            if let Some((before, _)) = spectra.as_mut()
+                && span_us.is_none_or(|(t0, t1)| (t0..t1).contains(&last_us))
+            {
+                before.add(&decoded);
+            }
             g.get("in").expect("source").source().add(&decoded)?;
-            encode(&mut g, &mut encoder, &mut output, &mut hashes, &mut samples_out)?;
+            encode(
+                &mut g,
+                &mut encoder,
+                &mut output,
+                &mut hashes,
+                &mut samples_out,
+                spectra.as_mut().map(|s| &mut s.1),
+            )?;
         }
         let past = span_us.is_some_and(|(_, t1)| last_us > t1 + 1_000_000);
         if eof || past {
             g.get("in").expect("source").source().flush()?;
-            encode(&mut g, &mut encoder, &mut output, &mut hashes, &mut samples_out)?;
+            encode(
+                &mut g,
+                &mut encoder,
+                &mut output,
+                &mut hashes,
+                &mut samples_out,
+                spectra.as_mut().map(|s| &mut s.1),
+            )?;
             break;
         }
     }
@@ -921,6 +1008,11 @@ fn audio_pass(
         p.write_interleaved(&mut output)?;
     }
     output.write_trailer().map_err(|e| error::environment(format!("cannot finish the audio output: {e}")))?;
+    if let Some((before, after)) = spectra
+        && let (Some(before), Some(after)) = (before.finish(), after.finish())
+    {
+        made.before_after = Some(preview::BeforeAfter { before, after, frame: None, beside: false });
+    }
     made.encoders.push(match id {
         codec::Id::FLAC => "flac s16 (lossless of the filtered sound at 16 bits)".to_owned(),
         _ => "aac".to_owned(),
