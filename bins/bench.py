@@ -634,7 +634,7 @@ ENHANCE_STEPS = [
     ("aspect:sar=4:3", None),
     ("deinterlace", None),
     ("denoise", None),
-    ("denoise:method=nlmeans", 4),
+    ("denoise:method=nlmeans", 1),
     ("levels:white=180,gamma=1.2", None),
     ("contrast:contrast=1.3,brightness=0.05", None),
     ("white_balance:red=1.1,blue=0.9", None),

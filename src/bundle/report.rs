@@ -190,6 +190,101 @@ fn kind(ctx: &Context, f: &Packed) -> Option<String> {
     out.facts.get("kind").and_then(|k| k.as_str()).map(str::to_owned)
 }
 
+/// How an enhanced copy was made, for the court: each step with its parameters, the method in a
+/// paragraph and its reference, the recipe verbatim, the filter graph FFmpeg ran and its
+/// versions, and the before-and-after sheet.
+struct Processing {
+    seq: u64,
+    /// (step, parameters, method, reference)
+    steps: Vec<[String; 4]>,
+    recipe: String,
+    recipe_sha256: String,
+    chains: Vec<String>,
+    libraries: String,
+    warnings: Vec<String>,
+    sheet: Option<String>,
+}
+
+fn processing(ctx: &Context, f: &Packed) -> Option<Processing> {
+    let (ev, _) = ctx.events.iter().find(|(e, _)| e.seq == f.event && e.action == "enhance")?;
+    let out = ev.outputs.iter().find(|o| o.item.as_deref() == Some(f.item.as_str()))?;
+    if out.facts.get("enhanced").and_then(|v| v.as_bool()) != Some(true) {
+        return None;
+    }
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
+    let steps = ev.params.get("steps")?.as_array()?;
+    let steps = steps
+        .iter()
+        .enumerate()
+        .map(|(i, st)| {
+            let name = st.get("name").and_then(|n| n.as_str()).unwrap_or("?");
+            let params = st
+                .get("params")
+                .and_then(|p| p.as_object())
+                .map(|m| m.iter().map(|(k, v)| format!("{k}={}", text(v))).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default();
+            let (method, reference) = crate::media::enhance::steps::find(name).map_or_else(
+                || ("(a step this version of custody does not describe)".to_owned(), String::new()),
+                |d| {
+                    let learned = if d.learned { " Uses a learned model." } else { "" };
+                    (format!("{}{learned}", squeeze(d.algorithm)), squeeze(d.reference))
+                },
+            );
+            [format!("{}. {name}", i + 1), params, method, reference]
+        })
+        .collect();
+    let chains = ev
+        .params
+        .get("graphs")
+        .and_then(|g| g.as_array())
+        .map(|gs| {
+            gs.iter()
+                .filter_map(|g| Some(format!("{}: {}", g.get("medium")?.as_str()?, g.get("chain")?.as_str()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let libraries = ev
+        .tools
+        .iter()
+        .filter(|(k, _)| k.starts_with("lib"))
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sheet =
+        ev.outputs.iter().find(|o| o.facts.get("before_after").and_then(|v| v.as_bool()) == Some(true)).map(|o| {
+            let id = o.item.as_deref().unwrap_or("-");
+            let packed = ctx.files.iter().find(|p| Some(p.item.as_str()) == o.item.as_deref());
+            match packed {
+                Some(p) => format!("{id} {} (in this bundle: {})", o.name.as_deref().unwrap_or(""), p.path),
+                None => format!("{id} {} (in the store, not in this bundle)", o.name.as_deref().unwrap_or("")),
+            }
+        });
+    Some(Processing {
+        seq: ev.seq,
+        steps,
+        recipe: ev.params.get("recipe").and_then(|r| r.as_str()).unwrap_or_default().to_owned(),
+        recipe_sha256: ev.params.get("recipe_sha256").and_then(|r| r.as_str()).unwrap_or_default().to_owned(),
+        chains,
+        libraries,
+        warnings: ev
+            .params
+            .get("order_warnings")
+            .and_then(|w| w.as_array())
+            .map(|a| a.iter().filter_map(|w| w.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default(),
+        sheet,
+    })
+}
+
+/// Source text folded onto one line.
+fn squeeze(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+const PROCESSING_INTRO: &str = "Processed from its parent by these steps, in this order (custody enhance). Each \
+    step is an FFmpeg filter (frame averaging is custody's own exact mean); the original was not altered. The result \
+    can be reproduced from the original with the recorded steps: `custody redo";
+
 /// The columns of an exemption log the report shows, by header name, and their titles.
 const LOG_COLUMNS: [(&str, &str); 8] = [
     ("row", "Row"),
@@ -399,6 +494,30 @@ pub fn html(ctx: &Context) -> Result<String> {
                 t.height,
                 base64(&t.png)
             )?;
+        }
+        if let Some(pr) = processing(ctx, f) {
+            writeln!(h, "<h4>Processing</h4>\n<p>{} {}`.</p>", esc(PROCESSING_INTRO), pr.seq)?;
+            writeln!(h, "<table>\n<tr><th>Step</th><th>Parameters</th><th>Method</th><th>Reference</th></tr>")?;
+            for st in &pr.steps {
+                writeln!(h, "<tr>{}</tr>", st.iter().map(|c| format!("<td>{}</td>", esc(c))).collect::<String>())?;
+            }
+            writeln!(h, "</table>")?;
+            for w in &pr.warnings {
+                writeln!(h, "<p><strong>Order:</strong> {}</p>", esc(w))?;
+            }
+            writeln!(
+                h,
+                "<p>Recipe, verbatim (SHA-256 <code>{}</code>):</p>\n<pre>{}</pre>",
+                esc(&pr.recipe_sha256),
+                esc(&pr.recipe)
+            )?;
+            for c in &pr.chains {
+                writeln!(h, "<p>FFmpeg filter graph, {}</p>", esc(c))?;
+            }
+            writeln!(h, "<p>FFmpeg libraries: {}</p>", esc(&pr.libraries))?;
+            if let Some(sheet) = &pr.sheet {
+                writeln!(h, "<p>Before and after: {}</p>", esc(sheet))?;
+            }
         }
         if let Some((rows, input, output)) = exemption_rows(ctx, f) {
             writeln!(
@@ -685,6 +804,49 @@ pub fn pdf(
             p.image(&t.rgb, t.width, t.height, if wide { 480.0 } else { 240.0 }, &format!("{} {}", f.item, f.name))?;
         }
         p.table(&FACT_COLUMNS, &table)?;
+        if let Some(pr) = processing(ctx, f) {
+            p.paragraph(&[(Style::BOLD, "Processing".to_owned())])?;
+            p.paragraph(&code_spans(&format!("{PROCESSING_INTRO} {}`.", pr.seq), Style::SMALL))?;
+            let rows: Vec<Vec<Cell>> = pr
+                .steps
+                .iter()
+                .map(|st| {
+                    vec![
+                        cell(Style::SMALL_BOLD, st[0].as_str()),
+                        cell(Style::SMALL, st[1].as_str()),
+                        cell(Style::SMALL, st[2].as_str()),
+                        cell(Style::SMALL, st[3].as_str()),
+                    ]
+                })
+                .collect();
+            p.table(
+                &[
+                    Column { title: "Step", share: 0.13 },
+                    Column { title: "Parameters", share: 0.19 },
+                    Column { title: "Method", share: 0.43 },
+                    Column { title: "Reference", share: 0.25 },
+                ],
+                &rows,
+            )?;
+            for w in &pr.warnings {
+                p.paragraph(&[(Style::SMALL_BOLD, "Order: ".to_owned()), (Style::SMALL, w.clone())])?;
+            }
+            p.paragraph(&[
+                (Style::SMALL, "Recipe, verbatim (SHA-256 ".to_owned()),
+                (Style::MONO, pr.recipe_sha256.clone()),
+                (Style::SMALL, "):".to_owned()),
+            ])?;
+            for line in pr.recipe.lines() {
+                p.paragraph_at(12.0, &[(Style::MONO, if line.is_empty() { " ".to_owned() } else { line.to_owned() })])?;
+            }
+            for c in &pr.chains {
+                p.paragraph(&[(Style::SMALL, "FFmpeg filter graph, ".to_owned()), (Style::MONO, c.clone())])?;
+            }
+            p.paragraph(&[(Style::SMALL, format!("FFmpeg libraries: {}", pr.libraries))])?;
+            if let Some(sheet) = &pr.sheet {
+                p.paragraph(&[(Style::SMALL, format!("Before and after: {sheet}"))])?;
+            }
+        }
         if let Some((rows, input, output)) = exemption_rows(ctx, f) {
             p.paragraph(&[
                 (Style::BODY, "Exemption log: what the redaction withheld and why. Redacted item SHA-256 ".to_owned()),

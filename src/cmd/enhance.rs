@@ -289,9 +289,11 @@ fn preview(
         let Some(ba) = &made.before_after else {
             return Err(error::input(format!("the recipe gave no picture to show for frame {n}")));
         };
+        // Named by the file's own name: the item's folders are not made under DIR.
+        let stem = source.stem().rsplit('/').next().unwrap_or("item");
         let file = match ba.frame {
-            Some(f) => format!("{}_preview_frame{f:06}.png", source.stem()),
-            None => format!("{}_preview_spectrogram.png", source.stem()),
+            Some(f) => format!("{stem}_preview_frame{f:06}.png"),
+            None => format!("{stem}_preview_spectrogram.png"),
         };
         let png = ba.png(&caption(source, index, ba, "(preview, not recorded)", recipe), &[])?;
         std::fs::create_dir_all(dir)

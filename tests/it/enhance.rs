@@ -1589,3 +1589,41 @@ fn preview_writes_sheets_of_the_frames_asked_and_records_nothing() {
     store.cmd(&["enhance", &item, "--step", "sharpen", "--preview"]).run().status(2);
     store.assert_unchanged(&before);
 }
+
+#[test]
+fn the_report_of_a_bundle_lists_each_step_with_its_method_and_reference_and_the_recipe_verbatim() {
+    let store = Store::new();
+    let src = lossless_video(&store, "plate.mkv", "testsrc2=s=320x240:r=25:d=1", "eq=brightness=-0.3");
+    let item = ingest(&store, &src);
+    let yaml =
+        "recipe: plate for the report\nsteps:\n  - denoise: {method: nlmeans, strength: 2}\n  - levels: {white: 160}\n";
+    let path = recipe(&store, "plate.yaml", yaml);
+    let e = enhance(&store, &item, &["--recipe", &path]);
+    let enhanced = e.json["item"].as_str().unwrap().to_owned();
+    let zip = store.work().join("court.zip");
+    store.cmd(&["package", &enhanced, "--recipient", "ADA J. Moreno"]).arg("--out").arg(&zip).run().status(0);
+    let bag = crate::bundle::unzip(&zip, &store.work().join("court"));
+    let report = bag.join("data/report");
+    let text = tool("pdftotext", &["report.pdf".as_ref(), "-".as_ref()], &report).status(0).stdout();
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    for needle in [
+        "Processing",
+        "1. denoise",
+        "2. levels",
+        "method=nlmeans",
+        "white=160",
+        "Buades", // the non-local means reference
+        "Gonzalez & Woods",
+        "recipe: plate for the report",
+        "custody redo",
+        "nlmeans=s=2",
+    ] {
+        assert!(flat.contains(needle), "the PDF report lacks {needle:?}:\n{text}");
+    }
+    let html = std::fs::read_to_string(report.join("report.html")).unwrap();
+    assert!(html.contains("<h4>Processing</h4>") && html.contains("A. Buades, B. Coll"), "{html}");
+    assert!(
+        html.contains("<pre>recipe: plate for the report\nsteps:\n  - denoise: {method: nlmeans, strength: 2}"),
+        "{html}"
+    );
+}
