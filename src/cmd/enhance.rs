@@ -214,9 +214,11 @@ pub fn run(args: EnhanceArgs, ctx: &Ctx) -> Result<Report> {
         text.push_str(&super::copy_out_line(&store, o, args.out.as_deref(), "  ")?);
     }
     text.push_str(&head_line(&head));
+    let sheet = event.outputs.get(1).map(|s| json!({"item": s.item, "name": s.name, "sha256": s.sha256}));
     let json = json!({"schema_version": 1, "command": "enhance", "parent": source.row.id, "item": id, "name": out.name,
         "sha256": out.sha256, "event": head.seq, "warnings": warnings, "steps": recipe.steps_json(),
-        "frames": {"first": first, "last": last}, "streams": made.streams, "graphs": made.graphs, "head": head});
+        "frames": {"first": first, "last": last}, "streams": made.streams, "graphs": made.graphs, "sheet": sheet,
+        "head": head});
     Ok(Report::ok(text, json))
 }
 

@@ -18,7 +18,7 @@ use crate::support::{Output, Store, cmd, media, write};
 
 /// Every schema file docs/schemas must hold: one per command output, the export line format, and
 /// the error document.
-const SCHEMAS: [&str; 22] = [
+const SCHEMAS: [&str; 24] = [
     "init",
     "ingest",
     "hash",
@@ -35,6 +35,8 @@ const SCHEMAS: [&str; 22] = [
     "redact",
     "detect",
     "review",
+    "enhance",
+    "redo",
     "package",
     "media",
     "batch",
@@ -699,5 +701,89 @@ fn derivation_commands_print_documents_that_validate() {
         format!("job: bad\nsteps:\n  - clip: {{item: {mp4}, from: \"frame:1\", to: \"frame:9999\"}}\n"),
     );
     checks.error("batch with a refused job (exit 2)", &store.cmd(&["--json", "batch"]).arg(&bad).run(), 2);
+    checks.validate();
+}
+
+/// enhance (a video with its sound, with --from/--to; an audio-only item, with a step out of the
+/// usual order; --preview; --list) and redo (by event and by item). A redo that differs is not
+/// produced here (a re-run of the same code on the same libraries reproduces), so each shape of
+/// `first_difference` that src/cmd/redo.rs prints is checked on a copy of a real document.
+#[test]
+fn enhancement_commands_print_documents_that_validate() {
+    let store = Store::new();
+    let mut checks = Checks::new();
+    let mp4 = store.ingest_fixture(Fixture::H264Mp4).id;
+    let wav = store.ingest_fixture(Fixture::Wav).id;
+
+    let video = checks.doc(
+        "enhance",
+        "enhance (video and audio, --from/--to)",
+        &store
+            .cmd(&["--json", "enhance", &mp4, "--step", "levels:white=200,gamma=1.3", "--step", "sharpen"])
+            .args(&["--from", "frame:5", "--to", "frame:29"])
+            .run(),
+        0,
+    );
+    assert_eq!(video["event"], video["head"]["seq"], "{video:#}");
+    let kinds: Vec<&str> =
+        video["streams"].as_array().expect("streams").iter().filter_map(|s| s["kind"].as_str()).collect();
+    assert_eq!(kinds, ["video", "audio"], "{video:#}");
+    let audio = checks.doc(
+        "enhance",
+        "enhance (audio-only item, steps out of order)",
+        &store.cmd(&["--json", "enhance", &wav, "--step", "highpass:frequency=200", "--step", "declick"]).run(),
+        0,
+    );
+    assert!(audio["warnings"].as_array().is_some_and(|w| !w.is_empty()), "no order warning: {audio:#}");
+    let preview = checks.doc(
+        "enhance",
+        "enhance --preview",
+        &store
+            .cmd(&["--json", "enhance", &mp4, "--step", "sharpen", "--preview", "--out", "sheets", "--at", "frame:10"])
+            .run(),
+        0,
+    );
+    assert_eq!(preview["files"].as_array().map(Vec::len), Some(1), "{preview:#}");
+    let list = checks.doc("enhance", "enhance --list", &store.cmd(&["--json", "enhance", "--list"]).run(), 0);
+    let media: BTreeSet<&str> =
+        list["steps"].as_array().expect("steps").iter().filter_map(|s| s["medium"].as_str()).collect();
+    assert_eq!(media, BTreeSet::from(["audio", "video"]), "{list:#}");
+
+    let seq = video["event"].as_u64().expect("event").to_string();
+    let redo = checks.doc("redo", "redo EVENT (enhance)", &store.cmd(&["--json", "redo", &seq]).run(), 0);
+    assert_eq!(redo["reproduced"], true, "{redo:#}");
+    let item = audio["item"].as_str().expect("item");
+    let by_item = checks.doc("redo", "redo ITEM (enhance)", &store.cmd(&["--json", "redo", item]).run(), 0);
+    assert_eq!(by_item["event"], audio["event"], "{by_item:#}");
+
+    // The shapes a redo that differs prints (exit 1).
+    for (label, difference) in [
+        ("an enhanced copy's first differing frame", json!({"stream": "audio", "frame": 3})),
+        ("another output's first differing frame", json!({"frame": 0})),
+        ("a difference in the container", json!({"container": true})),
+    ] {
+        let mut differs = redo.clone();
+        differs["reproduced"] = json!(false);
+        differs["libraries_changed"] = json!(["libavcodec 59.37.100 then, 60.3.100 now"]);
+        differs["outputs"][0]["identical"] = json!(false);
+        differs["outputs"][0]["sha256"] = json!("0".repeat(64));
+        differs["outputs"][0]["first_difference"] = difference;
+        checks.add("redo", &format!("redo that differs: {label}"), differs, "valid");
+    }
+    let mut bad = redo.clone();
+    bad["outputs"][0]["first_difference"] = json!({"frame": "3"});
+    checks.add("redo", "redo with a frame as text", bad, "invalid");
+    let mut bad = redo;
+    bad["action"] = json!("ingest");
+    checks.add("redo", "redo of an ingest", bad, "invalid");
+    let mut bad = video.clone();
+    bad["streams"][0]["frame_md5"][0] = json!("not an md5");
+    checks.add("enhance", "enhance with a frame MD5 that is not one", bad, "invalid");
+    let mut bad = video;
+    bad["steps"][0]["params"]["gamma"] = json!(1.3);
+    checks.add("enhance", "enhance with a parameter as a float", bad, "invalid");
+    let mut bad = audio;
+    bad["streams"][0].as_object_mut().expect("stream").remove("sample_rate");
+    checks.add("enhance", "enhance with an audio stream without its sample rate", bad, "invalid");
     checks.validate();
 }

@@ -201,6 +201,7 @@ pub fn render(src: &Path, dst: &Path, job: &Job) -> Result<Made> {
     video_pass(src, dst, scratch, job, &mut made)?;
     // Video first in the record, as in the file.
     made.streams.rotate_right(1);
+    made.graphs.sort_by_key(|g| g.medium != "video");
     Ok(made)
 }
 
