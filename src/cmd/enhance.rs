@@ -89,9 +89,9 @@ pub fn run(args: EnhanceArgs, ctx: &Ctx) -> Result<Report> {
     let actor = ctx.actor();
     let mut staging = store.stage()?;
     let (ext, name_ext) = match (index.audio, args.deliver) {
-        (true, Deliver::Lossless) => ("flac", "flac"),
+        (true, Deliver::Lossless | Deliver::H264Lossless) => ("flac", "flac"),
         (true, Deliver::Mp4) => ("m4a", "m4a"),
-        (false, Deliver::Lossless) => ("mkv", "mkv"),
+        (false, Deliver::Lossless | Deliver::H264Lossless) => ("mkv", "mkv"),
         (false, Deliver::Mp4) => ("mp4", "mp4"),
     };
     let scratch = staging.scratch(ext);
@@ -166,7 +166,7 @@ pub fn run(args: EnhanceArgs, ctx: &Ctx) -> Result<Report> {
             "mp4"
         }),
     );
-    facts.insert("lossless".into(), json!(args.deliver == Deliver::Lossless));
+    facts.insert("lossless".into(), json!(args.deliver.is_lossless()));
     facts.insert("enhanced".into(), json!(true));
     facts.insert("streams".into(), json!(made.streams));
     let mut outputs = vec![Output { name, digests, facts }];
@@ -200,7 +200,7 @@ pub fn run(args: EnhanceArgs, ctx: &Ctx) -> Result<Report> {
     }
     text.push_str(&format!(
         "  {}; reproduce with `custody redo {}`\n",
-        if args.deliver == Deliver::Lossless {
+        if args.deliver.is_lossless() {
             "lossless: every frame above is in the file exactly"
         } else {
             "H.264/AAC to deliver (visually lossless)"

@@ -1627,3 +1627,21 @@ fn the_report_of_a_bundle_lists_each_step_with_its_method_and_reference_and_the_
         "{html}"
     );
 }
+
+#[test]
+fn lossless_h264_keeps_every_enhanced_frame_exactly_as_ffv1_does() {
+    let store = Store::new();
+    let src = lossless_video(&store, "scene.mkv", "testsrc2=s=320x240:r=25:d=1", "");
+    let item = ingest(&store, &src);
+    let ffv1 = enhance(&store, &item, &["--step", "levels:white=180", "--step", "sharpen"]);
+    let h264 =
+        enhance(&store, &item, &["--step", "levels:white=180", "--step", "sharpen", "--deliver", "h264-lossless"]);
+    assert_eq!(codecs(&h264.file), ["h264"], "{:#}", h264.json);
+    let md5s = |e: &Enhanced| -> Vec<String> {
+        e.stream("video")["frame_md5"].as_array().unwrap().iter().map(|m| m.as_str().unwrap().to_owned()).collect()
+    };
+    // The same pictures went into both encoders, and both give them back exactly.
+    assert_eq!(md5s(&h264), md5s(&ffv1));
+    assert_eq!(framemd5(&h264.file, "0:v", None), md5s(&h264), "x264 QP 0 did not decode to the frames it was given");
+    assert_eq!(framemd5(&ffv1.file, "0:v", None), md5s(&ffv1));
+}

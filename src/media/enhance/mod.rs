@@ -34,6 +34,8 @@ use crate::error;
 pub enum Deliver {
     /// FFV1 video and FLAC audio in Matroska (FLAC alone for audio): every output frame kept exactly.
     Lossless,
+    /// Lossless H.264 (x264 QP 0) and FLAC in Matroska: every frame kept exactly, in a codec more players decode.
+    H264Lossless,
     /// H.264 (x264 CRF 18, visually lossless) and AAC in MP4 (M4A for audio), for playing anywhere.
     Mp4,
 }
@@ -42,8 +44,14 @@ impl Deliver {
     pub fn name(self) -> &'static str {
         match self {
             Deliver::Lossless => "lossless",
+            Deliver::H264Lossless => "h264-lossless",
             Deliver::Mp4 => "mp4",
         }
+    }
+
+    /// Every output frame is in the file exactly.
+    pub fn is_lossless(self) -> bool {
+        self != Deliver::Mp4
     }
 }
 
@@ -135,12 +143,17 @@ fn video_ops(recipe: &Recipe) -> Result<Vec<Op>> {
     Ok(ops)
 }
 
+/// The video encoder of a lossless delivery.
+fn video_encoder(deliver: Deliver) -> &'static str {
+    if deliver == Deliver::H264Lossless { "libx264" } else { "ffv1" }
+}
+
 /// End the video chain with the pixel formats the encoder takes, so FFmpeg converts (losslessly
 /// where it can: packed RGB to planar) what a step gave that the encoder cannot store.
 fn end_with_encoder_formats(ops: &mut Vec<Op>, deliver: Deliver) {
     let formats = match deliver {
         Deliver::Mp4 => "yuv420p".to_owned(),
-        Deliver::Lossless => encoder::find_by_name("ffv1")
+        Deliver::Lossless | Deliver::H264Lossless => encoder::find_by_name(video_encoder(deliver))
             .and_then(|c| c.video().ok())
             .and_then(|v| {
                 v.formats().map(|f| f.filter_map(|p| p.descriptor().map(|d| d.name().to_owned())).collect::<Vec<_>>())
@@ -615,7 +628,7 @@ fn open_video(
     job: &Job,
 ) -> Result<Encoding> {
     let (container, name) = match job.deliver {
-        Deliver::Lossless => ("matroska", "ffv1"),
+        Deliver::Lossless | Deliver::H264Lossless => ("matroska", video_encoder(job.deliver)),
         Deliver::Mp4 => ("mp4", "libx264"),
     };
     let mut output = format::output_as(&dst, container)
@@ -647,6 +660,11 @@ fn open_video(
             opts.set("slicecrc", "1");
             opts.set("g", "1");
             format!("ffv1 level=3 slices=4 slicecrc=1 g=1 threads={threads}")
+        }
+        Deliver::H264Lossless => {
+            opts.set("preset", "medium");
+            opts.set("qp", "0");
+            format!("libx264 preset=medium qp=0 (lossless) threads={threads}")
         }
         Deliver::Mp4 => {
             opts.set("preset", "medium");
@@ -824,7 +842,9 @@ fn audio_pass(
     let mut output = format::output_as(&dst, container)
         .map_err(|e| error::environment(format!("cannot create the output in the store's staging directory: {e}")))?;
     let (id, sample_format) = match job.deliver {
-        Deliver::Lossless => (codec::Id::FLAC, format::Sample::I16(format::sample::Type::Packed)),
+        Deliver::Lossless | Deliver::H264Lossless => {
+            (codec::Id::FLAC, format::Sample::I16(format::sample::Type::Packed))
+        }
         Deliver::Mp4 => (codec::Id::AAC, format::Sample::F32(format::sample::Type::Planar)),
     };
     let codec = encoder::find(id).ok_or_else(|| error::environment(format!("this FFmpeg has no {id:?} encoder")))?;
