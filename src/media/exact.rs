@@ -462,13 +462,11 @@ fn audio_path(
     graph.add(
         &filter::find("abuffer").expect("abuffer"),
         "in",
-        &format!(
-            "time_base={}/{}:sample_rate={}:sample_fmt={}:channel_layout=0x{:x}",
-            in_tb.numerator(),
-            in_tb.denominator(),
+        &ffi::abuffer_args(
+            in_tb,
             decoder.rate(),
-            decoder.format().name(),
-            in_layout
+            decoder.format(),
+            ffmpeg::ChannelLayout::from_bits_truncate(in_layout),
         ),
     )?;
     graph.add(&filter::find("abuffersink").expect("abuffersink"), "out", "")?;

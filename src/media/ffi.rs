@@ -502,3 +502,20 @@ mod tests {
         assert_eq!(o(0, false).describe(), None);
     }
 }
+
+/// The arguments of an `abuffer` source for decoded sound of this time base, rate, sample
+/// format and channel layout.
+pub fn abuffer_args(
+    tb: ffmpeg::Rational,
+    rate: u32,
+    format: ffmpeg::format::Sample,
+    layout: ffmpeg::ChannelLayout,
+) -> String {
+    format!(
+        "time_base={}/{}:sample_rate={rate}:sample_fmt={}:channel_layout=0x{:x}",
+        tb.numerator(),
+        tb.denominator(),
+        format.name(),
+        layout.bits()
+    )
+}

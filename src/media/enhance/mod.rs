@@ -860,14 +860,7 @@ fn audio_pass(
     g.add(
         &filter::find("abuffer").expect("abuffer"),
         "in",
-        &format!(
-            "time_base={}/{}:sample_rate={}:sample_fmt={}:channel_layout=0x{:x}",
-            in_tb.numerator(),
-            in_tb.denominator(),
-            decoder.rate(),
-            decoder.format().name(),
-            in_layout.bits()
-        ),
+        &super::ffi::abuffer_args(in_tb, decoder.rate(), decoder.format(), in_layout),
     )?;
     g.add(&filter::find("abuffersink").expect("abuffersink"), "out", "")?;
     let mut full = Vec::new();
@@ -998,26 +991,13 @@ fn audio_pass(
                 before.add(&decoded);
             }
             g.get("in").expect("source").source().add(&decoded)?;
-            encode(
-                &mut g,
-                &mut encoder,
-                &mut output,
-                &mut hashes,
-                &mut samples_out,
-                spectra.as_mut().map(|s| &mut s.1),
-            )?;
         }
         let past = span_us.is_some_and(|(_, t1)| last_us > t1 + 1_000_000);
         if eof || past {
             g.get("in").expect("source").source().flush()?;
-            encode(
-                &mut g,
-                &mut encoder,
-                &mut output,
-                &mut hashes,
-                &mut samples_out,
-                spectra.as_mut().map(|s| &mut s.1),
-            )?;
+        }
+        encode(&mut g, &mut encoder, &mut output, &mut hashes, &mut samples_out, spectra.as_mut().map(|s| &mut s.1))?;
+        if eof || past {
             break;
         }
     }

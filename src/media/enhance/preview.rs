@@ -123,11 +123,7 @@ impl Spectrogram {
         graph.add(
             &ffmpeg::filter::find("abuffer").expect("abuffer"),
             "in",
-            &format!(
-                "time_base=1/{rate}:sample_rate={rate}:sample_fmt={}:channel_layout=0x{:x}",
-                format.name(),
-                layout.bits()
-            ),
+            &crate::media::ffi::abuffer_args(Rational::new(1, rate as i32), rate, format, layout),
         )?;
         graph.add(&ffmpeg::filter::find("buffersink").expect("buffersink"), "out", "")?;
         graph.output("in", 0)?.input("out", 0)?.parse(
