@@ -467,6 +467,23 @@ pub fn tags(dict: &ffmpeg::DictionaryRef<'_>) -> Vec<(String, String)> {
     out
 }
 
+/// The arguments of an `abuffer` source for decoded sound of this time base, rate, sample
+/// format and channel layout.
+pub fn abuffer_args(
+    tb: ffmpeg::Rational,
+    rate: u32,
+    format: ffmpeg::format::Sample,
+    layout: ffmpeg::ChannelLayout,
+) -> String {
+    format!(
+        "time_base={}/{}:sample_rate={rate}:sample_fmt={}:channel_layout=0x{:x}",
+        tb.numerator(),
+        tb.denominator(),
+        format.name(),
+        layout.bits()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -501,21 +518,4 @@ mod tests {
         assert_eq!(o(90, true).describe().as_deref(), Some("rotated 90° clockwise and mirrored left to right"));
         assert_eq!(o(0, false).describe(), None);
     }
-}
-
-/// The arguments of an `abuffer` source for decoded sound of this time base, rate, sample
-/// format and channel layout.
-pub fn abuffer_args(
-    tb: ffmpeg::Rational,
-    rate: u32,
-    format: ffmpeg::format::Sample,
-    layout: ffmpeg::ChannelLayout,
-) -> String {
-    format!(
-        "time_base={}/{}:sample_rate={rate}:sample_fmt={}:channel_layout=0x{:x}",
-        tb.numerator(),
-        tb.denominator(),
-        format.name(),
-        layout.bits()
-    )
 }
