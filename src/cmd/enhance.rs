@@ -169,6 +169,17 @@ pub fn run(args: EnhanceArgs, ctx: &Ctx) -> Result<Report> {
     facts.insert("lossless".into(), json!(args.deliver.is_lossless()));
     facts.insert("enhanced".into(), json!(true));
     facts.insert("streams".into(), json!(made.streams));
+    if let Some(o) = &made.orientation {
+        // The source's display matrix: MP4 carries it on; Matroska in FFmpeg 5.1 cannot.
+        facts.insert("display".into(), json!(o));
+        if args.deliver != Deliver::Mp4 {
+            eprintln!(
+                "warning: players show {} {o}; the Matroska copy keeps its pictures as coded and cannot say so \
+                 (FFmpeg 5.1). Add --step rotate:degrees=N to store them upright, or --deliver mp4",
+                source.label()
+            );
+        }
+    }
     let mut outputs = vec![Output { name, digests, facts }];
     outputs.extend(sheet);
     let (head, event) =

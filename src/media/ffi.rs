@@ -347,23 +347,31 @@ pub fn packed_frame(frame: &ffmpeg::frame::Video) -> Result<Vec<u8>, ffmpeg::Err
 /// Give an output stream the input stream's display matrix (rotation), which in FFmpeg 5.1
 /// lives in stream side data rather than in the codec parameters a stream copy carries over.
 pub fn copy_display_matrix(from: &ffmpeg::format::stream::Stream<'_>, to: &mut ffmpeg::format::stream::StreamMut<'_>) {
-    for sd in from.side_data() {
-        if sd.kind() != ffmpeg::codec::packet::side_data::Type::DisplayMatrix {
-            continue;
-        }
-        let data = sd.data();
-        // SAFETY: av_stream_new_side_data allocates `data.len()` bytes owned by the output
-        // stream, which we fill completely before anything else reads them; the stream is not
-        // yet written (the header comes later).
-        unsafe {
-            let dst = ffi::av_stream_new_side_data(
-                to.as_mut_ptr(),
-                ffi::AVPacketSideDataType::AV_PKT_DATA_DISPLAYMATRIX,
-                data.len(),
-            );
-            if !dst.is_null() {
-                std::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len());
-            }
+    if let Some(m) = display_matrix(from) {
+        set_display_matrix(to, &m);
+    }
+}
+
+/// The stream's display matrix (the rotation a player applies), as stored.
+pub fn display_matrix(from: &ffmpeg::format::stream::Stream<'_>) -> Option<Vec<u8>> {
+    from.side_data()
+        .find(|sd| sd.kind() == ffmpeg::codec::packet::side_data::Type::DisplayMatrix)
+        .map(|sd| sd.data().to_vec())
+}
+
+/// Give an output stream, before its header is written, a display matrix.
+pub fn set_display_matrix(to: &mut ffmpeg::format::stream::StreamMut<'_>, data: &[u8]) {
+    // SAFETY: av_stream_new_side_data allocates `data.len()` bytes owned by the output stream,
+    // which we fill completely before anything else reads them; the stream is not yet written
+    // (the header comes later).
+    unsafe {
+        let dst = ffi::av_stream_new_side_data(
+            to.as_mut_ptr(),
+            ffi::AVPacketSideDataType::AV_PKT_DATA_DISPLAYMATRIX,
+            data.len(),
+        );
+        if !dst.is_null() {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len());
         }
     }
 }

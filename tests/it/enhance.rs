@@ -1645,3 +1645,26 @@ fn lossless_h264_keeps_every_enhanced_frame_exactly_as_ffv1_does() {
     assert_eq!(framemd5(&h264.file, "0:v", None), md5s(&h264), "x264 QP 0 did not decode to the frames it was given");
     assert_eq!(framemd5(&ffv1.file, "0:v", None), md5s(&ffv1));
 }
+
+#[test]
+fn a_phones_rotation_goes_along_into_an_mp4_and_a_matroska_copy_says_it_cannot_keep_it() {
+    let store = Store::new();
+    let plain = make(&store, "plain.mp4", &["-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=1", "-c:v", "libx264"]);
+    let rotated =
+        make(&store, "phone.mp4", &["-i", plain.to_str().unwrap(), "-c", "copy", "-metadata:s:v:0", "rotate=90"]);
+    let rotation = |path: &Path| {
+        let probe = ffprobe_json(path, &["-show_streams", "-select_streams", "v:0"]);
+        probe["streams"][0]["side_data_list"].as_array().and_then(|l| l.iter().find_map(|s| s["rotation"].as_i64()))
+    };
+    let source = rotation(&rotated);
+    assert!(source.is_some_and(|r| r != 0), "the fixture has no rotation");
+    let item = ingest(&store, &rotated);
+    let mp4 = enhance(&store, &item, &["--step", "sharpen", "--deliver", "mp4"]);
+    assert_eq!(rotation(&mp4.file), source, "the MP4 copy lost the rotation players apply");
+    let mkv = enhance(&store, &item, &["--step", "sharpen"]);
+    assert!(mkv.out.stderr().contains("cannot say so"), "{}", mkv.out.stderr());
+    // Turning the pixels is the examiner's choice of orientation: no warning, no matrix.
+    let turned = enhance(&store, &item, &["--step", "sharpen", "--step", "rotate:degrees=90", "--deliver", "mp4"]);
+    assert_eq!(rotation(&turned.file), None);
+    assert!(!turned.out.stderr().contains("cannot say so"));
+}

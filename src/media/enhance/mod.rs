@@ -113,6 +113,9 @@ pub struct Made {
     /// The picture before and after at one frame, or the sound's spectrograms before and after.
     #[serde(skip)]
     pub before_after: Option<preview::BeforeAfter>,
+    /// How players show the source (its display matrix, in words), kept for the output.
+    #[serde(skip)]
+    pub orientation: Option<String>,
 }
 
 /// Video segments: FFmpeg filter chains, and custody's averaging between them.
@@ -192,7 +195,8 @@ pub fn render(src: &Path, dst: &Path, job: &Job) -> Result<Made> {
     let (first, last) = job.frames;
     let t0 = index.to_us(index.frames[first].pts);
     let t1 = index.to_us(index.frames[last].pts) + index.frame_len_us(last);
-    let mut made = Made { streams: Vec::new(), graphs: Vec::new(), encoders: Vec::new(), before_after: None };
+    let mut made =
+        Made { streams: Vec::new(), graphs: Vec::new(), encoders: Vec::new(), before_after: None, orientation: None };
     let probe = open_input(src).map_err(|e| error::input(format!("FFmpeg cannot open {}: {e}", src.display())))?;
     let audio_stream =
         if index.audio { Some(index.stream) } else { probe.streams().best(media::Type::Audio).map(|s| s.index()) };
@@ -293,9 +297,18 @@ fn video_pass(src: &Path, dst: &Path, audio: Option<&Path>, job: &Job, made: &mu
     end_with_encoder_formats(&mut ops, job.deliver);
     let mut segments: Vec<Segment> = ops.into_iter().map(|op| Segment { op, graph: None, average: None }).collect();
     let in_tb = Rational::new(index.time_base.0, index.time_base.1);
-    let rate = {
+    // The rotation a player applies goes along, unless the recipe turns or mirrors the pixels
+    // itself (the examiner then set the orientation).
+    let turns = job.recipe.steps.iter().any(|p| matches!(p.step.name, "rotate" | "flip"));
+    let (rate, matrix) = {
         let input = open_input(src).map_err(|e| error::input(format!("FFmpeg cannot open {}: {e}", src.display())))?;
-        input.stream(index.stream).map(|s| s.avg_frame_rate()).unwrap_or(Rational::new(0, 1))
+        let stream = input.stream(index.stream);
+        made.orientation =
+            stream.as_ref().and_then(|s| super::ffi::display_orientation(s).describe()).filter(|_| !turns);
+        (
+            stream.as_ref().map(|s| s.avg_frame_rate()).unwrap_or(Rational::new(0, 1)),
+            stream.as_ref().and_then(super::ffi::display_matrix).filter(|_| !turns),
+        )
     };
     let first_pts = index.frames[first].pts;
     let mut enc: Option<Encoding> = None;
@@ -317,7 +330,7 @@ fn video_pass(src: &Path, dst: &Path, audio: Option<&Path>, job: &Job, made: &mu
         let out = push(&mut segments, 0, f, in_tb, rate, job.threads, &mut made.graphs)?;
         for o in out {
             capture.offer(&o, &segments, in_tb);
-            encode_video(&mut enc, o, dst, &segments, in_tb, audio, job)?;
+            encode_video(&mut enc, o, dst, &segments, in_tb, audio, matrix.as_deref(), job)?;
         }
         fed += 1;
         bar.inc(1);
@@ -337,7 +350,7 @@ fn video_pass(src: &Path, dst: &Path, audio: Option<&Path>, job: &Job, made: &mu
         let out = flush(&mut segments, i, job.threads, &mut made.graphs)?;
         for o in out {
             capture.offer(&o, &segments, in_tb);
-            encode_video(&mut enc, o, dst, &segments, in_tb, audio, job)?;
+            encode_video(&mut enc, o, dst, &segments, in_tb, audio, matrix.as_deref(), job)?;
         }
     }
     made.before_after = capture.finish();
@@ -565,11 +578,12 @@ fn encode_video(
     segments: &[Segment],
     in_tb: Rational,
     audio: Option<&Path>,
+    matrix: Option<&[u8]>,
     job: &Job,
 ) -> Result<()> {
     if enc.is_none() {
         let (tb, rate) = output_timing(segments, in_tb);
-        *enc = Some(open_video(&f, dst, tb, rate, audio, job)?);
+        *enc = Some(open_video(&f, dst, (tb, rate), audio, matrix, job)?);
     }
     let e = enc.as_mut().expect("encoder");
     let mut f = f;
@@ -622,9 +636,9 @@ fn drain(e: &mut Encoding) -> Result<()> {
 fn open_video(
     f: &frame::Video,
     dst: &Path,
-    tb: Rational,
-    rate: Rational,
+    (tb, rate): (Rational, Rational),
     audio: Option<&Path>,
+    matrix: Option<&[u8]>,
     job: &Job,
 ) -> Result<Encoding> {
     let (container, name) = match job.deliver {
@@ -677,6 +691,9 @@ fn open_video(
         let mut s = output.add_stream(codec)?;
         s.set_parameters(&encoder);
         s.set_time_base(tb);
+        if let Some(m) = matrix {
+            super::ffi::set_display_matrix(&mut s, m);
+        }
         s.index()
     };
     let audio = match audio {
