@@ -311,6 +311,7 @@ fn video_pass(src: &Path, dst: &Path, audio: Option<&Path>, job: &Job, made: &mu
         )
     };
     let first_pts = index.frames[first].pts;
+    let out_to = VideoOut { dst, audio, matrix: matrix.as_deref() };
     let mut enc: Option<Encoding> = None;
     let bar = progress(last - first + 1, "enhancing");
     let mut fed = 0usize;
@@ -330,7 +331,7 @@ fn video_pass(src: &Path, dst: &Path, audio: Option<&Path>, job: &Job, made: &mu
         let out = push(&mut segments, 0, f, in_tb, rate, job.threads, &mut made.graphs)?;
         for o in out {
             capture.offer(&o, &segments, in_tb);
-            encode_video(&mut enc, o, dst, &segments, in_tb, audio, matrix.as_deref(), job)?;
+            encode_video(&mut enc, o, &out_to, &segments, in_tb, job)?;
         }
         fed += 1;
         bar.inc(1);
@@ -350,7 +351,7 @@ fn video_pass(src: &Path, dst: &Path, audio: Option<&Path>, job: &Job, made: &mu
         let out = flush(&mut segments, i, job.threads, &mut made.graphs)?;
         for o in out {
             capture.offer(&o, &segments, in_tb);
-            encode_video(&mut enc, o, dst, &segments, in_tb, audio, matrix.as_deref(), job)?;
+            encode_video(&mut enc, o, &out_to, &segments, in_tb, job)?;
         }
     }
     made.before_after = capture.finish();
@@ -570,20 +571,25 @@ fn expanded(g: &filter::Graph) -> Vec<String> {
     out
 }
 
+/// Where the video goes: the output file, the audio encoded beforehand, the display matrix.
+struct VideoOut<'a> {
+    dst: &'a Path,
+    audio: Option<&'a Path>,
+    matrix: Option<&'a [u8]>,
+}
+
 /// Create the encoder and the output on the first frame to encode, then encode `f`.
 fn encode_video(
     enc: &mut Option<Encoding>,
     f: frame::Video,
-    dst: &Path,
+    out: &VideoOut,
     segments: &[Segment],
     in_tb: Rational,
-    audio: Option<&Path>,
-    matrix: Option<&[u8]>,
     job: &Job,
 ) -> Result<()> {
     if enc.is_none() {
         let (tb, rate) = output_timing(segments, in_tb);
-        *enc = Some(open_video(&f, dst, (tb, rate), audio, matrix, job)?);
+        *enc = Some(open_video(&f, out.dst, (tb, rate), out.audio, out.matrix, job)?);
     }
     let e = enc.as_mut().expect("encoder");
     let mut f = f;
