@@ -492,6 +492,81 @@ pub fn abuffer_args(
     )
 }
 
+/// A new reference to the same pictures (no copy): the frame keeps its data alive as long as
+/// either holds it.
+pub fn frame_ref(frame: &ffmpeg::frame::Video) -> ffmpeg::frame::Video {
+    let mut out = ffmpeg::frame::Video::empty();
+    // SAFETY: `out` is a freshly allocated, blank AVFrame; av_frame_ref adds references to the
+    // source's buffers and copies its properties.
+    let rc = unsafe { ffi::av_frame_ref(out.as_mut_ptr(), frame.as_ptr()) };
+    if rc < 0 {
+        // Not reference-counted (never from a decoder or a filter graph): copy it.
+        return frame.clone();
+    }
+    out
+}
+
+/// The MD5 of a frame's pixels packed as `av_image_copy_to_buffer` packs them with alignment 1
+/// (what FFmpeg's `framemd5` hashes for raw video), read row by row in place.
+pub fn frame_md5(frame: &ffmpeg::frame::Video) -> Result<[u8; 16], ffmpeg::Error> {
+    use md5::Digest as _;
+    let fmt: ffi::AVPixelFormat = frame.format().into();
+    let (w, h) = (frame.width() as i32, frame.height() as i32);
+    let mut linesizes = [0i32; 4];
+    // SAFETY: plain queries of FFmpeg's pixel format tables for a valid format and size.
+    let desc = unsafe {
+        let rc = ffi::av_image_fill_linesizes(linesizes.as_mut_ptr(), fmt, w);
+        if rc < 0 {
+            return Err(ffmpeg::Error::from(rc));
+        }
+        ffi::av_pix_fmt_desc_get(fmt)
+    };
+    if desc.is_null() {
+        return Err(ffmpeg::Error::InvalidData);
+    }
+    // SAFETY: the descriptor FFmpeg returned for this format.
+    let (chroma_h, paletted) = unsafe { ((*desc).log2_chroma_h, (*desc).flags & ffi::AV_PIX_FMT_FLAG_PAL as u64 != 0) };
+    if paletted {
+        // Palette formats pack their palette too: the general path.
+        return packed_frame(frame).map(|d| md5::Md5::digest(&d).into());
+    }
+    let mut hasher = md5::Md5::new();
+    for (plane, &bytes) in linesizes.iter().enumerate() {
+        if bytes <= 0 {
+            continue;
+        }
+        let rows = if plane == 1 || plane == 2 { -((-h) >> chroma_h) } else { h } as isize;
+        // SAFETY: each row of a plane starts at data + row × linesize (negative for pictures
+        // stored bottom-up, as a vertical flip gives them) and holds at least `bytes` bytes,
+        // which is how FFmpeg lays out every frame of this format and size.
+        unsafe {
+            let f = frame.as_ptr();
+            let (data, stride) = ((*f).data[plane], (*f).linesize[plane] as isize);
+            if data.is_null() {
+                return Err(ffmpeg::Error::InvalidData);
+            }
+            for row in 0..rows {
+                hasher.update(std::slice::from_raw_parts(data.offset(row * stride), bytes as usize));
+            }
+        }
+    }
+    Ok(hasher.finalize().into())
+}
+
+/// Row `row` of plane `plane` of a decoded or filtered frame, its first `bytes` bytes, wherever
+/// the frame keeps it (a picture stored bottom-up has a negative line size, as a vertical flip
+/// gives it; ffmpeg-next's `data()` cannot express that).
+pub fn plane_row(frame: &ffmpeg::frame::Video, plane: usize, row: usize, bytes: usize) -> &[u8] {
+    // SAFETY: rows 0..plane_height of a frame's plane start at data + row × linesize and hold
+    // at least the plane's width in bytes; callers ask within those bounds. The slice borrows
+    // the frame, which keeps the buffer alive.
+    unsafe {
+        let f = frame.as_ptr();
+        assert!(row < frame.plane_height(plane) as usize && !(*f).data[plane].is_null());
+        std::slice::from_raw_parts((*f).data[plane].offset(row as isize * (*f).linesize[plane] as isize), bytes)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -320,11 +320,11 @@ fn video_pass(src: &Path, dst: &Path, audio: Option<&Path>, job: &Job, made: &mu
     let look = job.look_at.unwrap_or(first + (last - first) / 2).clamp(first, last);
     let look_us = index.to_us(index.frames[look].pts - first_pts);
     let mut capture = preview::Capture::new(look, look_us);
-    let mut run = |n: usize, decoded: &frame::Video, orientation: super::ffi::Orientation| -> Result<()> {
-        let mut f = decoded.clone();
+    let mut run = |n: usize, decoded: frame::Video, orientation: super::ffi::Orientation| -> Result<()> {
         if n == look {
-            capture.before(decoded.clone(), orientation);
+            capture.before(super::ffi::frame_ref(&decoded), orientation);
         }
+        let mut f = decoded;
         f.set_pts(Some(index.frames[n].pts - first_pts));
         f.set_kind(ffmpeg::picture::Type::None);
         plain_range(&mut f);
@@ -337,7 +337,31 @@ fn video_pass(src: &Path, dst: &Path, audio: Option<&Path>, job: &Job, made: &mu
         bar.inc(1);
         Ok(())
     };
-    let given = super::still::each_frame(src, index, (first, last), |_| true, &mut run)?;
+    // Decoding runs on a thread of its own, one picture at a time as before (so a damaged
+    // stream conceals the same way on every machine), ahead of the filters and the encoder.
+    let given = std::thread::scope(|scope| -> Result<usize> {
+        let (to, from) = std::sync::mpsc::sync_channel::<(usize, frame::Video, super::ffi::Orientation)>(4);
+        let decoding = scope.spawn(move || {
+            super::still::each_frame(
+                src,
+                index,
+                (first, last),
+                |_| true,
+                |n, f, o| to.send((n, super::ffi::frame_ref(f), o)).map_err(|_| anyhow!("the enhancement stopped")),
+            )
+        });
+        let mut ran = Ok(());
+        for (n, f, o) in from.iter() {
+            ran = run(n, f, o);
+            if ran.is_err() {
+                break;
+            }
+        }
+        drop(from);
+        let decoded = decoding.join().expect("the decoding thread");
+        ran?;
+        decoded
+    })?;
     bar.finish_and_clear();
     if given != last - first + 1 {
         return Err(error::input(format!(
@@ -600,8 +624,7 @@ fn encode_video(
             e.format
         ));
     }
-    let data = super::ffi::packed_frame(&f)?;
-    e.hashes.add(data);
+    e.hashes.add(super::ffi::frame_ref(&f));
     f.set_kind(ffmpeg::picture::Type::None);
     if let Some(pts) = f.pts() {
         if let Some(prev) = e.last_pts
@@ -743,14 +766,18 @@ fn open_video(
 /// MD5s of packed frames, computed on a thread of their own while the next frames are filtered
 /// and encoded (a 1080p frame is 3 MB: hashing them in line would cost a fifth of the time).
 struct Hasher {
-    to: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    to: Option<std::sync::mpsc::SyncSender<frame::Video>>,
     thread: Option<std::thread::JoinHandle<Vec<String>>>,
 }
 
 impl Hasher {
     fn start() -> Hasher {
-        let (to, from) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
-        let thread = std::thread::spawn(move || from.iter().map(|d| hex::encode(md5::Md5::digest(&d))).collect());
+        let (to, from) = std::sync::mpsc::sync_channel::<frame::Video>(4);
+        let thread = std::thread::spawn(move || {
+            from.iter()
+                .map(|f| super::ffi::frame_md5(&f).map(hex::encode).unwrap_or_else(|e| format!("unhashable: {e}")))
+                .collect()
+        });
         Hasher { to: Some(to), thread: Some(thread) }
     }
 
@@ -758,9 +785,9 @@ impl Hasher {
         Hasher { to: None, thread: None }
     }
 
-    fn add(&mut self, data: Vec<u8>) {
+    fn add(&mut self, f: frame::Video) {
         if let Some(to) = &self.to {
-            let _ = to.send(data);
+            let _ = to.send(f);
         }
     }
 
@@ -789,11 +816,10 @@ impl Averager {
         let planes = f.planes();
         let mut copy: Vec<Vec<u8>> = Vec::with_capacity(planes);
         for p in 0..planes {
-            let (w, h, stride) = (f.plane_width(p) as usize, f.plane_height(p) as usize, f.stride(p));
-            let data = f.data(p);
+            let (w, h) = (f.plane_width(p) as usize, f.plane_height(p) as usize);
             let mut plane = Vec::with_capacity(w * h);
             for row in 0..h {
-                plane.extend_from_slice(&data[row * stride..row * stride + w]);
+                plane.extend_from_slice(super::ffi::plane_row(f, p, row, w));
             }
             copy.push(plane);
         }
