@@ -174,7 +174,7 @@ fn end_with_encoder_formats(ops: &mut Vec<Op>, deliver: Deliver) {
     }
 }
 
-const AVERAGE_FORMATS: &str = "format=pix_fmts=yuv420p|yuv422p|yuv444p|yuv440p|yuv411p|yuv410p|gray";
+const AVERAGE_FORMATS: &str = steps::PLANAR_8BIT;
 
 /// The audio chain for a stream of `ctx`.
 fn audio_chain(recipe: &Recipe, ctx: &steps::Context) -> Result<String> {
@@ -197,10 +197,25 @@ pub fn render(src: &Path, dst: &Path, job: &Job) -> Result<Made> {
     let t1 = index.to_us(index.frames[last].pts) + index.frame_len_us(last);
     let mut made =
         Made { streams: Vec::new(), graphs: Vec::new(), encoders: Vec::new(), before_after: None, orientation: None };
-    let probe = open_input(src).map_err(|e| error::input(format!("FFmpeg cannot open {}: {e}", src.display())))?;
-    let audio_stream =
-        if index.audio { Some(index.stream) } else { probe.streams().best(media::Type::Audio).map(|s| s.index()) };
-    drop(probe);
+    // What the streams say, from one opening of the file (a day's MP4 header is megabytes).
+    let facts = {
+        let input = open_input(src).map_err(|e| error::input(format!("FFmpeg cannot open {}: {e}", src.display())))?;
+        let video = (!index.audio).then(|| input.stream(index.stream)).flatten();
+        // The rotation a player applies goes along, unless the recipe turns or mirrors the
+        // pixels itself (the examiner then set the orientation).
+        let turns = job.recipe.steps.iter().any(|p| matches!(p.step.name, "rotate" | "flip"));
+        SourceFacts {
+            audio: if index.audio {
+                Some(index.stream)
+            } else {
+                input.streams().best(media::Type::Audio).map(|s| s.index())
+            },
+            rate: video.as_ref().map_or(Rational::new(0, 1), |s| s.avg_frame_rate()),
+            matrix: video.as_ref().and_then(super::ffi::display_matrix).filter(|_| !turns),
+            orientation: video.as_ref().and_then(|s| super::ffi::display_orientation(s).describe()).filter(|_| !turns),
+        }
+    };
+    let audio_stream = facts.audio;
     let span_us = (job.span || !index.audio).then_some((t0, t1));
     if index.audio {
         let container = if job.deliver == Deliver::Mp4 { "ipod" } else { "flac" };
@@ -215,7 +230,8 @@ pub fn render(src: &Path, dst: &Path, job: &Job) -> Result<Made> {
         }
         _ => None,
     };
-    video_pass(src, dst, scratch, job, &mut made)?;
+    made.orientation = facts.orientation.clone();
+    video_pass(src, dst, scratch, &facts, job, &mut made)?;
     // Video first in the record, as in the file.
     made.streams.rotate_right(1);
     made.graphs.sort_by_key(|g| g.medium != "video");
@@ -290,31 +306,33 @@ impl AudioMerge {
     }
 }
 
-fn video_pass(src: &Path, dst: &Path, audio: Option<&Path>, job: &Job, made: &mut Made) -> Result<()> {
+/// What the source's streams say, read once.
+struct SourceFacts {
+    audio: Option<usize>,
+    rate: Rational,
+    matrix: Option<Vec<u8>>,
+    orientation: Option<String>,
+}
+
+fn video_pass(
+    src: &Path,
+    dst: &Path,
+    audio: Option<&Path>,
+    facts: &SourceFacts,
+    job: &Job,
+    made: &mut Made,
+) -> Result<()> {
     let index = job.index;
     let (first, last) = job.frames;
     let mut ops = video_ops(job.recipe)?;
     end_with_encoder_formats(&mut ops, job.deliver);
     let mut segments: Vec<Segment> = ops.into_iter().map(|op| Segment { op, graph: None, average: None }).collect();
     let in_tb = Rational::new(index.time_base.0, index.time_base.1);
-    // The rotation a player applies goes along, unless the recipe turns or mirrors the pixels
-    // itself (the examiner then set the orientation).
-    let turns = job.recipe.steps.iter().any(|p| matches!(p.step.name, "rotate" | "flip"));
-    let (rate, matrix) = {
-        let input = open_input(src).map_err(|e| error::input(format!("FFmpeg cannot open {}: {e}", src.display())))?;
-        let stream = input.stream(index.stream);
-        made.orientation =
-            stream.as_ref().and_then(|s| super::ffi::display_orientation(s).describe()).filter(|_| !turns);
-        (
-            stream.as_ref().map(|s| s.avg_frame_rate()).unwrap_or(Rational::new(0, 1)),
-            stream.as_ref().and_then(super::ffi::display_matrix).filter(|_| !turns),
-        )
-    };
+    let rate = facts.rate;
     let first_pts = index.frames[first].pts;
-    let out_to = VideoOut { dst, audio, matrix: matrix.as_deref() };
+    let out_to = VideoOut { dst, audio, matrix: facts.matrix.as_deref() };
     let mut enc: Option<Encoding> = None;
     let bar = progress(last - first + 1, "enhancing");
-    let mut fed = 0usize;
     // The frame shown before and after: the source's as decoded, and the output frame shown
     // at the same moment.
     let look = job.look_at.unwrap_or(first + (last - first) / 2).clamp(first, last);
@@ -333,7 +351,6 @@ fn video_pass(src: &Path, dst: &Path, audio: Option<&Path>, job: &Job, made: &mu
             capture.offer(&o, &segments, in_tb);
             encode_video(&mut enc, o, &out_to, &segments, in_tb, job)?;
         }
-        fed += 1;
         bar.inc(1);
         Ok(())
     };
@@ -415,18 +432,21 @@ fn video_pass(src: &Path, dst: &Path, audio: Option<&Path>, job: &Job, made: &mu
 /// Full-range "J" formats are read as their plain twin marked full range: the same pixels,
 /// which every encoder and filter takes, converted by nothing.
 fn plain_range(f: &mut frame::Video) {
-    use format::Pixel as P;
-    let plain = match f.format() {
-        P::YUVJ420P => P::YUV420P,
-        P::YUVJ422P => P::YUV422P,
-        P::YUVJ444P => P::YUV444P,
-        P::YUVJ440P => P::YUV440P,
-        P::YUVJ411P => P::YUV411P,
-        _ => return,
-    };
-    f.set_format(plain);
-    f.set_color_range(ffmpeg::util::color::Range::JPEG);
+    if let Some(&(_, plain)) = FULL_RANGE_TWINS.iter().find(|(j, _)| *j == f.format()) {
+        f.set_format(plain);
+        f.set_color_range(ffmpeg::util::color::Range::JPEG);
+    }
 }
+
+/// Each full-range "J" pixel format and its plain twin (the same layout, limited range unless
+/// the frame says otherwise).
+pub(crate) const FULL_RANGE_TWINS: [(format::Pixel, format::Pixel); 5] = [
+    (format::Pixel::YUVJ420P, format::Pixel::YUV420P),
+    (format::Pixel::YUVJ422P, format::Pixel::YUV422P),
+    (format::Pixel::YUVJ444P, format::Pixel::YUV444P),
+    (format::Pixel::YUVJ440P, format::Pixel::YUV440P),
+    (format::Pixel::YUVJ411P, format::Pixel::YUV411P),
+];
 
 /// Send `f` through segments `i..`, returning what comes out of the last.
 fn push(
@@ -452,8 +472,7 @@ fn push(
             pull(g, &mut out);
         }
         Op::Average(n) => {
-            let a = seg.average.get_or_insert_with(|| Averager::new(*n));
-            if graphs.last().is_none_or(|g| g.chain != format!("average={n}")) && a.count == 0 {
+            if seg.average.is_none() {
                 graphs.push(GraphMade {
                     medium: "video",
                     chain: format!("average={n}"),
@@ -462,7 +481,7 @@ fn push(
                     )],
                 });
             }
-            out.push(a.add(&f)?);
+            out.push(seg.average.get_or_insert_with(|| Averager::new(*n)).add(&f)?);
         }
     }
     let (out_tb, out_rate) = segment_timing(seg, tb, rate);
@@ -802,14 +821,13 @@ impl Hasher {
 /// nearest code value: sums kept per sample, the oldest frame subtracted as a new one enters.
 struct Averager {
     n: usize,
-    count: usize,
     window: VecDeque<Vec<Vec<u8>>>,
     sums: Vec<Vec<u32>>,
 }
 
 impl Averager {
     fn new(n: u32) -> Averager {
-        Averager { n: n as usize, count: 0, window: VecDeque::new(), sums: Vec::new() }
+        Averager { n: n as usize, window: VecDeque::new(), sums: Vec::new() }
     }
 
     fn add(&mut self, f: &frame::Video) -> Result<frame::Video> {
@@ -843,7 +861,6 @@ impl Averager {
                 }
             }
         }
-        self.count += 1;
         let k = self.window.len() as u32;
         let mut out = frame::Video::new(f.format(), f.width(), f.height());
         for p in 0..planes {

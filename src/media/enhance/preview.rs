@@ -96,19 +96,12 @@ impl Capture {
 /// A picture marked full range in a plain YUV format, as its "J" twin, which is how the still
 /// renderer knows full range.
 fn full_range_twin(f: &mut frame::Video) {
-    use ffmpeg::format::Pixel as P;
     if f.color_range() != ffmpeg::util::color::Range::JPEG {
         return;
     }
-    let twin = match f.format() {
-        P::YUV420P => P::YUVJ420P,
-        P::YUV422P => P::YUVJ422P,
-        P::YUV444P => P::YUVJ444P,
-        P::YUV440P => P::YUVJ440P,
-        P::YUV411P => P::YUVJ411P,
-        _ => return,
-    };
-    f.set_format(twin);
+    if let Some(&(twin, _)) = super::FULL_RANGE_TWINS.iter().find(|(_, plain)| *plain == f.format()) {
+        f.set_format(twin);
+    }
 }
 
 /// A spectrogram (FFmpeg's showspectrumpic, with its legend) of sound fed frame by frame: 0 to

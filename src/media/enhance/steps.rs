@@ -169,6 +169,9 @@ const EQ: Stage = Stage { rank: 2, name: "filtering and equalisation" };
 const NOISE: Stage = Stage { rank: 3, name: "broadband noise reduction" };
 const LEVEL: Stage = Stage { rank: 4, name: "normalisation (last)" };
 
+/// A filter that converts what it must to 8-bit planar YUV (or grey), and passes those through.
+pub const PLANAR_8BIT: &str = "format=pix_fmts=yuv420p|yuv422p|yuv444p|yuv440p|yuv411p|yuv410p|gray";
+
 const INTERPOLATION: &[&str] = &["nearest", "bilinear", "bicubic", "lanczos"];
 
 const fn float(name: &'static str, min: f64, max: f64, default: Option<f64>, help: &'static str) -> Param {
@@ -373,8 +376,7 @@ pub static STEPS: &[Step] = &[
             // On 8-bit pictures (DVRs record nothing deeper), code values as written; the result
             // is limited range and marked so.
             Ok(Op::Filters(format!(
-                "format=pix_fmts=yuv420p|yuv422p|yuv444p|yuv440p|yuv411p|yuv410p|gray,\
-                 lutyuv=y='clip(16+219*pow(clip((val-{b})/({}),0,1),{}),0,255)',setparams=range=limited",
+                "{PLANAR_8BIT},lutyuv=y='clip(16+219*pow(clip((val-{b})/({}),0,1),{}),0,255)',setparams=range=limited",
                 f(w - b),
                 f(1.0 / g)
             )))
